@@ -1,0 +1,94 @@
+#include "platform/shm.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <limits>
+
+#include "platform/system_error.hpp"
+
+namespace shmbox::platform {
+
+std::string shm_path(std::string_view name) {
+  std::string path{shm_directory};
+  path += '/';
+  path += name;
+  return path;
+}
+
+Result<UniqueFd> create_unnamed_shm_file(mode_t mode, const std::string& object) {
+  const std::string dir{shm_directory};
+  UniqueFd fd{::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, mode)};
+  if (!fd) return std::unexpected(system_error(errno, object, "cannot create in /dev/shm"));
+  // open() applied the umask; the caller's mode is meant literally.
+  if (::fchmod(fd.get(), mode) != 0) return std::unexpected(system_error(errno, object, "cannot set mode"));
+  return fd;
+}
+
+Result<void> link_shm_file(int fd, std::string_view name, const std::string& object) {
+  const std::string target = shm_path(name);
+  // Linking an O_TMPFILE through /proc needs no privilege, unlike AT_EMPTY_PATH.
+  const std::string proc_path = "/proc/self/fd/" + std::to_string(fd);
+  if (::linkat(AT_FDCWD, proc_path.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) == 0) return {};
+  const int err = errno;
+  if (err == ENOENT && ::linkat(fd, "", AT_FDCWD, target.c_str(), AT_EMPTY_PATH) == 0) return {};
+  return std::unexpected(system_error(err, object, "cannot create"));
+}
+
+Result<UniqueFd> open_shm_file(std::string_view name, bool writable, const std::string& object) {
+  const std::string path = shm_path(name);
+  const int flags = (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+  UniqueFd fd{::open(path.c_str(), flags)};
+  if (!fd) {
+    if (errno == ELOOP) {
+      return std::unexpected(Error{Errc::permission_denied, object, "is a symbolic link, refused"});
+    }
+    return std::unexpected(system_error(errno, object, "cannot open"));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return std::unexpected(system_error(errno, object, "cannot stat"));
+  if (!S_ISREG(st.st_mode)) {
+    return std::unexpected(Error{Errc::corrupt, object, "is not a shared-memory file"});
+  }
+  // O_NONBLOCK only guarded the open itself.
+  const int status_flags = ::fcntl(fd.get(), F_GETFL);
+  if (status_flags < 0 || ::fcntl(fd.get(), F_SETFL, status_flags & ~O_NONBLOCK) != 0) {
+    return std::unexpected(system_error(errno, object, "cannot set file flags"));
+  }
+  return fd;
+}
+
+Result<void> unlink_shm_file(std::string_view name, const std::string& object) {
+  const std::string path = shm_path(name);
+  if (::unlink(path.c_str()) != 0) return std::unexpected(system_error(errno, object, "cannot remove"));
+  return {};
+}
+
+Result<FileStatus> file_status(int fd, const std::string& object) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return std::unexpected(system_error(errno, object, "cannot stat"));
+  return FileStatus{static_cast<std::size_t>(st.st_size), st.st_mode & 07777, st.st_uid, st.st_gid};
+}
+
+Result<void> reserve_size(int fd, std::size_t current_size, std::size_t size, const std::string& object) {
+  if (size > static_cast<std::size_t>(std::numeric_limits<off_t>::max())) {
+    return std::unexpected(Error{Errc::too_large, object, "size " + std::to_string(size) + " is beyond the file size limit"});
+  }
+  if (size > current_size) {
+    // posix_fallocate returns the error rather than setting errno. On tmpfs a
+    // failure leaves the file as it was.
+    const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+    if (err != 0) {
+      return std::unexpected(system_error(err, object, "cannot reserve " + std::to_string(size) + " bytes"));
+    }
+  } else if (size < current_size) {
+    if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+      return std::unexpected(system_error(errno, object, "cannot shrink to " + std::to_string(size) + " bytes"));
+    }
+  }
+  return {};
+}
+
+}  // namespace shmbox::platform

@@ -1,0 +1,46 @@
+// The Linux shared-memory file layer: files in /dev/shm (tmpfs), the same files
+// that POSIX shm_open names. Everything here is a thin wrapper over system calls;
+// policy (names, sizes, what an error means to the user) lives above it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "platform/unique_fd.hpp"
+#include "shmbox/error.hpp"
+
+namespace shmbox::platform {
+
+inline constexpr std::string_view shm_directory = "/dev/shm";
+
+std::string shm_path(std::string_view name);
+
+// An unnamed file in /dev/shm (O_TMPFILE) with exactly `mode`; invisible to other
+// processes until link_shm_file() gives it a name, and freed if we die before that.
+Result<UniqueFd> create_unnamed_shm_file(mode_t mode, const std::string& object);
+
+// Gives an unnamed file its name; Errc::already_exists if the name is taken.
+Result<void> link_shm_file(int fd, std::string_view name, const std::string& object);
+
+// Opens an existing file read-only or read-write. Refuses symlinks and anything
+// that is not a regular file (a FIFO planted under the name must not block us).
+Result<UniqueFd> open_shm_file(std::string_view name, bool writable, const std::string& object);
+
+Result<void> unlink_shm_file(std::string_view name, const std::string& object);
+
+struct FileStatus {
+  std::size_t size;
+  mode_t mode;
+  uid_t uid;
+  gid_t gid;
+};
+Result<FileStatus> file_status(int fd, const std::string& object);
+
+// Makes the file exactly `size` bytes with every page reserved, so that a write
+// anywhere inside can never fault for lack of memory in /dev/shm.
+Result<void> reserve_size(int fd, std::size_t current_size, std::size_t size, const std::string& object);
+
+}  // namespace shmbox::platform

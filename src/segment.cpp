@@ -1,0 +1,198 @@
+#include "shmbox/segment.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "name.hpp"
+#include "platform/directory_watch.hpp"
+#include "platform/mapping.hpp"
+#include "platform/shm.hpp"
+
+namespace shmbox {
+namespace {
+
+constexpr std::string_view kind = "segment";
+
+Result<void> check_size(std::size_t size, const std::string& object) {
+  if (size == 0) return std::unexpected(Error{Errc::invalid_argument, object, "size must be at least 1 byte"});
+  return {};
+}
+
+}  // namespace
+
+Segment::Segment(std::string name, int fd, std::byte* base, std::size_t size, Access access) noexcept
+    : name_(std::move(name)), fd_(fd), base_(base), size_(size), access_(access) {}
+
+Segment::Segment(Segment&& other) noexcept
+    : name_(std::move(other.name_)),
+      fd_(std::exchange(other.fd_, -1)),
+      base_(std::exchange(other.base_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      access_(other.access_) {}
+
+Segment& Segment::operator=(Segment&& other) noexcept {
+  if (this != &other) {
+    release();
+    name_ = std::move(other.name_);
+    fd_ = std::exchange(other.fd_, -1);
+    base_ = std::exchange(other.base_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    access_ = other.access_;
+  }
+  return *this;
+}
+
+Segment::~Segment() { release(); }
+
+void Segment::release() noexcept {
+  platform::unmap({base_, size_});
+  platform::UniqueFd{fd_};
+  base_ = nullptr;
+  size_ = 0;
+  fd_ = -1;
+}
+
+Result<Segment> Segment::create(std::string_view name, std::size_t size, const SegmentOptions& options) {
+  auto valid = detail::validate_name(kind, name);
+  if (!valid) return std::unexpected(valid.error());
+  const std::string object = detail::describe(kind, *valid);
+  if (auto ok = check_size(size, object); !ok) return std::unexpected(ok.error());
+  if ((options.mode & ~mode_t{0777}) != 0) {
+    return std::unexpected(Error{Errc::invalid_argument, object, "mode must be permission bits within 0777"});
+  }
+
+  // Built unnamed and linked in last: nobody can open it before it is sized and
+  // initialised, and a crash before the link leaves nothing behind in /dev/shm.
+  auto fd = platform::create_unnamed_shm_file(options.mode, object);
+  if (!fd) return std::unexpected(fd.error());
+  if (auto ok = platform::reserve_size(fd->get(), 0, size, object); !ok) return std::unexpected(ok.error());
+  auto region = platform::map_shared(fd->get(), size, true, object);
+  if (!region) return std::unexpected(region.error());
+  Segment segment{*valid, fd->release(), region->base, region->size, Access::read_write};
+  if (options.initialize) options.initialize(std::span<std::byte>{segment.base_, segment.size_});
+  if (auto ok = platform::link_shm_file(segment.fd_, segment.name_, object); !ok) return std::unexpected(ok.error());
+  return segment;
+}
+
+Result<Segment> Segment::open_or_create(std::string_view name, std::size_t size, const SegmentOptions& options) {
+  auto valid = detail::validate_name(kind, name);
+  if (!valid) return std::unexpected(valid.error());
+  const std::string object = detail::describe(kind, *valid);
+  if (auto ok = check_size(size, object); !ok) return std::unexpected(ok.error());
+  // Each round either opens what exists or creates; losing a create race to
+  // another process sends us back to open what it made.
+  for (;;) {
+    auto fd = platform::open_shm_file(*valid, true, object);
+    if (fd) {
+      auto status = platform::file_status(fd->get(), object);
+      if (!status) return std::unexpected(status.error());
+      if (auto ok = platform::reserve_size(fd->get(), status->size, std::max(size, status->size), object); !ok) {
+        return std::unexpected(ok.error());
+      }
+      const std::size_t mapped_size = std::max(size, status->size);
+      auto region = platform::map_shared(fd->get(), mapped_size, true, object);
+      if (!region) return std::unexpected(region.error());
+      return Segment{*valid, fd->release(), region->base, region->size, Access::read_write};
+    }
+    if (fd.error() != Errc::not_found) return std::unexpected(fd.error());
+    auto created = create(*valid, size, options);
+    if (created || created.error() != Errc::already_exists) return created;
+  }
+}
+
+Result<Segment> Segment::open(std::string_view name, Access access) {
+  auto valid = detail::validate_name(kind, name);
+  if (!valid) return std::unexpected(valid.error());
+  const std::string object = detail::describe(kind, *valid);
+  const bool writable = access == Access::read_write;
+  auto fd = platform::open_shm_file(*valid, writable, object);
+  if (!fd) return std::unexpected(fd.error());
+  auto status = platform::file_status(fd->get(), object);
+  if (!status) return std::unexpected(status.error());
+  if (status->size == 0) {
+    return std::unexpected(Error{Errc::not_ready, object, "is empty: its creator has not sized it yet"});
+  }
+  auto region = platform::map_shared(fd->get(), status->size, writable, object);
+  if (!region) return std::unexpected(region.error());
+  return Segment{*valid, fd->release(), region->base, region->size, access};
+}
+
+Result<Segment> Segment::open_wait(std::string_view name, Access access, std::chrono::milliseconds timeout) {
+  auto valid = detail::validate_name(kind, name);
+  if (!valid) return std::unexpected(valid.error());
+  const std::string object = detail::describe(kind, *valid);
+  // Watch before the first attempt so that a creation between the attempt and the
+  // sleep still wakes us.
+  auto watch = platform::DirectoryWatch::watch_shm_directory(object);
+  if (!watch) return std::unexpected(watch.error());
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto segment = open(*valid, access);
+    if (segment || (segment.error() != Errc::not_found && segment.error() != Errc::not_ready)) return segment;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left <= std::chrono::milliseconds::zero()) {
+      return std::unexpected(Error{Errc::timeout, object,
+                                   "did not appear within " + std::to_string(timeout.count()) + " ms (" +
+                                       segment.error().detail() + ")"});
+    }
+    // The cap bounds the cost of a missed event (another filesystem view of /dev/shm).
+    watch->wait(std::min(left, std::chrono::milliseconds{100}));
+  }
+}
+
+Result<void> Segment::remove(std::string_view name) {
+  auto valid = detail::validate_name(kind, name);
+  if (!valid) return std::unexpected(valid.error());
+  return platform::unlink_shm_file(*valid, detail::describe(kind, *valid));
+}
+
+Result<SegmentInfo> Segment::stat(std::string_view name) {
+  auto valid = detail::validate_name(kind, name);
+  if (!valid) return std::unexpected(valid.error());
+  const std::string object = detail::describe(kind, *valid);
+  auto fd = platform::open_shm_file(*valid, false, object);
+  if (!fd) return std::unexpected(fd.error());
+  auto status = platform::file_status(fd->get(), object);
+  if (!status) return std::unexpected(status.error());
+  return SegmentInfo{status->size, status->mode, status->uid, status->gid};
+}
+
+std::span<const std::byte> Segment::bytes() const noexcept { return {base_, size_}; }
+
+Result<std::span<std::byte>> Segment::writable_bytes() noexcept {
+  if (access_ != Access::read_write) {
+    return std::unexpected(Error{Errc::permission_denied, detail::describe(kind, name_), "was opened read-only"});
+  }
+  return std::span<std::byte>{base_, size_};
+}
+
+Result<void> Segment::resize(std::size_t new_size) {
+  const std::string object = detail::describe(kind, name_);
+  if (access_ != Access::read_write) {
+    return std::unexpected(Error{Errc::permission_denied, object, "was opened read-only and cannot be resized"});
+  }
+  if (auto ok = check_size(new_size, object); !ok) return std::unexpected(ok.error());
+  auto status = platform::file_status(fd_, object);
+  if (!status) return std::unexpected(status.error());
+  if (auto ok = platform::reserve_size(fd_, status->size, new_size, object); !ok) return std::unexpected(ok.error());
+  auto region = platform::remap({base_, size_}, new_size, object);
+  if (!region) return std::unexpected(region.error());
+  base_ = region->base;
+  size_ = region->size;
+  return {};
+}
+
+Result<void> Segment::refresh() {
+  const std::string object = detail::describe(kind, name_);
+  auto status = platform::file_status(fd_, object);
+  if (!status) return std::unexpected(status.error());
+  if (status->size == size_) return {};
+  if (status->size == 0) return std::unexpected(Error{Errc::not_ready, object, "was truncated to 0 bytes"});
+  auto region = platform::remap({base_, size_}, status->size, object);
+  if (!region) return std::unexpected(region.error());
+  base_ = region->base;
+  size_ = region->size;
+  return {};
+}
+
+}  // namespace shmbox
