@@ -1,0 +1,11 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace shmbox::cli {
+
+// Each verb group registers its subcommands; a subcommand's callback stores the
+// exit code in `exit_status`.
+void add_segment_commands(CLI::App& app, int& exit_status);
+
+}  // namespace shmbox::cli

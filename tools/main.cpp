@@ -1,0 +1,21 @@
+// shmbox: inspect and drive shmbox objects from the shell. A thin client of the
+// library: every verb is one or two library calls and a report.
+#include <CLI/CLI.hpp>
+#include <sysexits.h>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"shmbox: shared memory and message passing between processes"};
+  app.set_version_flag("--version", SHMBOX_VERSION);
+  app.require_subcommand(1);
+  int exit_status = EX_OK;
+  shmbox::cli::add_segment_commands(app, exit_status);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int shown = app.exit(e);
+    return shown == 0 ? EX_OK : EX_USAGE;
+  }
+  return exit_status;
+}
