@@ -1,0 +1,93 @@
+// Multi-process test support: run a function or a program in a child process,
+// collect its exit status within a deadline, kill it on timeout or on demand.
+//
+// The child of spawn() runs in a forked copy of the test binary. It must report
+// through its return value (or a Pipe), never through gtest assertions, which
+// would be recorded only in the child.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace shmbox::test {
+
+using namespace std::chrono_literals;
+
+struct ExitStatus {
+  enum class Kind { exited, signaled, timed_out };
+  Kind kind = Kind::exited;
+  int code = 0;    // exit code, when exited
+  int signal = 0;  // terminating signal, when signaled
+
+  bool exited_with(int expected) const { return kind == Kind::exited && code == expected; }
+  bool killed_by(int expected) const { return kind == Kind::signaled && signal == expected; }
+  std::string describe() const;
+};
+
+class ChildProcess {
+ public:
+  // Forks; the child runs `body` and exits with its result (125 if it throws).
+  static ChildProcess spawn(std::function<int()> body);
+
+  ChildProcess(ChildProcess&& other) noexcept;
+  ChildProcess& operator=(ChildProcess&& other) noexcept;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  // Kills (SIGKILL) and reaps a child that is still running.
+  ~ChildProcess();
+
+  pid_t pid() const { return pid_; }
+
+  // Waits up to `timeout`; on expiry kills the child and reports timed_out.
+  ExitStatus wait(std::chrono::milliseconds timeout = 30s);
+  // Sends `signal` now (SIGKILL by default): the way to kill a peer mid-operation.
+  void kill(int signal = 9);
+  bool running() const { return pid_ > 0 && !status_; }
+
+ private:
+  ChildProcess(pid_t pid, int pidfd) : pid_(pid), pidfd_(pidfd) {}
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  std::optional<ExitStatus> status_;
+};
+
+// A one-way channel for a child to tell its parent "I got this far" (and a value).
+class Pipe {
+ public:
+  Pipe();
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  ~Pipe();
+  void send(const std::string& line);  // from either side
+  // The next line, or nullopt after `timeout` or end of file.
+  std::optional<std::string> receive(std::chrono::milliseconds timeout = 30s);
+
+ private:
+  int read_fd_ = -1;
+  int write_fd_ = -1;
+  std::string buffer_;
+};
+
+struct CommandResult {
+  ExitStatus status;
+  std::string out;
+  std::string err;
+};
+
+// Runs a program with `args` (argv[0] first), feeding it `input` on stdin.
+CommandResult run_command(const std::vector<std::string>& args, const std::string& input = {},
+                          std::chrono::milliseconds timeout = 30s);
+
+// Switches this (child) process to uid/gid 65534 ("nobody"). False when not root.
+bool drop_privileges();
+bool running_as_root();
+
+// A name no other test (or test run) uses: "shmbox-test-<pid>-<tag>-<n>".
+std::string unique_name(const std::string& tag);
+
+}  // namespace shmbox::test
