@@ -65,11 +65,15 @@ void BM_SegmentCreate(benchmark::State& state) {
 void BM_TextbookOpen(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));
   auto created = shmbox::Segment::create(bench_name, size);
+  if (!created) return state.SkipWithError(created.error().message().c_str());
   const std::string posix_name = "/" + bench_name;
   for (auto _ : state) {
     const int fd = ::shm_open(posix_name.c_str(), O_RDONLY, 0);
     void* base = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-    benchmark::DoNotOptimize(static_cast<volatile char*>(base)[0]);
+    if (base == MAP_FAILED) return state.SkipWithError("shm_open/mmap failed");
+    // A copy: DoNotOptimize's asm may write its operand back, and the page is read-only.
+    char first = static_cast<volatile const char*>(base)[0];
+    benchmark::DoNotOptimize(first);
     ::munmap(base, size);
     ::close(fd);
   }
@@ -79,9 +83,12 @@ void BM_TextbookOpen(benchmark::State& state) {
 void BM_SegmentOpen(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));
   auto created = shmbox::Segment::create(bench_name, size);
+  if (!created) return state.SkipWithError(created.error().message().c_str());
   for (auto _ : state) {
     auto segment = shmbox::Segment::open(bench_name, shmbox::Access::read_only);
-    benchmark::DoNotOptimize(static_cast<const volatile std::byte*>(segment->bytes().data())[0]);
+    if (!segment) return state.SkipWithError(segment.error().message().c_str());
+    std::byte first = static_cast<const volatile std::byte*>(segment->bytes().data())[0];
+    benchmark::DoNotOptimize(first);
   }
   (void)shmbox::Segment::remove(bench_name);
 }
