@@ -7,6 +7,7 @@
 #include "platform/directory_watch.hpp"
 #include "platform/mapping.hpp"
 #include "platform/shm.hpp"
+#include "segment_factory.hpp"
 
 namespace shmbox {
 namespace {
@@ -55,7 +56,11 @@ void Segment::release() noexcept {
 Result<Segment> Segment::create(std::string_view name, std::size_t size, const SegmentOptions& options) {
   auto valid = detail::validate_name(kind, name);
   if (!valid) return std::unexpected(valid.error());
-  const std::string object = detail::describe(kind, *valid);
+  return detail::SegmentFactory::create(*valid, detail::describe(kind, *valid), size, options);
+}
+
+Result<Segment> detail::SegmentFactory::create(const std::string& file_name, const std::string& object,
+                                               std::size_t size, const SegmentOptions& options) {
   if (auto ok = check_size(size, object); !ok) return std::unexpected(ok.error());
   if ((options.mode & ~mode_t{0777}) != 0) {
     return std::unexpected(Error{Errc::invalid_argument, object, "mode must be permission bits within 0777"});
@@ -68,9 +73,9 @@ Result<Segment> Segment::create(std::string_view name, std::size_t size, const S
   if (auto ok = platform::reserve_size(fd->get(), 0, size, object); !ok) return std::unexpected(ok.error());
   auto region = platform::map_shared(fd->get(), size, true, object);
   if (!region) return std::unexpected(region.error());
-  Segment segment{*valid, fd->release(), region->base, region->size, Access::read_write};
+  Segment segment{file_name, fd->release(), region->base, region->size, Access::read_write};
   if (options.initialize) options.initialize(std::span<std::byte>{segment.base_, segment.size_});
-  if (auto ok = platform::link_shm_file(segment.fd_, segment.name_, object); !ok) return std::unexpected(ok.error());
+  if (auto ok = platform::link_shm_file(segment.fd_, file_name, object); !ok) return std::unexpected(ok.error());
   return segment;
 }
 
@@ -103,9 +108,13 @@ Result<Segment> Segment::open_or_create(std::string_view name, std::size_t size,
 Result<Segment> Segment::open(std::string_view name, Access access) {
   auto valid = detail::validate_name(kind, name);
   if (!valid) return std::unexpected(valid.error());
-  const std::string object = detail::describe(kind, *valid);
+  return detail::SegmentFactory::open(*valid, detail::describe(kind, *valid), access);
+}
+
+Result<Segment> detail::SegmentFactory::open(const std::string& file_name, const std::string& object,
+                                             Access access) {
   const bool writable = access == Access::read_write;
-  auto fd = platform::open_shm_file(*valid, writable, object);
+  auto fd = platform::open_shm_file(file_name, writable, object);
   if (!fd) return std::unexpected(fd.error());
   auto status = platform::file_status(fd->get(), object);
   if (!status) return std::unexpected(status.error());
@@ -114,7 +123,7 @@ Result<Segment> Segment::open(std::string_view name, Access access) {
   }
   auto region = platform::map_shared(fd->get(), status->size, writable, object);
   if (!region) return std::unexpected(region.error());
-  return Segment{*valid, fd->release(), region->base, region->size, access};
+  return Segment{file_name, fd->release(), region->base, region->size, access};
 }
 
 Result<Segment> Segment::open_wait(std::string_view name, Access access, std::chrono::milliseconds timeout) {
@@ -143,14 +152,21 @@ Result<Segment> Segment::open_wait(std::string_view name, Access access, std::ch
 Result<void> Segment::remove(std::string_view name) {
   auto valid = detail::validate_name(kind, name);
   if (!valid) return std::unexpected(valid.error());
-  return platform::unlink_shm_file(*valid, detail::describe(kind, *valid));
+  return detail::SegmentFactory::remove(*valid, detail::describe(kind, *valid));
+}
+
+Result<void> detail::SegmentFactory::remove(const std::string& file_name, const std::string& object) {
+  return platform::unlink_shm_file(file_name, object);
 }
 
 Result<SegmentInfo> Segment::stat(std::string_view name) {
   auto valid = detail::validate_name(kind, name);
   if (!valid) return std::unexpected(valid.error());
-  const std::string object = detail::describe(kind, *valid);
-  auto fd = platform::open_shm_file(*valid, false, object);
+  return detail::SegmentFactory::stat(*valid, detail::describe(kind, *valid));
+}
+
+Result<SegmentInfo> detail::SegmentFactory::stat(const std::string& file_name, const std::string& object) {
+  auto fd = platform::open_shm_file(file_name, false, object);
   if (!fd) return std::unexpected(fd.error());
   auto status = platform::file_status(fd->get(), object);
   if (!status) return std::unexpected(status.error());

@@ -36,6 +36,10 @@
 
 namespace shmbox {
 
+namespace detail {
+struct SegmentFactory;
+}
+
 enum class Access { read_only, read_write };
 
 struct SegmentOptions {
@@ -98,6 +102,7 @@ class Segment {
   Result<void> refresh();
 
  private:
+  friend struct detail::SegmentFactory;
   Segment(std::string name, int fd, std::byte* base, std::size_t size, Access access) noexcept;
   void release() noexcept;
 

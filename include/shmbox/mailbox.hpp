@@ -1,0 +1,199 @@
+// Mailboxes: named message queues in shared memory (indirect communication).
+//
+//   auto box = shmbox::Mailbox::create("orders", {.capacity = 128, .max_message_size = 1024}).value();
+//   box.send(shmbox::as_bytes("hello"));                 // blocking
+//   ...
+//   auto inbox = shmbox::Mailbox::open("orders").value();  // in another process
+//   std::vector<std::byte> message;
+//   inbox.receive(message);                               // blocking; message holds the bytes
+//
+// Semantics:
+//   - Any number of processes send and receive at once. Each message is delivered to
+//     exactly one receiver (competing receivers share the load). A receiver sees each
+//     sender's messages in the order they were sent.
+//   - Messages are byte strings of 0 to max_message_size bytes; a larger send fails with
+//     Errc::too_large and sends nothing.
+//   - Buffering is chosen at creation: bounded (a sender waits while `capacity` messages are
+//     queued), zero (a send returns only once a receiver has taken the message) or unbounded.
+//   - Every operation takes a Deadline: forever (default), no_wait (Errc::would_block at once)
+//     or a timeout (Errc::timeout).
+//   - close() closes the mailbox for everyone: sends fail with Errc::closed, receivers drain
+//     what is queued and then get Errc::closed; blocked calls wake with Errc::closed.
+//   - Limits live in the mailbox, not in the code: processes built separately agree by
+//     reading them. Nothing read from shared memory is trusted: a mailbox that another
+//     process scribbled over gives Errc::corrupt, never a crash.
+//
+// Thread contract: a Mailbox handle may be used by one thread at a time; give each thread
+// (or process) its own handle. Handles are cheap: one mapping and one attach-table entry.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "shmbox/error.hpp"
+#include "shmbox/wait.hpp"
+
+namespace shmbox {
+
+enum class Buffering : std::uint8_t { zero, bounded, unbounded };
+
+struct MailboxOptions {
+  Buffering buffering = Buffering::bounded;
+  std::uint32_t capacity = 64;             // bounded only: messages queued at most
+  std::uint32_t max_message_size = 4096;   // bytes
+  mode_t mode = 0600;                      // applied exactly
+  std::uint32_t max_attached = 64;         // handles (processes) attached at once
+};
+
+struct MailboxStatus {
+  std::string name;
+  Buffering buffering = Buffering::bounded;
+  std::uint32_t capacity = 0;
+  std::uint32_t max_message_size = 0;
+  std::uint64_t queued = 0;
+  bool closed = false;
+  mode_t mode = 0;
+  uid_t owner_uid = 0;
+  std::uint32_t attached = 0;
+  std::size_t memory_bytes = 0;  // memory the mailbox holds in /dev/shm now
+};
+
+namespace detail {
+struct MailboxState;
+}
+
+class Mailbox;
+
+// A slot loaned for a zero-copy send: write into data(), then commit(). Destroying an
+// uncommitted loan abandons it; receivers never see it.
+class SendLoan {
+ public:
+  SendLoan(SendLoan&& other) noexcept;
+  SendLoan& operator=(SendLoan&& other) noexcept;
+  ~SendLoan();
+
+  std::span<std::byte> data() const noexcept { return data_; }
+  // Publishes the first `size` bytes (at most data().size()).
+  Result<void> commit(std::size_t size);
+  Result<void> commit() { return commit(data_.size()); }
+  void abandon() noexcept;
+
+ private:
+  friend class Mailbox;
+  SendLoan(Mailbox* mailbox, std::uint64_t position, std::span<std::byte> data) noexcept
+      : mailbox_(mailbox), position_(position), data_(data) {}
+  Mailbox* mailbox_ = nullptr;
+  std::uint64_t position_ = 0;
+  std::span<std::byte> data_;
+};
+
+// A message read in place (zero-copy). The bytes stay valid until it is destroyed or
+// release()d; then its slot returns to the mailbox.
+class ReceivedMessage {
+ public:
+  ReceivedMessage(ReceivedMessage&& other) noexcept;
+  ReceivedMessage& operator=(ReceivedMessage&& other) noexcept;
+  ~ReceivedMessage();
+
+  std::span<const std::byte> data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return data_.size(); }
+  void release() noexcept;
+
+ private:
+  friend class Mailbox;
+  ReceivedMessage(Mailbox* mailbox, std::uint64_t position, std::span<const std::byte> data) noexcept
+      : mailbox_(mailbox), position_(position), data_(data) {}
+  Mailbox* mailbox_ = nullptr;
+  std::uint64_t position_ = 0;
+  std::span<const std::byte> data_;
+};
+
+class Mailbox {
+ public:
+  // Creates a mailbox; Errc::already_exists if the name is taken.
+  static Result<Mailbox> create(std::string_view name, const MailboxOptions& options = {},
+                                const WaitPolicy& wait = {});
+  // Attaches to an existing mailbox.
+  static Result<Mailbox> open(std::string_view name, const WaitPolicy& wait = {});
+  // Closes the mailbox for everyone and removes its name.
+  static Result<void> remove(std::string_view name);
+  // Reads a mailbox's header without attaching to it (maps it read-only).
+  static Result<MailboxStatus> stat(std::string_view name);
+  // Names of the mailboxes in /dev/shm.
+  static std::vector<std::string> list();
+
+  Mailbox(Mailbox&& other) noexcept;
+  Mailbox& operator=(Mailbox&& other) noexcept;
+  Mailbox(const Mailbox&) = delete;
+  Mailbox& operator=(const Mailbox&) = delete;
+  ~Mailbox();  // detaches; the mailbox itself stays
+
+  const std::string& name() const noexcept;
+  Buffering buffering() const noexcept;
+  std::uint32_t capacity() const noexcept;
+  std::size_t max_message_size() const noexcept;
+
+  Result<void> send(std::span<const std::byte> message, Deadline deadline = forever);
+
+  // Receives into `buffer` and returns the message's size. A message larger than the
+  // buffer stays queued and the call fails with Errc::too_large; a buffer of
+  // max_message_size() bytes always suffices.
+  Result<std::size_t> receive(std::span<std::byte> buffer, Deadline deadline = forever);
+  // Receives into `message`, resizing it to the message's size.
+  Result<void> receive(std::vector<std::byte>& message, Deadline deadline = forever);
+
+  // Zero-copy: a slot of `size` bytes to write in place.
+  Result<SendLoan> loan(std::size_t size, Deadline deadline = forever);
+  // Zero-copy: the next message, read in place.
+  Result<ReceivedMessage> receive_in_place(Deadline deadline = forever);
+
+  template <class T>
+    requires std::is_trivially_copyable_v<T>
+  Result<void> send_value(const T& value, Deadline deadline = forever) {
+    return send(std::as_bytes(std::span{&value, 1}), deadline);
+  }
+  // Errc::corrupt if the message is not sizeof(T) bytes (it is consumed).
+  template <class T>
+    requires std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>
+  Result<T> receive_value(Deadline deadline = forever) {
+    T value{};
+    auto size = receive(std::as_writable_bytes(std::span{&value, 1}), deadline);
+    if (!size) return std::unexpected(size.error());
+    if (*size != sizeof(T)) return std::unexpected(wrong_size_error(*size, sizeof(T)));
+    return value;
+  }
+
+  // Closes the mailbox for every process (it stays until removed).
+  Result<void> close();
+  bool closed() const noexcept;
+
+  // Messages queued now (a snapshot).
+  std::uint64_t queued() const noexcept;
+
+  // For a selector: the words to sleep on, and whether the mailbox can be received from.
+  // (Used by shmbox::Selector; not needed otherwise.)
+  detail::MailboxState& state() const noexcept { return *state_; }
+
+ private:
+  friend class SendLoan;
+  friend class ReceivedMessage;
+  explicit Mailbox(std::unique_ptr<detail::MailboxState> state) noexcept;
+  Error wrong_size_error(std::size_t got, std::size_t expected) const;
+
+  std::unique_ptr<detail::MailboxState> state_;
+};
+
+// The bytes of a string, for sending text.
+inline std::span<const std::byte> as_bytes(std::string_view text) noexcept {
+  return std::as_bytes(std::span{text.data(), text.size()});
+}
+
+}  // namespace shmbox

@@ -1,0 +1,63 @@
+// How long a call may wait (Deadline), and how it waits (WaitPolicy).
+//
+//   mailbox.send(bytes);                        // blocks until done
+//   mailbox.send(bytes, shmbox::no_wait);       // Errc::would_block at once if it cannot complete
+//   mailbox.send(bytes, 250ms);                 // Errc::timeout after 250 ms
+//   mailbox.send(bytes, steady_clock::now() + 1s);
+//
+// Deadlines are on std::chrono::steady_clock (CLOCK_MONOTONIC): changing the wall
+// clock neither stretches nor cuts a wait.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace shmbox {
+
+class Deadline {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  // Waits at most `timeout` from now (zero or negative: do not wait).
+  template <class Rep, class Period>
+  Deadline(std::chrono::duration<Rep, Period> timeout) noexcept  // NOLINT: implicit on purpose
+      : kind_(timeout <= timeout.zero() ? Kind::none : Kind::until),
+        until_(kind_ == Kind::until ? clock::now() + std::chrono::ceil<clock::duration>(timeout)
+                                    : clock::time_point{}) {}
+  constexpr Deadline(clock::time_point until) noexcept : kind_(Kind::until), until_(until) {}  // NOLINT
+
+  static constexpr Deadline forever() noexcept { return Deadline{Kind::forever}; }
+  static constexpr Deadline none() noexcept { return Deadline{Kind::none}; }
+
+  constexpr bool is_forever() const noexcept { return kind_ == Kind::forever; }
+  constexpr bool is_none() const noexcept { return kind_ == Kind::none; }
+  // The point in time it expires; meaningful unless is_forever() or is_none().
+  constexpr clock::time_point until() const noexcept { return until_; }
+  bool expired() const noexcept {
+    return kind_ == Kind::none || (kind_ == Kind::until && clock::now() >= until_);
+  }
+
+ private:
+  enum class Kind : std::uint8_t { forever, none, until };
+  constexpr explicit Deadline(Kind kind) noexcept : kind_(kind) {}
+  Kind kind_;
+  clock::time_point until_{};
+};
+
+inline constexpr Deadline forever = Deadline::forever();
+inline constexpr Deadline no_wait = Deadline::none();
+
+// A kernel wake-up costs tens of microseconds; a waiter that expects its peer to
+// answer sooner than that does better to spin first.
+enum class WaitMode : std::uint8_t {
+  busy_poll,  // spin until done or the deadline; lowest latency, burns a CPU while waiting
+  adaptive,   // spin for `spin`, then sleep in the kernel (the default)
+  sleep,      // sleep in the kernel at once; no CPU while waiting
+};
+
+struct WaitPolicy {
+  WaitMode mode = WaitMode::adaptive;
+  std::chrono::microseconds spin{20};
+};
+
+}  // namespace shmbox

@@ -1,0 +1,124 @@
+// The mailbox's shared-memory layout: plain data only, every offset fixed and
+// checked at compile time. docs/design.md ("Mailboxes: Layout") draws it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace shmbox::detail {
+
+// Fixed, not std::hardware_destructive_interference_size: two binaries built with
+// different flags must agree on this layout.
+inline constexpr std::size_t cache_line = 64;
+
+inline constexpr std::uint64_t mailbox_magic = 0x424d584f424d4853ull;  // "SHMBOXMB" little-endian
+inline constexpr std::uint32_t mailbox_layout_version = 1;
+
+enum class BufferingCode : std::uint32_t { zero = 0, bounded = 1, unbounded = 2 };
+
+// Line 0: written once by the creator before the mailbox gets its name; never again.
+struct Identity {
+  std::uint64_t magic;
+  std::uint32_t layout_version;
+  std::uint32_t header_size;
+  std::uint32_t buffering;
+  std::uint32_t capacity;
+  std::uint32_t max_message_size;
+  std::uint32_t slot_stride;
+  std::uint32_t slot_count;
+  std::uint32_t attach_capacity;
+  std::uint64_t attach_offset;
+  std::uint64_t slots_offset;
+  std::uint64_t file_size;
+};
+static_assert(sizeof(Identity) == cache_line);
+
+struct alignas(cache_line) Header {
+  Identity identity;
+
+  // Senders' line. Bit 63: closed.
+  alignas(cache_line) std::atomic<std::uint64_t> tail;
+  // Receivers' line.
+  alignas(cache_line) std::atomic<std::uint64_t> head;
+
+  alignas(cache_line) std::atomic<std::uint32_t> receivers_sleeping;
+  std::atomic<std::uint32_t> data_epoch;  // futex: bumped when a message is published or on close
+  std::atomic<std::uint32_t> receivers_present;  // inside a receive call that had to wait
+  std::atomic<std::uint32_t> receive_selectors_sleeping;
+
+  alignas(cache_line) std::atomic<std::uint32_t> senders_sleeping;
+  std::atomic<std::uint32_t> space_epoch;  // futex: bumped when a slot is freed or taken, or on close
+  std::atomic<std::uint32_t> send_selectors_sleeping;
+
+  // Written once by the creator, like the identity.
+  alignas(cache_line) std::uint64_t creator;  // ProcessIdentity::packed()
+};
+
+inline constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
+inline constexpr std::uint64_t header_bytes = 512;
+
+static_assert(sizeof(Header) <= header_bytes);
+static_assert(offsetof(Header, tail) == 64);
+static_assert(offsetof(Header, head) == 128);
+static_assert(offsetof(Header, receivers_sleeping) == 192);
+static_assert(offsetof(Header, data_epoch) == 196);
+static_assert(offsetof(Header, receivers_present) == 200);
+static_assert(offsetof(Header, receive_selectors_sleeping) == 204);
+static_assert(offsetof(Header, senders_sleeping) == 256);
+static_assert(offsetof(Header, send_selectors_sleeping) == 264);
+static_assert(offsetof(Header, creator) == 320);
+static_assert(offsetof(Header, space_epoch) == 260);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+// One per attached handle. identity: ProcessIdentity::packed() of the holder, 0 = free.
+struct AttachEntry {
+  std::atomic<std::uint64_t> identity;
+  std::atomic<std::uint64_t> roles;  // reserved for role accounting
+};
+static_assert(sizeof(AttachEntry) == 16);
+
+struct SlotHeader {
+  std::atomic<std::uint64_t> state;
+  std::uint32_t size;
+  std::uint32_t reserved;
+};
+static_assert(sizeof(SlotHeader) == 16);
+inline constexpr std::size_t slot_header_bytes = sizeof(SlotHeader);
+
+// Slot state word: position (40 bits) | phase (8 bits) | owner (16 bits).
+enum class Phase : std::uint8_t { free = 0, writing = 1, full = 2, reading = 3, cancelled = 4 };
+
+inline constexpr std::uint64_t position_bits = 40;
+inline constexpr std::uint64_t position_mask = (std::uint64_t{1} << position_bits) - 1;
+
+struct SlotState {
+  std::uint64_t position;  // low 40 bits only
+  std::uint8_t phase;
+  std::uint16_t owner;
+
+  static constexpr std::uint64_t pack(std::uint64_t position, Phase phase, std::uint16_t owner) noexcept {
+    return (position & position_mask) << 24 | std::uint64_t{static_cast<std::uint8_t>(phase)} << 16 | owner;
+  }
+  static constexpr SlotState unpack(std::uint64_t word) noexcept {
+    return {word >> 24, static_cast<std::uint8_t>(word >> 16), static_cast<std::uint16_t>(word)};
+  }
+};
+
+// (a - b) for 40-bit positions, as a signed distance.
+constexpr std::int64_t position_distance(std::uint64_t a, std::uint64_t b) noexcept {
+  const std::uint64_t diff = (a - b) & position_mask;
+  return diff >= (std::uint64_t{1} << (position_bits - 1)) ? static_cast<std::int64_t>(diff) -
+                                                                   static_cast<std::int64_t>(position_mask + 1)
+                                                             : static_cast<std::int64_t>(diff);
+}
+static_assert(position_distance(5, 3) == 2);
+static_assert(position_distance(3, 5) == -2);
+static_assert(position_distance(1, position_mask) == 2);
+
+constexpr std::uint64_t round_up(std::uint64_t value, std::uint64_t multiple) noexcept {
+  return (value + multiple - 1) / multiple * multiple;
+}
+
+}  // namespace shmbox::detail

@@ -1,0 +1,424 @@
+#include "shmbox/mailbox.hpp"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "mailbox/mailbox_state.hpp"
+#include "mailbox/ring.hpp"
+#include "mailbox/waiting.hpp"
+#include "name.hpp"
+#include "platform/process.hpp"
+#include "platform/shm.hpp"
+#include "segment_factory.hpp"
+
+namespace shmbox {
+namespace {
+
+using detail::MailboxState;
+
+constexpr std::string_view kind = "mailbox";
+
+struct MailboxName {
+  std::string name;
+  std::string file_name;
+  std::string object;
+};
+
+Result<MailboxName> mailbox_name(std::string_view name) {
+  auto valid = detail::validate_name(kind, name);
+  if (!valid) return std::unexpected(valid.error());
+  const std::size_t limit = detail::max_name_length - detail::mailbox_file_prefix.size();
+  if (valid->size() > limit) {
+    return std::unexpected(Error{Errc::invalid_name, detail::describe(kind, *valid),
+                                 "name is " + std::to_string(valid->size()) + " characters long, the limit is " +
+                                     std::to_string(limit)});
+  }
+  std::string file_name{detail::mailbox_file_prefix};
+  file_name += *valid;
+  std::string object = detail::describe(kind, *valid);
+  return MailboxName{std::move(*valid), std::move(file_name), std::move(object)};
+}
+
+void initialise(std::span<std::byte> memory, const detail::Geometry& geometry) {
+  // Runs on the unnamed file: nobody else can see it yet, so plain stores suffice,
+  // and the link that publishes the file orders them before any open.
+  auto* header = new (memory.data()) detail::Header{};
+  header->identity = detail::Identity{
+      .magic = detail::mailbox_magic,
+      .layout_version = detail::mailbox_layout_version,
+      .header_size = static_cast<std::uint32_t>(detail::header_bytes),
+      .buffering = static_cast<std::uint32_t>(geometry.buffering),
+      .capacity = geometry.capacity,
+      .max_message_size = geometry.max_message_size,
+      .slot_stride = geometry.slot_stride,
+      .slot_count = geometry.slot_count,
+      .attach_capacity = geometry.attach_capacity,
+      .attach_offset = geometry.attach_offset,
+      .slots_offset = geometry.slots_offset,
+      .file_size = geometry.file_size,
+  };
+  header->creator = platform::current_process().packed();
+  for (std::uint32_t i = 0; i < geometry.attach_capacity; ++i) {
+    new (memory.data() + geometry.attach_offset + i * sizeof(detail::AttachEntry)) detail::AttachEntry{};
+  }
+  for (std::uint64_t i = 0; i < geometry.slot_count; ++i) {
+    auto* slot = new (memory.data() + geometry.slots_offset + i * geometry.slot_stride) detail::SlotHeader{};
+    slot->state.store(detail::SlotState::pack(i, detail::Phase::free, 0), std::memory_order_relaxed);
+  }
+}
+
+// Maps and validates an opened mailbox file; the caller attaches if it will operate.
+Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment segment, const WaitPolicy& wait) {
+  const auto bytes = segment.bytes();
+  if (bytes.size() < detail::header_bytes) {
+    return std::unexpected(Error{Errc::corrupt, name.object, "is smaller than a mailbox header"});
+  }
+  detail::Identity identity{};
+  std::memcpy(&identity, bytes.data(), sizeof identity);  // one snapshot, then only the copy is used
+  auto geometry = detail::validate_identity(identity, bytes.size(), name.object);
+  if (!geometry) return std::unexpected(geometry.error());
+  auto* base = const_cast<std::byte*>(bytes.data());
+  auto state = std::make_unique<MailboxState>(MailboxState{
+      .name = std::move(name.name),
+      .object = std::move(name.object),
+      .segment = std::move(segment),
+      .geometry = *geometry,
+      .wait = wait,
+      .header = reinterpret_cast<detail::Header*>(base),
+      .slots = base + geometry->slots_offset,
+  });
+  return state;
+}
+
+detail::AttachEntry* attach_table(const MailboxState& state) {
+  return reinterpret_cast<detail::AttachEntry*>(reinterpret_cast<std::byte*>(state.header) +
+                                                state.geometry.attach_offset);
+}
+
+Result<void> attach(MailboxState& state) {
+  const std::uint64_t me = platform::current_process().packed();
+  detail::AttachEntry* table = attach_table(state);
+  // Free entries first; then entries whose process has died (pid reuse cannot fool
+  // the check: the identity carries the start time).
+  for (int pass = 0; pass < 2; ++pass) {
+    for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
+      std::uint64_t holder = table[i].identity.load(std::memory_order_acquire);
+      if (pass == 0 && holder != 0) continue;
+      if (pass == 1 && (holder == 0 || platform::liveness(holder) == platform::Liveness::alive)) continue;
+      if (table[i].identity.compare_exchange_strong(holder, me, std::memory_order_acq_rel)) {
+        state.self = static_cast<std::uint16_t>(i + 1);
+        return {};
+      }
+    }
+  }
+  return std::unexpected(Error{Errc::no_space, state.object,
+                               "all " + std::to_string(state.geometry.attach_capacity) +
+                                   " attach entries are held by live handles (raise max_attached)"});
+}
+
+void detach(MailboxState& state) noexcept {
+  if (state.self == 0) return;
+  attach_table(state)[state.self - 1].identity.store(0, std::memory_order_release);
+  state.self = 0;
+}
+
+std::uint32_t count_attached(const MailboxState& state) {
+  const detail::AttachEntry* table = attach_table(state);
+  std::uint32_t count = 0;
+  for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
+    if (table[i].identity.load(std::memory_order_acquire) != 0) ++count;
+  }
+  return count;
+}
+
+Result<void> check_message_size(const MailboxState& state, std::size_t size) {
+  if (size > state.geometry.max_message_size) {
+    return std::unexpected(Error{Errc::too_large, state.object,
+                                 "message of " + std::to_string(size) + " bytes is over the mailbox's maximum of " +
+                                     std::to_string(state.geometry.max_message_size)});
+  }
+  return {};
+}
+
+Error expiry_error(const MailboxState& state, Errc why) {
+  return why == Errc::would_block ? detail::would_block_error() : detail::timeout_error(state);
+}
+
+}  // namespace
+
+Mailbox::Mailbox(std::unique_ptr<detail::MailboxState> state) noexcept : state_(std::move(state)) {}
+Mailbox::Mailbox(Mailbox&& other) noexcept = default;
+Mailbox& Mailbox::operator=(Mailbox&& other) noexcept {
+  if (this != &other) {
+    if (state_) detach(*state_);
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+Mailbox::~Mailbox() {
+  if (state_) detach(*state_);
+}
+
+Result<Mailbox> Mailbox::create(std::string_view name, const MailboxOptions& options, const WaitPolicy& wait) {
+  auto names = mailbox_name(name);
+  if (!names) return std::unexpected(names.error());
+  auto geometry = detail::plan_geometry(options, names->object);
+  if (!geometry) return std::unexpected(geometry.error());
+  auto segment = detail::SegmentFactory::create(
+      names->file_name, names->object, geometry->file_size,
+      {.mode = options.mode, .initialize = [&](std::span<std::byte> memory) { initialise(memory, *geometry); }});
+  if (!segment) return std::unexpected(segment.error());
+  auto state = view(std::move(*names), std::move(*segment), wait);
+  if (!state) return std::unexpected(state.error());
+  if (auto attached = attach(**state); !attached) return std::unexpected(attached.error());
+  return Mailbox{std::move(*state)};
+}
+
+Result<Mailbox> Mailbox::open(std::string_view name, const WaitPolicy& wait) {
+  auto names = mailbox_name(name);
+  if (!names) return std::unexpected(names.error());
+  auto segment = detail::SegmentFactory::open(names->file_name, names->object, Access::read_write);
+  if (!segment) return std::unexpected(segment.error());
+  auto state = view(std::move(*names), std::move(*segment), wait);
+  if (!state) return std::unexpected(state.error());
+  if (auto attached = attach(**state); !attached) return std::unexpected(attached.error());
+  return Mailbox{std::move(*state)};
+}
+
+Result<void> Mailbox::remove(std::string_view name) {
+  auto names = mailbox_name(name);
+  if (!names) return std::unexpected(names.error());
+  // Close first, so that processes still mapping it wake instead of waiting on a
+  // mailbox nobody can reach. A corrupt mailbox is removed all the same.
+  if (auto segment = detail::SegmentFactory::open(names->file_name, names->object, Access::read_write)) {
+    if (auto state = view(*names, std::move(*segment), {})) {
+      (*state)->header->tail.fetch_or(detail::closed_bit, std::memory_order_acq_rel);
+      detail::wake_receivers(**state, true);
+      detail::wake_senders(**state, true);
+    }
+  }
+  return detail::SegmentFactory::remove(names->file_name, names->object);
+}
+
+Result<MailboxStatus> Mailbox::stat(std::string_view name) {
+  auto names = mailbox_name(name);
+  if (!names) return std::unexpected(names.error());
+  auto info = detail::SegmentFactory::stat(names->file_name, names->object);
+  if (!info) return std::unexpected(info.error());
+  auto segment = detail::SegmentFactory::open(names->file_name, names->object, Access::read_only);
+  if (!segment) return std::unexpected(segment.error());
+  auto state = view(*names, std::move(*segment), {});
+  if (!state) return std::unexpected(state.error());
+  const MailboxState& s = **state;
+  return MailboxStatus{
+      .name = s.name,
+      .buffering = s.geometry.buffering,
+      .capacity = s.geometry.capacity,
+      .max_message_size = s.geometry.max_message_size,
+      .queued = detail::queued(s),
+      .closed = detail::is_closed(s),
+      .mode = info->mode,
+      .owner_uid = info->owner_uid,
+      .attached = count_attached(s),
+      .memory_bytes = info->size,
+  };
+}
+
+std::vector<std::string> Mailbox::list() {
+  std::vector<std::string> names;
+  const std::string dir{platform::shm_directory};
+  DIR* stream = ::opendir(dir.c_str());
+  if (stream == nullptr) return names;
+  while (const dirent* entry = ::readdir(stream)) {
+    const std::string_view file{entry->d_name};
+    if (file.starts_with(detail::mailbox_file_prefix)) {
+      names.emplace_back(file.substr(detail::mailbox_file_prefix.size()));
+    }
+  }
+  ::closedir(stream);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+const std::string& Mailbox::name() const noexcept { return state_->name; }
+Buffering Mailbox::buffering() const noexcept { return state_->geometry.buffering; }
+std::uint32_t Mailbox::capacity() const noexcept { return state_->geometry.capacity; }
+std::size_t Mailbox::max_message_size() const noexcept { return state_->geometry.max_message_size; }
+bool Mailbox::closed() const noexcept { return detail::is_closed(*state_); }
+std::uint64_t Mailbox::queued() const noexcept { return detail::queued(*state_); }
+
+Result<void> Mailbox::close() {
+  state_->header->tail.fetch_or(detail::closed_bit, std::memory_order_acq_rel);
+  detail::wake_receivers(*state_, true);
+  detail::wake_senders(*state_, true);
+  return {};
+}
+
+namespace {
+
+// Claims a slot for sending, waiting as the deadline allows.
+Result<detail::SendClaim> claim_for_send(MailboxState& state, Deadline deadline) {
+  return detail::wait_until_done(
+      state, detail::Side::send, deadline, [&] { return detail::try_claim_send(state); },
+      [&](Errc why) -> Result<detail::SendClaim> { return std::unexpected(expiry_error(state, why)); });
+}
+
+// Zero capacity: after publishing, the send completes only once a receiver has
+// claimed the message. On expiry or close the sender takes it back if it can; if a
+// receiver claimed it first, the send succeeded after all.
+Result<void> await_pick_up(MailboxState& state, const detail::SendClaim& claim, Deadline deadline) {
+  // A non-blocking send gives an already waiting receiver its spin budget to come.
+  const Errc expiry = deadline.is_none() ? Errc::would_block : Errc::timeout;
+  if (deadline.is_none()) deadline = Deadline{state.wait.spin};
+  auto take_back = [&](Errc why) -> Result<bool> {
+    if (!detail::cancel(state, claim, detail::Phase::full)) return true;
+    if (why == Errc::closed) return std::unexpected(state.closed_error());
+    return std::unexpected(expiry_error(state, why));
+  };
+  auto picked_up = detail::wait_until_done(
+      state, detail::Side::send, deadline,
+      [&]() -> Result<std::optional<bool>> {
+        if (!detail::still_published(state, claim)) return std::optional<bool>{true};
+        if (detail::is_closed(state)) {
+          auto taken = take_back(Errc::closed);
+          if (!taken) return std::unexpected(taken.error());
+          return std::optional<bool>{true};
+        }
+        return std::optional<bool>{};
+      },
+      [&](Errc) { return take_back(expiry); });
+  if (!picked_up) return std::unexpected(picked_up.error());
+  return {};
+}
+
+}  // namespace
+
+Result<void> Mailbox::send(std::span<const std::byte> message, Deadline deadline) {
+  MailboxState& state = *state_;
+  if (auto ok = check_message_size(state, message.size()); !ok) return ok;
+  const bool zero = state.geometry.buffering == Buffering::zero;
+  if (zero && deadline.is_none() && state.header->receivers_present.load(std::memory_order_seq_cst) == 0) {
+    if (detail::is_closed(state)) return std::unexpected(state.closed_error());
+    return std::unexpected(detail::would_block_error());
+  }
+  auto claim = claim_for_send(state, zero ? Deadline::forever() : deadline);
+  if (!claim) return std::unexpected(claim.error());
+  if (!message.empty()) std::memcpy(state.payload(*claim->slot), message.data(), message.size());
+  detail::publish(state, *claim, static_cast<std::uint32_t>(message.size()));
+  if (zero) return await_pick_up(state, *claim, deadline);
+  return {};
+}
+
+Result<std::size_t> Mailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
+  MailboxState& state = *state_;
+  auto claim = detail::wait_until_done(
+      state, detail::Side::receive, deadline, [&] { return detail::try_claim_receive(state, buffer.size()); },
+      [&](Errc why) -> Result<detail::ReceiveClaim> { return std::unexpected(expiry_error(state, why)); });
+  if (!claim) return std::unexpected(claim.error());
+  if (claim->size != 0) std::memcpy(buffer.data(), state.payload(*claim->slot), claim->size);
+  detail::release(state, *claim);
+  return claim->size;
+}
+
+Result<void> Mailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
+  MailboxState& state = *state_;
+  auto claim = detail::wait_until_done(
+      state, detail::Side::receive, deadline,
+      [&] { return detail::try_claim_receive(state, state.geometry.max_message_size); },
+      [&](Errc why) -> Result<detail::ReceiveClaim> { return std::unexpected(expiry_error(state, why)); });
+  if (!claim) return std::unexpected(claim.error());
+  try {
+    message.resize(claim->size);
+  } catch (...) {
+    detail::release(state, *claim);  // never hold a slot across a failure
+    throw;
+  }
+  if (claim->size != 0) std::memcpy(message.data(), state.payload(*claim->slot), claim->size);
+  detail::release(state, *claim);
+  return {};
+}
+
+Result<SendLoan> Mailbox::loan(std::size_t size, Deadline deadline) {
+  MailboxState& state = *state_;
+  if (auto ok = check_message_size(state, size); !ok) return std::unexpected(ok.error());
+  auto claim = claim_for_send(state, deadline);
+  if (!claim) return std::unexpected(claim.error());
+  return SendLoan{this, claim->position, {state.payload(*claim->slot), size}};
+}
+
+Result<ReceivedMessage> Mailbox::receive_in_place(Deadline deadline) {
+  MailboxState& state = *state_;
+  auto claim = detail::wait_until_done(
+      state, detail::Side::receive, deadline,
+      [&] { return detail::try_claim_receive(state, state.geometry.max_message_size); },
+      [&](Errc why) -> Result<detail::ReceiveClaim> { return std::unexpected(expiry_error(state, why)); });
+  if (!claim) return std::unexpected(claim.error());
+  return ReceivedMessage{this, claim->position, {state.payload(*claim->slot), claim->size}};
+}
+
+Error Mailbox::wrong_size_error(std::size_t got, std::size_t expected) const {
+  return Error{Errc::invalid_argument, state_->object,
+               "received a message of " + std::to_string(got) + " bytes where " + std::to_string(expected) +
+                   " were expected"};
+}
+
+SendLoan::SendLoan(SendLoan&& other) noexcept
+    : mailbox_(std::exchange(other.mailbox_, nullptr)), position_(other.position_), data_(other.data_) {}
+SendLoan& SendLoan::operator=(SendLoan&& other) noexcept {
+  if (this != &other) {
+    abandon();
+    mailbox_ = std::exchange(other.mailbox_, nullptr);
+    position_ = other.position_;
+    data_ = other.data_;
+  }
+  return *this;
+}
+SendLoan::~SendLoan() { abandon(); }
+
+Result<void> SendLoan::commit(std::size_t size) {
+  if (mailbox_ == nullptr) return std::unexpected(Error{Errc::invalid_argument, {}, "loan was already committed or abandoned"});
+  MailboxState& state = *mailbox_->state_;
+  if (size > data_.size()) {
+    return std::unexpected(Error{Errc::too_large, state.object,
+                                 "commit of " + std::to_string(size) + " bytes exceeds the loan of " +
+                                     std::to_string(data_.size())});
+  }
+  const detail::SendClaim claim{position_, &state.slot(position_)};
+  mailbox_ = nullptr;
+  detail::publish(state, claim, static_cast<std::uint32_t>(size));
+  if (state.geometry.buffering == Buffering::zero) return await_pick_up(state, claim, forever);
+  return {};
+}
+
+void SendLoan::abandon() noexcept {
+  if (mailbox_ == nullptr) return;
+  MailboxState& state = *mailbox_->state_;
+  detail::cancel(state, detail::SendClaim{position_, &state.slot(position_)}, detail::Phase::writing);
+  mailbox_ = nullptr;
+}
+
+ReceivedMessage::ReceivedMessage(ReceivedMessage&& other) noexcept
+    : mailbox_(std::exchange(other.mailbox_, nullptr)), position_(other.position_), data_(other.data_) {}
+ReceivedMessage& ReceivedMessage::operator=(ReceivedMessage&& other) noexcept {
+  if (this != &other) {
+    release();
+    mailbox_ = std::exchange(other.mailbox_, nullptr);
+    position_ = other.position_;
+    data_ = other.data_;
+  }
+  return *this;
+}
+ReceivedMessage::~ReceivedMessage() { release(); }
+
+void ReceivedMessage::release() noexcept {
+  if (mailbox_ == nullptr) return;
+  MailboxState& state = *mailbox_->state_;
+  detail::release(state, detail::ReceiveClaim{position_, &state.slot(position_), 0});
+  mailbox_ = nullptr;
+  data_ = {};
+}
+
+}  // namespace shmbox

@@ -1,0 +1,58 @@
+// A process's view of one mailbox: the mapping, and local copies of every
+// immutable field, validated once at attach. After that, operations index the
+// mapping only through these copies, so whatever another process writes into the
+// header can never move an access outside the mapping.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "mailbox/layout.hpp"
+#include "shmbox/mailbox.hpp"
+#include "shmbox/segment.hpp"
+
+namespace shmbox::detail {
+
+inline constexpr std::string_view mailbox_file_prefix = "shmbox.mb.";
+inline constexpr std::uint32_t max_message_size_limit = 1u << 30;
+inline constexpr std::uint32_t max_attach_capacity = 0xfffe;  // owner field is 16 bits, 0 = none
+inline constexpr std::uint64_t max_mailbox_bytes = std::uint64_t{1} << 40;
+
+struct Geometry {
+  Buffering buffering;
+  std::uint32_t capacity;
+  std::uint32_t max_message_size;
+  std::uint32_t slot_stride;
+  std::uint32_t slot_count;
+  std::uint32_t attach_capacity;
+  std::uint64_t attach_offset;
+  std::uint64_t slots_offset;
+  std::uint64_t file_size;
+};
+
+// The geometry a set of options gives, or invalid_argument naming the bad option.
+Result<Geometry> plan_geometry(const MailboxOptions& options, const std::string& object);
+
+// Checks an identity read from shared memory against itself and the file's size.
+Result<Geometry> validate_identity(const Identity& identity, std::uint64_t mapped_size, const std::string& object);
+
+struct MailboxState {
+  std::string name;    // the user's name
+  std::string object;  // "mailbox 'name'" for errors
+  Segment segment;
+  Geometry geometry;
+  WaitPolicy wait;
+  Header* header;
+  std::byte* slots;
+  std::uint16_t self = 0;  // attach index + 1; 0 when read-only (stat)
+
+  SlotHeader& slot(std::uint64_t position) const noexcept {
+    return *reinterpret_cast<SlotHeader*>(slots + (position % geometry.slot_count) * geometry.slot_stride);
+  }
+  std::byte* payload(SlotHeader& slot) const noexcept { return reinterpret_cast<std::byte*>(&slot) + slot_header_bytes; }
+
+  Error corrupt(std::string detail) const { return Error{Errc::corrupt, object, std::move(detail)}; }
+  Error closed_error() const { return Error{Errc::closed, object, "is closed"}; }
+};
+
+}  // namespace shmbox::detail

@@ -1,0 +1,98 @@
+// How a mailbox call waits between attempts: spin, then sleep on the header's
+// futex, as the handle's WaitPolicy says. design.md ("Waiting and waking") gives
+// the protocol that keeps wake-ups from being lost.
+#pragma once
+
+#include <atomic>
+#include <optional>
+
+#include "mailbox/mailbox_state.hpp"
+#include "platform/futex.hpp"
+
+namespace shmbox::detail {
+
+enum class Side { receive, send };
+
+struct WaitWords {
+  std::atomic<std::uint32_t>& sleeping;
+  std::atomic<std::uint32_t>& epoch;
+};
+
+inline WaitWords wait_words(MailboxState& state, Side side) noexcept {
+  Header& header = *state.header;
+  if (side == Side::receive) return {header.receivers_sleeping, header.data_epoch};
+  return {header.senders_sleeping, header.space_epoch};
+}
+
+inline Error would_block_error() { return Error{Errc::would_block, {}, {}}; }  // allocation-free
+inline Error timeout_error(const MailboxState& state) { return Error{Errc::timeout, state.object, "timed out"}; }
+
+// Counts a receiver inside a receive that waits (zero-capacity senders look at it).
+class PresenceGuard {
+ public:
+  PresenceGuard(MailboxState& state, Side side) noexcept
+      : counter_(side == Side::receive ? &state.header->receivers_present : nullptr) {
+    if (counter_ != nullptr) counter_->fetch_add(1, std::memory_order_seq_cst);
+  }
+  ~PresenceGuard() {
+    if (counter_ != nullptr) counter_->fetch_sub(1, std::memory_order_relaxed);
+  }
+  PresenceGuard(const PresenceGuard&) = delete;
+  PresenceGuard& operator=(const PresenceGuard&) = delete;
+
+ private:
+  std::atomic<std::uint32_t>* counter_;
+};
+
+// Repeats `attempt` (returning Result<std::optional<T>>; nullopt = not yet) until it
+// yields a value or an error, or the deadline passes (Errc::timeout; would_block for
+// no_wait). `on_expiry` may turn an expiry into a result (zero-capacity take-back).
+template <class Attempt, class OnExpiry>
+auto wait_until_done(MailboxState& state, Side side, Deadline deadline, Attempt&& attempt, OnExpiry&& on_expiry)
+    -> decltype(on_expiry(Errc::timeout)) {
+  using Clock = Deadline::clock;
+  auto first = attempt();
+  if (!first) return std::unexpected(first.error());
+  if (*first) return std::move(**first);
+  if (deadline.is_none()) return on_expiry(Errc::would_block);
+
+  const PresenceGuard present{state, side};
+  const WaitPolicy& policy = state.wait;
+  if (policy.mode != WaitMode::sleep) {
+    const auto spin_until = Clock::now() + policy.spin;
+    for (std::uint32_t round = 1;; ++round) {
+      platform::cpu_relax();
+      auto result = attempt();
+      if (!result) return std::unexpected(result.error());
+      if (*result) return std::move(**result);
+      if (round % 16 == 0) {
+        const auto now = Clock::now();
+        if (!deadline.is_forever() && now >= deadline.until()) return on_expiry(Errc::timeout);
+        if (policy.mode == WaitMode::adaptive && now >= spin_until) break;
+        // On an overcommitted machine the peer we wait for may need this CPU.
+        if (round % 512 == 0) platform::yield_cpu();
+      }
+    }
+  }
+
+  const WaitWords words = wait_words(state, side);
+  const std::optional<platform::MonotonicTime> until =
+      deadline.is_forever() ? std::nullopt : std::optional{deadline.until()};
+  for (;;) {
+    // seq_cst increment, then read the epoch, then re-check: pairs with the waker's
+    // fence before it reads `sleeping` (design.md, Waiting and waking).
+    words.sleeping.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint32_t epoch = words.epoch.load(std::memory_order_seq_cst);
+    auto result = attempt();
+    if (!result || *result || deadline.expired()) {
+      words.sleeping.fetch_sub(1, std::memory_order_relaxed);
+      if (!result) return std::unexpected(result.error());
+      if (*result) return std::move(**result);
+      return on_expiry(Errc::timeout);
+    }
+    platform::futex_wait(words.epoch, epoch, until);
+    words.sleeping.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace shmbox::detail

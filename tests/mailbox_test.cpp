@@ -1,0 +1,490 @@
+#include "shmbox/mailbox.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "shmbox/segment.hpp"
+#include "support/process.hpp"
+
+namespace shmbox {
+namespace {
+
+using namespace std::chrono_literals;
+using test::ChildProcess;
+
+std::string text_of(std::span<const std::byte> bytes) { return {reinterpret_cast<const char*>(bytes.data()), bytes.size()}; }
+
+class MailboxTest : public ::testing::Test {
+ protected:
+  void TearDown() override { (void)Mailbox::remove(name); }
+  Mailbox make(const MailboxOptions& options = {}, const WaitPolicy& wait = {}) {
+    auto created = Mailbox::create(name, options, wait);
+    EXPECT_TRUE(created) << created.error().message();
+    return std::move(*created);
+  }
+  std::string name = test::unique_name("mailbox");
+};
+
+std::string receive_text(Mailbox& box, Deadline deadline = forever) {
+  std::vector<std::byte> message;
+  auto got = box.receive(message, deadline);
+  return got ? text_of(message) : "<" + got.error().message() + ">";
+}
+
+TEST_F(MailboxTest, SendAndReceiveAcrossProcesses) {
+  Mailbox box = make();
+  auto receiver = ChildProcess::spawn([&] {
+    auto inbox = Mailbox::open(name);
+    if (!inbox) return 1;
+    for (const char* expected : {"one", "two", "three"}) {
+      if (receive_text(*inbox, 10s) != expected) return 2;
+    }
+    return 0;
+  });
+  for (const char* text : {"one", "two", "three"}) ASSERT_TRUE(box.send(as_bytes(text)));
+  EXPECT_TRUE(receiver.wait().exited_with(0));
+}
+
+TEST_F(MailboxTest, EverySizeFromZeroToTheMaximum) {
+  Mailbox box = make({.capacity = 4, .max_message_size = 300});
+  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{48}, std::size_t{49}, std::size_t{300}}) {
+    std::vector<std::byte> out(size, std::byte{0x5a});
+    ASSERT_TRUE(box.send(out));
+    std::vector<std::byte> in;
+    ASSERT_TRUE(box.receive(in, no_wait));
+    EXPECT_EQ(in, out) << size;
+  }
+}
+
+TEST_F(MailboxTest, OversizedSendIsRefusedAndSendsNothing) {
+  Mailbox box = make({.max_message_size = 16});
+  std::vector<std::byte> big(17);
+  auto sent = box.send(big);
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().errc(), Errc::too_large);
+  EXPECT_EQ(sent.error().message(),
+            "mailbox '" + name + "': message of 17 bytes is over the mailbox's maximum of 16");
+  EXPECT_EQ(box.queued(), 0u);
+  EXPECT_EQ(box.loan(17).error().errc(), Errc::too_large);
+}
+
+TEST_F(MailboxTest, SmallBufferLeavesTheMessageQueued) {
+  Mailbox box = make();
+  ASSERT_TRUE(box.send(as_bytes("hello")));
+  std::array<std::byte, 2> small{};
+  auto got = box.receive(small, no_wait);
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().errc(), Errc::too_large);
+  EXPECT_EQ(got.error().message(), "mailbox '" + name + "': next message is 5 bytes, the buffer holds 2");
+  EXPECT_EQ(receive_text(box, no_wait), "hello");
+}
+
+TEST_F(MailboxTest, NonBlockingCallsReturnWouldBlockAtOnce) {
+  Mailbox box = make({.capacity = 1});
+  auto empty = box.receive_in_place(no_wait);
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().errc(), Errc::would_block);
+  EXPECT_EQ(empty.error().message(), "would block");
+  ASSERT_TRUE(box.send(as_bytes("x"), no_wait));
+  auto full = box.send(as_bytes("y"), no_wait);
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error().errc(), Errc::would_block);
+}
+
+TEST_F(MailboxTest, TimedReceiveHonoursItsTimeout) {
+  Mailbox box = make();
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::byte> message;
+  auto got = box.receive(message, 150ms);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().errc(), Errc::timeout);
+  EXPECT_EQ(got.error().message(), "mailbox '" + name + "': timed out");
+  EXPECT_GE(waited, 150ms);
+  EXPECT_LT(waited, 5s);
+}
+
+TEST_F(MailboxTest, TimedSendOnAFullMailboxTimesOut) {
+  Mailbox box = make({.capacity = 1});
+  ASSERT_TRUE(box.send(as_bytes("a")));
+  const auto start = std::chrono::steady_clock::now();
+  auto sent = box.send(as_bytes("b"), 100ms);
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().errc(), Errc::timeout);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 100ms);
+  EXPECT_EQ(box.queued(), 1u);
+}
+
+TEST_F(MailboxTest, BoundedSenderBlocksAtCapacityAndResumesWhenOneIsTaken) {
+  Mailbox box = make({.capacity = 2});
+  ASSERT_TRUE(box.send(as_bytes("1")));
+  ASSERT_TRUE(box.send(as_bytes("2")));
+  test::Pipe progress;
+  auto sender = ChildProcess::spawn([&] {
+    auto outbox = Mailbox::open(name);
+    if (!outbox) return 1;
+    progress.send("sending");
+    if (!outbox->send(as_bytes("3"))) return 2;
+    progress.send("sent");
+    return 0;
+  });
+  ASSERT_EQ(progress.receive(), "sending");
+  EXPECT_EQ(progress.receive(300ms), std::nullopt) << "a sender went past a full mailbox";
+  EXPECT_EQ(box.queued(), 2u);
+  EXPECT_EQ(receive_text(box), "1");
+  EXPECT_EQ(progress.receive(10s), "sent");
+  EXPECT_TRUE(sender.wait().exited_with(0));
+  EXPECT_EQ(receive_text(box), "2");
+  EXPECT_EQ(receive_text(box), "3");
+}
+
+TEST_F(MailboxTest, CloseWakesABlockedReceiverInAnotherProcess) {
+  Mailbox box = make({}, {.mode = WaitMode::sleep});
+  test::Pipe progress;
+  auto receiver = ChildProcess::spawn([&] {
+    auto inbox = Mailbox::open(name, {.mode = WaitMode::sleep});
+    if (!inbox) return 1;
+    progress.send("waiting");
+    std::vector<std::byte> message;
+    auto got = inbox->receive(message);
+    return !got && got.error().errc() == Errc::closed ? 0 : 2;
+  });
+  ASSERT_EQ(progress.receive(), "waiting");
+  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(box.close());
+  EXPECT_TRUE(receiver.wait(10s).exited_with(0));
+}
+
+TEST_F(MailboxTest, CloseWakesABlockedSender) {
+  Mailbox box = make({.capacity = 1});
+  ASSERT_TRUE(box.send(as_bytes("fill")));
+  test::Pipe progress;
+  auto sender = ChildProcess::spawn([&] {
+    auto outbox = Mailbox::open(name);
+    if (!outbox) return 1;
+    progress.send("sending");
+    auto sent = outbox->send(as_bytes("more"));
+    return !sent && sent.error().errc() == Errc::closed ? 0 : 2;
+  });
+  ASSERT_EQ(progress.receive(), "sending");
+  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(box.close());
+  EXPECT_TRUE(sender.wait(10s).exited_with(0));
+}
+
+TEST_F(MailboxTest, AfterCloseReceiversDrainThenGetClosed) {
+  Mailbox box = make();
+  ASSERT_TRUE(box.send(as_bytes("a")));
+  ASSERT_TRUE(box.send(as_bytes("b")));
+  ASSERT_TRUE(box.close());
+  EXPECT_TRUE(box.closed());
+  auto sent = box.send(as_bytes("c"));
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().errc(), Errc::closed);
+  EXPECT_EQ(sent.error().message(), "mailbox '" + name + "': is closed");
+  EXPECT_EQ(box.loan(1).error().errc(), Errc::closed);
+  EXPECT_EQ(receive_text(box), "a");
+  EXPECT_EQ(receive_text(box), "b");
+  EXPECT_EQ(receive_text(box), "<mailbox '" + name + "': is closed>");
+}
+
+TEST_F(MailboxTest, ZeroCapacitySendReturnsOnlyAfterTheReceiverTookIt) {
+  Mailbox box = make({.buffering = Buffering::zero});
+  EXPECT_EQ(box.capacity(), 0u);
+  auto receiver = ChildProcess::spawn([&] {
+    auto inbox = Mailbox::open(name);
+    if (!inbox) return 1;
+    std::this_thread::sleep_for(300ms);
+    return receive_text(*inbox, 10s) == "rendezvous" ? 0 : 2;
+  });
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(box.send(as_bytes("rendezvous")));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
+  EXPECT_EQ(box.queued(), 0u);
+  EXPECT_TRUE(receiver.wait().exited_with(0));
+}
+
+TEST_F(MailboxTest, ZeroCapacityNonBlockingSendNeedsAWaitingReceiver) {
+  Mailbox box = make({.buffering = Buffering::zero});
+  auto alone = box.send(as_bytes("nobody"), no_wait);
+  ASSERT_FALSE(alone);
+  EXPECT_EQ(alone.error().errc(), Errc::would_block);
+
+  auto receiver = ChildProcess::spawn([&] {
+    auto inbox = Mailbox::open(name);
+    return inbox && receive_text(*inbox, 20s) == "somebody" ? 0 : 1;
+  });
+  const auto give_up = std::chrono::steady_clock::now() + 20s;
+  Result<void> sent = std::unexpected(Error{Errc::would_block, {}, {}});
+  while (!sent && std::chrono::steady_clock::now() < give_up) {
+    sent = box.send(as_bytes("somebody"), no_wait);
+    if (!sent) {
+      ASSERT_EQ(sent.error().errc(), Errc::would_block);
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  EXPECT_TRUE(sent);
+  EXPECT_TRUE(receiver.wait().exited_with(0));
+}
+
+TEST_F(MailboxTest, ZeroCapacityTimedOutSendIsNeverReceived) {
+  Mailbox box = make({.buffering = Buffering::zero});
+  auto sent = box.send(as_bytes("too late"), 100ms);
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().errc(), Errc::timeout);
+  auto receiver = ChildProcess::spawn([&] {
+    auto inbox = Mailbox::open(name);
+    if (!inbox) return 1;
+    std::vector<std::byte> message;
+    auto got = inbox->receive(message, 300ms);
+    return !got && got.error().errc() == Errc::timeout ? 0 : 2;
+  });
+  EXPECT_TRUE(receiver.wait().exited_with(0));
+}
+
+TEST_F(MailboxTest, ZeroCapacityCloseWakesAWaitingSender) {
+  Mailbox box = make({.buffering = Buffering::zero});
+  test::Pipe progress;
+  auto sender = ChildProcess::spawn([&] {
+    auto outbox = Mailbox::open(name);
+    if (!outbox) return 1;
+    progress.send("sending");
+    auto sent = outbox->send(as_bytes("x"));
+    return !sent && sent.error().errc() == Errc::closed ? 0 : 2;
+  });
+  ASSERT_EQ(progress.receive(), "sending");
+  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(box.close());
+  EXPECT_TRUE(sender.wait(10s).exited_with(0));
+  EXPECT_EQ(box.receive_in_place(no_wait).error().errc(), Errc::closed);  // taken back: nothing to drain
+}
+
+TEST_F(MailboxTest, LoanCommitAndAbandon) {
+  Mailbox box = make({.capacity = 2, .max_message_size = 64});
+  {
+    auto abandoned = box.loan(8);
+    ASSERT_TRUE(abandoned);
+    std::memcpy(abandoned->data().data(), "ignored!", 8);
+  }  // abandoned by its destructor
+  auto loan = box.loan(64);
+  ASSERT_TRUE(loan);
+  EXPECT_EQ(loan->data().size(), 64u);
+  std::memcpy(loan->data().data(), "in place", 8);
+  ASSERT_TRUE(loan->commit(8));
+  auto again = loan->commit(8);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().errc(), Errc::invalid_argument);
+
+  auto message = box.receive_in_place(no_wait);
+  ASSERT_TRUE(message) << message.error().message();
+  EXPECT_EQ(text_of(message->data()), "in place");
+  message->release();
+  EXPECT_TRUE(message->data().empty());
+  EXPECT_EQ(box.receive_in_place(no_wait).error().errc(), Errc::would_block);
+}
+
+TEST_F(MailboxTest, LoanCommitLargerThanTheLoanIsRefused) {
+  Mailbox box = make();
+  auto loan = box.loan(4);
+  ASSERT_TRUE(loan);
+  auto committed = loan->commit(5);
+  ASSERT_FALSE(committed);
+  EXPECT_EQ(committed.error().errc(), Errc::too_large);
+  EXPECT_EQ(committed.error().message(), "mailbox '" + name + "': commit of 5 bytes exceeds the loan of 4");
+}
+
+TEST_F(MailboxTest, ReceivedInPlaceHoldsItsSlotUntilReleased) {
+  Mailbox box = make({.capacity = 1});
+  ASSERT_TRUE(box.send(as_bytes("held")));
+  auto message = box.receive_in_place();
+  ASSERT_TRUE(message);
+  EXPECT_EQ(box.send(as_bytes("next"), no_wait).error().errc(), Errc::would_block);
+  message->release();
+  EXPECT_TRUE(box.send(as_bytes("next"), no_wait));
+}
+
+struct Point {
+  int x;
+  double y;
+};
+
+TEST_F(MailboxTest, TypedValues) {
+  Mailbox box = make();
+  ASSERT_TRUE(box.send_value(Point{3, 4.5}));
+  auto point = box.receive_value<Point>(no_wait);
+  ASSERT_TRUE(point);
+  EXPECT_EQ(point->x, 3);
+  EXPECT_EQ(point->y, 4.5);
+  ASSERT_TRUE(box.send_value(std::uint16_t{7}));
+  auto wrong = box.receive_value<Point>(no_wait);
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().errc(), Errc::invalid_argument);
+  EXPECT_EQ(wrong.error().message(),
+            "mailbox '" + name + "': received a message of 2 bytes where " + std::to_string(sizeof(Point)) +
+                " were expected");
+}
+
+TEST_F(MailboxTest, IdleBlockedReceiverUsesNoCpuAfterItsSpinBudget) {
+  Mailbox box = make();
+  auto receiver = ChildProcess::spawn([&] {
+    auto inbox = Mailbox::open(name);
+    if (!inbox) return 1;
+    std::vector<std::byte> message;
+    (void)inbox->receive(message, 1s);
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    const long cpu_us = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000L + usage.ru_utime.tv_usec +
+                        usage.ru_stime.tv_usec;
+    return cpu_us < 100'000 ? 0 : 2;  // 1 s asleep: well under 10% even with start-up
+  });
+  EXPECT_TRUE(receiver.wait().exited_with(0));
+}
+
+TEST_F(MailboxTest, StatAndList) {
+  Mailbox box = make({.capacity = 5, .max_message_size = 100, .mode = 0640});
+  ASSERT_TRUE(box.send(as_bytes("x")));
+  auto status = Mailbox::stat(name);
+  ASSERT_TRUE(status) << status.error().message();
+  EXPECT_EQ(status->name, name);
+  EXPECT_EQ(status->buffering, Buffering::bounded);
+  EXPECT_EQ(status->capacity, 5u);
+  EXPECT_EQ(status->max_message_size, 100u);
+  EXPECT_EQ(status->queued, 1u);
+  EXPECT_FALSE(status->closed);
+  EXPECT_EQ(status->mode, 0640u);
+  EXPECT_EQ(status->attached, 1u);
+  const auto names = Mailbox::list();
+  EXPECT_NE(std::find(names.begin(), names.end(), name), names.end());
+}
+
+TEST_F(MailboxTest, RemoveClosesForThoseStillAttached) {
+  Mailbox box = make();
+  ASSERT_TRUE(Mailbox::remove(name));
+  EXPECT_TRUE(box.closed());
+  EXPECT_EQ(Mailbox::open(name).error().errc(), Errc::not_found);
+}
+
+TEST_F(MailboxTest, AttachLimitAndDeadHoldersAreReclaimed) {
+  Mailbox box = make({.max_attached = 2});
+  test::Pipe progress;
+  auto holder = ChildProcess::spawn([&]() -> int {
+    auto opened = Mailbox::open(name);
+    progress.send(opened ? "attached" : "failed");
+    ::pause();
+    return 0;
+  });
+  ASSERT_EQ(progress.receive(), "attached");
+  auto third = Mailbox::open(name);
+  ASSERT_FALSE(third);
+  EXPECT_EQ(third.error().errc(), Errc::no_space);
+  EXPECT_EQ(third.error().message(),
+            "mailbox '" + name + "': all 2 attach entries are held by live handles (raise max_attached)");
+  holder.kill();
+  holder.wait();
+  EXPECT_TRUE(Mailbox::open(name));
+}
+
+// Creation and opening errors, each with its exact error.
+TEST_F(MailboxTest, CreateExistingIsAlreadyExists) {
+  Mailbox box = make();
+  auto again = Mailbox::create(name);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().errc(), Errc::already_exists);
+  EXPECT_EQ(again.error().message(), "mailbox '" + name + "': cannot create: already exists (File exists)");
+}
+
+TEST_F(MailboxTest, OpenMissingIsNotFound) {
+  auto opened = Mailbox::open(name);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().errc(), Errc::not_found);
+  EXPECT_EQ(opened.error().message(), "mailbox '" + name + "': cannot open: does not exist (No such file or directory)");
+  EXPECT_EQ(Mailbox::stat(name).error().errc(), Errc::not_found);
+  EXPECT_EQ(Mailbox::remove(name).error().errc(), Errc::not_found);
+}
+
+TEST_F(MailboxTest, BadOptionsAreInvalidArguments) {
+  struct Case {
+    MailboxOptions options;
+    std::string detail;
+  };
+  for (const auto& [options, detail] :
+       {Case{{.capacity = 0}, "a bounded mailbox needs a capacity of at least 1 (or zero buffering)"},
+        Case{{.max_message_size = (1u << 30) + 1}, "max message size 1073741825 is over the limit of 1073741824 bytes"},
+        Case{{.mode = 01777}, "mode must be permission bits within 0777"},
+        Case{{.max_attached = 0}, "max attached must be from 1 to 65534"}}) {
+    auto created = Mailbox::create(name, options);
+    ASSERT_FALSE(created);
+    EXPECT_EQ(created.error().errc(), Errc::invalid_argument);
+    EXPECT_EQ(created.error().detail(), detail);
+  }
+  auto huge = Mailbox::create(name, {.capacity = 1u << 31, .max_message_size = 1u << 20});
+  ASSERT_FALSE(huge);
+  EXPECT_EQ(huge.error().errc(), Errc::too_large);
+}
+
+TEST_F(MailboxTest, InvalidNamesAreRejected) {
+  EXPECT_EQ(Mailbox::create("a/b").error().errc(), Errc::invalid_name);
+  EXPECT_EQ(Mailbox::open("").error().errc(), Errc::invalid_name);
+  auto long_name = Mailbox::create(std::string(246, 'm'));
+  ASSERT_FALSE(long_name);
+  EXPECT_EQ(long_name.error().detail(), "name is 246 characters long, the limit is 245");
+  EXPECT_EQ(Mailbox::stat("..").error().errc(), Errc::invalid_name);
+  EXPECT_EQ(Mailbox::remove("x y").error().errc(), Errc::invalid_name);
+}
+
+TEST_F(MailboxTest, AnotherUserIsDenied) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root to switch to another uid";
+  Mailbox box = make();
+  auto child = ChildProcess::spawn([&] {
+    if (!test::drop_privileges()) return 10;
+    if (Mailbox::open(name).error().errc() != Errc::permission_denied) return 1;
+    if (Mailbox::stat(name).error().errc() != Errc::permission_denied) return 2;
+    if (Mailbox::remove(name).error().errc() != Errc::permission_denied) return 3;
+    return 0;
+  });
+  EXPECT_TRUE(child.wait().exited_with(0));
+}
+
+// The file behind a mailbox, for tests that write into it directly.
+Segment raw_file(const std::string& name) { return Segment::open("shmbox.mb." + name, Access::read_write).value(); }
+
+TEST_F(MailboxTest, LayoutVersionMismatchIsItsOwnError) {
+  Mailbox box = make();
+  auto raw = raw_file(name);
+  const std::uint32_t version = 99;
+  std::memcpy(raw.writable_bytes()->data() + 8, &version, sizeof version);
+  auto opened = Mailbox::open(name);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().errc(), Errc::version_mismatch);
+  EXPECT_EQ(opened.error().message(), "mailbox '" + name + "': has layout version 99; this build reads version 1");
+}
+
+TEST_F(MailboxTest, WrongMagicIsCorrupt) {
+  Mailbox box = make();
+  auto raw = raw_file(name);
+  raw.writable_bytes()->data()[0] = std::byte{'X'};
+  auto opened = Mailbox::open(name);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().errc(), Errc::corrupt);
+  EXPECT_EQ(opened.error().message(), "mailbox '" + name + "': is not a mailbox (bad magic number)");
+  EXPECT_EQ(Mailbox::stat(name).error().errc(), Errc::corrupt);
+  EXPECT_TRUE(Mailbox::remove(name));  // a corrupt mailbox can still be removed
+}
+
+TEST_F(MailboxTest, TruncatedFileIsCorrupt) {
+  Mailbox box = make({.capacity = 8});
+  auto raw = raw_file(name);
+  ASSERT_TRUE(raw.resize(4096));
+  auto opened = Mailbox::open(name);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().errc(), Errc::corrupt);
+  EXPECT_NE(opened.error().detail().find("shorter than its header says"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace shmbox
