@@ -26,20 +26,21 @@ std::uint64_t queued(const MailboxState& state) noexcept {
 
 void wake_receivers(MailboxState& state, bool all) noexcept {
   Header& header = *state.header;
-  // Pairs with the waiter's seq_cst increment of receivers_sleeping: either we see
-  // the waiter, or the waiter's re-check sees what we published (design.md, Waiting).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  const bool selectors = header.receive_selectors_sleeping.load(std::memory_order_relaxed) != 0;
-  if (header.receivers_sleeping.load(std::memory_order_relaxed) == 0 && !selectors) return;
+  // A seq_cst read-modify-write, not a load: it is ordered with the waiter's seq_cst
+  // increment of the same counter, so either we see the waiter or the waiter's
+  // re-check sees what we published (design.md, Waiting and waking).
+  const std::uint32_t sleeping = header.receivers_sleeping.fetch_add(0, std::memory_order_seq_cst);
+  const bool selectors = header.receive_selectors_sleeping.load(std::memory_order_seq_cst) != 0;
+  if (sleeping == 0 && !selectors) return;
   header.data_epoch.fetch_add(1, std::memory_order_relaxed);
   platform::futex_wake(header.data_epoch, all || selectors ? INT_MAX : 1);
 }
 
 void wake_senders(MailboxState& state, bool all) noexcept {
   Header& header = *state.header;
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // as in wake_receivers
-  const bool selectors = header.send_selectors_sleeping.load(std::memory_order_relaxed) != 0;
-  if (header.senders_sleeping.load(std::memory_order_relaxed) == 0 && !selectors) return;
+  const std::uint32_t sleeping = header.senders_sleeping.fetch_add(0, std::memory_order_seq_cst);  // as above
+  const bool selectors = header.send_selectors_sleeping.load(std::memory_order_seq_cst) != 0;
+  if (sleeping == 0 && !selectors) return;
   header.space_epoch.fetch_add(1, std::memory_order_relaxed);
   platform::futex_wake(header.space_epoch, all || selectors ? INT_MAX : 1);
 }
