@@ -30,8 +30,8 @@ inline int produce(std::string_view name) {
   return 0;
 }
 
-inline int consume(std::string_view name, std::chrono::milliseconds wait_at_most) {
-  auto segment = shmbox::Segment::open_wait(name, shmbox::Access::read_only, wait_at_most);
+inline int consume(std::string_view name, shmbox::Deadline wait_until) {
+  auto segment = shmbox::Segment::open_wait(name, shmbox::Access::read_only, wait_until);
   if (!segment) {
     std::fprintf(stderr, "consumer: %s\n", segment.error().message().c_str());
     return 1;

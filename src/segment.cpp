@@ -19,6 +19,13 @@ Result<void> check_size(std::size_t size, const std::string& object) {
   return {};
 }
 
+Result<void> check_mode(mode_t mode, const std::string& object) {
+  if ((mode & ~mode_t{0777}) != 0) {
+    return std::unexpected(Error{Errc::invalid_argument, object, "mode must be permission bits within 0777"});
+  }
+  return {};
+}
+
 }  // namespace
 
 Segment::Segment(std::string name, int fd, std::byte* base, std::size_t size, Access access) noexcept
@@ -62,9 +69,7 @@ Result<Segment> Segment::create(std::string_view name, std::size_t size, const S
 Result<Segment> detail::SegmentFactory::create(const std::string& file_name, const std::string& object,
                                                std::size_t size, const SegmentOptions& options) {
   if (auto ok = check_size(size, object); !ok) return std::unexpected(ok.error());
-  if ((options.mode & ~mode_t{0777}) != 0) {
-    return std::unexpected(Error{Errc::invalid_argument, object, "mode must be permission bits within 0777"});
-  }
+  if (auto ok = check_mode(options.mode, object); !ok) return std::unexpected(ok.error());
 
   // Built unnamed and linked in last: nobody can open it before it is sized and
   // initialised, and a crash before the link leaves nothing behind in /dev/shm.
@@ -84,6 +89,7 @@ Result<Segment> Segment::open_or_create(std::string_view name, std::size_t size,
   if (!valid) return std::unexpected(valid.error());
   const std::string object = detail::describe(kind, *valid);
   if (auto ok = check_size(size, object); !ok) return std::unexpected(ok.error());
+  if (auto ok = check_mode(options.mode, object); !ok) return std::unexpected(ok.error());
   // Each round either opens what exists or creates; losing a create race to
   // another process sends us back to open what it made.
   for (;;) {
@@ -91,10 +97,17 @@ Result<Segment> Segment::open_or_create(std::string_view name, std::size_t size,
     if (fd) {
       auto status = platform::file_status(fd->get(), object);
       if (!status) return std::unexpected(status.error());
-      if (auto ok = platform::reserve_size(fd->get(), status->size, std::max(size, status->size), object); !ok) {
+      // Growing a textbook creator's segment before it sized it would race with its
+      // ftruncate, which could then shrink the file under our mapping.
+      if (status->size == 0) {
+        return std::unexpected(Error{Errc::not_ready, object, "is empty: its creator has not sized it yet"});
+      }
+      // Reserving what is already reserved costs little, and makes a segment some
+      // other program created without reserving as safe as one of ours.
+      const std::size_t mapped_size = std::max(size, status->size);
+      if (auto ok = platform::reserve_size(fd->get(), status->size, mapped_size, object); !ok) {
         return std::unexpected(ok.error());
       }
-      const std::size_t mapped_size = std::max(size, status->size);
       auto region = platform::map_shared(fd->get(), mapped_size, true, object);
       if (!region) return std::unexpected(region.error());
       return Segment{*valid, fd->release(), region->base, region->size, Access::read_write};
@@ -126,7 +139,7 @@ Result<Segment> detail::SegmentFactory::open(const std::string& file_name, const
   return Segment{file_name, fd->release(), region->base, region->size, access};
 }
 
-Result<Segment> Segment::open_wait(std::string_view name, Access access, std::chrono::milliseconds timeout) {
+Result<Segment> Segment::open_wait(std::string_view name, Access access, Deadline deadline) {
   auto valid = detail::validate_name(kind, name);
   if (!valid) return std::unexpected(valid.error());
   const std::string object = detail::describe(kind, *valid);
@@ -134,18 +147,18 @@ Result<Segment> Segment::open_wait(std::string_view name, Access access, std::ch
   // sleep still wakes us.
   auto watch = platform::DirectoryWatch::watch_shm_directory(object);
   if (!watch) return std::unexpected(watch.error());
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto segment = open(*valid, access);
+    auto segment = detail::SegmentFactory::open(*valid, object, access);
     if (segment || (segment.error() != Errc::not_found && segment.error() != Errc::not_ready)) return segment;
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left <= std::chrono::milliseconds::zero()) {
-      return std::unexpected(Error{Errc::timeout, object,
-                                   "did not appear within " + std::to_string(timeout.count()) + " ms (" +
-                                       segment.error().detail() + ")"});
+    if (deadline.expired()) {
+      return std::unexpected(Error{Errc::timeout, object, "did not appear in time (" + segment.error().detail() + ")"});
     }
     // The cap bounds the cost of a missed event (another filesystem view of /dev/shm).
-    watch->wait(std::min(left, std::chrono::milliseconds{100}));
+    auto nap = std::chrono::milliseconds{100};
+    if (!deadline.is_forever()) {
+      nap = std::min(nap, std::chrono::ceil<std::chrono::milliseconds>(deadline.until() - Deadline::clock::now()));
+    }
+    watch->wait(std::max(nap, std::chrono::milliseconds{0}));
   }
 }
 
@@ -166,9 +179,7 @@ Result<SegmentInfo> Segment::stat(std::string_view name) {
 }
 
 Result<SegmentInfo> detail::SegmentFactory::stat(const std::string& file_name, const std::string& object) {
-  auto fd = platform::open_shm_file(file_name, false, object);
-  if (!fd) return std::unexpected(fd.error());
-  auto status = platform::file_status(fd->get(), object);
+  auto status = platform::stat_shm_file(file_name, object);
   if (!status) return std::unexpected(status.error());
   return SegmentInfo{status->size, status->mode, status->uid, status->gid};
 }

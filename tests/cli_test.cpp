@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sysexits.h>
 
+#include <filesystem>
+
 #include "shmbox/segment.hpp"
 #include "support/process.hpp"
 
@@ -93,12 +95,29 @@ TEST_F(SegmentCliTest, ReadPastTheEndExits64) {
 TEST_F(SegmentCliTest, PermissionDeniedExits77) {
   if (!test::running_as_root()) GTEST_SKIP() << "needs root to switch to another uid";
   ASSERT_TRUE(Segment::create(name, 4));
+  // The build tree may sit where uid 65534 cannot reach (a 0700 home): run a copy.
+  const test::TemporaryDirectory public_dir{0755};
+  const std::string cli = public_dir.path() + "/shmbox";
+  std::filesystem::copy_file(SHMBOX_CLI_PATH, cli);
   auto child = test::ChildProcess::spawn([&] {
     if (!test::drop_privileges()) return 10;
-    auto result = shmbox_cli({"segment", "read", name});
-    return result.status.exited_with(EX_NOPERM) ? 0 : 1;
+    auto result = test::run_command({cli, "segment", "read", name});
+    if (!result.status.exited_with(EX_NOPERM)) return 1;
+    return result.err == "shmbox: segment '" + name + "': cannot open: permission denied (Permission denied)\n" ? 0 : 2;
   });
-  EXPECT_TRUE(child.wait().exited_with(0));
+  const auto status = child.wait();
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot switch to uid 65534 here";
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+TEST_F(SegmentCliTest, NegativeNumbersAndEmptyModeAreUsageErrors) {
+  EXPECT_TRUE(shmbox_cli({"segment", "create", name, "-1"}).status.exited_with(EX_USAGE));
+  auto empty_mode = shmbox_cli({"segment", "create", name, "64", "--mode", ""});
+  EXPECT_TRUE(empty_mode.status.exited_with(EX_USAGE));
+  EXPECT_EQ(empty_mode.err, "shmbox: --mode '': must be octal permission bits such as 600 or 0640\n");
+  ASSERT_TRUE(Segment::create(name, 4));
+  EXPECT_TRUE(shmbox_cli({"segment", "read", name, "--length", "-1"}).status.exited_with(EX_USAGE));
+  EXPECT_TRUE(shmbox_cli({"segment", "write", name, "x", "--offset", "-1"}).status.exited_with(EX_USAGE));
 }
 
 TEST(Cli, UnknownVerbIsAUsageError) {

@@ -1,6 +1,7 @@
 #include "support/process.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -41,7 +42,7 @@ TEST(ChildProcess, KillsAChildThatOverrunsItsTimeout) {
   const auto status = child.wait(200ms);
   EXPECT_EQ(status.kind, ExitStatus::Kind::timed_out);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
-  EXPECT_EQ(::kill(child.pid(), 0), -1);  // reaped
+  EXPECT_FALSE(child.running());
 }
 
 TEST(ChildProcess, CanBeKilledMidOperation) {
@@ -61,15 +62,19 @@ TEST(ChildProcess, ThrowingBodyExitsWith125) {
 }
 
 TEST(ChildProcess, DestructorKillsAndReapsARunningChild) {
-  pid_t pid = 0;
+  int pidfd = -1;
   {
     auto child = ChildProcess::spawn([] {
       ::pause();
       return 0;
     });
-    pid = child.pid();
+    pidfd = ::dup(child.pidfd());  // a pidfd names this child only, whatever reuses its pid
   }
-  EXPECT_EQ(::kill(pid, 0), -1);
+  siginfo_t info{};
+  // Reaped: waitid on the pidfd finds no such child any more.
+  EXPECT_EQ(::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
+  ::close(pidfd);
 }
 
 TEST(Pipe, CarriesLinesFromChildToParent) {

@@ -45,7 +45,7 @@ int create(const SegmentArgs& args) {
   } catch (const std::exception&) {
     parsed = 0;
   }
-  if (parsed != args.mode.size() || mode > 0777) {
+  if (args.mode.empty() || parsed != args.mode.size() || mode > 0777) {
     return fail_usage("--mode '" + args.mode + "'", "must be octal permission bits such as 600 or 0640");
   }
   options.mode = static_cast<mode_t>(mode);
@@ -113,7 +113,7 @@ void add_segment_commands(CLI::App& app, int& exit_status) {
 
   auto* create_cmd = segment->add_subcommand("create", "Create a segment (exclusive; mode 0600 unless --mode)");
   create_cmd->add_option("name", args->name, "Segment name")->required();
-  create_cmd->add_option("size", args->size, "Size in bytes")->required();
+  create_cmd->add_option("size", args->size, "Size in bytes")->required()->check(CLI::NonNegativeNumber);
   create_cmd->add_option("--mode", args->mode, "Permission bits in octal");
   create_cmd->add_flag("--open-existing", args->open_existing, "Open the segment if it exists already");
   create_cmd->callback([args, &exit_status] { exit_status = create(*args); });
@@ -122,13 +122,14 @@ void add_segment_commands(CLI::App& app, int& exit_status) {
   write_cmd->add_option("name", args->name, "Segment name")->required();
   write_cmd->add_option("text", args->text, "Bytes to write; stdin when absent")
       ->each([args](const std::string&) { args->text_given = true; });
-  write_cmd->add_option("--offset", args->offset, "Byte offset to write at");
+  write_cmd->add_option("--offset", args->offset, "Byte offset to write at")->check(CLI::NonNegativeNumber);
   write_cmd->callback([args, &exit_status] { exit_status = write(*args); });
 
   auto* read_cmd = segment->add_subcommand("read", "Copy a segment's bytes to stdout");
   read_cmd->add_option("name", args->name, "Segment name")->required();
-  read_cmd->add_option("--offset", args->offset, "Byte offset to start at");
+  read_cmd->add_option("--offset", args->offset, "Byte offset to start at")->check(CLI::NonNegativeNumber);
   read_cmd->add_option("--length", args->length, "Bytes to read (default: to the end)")
+      ->check(CLI::NonNegativeNumber)
       ->each([args](const std::string&) { args->length_given = true; });
   read_cmd->callback([args, &exit_status] { exit_status = read(*args); });
 

@@ -62,6 +62,8 @@ class Error {
   std::string detail_;
 };
 
+// Every function returning a Result is [[nodiscard]]: an ignored error is a bug.
+// Discard one on purpose with (void).
 template <class T>
 using Result = std::expected<T, Error>;
 

@@ -82,8 +82,8 @@ class SendLoan {
 
   std::span<std::byte> data() const noexcept { return data_; }
   // Publishes the first `size` bytes (at most data().size()).
-  Result<void> commit(std::size_t size);
-  Result<void> commit() { return commit(data_.size()); }
+  [[nodiscard]] Result<void> commit(std::size_t size);
+  [[nodiscard]] Result<void> commit() { return commit(data_.size()); }
   void abandon() noexcept;
 
  private:
@@ -119,16 +119,16 @@ class ReceivedMessage {
 class Mailbox {
  public:
   // Creates a mailbox; Errc::already_exists if the name is taken.
-  static Result<Mailbox> create(std::string_view name, const MailboxOptions& options = {},
+  [[nodiscard]] static Result<Mailbox> create(std::string_view name, const MailboxOptions& options = {},
                                 const WaitPolicy& wait = {});
   // Attaches to an existing mailbox.
-  static Result<Mailbox> open(std::string_view name, const WaitPolicy& wait = {});
+  [[nodiscard]] static Result<Mailbox> open(std::string_view name, const WaitPolicy& wait = {});
   // Closes the mailbox for everyone and removes its name.
-  static Result<void> remove(std::string_view name);
+  [[nodiscard]] static Result<void> remove(std::string_view name);
   // Reads a mailbox's header without attaching to it (maps it read-only).
-  static Result<MailboxStatus> stat(std::string_view name);
+  [[nodiscard]] static Result<MailboxStatus> stat(std::string_view name);
   // Names of the mailboxes in /dev/shm.
-  static std::vector<std::string> list();
+  [[nodiscard]] static std::vector<std::string> list();
 
   Mailbox(Mailbox&& other) noexcept;
   Mailbox& operator=(Mailbox&& other) noexcept;
@@ -141,29 +141,29 @@ class Mailbox {
   std::uint32_t capacity() const noexcept;
   std::size_t max_message_size() const noexcept;
 
-  Result<void> send(std::span<const std::byte> message, Deadline deadline = forever);
+  [[nodiscard]] Result<void> send(std::span<const std::byte> message, Deadline deadline = forever);
 
   // Receives into `buffer` and returns the message's size. A message larger than the
   // buffer stays queued and the call fails with Errc::too_large; a buffer of
   // max_message_size() bytes always suffices.
-  Result<std::size_t> receive(std::span<std::byte> buffer, Deadline deadline = forever);
+  [[nodiscard]] Result<std::size_t> receive(std::span<std::byte> buffer, Deadline deadline = forever);
   // Receives into `message`, resizing it to the message's size.
-  Result<void> receive(std::vector<std::byte>& message, Deadline deadline = forever);
+  [[nodiscard]] Result<void> receive(std::vector<std::byte>& message, Deadline deadline = forever);
 
   // Zero-copy: a slot of `size` bytes to write in place.
-  Result<SendLoan> loan(std::size_t size, Deadline deadline = forever);
+  [[nodiscard]] Result<SendLoan> loan(std::size_t size, Deadline deadline = forever);
   // Zero-copy: the next message, read in place.
-  Result<ReceivedMessage> receive_in_place(Deadline deadline = forever);
+  [[nodiscard]] Result<ReceivedMessage> receive_in_place(Deadline deadline = forever);
 
   template <class T>
     requires std::is_trivially_copyable_v<T>
-  Result<void> send_value(const T& value, Deadline deadline = forever) {
+  [[nodiscard]] Result<void> send_value(const T& value, Deadline deadline = forever) {
     return send(std::as_bytes(std::span{&value, 1}), deadline);
   }
   // Errc::corrupt if the message is not sizeof(T) bytes (it is consumed).
   template <class T>
     requires std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>
-  Result<T> receive_value(Deadline deadline = forever) {
+  [[nodiscard]] Result<T> receive_value(Deadline deadline = forever) {
     T value{};
     auto size = receive(std::as_writable_bytes(std::span{&value, 1}), deadline);
     if (!size) return std::unexpected(size.error());
@@ -172,7 +172,7 @@ class Mailbox {
   }
 
   // Closes the mailbox for every process (it stays until removed).
-  Result<void> close();
+  [[nodiscard]] Result<void> close();
   bool closed() const noexcept;
 
   // Messages queued now (a snapshot).

@@ -33,6 +33,7 @@
 #include <string_view>
 
 #include "shmbox/error.hpp"
+#include "shmbox/wait.hpp"
 
 namespace shmbox {
 
@@ -59,24 +60,25 @@ struct SegmentInfo {
 class Segment {
  public:
   // Creates a new segment of `size` bytes; Errc::already_exists if the name is taken.
-  static Result<Segment> create(std::string_view name, std::size_t size, const SegmentOptions& options = {});
+  [[nodiscard]] static Result<Segment> create(std::string_view name, std::size_t size, const SegmentOptions& options = {});
 
   // Opens the segment if it exists (growing it to `size` if it is smaller, never
   // shrinking it), otherwise creates it as create() does. Always read-write.
-  static Result<Segment> open_or_create(std::string_view name, std::size_t size,
+  [[nodiscard]] static Result<Segment> open_or_create(std::string_view name, std::size_t size,
                                         const SegmentOptions& options = {});
 
   // Opens an existing segment and maps all of it with the access asked for.
-  static Result<Segment> open(std::string_view name, Access access = Access::read_write);
+  [[nodiscard]] static Result<Segment> open(std::string_view name, Access access = Access::read_write);
 
   // As open(), but if the segment does not exist yet (or is still empty), sleeps until
-  // it appears or `timeout` passes (Errc::timeout). Sleeps on inotify; never spins.
-  static Result<Segment> open_wait(std::string_view name, Access access, std::chrono::milliseconds timeout);
+  // it appears or the deadline passes (Errc::timeout). Sleeps on inotify; never spins.
+  // Any other error (permission denied, ...) is returned at once.
+  [[nodiscard]] static Result<Segment> open_wait(std::string_view name, Access access, Deadline deadline);
 
   // Unlinks the name. Processes that have it mapped keep their mapping.
-  static Result<void> remove(std::string_view name);
+  [[nodiscard]] static Result<void> remove(std::string_view name);
 
-  static Result<SegmentInfo> stat(std::string_view name);
+  [[nodiscard]] static Result<SegmentInfo> stat(std::string_view name);
 
   Segment(Segment&& other) noexcept;
   Segment& operator=(Segment&& other) noexcept;
@@ -88,18 +90,18 @@ class Segment {
   std::size_t size() const noexcept { return size_; }
   Access access() const noexcept { return access_; }
 
-  std::span<const std::byte> bytes() const noexcept;
+  [[nodiscard]] std::span<const std::byte> bytes() const noexcept;
   // Errc::permission_denied on a segment opened read-only.
-  Result<std::span<std::byte>> writable_bytes() noexcept;
+  [[nodiscard]] Result<std::span<std::byte>> writable_bytes() noexcept;
 
   // Changes the segment's size and remaps it here; spans taken before are invalid.
   // Growing reserves the new pages first. Other processes see the new size after
   // their own refresh(); shrinking under a process that still maps the old size makes
   // its accesses past the new end fault, so shrink only what others no longer use.
-  Result<void> resize(std::size_t new_size);
+  [[nodiscard]] Result<void> resize(std::size_t new_size);
 
   // Remaps to the size the segment has now (after another process resized it).
-  Result<void> refresh();
+  [[nodiscard]] Result<void> refresh();
 
  private:
   friend struct detail::SegmentFactory;

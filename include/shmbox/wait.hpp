@@ -19,10 +19,15 @@ class Deadline {
   using clock = std::chrono::steady_clock;
 
   // Waits at most `timeout` from now (zero or negative: do not wait).
+  // Timeouts beyond a century (milliseconds::max() among them) mean forever, rather
+  // than overflowing the clock's arithmetic.
   template <class Rep, class Period>
   Deadline(std::chrono::duration<Rep, Period> timeout) noexcept  // NOLINT: implicit on purpose
-      : kind_(timeout <= timeout.zero() ? Kind::none : Kind::until),
-        until_(kind_ == Kind::until ? clock::now() + std::chrono::ceil<clock::duration>(timeout)
+      : kind_(timeout <= timeout.zero()                                         ? Kind::none
+              : std::chrono::duration<double>(timeout).count() > century_seconds ? Kind::forever
+                                                                                 : Kind::until),
+        until_(kind_ == Kind::until ? clock::now() + std::chrono::ceil<clock::duration>(
+                                                         std::chrono::duration<double>(timeout))
                                     : clock::time_point{}) {}
   constexpr Deadline(clock::time_point until) noexcept : kind_(Kind::until), until_(until) {}  // NOLINT
 
@@ -38,6 +43,7 @@ class Deadline {
   }
 
  private:
+  static constexpr double century_seconds = 100.0 * 365 * 24 * 3600;
   enum class Kind : std::uint8_t { forever, none, until };
   constexpr explicit Deadline(Kind kind) noexcept : kind_(kind) {}
   Kind kind_;

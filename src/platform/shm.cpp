@@ -32,8 +32,13 @@ Result<void> link_shm_file(int fd, std::string_view name, const std::string& obj
   // Linking an O_TMPFILE through /proc needs no privilege, unlike AT_EMPTY_PATH.
   const std::string proc_path = "/proc/self/fd/" + std::to_string(fd);
   if (::linkat(AT_FDCWD, proc_path.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) == 0) return {};
-  const int err = errno;
-  if (err == ENOENT && ::linkat(fd, "", AT_FDCWD, target.c_str(), AT_EMPTY_PATH) == 0) return {};
+  int err = errno;
+  if (err == ENOENT) {
+    // No /proc: AT_EMPTY_PATH works without it, but needs CAP_DAC_READ_SEARCH.
+    if (::linkat(fd, "", AT_FDCWD, target.c_str(), AT_EMPTY_PATH) == 0) return {};
+    err = errno;
+    if (err == ENOENT) return std::unexpected(system_error(err, object, "cannot create: /proc is not mounted"));
+  }
   return std::unexpected(system_error(err, object, "cannot create"));
 }
 
@@ -60,6 +65,16 @@ Result<UniqueFd> open_shm_file(std::string_view name, bool writable, const std::
   return fd;
 }
 
+Result<FileStatus> stat_shm_file(std::string_view name, const std::string& object) {
+  const std::string path = shm_path(name);
+  struct stat st {};
+  // lstat: metadata needs no permission on the file itself (ls shows it to anyone),
+  // and a symlink planted under the name is reported, not followed.
+  if (::lstat(path.c_str(), &st) != 0) return std::unexpected(system_error(errno, object, "cannot stat"));
+  if (!S_ISREG(st.st_mode)) return std::unexpected(Error{Errc::corrupt, object, "is not a shared-memory file"});
+  return FileStatus{static_cast<std::size_t>(st.st_size), st.st_mode & 07777, st.st_uid, st.st_gid};
+}
+
 Result<void> unlink_shm_file(std::string_view name, const std::string& object) {
   const std::string path = shm_path(name);
   if (::unlink(path.c_str()) != 0) return std::unexpected(system_error(errno, object, "cannot remove"));
@@ -76,14 +91,14 @@ Result<void> reserve_size(int fd, std::size_t current_size, std::size_t size, co
   if (size > static_cast<std::size_t>(std::numeric_limits<off_t>::max())) {
     return std::unexpected(Error{Errc::too_large, object, "size " + std::to_string(size) + " is beyond the file size limit"});
   }
-  if (size > current_size) {
+  if (size >= current_size) {
     // posix_fallocate returns the error rather than setting errno. On tmpfs a
-    // failure leaves the file as it was.
+    // failure leaves the file as it was; pages already reserved cost nothing.
     const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
     if (err != 0) {
       return std::unexpected(system_error(err, object, "cannot reserve " + std::to_string(size) + " bytes"));
     }
-  } else if (size < current_size) {
+  } else {
     if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
       return std::unexpected(system_error(errno, object, "cannot shrink to " + std::to_string(size) + " bytes"));
     }

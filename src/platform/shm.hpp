@@ -39,6 +39,9 @@ struct FileStatus {
 };
 Result<FileStatus> file_status(int fd, const std::string& object);
 
+// The status of the file under `name`, without opening it.
+Result<FileStatus> stat_shm_file(std::string_view name, const std::string& object);
+
 // Makes the file exactly `size` bytes with every page reserved, so that a write
 // anywhere inside can never fault for lack of memory in /dev/shm.
 Result<void> reserve_size(int fd, std::size_t current_size, std::size_t size, const std::string& object);

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <filesystem>
+#include <sys/stat.h>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -85,7 +87,7 @@ ChildProcess::ChildProcess(ChildProcess&& other) noexcept
 
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
-    this->~ChildProcess();
+    reset();
     pid_ = std::exchange(other.pid_, -1);
     pidfd_ = std::exchange(other.pidfd_, -1);
     status_ = other.status_;
@@ -93,7 +95,9 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   return *this;
 }
 
-ChildProcess::~ChildProcess() {
+ChildProcess::~ChildProcess() { reset(); }
+
+void ChildProcess::reset() noexcept {
   if (running()) {
     kill(SIGKILL);
     int status = 0;
@@ -101,6 +105,9 @@ ChildProcess::~ChildProcess() {
     }
   }
   if (pidfd_ >= 0) ::close(pidfd_);
+  pid_ = -1;
+  pidfd_ = -1;
+  status_.reset();
 }
 
 void ChildProcess::kill(int signal) {
@@ -203,6 +210,18 @@ CommandResult run_command(const std::vector<std::string>& args, const std::strin
   const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   result.status = child.wait(std::max(left, std::chrono::milliseconds{0}));
   return result;
+}
+
+TemporaryDirectory::TemporaryDirectory(unsigned mode) {
+  std::string pattern = "/tmp/shmbox-test-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) fail("mkdtemp");
+  path_ = pattern;
+  if (::chmod(path_.c_str(), mode) != 0) fail("chmod");
+}
+
+TemporaryDirectory::~TemporaryDirectory() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
 }
 
 bool running_as_root() { return ::geteuid() == 0; }

@@ -42,6 +42,8 @@ class ChildProcess {
   ~ChildProcess();
 
   pid_t pid() const { return pid_; }
+  // The pidfd: readable once the child has ended, immune to pid reuse.
+  int pidfd() const { return pidfd_; }
 
   // Waits up to `timeout`; on expiry kills the child and reports timed_out.
   ExitStatus wait(std::chrono::milliseconds timeout = 30s);
@@ -51,6 +53,7 @@ class ChildProcess {
 
  private:
   ChildProcess(pid_t pid, int pidfd) : pid_(pid), pidfd_(pidfd) {}
+  void reset() noexcept;
   pid_t pid_ = -1;
   int pidfd_ = -1;
   std::optional<ExitStatus> status_;
@@ -82,6 +85,19 @@ struct CommandResult {
 // Runs a program with `args` (argv[0] first), feeding it `input` on stdin.
 CommandResult run_command(const std::vector<std::string>& args, const std::string& input = {},
                           std::chrono::milliseconds timeout = 30s);
+
+// A directory removed with its contents when the object goes.
+class TemporaryDirectory {
+ public:
+  explicit TemporaryDirectory(unsigned mode = 0700);
+  TemporaryDirectory(const TemporaryDirectory&) = delete;
+  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
+  ~TemporaryDirectory();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 // Switches this (child) process to uid/gid 65534 ("nobody"). False when not root.
 bool drop_privileges();
