@@ -7,5 +7,6 @@ namespace shmbox::cli {
 // Each verb group registers its subcommands; a subcommand's callback stores the
 // exit code in `exit_status`.
 void add_segment_commands(CLI::App& app, int& exit_status);
+void add_mailbox_commands(CLI::App& app, int& exit_status);
 
 }  // namespace shmbox::cli

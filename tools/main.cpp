@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", SHMBOX_VERSION);
   app.require_subcommand(1);
   int exit_status = EX_OK;
+  shmbox::cli::add_mailbox_commands(app, exit_status);
   shmbox::cli::add_segment_commands(app, exit_status);
   try {
     app.parse(argc, argv);

@@ -8,20 +8,12 @@
 #include <string>
 
 #include "commands.hpp"
+#include "cli_support.hpp"
 #include "exit_codes.hpp"
 #include "shmbox/segment.hpp"
 
 namespace shmbox::cli {
 namespace {
-
-int fail(const Error& error) {
-  fmt::print(stderr, "shmbox: {}\n", error.message());
-  return exit_code(error.errc());
-}
-
-int fail_usage(const std::string& object, const std::string& detail) {
-  return fail(Error{Errc::invalid_argument, object, detail});
-}
 
 struct SegmentArgs {
   std::string name;
@@ -37,18 +29,9 @@ struct SegmentArgs {
 };
 
 int create(const SegmentArgs& args) {
-  SegmentOptions options;
-  std::size_t parsed = 0;
-  unsigned long mode = 0;
-  try {
-    mode = std::stoul(args.mode, &parsed, 8);
-  } catch (const std::exception&) {
-    parsed = 0;
-  }
-  if (args.mode.empty() || parsed != args.mode.size() || mode > 0777) {
-    return fail_usage("--mode '" + args.mode + "'", "must be octal permission bits such as 600 or 0640");
-  }
-  options.mode = static_cast<mode_t>(mode);
+  auto mode = parse_mode(args.mode);
+  if (!mode) return fail(mode.error());
+  const SegmentOptions options{.mode = *mode};
   auto segment = args.open_existing ? Segment::open_or_create(args.name, args.size, options)
                                     : Segment::create(args.name, args.size, options);
   return segment ? EX_OK : fail(segment.error());

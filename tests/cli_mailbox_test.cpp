@@ -1,0 +1,159 @@
+// The mailbox verbs of the shmbox tool: each verb's work and each error's exit code
+// (sysexits.h) and one-line message.
+#include <gtest/gtest.h>
+#include <sysexits.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "shmbox/mailbox.hpp"
+#include "shmbox/segment.hpp"
+#include "support/process.hpp"
+
+namespace shmbox {
+namespace {
+
+test::CommandResult shmbox_cli(std::vector<std::string> args, const std::string& input = {}) {
+  args.insert(args.begin(), SHMBOX_CLI_PATH);
+  return test::run_command(args, input);
+}
+
+class MailboxCliTest : public ::testing::Test {
+ protected:
+  void TearDown() override { (void)Mailbox::remove(name); }
+  std::string name = test::unique_name("clibox");
+  std::string object() const { return "shmbox: mailbox '" + name + "': "; }
+};
+
+TEST_F(MailboxCliTest, CreateSendReceiveStatRemove) {
+  ASSERT_TRUE(shmbox_cli({"create", name, "--capacity", "8", "--max-size", "32", "--mode", "640"}).status.exited_with(EX_OK));
+  ASSERT_TRUE(shmbox_cli({"send", name, "one", "two"}).status.exited_with(EX_OK));
+  ASSERT_TRUE(shmbox_cli({"send", name}, "three\nfour\n").status.exited_with(EX_OK));
+  auto stat = shmbox_cli({"stat", name, "--json"});
+  ASSERT_TRUE(stat.status.exited_with(EX_OK));
+  for (const char* field : {"\"capacity\":8", "\"max_message_size\":32", "\"queued\":4", "\"mode\":\"0640\"",
+                            "\"buffering\":\"bounded\"", "\"closed\":false"}) {
+    EXPECT_NE(stat.out.find(field), std::string::npos) << field << " in " << stat.out;
+  }
+  auto received = shmbox_cli({"recv", name, "--count", "4"});
+  EXPECT_TRUE(received.status.exited_with(EX_OK));
+  EXPECT_EQ(received.out, "one\ntwo\nthree\nfour\n");
+  auto list = shmbox_cli({"ls"});
+  EXPECT_TRUE(list.status.exited_with(EX_OK));
+  EXPECT_NE(list.out.find(name), std::string::npos);
+  auto json = shmbox_cli({"ls", "--json"});
+  EXPECT_NE(json.out.find("\"name\":\"" + name + "\""), std::string::npos) << json.out;
+  EXPECT_TRUE(shmbox_cli({"rm", name}).status.exited_with(EX_OK));
+  EXPECT_EQ(Mailbox::open(name).error().errc(), Errc::not_found);
+}
+
+TEST_F(MailboxCliTest, CapacityZeroCreatesARendezvousMailbox) {
+  ASSERT_TRUE(shmbox_cli({"create", name, "--capacity", "0"}).status.exited_with(EX_OK));
+  EXPECT_EQ(Mailbox::stat(name)->buffering, Buffering::zero);
+  auto nobody = shmbox_cli({"send", name, "x", "--nonblock"});
+  EXPECT_TRUE(nobody.status.exited_with(EX_TEMPFAIL));
+  EXPECT_EQ(nobody.err, object() + "is full; nothing was sent\n");
+}
+
+TEST_F(MailboxCliTest, ExistingNameExits73) {
+  ASSERT_TRUE(Mailbox::create(name));
+  auto result = shmbox_cli({"create", name});
+  EXPECT_TRUE(result.status.exited_with(EX_CANTCREAT));
+  EXPECT_EQ(result.err, object() + "cannot create: already exists (File exists)\n");
+}
+
+TEST_F(MailboxCliTest, MissingMailboxExits66ForEveryVerb) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"send", name, "x"}, {"recv", name}, {"stat", name},
+                                        {"rm", name}}) {
+    auto result = shmbox_cli(args);
+    EXPECT_TRUE(result.status.exited_with(EX_NOINPUT)) << args[0];
+    EXPECT_EQ(result.err.rfind(object(), 0), 0u) << result.err;
+    EXPECT_NE(result.err.find("does not exist"), std::string::npos) << result.err;
+  }
+}
+
+TEST_F(MailboxCliTest, BadArgumentsExit64) {
+  auto bad_name = shmbox_cli({"create", "no/slash"});
+  EXPECT_TRUE(bad_name.status.exited_with(EX_USAGE));
+  EXPECT_EQ(bad_name.err,
+            "shmbox: mailbox 'no/slash': name must be one path component (no '/' after the first character)\n");
+  auto bad_mode = shmbox_cli({"create", name, "--mode", "8"});
+  EXPECT_TRUE(bad_mode.status.exited_with(EX_USAGE));
+  EXPECT_EQ(bad_mode.err, "shmbox: --mode '8': must be octal permission bits such as 600 or 0640\n");
+  auto bad_timeout = shmbox_cli({"recv", name, "--timeout", "soon"});
+  EXPECT_TRUE(bad_timeout.status.exited_with(EX_USAGE));
+  EXPECT_EQ(bad_timeout.err, "shmbox: --timeout 'soon': must be a duration with a unit: us, ms, s, m or h (250ms, 2s)\n");
+  EXPECT_TRUE(shmbox_cli({"create", name, "--capacity", "-1"}).status.exited_with(EX_USAGE));
+  EXPECT_TRUE(shmbox_cli({"create", name, "--capacity", "2", "--unbounded"}).status.exited_with(EX_USAGE));
+  EXPECT_TRUE(shmbox_cli({"recv", name, "--nonblock", "--timeout", "1s"}).status.exited_with(EX_USAGE));
+  EXPECT_TRUE(shmbox_cli({"recv", name, "--count", "0"}).status.exited_with(EX_USAGE));
+  EXPECT_TRUE(shmbox_cli({"create", name, "--max-size", "2000000000"}).status.exited_with(EX_USAGE));
+}
+
+TEST_F(MailboxCliTest, OversizedMessageExits65) {
+  ASSERT_TRUE(Mailbox::create(name, {.max_message_size = 4}));
+  auto result = shmbox_cli({"send", name, "12345"});
+  EXPECT_TRUE(result.status.exited_with(EX_DATAERR));
+  EXPECT_EQ(result.err, object() + "message of 5 bytes is over the mailbox's maximum of 4\n");
+}
+
+TEST_F(MailboxCliTest, ClosedMailboxExits69) {
+  auto box = Mailbox::create(name);
+  ASSERT_TRUE(box);
+  ASSERT_TRUE(box->close());
+  auto result = shmbox_cli({"send", name, "x"});
+  EXPECT_TRUE(result.status.exited_with(EX_UNAVAILABLE));
+  EXPECT_EQ(result.err, object() + "is closed\n");
+  EXPECT_TRUE(shmbox_cli({"recv", name}).status.exited_with(EX_UNAVAILABLE));
+}
+
+TEST_F(MailboxCliTest, WouldBlockAndTimeoutExit75) {
+  ASSERT_TRUE(Mailbox::create(name, {.capacity = 1}));
+  auto empty = shmbox_cli({"recv", name, "--nonblock"});
+  EXPECT_TRUE(empty.status.exited_with(EX_TEMPFAIL));
+  EXPECT_EQ(empty.err, object() + "is empty\n");
+  auto late = shmbox_cli({"recv", name, "--timeout", "50ms"});
+  EXPECT_TRUE(late.status.exited_with(EX_TEMPFAIL));
+  EXPECT_EQ(late.err, object() + "timed out\n");
+  ASSERT_TRUE(shmbox_cli({"send", name, "fill"}).status.exited_with(EX_OK));
+  auto full = shmbox_cli({"send", name, "more", "--timeout", "50ms"});
+  EXPECT_TRUE(full.status.exited_with(EX_TEMPFAIL));
+  EXPECT_EQ(full.err, object() + "timed out\n");
+}
+
+TEST_F(MailboxCliTest, StatOfACorruptMailboxSaysSoAndExits65) {
+  ASSERT_TRUE(Mailbox::create(name));
+  auto raw = Segment::open("shmbox.mb." + name, Access::read_write);
+  ASSERT_TRUE(raw);
+  std::memset(raw->writable_bytes()->data(), 0xff, 64);
+  auto result = shmbox_cli({"stat", name});
+  EXPECT_TRUE(result.status.exited_with(EX_DATAERR));
+  EXPECT_EQ(result.err, object() + "is not a mailbox (bad magic number)\n");
+  auto list = shmbox_cli({"ls"});
+  EXPECT_TRUE(list.status.exited_with(EX_OK));
+  EXPECT_NE(list.out.find("is not a mailbox (bad magic number)"), std::string::npos) << list.out;
+}
+
+TEST_F(MailboxCliTest, AnotherUserExits77) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root to switch to another uid";
+  ASSERT_TRUE(Mailbox::create(name));
+  const test::TemporaryDirectory public_dir{0755};
+  const std::string cli = public_dir.path() + "/shmbox";
+  std::filesystem::copy_file(SHMBOX_CLI_PATH, cli);
+  auto child = test::ChildProcess::spawn([&] {
+    if (!test::drop_privileges()) return 10;
+    for (const char* verb : {"send", "recv", "stat", "rm"}) {
+      auto result = test::run_command({cli, verb, name, "--nonblock"});
+      if (std::string{verb} == "stat" || std::string{verb} == "rm") result = test::run_command({cli, verb, name});
+      if (!result.status.exited_with(EX_NOPERM)) return 1;
+      if (result.err.find(object()) != 0 || result.err.find("permission denied") == std::string::npos) return 2;
+    }
+    return 0;
+  });
+  const auto status = child.wait();
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot switch to uid 65534 here";
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+}  // namespace
+}  // namespace shmbox

@@ -1,0 +1,214 @@
+#include <fmt/core.h>
+#include <sysexits.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli_support.hpp"
+#include "commands.hpp"
+#include "shmbox/mailbox.hpp"
+
+namespace shmbox::cli {
+namespace {
+
+struct MailboxArgs {
+  std::string name;
+  std::int64_t capacity = 64;
+  bool unbounded = false;
+  std::uint32_t max_size = 4096;
+  std::string mode = "600";
+  std::vector<std::string> messages;
+  bool nonblock = false;
+  std::string timeout;
+  std::uint64_t count = 1;
+  bool json = false;
+};
+
+const char* buffering_name(Buffering buffering) {
+  switch (buffering) {
+    case Buffering::zero: return "zero";
+    case Buffering::bounded: return "bounded";
+    case Buffering::unbounded: return "unbounded";
+  }
+  return "?";
+}
+
+Result<Deadline> deadline_of(const MailboxArgs& args) {
+  if (args.nonblock) return no_wait;
+  if (!args.timeout.empty()) return parse_timeout(args.timeout);
+  return forever;
+}
+
+int create(const MailboxArgs& args) {
+  auto mode = parse_mode(args.mode);
+  if (!mode) return fail(mode.error());
+  MailboxOptions options{.max_message_size = args.max_size, .mode = *mode};
+  if (args.unbounded) {
+    options.buffering = Buffering::unbounded;
+  } else if (args.capacity == 0) {
+    options.buffering = Buffering::zero;
+  } else {
+    options.capacity = static_cast<std::uint32_t>(args.capacity);
+  }
+  auto box = Mailbox::create(args.name, options);
+  return box ? EX_OK : fail(box.error());
+}
+
+int send(const MailboxArgs& args) {
+  auto deadline = deadline_of(args);
+  if (!deadline) return fail(deadline.error());
+  auto box = Mailbox::open(args.name);
+  if (!box) return fail(box.error());
+  auto send_one = [&](const std::string& text) -> int {
+    auto sent = box->send(as_bytes(text), *deadline);
+    if (!sent) {
+      // would_block carries no object (it is allocation-free); name it here.
+      if (sent.error().errc() == Errc::would_block) {
+        return fail(Error{Errc::would_block, "mailbox '" + box->name() + "'", "is full; nothing was sent"});
+      }
+      return fail(sent.error());
+    }
+    return EX_OK;
+  };
+  if (!args.messages.empty()) {
+    for (const auto& message : args.messages) {
+      if (const int status = send_one(message); status != EX_OK) return status;
+    }
+    return EX_OK;
+  }
+  for (std::string line; std::getline(std::cin, line);) {
+    if (const int status = send_one(line); status != EX_OK) return status;
+  }
+  return EX_OK;
+}
+
+int receive(const MailboxArgs& args) {
+  auto deadline = deadline_of(args);
+  if (!deadline) return fail(deadline.error());
+  auto box = Mailbox::open(args.name);
+  if (!box) return fail(box.error());
+  std::vector<std::byte> message;
+  for (std::uint64_t i = 0; i < args.count; ++i) {
+    auto got = box->receive(message, *deadline);
+    if (!got) {
+      if (got.error().errc() == Errc::would_block) {
+        return fail(Error{Errc::would_block, "mailbox '" + box->name() + "'", "is empty"});
+      }
+      return fail(got.error());
+    }
+    std::fwrite(message.data(), 1, message.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);  // a message received is a message shown, even if a later one fails
+  }
+  return EX_OK;
+}
+
+nlohmann::json to_json(const MailboxStatus& status) {
+  return {{"name", status.name},
+          {"buffering", buffering_name(status.buffering)},
+          {"capacity", status.capacity},
+          {"max_message_size", status.max_message_size},
+          {"queued", status.queued},
+          {"closed", status.closed},
+          {"mode", fmt::format("{:04o}", status.mode)},
+          {"uid", status.owner_uid},
+          {"attached", status.attached},
+          {"memory_bytes", status.memory_bytes}};
+}
+
+int stat(const MailboxArgs& args) {
+  auto status = Mailbox::stat(args.name);
+  if (!status) return fail(status.error());
+  if (args.json) {
+    fmt::print("{}\n", to_json(*status).dump());
+    return EX_OK;
+  }
+  fmt::print(
+      "mailbox {}\n  buffering     {}\n  capacity      {}\n  max size      {} bytes\n  queued        {}\n"
+      "  state         {}\n  mode          {:04o}\n  owner uid     {}\n  attached      {}\n  memory        {} bytes\n",
+      status->name, buffering_name(status->buffering), status->capacity, status->max_message_size, status->queued,
+      status->closed ? "closed" : "open", status->mode, status->owner_uid, status->attached, status->memory_bytes);
+  return EX_OK;
+}
+
+int list(const MailboxArgs& args) {
+  nlohmann::json rows = nlohmann::json::array();
+  if (!args.json) {
+    fmt::print("{:<24} {:<9} {:>8} {:>9} {:>7} {:>8} {:>5}  {}\n", "NAME", "BUFFERING", "CAPACITY", "MAX-SIZE",
+               "QUEUED", "ATTACHED", "MODE", "STATE");
+  }
+  for (const auto& name : Mailbox::list()) {
+    auto status = Mailbox::stat(name);
+    if (args.json) {
+      rows.push_back(status ? to_json(*status)
+                            : nlohmann::json{{"name", name}, {"error", status.error().message()}});
+      continue;
+    }
+    if (!status) {
+      fmt::print("{:<24} {}\n", name, status.error().message());
+      continue;
+    }
+    fmt::print("{:<24} {:<9} {:>8} {:>9} {:>7} {:>8} {:>5o}  {}\n", name, buffering_name(status->buffering),
+               status->capacity, status->max_message_size, status->queued, status->attached, status->mode,
+               status->closed ? "closed" : "open");
+  }
+  if (args.json) fmt::print("{}\n", rows.dump());
+  return EX_OK;
+}
+
+int remove(const MailboxArgs& args) {
+  auto removed = Mailbox::remove(args.name);
+  return removed ? EX_OK : fail(removed.error());
+}
+
+void add_wait_options(CLI::App* command, MailboxArgs& args) {
+  auto* nonblock = command->add_flag("--nonblock", args.nonblock, "Fail at once (exit 75) instead of waiting");
+  command->add_option("--timeout", args.timeout, "Wait at most this long, e.g. 250ms or 2s (exit 75)")
+      ->excludes(nonblock);
+}
+
+}  // namespace
+
+void add_mailbox_commands(CLI::App& app, int& exit_status) {
+  auto args = std::make_shared<MailboxArgs>();
+
+  auto* create_cmd = app.add_subcommand("create", "Create a mailbox (mode 0600 unless --mode)");
+  create_cmd->add_option("name", args->name, "Mailbox name")->required();
+  auto* capacity = create_cmd->add_option("--capacity", args->capacity, "Messages queued at most; 0: rendezvous")
+                       ->check(CLI::Range(std::int64_t{0}, std::int64_t{0xffffffff}));
+  create_cmd->add_flag("--unbounded", args->unbounded, "Never make a sender wait")->excludes(capacity);
+  create_cmd->add_option("--max-size", args->max_size, "Largest message in bytes")->check(CLI::NonNegativeNumber);
+  create_cmd->add_option("--mode", args->mode, "Permission bits in octal");
+  create_cmd->callback([args, &exit_status] { exit_status = create(*args); });
+
+  auto* send_cmd = app.add_subcommand("send", "Send each MESSAGE, or each line of stdin");
+  send_cmd->add_option("name", args->name, "Mailbox name")->required();
+  send_cmd->add_option("message", args->messages, "Messages to send");
+  add_wait_options(send_cmd, *args);
+  send_cmd->callback([args, &exit_status] { exit_status = send(*args); });
+
+  auto* recv_cmd = app.add_subcommand("recv", "Receive messages, each printed on its own line");
+  recv_cmd->add_option("name", args->name, "Mailbox name")->required();
+  recv_cmd->add_option("--count", args->count, "How many messages to receive")->check(CLI::PositiveNumber);
+  add_wait_options(recv_cmd, *args);
+  recv_cmd->callback([args, &exit_status] { exit_status = receive(*args); });
+
+  auto* ls_cmd = app.add_subcommand("ls", "List mailboxes");
+  ls_cmd->add_flag("--json", args->json, "Print JSON");
+  ls_cmd->callback([args, &exit_status] { exit_status = list(*args); });
+
+  auto* stat_cmd = app.add_subcommand("stat", "Show a mailbox's limits, contents and state");
+  stat_cmd->add_option("name", args->name, "Mailbox name")->required();
+  stat_cmd->add_flag("--json", args->json, "Print JSON");
+  stat_cmd->callback([args, &exit_status] { exit_status = stat(*args); });
+
+  auto* rm_cmd = app.add_subcommand("rm", "Close a mailbox and remove it");
+  rm_cmd->add_option("name", args->name, "Mailbox name")->required();
+  rm_cmd->callback([args, &exit_status] { exit_status = remove(*args); });
+}
+
+}  // namespace shmbox::cli
