@@ -1,0 +1,494 @@
+// Two-process mailbox benchmark: round-trip latency and one-way throughput between
+// processes pinned to CPU 0 and CPU 1, against baselines measured in the same run
+// (a pipe, and two processes ping-ponging one cache line: the floor).
+//
+//   mailbox_bench [--quick] [--repeat N]
+//
+// Every figure is repeated; the report gives the median of the repetitions with their
+// min-max. Latency figures are per-sample percentiles within a repetition.
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fmt/core.h>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shmbox/mailbox.hpp"
+#include "shmbox/segment.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+struct Config {
+  bool quick = false;
+  int repeat = 5;
+  std::size_t round_trips = 200'000;
+  std::size_t small_messages = 5'000'000;
+  std::size_t large_messages = 50'000;
+};
+
+void pin(unsigned cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  ::sched_setaffinity(0, sizeof set, &set);
+}
+
+std::string unique(const char* what) { return std::string{"shmbox-bench-"} + what + "-" + std::to_string(::getpid()); }
+
+// Shared between the two processes of one measurement.
+struct Control {
+  std::atomic<int> ready;
+  std::atomic<std::int64_t> end_ns;
+  std::atomic<std::int64_t> child_cpu_us;
+  std::atomic<int> failures;
+};
+
+std::int64_t now_ns() { return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(); }
+
+std::int64_t cpu_us() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000L + usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+}
+
+// Runs `child` pinned to CPU 1 and `parent` pinned to CPU 0, with a shared Control.
+template <class Parent, class Child>
+auto run_pair(Parent parent, Child child) {
+  const std::string control_name = unique("control");
+  auto segment = shmbox::Segment::create(control_name, sizeof(Control)).value();
+  auto* control = new (segment.writable_bytes()->data()) Control{};
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    pin(1);
+    const int status = child(*control);
+    control->child_cpu_us.store(cpu_us());
+    std::fflush(nullptr);
+    ::_exit(status);
+  }
+  pin(0);
+  auto result = parent(*control);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  (void)shmbox::Segment::remove(control_name);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || control->failures.load() != 0) {
+    fmt::print(stderr, "benchmark child failed (status {:#x})\n", status);
+    std::exit(1);
+  }
+  return result;
+}
+
+void wait_ready(Control& control, int count) {
+  while (control.ready.load(std::memory_order_acquire) < count) std::this_thread::yield();
+}
+
+struct Percentiles {
+  double median, p99, p999, max;
+};
+
+Percentiles percentiles(std::vector<double> samples) {
+  std::sort(samples.begin(), samples.end());
+  auto at = [&](double q) { return samples[static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1))]; };
+  return {at(0.5), at(0.99), at(0.999), samples.back()};
+}
+
+// ---- round trips ---------------------------------------------------------------------
+
+using RoundTrip = std::function<Percentiles()>;
+
+Percentiles shmbox_round_trip(const Config& config, shmbox::WaitPolicy policy, std::size_t size, bool zero_copy) {
+  const std::string ping = unique("ping"), pong = unique("pong");
+  const shmbox::MailboxOptions options{.capacity = 64, .max_message_size = static_cast<std::uint32_t>(size)};
+  auto ping_box = shmbox::Mailbox::create(ping, options, policy).value();
+  auto pong_box = shmbox::Mailbox::create(pong, options, policy).value();
+  const std::size_t total = config.round_trips + config.round_trips / 10;
+  auto result = run_pair(
+      [&](Control& control) {
+        wait_ready(control, 1);
+        std::vector<std::byte> message(size, std::byte{1});
+        std::vector<double> samples;
+        samples.reserve(config.round_trips);
+        for (std::size_t i = 0; i < total; ++i) {
+          const auto start = Clock::now();
+          if (zero_copy) {
+            auto loan = ping_box.loan(size).value();
+            std::memcpy(loan.data().data(), message.data(), size);
+            (void)loan.commit();
+            auto reply = pong_box.receive_in_place().value();
+          } else {
+            (void)ping_box.send(message);
+            (void)pong_box.receive(std::span{message});
+          }
+          if (i >= total - config.round_trips) {
+            samples.push_back(std::chrono::duration<double, std::nano>(Clock::now() - start).count());
+          }
+        }
+        return percentiles(std::move(samples));
+      },
+      [&](Control& control) {
+        auto in = shmbox::Mailbox::open(ping, policy).value();
+        auto out = shmbox::Mailbox::open(pong, policy).value();
+        std::vector<std::byte> message(size);
+        control.ready.fetch_add(1);
+        for (std::size_t i = 0; i < total; ++i) {
+          if (zero_copy) {
+            auto request = in.receive_in_place().value();
+            auto loan = out.loan(request.size()).value();
+            std::memcpy(loan.data().data(), request.data().data(), request.size());
+            request.release();
+            (void)loan.commit();
+          } else {
+            auto got = in.receive(std::span{message});
+            if (!got || !out.send(std::span{message}.first(*got))) return 1;
+          }
+        }
+        return 0;
+      });
+  (void)shmbox::Mailbox::remove(ping);
+  (void)shmbox::Mailbox::remove(pong);
+  return result;
+}
+
+Percentiles pipe_round_trip(const Config& config, std::size_t size) {
+  int there[2], back[2];
+  if (::pipe(there) != 0 || ::pipe(back) != 0) std::exit(1);
+  const std::size_t total = config.round_trips / 10;
+  auto full_io = [](auto io, int fd, std::byte* data, std::size_t n) {
+    for (std::size_t done = 0; done < n;) {
+      const ssize_t got = io(fd, data + done, n - done);
+      if (got <= 0) return false;
+      done += static_cast<std::size_t>(got);
+    }
+    return true;
+  };
+  auto result = run_pair(
+      [&](Control& control) {
+        wait_ready(control, 1);
+        std::vector<std::byte> message(size);
+        std::vector<double> samples;
+        for (std::size_t i = 0; i < total; ++i) {
+          const auto start = Clock::now();
+          full_io(::write, there[1], message.data(), size);
+          full_io(::read, back[0], message.data(), size);
+          samples.push_back(std::chrono::duration<double, std::nano>(Clock::now() - start).count());
+        }
+        return percentiles(std::move(samples));
+      },
+      [&](Control& control) {
+        std::vector<std::byte> message(size);
+        control.ready.fetch_add(1);
+        for (std::size_t i = 0; i < total; ++i) {
+          if (!full_io(::read, there[0], message.data(), size) || !full_io(::write, back[1], message.data(), size)) return 1;
+        }
+        return 0;
+      });
+  for (int fd : {there[0], there[1], back[0], back[1]}) ::close(fd);
+  return result;
+}
+
+// The floor: one cache line bounced between the two processes, spinning.
+Percentiles cache_line_round_trip(const Config& config) {
+  const std::string name = unique("line");
+  auto segment = shmbox::Segment::create(name, 4096).value();
+  auto* line = new (segment.writable_bytes()->data()) std::atomic<std::uint64_t>{0};
+  const std::size_t total = config.round_trips + config.round_trips / 10;
+  auto result = run_pair(
+      [&](Control& control) {
+        wait_ready(control, 1);
+        std::vector<double> samples;
+        samples.reserve(config.round_trips);
+        for (std::uint64_t i = 0; i < total; ++i) {
+          const auto start = Clock::now();
+          line->store(2 * i + 1, std::memory_order_release);
+          while (line->load(std::memory_order_acquire) != 2 * i + 2) __builtin_ia32_pause();
+          if (i >= total - config.round_trips) {
+            samples.push_back(std::chrono::duration<double, std::nano>(Clock::now() - start).count());
+          }
+        }
+        return percentiles(std::move(samples));
+      },
+      [&](Control& control) {
+        control.ready.fetch_add(1);
+        for (std::uint64_t i = 0; i < total; ++i) {
+          while (line->load(std::memory_order_acquire) != 2 * i + 1) __builtin_ia32_pause();
+          line->store(2 * i + 2, std::memory_order_release);
+        }
+        return 0;
+      });
+  (void)shmbox::Segment::remove(name);
+  return result;
+}
+
+// ---- throughput ------------------------------------------------------------------------
+
+struct Throughput {
+  double messages_per_second;
+  double bytes_per_second;
+  double sender_cpu_ns_per_message;
+  double receiver_cpu_ns_per_message;
+};
+
+Throughput shmbox_throughput(shmbox::WaitPolicy policy, std::size_t size, std::size_t count, bool zero_copy) {
+  const std::string name = unique("stream");
+  const std::uint32_t capacity = size <= 1024 ? 1024 : 64;
+  auto box = shmbox::Mailbox::create(name, {.capacity = capacity, .max_message_size = static_cast<std::uint32_t>(size)},
+                                     policy)
+                 .value();
+  std::int64_t parent_cpu = 0;
+  auto result = run_pair(
+      [&](Control& control) {
+        wait_ready(control, 1);
+        std::vector<std::byte> message(size, std::byte{7});
+        const std::int64_t cpu_before = cpu_us();
+        const std::int64_t start = now_ns();
+        for (std::uint64_t i = 0; i < count; ++i) {
+          if (zero_copy) {
+            auto loan = box.loan(size).value();
+            std::memcpy(loan.data().data(), message.data(), size);
+            std::memcpy(loan.data().data(), &i, sizeof i);
+            (void)loan.commit();
+          } else {
+            std::memcpy(message.data(), &i, sizeof i);
+            (void)box.send(message);
+          }
+        }
+        parent_cpu = cpu_us() - cpu_before;
+        while (control.end_ns.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+        return control.end_ns.load() - start;
+      },
+      [&](Control& control) {
+        auto inbox = shmbox::Mailbox::open(name, policy).value();
+        std::vector<std::byte> message(size);
+        control.ready.fetch_add(1);
+        for (std::uint64_t i = 0; i < count; ++i) {
+          std::uint64_t sequence = 0;
+          if (zero_copy) {
+            auto got = inbox.receive_in_place().value();
+            std::memcpy(message.data(), got.data().data(), got.size());  // the reader still reads every byte
+            std::memcpy(&sequence, got.data().data(), sizeof sequence);
+          } else {
+            (void)inbox.receive(std::span{message});
+            std::memcpy(&sequence, message.data(), sizeof sequence);
+          }
+          if (sequence != i) control.failures.fetch_add(1);  // dropped, duplicated or reordered
+        }
+        control.end_ns.store(now_ns(), std::memory_order_release);
+        return 0;
+      });
+  (void)shmbox::Mailbox::remove(name);
+  const double seconds = static_cast<double>(result) / 1e9;
+  return {static_cast<double>(count) / seconds, static_cast<double>(count * size) / seconds,
+          static_cast<double>(parent_cpu) * 1000.0 / static_cast<double>(count), 0};
+}
+
+// Bytes per second of memcpy of `size`-byte blocks, the copy floor for large messages.
+double memcpy_bandwidth(std::size_t size, std::size_t count) {
+  std::vector<std::byte> from(size, std::byte{1}), to(size);
+  const auto start = Clock::now();
+  for (std::size_t i = 0; i < count; ++i) {
+    std::memcpy(to.data(), from.data(), size);
+    asm volatile("" : : "r"(to.data()) : "memory");
+  }
+  return static_cast<double>(size * count) / std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// 4 senders and 4 receivers on one mailbox, all processes, on this machine's CPUs.
+double many_to_many(shmbox::WaitPolicy policy, std::size_t count_per_sender) {
+  const std::string name = unique("mxm");
+  auto box = shmbox::Mailbox::create(name, {.capacity = 1024, .max_message_size = 64}, policy).value();
+  const std::string control_name = unique("mxm-control");
+  auto segment = shmbox::Segment::create(control_name, sizeof(Control)).value();
+  auto* control = new (segment.writable_bytes()->data()) Control{};
+  std::vector<pid_t> pids;
+  auto spawn = [&](auto body) {
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid == 0) ::_exit(body());
+    pids.push_back(pid);
+  };
+  const auto start = now_ns();
+  for (int r = 0; r < 4; ++r) {
+    spawn([&] {
+      auto inbox = shmbox::Mailbox::open(name, policy).value();
+      std::array<std::byte, 64> message{};
+      while (inbox.receive(std::span{message})) {
+      }
+      return 0;
+    });
+  }
+  for (int s = 0; s < 4; ++s) {
+    spawn([&] {
+      auto outbox = shmbox::Mailbox::open(name, policy).value();
+      std::array<std::byte, 64> message{};
+      for (std::size_t i = 0; i < count_per_sender; ++i) {
+        if (!outbox.send(message)) return 1;
+      }
+      return 0;
+    });
+  }
+  for (std::size_t i = 4; i < pids.size(); ++i) ::waitpid(pids[i], nullptr, 0);
+  while (box.queued() != 0) std::this_thread::yield();
+  const auto end = now_ns();
+  (void)box.close();
+  for (std::size_t i = 0; i < 4; ++i) ::waitpid(pids[i], nullptr, 0);
+  (void)control;
+  (void)shmbox::Mailbox::remove(name);
+  (void)shmbox::Segment::remove(control_name);
+  return static_cast<double>(4 * count_per_sender) / (static_cast<double>(end - start) / 1e9);
+}
+
+// CPU used by a receiver blocked for one second on an empty mailbox, as a fraction.
+double idle_receiver_cpu_fraction(shmbox::WaitPolicy policy) {
+  const std::string name = unique("idle");
+  auto box = shmbox::Mailbox::create(name, {}, policy).value();
+  std::int64_t used_us = 0;
+  run_pair(
+      [&](Control& control) {
+        wait_ready(control, 1);
+        while (control.end_ns.load(std::memory_order_acquire) == 0) std::this_thread::sleep_for(10ms);
+        used_us = control.end_ns.load();
+        return 0;
+      },
+      [&](Control& control) {
+        auto inbox = shmbox::Mailbox::open(name, policy).value();
+        control.ready.fetch_add(1);
+        std::vector<std::byte> message;
+        const std::int64_t before = cpu_us();
+        (void)inbox.receive(message, 1s);
+        control.end_ns.store(std::max<std::int64_t>(1, cpu_us() - before), std::memory_order_release);
+        return 0;
+      });
+  (void)shmbox::Mailbox::remove(name);
+  return static_cast<double>(used_us) / 1e6;
+}
+
+// ---- report ----------------------------------------------------------------------------
+
+template <class T, class F>
+std::vector<T> repeat(int times, F measure) {
+  std::vector<T> results;
+  for (int i = 0; i < times; ++i) results.push_back(measure());
+  return results;
+}
+
+struct Summary {
+  double median, min, max;
+};
+
+Summary summarise(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return {values[values.size() / 2], values.front(), values.back()};
+}
+
+void print_latency(const std::string& label, const std::vector<Percentiles>& runs, double floor_median) {
+  std::vector<double> medians, p99s, p999s, maxes;
+  for (const auto& run : runs) {
+    medians.push_back(run.median);
+    p99s.push_back(run.p99);
+    p999s.push_back(run.p999);
+    maxes.push_back(run.max);
+  }
+  const auto m = summarise(medians), p = summarise(p99s), q = summarise(p999s), x = summarise(maxes);
+  fmt::print("| {:<34} | {:>7.0f} ({:.0f}-{:.0f}) | {:>7.0f} | {:>7.0f} | {:>8.0f} | {:>6.2f}x |\n", label, m.median,
+             m.min, m.max, p.median, q.median, x.median, floor_median > 0 ? m.median / floor_median : 0.0);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config config;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") {
+      config.quick = true;
+      config.repeat = 3;
+      config.round_trips = 20'000;
+      config.small_messages = 500'000;
+      config.large_messages = 5'000;
+    } else if (arg == "--repeat" && i + 1 < argc) {
+      config.repeat = std::atoi(argv[++i]);
+    } else {
+      fmt::print(stderr, "usage: mailbox_bench [--quick] [--repeat N]\n");
+      return 64;
+    }
+  }
+  const shmbox::WaitPolicy busy{.mode = shmbox::WaitMode::busy_poll};
+  const shmbox::WaitPolicy adaptive{};
+  const shmbox::WaitPolicy sleepy{.mode = shmbox::WaitMode::sleep};
+
+  fmt::print("## Round trip, 64 B (ns; median of {} runs (min-max), then medians of p99, p99.9, max)\n\n", config.repeat);
+  fmt::print("| {:<34} | {:>17} | {:>7} | {:>7} | {:>8} | {:>7} |\n", "transport", "median", "p99", "p99.9", "max", "/floor");
+  fmt::print("|{:-<36}|{:-<19}|{:-<9}|{:-<9}|{:-<10}|{:-<9}|\n", "", "", "", "", "", "");
+  const auto floor = repeat<Percentiles>(config.repeat, [&] { return cache_line_round_trip(config); });
+  std::vector<double> floor_medians;
+  for (const auto& run : floor) floor_medians.push_back(run.median);
+  const double floor_median = summarise(floor_medians).median;
+  print_latency("cache line (floor)", floor, floor_median);
+  print_latency("shmbox busy_poll", repeat<Percentiles>(config.repeat, [&] { return shmbox_round_trip(config, busy, 64, false); }), floor_median);
+  print_latency("shmbox adaptive (default)", repeat<Percentiles>(config.repeat, [&] { return shmbox_round_trip(config, adaptive, 64, false); }), floor_median);
+  print_latency("shmbox adaptive, zero-copy", repeat<Percentiles>(config.repeat, [&] { return shmbox_round_trip(config, adaptive, 64, true); }), floor_median);
+  print_latency("shmbox sleep", repeat<Percentiles>(config.repeat, [&] {
+                  Config fewer = config;
+                  fewer.round_trips /= 10;
+                  return shmbox_round_trip(fewer, sleepy, 64, false);
+                }), floor_median);
+  print_latency("pipe", repeat<Percentiles>(config.repeat, [&] { return pipe_round_trip(config, 64); }), floor_median);
+
+  fmt::print("\n## One-way throughput (median of {} runs (min-max))\n\n", config.repeat);
+  fmt::print("| {:<34} | {:>26} | {:>18} | {:>16} |\n", "transport", "messages/s", "GB/s", "sender CPU ns/msg");
+  fmt::print("|{:-<36}|{:-<28}|{:-<20}|{:-<18}|\n", "", "", "", "");
+  auto print_throughput = [&](const std::string& label, std::vector<Throughput> runs) {
+    std::vector<double> rates, bytes, cpu;
+    for (const auto& run : runs) {
+      rates.push_back(run.messages_per_second);
+      bytes.push_back(run.bytes_per_second);
+      cpu.push_back(run.sender_cpu_ns_per_message);
+    }
+    const auto r = summarise(rates), b = summarise(bytes), c = summarise(cpu);
+    fmt::print("| {:<34} | {:>10.2f}M ({:.2f}-{:.2f}M) | {:>6.2f} ({:.2f}-{:.2f}) | {:>16.0f} |\n", label, r.median / 1e6,
+               r.min / 1e6, r.max / 1e6, b.median / 1e9, b.min / 1e9, b.max / 1e9, c.median);
+    std::fflush(stdout);
+  };
+  for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}, std::pair{"sleep", sleepy}}) {
+    print_throughput(fmt::format("shmbox {}, 64 B", label),
+                     repeat<Throughput>(config.repeat, [&] { return shmbox_throughput(policy, 64, config.small_messages, false); }));
+  }
+  print_throughput("shmbox adaptive, 64 B, zero-copy",
+                   repeat<Throughput>(config.repeat, [&] { return shmbox_throughput(adaptive, 64, config.small_messages, true); }));
+  for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}}) {
+    print_throughput(fmt::format("shmbox {}, 64 KiB", label),
+                     repeat<Throughput>(config.repeat, [&] { return shmbox_throughput(policy, 65536, config.large_messages, false); }));
+  }
+  print_throughput("shmbox adaptive, 64 KiB, zero-copy",
+                   repeat<Throughput>(config.repeat, [&] { return shmbox_throughput(adaptive, 65536, config.large_messages, true); }));
+  const auto copy = summarise(repeat<double>(config.repeat, [&] { return memcpy_bandwidth(65536, config.large_messages * 4); }));
+  fmt::print("| {:<34} | {:>26} | {:>6.2f} ({:.2f}-{:.2f}) | {:>16} |\n", "memcpy 64 KiB (copy floor)", "-", copy.median / 1e9,
+             copy.min / 1e9, copy.max / 1e9, "-");
+
+  fmt::print("\n## 4 senders x 4 receivers, 64 B, on 2 CPUs (median of {} runs)\n\n", config.repeat);
+  for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}, std::pair{"sleep", sleepy}}) {
+    const auto rate = summarise(repeat<double>(config.repeat, [&] { return many_to_many(policy, config.small_messages / 20); }));
+    fmt::print("- {}: {:.2f}M messages/s ({:.2f}-{:.2f}M)\n", label, rate.median / 1e6, rate.min / 1e6, rate.max / 1e6);
+    std::fflush(stdout);
+  }
+
+  fmt::print("\n## A receiver blocked 1 s on an empty mailbox: CPU used\n\n");
+  for (const auto& [label, policy] : {std::pair{"adaptive", adaptive}, std::pair{"sleep", sleepy}}) {
+    fmt::print("- {}: {:.3f}% of one CPU\n", label, 100 * idle_receiver_cpu_fraction(policy));
+  }
+  return 0;
+}
