@@ -62,7 +62,11 @@ int receive_all(const std::string& name, std::atomic<std::uint32_t>* counts, con
   std::array<std::byte, 128> buffer{};
   for (;;) {
     auto size = box->receive(buffer);
-    if (!size) return size.error().errc() == Errc::closed ? 0 : 21;
+    if (!size) {
+      if (size.error().errc() == Errc::closed) return 0;
+      std::fprintf(stderr, "receiver: %s\n", size.error().message().c_str());
+      return 21;
+    }
     Stamp stamp{};
     if (*size < sizeof stamp) return 22;
     std::memcpy(&stamp, buffer.data(), sizeof stamp);

@@ -72,12 +72,17 @@ static_assert(offsetof(Header, space_epoch) == 260);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
-// One per attached handle. identity: ProcessIdentity::packed() of the holder, 0 = free.
-struct AttachEntry {
+// One per attached handle, a cache line each (handles in different processes
+// write their own entry on every operation). identity: ProcessIdentity::packed()
+// of the holder, 0 = free. The intents record, before each claim, the position a
+// handle is about to claim (+1; 0 = none), so that survivors can tell what a handle
+// that died mid-operation held.
+struct alignas(cache_line) AttachEntry {
   std::atomic<std::uint64_t> identity;
-  std::atomic<std::uint64_t> roles;  // reserved for role accounting
+  std::atomic<std::uint64_t> send_intent;
+  std::atomic<std::uint64_t> receive_intent;
 };
-static_assert(sizeof(AttachEntry) == 16);
+static_assert(sizeof(AttachEntry) == cache_line);
 
 struct SlotHeader {
   std::atomic<std::uint64_t> state;
@@ -88,7 +93,10 @@ static_assert(sizeof(SlotHeader) == 16);
 inline constexpr std::size_t slot_header_bytes = sizeof(SlotHeader);
 
 // Slot state word: position (40 bits) | phase (8 bits) | owner (16 bits).
-enum class Phase : std::uint8_t { free = 0, writing = 1, full = 2, reading = 3, cancelled = 4 };
+// A slot claimed by a sender (through tail) stays FREE until it is published.
+// READING is used by zero-capacity mailboxes only, whose senders may take a message
+// back and so race with receivers for the slot itself.
+enum class Phase : std::uint8_t { free = 0, full = 1, reading = 2, cancelled = 3 };
 
 inline constexpr std::uint64_t position_bits = 40;
 inline constexpr std::uint64_t position_mask = (std::uint64_t{1} << position_bits) - 1;

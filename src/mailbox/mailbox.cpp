@@ -110,6 +110,9 @@ Result<void> attach(MailboxState& state) {
       if (pass == 1 && (holder == 0 || platform::liveness(holder) == platform::Liveness::alive)) continue;
       if (table[i].identity.compare_exchange_strong(holder, me, std::memory_order_acq_rel)) {
         state.self = static_cast<std::uint16_t>(i + 1);
+        state.entry = &table[i];
+        table[i].send_intent.store(0, std::memory_order_relaxed);
+        table[i].receive_intent.store(0, std::memory_order_relaxed);
         return {};
       }
     }
@@ -123,6 +126,7 @@ void detach(MailboxState& state) noexcept {
   if (state.self == 0) return;
   attach_table(state)[state.self - 1].identity.store(0, std::memory_order_release);
   state.self = 0;
+  state.entry = nullptr;
 }
 
 std::uint32_t count_attached(const MailboxState& state) {
@@ -274,7 +278,7 @@ Result<void> await_pick_up(MailboxState& state, const detail::SendClaim& claim, 
   const Errc expiry = deadline.is_none() ? Errc::would_block : Errc::timeout;
   if (deadline.is_none()) deadline = Deadline{state.wait.spin};
   auto take_back = [&](Errc why) -> Result<bool> {
-    if (!detail::cancel(state, claim, detail::Phase::full)) return true;
+    if (!detail::take_back(state, claim)) return true;  // a receiver claimed it first
     if (why == Errc::closed) return std::unexpected(state.closed_error());
     return std::unexpected(expiry_error(state, why));
   };
@@ -396,7 +400,7 @@ Result<void> SendLoan::commit(std::size_t size) {
 void SendLoan::abandon() noexcept {
   if (mailbox_ == nullptr) return;
   MailboxState& state = *mailbox_->state_;
-  detail::cancel(state, detail::SendClaim{position_, &state.slot(position_)}, detail::Phase::writing);
+  detail::abandon(state, detail::SendClaim{position_, &state.slot(position_)});
   mailbox_ = nullptr;
 }
 

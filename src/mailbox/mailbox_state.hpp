@@ -45,6 +45,7 @@ struct MailboxState {
   Header* header;
   std::byte* slots;
   std::uint16_t self = 0;  // attach index + 1; 0 when read-only (stat)
+  AttachEntry* entry = nullptr;  // our attach entry, where our intents go
 
   SlotHeader& slot(std::uint64_t position) const noexcept {
     return *reinterpret_cast<SlotHeader*>(slots + (position % geometry.slot_count) * geometry.slot_stride);

@@ -11,6 +11,35 @@ Error corrupt_slot(const MailboxState& state, std::uint64_t position, const char
   return state.corrupt("slot for position " + std::to_string(position) + " " + what);
 }
 
+bool zero_capacity(const MailboxState& state) noexcept { return state.geometry.buffering == Buffering::zero; }
+
+// Claims `position` through head. Bounded mailboxes claim with one CAS on head;
+// zero-capacity ones first move the slot FULL -> READING, because their senders
+// may take a message back with a CAS on the same word.
+// Returns false if another receiver (or a take-back) won.
+bool claim_for_receive(MailboxState& state, SlotHeader& slot, std::uint64_t word, std::uint64_t position) noexcept {
+  Header& header = *state.header;
+  // Recorded before the claim, so that survivors can tell what we held if we die.
+  state.entry->receive_intent.store(position + 1, std::memory_order_relaxed);
+  if (zero_capacity(state)) {
+    // acq_rel pairs with the sender's release store of FULL (and its take-back CAS).
+    if (!slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
+                                            std::memory_order_acq_rel, std::memory_order_acquire)) {
+      return false;
+    }
+    std::uint64_t expected = position;
+    header.head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel, std::memory_order_acquire);
+    wake_senders(state, true);  // the sender waits for this pick-up
+    return true;
+  }
+  // Release: our intent is visible before head moves. Acquire: pairs with the
+  // previous claimant of head. The slot's contents were made visible by the acquire
+  // load of its FULL state that preceded this call.
+  std::uint64_t expected = position;
+  return header.head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel,
+                                             std::memory_order_acquire);
+}
+
 }  // namespace
 
 bool is_closed(const MailboxState& state) noexcept {
@@ -47,55 +76,35 @@ void wake_senders(MailboxState& state, bool all) noexcept {
 
 Result<std::optional<SendClaim>> try_claim_send(MailboxState& state) noexcept {
   Header& header = *state.header;
-  const std::uint64_t n = state.geometry.slot_count;
+  const auto n = static_cast<std::int64_t>(state.geometry.slot_count);
   for (;;) {
     const std::uint64_t tail = header.tail.load(std::memory_order_acquire);
     if ((tail & closed_bit) != 0) return std::unexpected(state.closed_error());
     SlotHeader& slot = state.slot(tail);
-    std::uint64_t word = slot.state.load(std::memory_order_acquire);
-    const SlotState current = SlotState::unpack(word);
+    // Acquire: pairs with the release store that freed the slot, so the previous
+    // receiver's reads of the payload are done before we overwrite it.
+    const SlotState current = SlotState::unpack(slot.state.load(std::memory_order_acquire));
     const std::int64_t distance = position_distance(current.position, tail);
-
-    if (distance == 0) {
-      const auto phase = static_cast<Phase>(current.phase);
-      if (phase == Phase::free) {
-        if (current.owner != 0) return std::unexpected(corrupt_slot(state, tail, "is free but has an owner"));
-        // Claim: acq_rel pairs with the release store that freed the slot, so the
-        // previous receiver's reads of the payload are done before we overwrite it.
-        if (!slot.state.compare_exchange_strong(word, SlotState::pack(tail, Phase::writing, state.self),
-                                                std::memory_order_acq_rel, std::memory_order_acquire)) {
-          continue;
-        }
-        std::uint64_t expected = tail;
-        if (!header.tail.compare_exchange_strong(expected, tail + 1, std::memory_order_acq_rel,
-                                                 std::memory_order_acquire) &&
-            expected == (tail | closed_bit)) {
-          // Closed before our claim was counted: nobody will look at this slot again.
-          slot.state.store(SlotState::pack(tail, Phase::free, 0), std::memory_order_release);
-          return std::unexpected(state.closed_error());
-        }
+    if (distance == 0 && current.phase == static_cast<std::uint8_t>(Phase::free)) {
+      if (current.owner != 0) return std::unexpected(corrupt_slot(state, tail, "is free but has an owner"));
+      state.entry->send_intent.store(tail + 1, std::memory_order_relaxed);
+      // The claim. Release: our intent is visible before tail moves. It fails if
+      // another sender took this position first, or if close set bit 63.
+      std::uint64_t expected = tail;
+      if (header.tail.compare_exchange_strong(expected, tail + 1, std::memory_order_acq_rel,
+                                              std::memory_order_acquire)) {
         return SendClaim{tail, &slot};
       }
-      if (phase == Phase::writing || phase == Phase::full || phase == Phase::reading ||
-          phase == Phase::cancelled) {
-        // Claimed by a sender that has not moved tail yet: move it for them.
-        std::uint64_t expected = tail;
-        header.tail.compare_exchange_strong(expected, tail + 1, std::memory_order_acq_rel,
-                                            std::memory_order_acquire);
-        continue;
-      }
-      return std::unexpected(corrupt_slot(state, tail, "has an invalid phase"));
+      continue;
     }
-    if (distance == -static_cast<std::int64_t>(n) && current.phase != static_cast<std::uint8_t>(Phase::free) &&
-        current.phase <= static_cast<std::uint8_t>(Phase::cancelled)) {
-      // The previous lap's message still occupies the slot: full, unless tail moved.
+    if (distance == -n) {
+      // The previous lap's message still holds the slot: full, unless tail moved.
       if (header.tail.load(std::memory_order_acquire) != tail) continue;
       return std::nullopt;
     }
-    if (distance > 0 && distance % static_cast<std::int64_t>(n) == 0 &&
-        header.tail.load(std::memory_order_acquire) != tail) {
-      continue;  // our tail was stale
-    }
+    // Anything else is a position some other sender already published: our tail is
+    // stale, or the slot is corrupt if tail has not moved.
+    if (header.tail.load(std::memory_order_acquire) != tail) continue;
     return std::unexpected(corrupt_slot(state, tail, "holds a position that does not fit the ring"));
   }
 }
@@ -103,19 +112,25 @@ Result<std::optional<SendClaim>> try_claim_send(MailboxState& state) noexcept {
 void publish(MailboxState& state, const SendClaim& claim, std::uint32_t size) noexcept {
   claim.slot->size = size;
   // Release: the size and payload written before are visible to the receiver whose
-  // acquire load (and CAS) sees FULL.
+  // acquire load sees FULL.
   claim.slot->state.store(SlotState::pack(claim.position, Phase::full, state.self), std::memory_order_release);
+  state.entry->send_intent.store(0, std::memory_order_relaxed);
   wake_receivers(state, false);
 }
 
-bool cancel(MailboxState& state, const SendClaim& claim, Phase from) noexcept {
-  std::uint64_t expected = SlotState::pack(claim.position, from, state.self);
-  const bool cancelled = claim.slot->state.compare_exchange_strong(
+void abandon(MailboxState& state, const SendClaim& claim) noexcept {
+  claim.slot->state.store(SlotState::pack(claim.position, Phase::cancelled, state.self), std::memory_order_release);
+  state.entry->send_intent.store(0, std::memory_order_relaxed);
+  wake_receivers(state, true);  // a receiver waiting for this position moves past it
+}
+
+bool take_back(MailboxState& state, const SendClaim& claim) noexcept {
+  std::uint64_t expected = SlotState::pack(claim.position, Phase::full, state.self);
+  const bool taken_back = claim.slot->state.compare_exchange_strong(
       expected, SlotState::pack(claim.position, Phase::cancelled, state.self), std::memory_order_acq_rel,
       std::memory_order_acquire);
-  // A receiver may be waiting for this slot to be published: let it move past.
-  if (cancelled) wake_receivers(state, true);
-  return cancelled;
+  if (taken_back) wake_receivers(state, true);
+  return taken_back;
 }
 
 bool still_published(const MailboxState& state, const SendClaim& claim) noexcept {
@@ -128,22 +143,11 @@ Result<std::optional<ReceiveClaim>> try_claim_receive(MailboxState& state, std::
   const std::uint64_t n = state.geometry.slot_count;
   for (;;) {
     const std::uint64_t head = header.head.load(std::memory_order_acquire);
-    const std::uint64_t tail_word = header.tail.load(std::memory_order_acquire);
-    const std::uint64_t tail = tail_word & ~closed_bit;
-    if (head == tail) {
-      if ((tail_word & closed_bit) != 0) return std::unexpected(state.closed_error());
-      return std::nullopt;
-    }
-    if (tail - head > n) {
-      if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
-      return std::unexpected(state.corrupt("head " + std::to_string(head) + " and tail " + std::to_string(tail) +
-                                           " are further apart than the capacity"));
-    }
     SlotHeader& slot = state.slot(head);
-    std::uint64_t word = slot.state.load(std::memory_order_acquire);
+    // Acquire: pairs with the sender's release store of FULL.
+    const std::uint64_t word = slot.state.load(std::memory_order_acquire);
     const SlotState current = SlotState::unpack(word);
     const std::int64_t distance = position_distance(current.position, head);
-
     if (distance == 0) {
       switch (static_cast<Phase>(current.phase)) {
         case Phase::full: {
@@ -157,55 +161,63 @@ Result<std::optional<ReceiveClaim>> try_claim_receive(MailboxState& state, std::
                                          "next message is " + std::to_string(size) + " bytes, the buffer holds " +
                                              std::to_string(size_limit)});
           }
-          // Claim: acq_rel pairs with the sender's release store of FULL.
-          if (!slot.state.compare_exchange_strong(word, SlotState::pack(head, Phase::reading, state.self),
-                                                  std::memory_order_acq_rel, std::memory_order_acquire)) {
-            continue;
-          }
-          std::uint64_t expected = head;
-          header.head.compare_exchange_strong(expected, head + 1, std::memory_order_acq_rel,
-                                              std::memory_order_acquire);
-          if (state.geometry.buffering == Buffering::zero) wake_senders(state, true);  // pick-up notice
+          if (!claim_for_receive(state, slot, word, head)) continue;
           return ReceiveClaim{head, &slot, size};
         }
-        case Phase::writing: return std::nullopt;  // claimed, not yet published
-        case Phase::reading: {
-          std::uint64_t expected = head;
-          header.head.compare_exchange_strong(expected, head + 1, std::memory_order_acq_rel,
-                                              std::memory_order_acquire);
-          continue;
-        }
-        case Phase::cancelled: {
+        case Phase::cancelled:
           // Claimed and freed like a message, so that FREE is stored only after head passed.
-          if (!slot.state.compare_exchange_strong(word, SlotState::pack(head, Phase::reading, state.self),
-                                                  std::memory_order_acq_rel, std::memory_order_acquire)) {
-            continue;
-          }
+          if (claim_for_receive(state, slot, word, head)) release(state, ReceiveClaim{head, &slot, 0});
+          continue;
+        case Phase::reading: {
+          if (!zero_capacity(state)) break;
+          // Another receiver claimed the slot and has not moved head yet: move it for them.
           std::uint64_t expected = head;
           header.head.compare_exchange_strong(expected, head + 1, std::memory_order_acq_rel,
                                               std::memory_order_acquire);
-          release(state, ReceiveClaim{head, &slot, 0});
           continue;
         }
-        case Phase::free:
-          if (header.head.load(std::memory_order_acquire) != head) continue;
-          return std::unexpected(corrupt_slot(state, head, "is free although the mailbox counts it as queued"));
+        case Phase::free: {
+          // Not published yet. Only now is tail needed: its line is the senders'.
+          const std::uint64_t tail_word = header.tail.load(std::memory_order_acquire);
+          const std::uint64_t tail = tail_word & ~closed_bit;
+          if (head == tail) {
+            if ((tail_word & closed_bit) != 0) return std::unexpected(state.closed_error());
+            return std::nullopt;
+          }
+          if (tail - head > n) {
+            if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
+            return std::unexpected(state.corrupt("head " + std::to_string(head) + " and tail " +
+                                                 std::to_string(tail) + " are further apart than the capacity"));
+          }
+          return std::nullopt;  // claimed by a sender that is still writing it
+        }
       }
       return std::unexpected(corrupt_slot(state, head, "has an invalid phase"));
     }
-    if (distance > 0 && distance % static_cast<std::int64_t>(n) == 0 &&
-        header.head.load(std::memory_order_acquire) != head) {
-      continue;  // our head was stale
+    if (distance == -static_cast<std::int64_t>(n)) {
+      // The previous lap's message is still being read: nothing at head yet (no
+      // sender can claim head before that slot is free).
+      const std::uint64_t tail_word = header.tail.load(std::memory_order_acquire);
+      const std::uint64_t tail = tail_word & ~closed_bit;
+      if (tail - head > n) {
+        if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
+        return std::unexpected(state.corrupt("head " + std::to_string(head) + " and tail " + std::to_string(tail) +
+                                             " are further apart than the capacity"));
+      }
+      if (tail == head && (tail_word & closed_bit) != 0) return std::unexpected(state.closed_error());
+      return std::nullopt;
     }
+    if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
     return std::unexpected(corrupt_slot(state, head, "holds a position that does not fit the ring"));
   }
 }
 
 void release(MailboxState& state, const ReceiveClaim& claim) noexcept {
   // Release: our reads of the payload happen before the next lap's sender, whose
-  // claim CAS (acquire) sees FREE, overwrites it.
+  // acquire load sees FREE, overwrites it.
   claim.slot->state.store(SlotState::pack(claim.position + state.geometry.slot_count, Phase::free, 0),
                           std::memory_order_release);
+  state.entry->receive_intent.store(0, std::memory_order_relaxed);
   wake_senders(state, false);
 }
 

@@ -22,21 +22,24 @@ struct ReceiveClaim {
   std::uint32_t size;
 };
 
-// A slot in WRITING for us, or nullopt when every slot is taken (full).
+// A slot claimed for us to write, or nullopt when every slot is taken (full).
 // Errors: closed, corrupt.
 Result<std::optional<SendClaim>> try_claim_send(MailboxState& state) noexcept;
 
 // Makes a claimed slot's first `size` bytes visible to receivers and wakes one.
 void publish(MailboxState& state, const SendClaim& claim, std::uint32_t size) noexcept;
 
-// Gives up a claimed (WRITING) or published (FULL) slot: receivers skip it.
-// Returns false if a receiver took the published message first.
-bool cancel(MailboxState& state, const SendClaim& claim, Phase from) noexcept;
+// Gives up a claimed, unpublished slot (an abandoned loan): receivers skip it.
+void abandon(MailboxState& state, const SendClaim& claim) noexcept;
+
+// Zero capacity: takes a published message back unless a receiver has claimed it.
+// True if taken back (it will never be received).
+bool take_back(MailboxState& state, const SendClaim& claim) noexcept;
 
 // Whether a published message is still waiting for a receiver.
 bool still_published(const MailboxState& state, const SendClaim& claim) noexcept;
 
-// The next message, claimed (READING) for us, or nullopt when there is none ready.
+// The next message, claimed for us, or nullopt when there is none ready.
 // A message larger than `size_limit` stays queued: Errc::too_large.
 // Errors: closed (and empty), corrupt, too_large.
 Result<std::optional<ReceiveClaim>> try_claim_receive(MailboxState& state, std::size_t size_limit) noexcept;

@@ -30,8 +30,11 @@ inline Error timeout_error(const MailboxState& state) { return Error{Errc::timeo
 // Counts a receiver inside a receive that waits (zero-capacity senders look at it).
 class PresenceGuard {
  public:
+  // Only zero-capacity senders read the count: other mailboxes skip the shared write.
   PresenceGuard(MailboxState& state, Side side) noexcept
-      : counter_(side == Side::receive ? &state.header->receivers_present : nullptr) {
+      : counter_(side == Side::receive && state.geometry.buffering == Buffering::zero
+                     ? &state.header->receivers_present
+                     : nullptr) {
     if (counter_ != nullptr) counter_->fetch_add(1, std::memory_order_seq_cst);
   }
   ~PresenceGuard() {
