@@ -24,12 +24,14 @@ struct StressCase {
   int senders;
   int receivers;
   std::uint32_t per_sender;
+  WaitMode wait = WaitMode::adaptive;  // sleep: every wait goes through the futex protocol
 };
 
 std::string describe(const StressCase& c) {
   const char* kind = c.buffering == Buffering::zero ? "zero" : c.buffering == Buffering::bounded ? "bounded" : "unbounded";
+  const char* wait = c.wait == WaitMode::sleep ? "_sleep" : c.wait == WaitMode::busy_poll ? "_busy" : "";
   return std::string{kind} + "_capacity" + std::to_string(c.capacity) + "_" + std::to_string(c.senders) + "x" +
-         std::to_string(c.receivers);
+         std::to_string(c.receivers) + wait;
 }
 
 struct Stamp {
@@ -40,8 +42,8 @@ struct Stamp {
 // Variable sizes: 8 to 71 bytes, the tail filled with a pattern the receiver checks.
 std::size_t message_size(const Stamp& stamp) { return sizeof(Stamp) + (stamp.sequence * 7 + stamp.sender) % 64; }
 
-int send_all(const std::string& name, std::uint32_t sender, std::uint32_t count) {
-  auto box = Mailbox::open(name);
+int send_all(const std::string& name, std::uint32_t sender, std::uint32_t count, WaitMode wait) {
+  auto box = Mailbox::open(name, {.mode = wait});
   if (!box) return 10;
   std::array<std::byte, 128> buffer{};
   for (std::uint32_t sequence = 0; sequence < count; ++sequence) {
@@ -56,7 +58,7 @@ int send_all(const std::string& name, std::uint32_t sender, std::uint32_t count)
 
 // counts[sender * per_sender + sequence] is incremented once per delivery.
 int receive_all(const std::string& name, std::atomic<std::uint32_t>* counts, const StressCase& c) {
-  auto box = Mailbox::open(name);
+  auto box = Mailbox::open(name, {.mode = c.wait});
   if (!box) return 20;
   std::vector<std::int64_t> last(static_cast<std::size_t>(c.senders), -1);
   std::array<std::byte, 128> buffer{};
@@ -120,7 +122,7 @@ TEST_P(MailboxStress, ProcessesReceiveEveryMessageExactlyOnceInSenderOrder) {
     receivers.push_back(test::ChildProcess::spawn([&] { return receive_all(name, counts, c); }));
   }
   for (int s = 0; s < c.senders; ++s) {
-    senders.push_back(test::ChildProcess::spawn([&, s] { return send_all(name, static_cast<std::uint32_t>(s), c.per_sender); }));
+    senders.push_back(test::ChildProcess::spawn([&, s] { return send_all(name, static_cast<std::uint32_t>(s), c.per_sender, c.wait); }));
   }
   for (auto& sender : senders) {
     const auto status = sender.wait(120s);
@@ -148,7 +150,7 @@ TEST_P(MailboxStress, ThreadsReceiveEveryMessageExactlyOnceInSenderOrder) {
   }
   for (int s = 0; s < c.senders; ++s) {
     senders.emplace_back([&, s] {
-      results[static_cast<std::size_t>(c.receivers + s)] = send_all(name, static_cast<std::uint32_t>(s), c.per_sender);
+      results[static_cast<std::size_t>(c.receivers + s)] = send_all(name, static_cast<std::uint32_t>(s), c.per_sender, c.wait);
     });
   }
   for (auto& sender : senders) sender.join();
@@ -162,7 +164,11 @@ INSTANTIATE_TEST_SUITE_P(
     Mailbox, MailboxStress,
     ::testing::Values(StressCase{Buffering::bounded, 1, 3, 3, 10000}, StressCase{Buffering::bounded, 2, 3, 2, 10000},
                       StressCase{Buffering::bounded, 7, 2, 3, 20000}, StressCase{Buffering::bounded, 64, 4, 4, 20000},
-                      StressCase{Buffering::bounded, 1024, 1, 1, 100000}, StressCase{Buffering::zero, 0, 3, 3, 5000}),
+                      StressCase{Buffering::bounded, 1024, 1, 1, 100000}, StressCase{Buffering::zero, 0, 3, 3, 5000},
+                      StressCase{Buffering::bounded, 1, 2, 2, 5000, WaitMode::sleep},
+                      StressCase{Buffering::bounded, 16, 3, 1, 5000, WaitMode::sleep},
+                      StressCase{Buffering::zero, 0, 2, 2, 2000, WaitMode::sleep},
+                      StressCase{Buffering::bounded, 8, 2, 2, 20000, WaitMode::busy_poll}),
     [](const auto& test_info) { return describe(test_info.param); });
 
 }  // namespace

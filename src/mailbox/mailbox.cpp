@@ -10,6 +10,7 @@
 #include "mailbox/ring.hpp"
 #include "mailbox/waiting.hpp"
 #include "name.hpp"
+#include "platform/barrier.hpp"
 #include "platform/process.hpp"
 #include "platform/shm.hpp"
 #include "segment_factory.hpp"
@@ -100,6 +101,8 @@ detail::AttachEntry* attach_table(const MailboxState& state) {
 
 Result<void> attach(MailboxState& state) {
   const std::uint64_t me = platform::current_process().packed();
+  // Per process, so after a fork the child registers itself when it attaches.
+  state.light_wake_checks = platform::register_for_heavy_barriers();
   detail::AttachEntry* table = attach_table(state);
   // Free entries first; then entries whose process has died (pid reuse cannot fool
   // the check: the identity carries the start time).

@@ -46,6 +46,9 @@ struct MailboxState {
   std::byte* slots;
   std::uint16_t self = 0;  // attach index + 1; 0 when read-only (stat)
   AttachEntry* entry = nullptr;  // our attach entry, where our intents go
+  // This process is registered for membarrier: its wake checks need no barrier of
+  // their own, because sleepers issue a heavy one (design.md, Waiting and waking).
+  bool light_wake_checks = false;
 
   SlotHeader& slot(std::uint64_t position) const noexcept {
     return *reinterpret_cast<SlotHeader*>(slots + (position % geometry.slot_count) * geometry.slot_stride);

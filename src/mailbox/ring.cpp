@@ -53,25 +53,42 @@ std::uint64_t queued(const MailboxState& state) noexcept {
   return count > state.geometry.slot_count ? 0 : count;
 }
 
+namespace {
+
+// Whether anyone sleeps on this side, read so that no wake-up is lost: either we see
+// the sleeper's increment, or the sleeper's re-check sees what we did before calling.
+// With membarrier the sleeper pays for the full barrier and we need only a compiler
+// barrier; without it, a seq_cst read-modify-write on the counter orders us with the
+// sleeper's seq_cst increment (design.md, Waiting and waking).
+bool anyone_sleeping(const MailboxState& state, std::atomic<std::uint32_t>& sleeping,
+                     std::atomic<std::uint32_t>& selectors) noexcept {
+  if (state.light_wake_checks) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    return sleeping.load(std::memory_order_relaxed) != 0 || selectors.load(std::memory_order_relaxed) != 0;
+  }
+  return sleeping.fetch_add(0, std::memory_order_seq_cst) != 0 || selectors.fetch_add(0, std::memory_order_seq_cst) != 0;
+}
+
+void wake(std::atomic<std::uint32_t>& epoch, std::atomic<std::uint32_t>& selectors, bool all) noexcept {
+  // Release: a sleeper that reads the new epoch (acquire) also sees what we did.
+  epoch.fetch_add(1, std::memory_order_release);
+  platform::futex_wake(epoch, all || selectors.load(std::memory_order_relaxed) != 0 ? INT_MAX : 1);
+}
+
+}  // namespace
+
 void wake_receivers(MailboxState& state, bool all) noexcept {
   Header& header = *state.header;
-  // A seq_cst read-modify-write, not a load: it is ordered with the waiter's seq_cst
-  // increment of the same counter, so either we see the waiter or the waiter's
-  // re-check sees what we published (design.md, Waiting and waking).
-  const std::uint32_t sleeping = header.receivers_sleeping.fetch_add(0, std::memory_order_seq_cst);
-  const bool selectors = header.receive_selectors_sleeping.load(std::memory_order_seq_cst) != 0;
-  if (sleeping == 0 && !selectors) return;
-  header.data_epoch.fetch_add(1, std::memory_order_relaxed);
-  platform::futex_wake(header.data_epoch, all || selectors ? INT_MAX : 1);
+  if (anyone_sleeping(state, header.receivers_sleeping, header.receive_selectors_sleeping)) {
+    wake(header.data_epoch, header.receive_selectors_sleeping, all);
+  }
 }
 
 void wake_senders(MailboxState& state, bool all) noexcept {
   Header& header = *state.header;
-  const std::uint32_t sleeping = header.senders_sleeping.fetch_add(0, std::memory_order_seq_cst);  // as above
-  const bool selectors = header.send_selectors_sleeping.load(std::memory_order_seq_cst) != 0;
-  if (sleeping == 0 && !selectors) return;
-  header.space_epoch.fetch_add(1, std::memory_order_relaxed);
-  platform::futex_wake(header.space_epoch, all || selectors ? INT_MAX : 1);
+  if (anyone_sleeping(state, header.senders_sleeping, header.send_selectors_sleeping)) {
+    wake(header.space_epoch, header.send_selectors_sleeping, all);
+  }
 }
 
 Result<std::optional<SendClaim>> try_claim_send(MailboxState& state) noexcept {

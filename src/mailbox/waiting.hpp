@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "mailbox/mailbox_state.hpp"
+#include "platform/barrier.hpp"
 #include "platform/futex.hpp"
 
 namespace shmbox::detail {
@@ -82,10 +83,11 @@ auto wait_until_done(MailboxState& state, Side side, Deadline deadline, Attempt&
   const std::optional<platform::MonotonicTime> until =
       deadline.is_forever() ? std::nullopt : std::optional{deadline.until()};
   for (;;) {
-    // seq_cst increment, then read the epoch, then re-check: pairs with the waker's
-    // fence before it reads `sleeping` (design.md, Waiting and waking).
+    // Count ourselves, make that visible to every waker (the heavy barrier pairs with
+    // their compiler barrier), read the epoch, then re-check (design.md, Waiting).
     words.sleeping.fetch_add(1, std::memory_order_seq_cst);
-    const std::uint32_t epoch = words.epoch.load(std::memory_order_seq_cst);
+    const bool barrier_issued = platform::heavy_barrier();
+    const std::uint32_t epoch = words.epoch.load(std::memory_order_acquire);
     auto result = attempt();
     if (!result || *result || deadline.expired()) {
       words.sleeping.fetch_sub(1, std::memory_order_relaxed);
@@ -93,7 +95,14 @@ auto wait_until_done(MailboxState& state, Side side, Deadline deadline, Attempt&
       if (*result) return std::move(**result);
       return on_expiry(Errc::timeout);
     }
-    platform::futex_wait(words.epoch, epoch, until);
+    // Without membarrier a waker with light checks could miss us: bound the nap so
+    // that such a wake-up is at worst late, never lost.
+    std::optional<platform::MonotonicTime> nap_until = until;
+    if (!barrier_issued) {
+      const auto cap = Deadline::clock::now() + std::chrono::milliseconds{2};
+      if (!nap_until || *nap_until > cap) nap_until = cap;
+    }
+    platform::futex_wait(words.epoch, epoch, nap_until);
     words.sleeping.fetch_sub(1, std::memory_order_relaxed);
   }
 }
