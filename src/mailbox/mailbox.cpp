@@ -91,6 +91,8 @@ Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment segment, co
       .header = reinterpret_cast<detail::Header*>(base),
       .slots = base + geometry->slots_offset,
   });
+  const std::uint64_t count = geometry->slot_count;
+  state->index_mask = (count & (count - 1)) == 0 ? count - 1 : 0;
   return state;
 }
 
@@ -148,10 +150,6 @@ Result<void> check_message_size(const MailboxState& state, std::size_t size) {
                                      std::to_string(state.geometry.max_message_size)});
   }
   return {};
-}
-
-Error expiry_error(const MailboxState& state, Errc why) {
-  return why == Errc::would_block ? detail::would_block_error() : detail::timeout_error(state);
 }
 
 }  // namespace
@@ -266,11 +264,10 @@ Result<void> Mailbox::close() {
 
 namespace {
 
-// Claims a slot for sending, waiting as the deadline allows.
-Result<detail::SendClaim> claim_for_send(MailboxState& state, Deadline deadline) {
-  return detail::wait_until_done(
-      state, detail::Side::send, deadline, [&] { return detail::try_claim_send(state); },
-      [&](Errc why) -> Result<detail::SendClaim> { return std::unexpected(expiry_error(state, why)); });
+// The error a wait that did not claim ends with.
+Error wait_error(MailboxState& state, detail::Waited waited, Deadline deadline) {
+  if (waited == detail::Waited::failed) return std::move(*state.failure);
+  return deadline.is_none() ? detail::would_block_error() : detail::timeout_error(state);
 }
 
 // Zero capacity: after publishing, the send completes only once a receiver has
@@ -278,27 +275,16 @@ Result<detail::SendClaim> claim_for_send(MailboxState& state, Deadline deadline)
 // receiver claimed it first, the send succeeded after all.
 Result<void> await_pick_up(MailboxState& state, const detail::SendClaim& claim, Deadline deadline) {
   // A non-blocking send gives an already waiting receiver its spin budget to come.
-  const Errc expiry = deadline.is_none() ? Errc::would_block : Errc::timeout;
-  if (deadline.is_none()) deadline = Deadline{state.wait.spin};
-  auto take_back = [&](Errc why) -> Result<bool> {
-    if (!detail::take_back(state, claim)) return true;  // a receiver claimed it first
-    if (why == Errc::closed) return std::unexpected(state.closed_error());
-    return std::unexpected(expiry_error(state, why));
-  };
-  auto picked_up = detail::wait_until_done(
-      state, detail::Side::send, deadline,
-      [&]() -> Result<std::optional<bool>> {
-        if (!detail::still_published(state, claim)) return std::optional<bool>{true};
-        if (detail::is_closed(state)) {
-          auto taken = take_back(Errc::closed);
-          if (!taken) return std::unexpected(taken.error());
-          return std::optional<bool>{true};
-        }
-        return std::optional<bool>{};
-      },
-      [&](Errc) { return take_back(expiry); });
-  if (!picked_up) return std::unexpected(picked_up.error());
-  return {};
+  const bool non_blocking = deadline.is_none();
+  if (non_blocking) deadline = Deadline{state.wait.spin};
+  const detail::Waited waited = detail::wait_for(state, detail::Side::send, deadline, [&] {
+    if (!detail::still_published(state, claim)) return detail::Attempt::claimed;
+    if (detail::is_closed(state)) return state.fail(state.closed_error(), detail::Attempt::failed);
+    return detail::Attempt::not_yet;
+  });
+  if (waited == detail::Waited::done) return {};
+  if (!detail::take_back(state, claim)) return {};  // a receiver claimed it first
+  return std::unexpected(wait_error(state, waited, non_blocking ? Deadline::none() : deadline));
 }
 
 }  // namespace
@@ -311,20 +297,36 @@ Result<void> Mailbox::send(std::span<const std::byte> message, Deadline deadline
     if (detail::is_closed(state)) return std::unexpected(state.closed_error());
     return std::unexpected(detail::would_block_error());
   }
-  auto claim = claim_for_send(state, zero ? Deadline::forever() : deadline);
-  if (!claim) return std::unexpected(claim.error());
-  if (!message.empty()) std::memcpy(state.payload(*claim->slot), message.data(), message.size());
-  detail::publish(state, *claim, static_cast<std::uint32_t>(message.size()));
-  if (zero) return await_pick_up(state, *claim, deadline);
+  // Zero capacity: the slot wait is not the send's wait (a slot per handle is always
+  // there); the deadline governs the pick-up.
+  const Deadline claim_deadline = zero ? forever : deadline;
+  detail::SendClaim claim{};
+  const detail::Waited waited =
+      detail::wait_for(state, detail::Side::send, claim_deadline, [&] { return detail::try_claim_send(state, claim); });
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, claim_deadline));
+  if (!message.empty()) std::memcpy(state.payload(*claim.slot), message.data(), message.size());
+  detail::publish(state, claim, static_cast<std::uint32_t>(message.size()));
+  if (zero) return await_pick_up(state, claim, deadline);
   return {};
 }
 
+namespace {
+
+// Claims the next message no larger than `size_limit`, waiting as the deadline allows.
+Result<detail::ReceiveClaim> claim_for_receive(MailboxState& state, std::size_t size_limit, Deadline deadline) {
+  detail::ReceiveClaim claim{};
+  const detail::Waited waited = detail::wait_for(
+      state, detail::Side::receive, deadline, [&] { return detail::try_claim_receive(state, size_limit, claim); });
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
+  return claim;
+}
+
+}  // namespace
+
 Result<std::size_t> Mailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
   MailboxState& state = *state_;
-  auto claim = detail::wait_until_done(
-      state, detail::Side::receive, deadline, [&] { return detail::try_claim_receive(state, buffer.size()); },
-      [&](Errc why) -> Result<detail::ReceiveClaim> { return std::unexpected(expiry_error(state, why)); });
-  if (!claim) return std::unexpected(claim.error());
+  auto claim = claim_for_receive(state, buffer.size(), deadline);
+  if (!claim) return std::unexpected(std::move(claim.error()));
   if (claim->size != 0) std::memcpy(buffer.data(), state.payload(*claim->slot), claim->size);
   detail::release(state, *claim);
   return claim->size;
@@ -332,11 +334,8 @@ Result<std::size_t> Mailbox::receive(std::span<std::byte> buffer, Deadline deadl
 
 Result<void> Mailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
   MailboxState& state = *state_;
-  auto claim = detail::wait_until_done(
-      state, detail::Side::receive, deadline,
-      [&] { return detail::try_claim_receive(state, state.geometry.max_message_size); },
-      [&](Errc why) -> Result<detail::ReceiveClaim> { return std::unexpected(expiry_error(state, why)); });
-  if (!claim) return std::unexpected(claim.error());
+  auto claim = claim_for_receive(state, state.geometry.max_message_size, deadline);
+  if (!claim) return std::unexpected(std::move(claim.error()));
   try {
     message.resize(claim->size);
   } catch (...) {
@@ -351,18 +350,17 @@ Result<void> Mailbox::receive(std::vector<std::byte>& message, Deadline deadline
 Result<SendLoan> Mailbox::loan(std::size_t size, Deadline deadline) {
   MailboxState& state = *state_;
   if (auto ok = check_message_size(state, size); !ok) return std::unexpected(ok.error());
-  auto claim = claim_for_send(state, deadline);
-  if (!claim) return std::unexpected(claim.error());
-  return SendLoan{this, claim->position, {state.payload(*claim->slot), size}};
+  detail::SendClaim claim{};
+  const detail::Waited waited =
+      detail::wait_for(state, detail::Side::send, deadline, [&] { return detail::try_claim_send(state, claim); });
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
+  return SendLoan{this, claim.position, {state.payload(*claim.slot), size}};
 }
 
 Result<ReceivedMessage> Mailbox::receive_in_place(Deadline deadline) {
   MailboxState& state = *state_;
-  auto claim = detail::wait_until_done(
-      state, detail::Side::receive, deadline,
-      [&] { return detail::try_claim_receive(state, state.geometry.max_message_size); },
-      [&](Errc why) -> Result<detail::ReceiveClaim> { return std::unexpected(expiry_error(state, why)); });
-  if (!claim) return std::unexpected(claim.error());
+  auto claim = claim_for_receive(state, state.geometry.max_message_size, deadline);
+  if (!claim) return std::unexpected(std::move(claim.error()));
   return ReceivedMessage{this, claim->position, {state.payload(*claim->slot), claim->size}};
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "mailbox/layout.hpp"
@@ -49,14 +50,29 @@ struct MailboxState {
   // This process is registered for membarrier: its wake checks need no barrier of
   // their own, because sleepers issue a heavy one (design.md, Waiting and waking).
   bool light_wake_checks = false;
+  // The error of the last attempt that failed (see ring.hpp, Attempt).
+  std::optional<Error> failure;
+
+
+  // slot_count - 1 when it is a power of two: a mask instead of a 64-bit division,
+  // which costs tens of cycles on every operation.
+  std::uint64_t index_mask = 0;
 
   SlotHeader& slot(std::uint64_t position) const noexcept {
-    return *reinterpret_cast<SlotHeader*>(slots + (position % geometry.slot_count) * geometry.slot_stride);
+    const std::uint64_t index = index_mask != 0 || geometry.slot_count == 1 ? position & index_mask
+                                                                             : position % geometry.slot_count;
+    return *reinterpret_cast<SlotHeader*>(slots + index * geometry.slot_stride);
   }
   std::byte* payload(SlotHeader& slot) const noexcept { return reinterpret_cast<std::byte*>(&slot) + slot_header_bytes; }
 
   Error corrupt(std::string detail) const { return Error{Errc::corrupt, object, std::move(detail)}; }
   Error closed_error() const { return Error{Errc::closed, object, "is closed"}; }
+  // Records `error` as the outcome of the current attempt.
+  template <class Outcome>
+  Outcome fail(Error error, Outcome failed) {
+    failure = std::move(error);
+    return failed;
+  }
 };
 
 }  // namespace shmbox::detail

@@ -91,12 +91,12 @@ void wake_senders(MailboxState& state, bool all) noexcept {
   }
 }
 
-Result<std::optional<SendClaim>> try_claim_send(MailboxState& state) noexcept {
+Attempt try_claim_send(MailboxState& state, SendClaim& claim) {
   Header& header = *state.header;
   const auto n = static_cast<std::int64_t>(state.geometry.slot_count);
   for (;;) {
     const std::uint64_t tail = header.tail.load(std::memory_order_acquire);
-    if ((tail & closed_bit) != 0) return std::unexpected(state.closed_error());
+    if ((tail & closed_bit) != 0) return state.fail(state.closed_error(), Attempt::failed);
     SlotHeader& slot = state.slot(tail);
     // We will write this line: fetch it for ownership in one transfer, not a shared
     // copy now and an upgrade at the first store.
@@ -106,26 +106,27 @@ Result<std::optional<SendClaim>> try_claim_send(MailboxState& state) noexcept {
     const SlotState current = SlotState::unpack(slot.state.load(std::memory_order_acquire));
     const std::int64_t distance = position_distance(current.position, tail);
     if (distance == 0 && current.phase == static_cast<std::uint8_t>(Phase::free)) {
-      if (current.owner != 0) return std::unexpected(corrupt_slot(state, tail, "is free but has an owner"));
+      if (current.owner != 0) return state.fail(corrupt_slot(state, tail, "is free but has an owner"), Attempt::failed);
       state.entry->send_intent.store(tail + 1, std::memory_order_relaxed);
       // The claim. Release: our intent is visible before tail moves. It fails if
       // another sender took this position first, or if close set bit 63.
       std::uint64_t expected = tail;
       if (header.tail.compare_exchange_strong(expected, tail + 1, std::memory_order_acq_rel,
                                               std::memory_order_acquire)) {
-        return SendClaim{tail, &slot};
+        claim = SendClaim{tail, &slot};
+        return Attempt::claimed;
       }
       continue;
     }
     if (distance == -n) {
       // The previous lap's message still holds the slot: full, unless tail moved.
       if (header.tail.load(std::memory_order_acquire) != tail) continue;
-      return std::nullopt;
+      return Attempt::not_yet;
     }
     // Anything else is a position some other sender already published: our tail is
     // stale, or the slot is corrupt if tail has not moved.
     if (header.tail.load(std::memory_order_acquire) != tail) continue;
-    return std::unexpected(corrupt_slot(state, tail, "holds a position that does not fit the ring"));
+    return state.fail(corrupt_slot(state, tail, "holds a position that does not fit the ring"), Attempt::failed);
   }
 }
 
@@ -161,7 +162,7 @@ bool still_published(const MailboxState& state, const SendClaim& claim) noexcept
          SlotState::pack(claim.position, Phase::full, state.self);
 }
 
-Result<std::optional<ReceiveClaim>> try_claim_receive(MailboxState& state, std::size_t size_limit) noexcept {
+Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveClaim& claim) {
   Header& header = *state.header;
   const std::uint64_t n = state.geometry.slot_count;
   for (;;) {
@@ -177,19 +178,21 @@ Result<std::optional<ReceiveClaim>> try_claim_receive(MailboxState& state, std::
           // Stable while FULL: the sender wrote it before its release store.
           const std::uint32_t size = slot.size;
           if (size > state.geometry.max_message_size) {
-            return std::unexpected(corrupt_slot(state, head, "holds a size over the mailbox's maximum"));
+            return state.fail(corrupt_slot(state, head, "holds a size over the mailbox's maximum"), Attempt::failed);
           }
           if (size > size_limit) {
-            return std::unexpected(Error{Errc::too_large, state.object,
-                                         "next message is " + std::to_string(size) + " bytes, the buffer holds " +
-                                             std::to_string(size_limit)});
+            return state.fail(Error{Errc::too_large, state.object,
+                                    "next message is " + std::to_string(size) + " bytes, the buffer holds " +
+                                        std::to_string(size_limit)},
+                              Attempt::failed);
           }
           // Our release will write this line: start taking ownership as soon as the
           // message is seen (never while polling, which would pull the line away from
           // the sender writing it).
           __builtin_prefetch(&slot, 1, 3);
           if (!claim_for_receive(state, slot, word, head)) continue;
-          return ReceiveClaim{head, &slot, size};
+          claim = ReceiveClaim{head, &slot, size};
+          return Attempt::claimed;
         }
         case Phase::cancelled:
           // Claimed and freed like a message, so that FREE is stored only after head passed.
@@ -208,18 +211,19 @@ Result<std::optional<ReceiveClaim>> try_claim_receive(MailboxState& state, std::
           const std::uint64_t tail_word = header.tail.load(std::memory_order_acquire);
           const std::uint64_t tail = tail_word & ~closed_bit;
           if (head == tail) {
-            if ((tail_word & closed_bit) != 0) return std::unexpected(state.closed_error());
-            return std::nullopt;
+            if ((tail_word & closed_bit) != 0) return state.fail(state.closed_error(), Attempt::failed);
+            return Attempt::not_yet;
           }
           if (tail - head > n) {
             if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
-            return std::unexpected(state.corrupt("head " + std::to_string(head) + " and tail " +
-                                                 std::to_string(tail) + " are further apart than the capacity"));
+            return state.fail(state.corrupt("head " + std::to_string(head) + " and tail " + std::to_string(tail) +
+                                            " are further apart than the capacity"),
+                              Attempt::failed);
           }
-          return std::nullopt;  // claimed by a sender that is still writing it
+          return Attempt::not_yet;  // claimed by a sender that is still writing it
         }
       }
-      return std::unexpected(corrupt_slot(state, head, "has an invalid phase"));
+      return state.fail(corrupt_slot(state, head, "has an invalid phase"), Attempt::failed);
     }
     if (distance == -static_cast<std::int64_t>(n)) {
       // The previous lap's message is still being read: nothing at head yet (no
@@ -228,14 +232,15 @@ Result<std::optional<ReceiveClaim>> try_claim_receive(MailboxState& state, std::
       const std::uint64_t tail = tail_word & ~closed_bit;
       if (tail - head > n) {
         if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
-        return std::unexpected(state.corrupt("head " + std::to_string(head) + " and tail " + std::to_string(tail) +
-                                             " are further apart than the capacity"));
+        return state.fail(state.corrupt("head " + std::to_string(head) + " and tail " + std::to_string(tail) +
+                                        " are further apart than the capacity"),
+                          Attempt::failed);
       }
-      if (tail == head && (tail_word & closed_bit) != 0) return std::unexpected(state.closed_error());
-      return std::nullopt;
+      if (tail == head && (tail_word & closed_bit) != 0) return state.fail(state.closed_error(), Attempt::failed);
+      return Attempt::not_yet;
     }
     if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
-    return std::unexpected(corrupt_slot(state, head, "holds a position that does not fit the ring"));
+    return state.fail(corrupt_slot(state, head, "holds a position that does not fit the ring"), Attempt::failed);
   }
 }
 

@@ -22,9 +22,13 @@ struct ReceiveClaim {
   std::uint32_t size;
 };
 
-// A slot claimed for us to write, or nullopt when every slot is taken (full).
-// Errors: closed, corrupt.
-Result<std::optional<SendClaim>> try_claim_send(MailboxState& state) noexcept;
+// What one attempt came to. On `failed` the error is in state.failure; it is built
+// only then, so that the hot path moves one byte, not an Error.
+enum class Attempt : std::uint8_t { claimed, not_yet, failed };
+
+// Claims a slot for us to write; not_yet when every slot is taken (full).
+// Fails with: closed, corrupt.
+Attempt try_claim_send(MailboxState& state, SendClaim& claim);
 
 // Makes a claimed slot's first `size` bytes visible to receivers and wakes one.
 void publish(MailboxState& state, const SendClaim& claim, std::uint32_t size) noexcept;
@@ -39,10 +43,10 @@ bool take_back(MailboxState& state, const SendClaim& claim) noexcept;
 // Whether a published message is still waiting for a receiver.
 bool still_published(const MailboxState& state, const SendClaim& claim) noexcept;
 
-// The next message, claimed for us, or nullopt when there is none ready.
+// Claims the next message for us; not_yet when there is none ready.
 // A message larger than `size_limit` stays queued: Errc::too_large.
-// Errors: closed (and empty), corrupt, too_large.
-Result<std::optional<ReceiveClaim>> try_claim_receive(MailboxState& state, std::size_t size_limit) noexcept;
+// Fails with: closed (and empty), corrupt, too_large.
+Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveClaim& claim);
 
 // Frees a received slot for the next lap and wakes a sender.
 void release(MailboxState& state, const ReceiveClaim& claim) noexcept;

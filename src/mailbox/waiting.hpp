@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "mailbox/mailbox_state.hpp"
+#include "mailbox/ring.hpp"
 #include "platform/barrier.hpp"
 #include "platform/futex.hpp"
 
@@ -48,17 +49,20 @@ class PresenceGuard {
   std::atomic<std::uint32_t>* counter_;
 };
 
-// Repeats `attempt` (returning Result<std::optional<T>>; nullopt = not yet) until it
-// yields a value or an error, or the deadline passes (Errc::timeout; would_block for
-// no_wait). `on_expiry` may turn an expiry into a result (zero-capacity take-back).
-template <class Attempt, class OnExpiry>
-auto wait_until_done(MailboxState& state, Side side, Deadline deadline, Attempt&& attempt, OnExpiry&& on_expiry)
-    -> decltype(on_expiry(Errc::timeout)) {
+enum class Waited : std::uint8_t {
+  done,     // the attempt claimed what it wanted
+  failed,   // it failed: the error is in state.failure
+  expired,  // the deadline passed first (at once for no_wait)
+};
+
+// Repeats `attempt` (returning Attempt) until it claims or fails, or the deadline
+// passes. Spins, then sleeps, as the handle's WaitPolicy says.
+template <class AttemptFn>
+Waited wait_for(MailboxState& state, Side side, Deadline deadline, AttemptFn&& attempt) {
   using Clock = Deadline::clock;
-  auto first = attempt();
-  if (!first) return std::unexpected(first.error());
-  if (*first) return std::move(**first);
-  if (deadline.is_none()) return on_expiry(Errc::would_block);
+  auto outcome = [](Attempt attempt_result) { return attempt_result == Attempt::claimed ? Waited::done : Waited::failed; };
+  if (const Attempt first = attempt(); first != Attempt::not_yet) return outcome(first);
+  if (deadline.is_none()) return Waited::expired;
 
   const PresenceGuard present{state, side};
   const WaitPolicy& policy = state.wait;
@@ -66,12 +70,10 @@ auto wait_until_done(MailboxState& state, Side side, Deadline deadline, Attempt&
     const auto spin_until = Clock::now() + policy.spin;
     for (std::uint32_t round = 1;; ++round) {
       platform::cpu_relax();
-      auto result = attempt();
-      if (!result) return std::unexpected(result.error());
-      if (*result) return std::move(**result);
+      if (const Attempt result = attempt(); result != Attempt::not_yet) return outcome(result);
       if (round % 16 == 0) {
         const auto now = Clock::now();
-        if (!deadline.is_forever() && now >= deadline.until()) return on_expiry(Errc::timeout);
+        if (!deadline.is_forever() && now >= deadline.until()) return Waited::expired;
         if (policy.mode == WaitMode::adaptive && now >= spin_until) break;
         // On an overcommitted machine the peer we wait for may need this CPU.
         if (round % 512 == 0) platform::yield_cpu();
@@ -88,18 +90,16 @@ auto wait_until_done(MailboxState& state, Side side, Deadline deadline, Attempt&
     words.sleeping.fetch_add(1, std::memory_order_seq_cst);
     const bool barrier_issued = platform::heavy_barrier();
     const std::uint32_t epoch = words.epoch.load(std::memory_order_acquire);
-    auto result = attempt();
-    if (!result || *result || deadline.expired()) {
+    const Attempt result = attempt();
+    if (result != Attempt::not_yet || deadline.expired()) {
       words.sleeping.fetch_sub(1, std::memory_order_relaxed);
-      if (!result) return std::unexpected(result.error());
-      if (*result) return std::move(**result);
-      return on_expiry(Errc::timeout);
+      return result != Attempt::not_yet ? outcome(result) : Waited::expired;
     }
     // Without membarrier a waker with light checks could miss us: bound the nap so
     // that such a wake-up is at worst late, never lost.
     std::optional<platform::MonotonicTime> nap_until = until;
     if (!barrier_issued) {
-      const auto cap = Deadline::clock::now() + std::chrono::milliseconds{2};
+      const auto cap = Clock::now() + std::chrono::milliseconds{2};
       if (!nap_until || *nap_until > cap) nap_until = cap;
     }
     platform::futex_wait(words.epoch, epoch, nap_until);
