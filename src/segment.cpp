@@ -63,11 +63,11 @@ void Segment::release() noexcept {
 Result<Segment> Segment::create(std::string_view name, std::size_t size, const SegmentOptions& options) {
   auto valid = detail::validate_name(kind, name);
   if (!valid) return std::unexpected(valid.error());
-  return detail::SegmentFactory::create(*valid, detail::describe(kind, *valid), size, options);
+  return detail::SegmentFactory::create(*valid, detail::describe(kind, *valid), size, options, size);
 }
 
 Result<Segment> detail::SegmentFactory::create(const std::string& file_name, const std::string& object,
-                                               std::size_t size, const SegmentOptions& options) {
+                                               std::size_t size, const SegmentOptions& options, std::size_t reserved) {
   if (auto ok = check_size(size, object); !ok) return std::unexpected(ok.error());
   if (auto ok = check_mode(options.mode, object); !ok) return std::unexpected(ok.error());
 
@@ -75,7 +75,12 @@ Result<Segment> detail::SegmentFactory::create(const std::string& file_name, con
   // initialised, and a crash before the link leaves nothing behind in /dev/shm.
   auto fd = platform::create_unnamed_shm_file(options.mode, object);
   if (!fd) return std::unexpected(fd.error());
-  if (auto ok = platform::reserve_size(fd->get(), 0, size, object); !ok) return std::unexpected(ok.error());
+  if (reserved < size) {
+    if (auto ok = platform::set_sparse_size(fd->get(), size, object); !ok) return std::unexpected(ok.error());
+    if (auto ok = platform::reserve_range(fd->get(), 0, reserved, object); !ok) return std::unexpected(ok.error());
+  } else if (auto ok = platform::reserve_size(fd->get(), 0, size, object); !ok) {
+    return std::unexpected(ok.error());
+  }
   auto region = platform::map_shared(fd->get(), size, true, object);
   if (!region) return std::unexpected(region.error());
   Segment segment{file_name, fd->release(), region->base, region->size, Access::read_write};
@@ -181,7 +186,7 @@ Result<SegmentInfo> Segment::stat(std::string_view name) {
 Result<SegmentInfo> detail::SegmentFactory::stat(const std::string& file_name, const std::string& object) {
   auto status = platform::stat_shm_file(file_name, object);
   if (!status) return std::unexpected(status.error());
-  return SegmentInfo{status->size, status->mode, status->uid, status->gid};
+  return SegmentInfo{status->size, status->allocated, status->mode, status->uid, status->gid};
 }
 
 std::span<const std::byte> Segment::bytes() const noexcept { return {base_, size_}; }

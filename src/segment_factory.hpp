@@ -12,8 +12,10 @@
 namespace shmbox::detail {
 
 struct SegmentFactory {
+  // `reserved` bytes from the start are reserved; the rest of `size` is left sparse
+  // (reserved == size for an ordinary segment).
   static Result<Segment> create(const std::string& file_name, const std::string& object, std::size_t size,
-                                const SegmentOptions& options);
+                                const SegmentOptions& options, std::size_t reserved);
   static Result<Segment> open(const std::string& file_name, const std::string& object, Access access);
   static Result<void> remove(const std::string& file_name, const std::string& object);
   static Result<SegmentInfo> stat(const std::string& file_name, const std::string& object);

@@ -168,7 +168,8 @@ INSTANTIATE_TEST_SUITE_P(
                       StressCase{Buffering::bounded, 1, 2, 2, 5000, WaitMode::sleep},
                       StressCase{Buffering::bounded, 16, 3, 1, 5000, WaitMode::sleep},
                       StressCase{Buffering::zero, 0, 2, 2, 2000, WaitMode::sleep},
-                      StressCase{Buffering::bounded, 8, 2, 2, 20000, WaitMode::busy_poll}),
+                      StressCase{Buffering::bounded, 8, 2, 2, 20000, WaitMode::busy_poll},
+                      StressCase{Buffering::unbounded, 0, 3, 3, 20000}, StressCase{Buffering::unbounded, 0, 2, 1, 30000, WaitMode::sleep}),
     [](const auto& test_info) { return describe(test_info.param); });
 
 }  // namespace

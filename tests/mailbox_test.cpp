@@ -1,6 +1,8 @@
 #include "shmbox/mailbox.hpp"
 
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -488,6 +490,115 @@ TEST_F(MailboxTest, TruncatedFileIsCorrupt) {
   ASSERT_FALSE(opened);
   EXPECT_EQ(opened.error().errc(), Errc::corrupt);
   EXPECT_NE(opened.error().detail().find("shorter than its header says"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace shmbox
+
+namespace shmbox {
+namespace {
+
+std::size_t memory_of(const std::string& name) { return Mailbox::stat(name).value().memory_bytes; }
+
+TEST_F(MailboxTest, UnboundedSenderNeverBlocksWhileItGrowsAHundredfoldAndTheMemoryComesBack) {
+  Mailbox box = make({.buffering = Buffering::unbounded, .max_message_size = 1000});
+  EXPECT_EQ(box.buffering(), Buffering::unbounded);
+  const std::size_t empty = memory_of(name);
+  constexpr std::uint32_t count = 16'000;
+  std::array<std::byte, 1000> message{};
+  for (std::uint32_t i = 0; i < count; ++i) {
+    std::memcpy(message.data(), &i, sizeof i);
+    auto sent = box.send(message, no_wait);  // never has to wait
+    ASSERT_TRUE(sent) << i << ": " << sent.error().message();
+  }
+  const std::size_t full = memory_of(name);
+  EXPECT_GE(full, 100 * empty) << "empty " << empty << ", full " << full;
+  EXPECT_EQ(box.queued(), count);
+
+  auto receiver = ChildProcess::spawn([&] {
+    auto inbox = Mailbox::open(name);
+    if (!inbox) return 1;
+    std::array<std::byte, 1000> got{};
+    for (std::uint32_t i = 0; i < count; ++i) {
+      auto size = inbox->receive(got, no_wait);
+      std::uint32_t sequence = 0;
+      std::memcpy(&sequence, got.data(), sizeof sequence);
+      if (!size || *size != 1000 || sequence != i) return 2;
+    }
+    return 0;
+  });
+  ASSERT_TRUE(receiver.wait().exited_with(0));
+  const std::size_t drained = memory_of(name);
+  // Everything but the chunk the next message goes to has been given back (that
+  // chunk may occupy a 2 MiB huge page).
+  EXPECT_LT(drained, full / 4) << "full " << full << ", drained " << drained;
+}
+
+TEST_F(MailboxTest, UnboundedOutOfMemoryFailsTheSendAndLosesNothing) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root to mount a small /dev/shm";
+  auto child = ChildProcess::spawn([&] {
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=8m") != 0) {
+      return 10;
+    }
+    auto box = Mailbox::create(name, {.buffering = Buffering::unbounded, .max_message_size = 1000});
+    if (!box) return 1;
+    std::array<std::byte, 1000> message{};
+    std::uint32_t sent = 0;
+    for (;; ++sent) {
+      std::memcpy(message.data(), &sent, sizeof sent);
+      auto result = box->send(message, no_wait);
+      if (result) continue;
+      if (result.error().errc() != Errc::out_of_memory) return 2;
+      if (result.error().message().find("mailbox '" + name + "': cannot grow by ") != 0) return 3;
+      break;
+    }
+    if (sent < 1000) return 4;
+    for (std::uint32_t i = 0; i < sent; ++i) {
+      auto size = box->receive(message, no_wait);
+      std::uint32_t sequence = 0;
+      std::memcpy(&sequence, message.data(), sizeof sequence);
+      if (!size || sequence != i) return 5;
+    }
+    // Drained, the memory is back: sending works again.
+    return box->send(message, no_wait) ? 0 : 6;
+  });
+  const auto status = child.wait();
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm here (no CAP_SYS_ADMIN?)";
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+TEST_F(MailboxTest, UnboundedRingWrapsAroundItsVirtualRange) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root to mount a small /dev/shm";
+  // An 8 MiB /dev/shm gives a virtual range of 16 MiB, 16 chunks of 16384 slots:
+  // 600,000 messages through it wrap the ring twice.
+  auto child = ChildProcess::spawn([&] {
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=8m") != 0) {
+      return 10;
+    }
+    auto box = Mailbox::create(name, {.buffering = Buffering::unbounded, .max_message_size = 48});
+    if (!box) return 1;
+    std::array<std::byte, 48> message{};
+    std::uint64_t next_in = 0, next_out = 0;
+    if (Mailbox::stat(name).value().memory_bytes > (1u << 20)) return 5;
+    for (int round = 0; round < 600; ++round) {
+      for (int i = 0; i < 1000; ++i, ++next_in) {
+        std::memcpy(message.data(), &next_in, sizeof next_in);
+        if (!box->send(message, no_wait)) return 2;
+      }
+      for (int i = 0; i < 1000; ++i, ++next_out) {
+        std::uint64_t sequence = 0;
+        if (!box->receive(message, no_wait)) return 3;
+        std::memcpy(&sequence, message.data(), sizeof sequence);
+        if (sequence != next_out) return 4;
+      }
+    }
+    return 0;
+  });
+  const auto status = child.wait(120s);
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm here (no CAP_SYS_ADMIN?)";
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
 }
 
 }  // namespace

@@ -52,6 +52,7 @@ struct SegmentOptions {
 
 struct SegmentInfo {
   std::size_t size = 0;
+  std::size_t allocated = 0;  // bytes of memory it holds now (less than size if sparse)
   mode_t mode = 0;
   uid_t owner_uid = 0;
   gid_t owner_gid = 0;

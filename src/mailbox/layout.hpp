@@ -34,6 +34,12 @@ struct Identity {
 };
 static_assert(sizeof(Identity) == cache_line);
 
+struct ChunkGeometry {
+  std::uint64_t table_offset;  // chunk table: chunk_count ChunkEntry words
+  std::uint32_t count;
+  std::uint32_t slots;  // slots per chunk, a power of two
+};
+
 struct alignas(cache_line) Header {
   Identity identity;
 
@@ -52,7 +58,8 @@ struct alignas(cache_line) Header {
   std::atomic<std::uint32_t> send_selectors_sleeping;
 
   // Written once by the creator, like the identity.
-  alignas(cache_line) std::uint64_t creator;  // ProcessIdentity::packed()
+  alignas(cache_line) ChunkGeometry chunks;  // unbounded mailboxes only; zero otherwise
+  std::uint64_t creator;                     // ProcessIdentity::packed()
 };
 
 inline constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
@@ -67,7 +74,8 @@ static_assert(offsetof(Header, receivers_present) == 200);
 static_assert(offsetof(Header, receive_selectors_sleeping) == 204);
 static_assert(offsetof(Header, senders_sleeping) == 256);
 static_assert(offsetof(Header, send_selectors_sleeping) == 264);
-static_assert(offsetof(Header, creator) == 320);
+static_assert(offsetof(Header, chunks) == 320);
+static_assert(offsetof(Header, creator) == 336);
 static_assert(offsetof(Header, space_epoch) == 260);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
@@ -83,6 +91,25 @@ struct alignas(cache_line) AttachEntry {
   std::atomic<std::uint64_t> receive_intent;
 };
 static_assert(sizeof(AttachEntry) == cache_line);
+
+// Unbounded mailboxes: one word per chunk of slots. (lap + 1) << 32 | slots consumed;
+// 0 = not backed by memory. See design.md, Buffering.
+struct ChunkEntry {
+  std::atomic<std::uint64_t> word;
+};
+static_assert(sizeof(ChunkEntry) == 8);
+
+// Backed for `lap`, with `consumed` of its slots received.
+constexpr std::uint64_t chunk_word(std::uint64_t lap, std::uint64_t consumed) noexcept {
+  return (lap + 1) << 32 | consumed;
+}
+inline constexpr std::uint64_t chunk_released_bit = std::uint64_t{1} << 31;
+// Unbacked and ready to be backed for `lap`: given back after lap - 1 (0 for lap 0,
+// which is how the table starts). Carrying the lap makes a stale backer's CAS fail.
+constexpr std::uint64_t chunk_ready_for(std::uint64_t lap) noexcept {
+  return lap == 0 ? 0 : lap << 32 | chunk_released_bit;
+}
+constexpr std::uint64_t chunk_consumed(std::uint64_t word) noexcept { return word & 0xffffffffu; }
 
 struct SlotHeader {
   std::atomic<std::uint64_t> state;

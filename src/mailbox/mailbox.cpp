@@ -61,9 +61,18 @@ void initialise(std::span<std::byte> memory, const detail::Geometry& geometry) {
       .slots_offset = geometry.slots_offset,
       .file_size = geometry.file_size,
   };
+  header->chunks = geometry.chunks;
   header->creator = platform::current_process().packed();
   for (std::uint32_t i = 0; i < geometry.attach_capacity; ++i) {
     new (memory.data() + geometry.attach_offset + i * sizeof(detail::AttachEntry)) detail::AttachEntry{};
+  }
+  if (geometry.buffering == Buffering::unbounded) {
+    // Slots are not backed yet: chunks start unbacked (0), and a backed chunk's
+    // memory reads as zero, which is how a free unbounded slot looks.
+    for (std::uint32_t i = 0; i < geometry.chunks.count; ++i) {
+      new (memory.data() + geometry.chunks.table_offset + i * sizeof(detail::ChunkEntry)) detail::ChunkEntry{};
+    }
+    return;
   }
   for (std::uint64_t i = 0; i < geometry.slot_count; ++i) {
     auto* slot = new (memory.data() + geometry.slots_offset + i * geometry.slot_stride) detail::SlotHeader{};
@@ -77,9 +86,12 @@ Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment segment, co
   if (bytes.size() < detail::header_bytes) {
     return std::unexpected(Error{Errc::corrupt, name.object, "is smaller than a mailbox header"});
   }
+  // One snapshot of the immutable fields; after validation only the copy is used.
   detail::Identity identity{};
-  std::memcpy(&identity, bytes.data(), sizeof identity);  // one snapshot, then only the copy is used
-  auto geometry = detail::validate_identity(identity, bytes.size(), name.object);
+  std::memcpy(&identity, bytes.data(), sizeof identity);
+  detail::ChunkGeometry chunks{};
+  std::memcpy(&chunks, bytes.data() + offsetof(detail::Header, chunks), sizeof chunks);
+  auto geometry = detail::validate_identity(identity, chunks, bytes.size(), name.object);
   if (!geometry) return std::unexpected(geometry.error());
   auto* base = const_cast<std::byte*>(bytes.data());
   auto state = std::make_unique<MailboxState>(MailboxState{
@@ -174,7 +186,8 @@ Result<Mailbox> Mailbox::create(std::string_view name, const MailboxOptions& opt
   if (!geometry) return std::unexpected(geometry.error());
   auto segment = detail::SegmentFactory::create(
       names->file_name, names->object, geometry->file_size,
-      {.mode = options.mode, .initialize = [&](std::span<std::byte> memory) { initialise(memory, *geometry); }});
+      {.mode = options.mode, .initialize = [&](std::span<std::byte> memory) { initialise(memory, *geometry); }},
+      geometry->reserved_size);
   if (!segment) return std::unexpected(segment.error());
   auto state = view(std::move(*names), std::move(*segment), wait);
   if (!state) return std::unexpected(state.error());
@@ -228,7 +241,7 @@ Result<MailboxStatus> Mailbox::stat(std::string_view name) {
       .mode = info->mode,
       .owner_uid = info->owner_uid,
       .attached = count_attached(s),
-      .memory_bytes = info->size,
+      .memory_bytes = info->allocated,
   };
 }
 

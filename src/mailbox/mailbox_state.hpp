@@ -29,13 +29,16 @@ struct Geometry {
   std::uint64_t attach_offset;
   std::uint64_t slots_offset;
   std::uint64_t file_size;
+  std::uint64_t reserved_size;  // bytes reserved at creation: all but an unbounded mailbox's slots
+  ChunkGeometry chunks;          // unbounded only
 };
 
 // The geometry a set of options gives, or invalid_argument naming the bad option.
 Result<Geometry> plan_geometry(const MailboxOptions& options, const std::string& object);
 
 // Checks an identity read from shared memory against itself and the file's size.
-Result<Geometry> validate_identity(const Identity& identity, std::uint64_t mapped_size, const std::string& object);
+Result<Geometry> validate_identity(const Identity& identity, const ChunkGeometry& chunks, std::uint64_t mapped_size,
+                                   const std::string& object);
 
 struct MailboxState {
   std::string name;    // the user's name
@@ -64,6 +67,13 @@ struct MailboxState {
     return *reinterpret_cast<SlotHeader*>(slots + index * geometry.slot_stride);
   }
   std::byte* payload(SlotHeader& slot) const noexcept { return reinterpret_cast<std::byte*>(&slot) + slot_header_bytes; }
+
+  bool unbounded() const noexcept { return geometry.buffering == Buffering::unbounded; }
+  ChunkEntry& chunk_of(std::uint64_t position) const noexcept {
+    const std::uint64_t index = (position & index_mask) / geometry.chunks.slots;
+    return reinterpret_cast<ChunkEntry*>(reinterpret_cast<std::byte*>(header) + geometry.chunks.table_offset)[index];
+  }
+  std::uint64_t lap_of(std::uint64_t position) const noexcept { return position / geometry.slot_count; }
 
   Error corrupt(std::string detail) const { return Error{Errc::corrupt, object, std::move(detail)}; }
   Error closed_error() const { return Error{Errc::closed, object, "is closed"}; }

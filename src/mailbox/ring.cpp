@@ -3,6 +3,8 @@
 #include <climits>
 
 #include "platform/futex.hpp"
+#include "platform/shm.hpp"
+#include "segment_factory.hpp"
 
 namespace shmbox::detail {
 namespace {
@@ -91,7 +93,15 @@ void wake_senders(MailboxState& state, bool all) noexcept {
   }
 }
 
+namespace {
+
+Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim);
+Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit, ReceiveClaim& claim);
+
+}  // namespace
+
 Attempt try_claim_send(MailboxState& state, SendClaim& claim) {
+  if (state.unbounded()) return try_claim_send_unbounded(state, claim);
   Header& header = *state.header;
   const auto n = static_cast<std::int64_t>(state.geometry.slot_count);
   for (;;) {
@@ -163,6 +173,7 @@ bool still_published(const MailboxState& state, const SendClaim& claim) noexcept
 }
 
 Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveClaim& claim) {
+  if (state.unbounded()) return try_claim_receive_unbounded(state, size_limit, claim);
   Header& header = *state.header;
   const std::uint64_t n = state.geometry.slot_count;
   for (;;) {
@@ -245,6 +256,23 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
 }
 
 void release(MailboxState& state, const ReceiveClaim& claim) noexcept {
+  if (state.unbounded()) {
+    // Slots of an unbounded mailbox are not reused one by one: the receiver that
+    // consumes the last slot of a chunk gives the whole chunk's memory back.
+    ChunkEntry& chunk = state.chunk_of(claim.position);
+    const std::uint64_t word = chunk.word.fetch_add(1, std::memory_order_acq_rel) + 1;
+    state.entry->receive_intent.store(0, std::memory_order_relaxed);
+    if (chunk_consumed(word) == state.geometry.chunks.slots) {
+      const std::uint64_t chunk_bytes = std::uint64_t{state.geometry.chunks.slots} * state.geometry.slot_stride;
+      const std::uint64_t offset = state.geometry.slots_offset + (claim.position & state.index_mask) /
+                                                                     state.geometry.chunks.slots * chunk_bytes;
+      platform::release_range(SegmentFactory::descriptor(state.segment), offset, chunk_bytes);
+      // Release: the punched (zeroed) memory is in place before anyone backs it again.
+      chunk.word.store(chunk_ready_for(state.lap_of(claim.position) + 1), std::memory_order_release);
+      wake_senders(state, true);
+    }
+    return;
+  }
   // Release: our reads of the payload happen before the next lap's sender, whose
   // acquire load sees FREE, overwrites it.
   claim.slot->state.store(SlotState::pack(claim.position + state.geometry.slot_count, Phase::free, 0),
@@ -253,4 +281,124 @@ void release(MailboxState& state, const ReceiveClaim& claim) noexcept {
   wake_senders(state, false);
 }
 
+}  // namespace shmbox::detail
+
+namespace shmbox::detail {
+namespace {
+
+// design.md, Buffering: "Unbounded". A chunk must be backed for the lap of a
+// position before anyone touches that position's slot; a free slot reads as zero.
+Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
+  Header& header = *state.header;
+  const std::uint64_t chunk_slots = state.geometry.chunks.slots;
+  for (;;) {
+    const std::uint64_t tail = header.tail.load(std::memory_order_acquire);
+    if ((tail & closed_bit) != 0) return state.fail(state.closed_error(), Attempt::failed);
+    const std::uint64_t lap = state.lap_of(tail);
+    ChunkEntry& chunk = state.chunk_of(tail);
+    std::uint64_t word = chunk.word.load(std::memory_order_acquire);
+    if (word == chunk_ready_for(lap)) {
+      // Back the chunk before claiming anything in it, so that a full /dev/shm fails
+      // this send cleanly instead of faulting on a write.
+      const std::uint64_t chunk_bytes = chunk_slots * state.geometry.slot_stride;
+      const std::uint64_t offset = state.geometry.slots_offset + (tail & state.index_mask) / chunk_slots * chunk_bytes;
+      auto reserved = platform::reserve_range(SegmentFactory::descriptor(state.segment), offset, chunk_bytes, state.object);
+      if (!reserved) {
+        return state.fail(Error{Errc::out_of_memory, state.object,
+                                "cannot grow by " + std::to_string(chunk_bytes) + " bytes: /dev/shm has no room; " +
+                                    "nothing queued was lost",
+                                reserved.error().system_errno()},
+                          Attempt::failed);
+      }
+      // Whoever wins, the chunk is backed for this lap afterwards; a stale backer's
+      // expected value names an older lap and fails.
+      chunk.word.compare_exchange_strong(word, chunk_word(lap, 0), std::memory_order_acq_rel,
+                                         std::memory_order_acquire);
+      continue;
+    }
+    if (word >> 32 != lap + 1 || (word & chunk_released_bit) != 0) {
+      if (header.tail.load(std::memory_order_acquire) != tail) continue;  // stale tail
+      if (word >> 32 == lap && (word & chunk_released_bit) == 0) {
+        // Still backed for the previous lap: being given back this instant, or the
+        // virtual range is full of unreceived messages.
+        if (chunk_consumed(word) == chunk_slots) return Attempt::not_yet;
+        return state.fail(Error{Errc::out_of_memory, state.object,
+                                "holds as many messages as its address range allows (" +
+                                    std::to_string(state.geometry.slot_count) + "); nothing queued was lost"},
+                          Attempt::failed);
+      }
+      return state.fail(state.corrupt("chunk table entry for position " + std::to_string(tail) + " is inconsistent"),
+                        Attempt::failed);
+    }
+    SlotHeader& slot = state.slot(tail);
+    if (slot.state.load(std::memory_order_acquire) == 0) {
+      state.entry->send_intent.store(tail + 1, std::memory_order_relaxed);
+      std::uint64_t expected = tail;
+      if (header.tail.compare_exchange_strong(expected, tail + 1, std::memory_order_acq_rel,
+                                              std::memory_order_acquire)) {
+        claim = SendClaim{tail, &slot};
+        return Attempt::claimed;
+      }
+      continue;
+    }
+    if (header.tail.load(std::memory_order_acquire) != tail) continue;  // published by another sender
+    return state.fail(corrupt_slot(state, tail, "is in use although tail has not passed it"), Attempt::failed);
+  }
+}
+
+Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit, ReceiveClaim& claim) {
+  Header& header = *state.header;
+  const std::uint64_t n = state.geometry.slot_count;
+  for (;;) {
+    const std::uint64_t head = header.head.load(std::memory_order_acquire);
+    const std::uint64_t word = state.chunk_of(head).word.load(std::memory_order_acquire);
+    const bool backed = word >> 32 == state.lap_of(head) + 1 && (word & chunk_released_bit) == 0;
+    // The slot's memory may be read only once its chunk is backed for this lap.
+    SlotHeader* slot = backed ? &state.slot(head) : nullptr;
+    const std::uint64_t slot_word = backed ? slot->state.load(std::memory_order_acquire) : 0;
+    const SlotState current = SlotState::unpack(slot_word);
+    if (slot_word != 0 && position_distance(current.position, head) == 0) {
+      if (current.phase == static_cast<std::uint8_t>(Phase::full)) {
+        const std::uint32_t size = slot->size;
+        if (size > state.geometry.max_message_size) {
+          return state.fail(corrupt_slot(state, head, "holds a size over the mailbox's maximum"), Attempt::failed);
+        }
+        if (size > size_limit) {
+          return state.fail(Error{Errc::too_large, state.object,
+                                  "next message is " + std::to_string(size) + " bytes, the buffer holds " +
+                                      std::to_string(size_limit)},
+                            Attempt::failed);
+        }
+        if (!claim_for_receive(state, *slot, slot_word, head)) continue;
+        claim = ReceiveClaim{head, slot, size};
+        return Attempt::claimed;
+      }
+      if (current.phase == static_cast<std::uint8_t>(Phase::cancelled)) {
+        if (claim_for_receive(state, *slot, slot_word, head)) release(state, ReceiveClaim{head, slot, 0});
+        continue;
+      }
+    }
+    if (slot_word == 0) {
+      // Nothing published at head (or its chunk not backed yet): empty, or a sender
+      // is still backing or writing it.
+      const std::uint64_t tail_word = header.tail.load(std::memory_order_acquire);
+      const std::uint64_t tail = tail_word & ~closed_bit;
+      if (head == tail) {
+        if ((tail_word & closed_bit) != 0) return state.fail(state.closed_error(), Attempt::failed);
+        return Attempt::not_yet;
+      }
+      if (tail - head > n) {
+        if (header.head.load(std::memory_order_acquire) != head) continue;
+        return state.fail(state.corrupt("head " + std::to_string(head) + " and tail " + std::to_string(tail) +
+                                        " are further apart than the capacity"),
+                          Attempt::failed);
+      }
+      return Attempt::not_yet;
+    }
+    if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
+    return state.fail(corrupt_slot(state, head, "holds a state that does not fit the ring"), Attempt::failed);
+  }
+}
+
+}  // namespace
 }  // namespace shmbox::detail

@@ -1,6 +1,8 @@
 #include "platform/shm.hpp"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,7 +74,8 @@ Result<FileStatus> stat_shm_file(std::string_view name, const std::string& objec
   // and a symlink planted under the name is reported, not followed.
   if (::lstat(path.c_str(), &st) != 0) return std::unexpected(system_error(errno, object, "cannot stat"));
   if (!S_ISREG(st.st_mode)) return std::unexpected(Error{Errc::corrupt, object, "is not a shared-memory file"});
-  return FileStatus{static_cast<std::size_t>(st.st_size), st.st_mode & 07777, st.st_uid, st.st_gid};
+  return FileStatus{static_cast<std::size_t>(st.st_size), st.st_mode & 07777, st.st_uid, st.st_gid,
+                    static_cast<std::size_t>(st.st_blocks) * 512};
 }
 
 Result<void> unlink_shm_file(std::string_view name, const std::string& object) {
@@ -104,6 +107,36 @@ Result<void> reserve_size(int fd, std::size_t current_size, std::size_t size, co
     }
   }
   return {};
+}
+
+
+Result<void> set_sparse_size(int fd, std::size_t size, const std::string& object) {
+  if (size > static_cast<std::size_t>(std::numeric_limits<off_t>::max())) {
+    return std::unexpected(Error{Errc::too_large, object, "size " + std::to_string(size) + " is beyond the file size limit"});
+  }
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    return std::unexpected(system_error(errno, object, "cannot size to " + std::to_string(size) + " bytes"));
+  }
+  return {};
+}
+
+Result<void> reserve_range(int fd, std::size_t offset, std::size_t length, const std::string& object) {
+  // FALLOC_FL_KEEP_SIZE: reserving never changes the (sparse) size.
+  if (::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(length)) != 0) {
+    return std::unexpected(system_error(errno, object, "cannot reserve " + std::to_string(length) + " more bytes"));
+  }
+  return {};
+}
+
+void release_range(int fd, std::size_t offset, std::size_t length) noexcept {
+  ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(length));
+}
+
+std::size_t shm_capacity() noexcept {
+  struct statvfs fs {};
+  const std::string dir{shm_directory};
+  if (::statvfs(dir.c_str(), &fs) != 0) return 0;
+  return static_cast<std::size_t>(fs.f_blocks) * fs.f_frsize;
 }
 
 }  // namespace shmbox::platform

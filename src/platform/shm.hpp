@@ -36,8 +36,21 @@ struct FileStatus {
   mode_t mode;
   uid_t uid;
   gid_t gid;
+  std::size_t allocated;  // bytes of memory the file holds (a sparse file holds less than its size)
 };
 Result<FileStatus> file_status(int fd, const std::string& object);
+
+// Sets the size to `size` without reserving memory: a sparse file whose pages are
+// reserved piecewise with reserve_range (a write to an unreserved page of a full
+// /dev/shm would fault, so callers reserve before they write).
+Result<void> set_sparse_size(int fd, std::size_t size, const std::string& object);
+
+// Reserves, or gives back, the memory of [offset, offset + length).
+Result<void> reserve_range(int fd, std::size_t offset, std::size_t length, const std::string& object);
+void release_range(int fd, std::size_t offset, std::size_t length) noexcept;
+
+// Total bytes of the filesystem under /dev/shm, or 0 if it cannot be read.
+std::size_t shm_capacity() noexcept;
 
 // The status of the file under `name`, without opening it.
 Result<FileStatus> stat_shm_file(std::string_view name, const std::string& object);
