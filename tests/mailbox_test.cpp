@@ -351,6 +351,11 @@ TEST_F(MailboxTest, IdleBlockedReceiverUsesNoCpuAfterItsSpinBudget) {
   EXPECT_TRUE(receiver.wait().exited_with(0));
 }
 
+TEST_F(MailboxTest, DefaultModeIs0600) {
+  Mailbox box = make();
+  EXPECT_EQ(Mailbox::stat(name)->mode, 0600u);
+}
+
 TEST_F(MailboxTest, StatAndList) {
   Mailbox box = make({.capacity = 5, .max_message_size = 100, .mode = 0640});
   ASSERT_TRUE(box.send(as_bytes("x")));

@@ -48,6 +48,28 @@ bool is_closed(const MailboxState& state) noexcept {
   return (state.header->tail.load(std::memory_order_acquire) & closed_bit) != 0;
 }
 
+bool ready_to_receive(const MailboxState& state) noexcept {
+  const std::uint64_t head = state.header->head.load(std::memory_order_acquire);
+  const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire);
+  if ((tail & closed_bit) != 0) return true;
+  if (head == tail) return false;
+  if (state.unbounded()) {
+    const std::uint64_t word = state.chunk_of(head).word.load(std::memory_order_acquire);
+    if (word >> 32 != state.lap_of(head) + 1 || (word & chunk_released_bit) != 0) return false;
+  }
+  const SlotState current = SlotState::unpack(state.slot(head).state.load(std::memory_order_acquire));
+  return current.position == (head & position_mask) && current.phase == static_cast<std::uint8_t>(Phase::full);
+}
+
+bool ready_to_send(const MailboxState& state) noexcept {
+  const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire);
+  if ((tail & closed_bit) != 0 || state.unbounded()) return true;
+  // A rendezvous needs a receiver: a sender always finds a slot.
+  if (zero_capacity(state)) return state.header->receivers_present.load(std::memory_order_acquire) != 0;
+  const SlotState current = SlotState::unpack(state.slot(tail).state.load(std::memory_order_acquire));
+  return current.position == (tail & position_mask) && current.phase == static_cast<std::uint8_t>(Phase::free);
+}
+
 std::uint64_t queued(const MailboxState& state) noexcept {
   const std::uint64_t head = state.header->head.load(std::memory_order_acquire);
   const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire) & ~closed_bit;

@@ -52,6 +52,11 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
 void release(MailboxState& state, const ReceiveClaim& claim) noexcept;
 
 bool is_closed(const MailboxState& state) noexcept;
+
+// Cheap readiness hints for selectors: a receive (send) would not have to wait.
+// Closed counts as ready, so that the caller's next call reports it.
+bool ready_to_receive(const MailboxState& state) noexcept;
+bool ready_to_send(const MailboxState& state) noexcept;
 std::uint64_t queued(const MailboxState& state) noexcept;
 
 void wake_receivers(MailboxState& state, bool all) noexcept;

@@ -37,7 +37,10 @@ class PresenceGuard {
       : counter_(side == Side::receive && state.geometry.buffering == Buffering::zero
                      ? &state.header->receivers_present
                      : nullptr) {
-    if (counter_ != nullptr) counter_->fetch_add(1, std::memory_order_seq_cst);
+    if (counter_ != nullptr) {
+      counter_->fetch_add(1, std::memory_order_seq_cst);
+      wake_senders(state, true);  // a selector waiting to send here may go now
+    }
   }
   ~PresenceGuard() {
     if (counter_ != nullptr) counter_->fetch_sub(1, std::memory_order_relaxed);

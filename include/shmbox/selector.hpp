@@ -1,0 +1,64 @@
+// Waiting on several mailboxes at once, so that one process serves many links.
+//
+//   shmbox::Selector selector;
+//   const auto orders = selector.add(orders_box);                        // receive interest
+//   const auto replies = selector.add(reply_box, shmbox::Interest::send);
+//   for (;;) {
+//     auto ready = selector.wait(1s);           // index of a ready mailbox, or timeout
+//     if (!ready) ...;
+//     if (*ready == orders) orders_box.receive(buffer, shmbox::no_wait);
+//   }
+//
+// A mailbox is ready to receive from when a message is waiting at its head or it is
+// closed (a receive then says Closed), and ready to send to when a slot is free or it
+// is closed. Readiness is a hint: another process may take the message first, so
+// follow a wait with a non-blocking call. wait() checks from the mailbox after the
+// one it reported last, so that a busy mailbox cannot starve the others.
+//
+// Sleeping uses futex_waitv (Linux 5.16+) over every mailbox's futex word: no
+// polling, and no CPU while idle after the spin budget.
+//
+// Thread contract: one thread uses a Selector at a time; the mailboxes must outlive it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "shmbox/error.hpp"
+#include "shmbox/mailbox.hpp"
+#include "shmbox/wait.hpp"
+
+namespace shmbox {
+
+enum class Interest : std::uint8_t { receive, send };
+
+class Selector {
+ public:
+  static constexpr std::size_t max_mailboxes = 128;  // futex_waitv's limit
+
+  explicit Selector(const WaitPolicy& wait = {}) : wait_(wait) {}
+
+  // Watches `mailbox`; returns the index wait() reports it by.
+  // Errc::invalid_argument past max_mailboxes.
+  [[nodiscard]] Result<std::size_t> add(Mailbox& mailbox, Interest interest = Interest::receive);
+
+  // The index of a ready mailbox. Errc::would_block (no_wait) or Errc::timeout when
+  // none became ready; Errc::invalid_argument when nothing is watched.
+  [[nodiscard]] Result<std::size_t> wait(Deadline deadline = forever);
+
+  std::size_t size() const noexcept { return watched_.size(); }
+
+ private:
+  struct Watched {
+    Mailbox* mailbox;
+    Interest interest;
+  };
+  std::size_t first_ready() const noexcept;  // size() if none
+
+  WaitPolicy wait_;
+  std::vector<Watched> watched_;
+  std::size_t next_ = 0;
+};
+
+}  // namespace shmbox

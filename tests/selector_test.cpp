@@ -1,0 +1,151 @@
+#include "shmbox/selector.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <thread>
+
+#include "support/process.hpp"
+
+namespace shmbox {
+namespace {
+
+using namespace std::chrono_literals;
+using test::ChildProcess;
+
+class SelectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 3; ++i) {
+      names.push_back(test::unique_name("select"));
+      boxes.push_back(Mailbox::create(names.back(), {.capacity = 1}).value());
+    }
+  }
+  void TearDown() override {
+    for (const auto& name : names) (void)Mailbox::remove(name);
+  }
+  std::vector<std::string> names;
+  std::vector<Mailbox> boxes;
+};
+
+TEST_F(SelectorTest, WakesForTheMailboxAnotherProcessSendsTo) {
+  Selector selector{{.mode = WaitMode::sleep}};
+  for (auto& box : boxes) ASSERT_TRUE(selector.add(box));
+  auto sender = ChildProcess::spawn([&] {
+    std::this_thread::sleep_for(100ms);
+    auto box = Mailbox::open(names[2]);
+    return box && box->send(as_bytes("hi")) ? 0 : 1;
+  });
+  auto ready = selector.wait(10s);
+  ASSERT_TRUE(ready) << ready.error().message();
+  EXPECT_EQ(*ready, 2u);
+  std::vector<std::byte> message;
+  EXPECT_TRUE(boxes[2].receive(message, no_wait));
+  EXPECT_TRUE(sender.wait().exited_with(0));
+}
+
+TEST_F(SelectorTest, ServesReadyMailboxesInTurn) {
+  Selector selector;
+  for (auto& box : boxes) ASSERT_TRUE(selector.add(box));
+  for (auto& box : boxes) ASSERT_TRUE(box.send(as_bytes("x")));
+  // Nothing is received, so all stay ready: each is reported in turn, none starved.
+  EXPECT_EQ(selector.wait(no_wait).value(), 0u);
+  EXPECT_EQ(selector.wait(no_wait).value(), 1u);
+  EXPECT_EQ(selector.wait(no_wait).value(), 2u);
+  EXPECT_EQ(selector.wait(no_wait).value(), 0u);
+}
+
+TEST_F(SelectorTest, TimesOutAndWouldBlock) {
+  Selector selector;
+  for (auto& box : boxes) ASSERT_TRUE(selector.add(box));
+  auto none = selector.wait(no_wait);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().errc(), Errc::would_block);
+  const auto start = std::chrono::steady_clock::now();
+  auto late = selector.wait(100ms);
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().errc(), Errc::timeout);
+  EXPECT_EQ(late.error().message(), "selector: no mailbox became ready in time");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 100ms);
+}
+
+TEST_F(SelectorTest, SendInterestWakesWhenASlotIsFreed) {
+  ASSERT_TRUE(boxes[0].send(as_bytes("fill")));
+  Selector selector{{.mode = WaitMode::sleep}};
+  ASSERT_TRUE(selector.add(boxes[0], Interest::send));
+  EXPECT_EQ(selector.wait(no_wait).error().errc(), Errc::would_block);
+  auto receiver = ChildProcess::spawn([&] {
+    std::this_thread::sleep_for(100ms);
+    auto box = Mailbox::open(names[0]);
+    std::vector<std::byte> message;
+    return box && box->receive(message) ? 0 : 1;
+  });
+  EXPECT_EQ(selector.wait(10s).value(), 0u);
+  EXPECT_TRUE(boxes[0].send(as_bytes("again"), no_wait));
+  EXPECT_TRUE(receiver.wait().exited_with(0));
+}
+
+TEST_F(SelectorTest, ClosedMailboxIsReadySoTheCallerLearnsIt) {
+  Selector selector{{.mode = WaitMode::sleep}};
+  ASSERT_TRUE(selector.add(boxes[1]));
+  auto closer = ChildProcess::spawn([&] {
+    std::this_thread::sleep_for(100ms);
+    auto box = Mailbox::open(names[1]);
+    return box && box->close() ? 0 : 1;
+  });
+  EXPECT_EQ(selector.wait(10s).value(), 0u);
+  std::vector<std::byte> message;
+  EXPECT_EQ(boxes[1].receive(message, no_wait).error().errc(), Errc::closed);
+  EXPECT_TRUE(closer.wait().exited_with(0));
+}
+
+TEST_F(SelectorTest, ZeroCapacitySendInterestWaitsForAReceiver) {
+  const std::string name = test::unique_name("select-zero");
+  auto box = Mailbox::create(name, {.buffering = Buffering::zero}).value();
+  Selector selector{{.mode = WaitMode::sleep}};
+  ASSERT_TRUE(selector.add(box, Interest::send));
+  EXPECT_EQ(selector.wait(no_wait).error().errc(), Errc::would_block);
+  auto receiver = ChildProcess::spawn([&] {
+    auto inbox = Mailbox::open(name);
+    std::vector<std::byte> message;
+    return inbox && inbox->receive(message, 10s) ? 0 : 1;
+  });
+  EXPECT_EQ(selector.wait(10s).value(), 0u);
+  EXPECT_TRUE(box.send(as_bytes("now"), 10s));
+  EXPECT_TRUE(receiver.wait().exited_with(0));
+  (void)Mailbox::remove(name);
+}
+
+TEST_F(SelectorTest, IdleSelectorUsesNoCpu) {
+  Selector selector;
+  for (auto& box : boxes) ASSERT_TRUE(selector.add(box));
+  rusage before{};
+  ::getrusage(RUSAGE_SELF, &before);
+  EXPECT_EQ(selector.wait(500ms).error().errc(), Errc::timeout);
+  rusage after{};
+  ::getrusage(RUSAGE_SELF, &after);
+  auto cpu_us = [](const rusage& r) {
+    return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1'000'000L + r.ru_utime.tv_usec + r.ru_stime.tv_usec;
+  };
+  EXPECT_LT(cpu_us(after) - cpu_us(before), 100'000L);
+}
+
+TEST(Selector, LimitsAndEmptiness) {
+  Selector empty;
+  auto nothing = empty.wait(no_wait);
+  ASSERT_FALSE(nothing);
+  EXPECT_EQ(nothing.error().errc(), Errc::invalid_argument);
+  EXPECT_EQ(nothing.error().message(), "selector: watches no mailbox");
+  const std::string name = test::unique_name("select-many");
+  auto box = Mailbox::create(name).value();
+  Selector full;
+  for (std::size_t i = 0; i < Selector::max_mailboxes; ++i) ASSERT_TRUE(full.add(box));
+  auto over = full.add(box);
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().errc(), Errc::invalid_argument);
+  EXPECT_EQ(over.error().message(), "selector: watches 128 mailboxes already, its limit");
+  (void)Mailbox::remove(name);
+}
+
+}  // namespace
+}  // namespace shmbox
