@@ -48,6 +48,18 @@ bool is_closed(const MailboxState& state) noexcept {
   return (state.header->tail.load(std::memory_order_acquire) & closed_bit) != 0;
 }
 
+bool receive_may_be_ready(const MailboxState& state) noexcept {
+  if (state.unbounded()) return true;
+  const std::uint64_t head = state.header->head.load(std::memory_order_relaxed);
+  return state.slot(head).state.load(std::memory_order_relaxed) != SlotState::pack(head, Phase::free, 0);
+}
+
+bool send_may_be_ready(const MailboxState& state) noexcept {
+  if (state.unbounded() || zero_capacity(state)) return true;
+  const std::uint64_t tail = state.header->tail.load(std::memory_order_relaxed);
+  return state.slot(tail).state.load(std::memory_order_relaxed) == SlotState::pack(tail, Phase::free, 0);
+}
+
 bool ready_to_receive(const MailboxState& state) noexcept {
   const std::uint64_t head = state.header->head.load(std::memory_order_acquire);
   const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire);

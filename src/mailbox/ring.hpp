@@ -53,6 +53,13 @@ void release(MailboxState& state, const ReceiveClaim& claim) noexcept;
 
 bool is_closed(const MailboxState& state) noexcept;
 
+// For spinning: whether the slot a receive (send) waits on has changed, read from
+// that slot and the caller's own index only. Spinning on these instead of a full
+// attempt keeps the waiter off the other side's index line, which that side is
+// about to write.
+bool receive_may_be_ready(const MailboxState& state) noexcept;
+bool send_may_be_ready(const MailboxState& state) noexcept;
+
 // Cheap readiness hints for selectors: a receive (send) would not have to wait.
 // Closed counts as ready, so that the caller's next call reports it.
 bool ready_to_receive(const MailboxState& state) noexcept;

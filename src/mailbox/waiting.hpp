@@ -60,8 +60,11 @@ enum class Waited : std::uint8_t {
 
 // Repeats `attempt` (returning Attempt) until it claims or fails, or the deadline
 // passes. Spins, then sleeps, as the handle's WaitPolicy says.
+// `may_be_ready` is a cheap hint read while spinning (ring.hpp); a full attempt runs
+// when it says so, and every 64 rounds regardless (that is how a spinner sees close).
 template <class AttemptFn>
 Waited wait_for(MailboxState& state, Side side, Deadline deadline, AttemptFn&& attempt) {
+  const auto may_be_ready = side == Side::receive ? receive_may_be_ready : send_may_be_ready;
   using Clock = Deadline::clock;
   auto outcome = [](Attempt attempt_result) { return attempt_result == Attempt::claimed ? Waited::done : Waited::failed; };
   if (const Attempt first = attempt(); first != Attempt::not_yet) return outcome(first);
@@ -73,7 +76,9 @@ Waited wait_for(MailboxState& state, Side side, Deadline deadline, AttemptFn&& a
     const auto spin_until = Clock::now() + policy.spin;
     for (std::uint32_t round = 1;; ++round) {
       platform::cpu_relax();
-      if (const Attempt result = attempt(); result != Attempt::not_yet) return outcome(result);
+      if (round % 64 == 0 || may_be_ready(state)) {
+        if (const Attempt result = attempt(); result != Attempt::not_yet) return outcome(result);
+      }
       if (round % 16 == 0) {
         const auto now = Clock::now();
         if (!deadline.is_forever() && now >= deadline.until()) return Waited::expired;
