@@ -155,13 +155,10 @@ std::uint32_t count_attached(const MailboxState& state) {
   return count;
 }
 
-Result<void> check_message_size(const MailboxState& state, std::size_t size) {
-  if (size > state.geometry.max_message_size) {
-    return std::unexpected(Error{Errc::too_large, state.object,
-                                 "message of " + std::to_string(size) + " bytes is over the mailbox's maximum of " +
-                                     std::to_string(state.geometry.max_message_size)});
-  }
-  return {};
+Error too_large_error(const MailboxState& state, std::size_t size) {
+  return Error{Errc::too_large, state.object,
+               "message of " + std::to_string(size) + " bytes is over the mailbox's maximum of " +
+                   std::to_string(state.geometry.max_message_size)};
 }
 
 }  // namespace
@@ -304,7 +301,7 @@ Result<void> await_pick_up(MailboxState& state, const detail::SendClaim& claim, 
 
 Result<void> Mailbox::send(std::span<const std::byte> message, Deadline deadline) {
   MailboxState& state = *state_;
-  if (auto ok = check_message_size(state, message.size()); !ok) return ok;
+  if (message.size() > state.geometry.max_message_size) return std::unexpected(too_large_error(state, message.size()));
   const bool zero = state.geometry.buffering == Buffering::zero;
   if (zero && deadline.is_none() && state.header->receivers_present.load(std::memory_order_seq_cst) == 0) {
     if (detail::is_closed(state)) return std::unexpected(state.closed_error());
@@ -325,44 +322,45 @@ Result<void> Mailbox::send(std::span<const std::byte> message, Deadline deadline
 
 namespace {
 
-// Claims the next message no larger than `size_limit`, waiting as the deadline allows.
-Result<detail::ReceiveClaim> claim_for_receive(MailboxState& state, std::size_t size_limit, Deadline deadline) {
-  detail::ReceiveClaim claim{};
-  const detail::Waited waited = detail::wait_for(
-      state, detail::Side::receive, deadline, [&] { return detail::try_claim_receive(state, size_limit, claim); });
-  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
-  return claim;
+// Claims the next message no larger than `size_limit`, waiting as the deadline
+// allows. An out-parameter and a one-byte result keep the hot path free of Error.
+detail::Waited claim_for_receive(MailboxState& state, std::size_t size_limit, Deadline deadline,
+                                 detail::ReceiveClaim& claim) {
+  return detail::wait_for(state, detail::Side::receive, deadline,
+                          [&] { return detail::try_claim_receive(state, size_limit, claim); });
 }
 
 }  // namespace
 
 Result<std::size_t> Mailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
   MailboxState& state = *state_;
-  auto claim = claim_for_receive(state, buffer.size(), deadline);
-  if (!claim) return std::unexpected(std::move(claim.error()));
-  if (claim->size != 0) std::memcpy(buffer.data(), state.payload(*claim->slot), claim->size);
-  detail::release(state, *claim);
-  return claim->size;
+  detail::ReceiveClaim claim{};
+  const detail::Waited waited = claim_for_receive(state, buffer.size(), deadline, claim);
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
+  if (claim.size != 0) std::memcpy(buffer.data(), state.payload(*claim.slot), claim.size);
+  detail::release(state, claim);
+  return claim.size;
 }
 
 Result<void> Mailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
   MailboxState& state = *state_;
-  auto claim = claim_for_receive(state, state.geometry.max_message_size, deadline);
-  if (!claim) return std::unexpected(std::move(claim.error()));
+  detail::ReceiveClaim claim{};
+  const detail::Waited waited = claim_for_receive(state, state.geometry.max_message_size, deadline, claim);
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
   try {
-    message.resize(claim->size);
+    message.resize(claim.size);
   } catch (...) {
-    detail::release(state, *claim);  // never hold a slot across a failure
+    detail::release(state, claim);  // never hold a slot across a failure
     throw;
   }
-  if (claim->size != 0) std::memcpy(message.data(), state.payload(*claim->slot), claim->size);
-  detail::release(state, *claim);
+  if (claim.size != 0) std::memcpy(message.data(), state.payload(*claim.slot), claim.size);
+  detail::release(state, claim);
   return {};
 }
 
 Result<SendLoan> Mailbox::loan(std::size_t size, Deadline deadline) {
   MailboxState& state = *state_;
-  if (auto ok = check_message_size(state, size); !ok) return std::unexpected(ok.error());
+  if (size > state.geometry.max_message_size) return std::unexpected(too_large_error(state, size));
   detail::SendClaim claim{};
   const detail::Waited waited =
       detail::wait_for(state, detail::Side::send, deadline, [&] { return detail::try_claim_send(state, claim); });
@@ -372,9 +370,10 @@ Result<SendLoan> Mailbox::loan(std::size_t size, Deadline deadline) {
 
 Result<ReceivedMessage> Mailbox::receive_in_place(Deadline deadline) {
   MailboxState& state = *state_;
-  auto claim = claim_for_receive(state, state.geometry.max_message_size, deadline);
-  if (!claim) return std::unexpected(std::move(claim.error()));
-  return ReceivedMessage{this, claim->position, {state.payload(*claim->slot), claim->size}};
+  detail::ReceiveClaim claim{};
+  const detail::Waited waited = claim_for_receive(state, state.geometry.max_message_size, deadline, claim);
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
+  return ReceivedMessage{this, claim.position, {state.payload(*claim.slot), claim.size}};
 }
 
 Error Mailbox::wrong_size_error(std::size_t got, std::size_t expected) const {
