@@ -546,7 +546,8 @@ TEST(SegmentName, ErrorNamesTheObjectPrintably) {
 }
 
 TEST(SegmentName, LongestValidNameWorks) {
-  const std::string name = std::string(255 - 20, 'n') + test::unique_name("x").substr(0, 20);
+  std::string name = test::unique_name("longest");
+  name += std::string(255 - name.size(), 'n');
   ASSERT_EQ(name.size(), 255u);
   ASSERT_TRUE(Segment::create(name, 64));
   EXPECT_TRUE(Segment::remove(name));

@@ -81,14 +81,14 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 // One per attached handle, a cache line each (handles in different processes
-// write their own entry on every operation). identity: ProcessIdentity::packed()
-// of the holder, 0 = free. The intents record, before each claim, the position a
-// handle is about to claim (+1; 0 = none), so that survivors can tell what a handle
-// that died mid-operation held.
+// write their own entry on every send). identity: ProcessIdentity::packed() of the
+// holder, 0 = free. send_intent records, before each claim of a position through
+// tail, the position about to be claimed (+1; 0 = none), so that survivors can tell
+// which unpublished position a sender that died held. (A receiver's claim is on the
+// slot itself, whose state names the reader.)
 struct alignas(cache_line) AttachEntry {
   std::atomic<std::uint64_t> identity;
   std::atomic<std::uint64_t> send_intent;
-  std::atomic<std::uint64_t> receive_intent;
 };
 static_assert(sizeof(AttachEntry) == cache_line);
 

@@ -129,7 +129,6 @@ Result<void> attach(MailboxState& state) {
         state.self = static_cast<std::uint16_t>(i + 1);
         state.entry = &table[i];
         table[i].send_intent.store(0, std::memory_order_relaxed);
-        table[i].receive_intent.store(0, std::memory_order_relaxed);
         return {};
       }
     }

@@ -15,31 +15,27 @@ Error corrupt_slot(const MailboxState& state, std::uint64_t position, const char
 
 bool zero_capacity(const MailboxState& state) noexcept { return state.geometry.buffering == Buffering::zero; }
 
-// Claims `position` through head. Bounded mailboxes claim with one CAS on head;
-// zero-capacity ones first move the slot FULL -> READING, because their senders
-// may take a message back with a CAS on the same word.
-// Returns false if another receiver (or a take-back) won.
+// Moves head past `head` if nobody has yet; the claim was made on the slot.
+void help_head(Header& header, std::uint64_t head) noexcept {
+  std::uint64_t expected = head;
+  header.head.compare_exchange_strong(expected, head + 1, std::memory_order_acq_rel, std::memory_order_acquire);
+}
+
+// Claims `position` for a receiver: moves its slot FULL -> READING with one CAS, then
+// advances head (anyone who finds READING at head advances it too). Claiming on the
+// slot's own word fetches its line exclusively once: the copy reads it and the release
+// writes it without another transfer. It is also the one word a zero-capacity sender's
+// take-back CAS races with, so exactly one of them wins. The state then names the
+// reader, for recovery if it dies. Returns false if another receiver (or a take-back) won.
 bool claim_for_receive(MailboxState& state, SlotHeader& slot, std::uint64_t word, std::uint64_t position) noexcept {
-  Header& header = *state.header;
-  // Recorded before the claim, so that survivors can tell what we held if we die.
-  state.entry->receive_intent.store(position + 1, std::memory_order_relaxed);
-  if (zero_capacity(state)) {
-    // acq_rel pairs with the sender's release store of FULL (and its take-back CAS).
-    if (!slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
-                                            std::memory_order_acq_rel, std::memory_order_acquire)) {
-      return false;
-    }
-    std::uint64_t expected = position;
-    header.head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel, std::memory_order_acquire);
-    wake_senders(state, true);  // the sender waits for this pick-up
-    return true;
+  // acq_rel: pairs with the sender's release store of FULL (and its take-back CAS).
+  if (!slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
+                                          std::memory_order_acq_rel, std::memory_order_acquire)) {
+    return false;
   }
-  // Release: our intent is visible before head moves. Acquire: pairs with the
-  // previous claimant of head. The slot's contents were made visible by the acquire
-  // load of its FULL state that preceded this call.
-  std::uint64_t expected = position;
-  return header.head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel,
-                                             std::memory_order_acquire);
+  help_head(*state.header, position);
+  if (zero_capacity(state)) wake_senders(state, true);  // the sender waits for this pick-up
+  return true;
 }
 
 }  // namespace
@@ -243,14 +239,10 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
           // Claimed and freed like a message, so that FREE is stored only after head passed.
           if (claim_for_receive(state, slot, word, head)) release(state, ReceiveClaim{head, &slot, 0});
           continue;
-        case Phase::reading: {
-          if (!zero_capacity(state)) break;
-          // Another receiver claimed the slot and has not moved head yet: move it for them.
-          std::uint64_t expected = head;
-          header.head.compare_exchange_strong(expected, head + 1, std::memory_order_acq_rel,
-                                              std::memory_order_acquire);
+        case Phase::reading:
+          // Another receiver claimed the slot and has not moved head yet.
+          help_head(header, head);
           continue;
-        }
         case Phase::free: {
           // Not published yet. Only now is tail needed: its line is the senders'.
           const std::uint64_t tail_word = header.tail.load(std::memory_order_acquire);
@@ -295,7 +287,6 @@ void release(MailboxState& state, const ReceiveClaim& claim) noexcept {
     // consumes the last slot of a chunk gives the whole chunk's memory back.
     ChunkEntry& chunk = state.chunk_of(claim.position);
     const std::uint64_t word = chunk.word.fetch_add(1, std::memory_order_acq_rel) + 1;
-    state.entry->receive_intent.store(0, std::memory_order_relaxed);
     if (chunk_consumed(word) == state.geometry.chunks.slots) {
       const std::uint64_t chunk_bytes = std::uint64_t{state.geometry.chunks.slots} * state.geometry.slot_stride;
       const std::uint64_t offset = state.geometry.slots_offset + (claim.position & state.index_mask) /
@@ -311,7 +302,6 @@ void release(MailboxState& state, const ReceiveClaim& claim) noexcept {
   // acquire load sees FREE, overwrites it.
   claim.slot->state.store(SlotState::pack(claim.position + state.geometry.slot_count, Phase::free, 0),
                           std::memory_order_release);
-  state.entry->receive_intent.store(0, std::memory_order_relaxed);
   wake_senders(state, false);
 }
 
@@ -409,6 +399,10 @@ Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit,
       }
       if (current.phase == static_cast<std::uint8_t>(Phase::cancelled)) {
         if (claim_for_receive(state, *slot, slot_word, head)) release(state, ReceiveClaim{head, slot, 0});
+        continue;
+      }
+      if (current.phase == static_cast<std::uint8_t>(Phase::reading)) {
+        help_head(header, head);
         continue;
       }
     }
