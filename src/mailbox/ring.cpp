@@ -87,44 +87,6 @@ std::uint64_t queued(const MailboxState& state) noexcept {
 
 namespace {
 
-// Whether anyone sleeps on this side, read so that no wake-up is lost: either we see
-// the sleeper's increment, or the sleeper's re-check sees what we did before calling.
-// With membarrier the sleeper pays for the full barrier and we need only a compiler
-// barrier; without it, a seq_cst read-modify-write on the counter orders us with the
-// sleeper's seq_cst increment (design.md, Waiting and waking).
-bool anyone_sleeping(const MailboxState& state, std::atomic<std::uint32_t>& sleeping,
-                     std::atomic<std::uint32_t>& selectors) noexcept {
-  if (state.light_wake_checks) {
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    return sleeping.load(std::memory_order_relaxed) != 0 || selectors.load(std::memory_order_relaxed) != 0;
-  }
-  return sleeping.fetch_add(0, std::memory_order_seq_cst) != 0 || selectors.fetch_add(0, std::memory_order_seq_cst) != 0;
-}
-
-void wake(std::atomic<std::uint32_t>& epoch, std::atomic<std::uint32_t>& selectors, bool all) noexcept {
-  // Release: a sleeper that reads the new epoch (acquire) also sees what we did.
-  epoch.fetch_add(1, std::memory_order_release);
-  platform::futex_wake(epoch, all || selectors.load(std::memory_order_relaxed) != 0 ? INT_MAX : 1);
-}
-
-}  // namespace
-
-void wake_receivers(MailboxState& state, bool all) noexcept {
-  Header& header = *state.header;
-  if (anyone_sleeping(state, header.receivers_sleeping, header.receive_selectors_sleeping)) {
-    wake(header.data_epoch, header.receive_selectors_sleeping, all);
-  }
-}
-
-void wake_senders(MailboxState& state, bool all) noexcept {
-  Header& header = *state.header;
-  if (anyone_sleeping(state, header.senders_sleeping, header.send_selectors_sleeping)) {
-    wake(header.space_epoch, header.send_selectors_sleeping, all);
-  }
-}
-
-namespace {
-
 Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim);
 Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit, ReceiveClaim& claim);
 
@@ -168,18 +130,6 @@ Attempt try_claim_send(MailboxState& state, SendClaim& claim) {
     if (header.tail.load(std::memory_order_acquire) != tail) continue;
     return state.fail(corrupt_slot(state, tail, "holds a position that does not fit the ring"), Attempt::failed);
   }
-}
-
-void publish(MailboxState& state, const SendClaim& claim, std::uint32_t size) noexcept {
-  claim.slot->size = size;
-  // Release: the size and payload written before are visible to the receiver whose
-  // acquire load sees FULL.
-  claim.slot->state.store(SlotState::pack(claim.position, Phase::full, state.self), std::memory_order_release);
-  state.entry->send_intent.store(0, std::memory_order_relaxed);
-  wake_receivers(state, false);
-  // Most likely the next slot we claim: take ownership of it now, while the receiver
-  // works, rather than on the critical path of the next send.
-  __builtin_prefetch(&state.slot(claim.position + 1), 1, 3);
 }
 
 void abandon(MailboxState& state, const SendClaim& claim) noexcept {
@@ -281,8 +231,7 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
   }
 }
 
-void release(MailboxState& state, const ReceiveClaim& claim) noexcept {
-  if (state.unbounded()) {
+void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept {
     // Slots of an unbounded mailbox are not reused one by one: the receiver that
     // consumes the last slot of a chunk gives the whole chunk's memory back.
     ChunkEntry& chunk = state.chunk_of(claim.position);
@@ -296,13 +245,6 @@ void release(MailboxState& state, const ReceiveClaim& claim) noexcept {
       chunk.word.store(chunk_ready_for(state.lap_of(claim.position) + 1), std::memory_order_release);
       wake_senders(state, true);
     }
-    return;
-  }
-  // Release: our reads of the payload happen before the next lap's sender, whose
-  // acquire load sees FREE, overwrites it.
-  claim.slot->state.store(SlotState::pack(claim.position + state.geometry.slot_count, Phase::free, 0),
-                          std::memory_order_release);
-  wake_senders(state, false);
 }
 
 }  // namespace shmbox::detail

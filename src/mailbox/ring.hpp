@@ -7,7 +7,10 @@
 #include <cstdint>
 #include <optional>
 
+#include <climits>
+
 #include "mailbox/mailbox_state.hpp"
+#include "platform/futex.hpp"
 
 namespace shmbox::detail {
 
@@ -30,8 +33,6 @@ enum class Attempt : std::uint8_t { claimed, not_yet, failed };
 // Fails with: closed, corrupt.
 Attempt try_claim_send(MailboxState& state, SendClaim& claim);
 
-// Makes a claimed slot's first `size` bytes visible to receivers and wakes one.
-void publish(MailboxState& state, const SendClaim& claim, std::uint32_t size) noexcept;
 
 // Gives up a claimed, unpublished slot (an abandoned loan): receivers skip it.
 void abandon(MailboxState& state, const SendClaim& claim) noexcept;
@@ -48,8 +49,8 @@ bool still_published(const MailboxState& state, const SendClaim& claim) noexcept
 // Fails with: closed (and empty), corrupt, too_large.
 Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveClaim& claim);
 
-// Frees a received slot for the next lap and wakes a sender.
-void release(MailboxState& state, const ReceiveClaim& claim) noexcept;
+// Unbounded mailboxes: counts the slot consumed, and gives its chunk back when full.
+void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept;
 
 bool is_closed(const MailboxState& state) noexcept;
 
@@ -66,7 +67,64 @@ bool ready_to_receive(const MailboxState& state) noexcept;
 bool ready_to_send(const MailboxState& state) noexcept;
 std::uint64_t queued(const MailboxState& state) noexcept;
 
-void wake_receivers(MailboxState& state, bool all) noexcept;
-void wake_senders(MailboxState& state, bool all) noexcept;
+// The per-message steps below are inline: they run on every send and receive.
+
+// Whether anyone sleeps on this side, read so that no wake-up is lost: either we see
+// the sleeper's increment, or the sleeper's re-check sees what we did before calling.
+// With membarrier the sleeper pays for the full barrier and we need only a compiler
+// barrier; without it, a seq_cst read-modify-write on the counter orders us with the
+// sleeper's seq_cst increment (design.md, Waiting and waking).
+inline bool anyone_sleeping(const MailboxState& state, std::atomic<std::uint32_t>& sleeping,
+                     std::atomic<std::uint32_t>& selectors) noexcept {
+  if (state.light_wake_checks) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    return sleeping.load(std::memory_order_relaxed) != 0 || selectors.load(std::memory_order_relaxed) != 0;
+  }
+  return sleeping.fetch_add(0, std::memory_order_seq_cst) != 0 || selectors.fetch_add(0, std::memory_order_seq_cst) != 0;
+}
+
+inline void wake(std::atomic<std::uint32_t>& epoch, std::atomic<std::uint32_t>& selectors, bool all) noexcept {
+  // Release: a sleeper that reads the new epoch (acquire) also sees what we did.
+  epoch.fetch_add(1, std::memory_order_release);
+  platform::futex_wake(epoch, all || selectors.load(std::memory_order_relaxed) != 0 ? INT_MAX : 1);
+}
+
+inline void wake_receivers(MailboxState& state, bool all) noexcept {
+  Header& header = *state.header;
+  if (anyone_sleeping(state, header.receivers_sleeping, header.receive_selectors_sleeping)) {
+    wake(header.data_epoch, header.receive_selectors_sleeping, all);
+  }
+}
+
+inline void wake_senders(MailboxState& state, bool all) noexcept {
+  Header& header = *state.header;
+  if (anyone_sleeping(state, header.senders_sleeping, header.send_selectors_sleeping)) {
+    wake(header.space_epoch, header.send_selectors_sleeping, all);
+  }
+}
+
+
+// Makes a claimed slot's first `size` bytes visible to receivers and wakes one.
+inline void publish(MailboxState& state, const SendClaim& claim, std::uint32_t size) noexcept {
+  claim.slot->size = size;
+  // Release: the size and payload written before are visible to the receiver whose
+  // acquire load sees FULL.
+  claim.slot->state.store(SlotState::pack(claim.position, Phase::full, state.self), std::memory_order_release);
+  state.entry->send_intent.store(0, std::memory_order_relaxed);
+  wake_receivers(state, false);
+  // Most likely the next slot we claim: take ownership of it now, while the receiver
+  // works, rather than on the critical path of the next send.
+  __builtin_prefetch(&state.slot(claim.position + 1), 1, 3);
+}
+
+// Frees a received slot for the next lap and wakes a sender.
+inline void release(MailboxState& state, const ReceiveClaim& claim) noexcept {
+  if (state.unbounded()) return release_unbounded(state, claim);
+  // Release: our reads of the payload happen before the next lap's sender, whose
+  // acquire load sees FREE, overwrites it.
+  claim.slot->state.store(SlotState::pack(claim.position + state.geometry.slot_count, Phase::free, 0),
+                          std::memory_order_release);
+  wake_senders(state, false);
+}
 
 }  // namespace shmbox::detail
