@@ -444,17 +444,43 @@ Summary summarise(std::vector<double> values) {
   return {values[values.size() / 2], values.front(), values.back()};
 }
 
-void print_latency(const std::string& label, const std::vector<Percentiles>& runs, double floor_median) {
-  std::vector<double> medians, p99s, p999s, maxes;
-  for (const auto& run : runs) {
+// Each repetition measures the baseline right before the transport, so that the
+// ratio compares figures taken in the same state of a shared, noisy machine; the
+// reported ratio is the median of the per-repetition ratios.
+void print_latency(const std::string& label, const Config& config, const std::function<Percentiles()>& baseline,
+                   const std::function<Percentiles()>& measure) {
+  std::vector<double> medians, p99s, p999s, maxes, ratios;
+  for (int i = 0; i < config.repeat; ++i) {
+    const Percentiles floor = baseline();
+    const Percentiles run = measure();
     medians.push_back(run.median);
     p99s.push_back(run.p99);
     p999s.push_back(run.p999);
     maxes.push_back(run.max);
+    ratios.push_back(run.median / floor.median);
   }
   const auto m = summarise(medians), p = summarise(p99s), q = summarise(p999s), x = summarise(maxes);
-  fmt::print("| {:<34} | {:>7.0f} ({:.0f}-{:.0f}) | {:>7.0f} | {:>7.0f} | {:>8.0f} | {:>6.2f}x |\n", label, m.median,
-             m.min, m.max, p.median, q.median, x.median, floor_median > 0 ? m.median / floor_median : 0.0);
+  const auto r = summarise(ratios);
+  fmt::print("| {:<34} | {:>7.0f} ({:.0f}-{:.0f}) | {:>7.0f} | {:>7.0f} | {:>8.0f} | {:>6.2f}x ({:.2f}-{:.2f}) |\n", label,
+             m.median, m.min, m.max, p.median, q.median, x.median, r.median, r.min, r.max);
+  std::fflush(stdout);
+}
+
+void print_throughput(const std::string& label, const Config& config, const std::function<Throughput()>& baseline,
+                      const std::function<Throughput()>& measure) {
+  std::vector<double> rates, bytes, cpu, ratios;
+  for (int i = 0; i < config.repeat; ++i) {
+    const double floor = baseline ? baseline().messages_per_second : 0;
+    const Throughput run = measure();
+    rates.push_back(run.messages_per_second);
+    bytes.push_back(run.bytes_per_second);
+    cpu.push_back(run.sender_cpu_ns_per_message);
+    ratios.push_back(floor > 0 ? run.messages_per_second / floor : 0);
+  }
+  const auto r = summarise(rates), b = summarise(bytes), c = summarise(cpu), q = summarise(ratios);
+  fmt::print("| {:<34} | {:>8.2f}M ({:.2f}-{:.2f}M) | {:>6.2f} ({:.2f}-{:.2f}) | {:>5.0f} | {:>5.2f} ({:.2f}-{:.2f}) |\n", label,
+             r.median / 1e6, r.min / 1e6, r.max / 1e6, b.median / 1e9, b.min / 1e9, b.max / 1e9, c.median, q.median,
+             q.min, q.max);
   std::fflush(stdout);
 }
 
@@ -481,58 +507,48 @@ int main(int argc, char** argv) {
   const shmbox::WaitPolicy adaptive{};
   const shmbox::WaitPolicy sleepy{.mode = shmbox::WaitMode::sleep};
 
-  fmt::print("## Round trip, 64 B (ns; median of {} runs (min-max), then medians of p99, p99.9, max)\n\n", config.repeat);
-  fmt::print("| {:<34} | {:>17} | {:>7} | {:>7} | {:>8} | {:>7} |\n", "transport", "median", "p99", "p99.9", "max", "/floor");
-  fmt::print("|{:-<36}|{:-<19}|{:-<9}|{:-<9}|{:-<10}|{:-<9}|\n", "", "", "", "", "", "");
-  const auto floor = repeat<Percentiles>(config.repeat, [&] { return cache_line_round_trip(config); });
-  std::vector<double> floor_medians;
-  for (const auto& run : floor) floor_medians.push_back(run.median);
-  const double floor_median = summarise(floor_medians).median;
-  print_latency("cache line (floor)", floor, floor_median);
-  print_latency("shmbox busy_poll", repeat<Percentiles>(config.repeat, [&] { return shmbox_round_trip(config, busy, 64, false); }), floor_median);
-  print_latency("shmbox adaptive (default)", repeat<Percentiles>(config.repeat, [&] { return shmbox_round_trip(config, adaptive, 64, false); }), floor_median);
-  print_latency("shmbox adaptive, zero-copy", repeat<Percentiles>(config.repeat, [&] { return shmbox_round_trip(config, adaptive, 64, true); }), floor_median);
-  print_latency("shmbox sleep", repeat<Percentiles>(config.repeat, [&] {
-                  Config fewer = config;
-                  fewer.round_trips /= 10;
-                  return shmbox_round_trip(fewer, sleepy, 64, false);
-                }), floor_median);
-  print_latency("pipe", repeat<Percentiles>(config.repeat, [&] { return pipe_round_trip(config, 64); }), floor_median);
+  fmt::print("## Round trip, 64 B (ns; median of {} runs (min-max), then medians of p99, p99.9, max;\n"
+             "## ratio to the cache-line floor measured just before each run)\n\n",
+             config.repeat);
+  fmt::print("| {:<34} | {:>17} | {:>7} | {:>7} | {:>8} | {:>18} |\n", "transport", "median", "p99", "p99.9", "max",
+             "/ floor");
+  fmt::print("|{:-<36}|{:-<19}|{:-<9}|{:-<9}|{:-<10}|{:-<20}|\n", "", "", "", "", "", "");
+  const std::function<Percentiles()> floor = [&] { return cache_line_round_trip(config); };
+  print_latency("cache line (floor)", config, floor, floor);
+  print_latency("shmbox busy_poll", config, floor, [&] { return shmbox_round_trip(config, busy, 64, false); });
+  print_latency("shmbox adaptive (default)", config, floor, [&] { return shmbox_round_trip(config, adaptive, 64, false); });
+  print_latency("shmbox adaptive, zero-copy", config, floor, [&] { return shmbox_round_trip(config, adaptive, 64, true); });
+  print_latency("shmbox sleep", config, floor, [&] {
+    Config fewer = config;
+    fewer.round_trips /= 10;
+    return shmbox_round_trip(fewer, sleepy, 64, false);
+  });
+  print_latency("pipe", config, floor, [&] { return pipe_round_trip(config, 64); });
 
-  fmt::print("\n## One-way throughput (median of {} runs (min-max))\n\n", config.repeat);
-  fmt::print("| {:<34} | {:>26} | {:>18} | {:>16} |\n", "transport", "messages/s", "GB/s", "sender CPU ns/msg");
-  fmt::print("|{:-<36}|{:-<28}|{:-<20}|{:-<18}|\n", "", "", "", "");
-  auto print_throughput = [&](const std::string& label, std::vector<Throughput> runs) {
-    std::vector<double> rates, bytes, cpu;
-    for (const auto& run : runs) {
-      rates.push_back(run.messages_per_second);
-      bytes.push_back(run.bytes_per_second);
-      cpu.push_back(run.sender_cpu_ns_per_message);
-    }
-    const auto r = summarise(rates), b = summarise(bytes), c = summarise(cpu);
-    fmt::print("| {:<34} | {:>10.2f}M ({:.2f}-{:.2f}M) | {:>6.2f} ({:.2f}-{:.2f}) | {:>16.0f} |\n", label, r.median / 1e6,
-               r.min / 1e6, r.max / 1e6, b.median / 1e9, b.min / 1e9, b.max / 1e9, c.median);
-    std::fflush(stdout);
-  };
-  print_throughput("raw SPSC ring (floor), 64 B",
-                   repeat<Throughput>(config.repeat, [&] { return raw_ring_throughput(64, config.small_messages); }));
+  fmt::print("\n## One-way throughput (median of {} runs (min-max); ratio to the raw ring measured just before)\n\n",
+             config.repeat);
+  fmt::print("| {:<34} | {:>24} | {:>18} | {:>5} | {:>17} |\n", "transport", "messages/s", "GB/s", "ns/msg",
+             "/ raw ring");
+  fmt::print("|{:-<36}|{:-<26}|{:-<20}|{:-<7}|{:-<19}|\n", "", "", "", "", "");
+  const std::function<Throughput()> small_ring = [&] { return raw_ring_throughput(64, config.small_messages); };
+  const std::function<Throughput()> large_ring = [&] { return raw_ring_throughput(65536, config.large_messages); };
+  print_throughput("raw SPSC ring (floor), 64 B", config, small_ring, small_ring);
   for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}, std::pair{"sleep", sleepy}}) {
-    print_throughput(fmt::format("shmbox {}, 64 B", label),
-                     repeat<Throughput>(config.repeat, [&] { return shmbox_throughput(policy, 64, config.small_messages, false); }));
+    print_throughput(fmt::format("shmbox {}, 64 B", label), config, small_ring,
+                     [&] { return shmbox_throughput(policy, 64, config.small_messages, false); });
   }
-  print_throughput("shmbox adaptive, 64 B, zero-copy",
-                   repeat<Throughput>(config.repeat, [&] { return shmbox_throughput(adaptive, 64, config.small_messages, true); }));
-  print_throughput("raw SPSC ring (floor), 64 KiB",
-                   repeat<Throughput>(config.repeat, [&] { return raw_ring_throughput(65536, config.large_messages); }));
+  print_throughput("shmbox adaptive, 64 B, zero-copy", config, small_ring,
+                   [&] { return shmbox_throughput(adaptive, 64, config.small_messages, true); });
+  print_throughput("raw SPSC ring (floor), 64 KiB", config, large_ring, large_ring);
   for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}}) {
-    print_throughput(fmt::format("shmbox {}, 64 KiB", label),
-                     repeat<Throughput>(config.repeat, [&] { return shmbox_throughput(policy, 65536, config.large_messages, false); }));
+    print_throughput(fmt::format("shmbox {}, 64 KiB", label), config, large_ring,
+                     [&] { return shmbox_throughput(policy, 65536, config.large_messages, false); });
   }
-  print_throughput("shmbox adaptive, 64 KiB, zero-copy",
-                   repeat<Throughput>(config.repeat, [&] { return shmbox_throughput(adaptive, 65536, config.large_messages, true); }));
+  print_throughput("shmbox adaptive, 64 KiB, zero-copy", config, large_ring,
+                   [&] { return shmbox_throughput(adaptive, 65536, config.large_messages, true); });
   const auto copy = summarise(repeat<double>(config.repeat, [&] { return memcpy_bandwidth(65536, config.large_messages * 4); }));
-  fmt::print("| {:<34} | {:>26} | {:>6.2f} ({:.2f}-{:.2f}) | {:>16} |\n", "memcpy 64 KiB, one process", "-", copy.median / 1e9,
-             copy.min / 1e9, copy.max / 1e9, "-");
+  fmt::print("| {:<34} | {:>24} | {:>6.2f} ({:.2f}-{:.2f}) | {:>5} | {:>17} |\n", "memcpy 64 KiB, one process", "-",
+             copy.median / 1e9, copy.min / 1e9, copy.max / 1e9, "-", "-");
 
   fmt::print("\n## 4 senders x 4 receivers, 64 B, on 2 CPUs (median of {} runs)\n\n", config.repeat);
   for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}, std::pair{"sleep", sleepy}}) {
