@@ -134,6 +134,21 @@ TEST_F(MailboxCliTest, StatOfACorruptMailboxSaysSoAndExits65) {
   EXPECT_NE(list.out.find("is not a mailbox (bad magic number)"), std::string::npos) << list.out;
 }
 
+TEST_F(MailboxCliTest, WrongLayoutVersionExits65ForEveryVerb) {
+  ASSERT_TRUE(Mailbox::create(name));
+  auto raw = Segment::open("shmbox.mb." + name, Access::read_write);
+  ASSERT_TRUE(raw);
+  const std::uint32_t version = 7;
+  std::memcpy(raw->writable_bytes()->data() + 8, &version, sizeof version);
+  for (std::vector<std::string> args : {std::vector<std::string>{"send", name, "x"}, {"recv", name, "--nonblock"},
+                                        {"stat", name}}) {
+    auto result = shmbox_cli(args);
+    EXPECT_TRUE(result.status.exited_with(EX_DATAERR)) << args[0];
+    EXPECT_EQ(result.err, object() + "has layout version 7; this build reads version 1\n") << args[0];
+  }
+  EXPECT_TRUE(shmbox_cli({"rm", name}).status.exited_with(EX_OK));  // it can still be removed
+}
+
 TEST_F(MailboxCliTest, AnotherUserExits77) {
   if (!test::running_as_root()) GTEST_SKIP() << "needs root to switch to another uid";
   ASSERT_TRUE(Mailbox::create(name));
