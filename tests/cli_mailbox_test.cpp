@@ -52,7 +52,7 @@ TEST_F(MailboxCliTest, CapacityZeroCreatesARendezvousMailbox) {
   EXPECT_EQ(Mailbox::stat(name)->buffering, Buffering::zero);
   auto nobody = shmbox_cli({"send", name, "x", "--nonblock"});
   EXPECT_TRUE(nobody.status.exited_with(EX_TEMPFAIL));
-  EXPECT_EQ(nobody.err, object() + "is full; nothing was sent\n");
+  EXPECT_EQ(nobody.err, object() + "has no receiver waiting; nothing was sent\n");
 }
 
 TEST_F(MailboxCliTest, ExistingNameExits73) {
@@ -88,6 +88,15 @@ TEST_F(MailboxCliTest, BadArgumentsExit64) {
   EXPECT_TRUE(shmbox_cli({"recv", name, "--nonblock", "--timeout", "1s"}).status.exited_with(EX_USAGE));
   EXPECT_TRUE(shmbox_cli({"recv", name, "--count", "0"}).status.exited_with(EX_USAGE));
   EXPECT_TRUE(shmbox_cli({"create", name, "--max-size", "2000000000"}).status.exited_with(EX_USAGE));
+}
+
+TEST_F(MailboxCliTest, InvalidNameExits64ForEveryVerb) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"send", "a b", "x"}, {"recv", "a b"}, {"stat", "a b"},
+                                        {"rm", "a b"}, {"create", "a b"}}) {
+    auto result = shmbox_cli(args);
+    EXPECT_TRUE(result.status.exited_with(EX_USAGE)) << args[0];
+    EXPECT_EQ(result.err, "shmbox: mailbox 'a b': name may contain only letters, digits, '.', '_' and '-'\n") << args[0];
+  }
 }
 
 TEST_F(MailboxCliTest, OversizedMessageExits65) {

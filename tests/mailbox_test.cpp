@@ -202,13 +202,15 @@ TEST_F(MailboxTest, AfterCloseReceiversDrainThenGetClosed) {
 TEST_F(MailboxTest, ZeroCapacitySendReturnsOnlyAfterTheReceiverTookIt) {
   Mailbox box = make({.buffering = Buffering::zero});
   EXPECT_EQ(box.capacity(), 0u);
+  test::Pipe go;
   auto receiver = ChildProcess::spawn([&] {
     auto inbox = Mailbox::open(name);
-    if (!inbox) return 1;
-    std::this_thread::sleep_for(300ms);
+    if (!inbox || go.receive() != "go") return 1;
+    std::this_thread::sleep_for(300ms);  // counted from the parent's start: it sent "go" after
     return receive_text(*inbox, 10s) == "rendezvous" ? 0 : 2;
   });
   const auto start = std::chrono::steady_clock::now();
+  go.send("go");
   ASSERT_TRUE(box.send(as_bytes("rendezvous")));
   EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
   EXPECT_EQ(box.queued(), 0u);
@@ -475,6 +477,19 @@ TEST_F(MailboxTest, LayoutVersionMismatchIsItsOwnError) {
   EXPECT_EQ(opened.error().message(), "mailbox '" + name + "': has layout version 99; this build reads version 1");
 }
 
+TEST_F(MailboxTest, LayoutVersionMismatchFromStatAndRemove) {
+  Mailbox box = make();
+  auto raw = raw_file(name);
+  const std::uint32_t version = 2;
+  std::memcpy(raw.writable_bytes()->data() + 8, &version, sizeof version);
+  auto status = Mailbox::stat(name);
+  ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().errc(), Errc::version_mismatch);
+  EXPECT_EQ(status.error().message(), "mailbox '" + name + "': has layout version 2; this build reads version 1");
+  EXPECT_TRUE(Mailbox::remove(name));  // removal needs no understanding of the layout
+  EXPECT_EQ(Mailbox::open(name).error().errc(), Errc::not_found);
+}
+
 TEST_F(MailboxTest, WrongMagicIsCorrupt) {
   Mailbox box = make();
   auto raw = raw_file(name);
@@ -604,6 +619,69 @@ TEST_F(MailboxTest, UnboundedRingWrapsAroundItsVirtualRange) {
   const auto status = child.wait(120s);
   if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm here (no CAP_SYS_ADMIN?)";
   EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+}  // namespace
+}  // namespace shmbox
+
+namespace shmbox {
+namespace {
+
+TEST_F(MailboxTest, ZeroCapacityTimedSendsWithNoReceiverNeverPileUp) {
+  // Every expired send leaves a taken-back slot; with only two slots the third send
+  // must free one rather than wait for a receiver that never comes.
+  Mailbox box = make({.buffering = Buffering::zero, .max_attached = 2});
+  auto child = ChildProcess::spawn([&] {
+    auto sender = Mailbox::open(name);
+    if (!sender) return 1;
+    for (int i = 0; i < 10; ++i) {
+      auto sent = sender->send(as_bytes("x"), 10ms);
+      if (sent || sent.error().errc() != Errc::timeout) return 2;
+      auto quick = sender->send(as_bytes("y"), no_wait);
+      if (quick || quick.error().errc() != Errc::would_block) return 3;
+    }
+    return 0;
+  });
+  EXPECT_TRUE(child.wait(20s).exited_with(0));
+}
+
+TEST_F(MailboxTest, AReceiverWhoseBufferIsTooSmallPassesItsWakeUpOn) {
+  Mailbox box = make({}, {.mode = WaitMode::sleep});
+  test::Pipe progress;
+  auto small = ChildProcess::spawn([&] {
+    auto inbox = Mailbox::open(name, {.mode = WaitMode::sleep});
+    std::array<std::byte, 4> buffer{};
+    progress.send("small waiting");
+    auto got = inbox->receive(buffer, 10s);
+    return !got && got.error().errc() == Errc::too_large ? 0 : 1;
+  });
+  auto large = ChildProcess::spawn([&] {
+    auto inbox = Mailbox::open(name, {.mode = WaitMode::sleep});
+    std::vector<std::byte> message;
+    progress.send("large waiting");
+    return inbox->receive(message, 10s) && message.size() == 33 ? 0 : 1;
+  });
+  ASSERT_TRUE(progress.receive());
+  ASSERT_TRUE(progress.receive());
+  std::this_thread::sleep_for(100ms);  // both asleep
+  ASSERT_TRUE(box.send(std::vector<std::byte>(33)));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(large.wait(20s).exited_with(0));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "the large receiver slept past the message";
+  small.kill();
+}
+
+TEST_F(MailboxTest, LoansAndHeldMessagesSurviveMovingTheMailbox) {
+  Mailbox box = make();
+  auto loan = box.loan(4).value();
+  Mailbox moved = std::move(box);
+  std::memcpy(loan.data().data(), "move", 4);
+  ASSERT_TRUE(loan.commit());
+  auto held = moved.receive_in_place(no_wait).value();
+  Mailbox again = std::move(moved);
+  EXPECT_EQ(text_of(held.data()), "move");
+  held.release();
+  EXPECT_EQ(again.queued(), 0u);
 }
 
 }  // namespace

@@ -149,3 +149,24 @@ TEST(Selector, LimitsAndEmptiness) {
 
 }  // namespace
 }  // namespace shmbox
+
+namespace shmbox {
+namespace {
+
+TEST_F(SelectorTest, AMessageBehindAnAbandonedLoanIsReported) {
+  auto big = Mailbox::create(names[0] + "-wide", {.capacity = 4}).value();
+  auto other_wide = Mailbox::open(names[0] + "-wide").value();
+  {
+    auto loan = big.loan(4).value();
+    ASSERT_TRUE(other_wide.send(as_bytes("behind")));
+  }  // abandoned: a CANCELLED slot at head, a message behind it
+  Selector selector;
+  ASSERT_TRUE(selector.add(big));
+  EXPECT_EQ(selector.wait(1s).value(), 0u);
+  std::vector<std::byte> message;
+  EXPECT_TRUE(big.receive(message, no_wait));
+  (void)Mailbox::remove(names[0] + "-wide");
+}
+
+}  // namespace
+}  // namespace shmbox

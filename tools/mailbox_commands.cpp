@@ -68,7 +68,9 @@ int send(const MailboxArgs& args) {
     if (!sent) {
       // would_block carries no object (it is allocation-free); name it here.
       if (sent.error().errc() == Errc::would_block) {
-        return fail(Error{Errc::would_block, "mailbox '" + box->name() + "'", "is full; nothing was sent"});
+        const char* cause = box->buffering() == Buffering::zero ? "has no receiver waiting; nothing was sent"
+                                                                 : "is full; nothing was sent";
+        return fail(Error{Errc::would_block, "mailbox '" + box->name() + "'", cause});
       }
       return fail(sent.error());
     }

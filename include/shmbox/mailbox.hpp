@@ -73,7 +73,9 @@ struct MailboxState;
 class Mailbox;
 
 // A slot loaned for a zero-copy send: write into data(), then commit(). Destroying an
-// uncommitted loan abandons it; receivers never see it.
+// uncommitted loan abandons it; receivers never see it. Receivers take messages in
+// position order, so while a loan is held, messages sent after it wait behind it:
+// commit or abandon loans promptly. The Mailbox must outlive its loans.
 class SendLoan {
  public:
   SendLoan(SendLoan&& other) noexcept;
@@ -81,22 +83,25 @@ class SendLoan {
   ~SendLoan();
 
   std::span<std::byte> data() const noexcept { return data_; }
-  // Publishes the first `size` bytes (at most data().size()).
-  [[nodiscard]] Result<void> commit(std::size_t size);
+  // Publishes the first `size` bytes (at most data().size()). On a zero-capacity
+  // mailbox it then waits, until the deadline, for a receiver to take the message, and
+  // takes it back on expiry (Errc::timeout), as send() does.
+  [[nodiscard]] Result<void> commit(std::size_t size, Deadline deadline = forever);
   [[nodiscard]] Result<void> commit() { return commit(data_.size()); }
   void abandon() noexcept;
 
  private:
   friend class Mailbox;
-  SendLoan(Mailbox* mailbox, std::uint64_t position, std::span<std::byte> data) noexcept
+  SendLoan(detail::MailboxState* mailbox, std::uint64_t position, std::span<std::byte> data) noexcept
       : mailbox_(mailbox), position_(position), data_(data) {}
-  Mailbox* mailbox_ = nullptr;
+  // The handle's state, not the Mailbox object: a loan survives the handle being moved.
+  detail::MailboxState* mailbox_ = nullptr;
   std::uint64_t position_ = 0;
   std::span<std::byte> data_;
 };
 
 // A message read in place (zero-copy). The bytes stay valid until it is destroyed or
-// release()d; then its slot returns to the mailbox.
+// release()d; then its slot returns to the mailbox. The Mailbox must outlive it.
 class ReceivedMessage {
  public:
   ReceivedMessage(ReceivedMessage&& other) noexcept;
@@ -109,9 +114,9 @@ class ReceivedMessage {
 
  private:
   friend class Mailbox;
-  ReceivedMessage(Mailbox* mailbox, std::uint64_t position, std::span<const std::byte> data) noexcept
+  ReceivedMessage(detail::MailboxState* mailbox, std::uint64_t position, std::span<const std::byte> data) noexcept
       : mailbox_(mailbox), position_(position), data_(data) {}
-  Mailbox* mailbox_ = nullptr;
+  detail::MailboxState* mailbox_ = nullptr;
   std::uint64_t position_ = 0;
   std::span<const std::byte> data_;
 };
@@ -160,7 +165,8 @@ class Mailbox {
   [[nodiscard]] Result<void> send_value(const T& value, Deadline deadline = forever) {
     return send(std::as_bytes(std::span{&value, 1}), deadline);
   }
-  // Errc::corrupt if the message is not sizeof(T) bytes (it is consumed).
+  // Errc::too_large if the next message is larger than T (it stays queued);
+  // Errc::invalid_argument if it is smaller (it is consumed).
   template <class T>
     requires std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>
   [[nodiscard]] Result<T> receive_value(Deadline deadline = forever) {

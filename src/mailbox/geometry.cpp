@@ -26,7 +26,8 @@ Result<Geometry> plan_unbounded(Geometry geometry, std::uint64_t shm_bytes, cons
   const std::uint64_t stride = geometry.slot_stride;
   std::uint64_t chunk_slots = std::max<std::uint64_t>(64, std::bit_ceil(((std::uint64_t{1} << 20) + stride - 1) / stride));
   const std::uint64_t virtual_bytes = std::min(std::max(2 * shm_bytes, 4 * chunk_slots * stride), max_mailbox_bytes);
-  const std::uint64_t slot_count = std::bit_floor(virtual_bytes / stride);
+  // Positions index slots with 32-bit counts: at most 2^31 slots.
+  const std::uint64_t slot_count = std::bit_floor(std::min<std::uint64_t>(virtual_bytes / stride, std::uint64_t{1} << 31));
   chunk_slots = std::max(chunk_slots, slot_count / max_chunks);
   if (slot_count < 2 * chunk_slots || slot_count > 0xffffffffu) {
     return std::unexpected(Error{Errc::too_large, object,

@@ -104,16 +104,25 @@ constexpr std::uint64_t chunk_word(std::uint64_t lap, std::uint64_t consumed) no
   return (lap + 1) << 32 | consumed;
 }
 inline constexpr std::uint64_t chunk_released_bit = std::uint64_t{1} << 31;
+// Being backed for the lap in the high half: one sender reserves its memory, others wait.
+inline constexpr std::uint64_t chunk_backing_bit = std::uint64_t{1} << 30;
+constexpr std::uint64_t chunk_backing(std::uint64_t lap) noexcept { return (lap + 1) << 32 | chunk_backing_bit; }
 // Unbacked and ready to be backed for `lap`: given back after lap - 1 (0 for lap 0,
 // which is how the table starts). Carrying the lap makes a stale backer's CAS fail.
 constexpr std::uint64_t chunk_ready_for(std::uint64_t lap) noexcept {
   return lap == 0 ? 0 : lap << 32 | chunk_released_bit;
 }
 constexpr std::uint64_t chunk_consumed(std::uint64_t word) noexcept { return word & 0xffffffffu; }
+// Backed for `lap` and readable (neither being backed nor given back).
+constexpr bool chunk_backed_for(std::uint64_t word, std::uint64_t lap) noexcept {
+  return word >> 32 == lap + 1 && (word & (chunk_released_bit | chunk_backing_bit)) == 0;
+}
 
 struct SlotHeader {
   std::atomic<std::uint64_t> state;
-  std::uint32_t size;
+  // Atomic (relaxed) because a receiver a lap behind may read it while the next
+  // lap's sender writes it; the claim CAS then fails and the value is discarded.
+  std::atomic<std::uint32_t> size;
   std::uint32_t reserved;
 };
 static_assert(sizeof(SlotHeader) == 16);

@@ -283,9 +283,11 @@ Error wait_error(MailboxState& state, detail::Waited waited, Deadline deadline) 
 // claimed the message. On expiry or close the sender takes it back if it can; if a
 // receiver claimed it first, the send succeeded after all.
 Result<void> await_pick_up(MailboxState& state, const detail::SendClaim& claim, Deadline deadline) {
-  // A non-blocking send gives an already waiting receiver its spin budget to come.
+  // A non-blocking send goes ahead only when a receiver is waiting; that receiver may
+  // be asleep, so give it time for a kernel wake-up (2 ms covers one on a loaded
+  // machine) before taking the message back.
   const bool non_blocking = deadline.is_none();
-  if (non_blocking) deadline = Deadline{state.wait.spin};
+  if (non_blocking) deadline = Deadline{std::max<std::chrono::microseconds>(state.wait.spin, std::chrono::milliseconds{2})};
   const detail::Waited waited = detail::wait_for(state, detail::Side::send, deadline, [&] {
     if (!detail::still_published(state, claim)) return detail::Attempt::claimed;
     if (detail::is_closed(state)) return state.fail(state.closed_error(), detail::Attempt::failed);
@@ -306,13 +308,10 @@ Result<void> Mailbox::send(std::span<const std::byte> message, Deadline deadline
     if (detail::is_closed(state)) return std::unexpected(state.closed_error());
     return std::unexpected(detail::would_block_error());
   }
-  // Zero capacity: the slot wait is not the send's wait (a slot per handle is always
-  // there); the deadline governs the pick-up.
-  const Deadline claim_deadline = zero ? forever : deadline;
   detail::SendClaim claim{};
   const detail::Waited waited =
-      detail::wait_for(state, detail::Side::send, claim_deadline, [&] { return detail::try_claim_send(state, claim); });
-  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, claim_deadline));
+      detail::wait_for(state, detail::Side::send, deadline, [&] { return detail::try_claim_send(state, claim); });
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
   if (!message.empty()) std::memcpy(state.payload(*claim.slot), message.data(), message.size());
   detail::publish(state, claim, static_cast<std::uint32_t>(message.size()));
   if (zero) return await_pick_up(state, claim, deadline);
@@ -343,15 +342,12 @@ Result<std::size_t> Mailbox::receive(std::span<std::byte> buffer, Deadline deadl
 
 Result<void> Mailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
   MailboxState& state = *state_;
+  // Room first: an allocation that fails must fail before a message is taken.
+  message.reserve(state.geometry.max_message_size);
   detail::ReceiveClaim claim{};
   const detail::Waited waited = claim_for_receive(state, state.geometry.max_message_size, deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
-  try {
-    message.resize(claim.size);
-  } catch (...) {
-    detail::release(state, claim);  // never hold a slot across a failure
-    throw;
-  }
+  message.resize(claim.size);  // within the capacity reserved: cannot throw
   if (claim.size != 0) std::memcpy(message.data(), state.payload(*claim.slot), claim.size);
   detail::release(state, claim);
   return {};
@@ -364,7 +360,7 @@ Result<SendLoan> Mailbox::loan(std::size_t size, Deadline deadline) {
   const detail::Waited waited =
       detail::wait_for(state, detail::Side::send, deadline, [&] { return detail::try_claim_send(state, claim); });
   if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
-  return SendLoan{this, claim.position, {state.payload(*claim.slot), size}};
+  return SendLoan{&state, claim.position, {state.payload(*claim.slot), size}};
 }
 
 Result<ReceivedMessage> Mailbox::receive_in_place(Deadline deadline) {
@@ -372,7 +368,7 @@ Result<ReceivedMessage> Mailbox::receive_in_place(Deadline deadline) {
   detail::ReceiveClaim claim{};
   const detail::Waited waited = claim_for_receive(state, state.geometry.max_message_size, deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
-  return ReceivedMessage{this, claim.position, {state.payload(*claim.slot), claim.size}};
+  return ReceivedMessage{&state, claim.position, {state.payload(*claim.slot), claim.size}};
 }
 
 Error Mailbox::wrong_size_error(std::size_t got, std::size_t expected) const {
@@ -394,9 +390,9 @@ SendLoan& SendLoan::operator=(SendLoan&& other) noexcept {
 }
 SendLoan::~SendLoan() { abandon(); }
 
-Result<void> SendLoan::commit(std::size_t size) {
+Result<void> SendLoan::commit(std::size_t size, Deadline deadline) {
   if (mailbox_ == nullptr) return std::unexpected(Error{Errc::invalid_argument, {}, "loan was already committed or abandoned"});
-  MailboxState& state = *mailbox_->state_;
+  MailboxState& state = *mailbox_;
   if (size > data_.size()) {
     return std::unexpected(Error{Errc::too_large, state.object,
                                  "commit of " + std::to_string(size) + " bytes exceeds the loan of " +
@@ -405,13 +401,13 @@ Result<void> SendLoan::commit(std::size_t size) {
   const detail::SendClaim claim{position_, &state.slot(position_)};
   mailbox_ = nullptr;
   detail::publish(state, claim, static_cast<std::uint32_t>(size));
-  if (state.geometry.buffering == Buffering::zero) return await_pick_up(state, claim, forever);
+  if (state.geometry.buffering == Buffering::zero) return await_pick_up(state, claim, deadline);
   return {};
 }
 
 void SendLoan::abandon() noexcept {
   if (mailbox_ == nullptr) return;
-  MailboxState& state = *mailbox_->state_;
+  MailboxState& state = *mailbox_;
   detail::abandon(state, detail::SendClaim{position_, &state.slot(position_)});
   mailbox_ = nullptr;
 }
@@ -431,7 +427,7 @@ ReceivedMessage::~ReceivedMessage() { release(); }
 
 void ReceivedMessage::release() noexcept {
   if (mailbox_ == nullptr) return;
-  MailboxState& state = *mailbox_->state_;
+  MailboxState& state = *mailbox_;
   detail::release(state, detail::ReceiveClaim{position_, &state.slot(position_), 0});
   mailbox_ = nullptr;
   data_ = {};

@@ -20,6 +20,9 @@ namespace {
 }
 
 [[gnu::cold, gnu::noinline]] Attempt fail_too_large(MailboxState& state, std::uint32_t size, std::size_t limit) {
+  // We may have been woken for this message: pass the wake-up on to a receiver that
+  // can take it, or it would sleep past a message it could have had.
+  wake_receivers(state, false);
   return state.fail(Error{Errc::too_large, state.object,
                           "next message is " + std::to_string(size) + " bytes, the buffer holds " + std::to_string(limit)},
                     Attempt::failed);
@@ -79,12 +82,15 @@ bool ready_to_receive(const MailboxState& state) noexcept {
   const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire);
   if ((tail & closed_bit) != 0) return true;
   if (head == tail) return false;
-  if (state.unbounded()) {
-    const std::uint64_t word = state.chunk_of(head).word.load(std::memory_order_acquire);
-    if (word >> 32 != state.lap_of(head) + 1 || (word & chunk_released_bit) != 0) return false;
+  // Unbounded: a chunk not backed for head's lap means nothing is at head yet, or head
+  // is stale; either way ready only if head moved, which the caller's receive sorts out.
+  if (state.unbounded() && !chunk_backed_for(state.chunk_of(head).word.load(std::memory_order_acquire), state.lap_of(head))) {
+    return state.header->head.load(std::memory_order_acquire) != head;
   }
   const SlotState current = SlotState::unpack(state.slot(head).state.load(std::memory_order_acquire));
-  return current.position == (head & position_mask) && current.phase == static_cast<std::uint8_t>(Phase::full);
+  // CANCELLED or READING at head is ready too: the caller's receive skips it (or moves
+  // head past it) and may find a message behind it, whose wake-up has already passed.
+  return current.position == (head & position_mask) && current.phase != static_cast<std::uint8_t>(Phase::free);
 }
 
 bool ready_to_send(const MailboxState& state) noexcept {
@@ -141,6 +147,16 @@ Attempt try_claim_send(MailboxState& state, SendClaim& claim) {
     if (distance == -n) {
       // The previous lap's message still holds the slot: full, unless tail moved.
       if (header.tail.load(std::memory_order_acquire) != tail) continue;
+      // A taken-back or abandoned message at head is nobody's: free it rather than
+      // wait for a receiver to pass (a zero-capacity mailbox may have none).
+      if (current.phase == static_cast<std::uint8_t>(Phase::cancelled) &&
+          header.head.load(std::memory_order_acquire) == tail - static_cast<std::uint64_t>(n)) {
+        const std::uint64_t position = tail - static_cast<std::uint64_t>(n);
+        if (claim_for_receive(state, slot, SlotState::pack(position, Phase::cancelled, current.owner), position)) {
+          release(state, ReceiveClaim{position, &slot, 0});
+        }
+        continue;
+      }
       return Attempt::not_yet;
     }
     // Anything else is a position some other sender already published: our tail is
@@ -185,7 +201,7 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
       switch (static_cast<Phase>(current.phase)) {
         case Phase::full: {
           // Stable while FULL: the sender wrote it before its release store.
-          const std::uint32_t size = slot.size;
+          const std::uint32_t size = slot.size.load(std::memory_order_relaxed);
           if (size > state.geometry.max_message_size) {
             return fail_slot(state, head, "holds a size over the mailbox's maximum");
           }
@@ -251,7 +267,14 @@ void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept 
       const std::uint64_t chunk_bytes = std::uint64_t{state.geometry.chunks.slots} * state.geometry.slot_stride;
       const std::uint64_t offset = state.geometry.slots_offset + (claim.position & state.index_mask) /
                                                                      state.geometry.chunks.slots * chunk_bytes;
-      platform::release_range(SegmentFactory::descriptor(state.segment), offset, chunk_bytes);
+      if (!platform::release_range(SegmentFactory::descriptor(state.segment), offset, chunk_bytes)) {
+        // The memory stays (no hole punching here); the next lap must still find free,
+        // that is zero, slot states.
+        const std::uint64_t first = claim.position - (claim.position & state.index_mask) % state.geometry.chunks.slots;
+        for (std::uint64_t i = 0; i < state.geometry.chunks.slots; ++i) {
+          state.slot(first + i).state.store(0, std::memory_order_relaxed);
+        }
+      }
       // Release: the punched (zeroed) memory is in place before anyone backs it again.
       chunk.word.store(chunk_ready_for(state.lap_of(claim.position) + 1), std::memory_order_release);
       wake_senders(state, true);
@@ -276,26 +299,31 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
     std::uint64_t word = chunk.word.load(std::memory_order_acquire);
     if (word == chunk_ready_for(lap)) {
       // Back the chunk before claiming anything in it, so that a full /dev/shm fails
-      // this send cleanly instead of faulting on a write.
+      // this send cleanly instead of faulting on a write. One sender backs it (the
+      // CAS to BACKING names it); a stale sender's expected value names an older lap.
+      if (!chunk.word.compare_exchange_strong(word, chunk_backing(lap) | state.self, std::memory_order_acq_rel,
+                                              std::memory_order_acquire)) {
+        continue;
+      }
       const std::uint64_t chunk_bytes = chunk_slots * state.geometry.slot_stride;
       const std::uint64_t offset = state.geometry.slots_offset + (tail & state.index_mask) / chunk_slots * chunk_bytes;
       auto reserved = platform::reserve_range(SegmentFactory::descriptor(state.segment), offset, chunk_bytes, state.object);
       if (!reserved) {
+        chunk.word.store(chunk_ready_for(lap), std::memory_order_release);
         return state.fail(Error{Errc::out_of_memory, state.object,
                                 "cannot grow by " + std::to_string(chunk_bytes) + " bytes: /dev/shm has no room; " +
                                     "nothing queued was lost",
                                 reserved.error().system_errno()},
                           Attempt::failed);
       }
-      // Whoever wins, the chunk is backed for this lap afterwards; a stale backer's
-      // expected value names an older lap and fails.
-      chunk.word.compare_exchange_strong(word, chunk_word(lap, 0), std::memory_order_acq_rel,
-                                         std::memory_order_acquire);
+      // Release: the reservation (and the zeroed slots) before anyone uses the chunk.
+      chunk.word.store(chunk_word(lap, 0), std::memory_order_release);
       continue;
     }
-    if (word >> 32 != lap + 1 || (word & chunk_released_bit) != 0) {
+    if (!chunk_backed_for(word, lap)) {
       if (header.tail.load(std::memory_order_acquire) != tail) continue;  // stale tail
-      if (word >> 32 == lap && (word & chunk_released_bit) == 0) {
+      if (word >> 32 == lap + 1 && (word & chunk_backing_bit) != 0) return Attempt::not_yet;  // being backed
+      if (lap > 0 && chunk_backed_for(word, lap - 1)) {
         // Still backed for the previous lap: being given back this instant, or the
         // virtual range is full of unreceived messages.
         if (chunk_consumed(word) == chunk_slots) return Attempt::not_yet;
@@ -329,14 +357,14 @@ Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit,
   for (;;) {
     const std::uint64_t head = header.head.load(std::memory_order_acquire);
     const std::uint64_t word = state.chunk_of(head).word.load(std::memory_order_acquire);
-    const bool backed = word >> 32 == state.lap_of(head) + 1 && (word & chunk_released_bit) == 0;
+    const bool backed = chunk_backed_for(word, state.lap_of(head));
     // The slot's memory may be read only once its chunk is backed for this lap.
     SlotHeader* slot = backed ? &state.slot(head) : nullptr;
     const std::uint64_t slot_word = backed ? slot->state.load(std::memory_order_acquire) : 0;
     const SlotState current = SlotState::unpack(slot_word);
     if (slot_word != 0 && position_distance(current.position, head) == 0) {
       if (current.phase == static_cast<std::uint8_t>(Phase::full)) {
-        const std::uint32_t size = slot->size;
+        const std::uint32_t size = slot->size.load(std::memory_order_relaxed);
         if (size > state.geometry.max_message_size) {
           return fail_slot(state, head, "holds a size over the mailbox's maximum");
         }
@@ -358,8 +386,14 @@ Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit,
     }
     if (slot_word == 0) {
       // Nothing published at head (or its chunk not backed yet): empty, or a sender
-      // is still backing or writing it.
+      // is still backing or writing it, or head is stale (its chunk was drained and
+      // given back meanwhile). Only an unchanged head and chunk word after reading tail
+      // make "not yet" true; otherwise a message behind head could be slept past.
       const std::uint64_t tail_word = header.tail.load(std::memory_order_acquire);
+      if (header.head.load(std::memory_order_acquire) != head ||
+          state.chunk_of(head).word.load(std::memory_order_acquire) != word) {
+        continue;
+      }
       const std::uint64_t tail = tail_word & ~closed_bit;
       if (head == tail) {
         if ((tail_word & closed_bit) != 0) return fail_closed(state);

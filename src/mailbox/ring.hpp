@@ -106,7 +106,7 @@ inline void wake_senders(MailboxState& state, bool all) noexcept {
 
 // Makes a claimed slot's first `size` bytes visible to receivers and wakes one.
 inline void publish(MailboxState& state, const SendClaim& claim, std::uint32_t size) noexcept {
-  claim.slot->size = size;
+  claim.slot->size.store(size, std::memory_order_relaxed);
   // Release: the size and payload written before are visible to the receiver whose
   // acquire load sees FULL.
   claim.slot->state.store(SlotState::pack(claim.position, Phase::full, state.self), std::memory_order_release);

@@ -1,11 +1,13 @@
 #include "shmbox/selector.hpp"
 
 #include <array>
+#include <thread>
 
 #include "mailbox/mailbox_state.hpp"
 #include "mailbox/ring.hpp"
 #include "platform/barrier.hpp"
 #include "platform/futex.hpp"
+#include "mailbox/waiting.hpp"
 
 namespace shmbox {
 namespace {
@@ -82,12 +84,11 @@ Result<std::size_t> Selector::wait(Deadline deadline) {
     const std::size_t index = first_ready();
     const bool expired = deadline.expired();
     if (index == watched_.size() && !expired) {
-      std::optional<platform::MonotonicTime> nap_until = until;
-      if (!barrier_issued) {
-        const auto cap = Clock::now() + std::chrono::milliseconds{2};
-        if (!nap_until || *nap_until > cap) nap_until = cap;
+      const auto nap_until = detail::nap_deadline(until, barrier_issued);
+      if (platform::futex_wait_any({targets.data(), watched_.size()}, nap_until) == platform::FutexWait::unsupported) {
+        // No futex_waitv (Linux before 5.16): nap briefly and look again.
+        std::this_thread::sleep_until(std::min(*nap_until, Clock::now() + std::chrono::milliseconds{1}));
       }
-      platform::futex_wait_any({targets.data(), watched_.size()}, nap_until);
     }
     for (const auto& watched : watched_) {
       counter(*watched.mailbox->state().header, watched.interest).fetch_sub(1, std::memory_order_relaxed);

@@ -52,6 +52,16 @@ class PresenceGuard {
   std::atomic<std::uint32_t>* counter_;
 };
 
+// How long one sleep may last. Never more than 100 ms: a sleeper re-checks at least
+// that often, so that a wake-up lost to a peer that died or scribbled over the
+// counters makes it late, not stuck. Without membarrier a waker with light checks
+// could miss us altogether: then 2 ms.
+inline std::optional<platform::MonotonicTime> nap_deadline(std::optional<platform::MonotonicTime> until,
+                                                           bool barrier_issued) {
+  const auto cap = Deadline::clock::now() + (barrier_issued ? std::chrono::milliseconds{100} : std::chrono::milliseconds{2});
+  return until && *until < cap ? until : std::optional{cap};
+}
+
 enum class Waited : std::uint8_t {
   done,     // the attempt claimed what it wanted
   failed,   // it failed: the error is in state.failure
@@ -103,14 +113,7 @@ Waited wait_for(MailboxState& state, Side side, Deadline deadline, AttemptFn&& a
       words.sleeping.fetch_sub(1, std::memory_order_relaxed);
       return result != Attempt::not_yet ? outcome(result) : Waited::expired;
     }
-    // Without membarrier a waker with light checks could miss us: bound the nap so
-    // that such a wake-up is at worst late, never lost.
-    std::optional<platform::MonotonicTime> nap_until = until;
-    if (!barrier_issued) {
-      const auto cap = Clock::now() + std::chrono::milliseconds{2};
-      if (!nap_until || *nap_until > cap) nap_until = cap;
-    }
-    platform::futex_wait(words.epoch, epoch, nap_until);
+    platform::futex_wait(words.epoch, epoch, nap_deadline(until, barrier_issued));
     words.sleeping.fetch_sub(1, std::memory_order_relaxed);
   }
 }

@@ -28,6 +28,7 @@ FutexWait classify(long result) noexcept {
   switch (errno) {
     case EAGAIN: return FutexWait::value_changed;
     case ETIMEDOUT: return FutexWait::timed_out;
+    case ENOSYS: return FutexWait::unsupported;
     default: return FutexWait::interrupted;  // EINTR; callers re-check and retry
   }
 }

@@ -12,7 +12,7 @@ namespace shmbox::platform {
 
 using MonotonicTime = std::chrono::steady_clock::time_point;  // CLOCK_MONOTONIC on Linux
 
-enum class FutexWait { woken, value_changed, timed_out, interrupted };
+enum class FutexWait { woken, value_changed, timed_out, interrupted, unsupported };
 
 // Sleeps while *word == expected, until woken or `deadline` (nullopt: no deadline).
 FutexWait futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,

@@ -128,8 +128,8 @@ Result<void> reserve_range(int fd, std::size_t offset, std::size_t length, const
   return {};
 }
 
-void release_range(int fd, std::size_t offset, std::size_t length) noexcept {
-  ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(length));
+bool release_range(int fd, std::size_t offset, std::size_t length) noexcept {
+  return ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(length)) == 0;
 }
 
 std::size_t shm_capacity() noexcept {

@@ -47,7 +47,8 @@ Result<void> set_sparse_size(int fd, std::size_t size, const std::string& object
 
 // Reserves, or gives back, the memory of [offset, offset + length).
 Result<void> reserve_range(int fd, std::size_t offset, std::size_t length, const std::string& object);
-void release_range(int fd, std::size_t offset, std::size_t length) noexcept;
+// False if the memory could not be given back (the range is then left as it was).
+bool release_range(int fd, std::size_t offset, std::size_t length) noexcept;
 
 // Total bytes of the filesystem under /dev/shm, or 0 if it cannot be read.
 std::size_t shm_capacity() noexcept;
