@@ -1,8 +1,11 @@
 #include "shmbox/mailbox.hpp"
 
 #include <dirent.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <cstring>
 #include <new>
 
@@ -80,9 +83,32 @@ void initialise(std::span<std::byte> memory, const detail::Geometry& geometry) {
   }
 }
 
+// The process's one mapping of a mailbox file: a handle opened while another handle
+// on the same file (same inode: it cannot be reused while that handle keeps it open)
+// lives shares its mapping, and the new one is dropped.
+std::shared_ptr<const Segment> share_mapping(Segment segment) {
+  static std::mutex lock;
+  static std::map<std::pair<dev_t, ino_t>, std::weak_ptr<const Segment>> mappings;
+  struct stat st {};
+  if (::fstat(detail::SegmentFactory::descriptor(segment), &st) != 0) {
+    return std::make_shared<const Segment>(std::move(segment));  // unshared: still correct
+  }
+  const std::scoped_lock guard{lock};
+  std::erase_if(mappings, [](const auto& entry) { return entry.second.expired(); });
+  auto& slot = mappings[{st.st_dev, st.st_ino}];
+  if (auto existing = slot.lock(); existing && existing->size() == segment.size()) return existing;
+  auto shared = std::make_shared<const Segment>(std::move(segment));
+  slot = shared;
+  return shared;
+}
+
 // Maps and validates an opened mailbox file; the caller attaches if it will operate.
-Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment segment, const WaitPolicy& wait) {
-  const auto bytes = segment.bytes();
+Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment opened, const WaitPolicy& wait) {
+  // Only read-write mappings are shared (stat's is read-only and short-lived).
+  std::shared_ptr<const Segment> mapping = opened.access() == Access::read_write
+                                               ? share_mapping(std::move(opened))
+                                               : std::make_shared<const Segment>(std::move(opened));
+  const auto bytes = mapping->bytes();
   if (bytes.size() < detail::header_bytes) {
     return std::unexpected(Error{Errc::corrupt, name.object, "is smaller than a mailbox header"});
   }
@@ -97,7 +123,7 @@ Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment segment, co
   auto state = std::make_unique<MailboxState>(MailboxState{
       .name = std::move(name.name),
       .object = std::move(name.object),
-      .segment = std::move(segment),
+      .mapping = std::move(mapping),
       .geometry = *geometry,
       .wait = wait,
       .header = reinterpret_cast<detail::Header*>(base),

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -43,7 +44,10 @@ Result<Geometry> validate_identity(const Identity& identity, const ChunkGeometry
 struct MailboxState {
   std::string name;    // the user's name
   std::string object;  // "mailbox 'name'" for errors
-  Segment segment;
+  // Shared by every handle on the same mailbox file in this process: one mapping per
+  // process, so threads of one process touch the same addresses (which is also what
+  // lets ThreadSanitizer check the ring), and a 1 TiB unbounded range is mapped once.
+  std::shared_ptr<const Segment> mapping;
   Geometry geometry;
   WaitPolicy wait;
   Header* header;

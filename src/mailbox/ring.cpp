@@ -267,7 +267,7 @@ void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept 
       const std::uint64_t chunk_bytes = std::uint64_t{state.geometry.chunks.slots} * state.geometry.slot_stride;
       const std::uint64_t offset = state.geometry.slots_offset + (claim.position & state.index_mask) /
                                                                      state.geometry.chunks.slots * chunk_bytes;
-      if (!platform::release_range(SegmentFactory::descriptor(state.segment), offset, chunk_bytes)) {
+      if (!platform::release_range(SegmentFactory::descriptor(*state.mapping), offset, chunk_bytes)) {
         // The memory stays (no hole punching here); the next lap must still find free,
         // that is zero, slot states.
         const std::uint64_t first = claim.position - (claim.position & state.index_mask) % state.geometry.chunks.slots;
@@ -307,7 +307,7 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
       }
       const std::uint64_t chunk_bytes = chunk_slots * state.geometry.slot_stride;
       const std::uint64_t offset = state.geometry.slots_offset + (tail & state.index_mask) / chunk_slots * chunk_bytes;
-      auto reserved = platform::reserve_range(SegmentFactory::descriptor(state.segment), offset, chunk_bytes, state.object);
+      auto reserved = platform::reserve_range(SegmentFactory::descriptor(*state.mapping), offset, chunk_bytes, state.object);
       if (!reserved) {
         chunk.word.store(chunk_ready_for(lap), std::memory_order_release);
         return state.fail(Error{Errc::out_of_memory, state.object,
