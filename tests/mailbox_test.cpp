@@ -686,3 +686,74 @@ TEST_F(MailboxTest, LoansAndHeldMessagesSurviveMovingTheMailbox) {
 
 }  // namespace
 }  // namespace shmbox
+
+namespace shmbox {
+namespace {
+
+TEST_F(MailboxTest, UnboundedRingWrapsUnderConcurrentSendersAndReceivers) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root to mount a small /dev/shm";
+  // 3 senders and 3 receivers through a 16-chunk virtual range, many laps over: chunks
+  // are backed, drained, punched and backed again while other processes use their
+  // neighbours. Every message arrives exactly once and in each sender's order.
+  auto child = ChildProcess::spawn([&] {
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=8m") != 0) {
+      return 10;
+    }
+    constexpr std::uint32_t per_sender = 200'000;
+    auto box = Mailbox::create(name, {.buffering = Buffering::unbounded, .max_message_size = 48});
+    auto counts = Segment::create(name + "-counts", 3 * per_sender);
+    if (!box || !counts) return 1;
+    auto* seen = reinterpret_cast<std::atomic<std::uint8_t>*>(counts->writable_bytes()->data());
+    std::vector<ChildProcess> workers;
+    for (std::uint32_t s = 0; s < 3; ++s) {
+      workers.push_back(ChildProcess::spawn([&, s] {
+        auto out = Mailbox::open(name);
+        std::array<std::uint32_t, 2> message{s, 0};
+        for (std::uint32_t i = 0; i < per_sender; ++i) {
+          message[1] = i;
+          // Back-pressure by hand: an unbounded sender never waits, but the 8 MiB
+          // /dev/shm must not fill.
+          while (out->queued() > 10'000) std::this_thread::yield();
+          if (auto sent = out->send(std::as_bytes(std::span{message})); !sent) {
+            std::fprintf(stderr, "sender %u: %s\n", s, sent.error().message().c_str());
+            return 1;
+          }
+        }
+        return 0;
+      }));
+    }
+    for (int r = 0; r < 3; ++r) {
+      workers.push_back(ChildProcess::spawn([&] {
+        auto in = Mailbox::open(name);
+        std::array<std::int64_t, 3> last{-1, -1, -1};
+        std::array<std::uint32_t, 2> message{};
+        for (;;) {
+          auto got = in->receive(std::as_writable_bytes(std::span{message}));
+          if (!got) return got.error().errc() == Errc::closed ? 0 : 2;
+          if (message[0] >= 3 || message[1] >= per_sender || message[1] <= last[message[0]]) return 3;
+          last[message[0]] = message[1];
+          seen[message[0] * per_sender + message[1]].fetch_add(1);
+        }
+      }));
+    }
+    for (std::size_t i = 0; i < 3; ++i) {
+      if (!workers[i].wait(120s).exited_with(0)) return 4;
+    }
+    while (box->queued() != 0) std::this_thread::sleep_for(1ms);
+    if (!box->close()) return 5;
+    for (std::size_t i = 3; i < workers.size(); ++i) {
+      if (!workers[i].wait(60s).exited_with(0)) return 6;
+    }
+    for (std::uint32_t i = 0; i < 3 * per_sender; ++i) {
+      if (seen[i].load() != 1) return 7;
+    }
+    return 0;
+  });
+  const auto status = child.wait(240s);
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm here (no CAP_SYS_ADMIN?)";
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+}  // namespace
+}  // namespace shmbox

@@ -89,6 +89,9 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 struct alignas(cache_line) AttachEntry {
   std::atomic<std::uint64_t> identity;
   std::atomic<std::uint64_t> send_intent;
+  // Unbounded mailboxes: the position (+1; 0 = none) whose slot this handle may be
+  // reading right now. A chunk is not punched while a handle is inside it.
+  std::atomic<std::uint64_t> active;
 };
 static_assert(sizeof(AttachEntry) == cache_line);
 
@@ -107,15 +110,23 @@ inline constexpr std::uint64_t chunk_released_bit = std::uint64_t{1} << 31;
 // Being backed for the lap in the high half: one sender reserves its memory, others wait.
 inline constexpr std::uint64_t chunk_backing_bit = std::uint64_t{1} << 30;
 constexpr std::uint64_t chunk_backing(std::uint64_t lap) noexcept { return (lap + 1) << 32 | chunk_backing_bit; }
+// With "ready": the chunk was given back while someone might still read in it, so its
+// memory was kept (zeroed); it is punched later when nobody is inside.
+inline constexpr std::uint64_t chunk_holds_memory_bit = std::uint64_t{1} << 29;
 // Unbacked and ready to be backed for `lap`: given back after lap - 1 (0 for lap 0,
 // which is how the table starts). Carrying the lap makes a stale backer's CAS fail.
 constexpr std::uint64_t chunk_ready_for(std::uint64_t lap) noexcept {
   return lap == 0 ? 0 : lap << 32 | chunk_released_bit;
 }
 constexpr std::uint64_t chunk_consumed(std::uint64_t word) noexcept { return word & 0xffffffffu; }
-// Backed for `lap` and readable (neither being backed nor given back).
+// Backed for `lap` (neither being backed nor given back).
 constexpr bool chunk_backed_for(std::uint64_t word, std::uint64_t lap) noexcept {
   return word >> 32 == lap + 1 && (word & (chunk_released_bit | chunk_backing_bit)) == 0;
+}
+// Backed for `lap` with slots not yet received: the only state in which anyone may
+// touch its slots' memory (a fully consumed chunk may be punched at any moment).
+constexpr bool chunk_readable(std::uint64_t word, std::uint64_t lap, std::uint64_t chunk_slots) noexcept {
+  return chunk_backed_for(word, lap) && chunk_consumed(word) < chunk_slots;
 }
 
 struct SlotHeader {

@@ -2,6 +2,7 @@
 
 #include <climits>
 
+#include "platform/barrier.hpp"
 #include "platform/futex.hpp"
 #include "platform/shm.hpp"
 #include "segment_factory.hpp"
@@ -36,6 +37,37 @@ namespace {
 
 bool zero_capacity(const MailboxState& state) noexcept { return state.geometry.buffering == Buffering::zero; }
 
+// Unbounded mailboxes: announces that this handle may read slot memory at `position`
+// until the guard ends. Pairs with the releaser's heavy barrier and scan in
+// release_unbounded: either the releaser sees us here and does not punch the chunk, or
+// our read of the chunk word (after this store) sees it fully consumed and we keep out.
+class ActiveGuard {
+ public:
+  ActiveGuard(const MailboxState& state, std::uint64_t position) noexcept : entry_(state.entry) {
+    entry_->active.store(position + 1, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  }
+  ~ActiveGuard() { entry_->active.store(0, std::memory_order_release); }
+  ActiveGuard(const ActiveGuard&) = delete;
+  ActiveGuard& operator=(const ActiveGuard&) = delete;
+
+ private:
+  AttachEntry* entry_;
+};
+
+// Whether any handle may be reading a slot in [first, first + count) (see ActiveGuard).
+bool chunk_in_use(const MailboxState& state, std::uint64_t first, std::uint64_t count) noexcept {
+  if (!platform::heavy_barrier()) return true;  // cannot tell: assume so
+  const auto* table = reinterpret_cast<const AttachEntry*>(reinterpret_cast<const std::byte*>(state.header) +
+                                                           state.geometry.attach_offset);
+  for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
+    if (&table[i] == state.entry) continue;  // the releaser reads nothing while it releases
+    const std::uint64_t active = table[i].active.load(std::memory_order_acquire);
+    if (active != 0 && active - 1 >= first && active - 1 < first + count) return true;
+  }
+  return false;
+}
+
 // Moves head past `head` if nobody has yet; the claim was made on the slot.
 void help_head(Header& header, std::uint64_t head) noexcept {
   std::uint64_t expected = head;
@@ -57,6 +89,32 @@ bool claim_for_receive(MailboxState& state, SlotHeader& slot, std::uint64_t word
   help_head(*state.header, position);
   if (zero_capacity(state)) wake_senders(state, true);  // the sender waits for this pick-up
   return true;
+}
+
+// Punches chunks that were given back while someone was inside them and so kept
+// their memory, now that nobody is. Each is held in a "being worked on" state while
+// it is punched, so that no sender backs it meanwhile. Returns whether any memory was
+// given back.
+bool reclaim_idle_chunks(MailboxState& state) noexcept {
+  const auto& chunks = state.geometry.chunks;
+  const std::uint64_t chunk_bytes = std::uint64_t{chunks.slots} * state.geometry.slot_stride;
+  auto* table = reinterpret_cast<ChunkEntry*>(reinterpret_cast<std::byte*>(state.header) + chunks.table_offset);
+  bool reclaimed = false;
+  for (std::uint64_t c = 0; c < chunks.count; ++c) {
+    std::uint64_t word = table[c].word.load(std::memory_order_acquire);
+    if ((word & (chunk_released_bit | chunk_holds_memory_bit)) != (chunk_released_bit | chunk_holds_memory_bit)) continue;
+    const std::uint64_t working = (word & ~chunk_holds_memory_bit) | chunk_backing_bit;
+    if (!table[c].word.compare_exchange_strong(word, working, std::memory_order_acq_rel)) continue;
+    // Released after lap L - 1: its readers, if any, are at positions of that lap.
+    const std::uint64_t lap = (word >> 32) - 1;
+    const std::uint64_t first = lap * state.geometry.slot_count + c * chunks.slots;
+    const bool punched = !chunk_in_use(state, first, chunks.slots) &&
+                         platform::release_range(SegmentFactory::descriptor(*state.mapping),
+                                                 state.geometry.slots_offset + c * chunk_bytes, chunk_bytes);
+    table[c].word.store(punched ? word & ~chunk_holds_memory_bit : word, std::memory_order_release);
+    reclaimed = reclaimed || punched;
+  }
+  return reclaimed;
 }
 
 }  // namespace
@@ -82,10 +140,15 @@ bool ready_to_receive(const MailboxState& state) noexcept {
   const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire);
   if ((tail & closed_bit) != 0) return true;
   if (head == tail) return false;
-  // Unbounded: a chunk not backed for head's lap means nothing is at head yet, or head
+  // Unbounded: a chunk not readable at head's lap means nothing is at head yet, or head
   // is stale; either way ready only if head moved, which the caller's receive sorts out.
-  if (state.unbounded() && !chunk_backed_for(state.chunk_of(head).word.load(std::memory_order_acquire), state.lap_of(head))) {
-    return state.header->head.load(std::memory_order_acquire) != head;
+  std::optional<ActiveGuard> inside;
+  if (state.unbounded()) {
+    inside.emplace(state, head);
+    if (!chunk_readable(state.chunk_of(head).word.load(std::memory_order_acquire), state.lap_of(head),
+                        state.geometry.chunks.slots)) {
+      return state.header->head.load(std::memory_order_acquire) != head;
+    }
   }
   const SlotState current = SlotState::unpack(state.slot(head).state.load(std::memory_order_acquire));
   // CANCELLED or READING at head is ready too: the caller's receive skips it (or moves
@@ -267,16 +330,21 @@ void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept 
       const std::uint64_t chunk_bytes = std::uint64_t{state.geometry.chunks.slots} * state.geometry.slot_stride;
       const std::uint64_t offset = state.geometry.slots_offset + (claim.position & state.index_mask) /
                                                                      state.geometry.chunks.slots * chunk_bytes;
-      if (!platform::release_range(SegmentFactory::descriptor(*state.mapping), offset, chunk_bytes)) {
-        // The memory stays (no hole punching here); the next lap must still find free,
-        // that is zero, slot states.
-        const std::uint64_t first = claim.position - (claim.position & state.index_mask) % state.geometry.chunks.slots;
+      // Punch the chunk out, unless some handle may still be reading in it (a read of a
+      // punched page would allocate it again, and fault if /dev/shm is full) or punching
+      // is refused: then its memory stays, to be given back a lap later, and its slot
+      // states are zeroed, which is what the next lap needs.
+      const std::uint64_t first = claim.position - (claim.position & state.index_mask) % state.geometry.chunks.slots;
+      std::uint64_t next = chunk_ready_for(state.lap_of(claim.position) + 1);
+      if (chunk_in_use(state, first, state.geometry.chunks.slots) ||
+          !platform::release_range(SegmentFactory::descriptor(*state.mapping), offset, chunk_bytes)) {
         for (std::uint64_t i = 0; i < state.geometry.chunks.slots; ++i) {
           state.slot(first + i).state.store(0, std::memory_order_relaxed);
         }
+        next |= chunk_holds_memory_bit;  // punched later (reclaim_idle_chunks)
       }
       // Release: the punched (zeroed) memory is in place before anyone backs it again.
-      chunk.word.store(chunk_ready_for(state.lap_of(claim.position) + 1), std::memory_order_release);
+      chunk.word.store(next, std::memory_order_release);
       wake_senders(state, true);
     }
 }
@@ -294,10 +362,11 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
   for (;;) {
     const std::uint64_t tail = header.tail.load(std::memory_order_acquire);
     if ((tail & closed_bit) != 0) return fail_closed(state);
+    const ActiveGuard inside{state, tail};
     const std::uint64_t lap = state.lap_of(tail);
     ChunkEntry& chunk = state.chunk_of(tail);
     std::uint64_t word = chunk.word.load(std::memory_order_acquire);
-    if (word == chunk_ready_for(lap)) {
+    if ((word & ~chunk_holds_memory_bit) == chunk_ready_for(lap)) {
       // Back the chunk before claiming anything in it, so that a full /dev/shm fails
       // this send cleanly instead of faulting on a write. One sender backs it (the
       // CAS to BACKING names it); a stale sender's expected value names an older lap.
@@ -308,6 +377,9 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
       const std::uint64_t chunk_bytes = chunk_slots * state.geometry.slot_stride;
       const std::uint64_t offset = state.geometry.slots_offset + (tail & state.index_mask) / chunk_slots * chunk_bytes;
       auto reserved = platform::reserve_range(SegmentFactory::descriptor(*state.mapping), offset, chunk_bytes, state.object);
+      if (!reserved && reclaim_idle_chunks(state)) {
+        reserved = platform::reserve_range(SegmentFactory::descriptor(*state.mapping), offset, chunk_bytes, state.object);
+      }
       if (!reserved) {
         chunk.word.store(chunk_ready_for(lap), std::memory_order_release);
         return state.fail(Error{Errc::out_of_memory, state.object,
@@ -323,6 +395,9 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
     if (!chunk_backed_for(word, lap)) {
       if (header.tail.load(std::memory_order_acquire) != tail) continue;  // stale tail
       if (word >> 32 == lap + 1 && (word & chunk_backing_bit) != 0) return Attempt::not_yet;  // being backed
+      if ((word & (chunk_released_bit | chunk_backing_bit)) == (chunk_released_bit | chunk_backing_bit)) {
+        return Attempt::not_yet;  // its kept memory is being punched (reclaim_idle_chunks)
+      }
       if (lap > 0 && chunk_backed_for(word, lap - 1)) {
         // Still backed for the previous lap: being given back this instant, or the
         // virtual range is full of unreceived messages.
@@ -332,6 +407,12 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
                                     std::to_string(state.geometry.slot_count) + "); nothing queued was lost"},
                           Attempt::failed);
       }
+      return state.fail(state.corrupt("chunk table entry for position " + std::to_string(tail) + " is inconsistent"),
+                        Attempt::failed);
+    }
+    if (chunk_consumed(word) >= chunk_slots) {
+      // Every slot of tail's chunk received, tail's own among them: tail is stale.
+      if (header.tail.load(std::memory_order_acquire) != tail) continue;
       return state.fail(state.corrupt("chunk table entry for position " + std::to_string(tail) + " is inconsistent"),
                         Attempt::failed);
     }
@@ -356,8 +437,9 @@ Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit,
   const std::uint64_t n = state.geometry.slot_count;
   for (;;) {
     const std::uint64_t head = header.head.load(std::memory_order_acquire);
+    const ActiveGuard inside{state, head};
     const std::uint64_t word = state.chunk_of(head).word.load(std::memory_order_acquire);
-    const bool backed = chunk_backed_for(word, state.lap_of(head));
+    const bool backed = chunk_readable(word, state.lap_of(head), state.geometry.chunks.slots);
     // The slot's memory may be read only once its chunk is backed for this lap.
     SlotHeader* slot = backed ? &state.slot(head) : nullptr;
     const std::uint64_t slot_word = backed ? slot->state.load(std::memory_order_acquire) : 0;
