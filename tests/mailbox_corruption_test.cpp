@@ -125,24 +125,41 @@ TEST_F(MailboxCorruption, CorruptIdentityFieldsAreCaughtAtOpen) {
 }
 
 // Random garbage, many times over, in a child with a deadline: a crash shows as a
-// signal, a hang as a timeout.
-TEST_F(MailboxCorruption, RandomGarbageNeverCrashesOrHangs) {
+// signal, a hang as a timeout. Every buffering mode; every region another process
+// could scribble on: the header's counters, the attach table, the chunk table
+// (unbounded), the slots, and now and then the identity itself.
+class RandomGarbage : public ::testing::TestWithParam<Buffering> {
+ protected:
+  std::string name = test::unique_name("garbage");
+};
+
+TEST_P(RandomGarbage, NeverCrashesOrHangs) {
+  const Buffering buffering = GetParam();
   test::Pipe progress;
+  constexpr int trials = 300;
   auto child = test::ChildProcess::spawn([&] {
-    std::mt19937_64 random{12345};
-    for (int trial = 0; trial < 400; ++trial) {
+    std::mt19937_64 random{12345 + static_cast<unsigned>(buffering)};
+    for (int trial = 0; trial < trials; ++trial) {
       const std::string trial_name = name + "-" + std::to_string(trial);
-      auto victim = Mailbox::create(trial_name, {.capacity = 4, .max_message_size = 64}).value();
-      (void)victim.send(as_bytes("a"));
-      (void)victim.send(as_bytes("bb"));
+      auto victim = Mailbox::create(trial_name, {.buffering = buffering, .capacity = 4, .max_message_size = 64}).value();
+      if (buffering != Buffering::zero) {
+        (void)victim.send(as_bytes("a"));
+        (void)victim.send(as_bytes("bb"));
+      }
       auto file = Segment::open("shmbox.mb." + trial_name, Access::read_write).value();
       auto memory = file.writable_bytes().value();
-      // Header lines after the identity, the slots, and now and then the identity itself.
+      std::uint64_t attach = 0, slots = 0, chunks = 0;
+      std::memcpy(&attach, memory.data() + 40, sizeof attach);
+      std::memcpy(&slots, memory.data() + 48, sizeof slots);
+      std::memcpy(&chunks, memory.data() + 320, sizeof chunks);
+      struct Region {
+        std::size_t base, span;
+      };
+      std::vector<Region> regions{{64, 320}, {attach, 4 * 64}, {slots, 4 * 128}, {0, 64}};
+      if (buffering == Buffering::unbounded) regions.push_back({chunks, 64});
       for (int hits = 0; hits < 1 + trial % 4; ++hits) {
-        const std::size_t region = random() % 3;
-        const std::size_t base = region == 0 ? 64 : region == 1 ? slots_offset : 0;
-        const std::size_t span = region == 0 ? 320 : region == 1 ? 4 * 128 : 64;
-        const std::size_t offset = base + random() % span;
+        const Region region = regions[random() % regions.size()];
+        const std::size_t offset = region.base + random() % region.span;
         const std::size_t length = std::min<std::size_t>(1 + random() % 16, memory.size() - offset);
         for (std::size_t i = 0; i < length; ++i) memory[offset + i] = static_cast<std::byte>(random());
       }
@@ -152,7 +169,7 @@ TEST_F(MailboxCorruption, RandomGarbageNeverCrashesOrHangs) {
       (void)victim.receive(buffer, no_wait);
       (void)victim.receive(buffer, 5ms);
       (void)victim.send(as_bytes("d"), 5ms);
-      if (auto loan = victim.loan(8, no_wait)) (void)loan->commit();
+      if (auto loan = victim.loan(8, no_wait)) (void)loan->commit(8, 5ms);
       (void)victim.receive_in_place(no_wait);
       (void)victim.queued();
       (void)Mailbox::stat(trial_name);
@@ -161,12 +178,23 @@ TEST_F(MailboxCorruption, RandomGarbageNeverCrashesOrHangs) {
     }
     return 0;
   });
-  const auto status = child.wait(120s);
+  const auto status = child.wait(180s);
   std::string last = "none";
   while (auto line = progress.receive(0ms)) last = *line;
   EXPECT_TRUE(status.exited_with(0)) << status.describe() << " during trial " << last;
-  for (int trial = 0; trial < 400; ++trial) (void)Mailbox::remove(name + "-" + std::to_string(trial));
+  for (int trial = 0; trial < trials; ++trial) (void)Mailbox::remove(name + "-" + std::to_string(trial));
 }
+
+INSTANTIATE_TEST_SUITE_P(Mailbox, RandomGarbage,
+                         ::testing::Values(Buffering::bounded, Buffering::zero, Buffering::unbounded),
+                         [](const auto& test_info) {
+                           switch (test_info.param) {
+                             case Buffering::bounded: return std::string{"bounded"};
+                             case Buffering::zero: return std::string{"zero"};
+                             case Buffering::unbounded: return std::string{"unbounded"};
+                           }
+                           return std::string{"unknown"};
+                         });
 
 }  // namespace
 }  // namespace shmbox
