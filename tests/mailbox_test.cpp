@@ -1,8 +1,6 @@
 #include "shmbox/mailbox.hpp"
 
 #include <gtest/gtest.h>
-#include <sched.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -557,8 +555,7 @@ TEST_F(MailboxTest, UnboundedSenderNeverBlocksWhileItGrowsAHundredfoldAndTheMemo
 TEST_F(MailboxTest, UnboundedOutOfMemoryFailsTheSendAndLosesNothing) {
   if (!test::running_as_root()) GTEST_SKIP() << "needs root to mount a small /dev/shm";
   auto child = ChildProcess::spawn([&] {
-    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-        ::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=8m") != 0) {
+    if (!test::private_dev_shm("8m")) {
       return 10;
     }
     auto box = Mailbox::create(name, {.buffering = Buffering::unbounded, .max_message_size = 1000});
@@ -593,8 +590,7 @@ TEST_F(MailboxTest, UnboundedRingWrapsAroundItsVirtualRange) {
   // An 8 MiB /dev/shm gives a virtual range of 16 MiB, 16 chunks of 16384 slots:
   // 600,000 messages through it wrap the ring twice.
   auto child = ChildProcess::spawn([&] {
-    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-        ::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=8m") != 0) {
+    if (!test::private_dev_shm("8m")) {
       return 10;
     }
     auto box = Mailbox::create(name, {.buffering = Buffering::unbounded, .max_message_size = 48});
@@ -696,8 +692,7 @@ TEST_F(MailboxTest, UnboundedRingWrapsUnderConcurrentSendersAndReceivers) {
   // are backed, drained, punched and backed again while other processes use their
   // neighbours. Every message arrives exactly once and in each sender's order.
   auto child = ChildProcess::spawn([&] {
-    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-        ::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=8m") != 0) {
+    if (!test::private_dev_shm("8m")) {
       return 10;
     }
     constexpr std::uint32_t per_sender = 200'000;

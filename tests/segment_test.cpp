@@ -2,9 +2,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sched.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -337,8 +335,7 @@ TEST_F(SegmentTest, AFullDevShmFailsAtCreateAndResizeNeverAtAWrite) {
   if (!test::running_as_root()) GTEST_SKIP() << "needs root to mount a small /dev/shm";
   // A private mount namespace with a 1 MiB /dev/shm: the machine's own is untouched.
   auto child = ChildProcess::spawn([&] {
-    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-        ::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=1m") != 0) {
+    if (!test::private_dev_shm("1m")) {
       return 10;
     }
     auto first = Segment::create(name, 768 << 10);

@@ -117,6 +117,33 @@ bool reclaim_idle_chunks(MailboxState& state) noexcept {
   return reclaimed;
 }
 
+// A sender's claim of position `tail`: records the intent, then CASes tail (release:
+// the intent is visible before tail moves). False if another sender took the
+// position first, or if close set bit 63.
+bool claim_tail(MailboxState& state, std::uint64_t tail) noexcept {
+  state.entry->send_intent.store(tail + 1, std::memory_order_relaxed);
+  std::uint64_t expected = tail;
+  return state.header->tail.compare_exchange_strong(expected, tail + 1, std::memory_order_acq_rel,
+                                                    std::memory_order_acquire);
+}
+
+// A receiver found `head` published (FULL) in `slot`: checks the size, then claims it.
+// nullopt when another receiver (or a take-back) won the slot: look again.
+std::optional<Attempt> take_published(MailboxState& state, SlotHeader& slot, std::uint64_t word, std::uint64_t head,
+                                      std::size_t size_limit, ReceiveClaim& claim) {
+  // Written by the sender before its release store of FULL; the claim CAS confirms
+  // the slot did not change since.
+  const std::uint32_t size = slot.size.load(std::memory_order_relaxed);
+  if (size > state.geometry.max_message_size) return fail_slot(state, head, "holds a size over the mailbox's maximum");
+  if (size > size_limit) return fail_too_large(state, size, size_limit);
+  // Our release will write this line: start taking ownership as soon as the message
+  // is seen (never while polling, which would pull the line away from the sender).
+  __builtin_prefetch(&slot, 1, 3);
+  if (!claim_for_receive(state, slot, word, head)) return std::nullopt;
+  claim = ReceiveClaim{head, &slot, size};
+  return Attempt::claimed;
+}
+
 }  // namespace
 
 bool is_closed(const MailboxState& state) noexcept {
@@ -196,12 +223,7 @@ Attempt try_claim_send(MailboxState& state, SendClaim& claim) {
     const std::int64_t distance = position_distance(current.position, tail);
     if (distance == 0 && current.phase == static_cast<std::uint8_t>(Phase::free)) {
       if (current.owner != 0) return fail_slot(state, tail, "is free but has an owner");
-      state.entry->send_intent.store(tail + 1, std::memory_order_relaxed);
-      // The claim. Release: our intent is visible before tail moves. It fails if
-      // another sender took this position first, or if close set bit 63.
-      std::uint64_t expected = tail;
-      if (header.tail.compare_exchange_strong(expected, tail + 1, std::memory_order_acq_rel,
-                                              std::memory_order_acquire)) {
+      if (claim_tail(state, tail)) {
         claim = SendClaim{tail, &slot};
         return Attempt::claimed;
       }
@@ -262,23 +284,9 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
     const std::int64_t distance = position_distance(current.position, head);
     if (distance == 0) {
       switch (static_cast<Phase>(current.phase)) {
-        case Phase::full: {
-          // Stable while FULL: the sender wrote it before its release store.
-          const std::uint32_t size = slot.size.load(std::memory_order_relaxed);
-          if (size > state.geometry.max_message_size) {
-            return fail_slot(state, head, "holds a size over the mailbox's maximum");
-          }
-          if (size > size_limit) {
-            return fail_too_large(state, size, size_limit);
-          }
-          // Our release will write this line: start taking ownership as soon as the
-          // message is seen (never while polling, which would pull the line away from
-          // the sender writing it).
-          __builtin_prefetch(&slot, 1, 3);
-          if (!claim_for_receive(state, slot, word, head)) continue;
-          claim = ReceiveClaim{head, &slot, size};
-          return Attempt::claimed;
-        }
+        case Phase::full:
+          if (const auto taken = take_published(state, slot, word, head, size_limit, claim)) return *taken;
+          continue;
         case Phase::cancelled:
           // Claimed and freed like a message, so that FREE is stored only after head passed.
           if (claim_for_receive(state, slot, word, head)) release(state, ReceiveClaim{head, &slot, 0});
@@ -418,10 +426,7 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
     }
     SlotHeader& slot = state.slot(tail);
     if (slot.state.load(std::memory_order_acquire) == 0) {
-      state.entry->send_intent.store(tail + 1, std::memory_order_relaxed);
-      std::uint64_t expected = tail;
-      if (header.tail.compare_exchange_strong(expected, tail + 1, std::memory_order_acq_rel,
-                                              std::memory_order_acquire)) {
+      if (claim_tail(state, tail)) {
         claim = SendClaim{tail, &slot};
         return Attempt::claimed;
       }
@@ -446,16 +451,8 @@ Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit,
     const SlotState current = SlotState::unpack(slot_word);
     if (slot_word != 0 && position_distance(current.position, head) == 0) {
       if (current.phase == static_cast<std::uint8_t>(Phase::full)) {
-        const std::uint32_t size = slot->size.load(std::memory_order_relaxed);
-        if (size > state.geometry.max_message_size) {
-          return fail_slot(state, head, "holds a size over the mailbox's maximum");
-        }
-        if (size > size_limit) {
-          return fail_too_large(state, size, size_limit);
-        }
-        if (!claim_for_receive(state, *slot, slot_word, head)) continue;
-        claim = ReceiveClaim{head, slot, size};
-        return Attempt::claimed;
+        if (const auto taken = take_published(state, *slot, slot_word, head, size_limit, claim)) return *taken;
+        continue;
       }
       if (current.phase == static_cast<std::uint8_t>(Phase::cancelled)) {
         if (claim_for_receive(state, *slot, slot_word, head)) release(state, ReceiveClaim{head, slot, 0});

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -225,6 +227,12 @@ TemporaryDirectory::~TemporaryDirectory() {
 }
 
 bool running_as_root() { return ::geteuid() == 0; }
+
+bool private_dev_shm(const char* size) {
+  const std::string options = std::string{"size="} + size;
+  return ::unshare(CLONE_NEWNS) == 0 && ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
+         ::mount("tmpfs", "/dev/shm", "tmpfs", 0, options.c_str()) == 0;
+}
 
 bool drop_privileges() {
   constexpr uid_t nobody = 65534;

@@ -99,6 +99,11 @@ class TemporaryDirectory {
   std::string path_;
 };
 
+// Gives this (child) process its own /dev/shm: a fresh tmpfs of `size` (mount's
+// syntax, "8m") in a private mount namespace, so that a test can fill it. False when
+// that is not allowed (not root, or no CAP_SYS_ADMIN).
+bool private_dev_shm(const char* size);
+
 // Switches this (child) process to uid/gid 65534 ("nobody"). False when not root.
 bool drop_privileges();
 bool running_as_root();
