@@ -10,6 +10,7 @@
 #include <new>
 
 #include "mailbox/mailbox_state.hpp"
+#include "mailbox/recovery.hpp"
 #include "mailbox/ring.hpp"
 #include "mailbox/waiting.hpp"
 #include "name.hpp"
@@ -144,17 +145,20 @@ Result<void> attach(MailboxState& state) {
   // Per process, so after a fork the child registers itself when it attaches.
   state.light_wake_checks = platform::register_for_heavy_barriers();
   detail::AttachEntry* table = attach_table(state);
-  // Free entries first; then entries whose process has died (pid reuse cannot fool
-  // the check: the identity carries the start time).
+  // A free entry; failing that, recover what dead processes' entries hold, which
+  // frees those entries (an entry is never reused while a slot still names it), and
+  // look again. pid reuse cannot fool the liveness check: the identity carries the
+  // process's start time.
   for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) (void)detail::recover(state, nullptr);
     for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
       std::uint64_t holder = table[i].identity.load(std::memory_order_acquire);
-      if (pass == 0 && holder != 0) continue;
-      if (pass == 1 && (holder == 0 || platform::liveness(holder) == platform::Liveness::alive)) continue;
+      if (holder != 0) continue;
       if (table[i].identity.compare_exchange_strong(holder, me, std::memory_order_acq_rel)) {
         state.self = static_cast<std::uint16_t>(i + 1);
         state.entry = &table[i];
         table[i].send_intent.store(0, std::memory_order_relaxed);
+        table[i].active.store(0, std::memory_order_relaxed);
         return {};
       }
     }

@@ -57,6 +57,9 @@ struct MailboxState {
   // This process is registered for membarrier: its wake checks need no barrier of
   // their own, because sleepers issue a heavy one (design.md, Waiting and waking).
   bool light_wake_checks = false;
+  // Set by a waiter that has waited a while: its next attempt that cannot proceed
+  // looks for handles of dead processes holding what it waits for (recovery.hpp).
+  bool recovery_requested = false;
   // The error of the last attempt that failed (see ring.hpp, Attempt).
   std::optional<Error> failure;
 

@@ -4,6 +4,7 @@
 
 #include "platform/barrier.hpp"
 #include "platform/futex.hpp"
+#include "mailbox/recovery.hpp"
 #include "platform/shm.hpp"
 #include "segment_factory.hpp"
 
@@ -36,24 +37,6 @@ namespace {
 }
 
 bool zero_capacity(const MailboxState& state) noexcept { return state.geometry.buffering == Buffering::zero; }
-
-// Unbounded mailboxes: announces that this handle may read slot memory at `position`
-// until the guard ends. Pairs with the releaser's heavy barrier and scan in
-// release_unbounded: either the releaser sees us here and does not punch the chunk, or
-// our read of the chunk word (after this store) sees it fully consumed and we keep out.
-class ActiveGuard {
- public:
-  ActiveGuard(const MailboxState& state, std::uint64_t position) noexcept : entry_(state.entry) {
-    entry_->active.store(position + 1, std::memory_order_relaxed);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-  }
-  ~ActiveGuard() { entry_->active.store(0, std::memory_order_release); }
-  ActiveGuard(const ActiveGuard&) = delete;
-  ActiveGuard& operator=(const ActiveGuard&) = delete;
-
- private:
-  AttachEntry* entry_;
-};
 
 // Whether any handle may be reading a slot in [first, first + count) (see ActiveGuard).
 bool chunk_in_use(const MailboxState& state, std::uint64_t first, std::uint64_t count) noexcept {
@@ -115,6 +98,23 @@ bool reclaim_idle_chunks(MailboxState& state) noexcept {
     reclaimed = reclaimed || punched;
   }
   return reclaimed;
+}
+
+// An attempt that cannot proceed. If its waiter has waited a while, it first looks for
+// a dead process holding what it waits for (recovery.hpp); a receiver may come back
+// with a message a dead receiver held.
+Attempt receive_not_yet(MailboxState& state, ReceiveClaim& claim) {
+  if (!state.recovery_requested) return Attempt::not_yet;
+  state.recovery_requested = false;
+  return recover(state, &claim) ? Attempt::claimed : Attempt::not_yet;
+}
+
+Attempt send_not_yet(MailboxState& state) {
+  if (state.recovery_requested) {
+    state.recovery_requested = false;
+    (void)recover(state, nullptr);
+  }
+  return Attempt::not_yet;
 }
 
 // A sender's claim of position `tail`: records the intent, then CASes tail (release:
@@ -242,7 +242,7 @@ Attempt try_claim_send(MailboxState& state, SendClaim& claim) {
         }
         continue;
       }
-      return Attempt::not_yet;
+      return send_not_yet(state);
     }
     // Anything else is a position some other sender already published: our tail is
     // stale, or the slot is corrupt if tail has not moved.
@@ -301,13 +301,13 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
           const std::uint64_t tail = tail_word & ~closed_bit;
           if (head == tail) {
             if ((tail_word & closed_bit) != 0) return fail_closed(state);
-            return Attempt::not_yet;
+            return receive_not_yet(state, claim);
           }
           if (tail - head > n) {
             if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
             return fail_apart(state, head, tail);
           }
-          return Attempt::not_yet;  // claimed by a sender that is still writing it
+          return receive_not_yet(state, claim);  // claimed by a sender that is still writing it
         }
       }
       return fail_slot(state, head, "has an invalid phase");
@@ -322,7 +322,7 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
         return fail_apart(state, head, tail);
       }
       if (tail == head && (tail_word & closed_bit) != 0) return fail_closed(state);
-      return Attempt::not_yet;
+      return receive_not_yet(state, claim);
     }
     if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
     return fail_slot(state, head, "holds a position that does not fit the ring");
@@ -402,14 +402,14 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
     }
     if (!chunk_backed_for(word, lap)) {
       if (header.tail.load(std::memory_order_acquire) != tail) continue;  // stale tail
-      if (word >> 32 == lap + 1 && (word & chunk_backing_bit) != 0) return Attempt::not_yet;  // being backed
+      if (word >> 32 == lap + 1 && (word & chunk_backing_bit) != 0) return send_not_yet(state);  // being backed
       if ((word & (chunk_released_bit | chunk_backing_bit)) == (chunk_released_bit | chunk_backing_bit)) {
-        return Attempt::not_yet;  // its kept memory is being punched (reclaim_idle_chunks)
+        return send_not_yet(state);  // its kept memory is being punched (reclaim_idle_chunks)
       }
       if (lap > 0 && chunk_backed_for(word, lap - 1)) {
         // Still backed for the previous lap: being given back this instant, or the
         // virtual range is full of unreceived messages.
-        if (chunk_consumed(word) == chunk_slots) return Attempt::not_yet;
+        if (chunk_consumed(word) == chunk_slots) return send_not_yet(state);
         return state.fail(Error{Errc::out_of_memory, state.object,
                                 "holds as many messages as its address range allows (" +
                                     std::to_string(state.geometry.slot_count) + "); nothing queued was lost"},
@@ -476,13 +476,13 @@ Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit,
       const std::uint64_t tail = tail_word & ~closed_bit;
       if (head == tail) {
         if ((tail_word & closed_bit) != 0) return fail_closed(state);
-        return Attempt::not_yet;
+        return receive_not_yet(state, claim);
       }
       if (tail - head > n) {
         if (header.head.load(std::memory_order_acquire) != head) continue;
         return fail_apart(state, head, tail);
       }
-      return Attempt::not_yet;
+      return receive_not_yet(state, claim);
     }
     if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
     return fail_slot(state, head, "holds a state that does not fit the ring");

@@ -67,6 +67,28 @@ bool ready_to_receive(const MailboxState& state) noexcept;
 bool ready_to_send(const MailboxState& state) noexcept;
 std::uint64_t queued(const MailboxState& state) noexcept;
 
+// Unbounded mailboxes: announces that this handle may read slot memory at `position`
+// until the guard ends. Pairs with the releaser's heavy barrier and scan in
+// release_unbounded: either the releaser sees us here and does not punch the chunk, or
+// our read of the chunk word (after this store) sees it fully consumed and we keep out.
+class ActiveGuard {
+ public:
+  // A handle not attached (self == 0, while it attaches) has no entry to announce in.
+  ActiveGuard(const MailboxState& state, std::uint64_t position) noexcept : entry_(state.entry) {
+    if (entry_ == nullptr) return;
+    entry_->active.store(position + 1, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  }
+  ~ActiveGuard() {
+    if (entry_ != nullptr) entry_->active.store(0, std::memory_order_release);
+  }
+  ActiveGuard(const ActiveGuard&) = delete;
+  ActiveGuard& operator=(const ActiveGuard&) = delete;
+
+ private:
+  AttachEntry* entry_;
+};
+
 // The per-message steps below are inline: they run on every send and receive.
 
 // Whether anyone sleeps on this side, read so that no wake-up is lost: either we see

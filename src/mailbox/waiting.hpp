@@ -82,6 +82,10 @@ Waited wait_for(MailboxState& state, Side side, Deadline deadline, AttemptFn&& a
 
   const PresenceGuard present{state, side};
   const WaitPolicy& policy = state.wait;
+  // A waiter asks for recovery every so often: what it waits for may be held by a
+  // process that died (design.md, Crash recovery).
+  constexpr auto recovery_interval = std::chrono::milliseconds{50};
+  auto next_recovery = Clock::now() + recovery_interval;
   if (policy.mode != WaitMode::sleep) {
     const auto spin_until = Clock::now() + policy.spin;
     for (std::uint32_t round = 1;; ++round) {
@@ -93,6 +97,10 @@ Waited wait_for(MailboxState& state, Side side, Deadline deadline, AttemptFn&& a
         const auto now = Clock::now();
         if (!deadline.is_forever() && now >= deadline.until()) return Waited::expired;
         if (policy.mode == WaitMode::adaptive && now >= spin_until) break;
+        if (now >= next_recovery) {
+          state.recovery_requested = true;
+          next_recovery = now + recovery_interval;
+        }
         // On an overcommitted machine the peer we wait for may need this CPU.
         if (round % 512 == 0) platform::yield_cpu();
       }
@@ -115,6 +123,10 @@ Waited wait_for(MailboxState& state, Side side, Deadline deadline, AttemptFn&& a
     }
     platform::futex_wait(words.epoch, epoch, nap_deadline(until, barrier_issued));
     words.sleeping.fetch_sub(1, std::memory_order_relaxed);
+    if (const auto now = Clock::now(); now >= next_recovery) {
+      state.recovery_requested = true;
+      next_recovery = now + recovery_interval;
+    }
   }
 }
 

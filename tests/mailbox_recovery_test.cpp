@@ -1,0 +1,131 @@
+// Processes killed with SIGKILL in the middle of an operation: the survivors recover
+// what the dead held, and nothing waits forever on a dead process.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <thread>
+
+#include "shmbox/mailbox.hpp"
+#include "shmbox/segment.hpp"
+#include "support/process.hpp"
+
+namespace shmbox {
+namespace {
+
+using namespace std::chrono_literals;
+using test::ChildProcess;
+
+std::string text_of(std::span<const std::byte> bytes) { return {reinterpret_cast<const char*>(bytes.data()), bytes.size()}; }
+
+class Recovery : public ::testing::TestWithParam<Buffering> {
+ protected:
+  void TearDown() override { (void)Mailbox::remove(name); }
+  Mailbox make() { return Mailbox::create(name, {.buffering = GetParam(), .capacity = 4, .max_message_size = 64}).value(); }
+  std::string name = test::unique_name("recovery");
+};
+
+TEST_P(Recovery, ASenderKilledBetweenClaimAndPublishDoesNotStallReceivers) {
+  // A zero-capacity sender claims the same way; its send would wait for a receiver here.
+  if (GetParam() == Buffering::zero) GTEST_SKIP() << "same claim path as bounded; see the bounded case";
+  Mailbox box = make();
+  test::Pipe progress;
+  auto sender = ChildProcess::spawn([&]() -> int {
+    auto out = Mailbox::open(name);
+    auto loan = out->loan(8);  // claimed, never published
+    progress.send(loan ? "holding" : "failed");
+    for (;;) ::pause();
+  });
+  ASSERT_EQ(progress.receive(), "holding");
+  sender.kill();
+  ASSERT_TRUE(sender.wait().killed_by(SIGKILL));
+  ASSERT_TRUE(box.send(as_bytes("after")));  // queued behind the dead sender's position
+  std::vector<std::byte> message;
+  const auto start = std::chrono::steady_clock::now();
+  auto got = box.receive(message, 5s);
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(text_of(message), "after");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "recovery should take one check interval";
+}
+
+TEST_P(Recovery, AReceiverKilledHoldingAMessageDoesNotSwallowIt) {
+  Mailbox box = make();
+  test::Pipe progress;
+  auto receiver = ChildProcess::spawn([&]() -> int {
+    auto in = Mailbox::open(name);
+    auto held = in->receive_in_place(10s);  // claimed, never released
+    progress.send(held ? text_of(held->data()) : "failed");
+    for (;;) ::pause();
+  });
+  if (GetParam() == Buffering::zero) {
+    ASSERT_TRUE(box.send(as_bytes("precious"), 10s));  // returns once the receiver claimed it
+  } else {
+    ASSERT_TRUE(box.send(as_bytes("precious")));
+  }
+  ASSERT_EQ(progress.receive(), "precious");
+  receiver.kill();
+  ASSERT_TRUE(receiver.wait().killed_by(SIGKILL));
+  std::vector<std::byte> message;
+  auto got = box.receive(message, 5s);
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(text_of(message), "precious");
+  EXPECT_EQ(box.receive(message, no_wait).error().errc(), Errc::would_block);  // exactly once
+}
+
+TEST_P(Recovery, DeadHandlesFreeTheirEntriesForNewProcesses) {
+  auto box = Mailbox::create(name, {.buffering = GetParam(), .capacity = 4, .max_message_size = 64, .max_attached = 3});
+  ASSERT_TRUE(box);
+  for (int round = 0; round < 5; ++round) {
+    test::Pipe progress;
+    std::vector<ChildProcess> holders;
+    for (int i = 0; i < 2; ++i) {
+      holders.push_back(ChildProcess::spawn([&]() -> int {
+        auto handle = Mailbox::open(name);
+        progress.send(handle ? "attached" : handle.error().message());
+        for (;;) ::pause();
+      }));
+    }
+    for (int i = 0; i < 2; ++i) ASSERT_EQ(progress.receive(), "attached") << "round " << round;
+    for (auto& holder : holders) holder.kill();
+    for (auto& holder : holders) holder.wait();
+  }
+}
+
+TEST(RecoveryUnbounded, AChunkADeadSenderWasBackingIsBackedAgain) {
+  const std::string name = test::unique_name("recovery-backing");
+  auto box = Mailbox::create(name, {.buffering = Buffering::unbounded, .max_message_size = 64}).value();
+  // A process attaches and dies; then its index is written as the backer of the first
+  // chunk, as if it had died inside fallocate.
+  auto dead = ChildProcess::spawn([&] {
+    auto handle = Mailbox::open(name);
+    return handle ? 0 : 1;
+  });
+  ASSERT_TRUE(dead.wait().exited_with(0));
+  auto raw = Segment::open("shmbox.mb." + name, Access::read_write).value();
+  std::uint64_t table = 0;
+  std::memcpy(&table, raw.bytes().data() + 320, sizeof table);
+  // The dead handle took attach index 2 (index 1 is ours); pretend it was mid-backing.
+  // Its entry must look attached, as a process killed with its handle open leaves it.
+  const std::uint64_t identity = 0x7fffffff00000000ull | 4194303u;  // no such process
+  std::memcpy(raw.writable_bytes()->data() + 512 + 64, &identity, sizeof identity);
+  const std::uint64_t backing = (std::uint64_t{1} << 32) | (std::uint64_t{1} << 30) | 2;
+  std::memcpy(raw.writable_bytes()->data() + table, &backing, sizeof backing);
+  auto sent = box.send(as_bytes("through"), 5s);
+  ASSERT_TRUE(sent) << sent.error().message();
+  std::vector<std::byte> message;
+  ASSERT_TRUE(box.receive(message, no_wait));
+  EXPECT_EQ(text_of(message), "through");
+  (void)Mailbox::remove(name);
+}
+
+INSTANTIATE_TEST_SUITE_P(Mailbox, Recovery, ::testing::Values(Buffering::bounded, Buffering::zero, Buffering::unbounded),
+                         [](const auto& test_info) {
+                           switch (test_info.param) {
+                             case Buffering::bounded: return std::string{"bounded"};
+                             case Buffering::zero: return std::string{"zero"};
+                             case Buffering::unbounded: return std::string{"unbounded"};
+                           }
+                           return std::string{"unknown"};
+                         });
+
+}  // namespace
+}  // namespace shmbox
