@@ -56,11 +56,11 @@ void release_orphaned_backing(MailboxState& state, const std::vector<std::uint16
   wake_senders(state, true);
 }
 
-// Positions [first, last) that a dead receiver holds (READING): adopt one, count the rest.
-// Returns how many remain held by dead receivers.
-std::size_t adopt_orphaned_messages(MailboxState& state, std::uint64_t first, std::uint64_t last,
-                                    const std::vector<std::uint16_t>& dead, ReceiveClaim* adopt, bool& adopted) {
-  std::size_t held = 0;
+// Positions [first, last) that a dead receiver holds (READING): adopt one; mark in
+// `still_held` (parallel to `dead`) each dead owner that still names a slot.
+void adopt_orphaned_messages(MailboxState& state, std::uint64_t first, std::uint64_t last,
+                             const std::vector<std::uint16_t>& dead, ReceiveClaim* adopt, bool& adopted,
+                             std::vector<bool>& still_held) {
   for (std::uint64_t position = first; position < last; ++position) {
     SlotHeader& slot = state.slot(position);
     std::uint64_t word = slot.state.load(std::memory_order_acquire);
@@ -70,17 +70,15 @@ std::size_t adopt_orphaned_messages(MailboxState& state, std::uint64_t first, st
       continue;
     }
     const std::uint32_t size = slot.size.load(std::memory_order_relaxed);
-    if (adopt == nullptr || adopted || state.self == 0 || size > state.geometry.max_message_size) {
-      ++held;
-      continue;
-    }
-    if (slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
+    if (adopt != nullptr && !adopted && state.self != 0 && size <= state.geometry.max_message_size &&
+        slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
                                            std::memory_order_acq_rel)) {
       *adopt = ReceiveClaim{position, &slot, size};
       adopted = true;
+      continue;
     }
+    still_held[static_cast<std::size_t>(std::find(dead.begin(), dead.end(), current.owner) - dead.begin())] = true;
   }
-  return held;
 }
 
 }  // namespace
@@ -115,7 +113,7 @@ bool recover(MailboxState& state, ReceiveClaim* adopt) {
   const std::uint64_t head = state.header->head.load(std::memory_order_acquire);
   const std::uint64_t n = state.geometry.slot_count;
   bool adopted = false;
-  std::size_t held = 0;
+  std::vector<bool> still_held(dead.size(), false);
   if (state.unbounded()) {
     // Only chunks with unreceived slots can hold one; look at those (a few at most).
     auto* chunks = reinterpret_cast<ChunkEntry*>(reinterpret_cast<std::byte*>(state.header) +
@@ -128,19 +126,18 @@ bool recover(MailboxState& state, ReceiveClaim* adopt) {
       if (first >= head) continue;
       ActiveGuard inside{state, first};
       if (!chunk_readable(chunks[c].word.load(std::memory_order_acquire), (word >> 32) - 1, k)) continue;
-      held += adopt_orphaned_messages(state, first, std::min(first + k, head), dead, adopt, adopted);
+      adopt_orphaned_messages(state, first, std::min(first + k, head), dead, adopt, adopted, still_held);
     }
   } else {
-    held = adopt_orphaned_messages(state, head > n ? head - n : 0, head, dead, adopt, adopted);
+    adopt_orphaned_messages(state, head > n ? head - n : 0, head, dead, adopt, adopted, still_held);
   }
 
   // A dead entry is freed once no slot names it: its index may then be reused.
-  if (held == 0) {
-    for (const std::uint16_t owner : dead) {
-      std::uint64_t holder = table[owner - 1].identity.load(std::memory_order_acquire);
-      if (holder != 0 && platform::liveness(holder) == platform::Liveness::dead) {
-        table[owner - 1].identity.compare_exchange_strong(holder, 0, std::memory_order_acq_rel);
-      }
+  for (std::size_t i = 0; i < dead.size(); ++i) {
+    if (still_held[i]) continue;
+    std::uint64_t holder = table[dead[i] - 1].identity.load(std::memory_order_acquire);
+    if (holder != 0 && platform::liveness(holder) == platform::Liveness::dead) {
+      table[dead[i] - 1].identity.compare_exchange_strong(holder, 0, std::memory_order_acq_rel);
     }
   }
   return adopted;

@@ -128,6 +128,13 @@ ExitStatus ChildProcess::wait(std::chrono::milliseconds timeout) {
   return *status_;
 }
 
+std::optional<ExitStatus> ChildProcess::try_wait() {
+  if (status_) return status_;
+  pollfd pfd{pidfd_, POLLIN, 0};
+  if (::poll(&pfd, 1, 0) <= 0) return std::nullopt;
+  return wait(0ms);  // it has ended: reaps it
+}
+
 Pipe::Pipe() {
   std::array<int, 2> fds{};
   if (::pipe2(fds.data(), O_CLOEXEC) != 0) fail("pipe2");

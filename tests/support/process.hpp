@@ -47,6 +47,8 @@ class ChildProcess {
 
   // Waits up to `timeout`; on expiry kills the child and reports timed_out.
   ExitStatus wait(std::chrono::milliseconds timeout = 30s);
+  // The exit status if the child has ended, without waiting and without killing it.
+  std::optional<ExitStatus> try_wait();
   // Sends `signal` now (SIGKILL by default): the way to kill a peer mid-operation.
   void kill(int signal = 9);
   bool running() const { return pid_ > 0 && !status_; }
