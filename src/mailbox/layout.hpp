@@ -92,6 +92,10 @@ struct alignas(cache_line) AttachEntry {
   // Unbounded mailboxes: the position (+1; 0 = none) whose slot this handle may be
   // reading right now. A chunk is not punched while a handle is inside it.
   std::atomic<std::uint64_t> active;
+  // Counts the handles that have held this entry: chunk work is tagged with it as well
+  // as with the index, so that a recovery cannot mistake a new holder's work for the
+  // work of the dead one it replaced.
+  std::atomic<std::uint64_t> generation;
 };
 static_assert(sizeof(AttachEntry) == cache_line);
 
@@ -113,6 +117,17 @@ constexpr std::uint64_t chunk_backing(std::uint64_t lap) noexcept { return (lap 
 // With "ready": the chunk was given back while someone might still read in it, so its
 // memory was kept (zeroed); it is punched later when nobody is inside.
 inline constexpr std::uint64_t chunk_holds_memory_bit = std::uint64_t{1} << 29;
+// Chunk work in progress (backing, releasing, reclaiming) carries its worker's tag in
+// the low 28 bits: the attach generation (12 bits) << 16 | the attach index.
+constexpr std::uint64_t chunk_worker_tag(std::uint64_t generation, std::uint16_t index) noexcept {
+  return (generation & 0xfff) << 16 | index;
+}
+inline constexpr std::uint64_t chunk_tag_mask = 0x0fffffff;
+
+// Backed for the lap in the high half, every slot received, being given back by the
+// handle tagged in the low bits. (Its "consumed" reads as more than
+// any chunk's slot count, so nobody reads in it.)
+inline constexpr std::uint64_t chunk_releasing_bit = std::uint64_t{1} << 28;
 // Unbacked and ready to be backed for `lap`: given back after lap - 1 (0 for lap 0,
 // which is how the table starts). Carrying the lap makes a stale backer's CAS fail.
 constexpr std::uint64_t chunk_ready_for(std::uint64_t lap) noexcept {

@@ -159,6 +159,8 @@ Result<void> attach(MailboxState& state) {
         state.entry = &table[i];
         table[i].send_intent.store(0, std::memory_order_relaxed);
         table[i].active.store(0, std::memory_order_relaxed);
+        const std::uint64_t generation = table[i].generation.fetch_add(1, std::memory_order_acq_rel) + 1;
+        state.chunk_tag = detail::chunk_worker_tag(generation, state.self);
         return {};
       }
     }
@@ -354,6 +356,15 @@ namespace {
 // allows. An out-parameter and a one-byte result keep the hot path free of Error.
 detail::Waited claim_for_receive(MailboxState& state, std::size_t size_limit, Deadline deadline,
                                  detail::ReceiveClaim& claim) {
+  // In a mailbox that is never empty nobody waits, so recovery would never run from a
+  // wait: adopt orphaned messages periodically too (a clock read per 1024 receives).
+  if (--state.receives_until_check == 0) {
+    state.receives_until_check = 1024;
+    if (const auto now = std::chrono::steady_clock::now(); now >= state.next_periodic_recovery) {
+      state.next_periodic_recovery = now + std::chrono::seconds{1};
+      if (detail::recover(state, &claim)) return detail::Waited::done;
+    }
+  }
   return detail::wait_for(state, detail::Side::receive, deadline,
                           [&] { return detail::try_claim_receive(state, size_limit, claim); });
 }

@@ -4,6 +4,7 @@
 // header can never move an access outside the mapping.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -54,12 +55,17 @@ struct MailboxState {
   std::byte* slots;
   std::uint16_t self = 0;  // attach index + 1; 0 when read-only (stat)
   AttachEntry* entry = nullptr;  // our attach entry, where our intents go
+  std::uint64_t chunk_tag = 0;   // chunk_worker_tag of our entry (layout.hpp)
   // This process is registered for membarrier: its wake checks need no barrier of
   // their own, because sleepers issue a heavy one (design.md, Waiting and waking).
   bool light_wake_checks = false;
   // Set by a waiter that has waited a while: its next attempt that cannot proceed
   // looks for handles of dead processes holding what it waits for (recovery.hpp).
   bool recovery_requested = false;
+  // A receiver that never has to wait still looks for dead receivers' messages now
+  // and then: every 1024 receives, if a second has passed since it last did.
+  std::uint32_t receives_until_check = 1024;
+  std::chrono::steady_clock::time_point next_periodic_recovery{};
   // The error of the last attempt that failed (see ring.hpp, Attempt).
   std::optional<Error> failure;
 

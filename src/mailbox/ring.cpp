@@ -86,7 +86,7 @@ bool reclaim_idle_chunks(MailboxState& state) noexcept {
   for (std::uint64_t c = 0; c < chunks.count; ++c) {
     std::uint64_t word = table[c].word.load(std::memory_order_acquire);
     if ((word & (chunk_released_bit | chunk_holds_memory_bit)) != (chunk_released_bit | chunk_holds_memory_bit)) continue;
-    const std::uint64_t working = (word & ~chunk_holds_memory_bit) | chunk_backing_bit;
+    const std::uint64_t working = (word & ~chunk_holds_memory_bit) | chunk_backing_bit | state.chunk_tag;
     if (!table[c].word.compare_exchange_strong(word, working, std::memory_order_acq_rel)) continue;
     // Released after lap L - 1: its readers, if any, are at positions of that lap.
     const std::uint64_t lap = (word >> 32) - 1;
@@ -107,6 +107,13 @@ Attempt receive_not_yet(MailboxState& state, ReceiveClaim& claim) {
   if (!state.recovery_requested) return Attempt::not_yet;
   state.recovery_requested = false;
   return recover(state, &claim) ? Attempt::claimed : Attempt::not_yet;
+}
+
+// Closed and nothing at head: but a message a dead receiver held is queued too, and
+// receivers drain everything queued before they get Closed.
+Attempt closed_and_drained(MailboxState& state, ReceiveClaim& claim) {
+  if (recover(state, &claim)) return Attempt::claimed;
+  return fail_closed(state);
 }
 
 Attempt send_not_yet(MailboxState& state) {
@@ -300,7 +307,7 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
           const std::uint64_t tail_word = header.tail.load(std::memory_order_acquire);
           const std::uint64_t tail = tail_word & ~closed_bit;
           if (head == tail) {
-            if ((tail_word & closed_bit) != 0) return fail_closed(state);
+            if ((tail_word & closed_bit) != 0) return closed_and_drained(state, claim);
             return receive_not_yet(state, claim);
           }
           if (tail - head > n) {
@@ -321,7 +328,7 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
         if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
         return fail_apart(state, head, tail);
       }
-      if (tail == head && (tail_word & closed_bit) != 0) return fail_closed(state);
+      if (tail == head && (tail_word & closed_bit) != 0) return closed_and_drained(state, claim);
       return receive_not_yet(state, claim);
     }
     if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
@@ -330,31 +337,46 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
 }
 
 void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept {
-    // Slots of an unbounded mailbox are not reused one by one: the receiver that
-    // consumes the last slot of a chunk gives the whole chunk's memory back.
-    ChunkEntry& chunk = state.chunk_of(claim.position);
-    const std::uint64_t word = chunk.word.fetch_add(1, std::memory_order_acq_rel) + 1;
-    if (chunk_consumed(word) == state.geometry.chunks.slots) {
-      const std::uint64_t chunk_bytes = std::uint64_t{state.geometry.chunks.slots} * state.geometry.slot_stride;
-      const std::uint64_t offset = state.geometry.slots_offset + (claim.position & state.index_mask) /
-                                                                     state.geometry.chunks.slots * chunk_bytes;
-      // Punch the chunk out, unless some handle may still be reading in it (a read of a
-      // punched page would allocate it again, and fault if /dev/shm is full) or punching
-      // is refused: then its memory stays, to be given back a lap later, and its slot
-      // states are zeroed, which is what the next lap needs.
-      const std::uint64_t first = claim.position - (claim.position & state.index_mask) % state.geometry.chunks.slots;
-      std::uint64_t next = chunk_ready_for(state.lap_of(claim.position) + 1);
-      if (chunk_in_use(state, first, state.geometry.chunks.slots) ||
-          !platform::release_range(SegmentFactory::descriptor(*state.mapping), offset, chunk_bytes)) {
-        for (std::uint64_t i = 0; i < state.geometry.chunks.slots; ++i) {
-          state.slot(first + i).state.store(0, std::memory_order_relaxed);
-        }
-        next |= chunk_holds_memory_bit;  // punched later (reclaim_idle_chunks)
-      }
-      // Release: the punched (zeroed) memory is in place before anyone backs it again.
-      chunk.word.store(next, std::memory_order_release);
-      wake_senders(state, true);
+  // Slots of an unbounded mailbox are not reused one by one: the receiver that
+  // consumes the last slot of a chunk gives the whole chunk's memory back. That last
+  // count moves the chunk to RELEASING with the releaser's index, so that if it dies
+  // midway a survivor can finish (recovery.hpp).
+  // First mark the slot consumed, as a bounded release does: it must stop naming us as
+  // its reader, or recovery would take it for a message we died holding.
+  claim.slot->state.store(SlotState::pack(claim.position + state.geometry.slot_count, Phase::free, 0),
+                          std::memory_order_release);
+  ChunkEntry& chunk = state.chunk_of(claim.position);
+  const std::uint64_t chunk_slots = state.geometry.chunks.slots;
+  std::uint64_t word = chunk.word.load(std::memory_order_acquire);
+  for (;;) {
+    const bool last = chunk_consumed(word) + 1 >= chunk_slots;
+    const std::uint64_t next = last ? (word >> 32) << 32 | chunk_releasing_bit | state.chunk_tag : word + 1;
+    if (chunk.word.compare_exchange_weak(word, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      if (last) give_back_chunk(state, chunk, state.lap_of(claim.position), claim.position);
+      return;
     }
+  }
+}
+
+void give_back_chunk(MailboxState& state, ChunkEntry& chunk, std::uint64_t lap, std::uint64_t any_position) noexcept {
+  const std::uint64_t chunk_slots = state.geometry.chunks.slots;
+  const std::uint64_t chunk_bytes = chunk_slots * state.geometry.slot_stride;
+  const std::uint64_t offset =
+      state.geometry.slots_offset + (any_position & state.index_mask) / chunk_slots * chunk_bytes;
+  // Punch the chunk out, unless some handle may still be reading in it (a read of a
+  // punched page would allocate it again, and fault if /dev/shm is full) or punching
+  // is refused: then its memory stays, to be given back a lap later, and its slot
+  // states are zeroed, which is what the next lap needs.
+  const std::uint64_t first = any_position - (any_position & state.index_mask) % chunk_slots;
+  std::uint64_t next = chunk_ready_for(lap + 1);
+  if (chunk_in_use(state, first, chunk_slots) ||
+      !platform::release_range(SegmentFactory::descriptor(*state.mapping), offset, chunk_bytes)) {
+    for (std::uint64_t i = 0; i < chunk_slots; ++i) state.slot(first + i).state.store(0, std::memory_order_relaxed);
+    next |= chunk_holds_memory_bit;  // punched later (reclaim_idle_chunks)
+  }
+  // Release: the punched (zeroed) memory is in place before anyone backs it again.
+  chunk.word.store(next, std::memory_order_release);
+  wake_senders(state, true);
 }
 
 }  // namespace shmbox::detail
@@ -378,7 +400,7 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
       // Back the chunk before claiming anything in it, so that a full /dev/shm fails
       // this send cleanly instead of faulting on a write. One sender backs it (the
       // CAS to BACKING names it); a stale sender's expected value names an older lap.
-      if (!chunk.word.compare_exchange_strong(word, chunk_backing(lap) | state.self, std::memory_order_acq_rel,
+      if (!chunk.word.compare_exchange_strong(word, chunk_backing(lap) | state.chunk_tag, std::memory_order_acq_rel,
                                               std::memory_order_acquire)) {
         continue;
       }
@@ -409,7 +431,7 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
       if (lap > 0 && chunk_backed_for(word, lap - 1)) {
         // Still backed for the previous lap: being given back this instant, or the
         // virtual range is full of unreceived messages.
-        if (chunk_consumed(word) == chunk_slots) return send_not_yet(state);
+        if (chunk_consumed(word) >= chunk_slots) return send_not_yet(state);
         return state.fail(Error{Errc::out_of_memory, state.object,
                                 "holds as many messages as its address range allows (" +
                                     std::to_string(state.geometry.slot_count) + "); nothing queued was lost"},
@@ -475,7 +497,7 @@ Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit,
       }
       const std::uint64_t tail = tail_word & ~closed_bit;
       if (head == tail) {
-        if ((tail_word & closed_bit) != 0) return fail_closed(state);
+        if ((tail_word & closed_bit) != 0) return closed_and_drained(state, claim);
         return receive_not_yet(state, claim);
       }
       if (tail - head > n) {

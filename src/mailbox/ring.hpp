@@ -52,6 +52,10 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
 // Unbounded mailboxes: counts the slot consumed, and gives its chunk back when full.
 void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept;
 
+// Punches (or zeroes) a fully received chunk and makes it ready for lap + 1. Called by
+// its releaser, or by recovery when the releaser died midway.
+void give_back_chunk(MailboxState& state, ChunkEntry& chunk, std::uint64_t lap, std::uint64_t any_position) noexcept;
+
 bool is_closed(const MailboxState& state) noexcept;
 
 // For spinning: whether the slot a receive (send) waits on has changed, read from

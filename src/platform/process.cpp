@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <string>
 #include <string_view>
@@ -18,49 +19,73 @@ struct StatFields {
   std::uint64_t start_time;
 };
 
-std::optional<StatFields> read_stat(pid_t pid) noexcept {
+enum class StatRead { ok, no_such_process, unreadable };
+
+// Reads /proc/<pid>/stat. "No such process" only when the kernel says so (ENOENT,
+// ESRCH): any other failure (out of descriptors, a signal) must not pass a live
+// process off as dead.
+StatRead read_stat(pid_t pid, StatFields& fields) noexcept {
   const std::string path = "/proc/" + std::to_string(pid) + "/stat";
-  const UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (!fd) return std::nullopt;
+  UniqueFd fd;
+  for (;;) {
+    fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd || errno != EINTR) break;
+  }
+  if (!fd) return errno == ENOENT || errno == ESRCH ? StatRead::no_such_process : StatRead::unreadable;
   std::array<char, 1024> buffer{};
-  const ssize_t got = ::read(fd.get(), buffer.data(), buffer.size() - 1);
-  if (got <= 0) return std::nullopt;
+  ssize_t got = 0;
+  do {
+    got = ::read(fd.get(), buffer.data(), buffer.size() - 1);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0) return errno == ESRCH ? StatRead::no_such_process : StatRead::unreadable;
+  if (got == 0) return StatRead::no_such_process;  // the process went while we read
   std::string_view stat{buffer.data(), static_cast<std::size_t>(got)};
   // Field 2 (comm) may hold spaces and parentheses: the fields after it follow the last ')'.
   const auto close = stat.rfind(')');
-  if (close == std::string_view::npos || close + 2 >= stat.size()) return std::nullopt;
+  if (close == std::string_view::npos || close + 2 >= stat.size()) return StatRead::unreadable;
   stat.remove_prefix(close + 2);  // now at field 3, the state
   const char state = stat.front();
   for (int field = 3; field < 22; ++field) {
     const auto space = stat.find(' ');
-    if (space == std::string_view::npos) return std::nullopt;
+    if (space == std::string_view::npos) return StatRead::unreadable;
     stat.remove_prefix(space + 1);
   }
   std::uint64_t start = 0;
-  if (std::from_chars(stat.data(), stat.data() + stat.size(), start).ec != std::errc{}) return std::nullopt;
-  return StatFields{state, start};
+  if (std::from_chars(stat.data(), stat.data() + stat.size(), start).ec != std::errc{}) return StatRead::unreadable;
+  fields = StatFields{state, start};
+  return StatRead::ok;
 }
 
 }  // namespace
 
 std::optional<std::uint64_t> process_start_time(pid_t pid) noexcept {
-  const auto fields = read_stat(pid);
-  if (!fields) return std::nullopt;
-  return fields->start_time;
+  StatFields fields{};
+  if (read_stat(pid, fields) != StatRead::ok) return std::nullopt;
+  return fields.start_time;
 }
 
 ProcessIdentity current_process() noexcept {
   const pid_t pid = ::getpid();
-  return {pid, process_start_time(pid).value_or(0)};
+  // Our own stat is always there; retry a transient failure rather than record a start
+  // time of 0, which would make us look dead to everyone.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    if (const auto start = process_start_time(pid)) return {pid, *start};
+  }
+  return {pid, 0};
 }
 
 Liveness liveness(std::uint64_t packed) noexcept {
   const ProcessIdentity identity = ProcessIdentity::unpack(packed);
   if (identity.pid <= 0) return Liveness::dead;
-  const auto fields = read_stat(identity.pid);
+  StatFields fields{};
+  switch (read_stat(identity.pid, fields)) {
+    case StatRead::no_such_process: return Liveness::dead;
+    case StatRead::unreadable: return Liveness::alive;  // cannot tell: never rob the living
+    case StatRead::ok: break;
+  }
   // A zombie has finished running: whatever it held, it will never release.
-  if (!fields || fields->state == 'Z' || fields->state == 'X') return Liveness::dead;
-  return (fields->start_time & 0xffffffffu) == identity.start_time ? Liveness::alive : Liveness::dead;
+  if (fields.state == 'Z' || fields.state == 'X') return Liveness::dead;
+  return (fields.start_time & 0xffffffffu) == identity.start_time ? Liveness::alive : Liveness::dead;
 }
 
 }  // namespace shmbox::platform
