@@ -374,8 +374,10 @@ void give_back_chunk(MailboxState& state, ChunkEntry& chunk, std::uint64_t lap, 
     for (std::uint64_t i = 0; i < chunk_slots; ++i) state.slot(first + i).state.store(0, std::memory_order_relaxed);
     next |= chunk_holds_memory_bit;  // punched later (reclaim_idle_chunks)
   }
-  // Release: the punched (zeroed) memory is in place before anyone backs it again.
-  chunk.word.store(next, std::memory_order_release);
+  // Release: the punched (zeroed) memory is in place before anyone backs it again. A
+  // CAS from our RELEASING word, so that a release taken over from us cannot land twice.
+  std::uint64_t ours = (lap + 1) << 32 | chunk_releasing_bit | state.chunk_tag;
+  chunk.word.compare_exchange_strong(ours, next, std::memory_order_acq_rel);
   wake_senders(state, true);
 }
 
@@ -410,8 +412,11 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
       if (!reserved && reclaim_idle_chunks(state)) {
         reserved = platform::reserve_range(SegmentFactory::descriptor(*state.mapping), offset, chunk_bytes, state.object);
       }
+      // Our BACKING word may have been taken from us meanwhile (recovery judged us gone):
+      // then the chunk is someone else's now, and our store must not land.
+      std::uint64_t ours = chunk_backing(lap) | state.chunk_tag;
       if (!reserved) {
-        chunk.word.store(chunk_ready_for(lap), std::memory_order_release);
+        chunk.word.compare_exchange_strong(ours, chunk_ready_for(lap), std::memory_order_acq_rel);
         return state.fail(Error{Errc::out_of_memory, state.object,
                                 "cannot grow by " + std::to_string(chunk_bytes) + " bytes: /dev/shm has no room; " +
                                     "nothing queued was lost",
@@ -419,7 +424,7 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
                           Attempt::failed);
       }
       // Release: the reservation (and the zeroed slots) before anyone uses the chunk.
-      chunk.word.store(chunk_word(lap, 0), std::memory_order_release);
+      chunk.word.compare_exchange_strong(ours, chunk_word(lap, 0), std::memory_order_acq_rel);
       continue;
     }
     if (!chunk_backed_for(word, lap)) {
