@@ -15,6 +15,7 @@
 
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
+#include "support/buffering.hpp"
 #include "support/process.hpp"
 
 namespace shmbox {
@@ -207,15 +208,7 @@ TEST_P(MailboxChaos, KilledSendersAndReceiversLoseNothingAndNobodyHangs) {
   (void)Segment::remove(name + "-ledger");
 }
 
-INSTANTIATE_TEST_SUITE_P(Mailbox, MailboxChaos, ::testing::Values(Buffering::bounded, Buffering::zero, Buffering::unbounded),
-                         [](const auto& test_info) {
-                           switch (test_info.param) {
-                             case Buffering::bounded: return std::string{"bounded"};
-                             case Buffering::zero: return std::string{"zero"};
-                             case Buffering::unbounded: return std::string{"unbounded"};
-                           }
-                           return std::string{"unknown"};
-                         });
+INSTANTIATE_TEST_SUITE_P(Mailbox, MailboxChaos, test::all_bufferings, test::buffering_test_name);
 
 }  // namespace
 }  // namespace shmbox

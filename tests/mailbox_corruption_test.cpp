@@ -9,6 +9,7 @@
 
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
+#include "support/buffering.hpp"
 #include "support/process.hpp"
 
 namespace shmbox {
@@ -185,16 +186,7 @@ TEST_P(RandomGarbage, NeverCrashesOrHangs) {
   for (int trial = 0; trial < trials; ++trial) (void)Mailbox::remove(name + "-" + std::to_string(trial));
 }
 
-INSTANTIATE_TEST_SUITE_P(Mailbox, RandomGarbage,
-                         ::testing::Values(Buffering::bounded, Buffering::zero, Buffering::unbounded),
-                         [](const auto& test_info) {
-                           switch (test_info.param) {
-                             case Buffering::bounded: return std::string{"bounded"};
-                             case Buffering::zero: return std::string{"zero"};
-                             case Buffering::unbounded: return std::string{"unbounded"};
-                           }
-                           return std::string{"unknown"};
-                         });
+INSTANTIATE_TEST_SUITE_P(Mailbox, RandomGarbage, test::all_bufferings, test::buffering_test_name);
 
 }  // namespace
 }  // namespace shmbox

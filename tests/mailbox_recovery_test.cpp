@@ -7,6 +7,7 @@
 
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
+#include "support/buffering.hpp"
 #include "support/process.hpp"
 
 namespace shmbox {
@@ -117,15 +118,7 @@ TEST(RecoveryUnbounded, AChunkADeadSenderWasBackingIsBackedAgain) {
   (void)Mailbox::remove(name);
 }
 
-INSTANTIATE_TEST_SUITE_P(Mailbox, Recovery, ::testing::Values(Buffering::bounded, Buffering::zero, Buffering::unbounded),
-                         [](const auto& test_info) {
-                           switch (test_info.param) {
-                             case Buffering::bounded: return std::string{"bounded"};
-                             case Buffering::zero: return std::string{"zero"};
-                             case Buffering::unbounded: return std::string{"unbounded"};
-                           }
-                           return std::string{"unknown"};
-                         });
+INSTANTIATE_TEST_SUITE_P(Mailbox, Recovery, test::all_bufferings, test::buffering_test_name);
 
 }  // namespace
 }  // namespace shmbox

@@ -11,6 +11,7 @@
 
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
+#include "support/buffering.hpp"
 #include "support/process.hpp"
 
 namespace shmbox {
@@ -28,9 +29,9 @@ struct StressCase {
 };
 
 std::string describe(const StressCase& c) {
-  const char* kind = c.buffering == Buffering::zero ? "zero" : c.buffering == Buffering::bounded ? "bounded" : "unbounded";
+  const std::string kind = test::buffering_name(c.buffering);
   const char* wait = c.wait == WaitMode::sleep ? "_sleep" : c.wait == WaitMode::busy_poll ? "_busy" : "";
-  return std::string{kind} + "_capacity" + std::to_string(c.capacity) + "_" + std::to_string(c.senders) + "x" +
+  return kind + "_capacity" + std::to_string(c.capacity) + "_" + std::to_string(c.senders) + "x" +
          std::to_string(c.receivers) + wait;
 }
 

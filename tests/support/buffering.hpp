@@ -1,0 +1,28 @@
+// Test-name helpers for suites run once per buffering mode.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "shmbox/mailbox.hpp"
+
+namespace shmbox::test {
+
+inline std::string buffering_name(Buffering buffering) {
+  switch (buffering) {
+    case Buffering::zero: return "zero";
+    case Buffering::bounded: return "bounded";
+    case Buffering::unbounded: return "unbounded";
+  }
+  return "unknown";
+}
+
+// For INSTANTIATE_TEST_SUITE_P over ::testing::Values of Buffering.
+inline std::string buffering_test_name(const ::testing::TestParamInfo<Buffering>& info) {
+  return buffering_name(info.param);
+}
+
+inline const auto all_bufferings = ::testing::Values(Buffering::bounded, Buffering::zero, Buffering::unbounded);
+
+}  // namespace shmbox::test
