@@ -135,16 +135,11 @@ Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment opened, con
   return state;
 }
 
-detail::AttachEntry* attach_table(const MailboxState& state) {
-  return reinterpret_cast<detail::AttachEntry*>(reinterpret_cast<std::byte*>(state.header) +
-                                                state.geometry.attach_offset);
-}
-
 Result<void> attach(MailboxState& state) {
   const std::uint64_t me = platform::current_process().packed();
   // Per process, so after a fork the child registers itself when it attaches.
   state.light_wake_checks = platform::register_for_heavy_barriers();
-  detail::AttachEntry* table = attach_table(state);
+  detail::AttachEntry* table = state.attach_entries();
   // A free entry; failing that, recover what dead processes' entries hold, which
   // frees those entries (an entry is never reused while a slot still names it), and
   // look again. pid reuse cannot fool the liveness check: the identity carries the
@@ -172,13 +167,13 @@ Result<void> attach(MailboxState& state) {
 
 void detach(MailboxState& state) noexcept {
   if (state.self == 0) return;
-  attach_table(state)[state.self - 1].identity.store(0, std::memory_order_release);
+  state.attach_entries()[state.self - 1].identity.store(0, std::memory_order_release);
   state.self = 0;
   state.entry = nullptr;
 }
 
 std::uint32_t count_attached(const MailboxState& state) {
-  const detail::AttachEntry* table = attach_table(state);
+  const detail::AttachEntry* table = state.attach_entries();
   std::uint32_t count = 0;
   for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
     if (table[i].identity.load(std::memory_order_acquire) != 0) ++count;

@@ -82,9 +82,16 @@ struct MailboxState {
   std::byte* payload(SlotHeader& slot) const noexcept { return reinterpret_cast<std::byte*>(&slot) + slot_header_bytes; }
 
   bool unbounded() const noexcept { return geometry.buffering == Buffering::unbounded; }
+  // The attach table (attach_capacity entries) and, unbounded only, the chunk table
+  // (chunks.count entries), at the offsets validated at attach.
+  AttachEntry* attach_entries() const noexcept {
+    return reinterpret_cast<AttachEntry*>(reinterpret_cast<std::byte*>(header) + geometry.attach_offset);
+  }
+  ChunkEntry* chunk_table() const noexcept {
+    return reinterpret_cast<ChunkEntry*>(reinterpret_cast<std::byte*>(header) + geometry.chunks.table_offset);
+  }
   ChunkEntry& chunk_of(std::uint64_t position) const noexcept {
-    const std::uint64_t index = (position & index_mask) / geometry.chunks.slots;
-    return reinterpret_cast<ChunkEntry*>(reinterpret_cast<std::byte*>(header) + geometry.chunks.table_offset)[index];
+    return chunk_table()[(position & index_mask) / geometry.chunks.slots];
   }
   std::uint64_t lap_of(std::uint64_t position) const noexcept { return position / geometry.slot_count; }
 

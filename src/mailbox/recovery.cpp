@@ -9,10 +9,6 @@
 namespace shmbox::detail {
 namespace {
 
-AttachEntry* attach_table(const MailboxState& state) {
-  return reinterpret_cast<AttachEntry*>(reinterpret_cast<std::byte*>(state.header) + state.geometry.attach_offset);
-}
-
 bool is_dead(const std::vector<std::uint16_t>& dead, std::uint16_t owner) {
   return std::find(dead.begin(), dead.end(), owner) != dead.end();
 }
@@ -65,8 +61,7 @@ bool worker_gone(const AttachEntry* table, const MailboxState& state, std::uint6
 // back to "ready, holds memory"). The worker is identified by its tag, checked just
 // before the CAS that takes the work over, so a live worker is never robbed.
 void finish_orphaned_chunk_work(MailboxState& state, const AttachEntry* attach) {
-  auto* table = reinterpret_cast<ChunkEntry*>(reinterpret_cast<std::byte*>(state.header) +
-                                              state.geometry.chunks.table_offset);
+  auto* table = state.chunk_table();
   const std::uint64_t k = state.geometry.chunks.slots;
   for (std::uint32_t c = 0; c < state.geometry.chunks.count; ++c) {
     std::uint64_t word = table[c].word.load(std::memory_order_acquire);
@@ -108,7 +103,7 @@ void adopt_orphaned_messages(MailboxState& state, std::uint64_t first, std::uint
     // Re-check the reader just before taking its message: our list of the dead may be
     // stale, and a live process must never be robbed. (An entry is freed only once no
     // slot names it, so the index cannot have passed to a new holder meanwhile.)
-    const std::uint64_t holder = attach_table(state)[current.owner - 1].identity.load(std::memory_order_acquire);
+    const std::uint64_t holder = state.attach_entries()[current.owner - 1].identity.load(std::memory_order_acquire);
     if (holder != 0 && platform::liveness(holder) == platform::Liveness::alive) continue;
     if (adopt != nullptr && !adopted && state.self != 0 && size <= state.geometry.max_message_size &&
         slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
@@ -127,7 +122,7 @@ void adopt_orphaned_messages(MailboxState& state, std::uint64_t first, std::uint
 }  // namespace
 
 bool recover(MailboxState& state, ReceiveClaim* adopt) {
-  AttachEntry* table = attach_table(state);
+  AttachEntry* table = state.attach_entries();
   std::vector<std::uint16_t> dead;
   std::vector<std::uint64_t> live_intents;
   for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
@@ -162,8 +157,7 @@ bool recover(MailboxState& state, ReceiveClaim* adopt) {
   bool adopted = false;
   if (state.unbounded()) {
     // Only chunks with unreceived slots can hold one; look at those (a few at most).
-    auto* chunks = reinterpret_cast<ChunkEntry*>(reinterpret_cast<std::byte*>(state.header) +
-                                                 state.geometry.chunks.table_offset);
+    auto* chunks = state.chunk_table();
     const std::uint64_t k = state.geometry.chunks.slots;
     for (std::uint64_t c = 0; c < state.geometry.chunks.count; ++c) {
       const std::uint64_t word = chunks[c].word.load(std::memory_order_acquire);

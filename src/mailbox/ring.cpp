@@ -41,8 +41,7 @@ bool zero_capacity(const MailboxState& state) noexcept { return state.geometry.b
 // Whether any handle may be reading a slot in [first, first + count) (see ActiveGuard).
 bool chunk_in_use(const MailboxState& state, std::uint64_t first, std::uint64_t count) noexcept {
   if (!platform::heavy_barrier()) return true;  // cannot tell: assume so
-  const auto* table = reinterpret_cast<const AttachEntry*>(reinterpret_cast<const std::byte*>(state.header) +
-                                                           state.geometry.attach_offset);
+  const auto* table = state.attach_entries();
   for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
     if (&table[i] == state.entry) continue;  // the releaser reads nothing while it releases
     const std::uint64_t active = table[i].active.load(std::memory_order_acquire);
@@ -81,7 +80,7 @@ bool claim_for_receive(MailboxState& state, SlotHeader& slot, std::uint64_t word
 bool reclaim_idle_chunks(MailboxState& state) noexcept {
   const auto& chunks = state.geometry.chunks;
   const std::uint64_t chunk_bytes = std::uint64_t{chunks.slots} * state.geometry.slot_stride;
-  auto* table = reinterpret_cast<ChunkEntry*>(reinterpret_cast<std::byte*>(state.header) + chunks.table_offset);
+  auto* table = state.chunk_table();
   bool reclaimed = false;
   for (std::uint64_t c = 0; c < chunks.count; ++c) {
     std::uint64_t word = table[c].word.load(std::memory_order_acquire);
