@@ -32,7 +32,7 @@ TEST_F(MailboxCliTest, CreateSendReceiveStatRemove) {
   auto stat = shmbox_cli({"stat", name, "--json"});
   ASSERT_TRUE(stat.status.exited_with(EX_OK));
   for (const char* field : {"\"capacity\":8", "\"max_message_size\":32", "\"queued\":4", "\"mode\":\"0640\"",
-                            "\"buffering\":\"bounded\"", "\"closed\":false"}) {
+                            "\"buffering\":\"bounded\"", "\"closed\":false", "\"owner\":\"system\""}) {
     EXPECT_NE(stat.out.find(field), std::string::npos) << field << " in " << stat.out;
   }
   auto received = shmbox_cli({"recv", name, "--count", "4"});
@@ -153,9 +153,48 @@ TEST_F(MailboxCliTest, WrongLayoutVersionExits65ForEveryVerb) {
                                         {"stat", name}}) {
     auto result = shmbox_cli(args);
     EXPECT_TRUE(result.status.exited_with(EX_DATAERR)) << args[0];
-    EXPECT_EQ(result.err, object() + "has layout version 7; this build reads version 1\n") << args[0];
+    EXPECT_EQ(result.err, object() + "has layout version 7; this build reads version 2\n") << args[0];
   }
   EXPECT_TRUE(shmbox_cli({"rm", name}).status.exited_with(EX_OK));  // it can still be removed
+}
+
+TEST_F(MailboxCliTest, LsShowsOwnersAndGcRemovesWhatKilledOwnersLeft) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root for a private /dev/shm";
+  // In a private /dev/shm: gc must not reach other tests' leftovers.
+  auto child = test::ChildProcess::spawn([&]() -> int {
+    if (!test::private_dev_shm("16m")) return 10;
+    if (!shmbox_cli({"create", name + "-system"}).status.exited_with(EX_OK)) return 1;
+    test::Pipe progress;
+    auto owner = test::ChildProcess::spawn([&]() -> int {
+      auto box = Mailbox::create(name);
+      progress.send(box ? "created" : "failed");
+      for (;;) ::pause();
+    });
+    if (progress.receive() != "created") return 2;
+    const std::string alive = std::to_string(owner.pid()) + " (shmbox_tests)";
+    auto listed = shmbox_cli({"ls"});
+    if (listed.out.find(alive) == std::string::npos || listed.out.find("system") == std::string::npos) {
+      std::fprintf(stderr, "%s", listed.out.c_str());
+      return 3;
+    }
+    owner.kill();
+    if (!owner.wait().killed_by(SIGKILL)) return 4;
+    listed = shmbox_cli({"ls"});
+    if (listed.out.find(std::to_string(owner.pid()) + " (exited)") == std::string::npos) return 5;
+    auto collected = shmbox_cli({"gc"});
+    if (!collected.status.exited_with(EX_OK)) return 6;
+    const std::string expected =
+        "removed mailbox '" + name + "': its owner, process " + std::to_string(owner.pid()) + ", had exited\n";
+    if (collected.out != expected) {
+      std::fprintf(stderr, "%s", collected.out.c_str());
+      return 7;
+    }
+    if (shmbox_cli({"gc"}).out != "nothing to remove\n") return 8;
+    return shmbox_cli({"stat", name + "-system"}).status.exited_with(EX_OK) ? 0 : 9;
+  });
+  const auto status = child.wait();
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm here";
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
 }
 
 TEST_F(MailboxCliTest, AnotherUserExits77) {

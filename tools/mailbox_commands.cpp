@@ -10,6 +10,7 @@
 
 #include "cli_support.hpp"
 #include "commands.hpp"
+#include "shmbox/cleanup.hpp"
 #include "shmbox/mailbox.hpp"
 
 namespace shmbox::cli {
@@ -46,7 +47,8 @@ Result<Deadline> deadline_of(const MailboxArgs& args) {
 int create(const MailboxArgs& args) {
   auto mode = parse_mode(args.mode);
   if (!mode) return fail(mode.error());
-  MailboxOptions options{.max_message_size = args.max_size, .mode = *mode};
+  // A mailbox made from the command line outlives the command: the system owns it.
+  MailboxOptions options{.max_message_size = args.max_size, .mode = *mode, .ownership = Ownership::system};
   if (args.unbounded) {
     options.buffering = Buffering::unbounded;
   } else if (args.capacity == 0) {
@@ -109,8 +111,20 @@ int receive(const MailboxArgs& args) {
   return EX_OK;
 }
 
+// "system", or the owner's pid and name ("1234 (server)"; "1234 (exited)").
+std::string owner_text(const MailboxStatus& status) {
+  if (status.ownership == Ownership::system) return "system";
+  return fmt::format("{} ({})", status.owner_pid, status.owner_alive ? status.owner_name : "exited");
+}
+
 nlohmann::json to_json(const MailboxStatus& status) {
+  nlohmann::json owner = status.ownership == Ownership::system
+                             ? nlohmann::json("system")
+                             : nlohmann::json{{"pid", status.owner_pid},
+                                              {"name", status.owner_name},
+                                              {"alive", status.owner_alive}};
   return {{"name", status.name},
+          {"owner", owner},
           {"buffering", buffering_name(status.buffering)},
           {"capacity", status.capacity},
           {"max_message_size", status.max_message_size},
@@ -119,6 +133,8 @@ nlohmann::json to_json(const MailboxStatus& status) {
           {"mode", fmt::format("{:04o}", status.mode)},
           {"uid", status.owner_uid},
           {"attached", status.attached},
+          {"senders", status.senders},
+          {"receivers", status.receivers},
           {"memory_bytes", status.memory_bytes}};
 }
 
@@ -130,18 +146,20 @@ int stat(const MailboxArgs& args) {
     return EX_OK;
   }
   fmt::print(
-      "mailbox {}\n  buffering     {}\n  capacity      {}\n  max size      {} bytes\n  queued        {}\n"
-      "  state         {}\n  mode          {:04o}\n  owner uid     {}\n  attached      {}\n  memory        {} bytes\n",
-      status->name, buffering_name(status->buffering), status->capacity, status->max_message_size, status->queued,
-      status->closed ? "closed" : "open", status->mode, status->owner_uid, status->attached, status->memory_bytes);
+      "mailbox {}\n  owner         {}\n  buffering     {}\n  capacity      {}\n  max size      {} bytes\n"
+      "  queued        {}\n  state         {}\n  mode          {:04o}\n  owner uid     {}\n"
+      "  attached      {} ({} sending, {} receiving)\n  memory        {} bytes\n",
+      status->name, owner_text(*status), buffering_name(status->buffering), status->capacity,
+      status->max_message_size, status->queued, status->closed ? "closed" : "open", status->mode, status->owner_uid,
+      status->attached, status->senders, status->receivers, status->memory_bytes);
   return EX_OK;
 }
 
 int list(const MailboxArgs& args) {
   nlohmann::json rows = nlohmann::json::array();
   if (!args.json) {
-    fmt::print("{:<24} {:<9} {:>8} {:>9} {:>7} {:>8} {:>5}  {}\n", "NAME", "BUFFERING", "CAPACITY", "MAX-SIZE",
-               "QUEUED", "ATTACHED", "MODE", "STATE");
+    fmt::print("{:<24} {:<22} {:<9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>5}  {}\n", "NAME", "OWNER", "BUFFERING",
+               "CAPACITY", "MAX-SIZE", "QUEUED", "SENDERS", "RECEIVERS", "MODE", "STATE");
   }
   for (const auto& name : Mailbox::list()) {
     auto status = Mailbox::stat(name);
@@ -154,9 +172,9 @@ int list(const MailboxArgs& args) {
       fmt::print("{:<24} {}\n", name, status.error().message());
       continue;
     }
-    fmt::print("{:<24} {:<9} {:>8} {:>9} {:>7} {:>8} {:>5o}  {}\n", name, buffering_name(status->buffering),
-               status->capacity, status->max_message_size, status->queued, status->attached, status->mode,
-               status->closed ? "closed" : "open");
+    fmt::print("{:<24} {:<22} {:<9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>5o}  {}\n", name, owner_text(*status),
+               buffering_name(status->buffering), status->capacity, status->max_message_size, status->queued,
+               status->senders, status->receivers, status->mode, status->closed ? "closed" : "open");
   }
   if (args.json) fmt::print("{}\n", rows.dump());
   return EX_OK;
@@ -165,6 +183,23 @@ int list(const MailboxArgs& args) {
 int remove(const MailboxArgs& args) {
   auto removed = Mailbox::remove(args.name);
   return removed ? EX_OK : fail(removed.error());
+}
+
+int collect(const MailboxArgs& args) {
+  const auto removed = collect_garbage();
+  if (args.json) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& object : removed) {
+      rows.push_back({{"kind", object.kind}, {"name", object.name}, {"owner_pid", object.owner_pid}});
+    }
+    fmt::print("{}\n", rows.dump());
+    return EX_OK;
+  }
+  for (const auto& object : removed) {
+    fmt::print("removed {} '{}': its owner, process {}, had exited\n", object.kind, object.name, object.owner_pid);
+  }
+  if (removed.empty()) fmt::print("nothing to remove\n");
+  return EX_OK;
 }
 
 void add_wait_options(CLI::App* command, MailboxArgs& args) {
@@ -211,6 +246,10 @@ void add_mailbox_commands(CLI::App& app, int& exit_status) {
   auto* rm_cmd = app.add_subcommand("rm", "Close a mailbox and remove it");
   rm_cmd->add_option("name", args->name, "Mailbox name")->required();
   rm_cmd->callback([args, &exit_status] { exit_status = remove(*args); });
+
+  auto* gc_cmd = app.add_subcommand("gc", "Remove what processes that exited left behind, and say what");
+  gc_cmd->add_flag("--json", args->json, "Print JSON");
+  gc_cmd->callback([args, &exit_status] { exit_status = collect(*args); });
 }
 
 }  // namespace shmbox::cli

@@ -45,12 +45,20 @@ namespace shmbox {
 
 enum class Buffering : std::uint8_t { zero, bounded, unbounded };
 
+// Who a mailbox belongs to. A process-owned mailbox lives as long as the process that
+// created it: when that process removes it, exits or is killed, the mailbox is closed
+// (blocked calls wake with Errc::closed within 100 ms), later opens fail with
+// Errc::not_found, and its memory is freed. A system-owned mailbox belongs to no
+// process and stays until it is removed.
+enum class Ownership : std::uint8_t { process, system };
+
 struct MailboxOptions {
   Buffering buffering = Buffering::bounded;
   std::uint32_t capacity = 64;             // bounded only: messages queued at most
   std::uint32_t max_message_size = 4096;   // bytes
   mode_t mode = 0600;                      // applied exactly
   std::uint32_t max_attached = 64;         // handles (processes) attached at once
+  Ownership ownership = Ownership::process;
 };
 
 struct MailboxStatus {
@@ -63,7 +71,13 @@ struct MailboxStatus {
   mode_t mode = 0;
   uid_t owner_uid = 0;
   std::uint32_t attached = 0;
+  std::uint32_t senders = 0;    // attached handles that have sent
+  std::uint32_t receivers = 0;  // attached handles that have received
   std::size_t memory_bytes = 0;  // memory the mailbox holds in /dev/shm now
+  Ownership ownership = Ownership::process;
+  pid_t owner_pid = 0;         // process-owned only
+  std::string owner_name;      // the owner's command name; empty once it has exited
+  bool owner_alive = false;    // process-owned only
 };
 
 namespace detail {

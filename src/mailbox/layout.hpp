@@ -13,7 +13,7 @@ namespace shmbox::detail {
 inline constexpr std::size_t cache_line = 64;
 
 inline constexpr std::uint64_t mailbox_magic = 0x424d584f424d4853ull;  // "SHMBOXMB" little-endian
-inline constexpr std::uint32_t mailbox_layout_version = 1;
+inline constexpr std::uint32_t mailbox_layout_version = 2;
 
 enum class BufferingCode : std::uint32_t { zero = 0, bounded = 1, unbounded = 2 };
 
@@ -60,6 +60,9 @@ struct alignas(cache_line) Header {
   // Written once by the creator, like the identity.
   alignas(cache_line) ChunkGeometry chunks;  // unbounded mailboxes only; zero otherwise
   std::uint64_t creator;                     // ProcessIdentity::packed()
+  // The owning process (ProcessIdentity::packed()); 0: owned by the system. When the
+  // owner is gone the mailbox is closed and removed (design.md, Ownership).
+  std::uint64_t owner;
 };
 
 inline constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
@@ -76,6 +79,7 @@ static_assert(offsetof(Header, senders_sleeping) == 256);
 static_assert(offsetof(Header, send_selectors_sleeping) == 264);
 static_assert(offsetof(Header, chunks) == 320);
 static_assert(offsetof(Header, creator) == 336);
+static_assert(offsetof(Header, owner) == 344);
 static_assert(offsetof(Header, space_epoch) == 260);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
@@ -96,7 +100,12 @@ struct alignas(cache_line) AttachEntry {
   // as with the index, so that a recovery cannot mistake a new holder's work for the
   // work of the dead one it replaced.
   std::atomic<std::uint64_t> generation;
+  // What the holder has done through this handle (role_sender, role_receiver), for
+  // status reports only: written once per role per handle, never on the hot path.
+  std::atomic<std::uint64_t> roles;
 };
+inline constexpr std::uint64_t role_sender = 1;
+inline constexpr std::uint64_t role_receiver = 2;
 static_assert(sizeof(AttachEntry) == cache_line);
 
 // Unbounded mailboxes: one word per chunk of slots. (lap + 1) << 32 | slots consumed;

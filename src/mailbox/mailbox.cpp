@@ -10,6 +10,7 @@
 #include <new>
 
 #include "mailbox/mailbox_state.hpp"
+#include "mailbox/ownership.hpp"
 #include "mailbox/recovery.hpp"
 #include "mailbox/ring.hpp"
 #include "mailbox/waiting.hpp"
@@ -47,7 +48,7 @@ Result<MailboxName> mailbox_name(std::string_view name) {
   return MailboxName{std::move(*valid), std::move(file_name), std::move(object)};
 }
 
-void initialise(std::span<std::byte> memory, const detail::Geometry& geometry) {
+void initialise(std::span<std::byte> memory, const detail::Geometry& geometry, Ownership ownership) {
   // Runs on the unnamed file: nobody else can see it yet, so plain stores suffice,
   // and the link that publishes the file orders them before any open.
   auto* header = new (memory.data()) detail::Header{};
@@ -67,6 +68,7 @@ void initialise(std::span<std::byte> memory, const detail::Geometry& geometry) {
   };
   header->chunks = geometry.chunks;
   header->creator = platform::current_process().packed();
+  header->owner = ownership == Ownership::process ? header->creator : 0;
   for (std::uint32_t i = 0; i < geometry.attach_capacity; ++i) {
     new (memory.data() + geometry.attach_offset + i * sizeof(detail::AttachEntry)) detail::AttachEntry{};
   }
@@ -121,9 +123,12 @@ Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment opened, con
   auto geometry = detail::validate_identity(identity, chunks, bytes.size(), name.object);
   if (!geometry) return std::unexpected(geometry.error());
   auto* base = const_cast<std::byte*>(bytes.data());
+  std::uint64_t owner = 0;
+  std::memcpy(&owner, bytes.data() + offsetof(detail::Header, owner), sizeof owner);
   auto state = std::make_unique<MailboxState>(MailboxState{
       .name = std::move(name.name),
       .object = std::move(name.object),
+      .file_name = std::move(name.file_name),
       .mapping = std::move(mapping),
       .geometry = *geometry,
       .wait = wait,
@@ -132,6 +137,7 @@ Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment opened, con
   });
   const std::uint64_t count = geometry->slot_count;
   state->index_mask = (count & (count - 1)) == 0 ? count - 1 : 0;
+  state->owner = owner;
   return state;
 }
 
@@ -156,6 +162,8 @@ Result<void> attach(MailboxState& state) {
         table[i].active.store(0, std::memory_order_relaxed);
         const std::uint64_t generation = table[i].generation.fetch_add(1, std::memory_order_acq_rel) + 1;
         state.chunk_tag = detail::chunk_worker_tag(generation, state.self);
+        table[i].roles.store(0, std::memory_order_relaxed);
+        if (state.owner != 0) state.owner_watch = platform::ProcessWatch{state.owner};
         return {};
       }
     }
@@ -172,13 +180,31 @@ void detach(MailboxState& state) noexcept {
   state.entry = nullptr;
 }
 
-std::uint32_t count_attached(const MailboxState& state) {
+struct AttachedCounts {
+  std::uint32_t handles = 0, senders = 0, receivers = 0;
+};
+
+AttachedCounts count_attached(const MailboxState& state) {
   const detail::AttachEntry* table = state.attach_entries();
-  std::uint32_t count = 0;
+  AttachedCounts counts;
   for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
-    if (table[i].identity.load(std::memory_order_acquire) != 0) ++count;
+    if (table[i].identity.load(std::memory_order_acquire) == 0) continue;
+    const std::uint64_t roles = table[i].roles.load(std::memory_order_relaxed);
+    ++counts.handles;
+    if ((roles & detail::role_sender) != 0) ++counts.senders;
+    if ((roles & detail::role_receiver) != 0) ++counts.receivers;
   }
-  return count;
+  return counts;
+}
+
+// A process-owned mailbox whose owner has exited is no longer there for anyone: close
+// it, remove its name, and answer as if it did not exist.
+Result<void> refuse_if_orphaned(MailboxState& state) {
+  if (state.owner == 0 || platform::liveness(state.owner) == platform::Liveness::alive) return {};
+  detail::retire(state);
+  return std::unexpected(Error{Errc::not_found, state.object,
+                               "does not exist: its owner, process " +
+                                   std::to_string(platform::ProcessIdentity::unpack(state.owner).pid) + ", exited"});
 }
 
 Error too_large_error(const MailboxState& state, std::size_t size) {
@@ -187,7 +213,24 @@ Error too_large_error(const MailboxState& state, std::size_t size) {
                    std::to_string(state.geometry.max_message_size)};
 }
 
+bool remove_if_orphaned(const MailboxName& name) {
+  return detail::remove_mailbox_if_orphaned(name.file_name, name.object).has_value();
+}
+
 }  // namespace
+
+namespace detail {
+
+std::optional<pid_t> remove_mailbox_if_orphaned(const std::string& file_name, const std::string& object) {
+  auto segment = SegmentFactory::open(file_name, object, Access::read_write);
+  if (!segment) return std::nullopt;
+  // view() wants the user's name only for errors, which are dropped here.
+  auto state = view(MailboxName{{}, file_name, object}, std::move(*segment), {});
+  if (!state || refuse_if_orphaned(**state)) return std::nullopt;  // unreadable, or its owner lives
+  return platform::ProcessIdentity::unpack((*state)->owner).pid;
+}
+
+}  // namespace detail
 
 Mailbox::Mailbox(std::unique_ptr<detail::MailboxState> state) noexcept : state_(std::move(state)) {}
 Mailbox::Mailbox(Mailbox&& other) noexcept = default;
@@ -207,14 +250,21 @@ Result<Mailbox> Mailbox::create(std::string_view name, const MailboxOptions& opt
   if (!names) return std::unexpected(names.error());
   auto geometry = detail::plan_geometry(options, names->object);
   if (!geometry) return std::unexpected(geometry.error());
-  auto segment = detail::SegmentFactory::create(
-      names->file_name, names->object, geometry->file_size,
-      {.mode = options.mode, .initialize = [&](std::span<std::byte> memory) { initialise(memory, *geometry); }},
-      geometry->reserved_size);
+  auto make = [&] {
+    return detail::SegmentFactory::create(
+        names->file_name, names->object, geometry->file_size,
+        {.mode = options.mode,
+         .initialize = [&](std::span<std::byte> memory) { initialise(memory, *geometry, options.ownership); }},
+        geometry->reserved_size);
+  };
+  auto segment = make();
+  // The name is taken: by a mailbox whose owner has exited, it is free to reuse.
+  if (!segment && segment.error() == Errc::already_exists && remove_if_orphaned(*names)) segment = make();
   if (!segment) return std::unexpected(segment.error());
   auto state = view(std::move(*names), std::move(*segment), wait);
   if (!state) return std::unexpected(state.error());
   if (auto attached = attach(**state); !attached) return std::unexpected(attached.error());
+  if (options.ownership == Ownership::process) detail::remove_at_exit(**state);
   return Mailbox{std::move(*state)};
 }
 
@@ -225,6 +275,7 @@ Result<Mailbox> Mailbox::open(std::string_view name, const WaitPolicy& wait) {
   if (!segment) return std::unexpected(segment.error());
   auto state = view(std::move(*names), std::move(*segment), wait);
   if (!state) return std::unexpected(state.error());
+  if (auto present = refuse_if_orphaned(**state); !present) return std::unexpected(present.error());
   if (auto attached = attach(**state); !attached) return std::unexpected(attached.error());
   return Mailbox{std::move(*state)};
 }
@@ -236,11 +287,10 @@ Result<void> Mailbox::remove(std::string_view name) {
   // mailbox nobody can reach. A corrupt mailbox is removed all the same.
   if (auto segment = detail::SegmentFactory::open(names->file_name, names->object, Access::read_write)) {
     if (auto state = view(*names, std::move(*segment), {})) {
-      (*state)->header->tail.fetch_or(detail::closed_bit, std::memory_order_acq_rel);
-      detail::wake_receivers(**state, true);
-      detail::wake_senders(**state, true);
+      detail::close_mailbox(*(*state)->header);
     }
   }
+  detail::forget_at_exit(names->file_name);
   return detail::SegmentFactory::remove(names->file_name, names->object);
 }
 
@@ -254,6 +304,8 @@ Result<MailboxStatus> Mailbox::stat(std::string_view name) {
   auto state = view(*names, std::move(*segment), {});
   if (!state) return std::unexpected(state.error());
   const MailboxState& s = **state;
+  const AttachedCounts attached = count_attached(s);
+  const bool owner_alive = s.owner != 0 && platform::liveness(s.owner) == platform::Liveness::alive;
   return MailboxStatus{
       .name = s.name,
       .buffering = s.geometry.buffering,
@@ -263,8 +315,14 @@ Result<MailboxStatus> Mailbox::stat(std::string_view name) {
       .closed = detail::is_closed(s),
       .mode = info->mode,
       .owner_uid = info->owner_uid,
-      .attached = count_attached(s),
+      .attached = attached.handles,
+      .senders = attached.senders,
+      .receivers = attached.receivers,
       .memory_bytes = info->allocated,
+      .ownership = s.owner == 0 ? Ownership::system : Ownership::process,
+      .owner_pid = s.owner == 0 ? 0 : platform::ProcessIdentity::unpack(s.owner).pid,
+      .owner_name = owner_alive ? platform::process_name(s.owner) : std::string{},
+      .owner_alive = owner_alive,
   };
 }
 
@@ -292,9 +350,7 @@ bool Mailbox::closed() const noexcept { return detail::is_closed(*state_); }
 std::uint64_t Mailbox::queued() const noexcept { return detail::queued(*state_); }
 
 Result<void> Mailbox::close() {
-  state_->header->tail.fetch_or(detail::closed_bit, std::memory_order_acq_rel);
-  detail::wake_receivers(*state_, true);
-  detail::wake_senders(*state_, true);
+  detail::close_mailbox(*state_->header);
   return {};
 }
 
@@ -304,6 +360,18 @@ namespace {
 Error wait_error(MailboxState& state, detail::Waited waited, Deadline deadline) {
   if (waited == detail::Waited::failed) return std::move(*state.failure);
   return deadline.is_none() ? detail::would_block_error() : detail::timeout_error(state);
+}
+
+// Claims a position to send at, waiting as the deadline allows.
+detail::Waited claim_for_send(MailboxState& state, Deadline deadline, detail::SendClaim& claim) {
+  // A sender that never waits would never look at the owner: look every 1024 sends,
+  // so that sends into a mailbox whose owner has gone start failing.
+  if (--state.sends_until_check == 0) {
+    state.sends_until_check = 1024;
+    detail::watch_owner(state, std::chrono::steady_clock::now());
+  }
+  state.record_role(detail::role_sender);
+  return detail::wait_for(state, detail::Side::send, deadline, [&] { return detail::try_claim_send(state, claim); });
 }
 
 // Zero capacity: after publishing, the send completes only once a receiver has
@@ -336,8 +404,7 @@ Result<void> Mailbox::send(std::span<const std::byte> message, Deadline deadline
     return std::unexpected(detail::would_block_error());
   }
   detail::SendClaim claim{};
-  const detail::Waited waited =
-      detail::wait_for(state, detail::Side::send, deadline, [&] { return detail::try_claim_send(state, claim); });
+  const detail::Waited waited = claim_for_send(state, deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
   if (!message.empty()) std::memcpy(state.payload(*claim.slot), message.data(), message.size());
   detail::publish(state, claim, static_cast<std::uint32_t>(message.size()));
@@ -357,9 +424,11 @@ detail::Waited claim_for_receive(MailboxState& state, std::size_t size_limit, De
     state.receives_until_check = 1024;
     if (const auto now = std::chrono::steady_clock::now(); now >= state.next_periodic_recovery) {
       state.next_periodic_recovery = now + std::chrono::seconds{1};
+      detail::watch_owner(state, now);
       if (detail::recover(state, &claim)) return detail::Waited::done;
     }
   }
+  state.record_role(detail::role_receiver);
   return detail::wait_for(state, detail::Side::receive, deadline,
                           [&] { return detail::try_claim_receive(state, size_limit, claim); });
 }
@@ -393,8 +462,7 @@ Result<SendLoan> Mailbox::loan(std::size_t size, Deadline deadline) {
   MailboxState& state = *state_;
   if (size > state.geometry.max_message_size) return std::unexpected(too_large_error(state, size));
   detail::SendClaim claim{};
-  const detail::Waited waited =
-      detail::wait_for(state, detail::Side::send, deadline, [&] { return detail::try_claim_send(state, claim); });
+  const detail::Waited waited = claim_for_send(state, deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
   return SendLoan{&state, claim.position, {state.payload(*claim.slot), size}};
 }

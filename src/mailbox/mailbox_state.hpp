@@ -11,6 +11,7 @@
 #include <string>
 
 #include "mailbox/layout.hpp"
+#include "platform/process.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
 
@@ -45,6 +46,7 @@ Result<Geometry> validate_identity(const Identity& identity, const ChunkGeometry
 struct MailboxState {
   std::string name;    // the user's name
   std::string object;  // "mailbox 'name'" for errors
+  std::string file_name;  // in /dev/shm
   // Shared by every handle on the same mailbox file in this process: one mapping per
   // process, so threads of one process touch the same addresses (which is also what
   // lets ThreadSanitizer check the ring), and a 1 TiB unbounded range is mapped once.
@@ -68,7 +70,15 @@ struct MailboxState {
   std::chrono::steady_clock::time_point next_periodic_recovery{};
   // The error of the last attempt that failed (see ring.hpp, Attempt).
   std::optional<Error> failure;
-
+  // The owning process as the header said at attach (0: system-owned), and a watch on
+  // it that waiters check (ownership.hpp).
+  std::uint64_t owner = 0;
+  platform::ProcessWatch owner_watch;
+  std::chrono::steady_clock::time_point next_owner_check{};
+  // Senders that never wait look at the owner now and then: every 1024 sends.
+  std::uint32_t sends_until_check = 1024;
+  // The roles already recorded in our attach entry (role_sender, role_receiver).
+  std::uint64_t roles_recorded = 0;
 
   // slot_count - 1 when it is a power of two: a mask instead of a 64-bit division,
   // which costs tens of cycles on every operation.
@@ -97,6 +107,12 @@ struct MailboxState {
 
   Error corrupt(std::string detail) const { return Error{Errc::corrupt, object, std::move(detail)}; }
   Error closed_error() const { return Error{Errc::closed, object, "is closed"}; }
+  // Marks this handle as a sender or receiver in its attach entry, once.
+  void record_role(std::uint64_t role) noexcept {
+    if ((roles_recorded & role) != 0 || entry == nullptr) return;
+    roles_recorded |= role;
+    entry->roles.fetch_or(role, std::memory_order_relaxed);
+  }
   // Records `error` as the outcome of the current attempt.
   template <class Outcome>
   Outcome fail(Error error, Outcome failed) {

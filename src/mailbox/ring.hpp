@@ -129,6 +129,13 @@ inline void wake_senders(MailboxState& state, bool all) noexcept {
   }
 }
 
+// Closes the mailbox for everyone and wakes every waiter on either side (rare: no
+// check for sleepers first).
+inline void close_mailbox(Header& header) noexcept {
+  header.tail.fetch_or(closed_bit, std::memory_order_acq_rel);
+  wake(header.data_epoch, header.receive_selectors_sleeping, true);
+  wake(header.space_epoch, header.send_selectors_sleeping, true);
+}
 
 // Makes a claimed slot's first `size` bytes visible to receivers and wakes one.
 inline void publish(MailboxState& state, const SendClaim& claim, std::uint32_t size) noexcept {

@@ -1,5 +1,6 @@
 #include "shmbox/selector.hpp"
 
+#include <algorithm>
 #include <array>
 #include <thread>
 
@@ -53,6 +54,7 @@ Result<std::size_t> Selector::wait(Deadline deadline) {
       if (const auto index = first_ready(); index < watched_.size()) return found(index);
       if (round % 16 == 0) {
         const auto now = Clock::now();
+        for (const auto& watched : watched_) detail::watch_owner(watched.mailbox->state(), now);
         if (!deadline.is_forever() && now >= deadline.until()) return timed_out();
         if (wait_.mode == WaitMode::adaptive && now >= spin_until) break;
         if (round % 512 == 0) platform::yield_cpu();
@@ -84,7 +86,9 @@ Result<std::size_t> Selector::wait(Deadline deadline) {
     const std::size_t index = first_ready();
     const bool expired = deadline.expired();
     if (index == watched_.size() && !expired) {
-      const auto nap_until = detail::nap_deadline(until, barrier_issued);
+      const bool owned = std::any_of(watched_.begin(), watched_.end(),
+                                     [](const Watched& watched) { return watched.mailbox->state().owner != 0; });
+      const auto nap_until = detail::nap_deadline(until, barrier_issued, owned);
       if (platform::futex_wait_any({targets.data(), watched_.size()}, nap_until) == platform::FutexWait::unsupported) {
         // No futex_waitv (Linux before 5.16): nap briefly and look again.
         std::this_thread::sleep_until(std::min(*nap_until, Clock::now() + std::chrono::milliseconds{1}));
@@ -92,6 +96,7 @@ Result<std::size_t> Selector::wait(Deadline deadline) {
     }
     for (const auto& watched : watched_) {
       counter(*watched.mailbox->state().header, watched.interest).fetch_sub(1, std::memory_order_relaxed);
+      detail::watch_owner(watched.mailbox->state(), Clock::now());
     }
     if (index < watched_.size()) return found(index);
     if (expired) return timed_out();

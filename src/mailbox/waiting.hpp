@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "mailbox/mailbox_state.hpp"
+#include "mailbox/ownership.hpp"
 #include "mailbox/ring.hpp"
 #include "platform/barrier.hpp"
 #include "platform/futex.hpp"
@@ -54,11 +55,15 @@ class PresenceGuard {
 
 // How long one sleep may last. Never more than 100 ms: a sleeper re-checks at least
 // that often, so that a wake-up lost to a peer that died or scribbled over the
-// counters makes it late, not stuck. Without membarrier a waker with light checks
-// could miss us altogether: then 2 ms.
+// counters makes it late, not stuck. A process-owned mailbox's owner is looked at
+// every owner_check_interval: its exit wakes nobody. Without membarrier a waker with
+// light checks could miss us altogether: then 2 ms.
 inline std::optional<platform::MonotonicTime> nap_deadline(std::optional<platform::MonotonicTime> until,
-                                                           bool barrier_issued) {
-  const auto cap = Deadline::clock::now() + (barrier_issued ? std::chrono::milliseconds{100} : std::chrono::milliseconds{2});
+                                                           bool barrier_issued, bool owned) {
+  const std::chrono::milliseconds longest = !barrier_issued ? std::chrono::milliseconds{2}
+                                            : owned         ? owner_check_interval
+                                                            : std::chrono::milliseconds{100};
+  const auto cap = Deadline::clock::now() + longest;
   return until && *until < cap ? until : std::optional{cap};
 }
 
@@ -101,6 +106,7 @@ Waited wait_for(MailboxState& state, Side side, Deadline deadline, AttemptFn&& a
           state.recovery_requested = true;
           next_recovery = now + recovery_interval;
         }
+        watch_owner(state, now);
         // On an overcommitted machine the peer we wait for may need this CPU.
         if (round % 512 == 0) platform::yield_cpu();
       }
@@ -121,12 +127,14 @@ Waited wait_for(MailboxState& state, Side side, Deadline deadline, AttemptFn&& a
       words.sleeping.fetch_sub(1, std::memory_order_relaxed);
       return result != Attempt::not_yet ? outcome(result) : Waited::expired;
     }
-    platform::futex_wait(words.epoch, epoch, nap_deadline(until, barrier_issued));
+    platform::futex_wait(words.epoch, epoch, nap_deadline(until, barrier_issued, state.owner != 0));
     words.sleeping.fetch_sub(1, std::memory_order_relaxed);
-    if (const auto now = Clock::now(); now >= next_recovery) {
+    const auto now = Clock::now();
+    if (now >= next_recovery) {
       state.recovery_requested = true;
       next_recovery = now + recovery_interval;
     }
+    watch_owner(state, now);
   }
 }
 

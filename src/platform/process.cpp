@@ -1,6 +1,8 @@
 #include "platform/process.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <array>
@@ -86,6 +88,46 @@ Liveness liveness(std::uint64_t packed) noexcept {
   // A zombie has finished running: whatever it held, it will never release.
   if (fields.state == 'Z' || fields.state == 'X') return Liveness::dead;
   return (fields.start_time & 0xffffffffu) == identity.start_time ? Liveness::alive : Liveness::dead;
+}
+
+std::string process_name(std::uint64_t packed) {
+  if (liveness(packed) == Liveness::dead) return {};
+  const std::string path = "/proc/" + std::to_string(ProcessIdentity::unpack(packed).pid) + "/comm";
+  const UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (!fd) return {};
+  std::array<char, 64> buffer{};
+  const ssize_t got = ::read(fd.get(), buffer.data(), buffer.size());
+  if (got <= 0) return {};
+  std::string name{buffer.data(), static_cast<std::size_t>(got)};
+  while (!name.empty() && name.back() == '\n') name.pop_back();
+  return name;
+}
+
+ProcessWatch::ProcessWatch(std::uint64_t packed) noexcept : packed_(packed) {
+  const pid_t pid = ProcessIdentity::unpack(packed).pid;
+  if (pid <= 0) {
+    exited_ = true;
+    return;
+  }
+  const long fd = ::syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) {
+    exited_ = errno == ESRCH;
+    return;
+  }
+  pidfd_.reset(static_cast<int>(fd));
+  // Opened after a check of the start time could be a recycled pid's: check after.
+  exited_ = liveness(packed) == Liveness::dead;
+}
+
+bool ProcessWatch::exited() noexcept {
+  if (exited_) return true;
+  if (pidfd_) {
+    pollfd poller{.fd = pidfd_.get(), .events = POLLIN, .revents = 0};
+    exited_ = ::poll(&poller, 1, 0) > 0;  // a pidfd is readable once its process has exited
+  } else {
+    exited_ = liveness(packed_) == Liveness::dead;
+  }
+  return exited_;
 }
 
 }  // namespace shmbox::platform

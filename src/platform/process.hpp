@@ -7,6 +7,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+
+#include "platform/unique_fd.hpp"
 
 namespace shmbox::platform {
 
@@ -34,5 +37,25 @@ enum class Liveness { alive, dead };
 
 // Whether the process `packed` describes still runs (same pid, same start time).
 Liveness liveness(std::uint64_t packed) noexcept;
+
+// The command name of the process `packed` describes (/proc/<pid>/comm), or "" if it
+// is not running.
+std::string process_name(std::uint64_t packed);
+
+// Watches one process for its exit. A check is one poll() on a pidfd (no /proc read),
+// cheap enough for a waiter to make every few milliseconds. The pidfd is opened by pid
+// and then the start time is checked, so a recycled pid is seen as the exit it is.
+class ProcessWatch {
+ public:
+  ProcessWatch() noexcept = default;
+  explicit ProcessWatch(std::uint64_t packed) noexcept;
+
+  bool exited() noexcept;
+
+ private:
+  std::uint64_t packed_ = 0;
+  UniqueFd pidfd_;  // invalid: no pidfd support, fall back to liveness()
+  bool exited_ = false;
+};
 
 }  // namespace shmbox::platform

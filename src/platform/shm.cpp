@@ -84,6 +84,14 @@ Result<void> unlink_shm_file(std::string_view name, const std::string& object) {
   return {};
 }
 
+void unlink_shm_file_if_same(std::string_view name, int fd) noexcept {
+  const std::string path = shm_path(name);
+  struct stat ours {};
+  struct stat named {};
+  if (::fstat(fd, &ours) != 0 || ::lstat(path.c_str(), &named) != 0) return;
+  if (ours.st_dev == named.st_dev && ours.st_ino == named.st_ino) (void)::unlink(path.c_str());
+}
+
 Result<FileStatus> file_status(int fd, const std::string& object) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return std::unexpected(system_error(errno, object, "cannot stat"));

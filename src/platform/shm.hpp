@@ -31,6 +31,11 @@ Result<UniqueFd> open_shm_file(std::string_view name, bool writable, const std::
 
 Result<void> unlink_shm_file(std::string_view name, const std::string& object);
 
+// Unlinks `name` only if it still names the file open as `fd`: a process removing an
+// object it found orphaned must not remove a new object created under the same name.
+// (The check and the unlink are two calls; design.md, Ownership, bounds the race.)
+void unlink_shm_file_if_same(std::string_view name, int fd) noexcept;
+
 struct FileStatus {
   std::size_t size;
   mode_t mode;

@@ -1,0 +1,24 @@
+// Finding what killed processes left behind. A process-owned object whose owner has
+// exited is closed and removed by the first process that notices: a waiter on it, an
+// open of it, a create under its name. collect_garbage() looks at every object at once
+// (the CLI's `shmbox gc`); no daemon is needed.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace shmbox {
+
+struct RemovedObject {
+  std::string kind;  // "mailbox", "endpoint", "lane"
+  std::string name;
+  pid_t owner_pid = 0;  // the owner that had exited
+};
+
+// Removes every object in /dev/shm whose owning process has exited, and says what it
+// removed. Objects the caller may not remove, and corrupt ones, are left alone.
+[[nodiscard]] std::vector<RemovedObject> collect_garbage();
+
+}  // namespace shmbox

@@ -1,0 +1,43 @@
+// Process-owned mailboxes: when the owning process exits, however it exits, the
+// mailbox is closed and removed by whoever notices first. design.md ("Ownership").
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "mailbox/mailbox_state.hpp"
+
+namespace shmbox::detail {
+
+// How often a waiter looks at the owner, and the longest it sleeps between looks:
+// together they bound how late a blocked call learns that the owner is gone.
+inline constexpr std::chrono::milliseconds owner_check_interval{20};
+
+// Closes the mailbox for everyone, wakes every waiter, and removes its name if the
+// name still belongs to this file.
+void retire(MailboxState& state) noexcept;
+
+// Retires the mailbox if its owner has exited; returns whether it did. One poll().
+bool retire_if_orphaned(MailboxState& state) noexcept;
+
+// For waiters: looks at the owner at most once per owner_check_interval.
+inline void watch_owner(MailboxState& state, std::chrono::steady_clock::time_point now) noexcept {
+  if (state.owner == 0 || now < state.next_owner_check) return;
+  state.next_owner_check = now + owner_check_interval;
+  (void)retire_if_orphaned(state);
+}
+
+// A process-owned mailbox this process created: removed when the process exits
+// normally (at exit), unless removed before.
+void remove_at_exit(const MailboxState& state);
+void forget_at_exit(const std::string& file_name) noexcept;
+
+// Opens the mailbox file `file_name` and, if its owner has exited, retires it and
+// returns the owner's pid. nullopt if it is owned by a live process or the system, or
+// cannot be opened read-write or validated (then it is left alone).
+std::optional<pid_t> remove_mailbox_if_orphaned(const std::string& file_name, const std::string& object);
+
+}  // namespace shmbox::detail
