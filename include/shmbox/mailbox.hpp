@@ -82,6 +82,7 @@ struct MailboxStatus {
 
 namespace detail {
 struct MailboxState;
+struct MailboxFactory;
 }
 
 class Mailbox;
@@ -205,6 +206,7 @@ class Mailbox {
  private:
   friend class SendLoan;
   friend class ReceivedMessage;
+  friend struct detail::MailboxFactory;
   explicit Mailbox(std::unique_ptr<detail::MailboxState> state) noexcept;
   Error wrong_size_error(std::size_t got, std::size_t expected) const;
 

@@ -27,11 +27,7 @@ using detail::MailboxState;
 
 constexpr std::string_view kind = "mailbox";
 
-struct MailboxName {
-  std::string name;
-  std::string file_name;
-  std::string object;
-};
+using MailboxName = detail::MailboxFile;
 
 Result<MailboxName> mailbox_name(std::string_view name) {
   auto valid = detail::validate_name(kind, name);
@@ -48,7 +44,7 @@ Result<MailboxName> mailbox_name(std::string_view name) {
   return MailboxName{std::move(*valid), std::move(file_name), std::move(object)};
 }
 
-void initialise(std::span<std::byte> memory, const detail::Geometry& geometry, Ownership ownership) {
+void initialise(std::span<std::byte> memory, const detail::Geometry& geometry, std::uint64_t owner) {
   // Runs on the unnamed file: nobody else can see it yet, so plain stores suffice,
   // and the link that publishes the file orders them before any open.
   auto* header = new (memory.data()) detail::Header{};
@@ -68,7 +64,7 @@ void initialise(std::span<std::byte> memory, const detail::Geometry& geometry, O
   };
   header->chunks = geometry.chunks;
   header->creator = platform::current_process().packed();
-  header->owner = ownership == Ownership::process ? header->creator : 0;
+  header->owner = owner;
   for (std::uint32_t i = 0; i < geometry.attach_capacity; ++i) {
     new (memory.data() + geometry.attach_offset + i * sizeof(detail::AttachEntry)) detail::AttachEntry{};
   }
@@ -245,53 +241,69 @@ Mailbox::~Mailbox() {
   if (state_) detach(*state_);
 }
 
-Result<Mailbox> Mailbox::create(std::string_view name, const MailboxOptions& options, const WaitPolicy& wait) {
-  auto names = mailbox_name(name);
-  if (!names) return std::unexpected(names.error());
-  auto geometry = detail::plan_geometry(options, names->object);
+namespace detail {
+
+Result<Mailbox> MailboxFactory::create(MailboxFile names, const MailboxOptions& options, const WaitPolicy& wait,
+                                       std::uint64_t owner) {
+  auto geometry = plan_geometry(options, names.object);
   if (!geometry) return std::unexpected(geometry.error());
   auto make = [&] {
-    return detail::SegmentFactory::create(
-        names->file_name, names->object, geometry->file_size,
+    return SegmentFactory::create(
+        names.file_name, names.object, geometry->file_size,
         {.mode = options.mode,
-         .initialize = [&](std::span<std::byte> memory) { initialise(memory, *geometry, options.ownership); }},
+         .initialize = [&](std::span<std::byte> memory) { initialise(memory, *geometry, owner); }},
         geometry->reserved_size);
   };
   auto segment = make();
   // The name is taken: by a mailbox whose owner has exited, it is free to reuse.
-  if (!segment && segment.error() == Errc::already_exists && remove_if_orphaned(*names)) segment = make();
+  if (!segment && segment.error() == Errc::already_exists && remove_if_orphaned(names)) segment = make();
   if (!segment) return std::unexpected(segment.error());
-  auto state = view(std::move(*names), std::move(*segment), wait);
+  auto state = view(std::move(names), std::move(*segment), wait);
   if (!state) return std::unexpected(state.error());
   if (auto attached = attach(**state); !attached) return std::unexpected(attached.error());
-  if (options.ownership == Ownership::process) detail::remove_at_exit(**state);
+  if (owner == platform::current_process().packed()) remove_at_exit(**state);
   return Mailbox{std::move(*state)};
 }
 
-Result<Mailbox> Mailbox::open(std::string_view name, const WaitPolicy& wait) {
-  auto names = mailbox_name(name);
-  if (!names) return std::unexpected(names.error());
-  auto segment = detail::SegmentFactory::open(names->file_name, names->object, Access::read_write);
+Result<Mailbox> MailboxFactory::open(MailboxFile names, const WaitPolicy& wait) {
+  auto segment = SegmentFactory::open(names.file_name, names.object, Access::read_write);
   if (!segment) return std::unexpected(segment.error());
-  auto state = view(std::move(*names), std::move(*segment), wait);
+  auto state = view(std::move(names), std::move(*segment), wait);
   if (!state) return std::unexpected(state.error());
   if (auto present = refuse_if_orphaned(**state); !present) return std::unexpected(present.error());
   if (auto attached = attach(**state); !attached) return std::unexpected(attached.error());
   return Mailbox{std::move(*state)};
 }
 
+Result<void> MailboxFactory::remove(const MailboxFile& names) {
+  // Close first, so that processes still mapping it wake instead of waiting on a
+  // mailbox nobody can reach. A corrupt mailbox is removed all the same.
+  if (auto segment = SegmentFactory::open(names.file_name, names.object, Access::read_write)) {
+    if (auto state = view(names, std::move(*segment), {})) close_mailbox(*(*state)->header);
+  }
+  forget_at_exit(names.file_name);
+  return SegmentFactory::remove(names.file_name, names.object);
+}
+
+}  // namespace detail
+
+Result<Mailbox> Mailbox::create(std::string_view name, const MailboxOptions& options, const WaitPolicy& wait) {
+  auto names = mailbox_name(name);
+  if (!names) return std::unexpected(names.error());
+  const std::uint64_t owner = options.ownership == Ownership::process ? platform::current_process().packed() : 0;
+  return detail::MailboxFactory::create(std::move(*names), options, wait, owner);
+}
+
+Result<Mailbox> Mailbox::open(std::string_view name, const WaitPolicy& wait) {
+  auto names = mailbox_name(name);
+  if (!names) return std::unexpected(names.error());
+  return detail::MailboxFactory::open(std::move(*names), wait);
+}
+
 Result<void> Mailbox::remove(std::string_view name) {
   auto names = mailbox_name(name);
   if (!names) return std::unexpected(names.error());
-  // Close first, so that processes still mapping it wake instead of waiting on a
-  // mailbox nobody can reach. A corrupt mailbox is removed all the same.
-  if (auto segment = detail::SegmentFactory::open(names->file_name, names->object, Access::read_write)) {
-    if (auto state = view(*names, std::move(*segment), {})) {
-      detail::close_mailbox(*(*state)->header);
-    }
-  }
-  detail::forget_at_exit(names->file_name);
-  return detail::SegmentFactory::remove(names->file_name, names->object);
+  return detail::MailboxFactory::remove(*names);
 }
 
 Result<MailboxStatus> Mailbox::stat(std::string_view name) {

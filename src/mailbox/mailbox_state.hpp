@@ -22,6 +22,24 @@ inline constexpr std::uint32_t max_message_size_limit = 1u << 30;
 inline constexpr std::uint32_t max_attach_capacity = 0xfffe;  // owner field is 16 bits, 0 = none
 inline constexpr std::uint64_t max_mailbox_bytes = std::uint64_t{1} << 40;
 
+// A mailbox's names: the user's, the file's in /dev/shm, and the one errors show.
+struct MailboxFile {
+  std::string name;
+  std::string file_name;
+  std::string object;
+};
+
+// Mailboxes under any file name and with any owner: Mailbox's own calls, and the
+// lanes of endpoints, which are mailboxes under names of their own.
+struct MailboxFactory {
+  // owner: ProcessIdentity::packed() of the owning process, 0 for the system. A
+  // mailbox this process owns is also removed at its exit.
+  static Result<Mailbox> create(MailboxFile names, const MailboxOptions& options, const WaitPolicy& wait,
+                                std::uint64_t owner);
+  static Result<Mailbox> open(MailboxFile names, const WaitPolicy& wait);
+  static Result<void> remove(const MailboxFile& names);
+};
+
 struct Geometry {
   Buffering buffering;
   std::uint32_t capacity;
