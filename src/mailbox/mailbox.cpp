@@ -1,6 +1,5 @@
 #include "shmbox/mailbox.hpp"
 
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -309,11 +308,15 @@ Result<void> Mailbox::remove(std::string_view name) {
 Result<MailboxStatus> Mailbox::stat(std::string_view name) {
   auto names = mailbox_name(name);
   if (!names) return std::unexpected(names.error());
-  auto info = detail::SegmentFactory::stat(names->file_name, names->object);
+  return detail::MailboxFactory::stat(*names);
+}
+
+Result<MailboxStatus> detail::MailboxFactory::stat(const MailboxFile& names) {
+  auto info = detail::SegmentFactory::stat(names.file_name, names.object);
   if (!info) return std::unexpected(info.error());
-  auto segment = detail::SegmentFactory::open(names->file_name, names->object, Access::read_only);
+  auto segment = detail::SegmentFactory::open(names.file_name, names.object, Access::read_only);
   if (!segment) return std::unexpected(segment.error());
-  auto state = view(*names, std::move(*segment), {});
+  auto state = view(names, std::move(*segment), {});
   if (!state) return std::unexpected(state.error());
   const MailboxState& s = **state;
   const AttachedCounts attached = count_attached(s);
@@ -338,21 +341,7 @@ Result<MailboxStatus> Mailbox::stat(std::string_view name) {
   };
 }
 
-std::vector<std::string> Mailbox::list() {
-  std::vector<std::string> names;
-  const std::string dir{platform::shm_directory};
-  DIR* stream = ::opendir(dir.c_str());
-  if (stream == nullptr) return names;
-  while (const dirent* entry = ::readdir(stream)) {
-    const std::string_view file{entry->d_name};
-    if (file.starts_with(detail::mailbox_file_prefix)) {
-      names.emplace_back(file.substr(detail::mailbox_file_prefix.size()));
-    }
-  }
-  ::closedir(stream);
-  std::sort(names.begin(), names.end());
-  return names;
-}
+std::vector<std::string> Mailbox::list() { return platform::list_shm_names(detail::mailbox_file_prefix); }
 
 const std::string& Mailbox::name() const noexcept { return state_->name; }
 Buffering Mailbox::buffering() const noexcept { return state_->geometry.buffering; }

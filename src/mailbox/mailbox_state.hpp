@@ -38,6 +38,7 @@ struct MailboxFactory {
                                 std::uint64_t owner);
   static Result<Mailbox> open(MailboxFile names, const WaitPolicy& wait);
   static Result<void> remove(const MailboxFile& names);
+  static Result<MailboxStatus> stat(const MailboxFile& names);
 };
 
 struct Geometry {

@@ -1,6 +1,7 @@
 #include "mailbox/ownership.hpp"
 
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -11,16 +12,15 @@
 namespace shmbox::detail {
 namespace {
 
-struct OwnedMailbox {
+struct OwnedObject {
   std::string file_name;
-  std::shared_ptr<const Segment> mapping;  // kept so that exit can close it without opening
-  Header* header;
   std::uint64_t owner;
+  std::function<void()> retire;
 };
 
 struct ExitRegistry {
   std::mutex lock;
-  std::vector<OwnedMailbox> owned;
+  std::vector<OwnedObject> owned;
 };
 
 ExitRegistry& registry() {
@@ -30,16 +30,17 @@ ExitRegistry& registry() {
 }
 
 void remove_owned_at_exit() {
-  ExitRegistry& exiting = registry();
-  const std::scoped_lock guard{exiting.lock};
+  std::vector<OwnedObject> owned;
+  {
+    ExitRegistry& exiting = registry();
+    const std::scoped_lock guard{exiting.lock};
+    owned.swap(exiting.owned);
+  }
   // A forked child inherits the list but owns none of it.
   const std::uint64_t me = platform::current_process().packed();
-  for (OwnedMailbox& mailbox : exiting.owned) {
-    if (mailbox.owner != me) continue;
-    close_mailbox(*mailbox.header);
-    platform::unlink_shm_file_if_same(mailbox.file_name, SegmentFactory::descriptor(*mailbox.mapping));
+  for (OwnedObject& object : owned) {
+    if (object.owner == me) object.retire();
   }
-  exiting.owned.clear();
 }
 
 }  // namespace
@@ -56,18 +57,26 @@ bool retire_if_orphaned(MailboxState& state) noexcept {
   return true;
 }
 
-void remove_at_exit(const MailboxState& state) {
+void retire_at_exit(std::string file_name, std::uint64_t owner, std::function<void()> retire) {
   ExitRegistry& exiting = registry();
   const std::scoped_lock guard{exiting.lock};
   static const bool registered = std::atexit(remove_owned_at_exit) == 0;
   (void)registered;
-  exiting.owned.push_back({state.file_name, state.mapping, state.header, state.owner});
+  exiting.owned.push_back({std::move(file_name), owner, std::move(retire)});
+}
+
+void remove_at_exit(const MailboxState& state) {
+  // The mapping is kept so that exit can close the mailbox without opening it again.
+  retire_at_exit(state.file_name, state.owner, [file_name = state.file_name, mapping = state.mapping, header = state.header] {
+    close_mailbox(*header);
+    platform::unlink_shm_file_if_same(file_name, SegmentFactory::descriptor(*mapping));
+  });
 }
 
 void forget_at_exit(const std::string& file_name) noexcept {
   ExitRegistry& exiting = registry();
   const std::scoped_lock guard{exiting.lock};
-  std::erase_if(exiting.owned, [&](const OwnedMailbox& mailbox) { return mailbox.file_name == file_name; });
+  std::erase_if(exiting.owned, [&](const OwnedObject& object) { return object.file_name == file_name; });
 }
 
 }  // namespace shmbox::detail

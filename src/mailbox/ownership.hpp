@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -33,6 +34,9 @@ inline void watch_owner(MailboxState& state, std::chrono::steady_clock::time_poi
 // A process-owned mailbox this process created: removed when the process exits
 // normally (at exit), unless removed before.
 void remove_at_exit(const MailboxState& state);
+// Any process-owned object: `retire` runs at a normal exit of `owner` (not of a
+// forked child), unless forget_at_exit(file_name) ran first.
+void retire_at_exit(std::string file_name, std::uint64_t owner, std::function<void()> retire);
 void forget_at_exit(const std::string& file_name) noexcept;
 
 // Opens the mailbox file `file_name` and, if its owner has exited, retires it and

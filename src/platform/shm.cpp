@@ -1,11 +1,13 @@
 #include "platform/shm.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <limits>
 
@@ -82,6 +84,20 @@ Result<void> unlink_shm_file(std::string_view name, const std::string& object) {
   const std::string path = shm_path(name);
   if (::unlink(path.c_str()) != 0) return std::unexpected(system_error(errno, object, "cannot remove"));
   return {};
+}
+
+std::vector<std::string> list_shm_names(std::string_view prefix) {
+  std::vector<std::string> names;
+  const std::string directory{shm_directory};
+  DIR* stream = ::opendir(directory.c_str());
+  if (stream == nullptr) return names;
+  while (const dirent* entry = ::readdir(stream)) {
+    const std::string_view file{entry->d_name};
+    if (file.starts_with(prefix)) names.emplace_back(file.substr(prefix.size()));
+  }
+  ::closedir(stream);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 void unlink_shm_file_if_same(std::string_view name, int fd) noexcept {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "platform/unique_fd.hpp"
 #include "shmbox/error.hpp"
@@ -54,6 +55,9 @@ Result<void> set_sparse_size(int fd, std::size_t size, const std::string& object
 Result<void> reserve_range(int fd, std::size_t offset, std::size_t length, const std::string& object);
 // False if the memory could not be given back (the range is then left as it was).
 bool release_range(int fd, std::size_t offset, std::size_t length) noexcept;
+
+// The names in /dev/shm that start with `prefix`, with the prefix cut off, sorted.
+std::vector<std::string> list_shm_names(std::string_view prefix);
 
 // Total bytes of the filesystem under /dev/shm, or 0 if it cannot be read.
 std::size_t shm_capacity() noexcept;

@@ -1,0 +1,48 @@
+// Endpoint files and their lanes, for the endpoint itself and for whoever inspects or
+// cleans up after it (stat, gc).
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "endpoint/layout.hpp"
+#include "mailbox/mailbox_state.hpp"
+#include "shmbox/endpoint.hpp"
+
+namespace shmbox::detail {
+
+inline constexpr std::string_view endpoint_file_prefix = "shmbox.ep.";
+// Lane i of endpoint P is the mailbox file "shmbox.ln.P.i".
+inline constexpr std::string_view lane_file_prefix = "shmbox.ln.";
+
+using EndpointFile = MailboxFile;  // the same three names
+
+// A validated mapping of an endpoint file, with local copies of its immutable fields.
+struct EndpointView {
+  EndpointFile names;
+  std::shared_ptr<const Segment> mapping;
+  EndpointHeader* header;
+  LaneEntry* table;  // max_peers entries
+  std::uint32_t max_peers;
+  MailboxOptions lane;  // buffering, capacity, max_message_size of every lane
+  std::uint64_t owner;
+  mode_t mode;  // the file's: lanes get the same
+};
+
+Result<EndpointFile> endpoint_file(std::string_view name);
+MailboxFile lane_file(const EndpointView& endpoint, std::uint32_t index);
+Result<EndpointView> view_endpoint(EndpointFile names, Segment opened);
+Result<EndpointView> open_endpoint(EndpointFile names, Access access);
+
+// Closes the endpoint (senders blocked on its lanes wake with Closed), removes its
+// lanes, then its name.
+void retire_endpoint(const EndpointView& endpoint) noexcept;
+
+// Retires the endpoint `name` if its process has exited; that process's pid if so.
+std::optional<pid_t> remove_endpoint_if_orphaned(std::string_view name);
+
+}  // namespace shmbox::detail
