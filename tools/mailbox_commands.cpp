@@ -11,6 +11,7 @@
 #include "cli_support.hpp"
 #include "commands.hpp"
 #include "shmbox/cleanup.hpp"
+#include "shmbox/endpoint.hpp"
 #include "shmbox/mailbox.hpp"
 
 namespace shmbox::cli {
@@ -27,6 +28,10 @@ struct MailboxArgs {
   std::string timeout;
   std::uint64_t count = 1;
   bool json = false;
+  // Endpoints: send --to P, recv --from Q, both as the endpoint --as.
+  std::string to;
+  std::string from;
+  std::string as;
 };
 
 const char* buffering_name(Buffering buffering) {
@@ -60,24 +65,18 @@ int create(const MailboxArgs& args) {
   return box ? EX_OK : fail(box.error());
 }
 
-int send(const MailboxArgs& args) {
-  auto deadline = deadline_of(args);
-  if (!deadline) return fail(deadline.error());
-  auto box = Mailbox::open(args.name);
-  if (!box) return fail(box.error());
-  auto send_one = [&](const std::string& text) -> int {
-    auto sent = box->send(as_bytes(text), *deadline);
-    if (!sent) {
-      // would_block carries no object (it is allocation-free); name it here.
-      if (sent.error().errc() == Errc::would_block) {
-        const char* cause = box->buffering() == Buffering::zero ? "has no receiver waiting; nothing was sent"
-                                                                 : "is full; nothing was sent";
-        return fail(Error{Errc::would_block, "mailbox '" + box->name() + "'", cause});
-      }
-      return fail(sent.error());
-    }
-    return EX_OK;
-  };
+int usage_error(const char* what) {
+  return fail(Error{Errc::invalid_argument, {}, what});
+}
+
+// An endpoint to send or receive through: --as NAME, or one named after this process.
+Result<Endpoint> join_as(const MailboxArgs& args) {
+  return Endpoint::join(args.as.empty() ? "shmbox-cli-" + std::to_string(::getpid()) : args.as);
+}
+
+// Sends each message given, or else each line of stdin, with `send_one`.
+template <class SendOne>
+int send_each(const MailboxArgs& args, SendOne&& send_one) {
   if (!args.messages.empty()) {
     for (const auto& message : args.messages) {
       if (const int status = send_one(message); status != EX_OK) return status;
@@ -90,9 +89,79 @@ int send(const MailboxArgs& args) {
   return EX_OK;
 }
 
-int receive(const MailboxArgs& args) {
+int send(MailboxArgs args) {
+  if (!args.to.empty() && !args.name.empty()) {
+    // With --to there is no mailbox name: the first word is the first message.
+    args.messages.insert(args.messages.begin(), std::move(args.name));
+    args.name.clear();
+  }
+  if (args.name.empty() == args.to.empty()) return usage_error("send takes a mailbox name or --to ENDPOINT");
   auto deadline = deadline_of(args);
   if (!deadline) return fail(deadline.error());
+  if (!args.to.empty()) {
+    auto me = join_as(args);
+    if (!me) return fail(me.error());
+    return send_each(args, [&](const std::string& text) -> int {
+      auto sent = me->send(args.to, as_bytes(text), *deadline);
+      if (sent) return EX_OK;
+      if (sent.error().errc() == Errc::would_block) {
+        return fail(Error{Errc::would_block, "endpoint '" + args.to + "'", "cannot take it now; nothing was sent"});
+      }
+      return fail(sent.error());
+    });
+  }
+  auto box = Mailbox::open(args.name);
+  if (!box) return fail(box.error());
+  return send_each(args, [&](const std::string& text) -> int {
+    auto sent = box->send(as_bytes(text), *deadline);
+    if (!sent) {
+      // would_block carries no object (it is allocation-free); name it here.
+      if (sent.error().errc() == Errc::would_block) {
+        const char* cause = box->buffering() == Buffering::zero ? "has no receiver waiting; nothing was sent"
+                                                                 : "is full; nothing was sent";
+        return fail(Error{Errc::would_block, "mailbox '" + box->name() + "'", cause});
+      }
+      return fail(sent.error());
+    }
+    return EX_OK;
+  });
+}
+
+// recv --as P [--from Q]: messages sent to endpoint P (by Q only, with --from; else
+// by anyone, each shown as "sender: message").
+int receive_at_endpoint(const MailboxArgs& args, Deadline deadline) {
+  auto me = join_as(args);
+  if (!me) return fail(me.error());
+  std::vector<std::byte> message;
+  for (std::uint64_t i = 0; i < args.count; ++i) {
+    std::string sender = args.from;
+    Result<void> got;
+    if (args.from.empty()) {
+      auto from = me->receive(message, deadline);
+      if (from) sender = std::move(*from);
+      else got = std::unexpected(from.error());
+    } else {
+      got = me->receive_from(args.from, message, deadline);
+    }
+    if (!got) {
+      if (got.error().errc() == Errc::would_block) return fail(Error{Errc::would_block, "endpoint '" + me->name() + "'", "is empty"});
+      return fail(got.error());
+    }
+    if (args.from.empty()) fmt::print("{}: ", sender);
+    std::fwrite(message.data(), 1, message.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+  return EX_OK;
+}
+
+int receive(const MailboxArgs& args) {
+  const bool at_endpoint = !args.as.empty();
+  if (!args.from.empty() && !at_endpoint) return usage_error("recv --from needs --as ENDPOINT, the endpoint to receive at");
+  if (!args.name.empty() == at_endpoint) return usage_error("recv takes a mailbox name or --as ENDPOINT");
+  auto deadline = deadline_of(args);
+  if (!deadline) return fail(deadline.error());
+  if (at_endpoint) return receive_at_endpoint(args, *deadline);
   auto box = Mailbox::open(args.name);
   if (!box) return fail(box.error());
   std::vector<std::byte> message;
@@ -112,9 +181,12 @@ int receive(const MailboxArgs& args) {
 }
 
 // "system", or the owner's pid and name ("1234 (server)"; "1234 (exited)").
+std::string owner_text(pid_t pid, bool alive, const std::string& name) {
+  return fmt::format("{} ({})", pid, alive ? name : "exited");
+}
 std::string owner_text(const MailboxStatus& status) {
   if (status.ownership == Ownership::system) return "system";
-  return fmt::format("{} ({})", status.owner_pid, status.owner_alive ? status.owner_name : "exited");
+  return owner_text(status.owner_pid, status.owner_alive, status.owner_name);
 }
 
 nlohmann::json to_json(const MailboxStatus& status) {
@@ -123,7 +195,8 @@ nlohmann::json to_json(const MailboxStatus& status) {
                              : nlohmann::json{{"pid", status.owner_pid},
                                               {"name", status.owner_name},
                                               {"alive", status.owner_alive}};
-  return {{"name", status.name},
+  return {{"kind", "mailbox"},
+          {"name", status.name},
           {"owner", owner},
           {"buffering", buffering_name(status.buffering)},
           {"capacity", status.capacity},
@@ -136,6 +209,20 @@ nlohmann::json to_json(const MailboxStatus& status) {
           {"senders", status.senders},
           {"receivers", status.receivers},
           {"memory_bytes", status.memory_bytes}};
+}
+
+nlohmann::json to_json(const EndpointStatus& status) {
+  return {{"kind", "endpoint"},
+          {"name", status.name},
+          {"owner", {{"pid", status.owner_pid}, {"name", status.owner_name}, {"alive", status.owner_alive}}},
+          {"buffering", buffering_name(status.buffering)},
+          {"capacity", status.capacity},
+          {"max_message_size", status.max_message_size},
+          {"max_peers", status.max_peers},
+          {"queued", status.queued},
+          {"mode", fmt::format("{:04o}", status.mode)},
+          {"uid", status.owner_uid},
+          {"senders", status.senders}};
 }
 
 int stat(const MailboxArgs& args) {
@@ -155,11 +242,13 @@ int stat(const MailboxArgs& args) {
   return EX_OK;
 }
 
+constexpr const char* list_row = "{:<8} {:<24} {:<22} {:<9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>5}  {}\n";
+
 int list(const MailboxArgs& args) {
   nlohmann::json rows = nlohmann::json::array();
   if (!args.json) {
-    fmt::print("{:<24} {:<22} {:<9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>5}  {}\n", "NAME", "OWNER", "BUFFERING",
-               "CAPACITY", "MAX-SIZE", "QUEUED", "SENDERS", "RECEIVERS", "MODE", "STATE");
+    fmt::print(fmt::runtime(list_row), "KIND", "NAME", "OWNER", "BUFFERING", "CAPACITY", "MAX-SIZE", "QUEUED",
+               "SENDERS", "RECEIVERS", "MODE", "STATE");
   }
   for (const auto& name : Mailbox::list()) {
     auto status = Mailbox::stat(name);
@@ -169,12 +258,30 @@ int list(const MailboxArgs& args) {
       continue;
     }
     if (!status) {
-      fmt::print("{:<24} {}\n", name, status.error().message());
+      fmt::print("{:<8} {:<24} {}\n", "mailbox", name, status.error().message());
       continue;
     }
-    fmt::print("{:<24} {:<22} {:<9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>5o}  {}\n", name, owner_text(*status),
+    fmt::print(fmt::runtime(list_row), "mailbox", name, owner_text(*status), buffering_name(status->buffering),
+               status->capacity, status->max_message_size, status->queued, status->senders, status->receivers,
+               fmt::format("{:o}", status->mode), status->closed ? "closed" : "open");
+  }
+  // An endpoint has one receiver, its process, and a lane per sender.
+  for (const auto& name : Endpoint::list()) {
+    auto status = Endpoint::stat(name);
+    if (args.json) {
+      rows.push_back(status ? to_json(*status)
+                            : nlohmann::json{{"kind", "endpoint"}, {"name", name}, {"error", status.error().message()}});
+      continue;
+    }
+    if (!status) {
+      fmt::print("{:<8} {:<24} {}\n", "endpoint", name, status.error().message());
+      continue;
+    }
+    fmt::print(fmt::runtime(list_row), "endpoint", name,
+               owner_text(status->owner_pid, status->owner_alive, status->owner_name),
                buffering_name(status->buffering), status->capacity, status->max_message_size, status->queued,
-               status->senders, status->receivers, status->mode, status->closed ? "closed" : "open");
+               status->senders.size(), status->owner_alive ? 1 : 0, fmt::format("{:o}", status->mode),
+               status->owner_alive ? "open" : "orphaned");
   }
   if (args.json) fmt::print("{}\n", rows.dump());
   return EX_OK;
@@ -222,19 +329,24 @@ void add_mailbox_commands(CLI::App& app, int& exit_status) {
   create_cmd->add_option("--mode", args->mode, "Permission bits in octal");
   create_cmd->callback([args, &exit_status] { exit_status = create(*args); });
 
-  auto* send_cmd = app.add_subcommand("send", "Send each MESSAGE, or each line of stdin");
-  send_cmd->add_option("name", args->name, "Mailbox name")->required();
+  auto* send_cmd = app.add_subcommand("send", "Send each MESSAGE, or each line of stdin, to a mailbox or an endpoint");
+  send_cmd->add_option("name", args->name, "Mailbox name (or --to)");
   send_cmd->add_option("message", args->messages, "Messages to send");
+  send_cmd->add_option("--to", args->to, "Send to this endpoint (a process joined under the name) instead");
+  send_cmd->add_option("--as", args->as, "With --to: the endpoint name to send as (default shmbox-cli-PID)");
   add_wait_options(send_cmd, *args);
   send_cmd->callback([args, &exit_status] { exit_status = send(*args); });
 
   auto* recv_cmd = app.add_subcommand("recv", "Receive messages, each printed on its own line");
-  recv_cmd->add_option("name", args->name, "Mailbox name")->required();
+  recv_cmd->add_option("name", args->name, "Mailbox name (or --as)");
+  recv_cmd->add_option("--as", args->as, "Receive at this endpoint instead, joining under its name; "
+                                         "each message is shown as 'sender: message'");
+  recv_cmd->add_option("--from", args->from, "With --as: only messages from this endpoint, shown bare");
   recv_cmd->add_option("--count", args->count, "How many messages to receive")->check(CLI::PositiveNumber);
   add_wait_options(recv_cmd, *args);
   recv_cmd->callback([args, &exit_status] { exit_status = receive(*args); });
 
-  auto* ls_cmd = app.add_subcommand("ls", "List mailboxes");
+  auto* ls_cmd = app.add_subcommand("ls", "List mailboxes and endpoints");
   ls_cmd->add_flag("--json", args->json, "Print JSON");
   ls_cmd->callback([args, &exit_status] { exit_status = list(*args); });
 
