@@ -102,6 +102,9 @@ Result<Segment> Segment::open_or_create(std::string_view name, std::size_t size,
     if (fd) {
       auto status = platform::file_status(fd->get(), object);
       if (!status) return std::unexpected(status.error());
+      if (auto trusted = detail::check_trusted_owner(status->uid, object); !trusted) {
+        return std::unexpected(trusted.error());
+      }
       // Growing a textbook creator's segment before it sized it would race with its
       // ftruncate, which could then shrink the file under our mapping.
       if (status->size == 0) {
@@ -126,16 +129,20 @@ Result<Segment> Segment::open_or_create(std::string_view name, std::size_t size,
 Result<Segment> Segment::open(std::string_view name, Access access) {
   auto valid = detail::validate_name(kind, name);
   if (!valid) return std::unexpected(valid.error());
-  return detail::SegmentFactory::open(*valid, detail::describe(kind, *valid), access);
+  return detail::SegmentFactory::open(*valid, detail::describe(kind, *valid), access, detail::OwnerCheck::trusted_owner);
 }
 
 Result<Segment> detail::SegmentFactory::open(const std::string& file_name, const std::string& object,
-                                             Access access) {
+                                             Access access, OwnerCheck check) {
   const bool writable = access == Access::read_write;
   auto fd = platform::open_shm_file(file_name, writable, object);
   if (!fd) return std::unexpected(fd.error());
   auto status = platform::file_status(fd->get(), object);
   if (!status) return std::unexpected(status.error());
+  // Before anything of it is read: it may be a squatter's.
+  if (check == OwnerCheck::trusted_owner) {
+    if (auto trusted = check_trusted_owner(status->uid, object); !trusted) return std::unexpected(trusted.error());
+  }
   if (status->size == 0) {
     return std::unexpected(Error{Errc::not_ready, object, "is empty: its creator has not sized it yet"});
   }
@@ -153,7 +160,7 @@ Result<Segment> Segment::open_wait(std::string_view name, Access access, Deadlin
   auto watch = platform::DirectoryWatch::watch_shm_directory(object);
   if (!watch) return std::unexpected(watch.error());
   for (;;) {
-    auto segment = detail::SegmentFactory::open(*valid, object, access);
+    auto segment = detail::SegmentFactory::open(*valid, object, access, detail::OwnerCheck::trusted_owner);
     if (segment || (segment.error() != Errc::not_found && segment.error() != Errc::not_ready)) return segment;
     if (deadline.expired()) {
       return std::unexpected(Error{Errc::timeout, object, "did not appear in time (" + segment.error().detail() + ")"});

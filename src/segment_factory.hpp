@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "shmbox/segment.hpp"
+#include "trust_check.hpp"
 
 namespace shmbox::detail {
 
@@ -16,7 +17,8 @@ struct SegmentFactory {
   // (reserved == size for an ordinary segment).
   static Result<Segment> create(const std::string& file_name, const std::string& object, std::size_t size,
                                 const SegmentOptions& options, std::size_t reserved);
-  static Result<Segment> open(const std::string& file_name, const std::string& object, Access access);
+  static Result<Segment> open(const std::string& file_name, const std::string& object, Access access,
+                              OwnerCheck check = OwnerCheck::any_owner);
   static Result<void> remove(const std::string& file_name, const std::string& object);
   static Result<SegmentInfo> stat(const std::string& file_name, const std::string& object);
   static int descriptor(const Segment& segment) noexcept { return segment.fd_; }

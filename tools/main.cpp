@@ -4,11 +4,18 @@
 #include <sysexits.h>
 
 #include "commands.hpp"
+#include "shmbox/trust.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"shmbox: shared memory and message passing between processes"};
   app.set_version_flag("--version", SHMBOX_VERSION);
   app.require_subcommand(1);
+  app.add_option_function<std::vector<uid_t>>(
+      "--trust-user",
+      [](const std::vector<uid_t>& uids) {
+        for (const uid_t uid : uids) shmbox::trust_user(uid);
+      },
+      "Also open objects created by this uid (by default only our own user's and root's)");
   int exit_status = EX_OK;
   shmbox::cli::add_mailbox_commands(app, exit_status);
   shmbox::cli::add_segment_commands(app, exit_status);

@@ -132,8 +132,8 @@ void retire_endpoint(const EndpointView& endpoint) noexcept {
   forget_at_exit(endpoint.names.file_name);
 }
 
-Result<EndpointView> open_endpoint(EndpointFile names, Access access) {
-  auto segment = SegmentFactory::open(names.file_name, names.object, access);
+Result<EndpointView> open_endpoint(EndpointFile names, Access access, OwnerCheck check) {
+  auto segment = SegmentFactory::open(names.file_name, names.object, access, check);
   if (!segment) return std::unexpected(segment.error());
   return view_endpoint(std::move(names), std::move(*segment));
 }
@@ -238,7 +238,8 @@ struct EndpointState {
       if (length == 0 || length > lane_name_capacity) continue;
       std::string from(entry.name, length);
       if (!endpoint_file(from)) continue;
-      auto box = MailboxFactory::open(lane_file(self, i), wait);
+      // Any owner: who may create a lane is decided by our endpoint's mode.
+      auto box = MailboxFactory::open(lane_file(self, i), wait, OwnerCheck::any_owner);
       if (!box) continue;
       const auto at = std::find_if(lanes.begin(), lanes.end(), [&](const Lane& lane) { return lane.index > i; });
       lanes.insert(at, Lane{i, sender, std::move(from), std::move(*box)});
@@ -308,7 +309,7 @@ Result<Link*> EndpointState::link_to(std::string_view to) {
   }
   auto names = endpoint_file(to);
   if (!names) return std::unexpected(names.error());
-  auto peer = open_endpoint(std::move(*names), Access::read_write);
+  auto peer = open_endpoint(std::move(*names), Access::read_write, OwnerCheck::trusted_owner);
   if (!peer) return std::unexpected(peer.error());
   if (peer->header->closed.load(std::memory_order_acquire) != 0) {
     return std::unexpected(Error{Errc::not_found, peer->names.object, "does not exist: it has left"});
@@ -321,7 +322,7 @@ Result<Link*> EndpointState::link_to(std::string_view to) {
   for (std::uint32_t i = 0; i < peer->max_peers; ++i) {
     LaneEntry& entry = peer->table[i];
     if (entry.sender.load(std::memory_order_acquire) != me || entry.ready.load(std::memory_order_acquire) == 0) continue;
-    if (auto lane = MailboxFactory::open(lane_file(*peer, i), wait); lane && !lane->closed()) {
+    if (auto lane = MailboxFactory::open(lane_file(*peer, i), wait, OwnerCheck::any_owner); lane && !lane->closed()) {
       std::string name = peer->names.name;
       auto [link, inserted] = links.insert_or_assign(std::move(name), Link{std::move(*peer), std::move(*lane)});
       return &link->second;

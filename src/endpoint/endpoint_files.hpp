@@ -36,7 +36,7 @@ struct EndpointView {
 Result<EndpointFile> endpoint_file(std::string_view name);
 MailboxFile lane_file(const EndpointView& endpoint, std::uint32_t index);
 Result<EndpointView> view_endpoint(EndpointFile names, Segment opened);
-Result<EndpointView> open_endpoint(EndpointFile names, Access access);
+Result<EndpointView> open_endpoint(EndpointFile names, Access access, OwnerCheck check = OwnerCheck::any_owner);
 
 // Closes the endpoint (senders blocked on its lanes wake with Closed), removes its
 // lanes, then its name.

@@ -264,8 +264,8 @@ Result<Mailbox> MailboxFactory::create(MailboxFile names, const MailboxOptions& 
   return Mailbox{std::move(*state)};
 }
 
-Result<Mailbox> MailboxFactory::open(MailboxFile names, const WaitPolicy& wait) {
-  auto segment = SegmentFactory::open(names.file_name, names.object, Access::read_write);
+Result<Mailbox> MailboxFactory::open(MailboxFile names, const WaitPolicy& wait, OwnerCheck check) {
+  auto segment = SegmentFactory::open(names.file_name, names.object, Access::read_write, check);
   if (!segment) return std::unexpected(segment.error());
   auto state = view(std::move(names), std::move(*segment), wait);
   if (!state) return std::unexpected(state.error());
@@ -296,7 +296,7 @@ Result<Mailbox> Mailbox::create(std::string_view name, const MailboxOptions& opt
 Result<Mailbox> Mailbox::open(std::string_view name, const WaitPolicy& wait) {
   auto names = mailbox_name(name);
   if (!names) return std::unexpected(names.error());
-  return detail::MailboxFactory::open(std::move(*names), wait);
+  return detail::MailboxFactory::open(std::move(*names), wait, detail::OwnerCheck::trusted_owner);
 }
 
 Result<void> Mailbox::remove(std::string_view name) {

@@ -14,6 +14,7 @@
 #include "platform/process.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
+#include "trust_check.hpp"
 
 namespace shmbox::detail {
 
@@ -36,7 +37,7 @@ struct MailboxFactory {
   // mailbox this process owns is also removed at its exit.
   static Result<Mailbox> create(MailboxFile names, const MailboxOptions& options, const WaitPolicy& wait,
                                 std::uint64_t owner);
-  static Result<Mailbox> open(MailboxFile names, const WaitPolicy& wait);
+  static Result<Mailbox> open(MailboxFile names, const WaitPolicy& wait, OwnerCheck check);
   static Result<void> remove(const MailboxFile& names);
   static Result<MailboxStatus> stat(const MailboxFile& names);
 };

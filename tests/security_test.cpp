@@ -1,0 +1,133 @@
+// Names another user created first: a process does not talk through them unless it
+// trusts that user (shmbox/trust.hpp). The mode still decides what the kernel allows.
+#include <gtest/gtest.h>
+#include <sysexits.h>
+
+#include <optional>
+
+#include "shmbox/endpoint.hpp"
+#include "shmbox/mailbox.hpp"
+#include "shmbox/segment.hpp"
+#include "shmbox/trust.hpp"
+#include "support/process.hpp"
+
+namespace shmbox {
+namespace {
+
+using test::ChildProcess;
+
+constexpr uid_t nobody = 65534;
+
+class Squatting : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!test::running_as_root()) GTEST_SKIP() << "needs root to switch to another uid";
+  }
+  std::string name = test::unique_name("squat");
+  std::string me = test::unique_name("me");
+
+  // A child of another user that creates `make()`'s object, with a mode that lets
+  // everyone in, and keeps it until killed. nullopt if we cannot switch users here.
+  template <class Make>
+  std::optional<ChildProcess> squat(Make make) {
+    test::Pipe progress;
+    auto squatter = ChildProcess::spawn([&, make]() -> int {
+      if (!test::drop_privileges()) {
+        progress.send("no");
+        return 10;
+      }
+      progress.send(make() ? "squatting" : "failed");
+      for (;;) ::pause();
+    });
+    const auto said = progress.receive();
+    if (said == "no") return std::nullopt;
+    EXPECT_EQ(said, "squatting");
+    return squatter;
+  }
+};
+
+std::string distrust(const std::string& object) {
+  return object + ": belongs to uid 65534, whom this process does not trust (see shmbox::trust_user)";
+}
+
+TEST_F(Squatting, AMailboxAnotherUserCreatedFirstIsRefusedUntilTrusted) {
+  auto squatter = squat([&] { return Mailbox::create(name, {.mode = 0666}).has_value(); });
+  if (!squatter) GTEST_SKIP() << "cannot switch to uid 65534 here";
+  auto opened = Mailbox::open(name);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().errc(), Errc::permission_denied);
+  EXPECT_EQ(opened.error().message(), distrust("mailbox '" + name + "'"));
+  // Stat and ls still show it, so that it can be found and removed.
+  auto status = Mailbox::stat(name);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->owner_uid, nobody);
+  // Creating it is refused as before: create never adopts what exists.
+  EXPECT_EQ(Mailbox::create(name).error().errc(), Errc::already_exists);
+  auto trusting = ChildProcess::spawn([&]() -> int {
+    trust_user(nobody);
+    return Mailbox::open(name) ? 0 : 1;
+  });
+  EXPECT_TRUE(trusting.wait().exited_with(0));
+  squatter->kill();
+}
+
+TEST_F(Squatting, AnEndpointNameAnotherUserTookFirstIsRefusedToSendersAndJoiners) {
+  auto squatter = squat([&] {
+    static std::optional<Endpoint> held;  // the endpoint lives as long as its handle
+    if (auto joined = Endpoint::join(name, {.mode = 0666})) held.emplace(std::move(*joined));
+    return held.has_value();
+  });
+  if (!squatter) GTEST_SKIP() << "cannot switch to uid 65534 here";
+  auto joined = Endpoint::join(name);
+  ASSERT_FALSE(joined);
+  EXPECT_EQ(joined.error().errc(), Errc::already_exists);  // loud: the name is not ours
+  auto sender = Endpoint::join(me);
+  ASSERT_TRUE(sender);
+  auto sent = sender->send(name, as_bytes("secret"));
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().errc(), Errc::permission_denied);
+  EXPECT_EQ(sent.error().message(), distrust("endpoint '" + name + "'"));
+  squatter->kill();
+}
+
+TEST_F(Squatting, ASegmentAnotherUserCreatedFirstIsRefusedToOpenAndOpenOrCreate) {
+  auto squatter = squat([&] {
+    return Segment::create(name, 4096, {.mode = 0666}).has_value();
+  });
+  if (!squatter) GTEST_SKIP() << "cannot switch to uid 65534 here";
+  auto opened = Segment::open(name, Access::read_write);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().message(), distrust("segment '" + name + "'"));
+  auto either = Segment::open_or_create(name, 4096);
+  ASSERT_FALSE(either);
+  EXPECT_EQ(either.error().errc(), Errc::permission_denied);
+  squatter->kill();
+  ASSERT_TRUE(squatter->wait().killed_by(SIGKILL));
+  (void)Segment::remove(name);
+}
+
+TEST_F(Squatting, TheToolRefusesASquattersMailboxUnlessToldToTrustItsUser) {
+  auto squatter = squat([&] { return Mailbox::create(name, {.mode = 0666}).has_value(); });
+  if (!squatter) GTEST_SKIP() << "cannot switch to uid 65534 here";
+  auto refused = test::run_command({SHMBOX_CLI_PATH, "send", name, "x"});
+  EXPECT_TRUE(refused.status.exited_with(EX_NOPERM));
+  EXPECT_EQ(refused.err, "shmbox: " + distrust("mailbox '" + name + "'") + "\n");
+  auto trusted = test::run_command({SHMBOX_CLI_PATH, "--trust-user", "65534", "send", name, "x"});
+  EXPECT_TRUE(trusted.status.exited_with(EX_OK)) << trusted.err;
+  squatter->kill();
+}
+
+TEST_F(Squatting, TrustingAllUsersLeavesTheDecisionToTheMode) {
+  auto squatter = squat([&] { return Mailbox::create(name, {.mode = 0666}).has_value(); });
+  if (!squatter) GTEST_SKIP() << "cannot switch to uid 65534 here";
+  auto trusting = ChildProcess::spawn([&]() -> int {
+    trust_all_users();
+    auto box = Mailbox::open(name);
+    return box && box->send(as_bytes("x")) ? 0 : 1;
+  });
+  EXPECT_TRUE(trusting.wait().exited_with(0));
+  squatter->kill();
+}
+
+}  // namespace
+}  // namespace shmbox
