@@ -2,11 +2,12 @@
 // processes pinned to CPU 0 and CPU 1, against baselines measured in the same run
 // (a pipe, and two processes ping-ponging one cache line: the floor).
 //
-//   mailbox_bench [--quick] [--repeat N]
+//   mailbox_bench [--quick] [--repeat N] [--only latency|throughput|many|kills|idle]
 //
 // Every figure is repeated; the report gives the median of the repetitions with their
 // min-max. Latency figures are per-sample percentiles within a repetition.
 #include <fcntl.h>
+#include <signal.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -19,10 +20,12 @@
 #include <cstring>
 #include <fmt/core.h>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "shmbox/endpoint.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
 
@@ -37,6 +40,8 @@ struct Config {
   std::size_t round_trips = 200'000;
   std::size_t small_messages = 5'000'000;
   std::size_t large_messages = 50'000;
+  std::string only;  // one section: latency, throughput, many, kills, idle
+  bool wants(const char* section) const { return only.empty() || only == section; }
 };
 
 void pin(unsigned cpu) {
@@ -426,6 +431,141 @@ double idle_receiver_cpu_fraction(shmbox::WaitPolicy policy) {
   return static_cast<double>(used_us) / 1e6;
 }
 
+// ---- what a kill costs the survivors ----------------------------------------------------
+
+// One sample: a victim process gets to `victim()` (which says "ready" through the pipe and
+// then waits to be killed), the survivor blocks in `survive()` and a thread kills the
+// victim 20 ms later. Returns milliseconds from the kill to survive()'s return; survive()
+// returns false if it did not end as recovery should.
+double kill_to_recovery_ms(const std::function<void()>& victim, const std::function<bool()>& survive) {
+  int ready[2];
+  if (::pipe(ready) != 0) std::exit(1);
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(ready[0]);
+    victim();
+    const char byte = 1;
+    (void)::write(ready[1], &byte, 1);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  if (::read(ready[0], &byte, 1) != 1) std::exit(1);
+  ::close(ready[0]);
+  std::atomic<std::int64_t> killed_at{0};
+  std::jthread killer{[&] {
+    std::this_thread::sleep_for(20ms);
+    killed_at.store(now_ns());
+    ::kill(pid, SIGKILL);
+  }};
+  const bool recovered = survive();
+  const std::int64_t returned_at = now_ns();
+  killer.join();
+  ::waitpid(pid, nullptr, 0);
+  if (!recovered) {
+    fmt::print(stderr, "a survivor did not recover as it should\n");
+    std::exit(1);
+  }
+  return static_cast<double>(returned_at - killed_at.load()) / 1e6;
+}
+
+// The baseline: a blocked receiver woken by a message sent 20 ms later (ms).
+double wake_ms() {
+  const std::string name = unique("wake");
+  auto box = shmbox::Mailbox::create(name).value();
+  std::atomic<std::int64_t> sent_at{0};
+  std::jthread sender{[&] {
+    auto out = shmbox::Mailbox::open(name).value();
+    std::this_thread::sleep_for(20ms);
+    sent_at.store(now_ns());
+    (void)out.send(shmbox::as_bytes("x"));
+  }};
+  std::vector<std::byte> message;
+  (void)box.receive(message, 10s);
+  const std::int64_t woke_at = now_ns();
+  sender.join();
+  (void)shmbox::Mailbox::remove(name);
+  return static_cast<double>(woke_at - sent_at.load()) / 1e6;
+}
+
+void print_kill_costs(const Config& config) {
+  const int samples = config.quick ? 10 : 40;
+  const std::string name = unique("kill");
+  auto measure = [&](const std::string& label, const std::function<double()> sample) {
+    std::vector<double> costs, baselines;
+    for (int i = 0; i < samples; ++i) {
+      baselines.push_back(wake_ms());
+      costs.push_back(sample());
+    }
+    const Percentiles cost = percentiles(costs), baseline = percentiles(baselines);
+    fmt::print("| {:<60} | {:>6.1f} | {:>6.1f} | {:>8.3f} | {:>7.0f}x |\n", label, cost.median, cost.p99, baseline.median,
+               cost.median / baseline.median);
+    std::fflush(stdout);
+  };
+  measure("owner killed: a blocked receiver wakes with Closed", [&] {
+    return kill_to_recovery_ms([&] { (void)shmbox::Mailbox::create(name).value(); },
+                               [&] {
+                                 auto box = shmbox::Mailbox::open(name).value();
+                                 std::vector<std::byte> message;
+                                 auto got = box.receive(message, 10s);
+                                 return !got && got.error().errc() == shmbox::Errc::closed;
+                               });
+  });
+  measure("endpoint's process killed: a sender blocked on its lane", [&] {
+    const std::string sender_name = name + "-sender";
+    return kill_to_recovery_ms(
+        [&] {
+          static std::optional<shmbox::Endpoint> held;
+          held.emplace(shmbox::Endpoint::join(name, {.capacity = 1}).value());
+        },
+        [&] {
+          auto me = shmbox::Endpoint::join(sender_name).value();
+          if (!me.send(name, shmbox::as_bytes("fills"))) return false;
+          auto blocked = me.send(name, shmbox::as_bytes("waits"), 10s);
+          return !blocked && blocked.error().errc() == shmbox::Errc::closed;
+        });
+  });
+  auto with_mailbox = [&](const std::function<void()>& victim, const std::function<bool(shmbox::Mailbox&)>& survive,
+                          const char* queued = nullptr) {
+    auto box = shmbox::Mailbox::create(name, {.capacity = 4}).value();
+    if (queued != nullptr) (void)box.send(shmbox::as_bytes(queued));
+    const double ms = kill_to_recovery_ms(victim, [&] { return survive(box); });
+    (void)shmbox::Mailbox::remove(name);
+    return ms;
+  };
+  measure("sender killed between claim and publish: the next message", [&] {
+    return with_mailbox(
+        [&] {
+          auto out = shmbox::Mailbox::open(name).value();
+          static std::optional<shmbox::SendLoan> held;
+          held.emplace(out.loan(8).value());
+          static std::optional<shmbox::Mailbox> kept;
+          kept.emplace(std::move(out));
+        },
+        [&](shmbox::Mailbox& box) {
+          if (!box.send(shmbox::as_bytes("behind"))) return false;
+          std::vector<std::byte> message;
+          return box.receive(message, 10s).has_value() && message.size() == 6;
+        });
+  });
+  measure("receiver killed holding a message: another receiver gets it", [&] {
+    return with_mailbox(
+        [&] {
+          auto in = shmbox::Mailbox::open(name).value();
+          static std::optional<shmbox::ReceivedMessage> held;
+          held.emplace(in.receive_in_place(10s).value());
+          static std::optional<shmbox::Mailbox> kept;
+          kept.emplace(std::move(in));
+        },
+        [&](shmbox::Mailbox& box) {
+          std::vector<std::byte> message;
+          return box.receive(message, 10s).has_value() && message.size() == 4;
+        },
+        "held");
+  });
+}
+
 // ---- report ----------------------------------------------------------------------------
 
 template <class T, class F>
@@ -498,8 +638,10 @@ int main(int argc, char** argv) {
       config.large_messages = 5'000;
     } else if (arg == "--repeat" && i + 1 < argc) {
       config.repeat = std::atoi(argv[++i]);
+    } else if (arg == "--only" && i + 1 < argc) {
+      config.only = argv[++i];
     } else {
-      fmt::print(stderr, "usage: mailbox_bench [--quick] [--repeat N]\n");
+      fmt::print(stderr, "usage: mailbox_bench [--quick] [--repeat N] [--only latency|throughput|many|kills|idle]\n");
       return 64;
     }
   }
@@ -507,59 +649,77 @@ int main(int argc, char** argv) {
   const shmbox::WaitPolicy adaptive{};
   const shmbox::WaitPolicy sleepy{.mode = shmbox::WaitMode::sleep};
 
-  fmt::print("## Round trip, 64 B (ns; median of {} runs (min-max), then medians of p99, p99.9, max;\n"
-             "## ratio to the cache-line floor measured just before each run)\n\n",
-             config.repeat);
-  fmt::print("| {:<34} | {:>17} | {:>7} | {:>7} | {:>8} | {:>18} |\n", "transport", "median", "p99", "p99.9", "max",
-             "/ floor");
-  fmt::print("|{:-<36}|{:-<19}|{:-<9}|{:-<9}|{:-<10}|{:-<20}|\n", "", "", "", "", "", "");
-  const std::function<Percentiles()> floor = [&] { return cache_line_round_trip(config); };
-  print_latency("cache line (floor)", config, floor, floor);
-  print_latency("shmbox busy_poll", config, floor, [&] { return shmbox_round_trip(config, busy, 64, false); });
-  print_latency("shmbox adaptive (default)", config, floor, [&] { return shmbox_round_trip(config, adaptive, 64, false); });
-  print_latency("shmbox adaptive, zero-copy", config, floor, [&] { return shmbox_round_trip(config, adaptive, 64, true); });
-  print_latency("shmbox sleep", config, floor, [&] {
-    Config fewer = config;
-    fewer.round_trips /= 10;
-    return shmbox_round_trip(fewer, sleepy, 64, false);
-  });
-  print_latency("pipe", config, floor, [&] { return pipe_round_trip(config, 64); });
-
-  fmt::print("\n## One-way throughput (median of {} runs (min-max); ratio to the raw ring measured just before)\n\n",
-             config.repeat);
-  fmt::print("| {:<34} | {:>24} | {:>18} | {:>5} | {:>17} |\n", "transport", "messages/s", "GB/s", "ns/msg",
-             "/ raw ring");
-  fmt::print("|{:-<36}|{:-<26}|{:-<20}|{:-<7}|{:-<19}|\n", "", "", "", "", "");
-  const std::function<Throughput()> small_ring = [&] { return raw_ring_throughput(64, config.small_messages); };
-  const std::function<Throughput()> large_ring = [&] { return raw_ring_throughput(65536, config.large_messages); };
-  print_throughput("raw SPSC ring (floor), 64 B", config, small_ring, small_ring);
-  for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}, std::pair{"sleep", sleepy}}) {
-    print_throughput(fmt::format("shmbox {}, 64 B", label), config, small_ring,
-                     [&] { return shmbox_throughput(policy, 64, config.small_messages, false); });
-  }
-  print_throughput("shmbox adaptive, 64 B, zero-copy", config, small_ring,
-                   [&] { return shmbox_throughput(adaptive, 64, config.small_messages, true); });
-  print_throughput("raw SPSC ring (floor), 64 KiB", config, large_ring, large_ring);
-  for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}}) {
-    print_throughput(fmt::format("shmbox {}, 64 KiB", label), config, large_ring,
-                     [&] { return shmbox_throughput(policy, 65536, config.large_messages, false); });
-  }
-  print_throughput("shmbox adaptive, 64 KiB, zero-copy", config, large_ring,
-                   [&] { return shmbox_throughput(adaptive, 65536, config.large_messages, true); });
-  const auto copy = summarise(repeat<double>(config.repeat, [&] { return memcpy_bandwidth(65536, config.large_messages * 4); }));
-  fmt::print("| {:<34} | {:>24} | {:>6.2f} ({:.2f}-{:.2f}) | {:>5} | {:>17} |\n", "memcpy 64 KiB, one process", "-",
-             copy.median / 1e9, copy.min / 1e9, copy.max / 1e9, "-", "-");
-
-  fmt::print("\n## 4 senders x 4 receivers, 64 B, on 2 CPUs (median of {} runs)\n\n", config.repeat);
-  for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}, std::pair{"sleep", sleepy}}) {
-    const auto rate = summarise(repeat<double>(config.repeat, [&] { return many_to_many(policy, config.small_messages / 20); }));
-    fmt::print("- {}: {:.2f}M messages/s ({:.2f}-{:.2f}M)\n", label, rate.median / 1e6, rate.min / 1e6, rate.max / 1e6);
-    std::fflush(stdout);
+  if (config.wants("latency")) {
+    fmt::print("## Round trip, 64 B (ns; median of {} runs (min-max), then medians of p99, p99.9, max;\n"
+               "## ratio to the cache-line floor measured just before each run)\n\n",
+               config.repeat);
+    fmt::print("| {:<34} | {:>17} | {:>7} | {:>7} | {:>8} | {:>18} |\n", "transport", "median", "p99", "p99.9", "max",
+               "/ floor");
+    fmt::print("|{:-<36}|{:-<19}|{:-<9}|{:-<9}|{:-<10}|{:-<20}|\n", "", "", "", "", "", "");
+    const std::function<Percentiles()> floor = [&] { return cache_line_round_trip(config); };
+    print_latency("cache line (floor)", config, floor, floor);
+    print_latency("shmbox busy_poll", config, floor, [&] { return shmbox_round_trip(config, busy, 64, false); });
+    print_latency("shmbox adaptive (default)", config, floor, [&] { return shmbox_round_trip(config, adaptive, 64, false); });
+    print_latency("shmbox adaptive, zero-copy", config, floor, [&] { return shmbox_round_trip(config, adaptive, 64, true); });
+    print_latency("shmbox sleep", config, floor, [&] {
+      Config fewer = config;
+      fewer.round_trips /= 10;
+      return shmbox_round_trip(fewer, sleepy, 64, false);
+    });
+    print_latency("pipe", config, floor, [&] { return pipe_round_trip(config, 64); });
   }
 
-  fmt::print("\n## A receiver blocked 1 s on an empty mailbox: CPU used\n\n");
-  for (const auto& [label, policy] : {std::pair{"adaptive", adaptive}, std::pair{"sleep", sleepy}}) {
-    fmt::print("- {}: {:.3f}% of one CPU\n", label, 100 * idle_receiver_cpu_fraction(policy));
+  if (config.wants("throughput")) {
+    fmt::print("\n## One-way throughput (median of {} runs (min-max); ratio to the raw ring measured just before)\n\n",
+               config.repeat);
+    fmt::print("| {:<34} | {:>24} | {:>18} | {:>5} | {:>17} |\n", "transport", "messages/s", "GB/s", "ns/msg",
+               "/ raw ring");
+    fmt::print("|{:-<36}|{:-<26}|{:-<20}|{:-<7}|{:-<19}|\n", "", "", "", "", "");
+    const std::function<Throughput()> small_ring = [&] { return raw_ring_throughput(64, config.small_messages); };
+    const std::function<Throughput()> large_ring = [&] { return raw_ring_throughput(65536, config.large_messages); };
+    print_throughput("raw SPSC ring (floor), 64 B", config, small_ring, small_ring);
+    for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}, std::pair{"sleep", sleepy}}) {
+      print_throughput(fmt::format("shmbox {}, 64 B", label), config, small_ring,
+                       [&] { return shmbox_throughput(policy, 64, config.small_messages, false); });
+    }
+    print_throughput("shmbox adaptive, 64 B, zero-copy", config, small_ring,
+                     [&] { return shmbox_throughput(adaptive, 64, config.small_messages, true); });
+    print_throughput("raw SPSC ring (floor), 64 KiB", config, large_ring, large_ring);
+    for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}}) {
+      print_throughput(fmt::format("shmbox {}, 64 KiB", label), config, large_ring,
+                       [&] { return shmbox_throughput(policy, 65536, config.large_messages, false); });
+    }
+    print_throughput("shmbox adaptive, 64 KiB, zero-copy", config, large_ring,
+                     [&] { return shmbox_throughput(adaptive, 65536, config.large_messages, true); });
+    const auto copy = summarise(repeat<double>(config.repeat, [&] { return memcpy_bandwidth(65536, config.large_messages * 4); }));
+    fmt::print("| {:<34} | {:>24} | {:>6.2f} ({:.2f}-{:.2f}) | {:>5} | {:>17} |\n", "memcpy 64 KiB, one process", "-",
+               copy.median / 1e9, copy.min / 1e9, copy.max / 1e9, "-", "-");
+  }
+
+  if (config.wants("many")) {
+    fmt::print("\n## 4 senders x 4 receivers, 64 B, on 2 CPUs (median of {} runs)\n\n", config.repeat);
+    for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}, std::pair{"sleep", sleepy}}) {
+      const auto rate = summarise(repeat<double>(config.repeat, [&] { return many_to_many(policy, config.small_messages / 20); }));
+      fmt::print("- {}: {:.2f}M messages/s ({:.2f}-{:.2f}M)\n", label, rate.median / 1e6, rate.min / 1e6, rate.max / 1e6);
+      std::fflush(stdout);
+    }
+  }
+
+  if (config.wants("kills")) {
+    fmt::print("\n## What a SIGKILL costs the survivors ({} kills each: ms from the kill until the survivor's\n"
+               "## blocked call returns, median and p99; baseline: a blocked receiver's wake-up by a send, ms)\n\n",
+               config.quick ? 10 : 40);
+    fmt::print("| {:<60} | {:>6} | {:>6} | {:>8} | {:>8} |\n", "victim and survivor", "median", "p99", "baseline",
+               "/ base");
+    fmt::print("|{:-<62}|{:-<8}|{:-<8}|{:-<10}|{:-<10}|\n", "", "", "", "", "");
+    print_kill_costs(config);
+  }
+
+  if (config.wants("idle")) {
+    fmt::print("\n## A receiver blocked 1 s on an empty mailbox: CPU used\n\n");
+    for (const auto& [label, policy] : {std::pair{"adaptive", adaptive}, std::pair{"sleep", sleepy}}) {
+      fmt::print("- {}: {:.3f}% of one CPU\n", label, 100 * idle_receiver_cpu_fraction(policy));
+    }
   }
   return 0;
 }
