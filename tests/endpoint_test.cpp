@@ -394,12 +394,15 @@ TEST_F(EndpointTest, ErrorsNameTheEndpointAndTheCause) {
   // The only lane is ours (we sent to ourselves above): a second sender finds no room.
   auto child = ChildProcess::spawn([&]() -> int {
     auto you = Endpoint::join(client);
-    auto full = you->send(server, as_bytes("x"));
+    auto full = you->send(server, as_bytes("x"), no_wait);
     if (full || full.error().errc() != Errc::no_space) return 1;
-    return full.error().message() == server_object() +
-                                         ": all 1 lanes are held by senders or by messages not yet received (raise max_peers)"
-               ? 0
-               : 2;
+    if (full.error().message() !=
+        server_object() + ": all 1 lanes are held by senders or by messages not yet received (raise max_peers)") {
+      return 2;
+    }
+    auto waited = you->send(server, as_bytes("x"), 30ms);
+    if (waited || waited.error().errc() != Errc::timeout) return 3;
+    return waited.error().message() == server_object() + ": timed out waiting for a free lane" ? 0 : 4;
   });
   EXPECT_TRUE(child.wait().exited_with(0));
 }

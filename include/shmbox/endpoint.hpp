@@ -104,8 +104,9 @@ class Endpoint {
   const std::string& name() const noexcept;
 
   // Errc::not_found if nobody has joined as `to`; Errc::closed if it left while we
-  // waited; Errc::too_large over its max_message_size; Errc::no_space if all its
-  // lanes are taken.
+  // waited; Errc::too_large over its max_message_size. The first send to a peer takes
+  // a lane; while all its lanes are taken it waits for one to be given back, as the
+  // deadline allows (no_wait: Errc::no_space; a timeout: Errc::timeout).
   [[nodiscard]] Result<void> send(std::string_view to, std::span<const std::byte> message,
                                   Deadline deadline = forever);
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <new>
 #include <optional>
+#include <thread>
 
 #include "endpoint/endpoint_files.hpp"
 #include "endpoint/layout.hpp"
@@ -209,6 +210,7 @@ struct EndpointState {
   std::optional<std::uint32_t> seen_doorbell;
   std::size_t next = 0;  // receive() starts here: lanes take turns
   std::chrono::steady_clock::time_point next_sweep{};
+  std::chrono::steady_clock::time_point last_sweep{};
   // Sending: our lanes into peers' endpoints, by peer name.
   std::map<std::string, Link, std::less<>> links;
 
@@ -252,7 +254,10 @@ struct EndpointState {
   // says Closed).
   void sweep() {
     const auto now = std::chrono::steady_clock::now();
-    if (now < next_sweep) return;
+    // A sender waiting for a lane asked: sweep now, but at most every 10 ms.
+    const bool asked = self.header->sweep_requested.exchange(0, std::memory_order_acq_rel) != 0;
+    if (now < next_sweep && !(asked && now >= last_sweep + std::chrono::milliseconds{10})) return;
+    last_sweep = now;
     next_sweep = now + std::chrono::seconds{1};
     refresh(true);
     for (Lane& lane : lanes) {
@@ -269,6 +274,7 @@ struct EndpointState {
     (void)MailboxFactory::remove(lane_file(self, index));
     self.table[index].ready.store(0, std::memory_order_release);
     self.table[index].sender.store(0, std::memory_order_release);
+    ring_doorbell(*self.header);  // for a sender waiting for a free lane
   }
 
   Result<Link*> link_to(std::string_view to);
@@ -344,6 +350,8 @@ Result<Link*> EndpointState::link_to(std::string_view to) {
       return make_lane(std::move(*peer), i);
     }
   }
+  peer->header->sweep_requested.store(1, std::memory_order_release);
+  ring_doorbell(*peer->header);
   return std::unexpected(Error{Errc::no_space, peer->names.object,
                                "all " + std::to_string(peer->max_peers) +
                                    " lanes are held by senders or by messages not yet received (raise max_peers)"});
@@ -458,7 +466,18 @@ const std::string& Endpoint::name() const noexcept { return state_->self.names.n
 Result<void> Endpoint::send(std::string_view to, std::span<const std::byte> message, Deadline deadline) {
   detail::EndpointState& state = *state_;
   auto link = state.link_to(to);
-  if (!link) return std::unexpected(link.error());
+  // Every lane is taken: the receiver was asked to give back those of dead senders.
+  // Waiting for one is rare, so it polls rather than sleeping on the peer's doorbell.
+  while (!link && link.error() == Errc::no_space && !deadline.is_none() && !deadline.expired()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{2});
+    link = state.link_to(to);
+  }
+  if (!link) {
+    if (link.error() == Errc::no_space && !deadline.is_none()) {
+      return std::unexpected(Error{Errc::timeout, link.error().object(), "timed out waiting for a free lane"});
+    }
+    return std::unexpected(link.error());
+  }
   auto sent = (*link)->lane.send(message, deadline);
   if (sent || sent.error() != Errc::closed) return sent;
   // Our lane was closed: the peer left (then this is the answer), or it is a new

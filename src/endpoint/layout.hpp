@@ -37,6 +37,9 @@ struct alignas(cache_line) EndpointHeader {
   alignas(cache_line) std::atomic<std::uint32_t> doorbell;
   std::atomic<std::uint32_t> doorbell_sleepers;  // receivers asleep on it: wake all
   std::atomic<std::uint32_t> closed;             // 1 once the endpoint's process left
+  // Set by a sender that found every lane taken: the receiver then looks for lanes of
+  // dead senders at once instead of at its next once-a-second sweep.
+  std::atomic<std::uint32_t> sweep_requested;
 };
 static_assert(sizeof(EndpointHeader) <= endpoint_header_bytes);
 static_assert(offsetof(EndpointHeader, doorbell) == 64);
