@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "shmbox/cleanup.hpp"
@@ -275,6 +276,24 @@ TEST_F(EndpointTest, LeavingRemovesTheEndpointAndItsLanesAndWakesBlockedSenders)
   EXPECT_TRUE(child.wait().exited_with(0));
   EXPECT_FALSE(endpoint_file_exists(server));
   EXPECT_FALSE(lane_files_exist(server));
+}
+
+TEST_F(EndpointTest, AForkedChildDroppingItsCopyDoesNotLeaveForItsParent) {
+  std::optional<Endpoint> me = Endpoint::join(server).value();
+  auto child = ChildProcess::spawn([&]() -> int {
+    me.reset();  // the child's copy of the handle
+    return 0;
+  });
+  ASSERT_TRUE(child.wait().exited_with(0));
+  EXPECT_TRUE(endpoint_file_exists(server));
+  auto sender = ChildProcess::spawn([&]() -> int {
+    auto you = Endpoint::join(client);
+    return you && you->send(server, as_bytes("still here")) ? 0 : 1;
+  });
+  EXPECT_TRUE(sender.wait().exited_with(0));
+  std::vector<std::byte> message;
+  ASSERT_TRUE(me->receive(message, 10s));
+  EXPECT_EQ(text_of(message), "still here");
 }
 
 TEST_F(EndpointTest, AReceiverKilledWakesItsBlockedSendersWithClosedAndLeavesNothing) {

@@ -124,11 +124,16 @@ Result<EndpointView> view_endpoint(EndpointFile names, Segment opened) {
 }
 
 void retire_endpoint(const EndpointView& endpoint) noexcept {
-  endpoint.header->closed.store(1, std::memory_order_release);
+  // seq_cst, with the load in make_lane: a sender that set `ready` before this store
+  // has its lane file linked, so the loop below finds it; one that sets it after sees
+  // `closed` and removes its lane itself.
+  endpoint.header->closed.store(1, std::memory_order_seq_cst);
   ring_doorbell(*endpoint.header);
-  // Lanes first: a new endpoint of the same name cannot be joined while this file is
-  // there, so no lane removed here can be a newer endpoint's.
-  for (std::uint32_t i = 0; i < endpoint.max_peers; ++i) (void)MailboxFactory::remove(lane_file(endpoint, i));
+  // Lanes first, and only this endpoint's (its owner's) or orphans: a slower second
+  // retirer must not remove the lanes of a new endpoint joined under the name meanwhile.
+  for (std::uint32_t i = 0; i < endpoint.max_peers; ++i) {
+    (void)MailboxFactory::remove_if_owned_by(lane_file(endpoint, i), endpoint.owner);
+  }
   platform::unlink_shm_file_if_same(endpoint.names.file_name, SegmentFactory::descriptor(*endpoint.mapping));
   forget_at_exit(endpoint.names.file_name);
 }
@@ -217,7 +222,8 @@ struct EndpointState {
   ~EndpointState() {
     lanes.clear();
     links.clear();
-    retire_endpoint(self);
+    // A forked child's copy is not the endpoint: only its process leaves.
+    if (me == platform::current_process().packed()) retire_endpoint(self);
   }
 
   // Brings `lanes` up to date with the table when the doorbell rang (or `force`).
@@ -243,6 +249,12 @@ struct EndpointState {
       // Any owner: who may create a lane is decided by our endpoint's mode.
       auto box = MailboxFactory::open(lane_file(self, i), wait, OwnerCheck::any_owner);
       if (!box) continue;
+      // Made by a sender that ignored our limits (a legitimate one copies them): refuse it.
+      if (box->buffering() != self.lane.buffering || box->max_message_size() != self.lane.max_message_size ||
+          (self.lane.buffering == Buffering::bounded && box->capacity() != self.lane.capacity)) {
+        give_back(i, sender);
+        continue;
+      }
       const auto at = std::find_if(lanes.begin(), lanes.end(), [&](const Lane& lane) { return lane.index > i; });
       lanes.insert(at, Lane{i, sender, std::move(from), std::move(*box)});
     }
@@ -267,13 +279,20 @@ struct EndpointState {
     }
   }
 
-  // A lane that is closed and drained: remove its file, then free its entry.
+  // A lane that is closed and drained (or refused): remove its file, then free its
+  // entry, in that order, so that an entry is never free while its file exists.
   void retire_lane(std::size_t position) {
-    const std::uint32_t index = lanes[position].index;
+    const Lane lane = std::move(lanes[position]);
     lanes.erase(lanes.begin() + static_cast<std::ptrdiff_t>(position));
-    (void)MailboxFactory::remove(lane_file(self, index));
+    give_back(lane.index, lane.sender);
+  }
+  void give_back(std::uint32_t index, std::uint64_t sender) {
+    (void)MailboxFactory::remove_if_owned_by(lane_file(self, index), self.owner);
     self.table[index].ready.store(0, std::memory_order_release);
-    self.table[index].sender.store(0, std::memory_order_release);
+    // A CAS, not a store: a sender that found the entry's dead claimer with `ready` 0
+    // may have taken it over just now, and its claim must stand.
+    std::uint64_t expected = sender;
+    (void)self.table[index].sender.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
     ring_doorbell(*self.header);  // for a sender waiting for a free lane
   }
 
@@ -294,14 +313,25 @@ Result<Link*> EndpointState::make_lane(EndpointView peer, std::uint32_t index) {
   options.mode = peer.mode;
   options.max_attached = 8;  // the receiver and the sender, and room for their successors
   const MailboxFile file = lane_file(peer, index);
-  // A file left by a claimer that died before it set ready: remove it first.
-  (void)MailboxFactory::remove(file);
+  // A file left by a claimer that died before it set ready (or by an old endpoint of
+  // the name): remove it first.
+  (void)MailboxFactory::remove_if_owned_by(file, peer.owner);
   auto lane = MailboxFactory::create(file, options, wait, peer.owner);
   if (!lane) {
     entry.sender.store(0, std::memory_order_release);
+    if (lane.error() == Errc::already_exists) {
+      // Someone else's file under the lane's name, which we may not remove.
+      return std::unexpected(Error{Errc::already_exists, peer.names.object,
+                                   "cannot make lane " + std::to_string(index) + ": " + lane.error().detail()});
+    }
     return std::unexpected(lane.error());
   }
-  entry.ready.store(1, std::memory_order_release);
+  entry.ready.store(1, std::memory_order_seq_cst);
+  if (peer.header->closed.load(std::memory_order_seq_cst) != 0) {
+    // It left while we made the lane, perhaps after its retirement passed this index.
+    (void)MailboxFactory::remove(file);
+    return std::unexpected(Error{Errc::not_found, peer.names.object, "does not exist: it has left"});
+  }
   ring_doorbell(*peer.header);
   std::string name = peer.names.name;
   auto [link, inserted] = links.insert_or_assign(std::move(name), Link{std::move(peer), std::move(*lane)});
@@ -334,22 +364,33 @@ Result<Link*> EndpointState::link_to(std::string_view to) {
       return &link->second;
     }
   }
-  // A free entry; failing that, one whose claimer died before its lane was ready.
+  // A free entry; failing that, one whose claimer died before its lane was ready. An
+  // entry whose lane name a stranger's file blocks is passed over.
+  std::optional<Error> blocked;
+  auto claim = [&](std::uint32_t i) -> std::optional<Result<Link*>> {
+    auto made = make_lane(*peer, i);
+    if (!made && made.error() == Errc::already_exists) {
+      blocked = made.error();
+      return std::nullopt;
+    }
+    return made;
+  };
   for (std::uint32_t i = 0; i < peer->max_peers; ++i) {
     std::uint64_t expected = 0;
     if (peer->table[i].sender.compare_exchange_strong(expected, me, std::memory_order_acq_rel)) {
-      return make_lane(std::move(*peer), i);
+      if (auto made = claim(i)) return std::move(*made);
     }
   }
   for (std::uint32_t i = 0; i < peer->max_peers; ++i) {
     LaneEntry& entry = peer->table[i];
     std::uint64_t claimer = entry.sender.load(std::memory_order_acquire);
-    if (claimer == 0 || entry.ready.load(std::memory_order_acquire) != 0) continue;
+    if (claimer == 0 || claimer == me || entry.ready.load(std::memory_order_acquire) != 0) continue;
     if (platform::liveness(claimer) == platform::Liveness::dead &&
         entry.sender.compare_exchange_strong(claimer, me, std::memory_order_acq_rel)) {
-      return make_lane(std::move(*peer), i);
+      if (auto made = claim(i)) return std::move(*made);
     }
   }
+  if (blocked) return std::unexpected(*blocked);
   peer->header->sweep_requested.store(1, std::memory_order_release);
   ring_doorbell(*peer->header);
   return std::unexpected(Error{Errc::no_space, peer->names.object,
@@ -376,13 +417,16 @@ Result<std::string> EndpointState::receive(std::optional<std::string_view> from,
         next = (i + 1) % count;
         return lane.from;
       }
-      if (got.error() == Errc::closed) {
-        retire_lane(i);  // drained, and its sender is gone
+      if (got.error() == Errc::would_block) {
+        watched.push_back(&lane);
+      } else if (got.error() == Errc::too_large) {
+        return std::unexpected(got.error());  // the caller's buffer: the message stays queued
+      } else {
+        // Closed: drained, and its sender is gone. Anything else (Corrupt): a lane that
+        // would fail every receive, which must not stall the other senders'.
+        retire_lane(i);
         retired = true;
-      } else if (got.error() != Errc::would_block) {
-        return std::unexpected(got.error());
       }
-      watched.push_back(&lane);
     }
     if (retired) continue;
     if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
@@ -442,16 +486,19 @@ Result<Endpoint> Endpoint::join(std::string_view name, const EndpointOptions& op
         size);
   };
   auto segment = make();
-  if (!segment && segment.error() == Errc::already_exists) {
-    // Taken: by an endpoint whose process died, the name is free again.
-    if (detail::remove_endpoint_if_orphaned(names->name)) {
-      segment = make();
-    } else if (auto holder = detail::open_endpoint(*names, Access::read_only)) {
-      const pid_t pid = platform::ProcessIdentity::unpack(holder->owner).pid;
-      return std::unexpected(Error{Errc::already_exists, names->object,
-                                   "is joined by process " + std::to_string(pid) + " (" +
-                                       platform::process_name(holder->owner) + ")"});
+  // Taken: by an endpoint whose process died, the name is free again. Another process
+  // may be retiring it or joining at the same time: look again a few times.
+  for (int attempt = 0; attempt < 8 && !segment && segment.error() == Errc::already_exists; ++attempt) {
+    if (!detail::remove_endpoint_if_orphaned(names->name)) {
+      if (auto holder = detail::open_endpoint(*names, Access::read_only);
+          holder && platform::liveness(holder->owner) == platform::Liveness::alive) {
+        const pid_t pid = platform::ProcessIdentity::unpack(holder->owner).pid;
+        return std::unexpected(Error{Errc::already_exists, names->object,
+                                     "is joined by process " + std::to_string(pid) + " (" +
+                                         platform::process_name(holder->owner) + ")"});
+      }
     }
+    segment = make();
   }
   if (!segment) return std::unexpected(segment.error());
   auto view = detail::view_endpoint(std::move(*names), std::move(*segment));

@@ -35,7 +35,7 @@ struct alignas(cache_line) EndpointHeader {
   EndpointIdentity identity;
   // Futex: bumped when a lane is added, and when the endpoint closes.
   alignas(cache_line) std::atomic<std::uint32_t> doorbell;
-  std::atomic<std::uint32_t> doorbell_sleepers;  // receivers asleep on it: wake all
+  std::atomic<std::uint32_t> doorbell_sleepers;  // counted by sleepers; the doorbell always wakes all
   std::atomic<std::uint32_t> closed;             // 1 once the endpoint's process left
   // Set by a sender that found every lane taken: the receiver then looks for lanes of
   // dead senders at once instead of at its next once-a-second sweep.

@@ -85,8 +85,9 @@ void initialise(std::span<std::byte> memory, const detail::Geometry& geometry, s
 // on the same file (same inode: it cannot be reused while that handle keeps it open)
 // lives shares its mapping, and the new one is dropped.
 std::shared_ptr<const Segment> share_mapping(Segment segment) {
-  static std::mutex lock;
-  static std::map<std::pair<dev_t, ino_t>, std::weak_ptr<const Segment>> mappings;
+  // Never destroyed: handlers that run at exit open mailboxes too.
+  static auto& lock = *new std::mutex;
+  static auto& mappings = *new std::map<std::pair<dev_t, ino_t>, std::weak_ptr<const Segment>>;
   struct stat st {};
   if (::fstat(detail::SegmentFactory::descriptor(segment), &st) != 0) {
     return std::make_shared<const Segment>(std::move(segment));  // unshared: still correct
@@ -303,6 +304,16 @@ Result<void> Mailbox::remove(std::string_view name) {
   auto names = mailbox_name(name);
   if (!names) return std::unexpected(names.error());
   return detail::MailboxFactory::remove(*names);
+}
+
+bool detail::MailboxFactory::remove_if_owned_by(const MailboxFile& names, std::uint64_t owner) {
+  auto segment = detail::SegmentFactory::open(names.file_name, names.object, Access::read_write);
+  if (!segment) return false;
+  auto state = view(names, std::move(*segment), {});
+  if (!state) return false;
+  if ((*state)->owner != owner && platform::liveness((*state)->owner) == platform::Liveness::alive) return false;
+  detail::retire(**state);
+  return true;
 }
 
 Result<MailboxStatus> Mailbox::stat(std::string_view name) {

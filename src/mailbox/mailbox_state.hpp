@@ -40,6 +40,9 @@ struct MailboxFactory {
   static Result<Mailbox> open(MailboxFile names, const WaitPolicy& wait, OwnerCheck check);
   static Result<void> remove(const MailboxFile& names);
   static Result<MailboxStatus> stat(const MailboxFile& names);
+  // Retires the mailbox under `names` if `owner` owns it or its owner has exited;
+  // whether it did. (For lanes: never removes a live endpoint's lane by mistake.)
+  static bool remove_if_owned_by(const MailboxFile& names, std::uint64_t owner);
 };
 
 struct Geometry {

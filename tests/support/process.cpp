@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <sys/stat.h>
@@ -42,8 +43,10 @@ ExitStatus decode(int status) {
 // poll() with a deadline, resumed across EINTR.
 bool wait_readable(int fd, std::chrono::steady_clock::time_point deadline) {
   for (;;) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() < 0) return false;
+    // Look at least once, however late we are: on a loaded machine the deadline may
+    // have passed before the first look (try_wait's wait(0ms) relies on it).
+    const auto left = std::max(std::chrono::milliseconds{0}, std::chrono::ceil<std::chrono::milliseconds>(
+                                                                 deadline - std::chrono::steady_clock::now()));
     pollfd pfd{fd, POLLIN, 0};
     const int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
     if (ready > 0) return true;
