@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sysexits.h>
 
+#include <filesystem>
 #include <optional>
 
 #include "shmbox/endpoint.hpp"
@@ -22,6 +23,12 @@ class Squatting : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!test::running_as_root()) GTEST_SKIP() << "needs root to switch to another uid";
+  }
+  // The squatter was killed holding what it made; root may remove it all.
+  void TearDown() override {
+    (void)Mailbox::remove(name);
+    (void)Segment::remove(name);
+    std::filesystem::remove("/dev/shm/shmbox.ep." + name);
   }
   std::string name = test::unique_name("squat");
   std::string me = test::unique_name("me");
