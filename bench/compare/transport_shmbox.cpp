@@ -1,0 +1,113 @@
+// shmbox itself: a mailbox per direction, in each wait policy, copying or zero-copy.
+#include <fmt/core.h>
+
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+
+#include "shmbox/mailbox.hpp"
+#include "transports.hpp"
+
+namespace bench {
+namespace {
+
+class MailboxLink final : public Link {
+ public:
+  MailboxLink(shmbox::Mailbox out, shmbox::Mailbox in, bool zero_copy)
+      : out_(std::move(out)), in_(std::move(in)), zero_copy_(zero_copy) {}
+
+  void send(std::span<const std::byte> message) override {
+    if (zero_copy_) {
+      auto loan = take(out_->loan(message.size()));
+      std::memcpy(loan.data().data(), message.data(), message.size());  // the producer writes in place
+      check(loan.commit());
+      return;
+    }
+    check(out_->send(message));
+  }
+  std::size_t receive(std::span<std::byte> buffer) override { return take(in_->receive(buffer)); }
+  std::uint64_t receive_sequence(std::span<std::byte> scratch) override {
+    if (!zero_copy_) return Link::receive_sequence(scratch);
+    auto message = take(in_->receive_in_place());  // read where it lies, no copy out
+    std::uint64_t sequence = 0;
+    std::memcpy(&sequence, message.data().data(), sizeof sequence);
+    return sequence;
+  }
+  void echo(std::span<std::byte> scratch) override {
+    if (!zero_copy_) return Link::echo(scratch);
+    auto request = take(in_->receive_in_place());
+    auto loan = take(out_->loan(request.size()));
+    std::memcpy(loan.data().data(), request.data().data(), request.size());
+    request.release();
+    check(loan.commit());
+  }
+
+ private:
+  template <class T>
+  static T take(shmbox::Result<T> result) {
+    if (!result) throw_error(result.error().message());
+    return std::move(*result);
+  }
+  static void check(shmbox::Result<void> result) {
+    if (!result) throw_error(result.error().message());
+  }
+  std::optional<shmbox::Mailbox> out_, in_;  // optional: a Mailbox has no empty state
+  bool zero_copy_;
+};
+
+class ShmboxTransport final : public Transport {
+ public:
+  ShmboxTransport(std::string label, shmbox::WaitPolicy policy, bool zero_copy)
+      : label_(std::move(label)), policy_(policy), zero_copy_(zero_copy) {}
+
+  std::string name() const override { return label_; }
+  std::string unavailable(const Shape&) const override { return {}; }
+
+  void setup(const Shape& shape) override {
+    const shmbox::MailboxOptions options{.capacity = static_cast<std::uint32_t>(shape.capacity),
+                                         .max_message_size = static_cast<std::uint32_t>(shape.size),
+                                         .ownership = shmbox::Ownership::system};
+    for (const auto& name : names(shape)) {
+      if (auto made = shmbox::Mailbox::create(name, options, policy_); !made) throw_setup(made.error().message());
+    }
+  }
+  std::unique_ptr<Link> connect(const Shape& shape, Role role, int) override {
+    const auto mailboxes = names(shape);
+    auto open = [&](const std::string& name) {
+      auto opened = shmbox::Mailbox::open(name, policy_);
+      if (!opened) throw std::runtime_error(opened.error().message());
+      return std::move(*opened);
+    };
+    if (shape.pattern == Pattern::stream) {
+      return std::make_unique<MailboxLink>(open(mailboxes[0]), open(mailboxes[0]), zero_copy_);
+    }
+    const bool ping = role == Role::ping;
+    return std::make_unique<MailboxLink>(open(mailboxes[ping ? 0 : 1]), open(mailboxes[ping ? 1 : 0]), zero_copy_);
+  }
+  void teardown(const Shape& shape) override {
+    for (const auto& name : names(shape)) (void)shmbox::Mailbox::remove(name);
+  }
+
+ private:
+  static std::vector<std::string> names(const Shape& shape) {
+    if (shape.pattern == Pattern::stream) return {shape.tag};
+    return {shape.tag + "-ab", shape.tag + "-ba"};
+  }
+  [[noreturn]] static void throw_setup(const std::string& what) { throw std::runtime_error(what); }
+  std::string label_;
+  shmbox::WaitPolicy policy_;
+  bool zero_copy_;
+};
+
+}  // namespace
+
+void add_shmbox_transports(std::vector<std::unique_ptr<Transport>>& transports) {
+  const shmbox::WaitPolicy adaptive{}, busy{.mode = shmbox::WaitMode::busy_poll}, sleep{.mode = shmbox::WaitMode::sleep};
+  transports.push_back(std::make_unique<ShmboxTransport>("shmbox adaptive", adaptive, false));
+  transports.push_back(std::make_unique<ShmboxTransport>("shmbox busy-poll", busy, false));
+  transports.push_back(std::make_unique<ShmboxTransport>("shmbox sleep", sleep, false));
+  transports.push_back(std::make_unique<ShmboxTransport>("shmbox adaptive zero-copy", adaptive, true));
+  transports.push_back(std::make_unique<ShmboxTransport>("shmbox busy-poll zero-copy", busy, true));
+}
+
+}  // namespace bench
