@@ -17,6 +17,7 @@
 #include <optional>
 #include <thread>
 
+#include "iceoryx_hoofs/log/logmanager.hpp"
 #include "iceoryx_posh/popo/untyped_publisher.hpp"
 #include "iceoryx_posh/popo/untyped_subscriber.hpp"
 #include "iceoryx_posh/popo/wait_set.hpp"
@@ -111,6 +112,7 @@ class IceoryxTransport final : public Transport {
   void setup(const Shape&) override { start_roudi(); }
   std::unique_ptr<Link> connect(const Shape& shape, Role role, int index) override {
     const std::string runtime = fmt::format("{}-{}-{}", shape.tag, static_cast<int>(role), index);
+    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kError);
     iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, runtime.c_str()));
     std::unique_ptr<IceoryxLink> link;
     switch (role) {
