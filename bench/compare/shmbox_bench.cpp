@@ -230,7 +230,7 @@ std::string write_plot(const std::string& file, const std::vector<std::string>& 
   }
   const std::string header = fmt::format(
       "set terminal {} size 1400,600 font ',11'\nset output '{}'\nset multiplot layout 1,2\n"
-      "set logscale xy\nset grid\nset xlabel 'message size'\n"
+      "set termoption noenhanced\nset logscale xy\nset grid\nset xlabel 'message size'\n"
       "set key outside bottom center horizontal maxrows 5 font ',9'\n"
       "set xtics ('64 B' 64, '1 KiB' 1024, '64 KiB' 65536, '1 MiB' 1048576)\n",
       file.ends_with(".png") ? "pngcairo" : "svg", file);
