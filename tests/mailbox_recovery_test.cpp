@@ -118,6 +118,75 @@ TEST(RecoveryUnbounded, AChunkADeadSenderWasBackingIsBackedAgain) {
   (void)Mailbox::remove(name);
 }
 
+// Forged states below: a handle killed at one exact instruction cannot be arranged,
+// but the state it leaves can. Offsets: identity fields and the attach table (layout.hpp).
+template <class T>
+T peek(const Segment& raw, std::size_t offset) {
+  T value{};
+  std::memcpy(&value, raw.bytes().data() + offset, sizeof value);
+  return value;
+}
+template <class T>
+void poke(Segment& raw, std::size_t offset, T value) {
+  std::memcpy(raw.writable_bytes()->data() + offset, &value, sizeof value);
+}
+constexpr std::size_t attach_table = 512;
+constexpr std::uint64_t no_such_process = 0x7fffffff00000000ull | 4194303u;  // pid 2^22 - 1: above any pid_max
+
+TEST_P(Recovery, AHandleKilledWhileFreeingACancelledPositionNeverDeliversIt) {
+  if (GetParam() == Buffering::zero) GTEST_SKIP() << "a zero-capacity send waits for its receiver";
+  Mailbox box = make();
+  auto dead = ChildProcess::spawn([&] { return Mailbox::open(name) ? 0 : 1; });  // takes attach index 2
+  ASSERT_TRUE(dead.wait().exited_with(0));
+  auto raw = Segment::open("shmbox.mb." + name, Access::read_write).value();
+  poke(raw, attach_table + 64, no_such_process);  // as a process killed with its handle open leaves it
+  { ASSERT_TRUE(box.loan(8)); }                    // position 0: abandoned, CANCELLED
+  ASSERT_TRUE(box.send(as_bytes("after")));        // position 1
+  // Index 2 claimed position 0 to free it, and died: SKIPPING, named by the dead index.
+  const auto slots = peek<std::uint64_t>(raw, 48);  // Identity::slots_offset
+  const std::uint64_t skipping = std::uint64_t{4} << 16 | 2;  // position 0 | phase | owner
+  poke(raw, slots, skipping);
+  std::vector<std::byte> message;
+  ASSERT_TRUE(box.receive(message, 5s));
+  EXPECT_EQ(text_of(message), "after");
+  // Nothing more, however long recovery has (it frees position 0, never delivers it).
+  EXPECT_EQ(box.receive(message, 300ms).error().errc(), Errc::timeout);
+  EXPECT_NE(peek<std::uint64_t>(raw, slots), skipping);
+  // Position 4 reuses slot 0: free again.
+  for (const char* text : {"2", "3", "4", "5"}) ASSERT_TRUE(box.send(as_bytes(text), no_wait)) << text;
+  for (const char* text : {"2", "3", "4", "5"}) {
+    ASSERT_TRUE(box.receive(message, no_wait));
+    EXPECT_EQ(text_of(message), text);
+  }
+}
+
+TEST_P(Recovery, AnEntryHeldByARecoveryThatDiedIsRecoveredToo) {
+  if (GetParam() == Buffering::zero) GTEST_SKIP() << "same claim path as bounded; see the bounded case";
+  auto box = Mailbox::create(name, {.buffering = GetParam(), .capacity = 4, .max_message_size = 64, .max_attached = 2});
+  ASSERT_TRUE(box);
+  test::Pipe progress;
+  auto sender = ChildProcess::spawn([&]() -> int {
+    auto out = Mailbox::open(name);
+    auto loan = out->loan(8);  // claimed, never published
+    progress.send(loan ? "holding" : "failed");
+    for (;;) ::pause();
+  });
+  ASSERT_EQ(progress.receive(), "holding");
+  sender.kill();
+  ASSERT_TRUE(sender.wait().killed_by(SIGKILL));
+  // A recovery held the dead sender's entry (its identity with bit 31) and died too.
+  auto raw = Segment::open("shmbox.mb." + name, Access::read_write).value();
+  poke(raw, attach_table + 64, no_such_process | std::uint64_t{1} << 31);
+  ASSERT_TRUE(box->send(as_bytes("after")));  // queued behind the dead sender's position
+  std::vector<std::byte> message;
+  auto got = box->receive(message, 5s);
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(text_of(message), "after");
+  // The entry was freed: the one other handle allowed can attach.
+  auto other = ChildProcess::spawn([&] { return Mailbox::open(name) ? 0 : 1; });
+  EXPECT_TRUE(other.wait().exited_with(0));
+}
+
 INSTANTIATE_TEST_SUITE_P(Mailbox, Recovery, test::all_bufferings, test::buffering_test_name);
 
 }  // namespace

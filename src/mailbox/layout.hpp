@@ -86,10 +86,12 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 // One per attached handle, a cache line each (handles in different processes
 // write their own entry on every send). identity: ProcessIdentity::packed() of the
-// holder, 0 = free. send_intent records, before each claim of a position through
-// tail, the position about to be claimed (+1; 0 = none), so that survivors can tell
-// which unpublished position a sender that died held. (A receiver's claim is on the
-// slot itself, whose state names the reader.)
+// holder, 0 = free; while a recovery reads and clears a dead holder's intent, the
+// recoverer's identity | attach_recovering_bit (see recovery.cpp). send_intent
+// records, before each claim of a position through tail, the position about to be
+// claimed (+1; 0 = none), so that survivors can tell which unpublished position a
+// sender that died held. (A receiver's claim is on the slot itself, whose state names
+// the reader.)
 struct alignas(cache_line) AttachEntry {
   std::atomic<std::uint64_t> identity;
   std::atomic<std::uint64_t> send_intent;
@@ -107,6 +109,10 @@ struct alignas(cache_line) AttachEntry {
 inline constexpr std::uint64_t role_sender = 1;
 inline constexpr std::uint64_t role_receiver = 2;
 static_assert(sizeof(AttachEntry) == cache_line);
+
+// Set in an entry's identity while a recovery holds it: the rest is the recoverer's
+// packed identity. Bit 31 is the top of the pid field; pids stay below 2^22.
+inline constexpr std::uint64_t attach_recovering_bit = std::uint64_t{1} << 31;
 
 // Unbounded mailboxes: one word per chunk of slots. (lap + 1) << 32 | slots consumed;
 // 0 = not backed by memory. See design.md, Buffering.
@@ -167,7 +173,10 @@ inline constexpr std::size_t slot_header_bytes = sizeof(SlotHeader);
 // A slot claimed by a sender (through tail) stays FREE until it is published.
 // READING is used by zero-capacity mailboxes only, whose senders may take a message
 // back and so race with receivers for the slot itself.
-enum class Phase : std::uint8_t { free = 0, full = 1, reading = 2, cancelled = 3 };
+// SKIPPING: a CANCELLED position claimed (like a message, so that head passes it before
+// it is freed) by the handle that frees it. It holds no message: if that handle dies,
+// recovery finishes freeing it rather than adopting it as one.
+enum class Phase : std::uint8_t { free = 0, full = 1, reading = 2, cancelled = 3, skipping = 4 };
 
 inline constexpr std::uint64_t position_bits = 40;
 inline constexpr std::uint64_t position_mask = (std::uint64_t{1} << position_bits) - 1;

@@ -139,6 +139,7 @@ Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment opened, con
 
 Result<void> attach(MailboxState& state) {
   const std::uint64_t me = platform::current_process().packed();
+  state.process = me;  // recover() marks the entries it works on with it
   // Per process, so after a fork the child registers itself when it attaches.
   state.light_wake_checks = platform::register_for_heavy_barriers();
   detail::AttachEntry* table = state.attach_entries();

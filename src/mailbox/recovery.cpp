@@ -9,8 +9,36 @@
 namespace shmbox::detail {
 namespace {
 
-bool is_dead(const std::vector<std::uint16_t>& dead, std::uint16_t owner) {
-  return std::find(dead.begin(), dead.end(), owner) != dead.end();
+// A handle found dead by this recovery, and its identity then. Identities are unique
+// and the dead never return, so while the entry still holds `was` it is that handle's:
+// nobody has freed it or attached to it since.
+struct Orphan {
+  std::uint16_t owner;
+  std::uint64_t was;
+  bool still_held = false;  // an unsettled intent or a READING or SKIPPING slot names it
+};
+
+Orphan* find_orphan(std::vector<Orphan>& orphans, std::uint16_t owner) {
+  const auto found = std::find_if(orphans.begin(), orphans.end(), [&](const Orphan& o) { return o.owner == owner; });
+  return found == orphans.end() ? nullptr : &*found;
+}
+
+// Whether a handle other than `owner` may hold the position `intent` names: its intent
+// names it too, and it is attached and not known dead (a dead one's claim would be
+// cancelled all the same). Called after tail was seen past the position: a claimer
+// stores its intent before it moves tail (release), so that intent is visible now, or
+// what it stored after publishing (release stores too: then our CAS finds the slot
+// published). A live claimer's entry is neither free nor held by a recovery.
+bool claimed_elsewhere(const MailboxState& state, std::uint16_t owner, std::uint64_t intent,
+                       const std::vector<Orphan>& orphans) {
+  const AttachEntry* table = state.attach_entries();
+  for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
+    if (i + 1 == owner || table[i].send_intent.load(std::memory_order_acquire) != intent) continue;
+    const std::uint64_t holder = table[i].identity.load(std::memory_order_acquire);
+    if (holder == 0 || (holder & attach_recovering_bit) != 0) continue;
+    if (std::none_of(orphans.begin(), orphans.end(), [&](const Orphan& o) { return o.was == holder; })) return true;
+  }
+  return false;
 }
 
 // A dead sender's claimed, unpublished position: cancel it, unless a live sender may
@@ -18,15 +46,16 @@ bool is_dead(const std::vector<std::uint16_t>& dead, std::uint16_t owner) {
 // intent is settled and may be forgotten: the claim never happened, the position was
 // published or cancelled, or we cancelled it now. (Forgetting an unsettled intent would
 // leave its position held for ever.)
-bool cancel_orphaned_claim(MailboxState& state, std::uint64_t intent, const std::vector<std::uint64_t>& live_intents) {
+bool cancel_orphaned_claim(MailboxState& state, std::uint16_t owner, std::uint64_t intent,
+                           const std::vector<Orphan>& orphans) {
   const std::uint64_t position = intent - 1;
   const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire) & ~closed_bit;
   // tail <= position: the dead sender's claim never happened, and now never will.
   if (tail <= position) return true;
-  // A live intent for the same position: that sender may hold it; look again later.
-  // (Once tail has passed the position nobody can claim it any more, so checking the
-  // live intents after tail is enough.)
-  if (std::find(live_intents.begin(), live_intents.end(), intent) != live_intents.end()) return false;
+  // Another handle's intent for the same position: that sender may hold it; look again
+  // later. Read only now, after tail: once tail has passed the position nobody can claim
+  // it any more. (Intents read before tail could miss a sender that claimed it since.)
+  if (claimed_elsewhere(state, owner, intent, orphans)) return false;
   SlotHeader& slot = state.slot(position);
   const std::uint64_t free_word = state.unbounded() ? 0 : SlotState::pack(position, Phase::free, 0);
   std::optional<ActiveGuard> inside;
@@ -53,7 +82,9 @@ bool worker_gone(const AttachEntry* table, const MailboxState& state, std::uint6
   const AttachEntry& entry = table[index - 1];
   if ((entry.generation.load(std::memory_order_acquire) & 0xfff) != ((tag >> 16) & 0xfff)) return true;
   const std::uint64_t holder = entry.identity.load(std::memory_order_acquire);
-  return holder == 0 || platform::liveness(holder) == platform::Liveness::dead;
+  // Held by a recovery: its holder died.
+  return holder == 0 || (holder & attach_recovering_bit) != 0 ||
+         platform::liveness(holder) == platform::Liveness::dead;
 }
 
 // Chunk work a dead handle left half done: backing (the chunk goes back to "ready"
@@ -86,25 +117,45 @@ void finish_orphaned_chunk_work(MailboxState& state, const AttachEntry* attach) 
   wake_senders(state, true);
 }
 
-// Positions [first, last) that a dead receiver holds (READING): adopt one; mark in
-// `still_held` (parallel to `dead`) each dead owner that still names a slot.
+// Positions [first, last) that a dead receiver holds (READING): adopt one; mark each
+// orphan that still names a slot as still held. Cancelled positions a dead handle was
+// freeing (SKIPPING) are taken over into `skipped`, to be freed by the caller.
 void adopt_orphaned_messages(MailboxState& state, std::uint64_t first, std::uint64_t last,
-                             const std::vector<std::uint16_t>& dead, ReceiveClaim* adopt, bool& adopted,
-                             std::vector<bool>& still_held) {
+                             std::vector<Orphan>& orphans, ReceiveClaim* adopt, bool& adopted,
+                             std::vector<ReceiveClaim>& skipped) {
   for (std::uint64_t position = first; position < last; ++position) {
     SlotHeader& slot = state.slot(position);
     std::uint64_t word = slot.state.load(std::memory_order_acquire);
     const SlotState current = SlotState::unpack(word);
-    if (current.position != (position & position_mask) || current.phase != static_cast<std::uint8_t>(Phase::reading) ||
-        !is_dead(dead, current.owner)) {
+    const bool skipping = current.phase == static_cast<std::uint8_t>(Phase::skipping);
+    if (current.position != (position & position_mask) ||
+        (current.phase != static_cast<std::uint8_t>(Phase::reading) && !skipping)) {
       continue;
     }
+    Orphan* reader = find_orphan(orphans, current.owner);
+    if (reader == nullptr) continue;
     const std::uint32_t size = slot.size.load(std::memory_order_relaxed);
-    // Re-check the reader just before taking its message: our list of the dead may be
-    // stale, and a live process must never be robbed. (An entry is freed only once no
-    // slot names it, so the index cannot have passed to a new holder meanwhile.)
-    const std::uint64_t holder = state.attach_entries()[current.owner - 1].identity.load(std::memory_order_acquire);
-    if (holder != 0 && platform::liveness(holder) == platform::Liveness::alive) continue;
+    // Re-check the reader just before taking its message: if its entry no longer holds
+    // the dead identity, the index may have passed to a live process (freed once nothing
+    // named it), whose claim this is. If it does, the slot is the dead one's: an entry
+    // is freed only once no slot names it, and this CAS fails if the slot changed.
+    if (state.attach_entries()[current.owner - 1].identity.load(std::memory_order_acquire) != reader->was) {
+      reader->still_held = true;
+      continue;
+    }
+    if (skipping) {
+      // No message in it: it is freed, never delivered.
+      if (state.self != 0 &&
+          slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::skipping, state.self),
+                                             std::memory_order_acq_rel)) {
+        std::uint64_t expected = position;  // it may have died before moving head past it
+        state.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
+        skipped.push_back(ReceiveClaim{position, &slot, 0});
+      } else {
+        reader->still_held = true;
+      }
+      continue;
+    }
     if (adopt != nullptr && !adopted && state.self != 0 && size <= state.geometry.max_message_size &&
         slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
                                            std::memory_order_acq_rel)) {
@@ -115,46 +166,61 @@ void adopt_orphaned_messages(MailboxState& state, std::uint64_t first, std::uint
       state.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
       continue;
     }
-    still_held[static_cast<std::size_t>(std::find(dead.begin(), dead.end(), current.owner) - dead.begin())] = true;
+    reader->still_held = true;
   }
 }
 
 }  // namespace
 
 bool recover(MailboxState& state, ReceiveClaim* adopt) {
+  if (state.process == 0) return false;  // not attached: we could not hold entries (below)
   AttachEntry* table = state.attach_entries();
-  std::vector<std::uint16_t> dead;
-  std::vector<std::uint64_t> live_intents;
+  std::vector<Orphan> orphans;
   for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
     const std::uint64_t holder = table[i].identity.load(std::memory_order_acquire);
-    if (holder == 0) continue;
     const auto owner = static_cast<std::uint16_t>(i + 1);
-    if (owner != state.self && platform::liveness(holder) == platform::Liveness::dead) {
-      dead.push_back(owner);
-    } else if (const std::uint64_t intent = table[i].send_intent.load(std::memory_order_acquire); intent != 0) {
-      live_intents.push_back(intent);
+    if (holder == 0 || owner == state.self) continue;
+    // Held by a recovery (see below) that died too: as dead as its holder.
+    if (platform::liveness(holder & ~attach_recovering_bit) == platform::Liveness::dead) {
+      orphans.push_back(Orphan{owner, holder});
     }
   }
-  if (dead.empty()) return false;
+  if (orphans.empty()) return false;
 
-  std::vector<bool> still_held(dead.size(), false);
-  for (std::size_t i = 0; i < dead.size(); ++i) {
-    AttachEntry& entry = table[dead[i] - 1];
+  // Our list goes stale as soon as another recovery frees an entry and a new process
+  // attaches to it: the intent and `active` there are then the new holder's, which
+  // must be neither cancelled nor cleared. So each entry is held while we read and
+  // clear them: its identity goes from the dead one's to ours | attach_recovering_bit
+  // and back, a CAS each way. An entry we cannot hold was freed (or is held by another
+  // recovery): we leave it alone.
+  const std::uint64_t mine = state.process | attach_recovering_bit;
+  for (Orphan& orphan : orphans) {
+    AttachEntry& entry = table[orphan.owner - 1];
+    std::uint64_t expected = orphan.was;
+    if (!entry.identity.compare_exchange_strong(expected, mine, std::memory_order_acq_rel)) {
+      orphan.owner = 0;  // dropped below
+      continue;
+    }
     if (const std::uint64_t intent = entry.send_intent.load(std::memory_order_acquire); intent != 0) {
-      if (cancel_orphaned_claim(state, intent, live_intents)) {
+      if (cancel_orphaned_claim(state, orphan.owner, intent, orphans)) {
         entry.send_intent.store(0, std::memory_order_release);
       } else {
-        still_held[i] = true;
+        orphan.still_held = true;
       }
     }
     entry.active.store(0, std::memory_order_release);
+    expected = mine;
+    entry.identity.compare_exchange_strong(expected, orphan.was, std::memory_order_acq_rel);
   }
+  std::erase_if(orphans, [](const Orphan& orphan) { return orphan.owner == 0; });
+  if (orphans.empty()) return false;
   if (state.unbounded()) finish_orphaned_chunk_work(state, table);
 
   // Messages dead receivers claimed and never released lie behind head (or at it).
   const std::uint64_t head = state.header->head.load(std::memory_order_acquire);
   const std::uint64_t n = state.geometry.slot_count;
   bool adopted = false;
+  std::vector<ReceiveClaim> skipped;
   if (state.unbounded()) {
     // Only chunks with unreceived slots can hold one; look at those (a few at most).
     auto* chunks = state.chunk_table();
@@ -166,20 +232,22 @@ bool recover(MailboxState& state, ReceiveClaim* adopt) {
       if (first > head) continue;
       ActiveGuard inside{state, first};
       if (!chunk_readable(chunks[c].word.load(std::memory_order_acquire), (word >> 32) - 1, k)) continue;
-      adopt_orphaned_messages(state, first, std::min(first + k, head + 1), dead, adopt, adopted, still_held);
+      adopt_orphaned_messages(state, first, std::min(first + k, head + 1), orphans, adopt, adopted, skipped);
     }
   } else {
     // Up to head itself: a receiver may have died between its claim and moving head.
-    adopt_orphaned_messages(state, head > n ? head - n : 0, head + 1, dead, adopt, adopted, still_held);
+    adopt_orphaned_messages(state, head > n ? head - n : 0, head + 1, orphans, adopt, adopted, skipped);
   }
+  // Outside the chunk guard above: the last count of a chunk gives it back.
+  for (const ReceiveClaim& claim : skipped) release(state, claim);
 
-  // A dead entry is freed once no slot names it: its index may then be reused.
-  for (std::size_t i = 0; i < dead.size(); ++i) {
-    if (still_held[i]) continue;
-    std::uint64_t holder = table[dead[i] - 1].identity.load(std::memory_order_acquire);
-    if (holder != 0 && platform::liveness(holder) == platform::Liveness::dead) {
-      table[dead[i] - 1].identity.compare_exchange_strong(holder, 0, std::memory_order_acq_rel);
-    }
+  // A dead entry is freed once nothing names it: its index may then pass to a new
+  // process. A CAS from the identity we found dead, so that an entry freed and taken
+  // since (possibly by a process that died in turn) is not freed unexamined.
+  for (const Orphan& orphan : orphans) {
+    if (orphan.still_held) continue;
+    std::uint64_t expected = orphan.was;
+    table[orphan.owner - 1].identity.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
   }
   return adopted;
 }

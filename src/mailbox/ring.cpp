@@ -62,9 +62,11 @@ void help_head(Header& header, std::uint64_t head) noexcept {
 // writes it without another transfer. It is also the one word a zero-capacity sender's
 // take-back CAS races with, so exactly one of them wins. The state then names the
 // reader, for recovery if it dies. Returns false if another receiver (or a take-back) won.
-bool claim_for_receive(MailboxState& state, SlotHeader& slot, std::uint64_t word, std::uint64_t position) noexcept {
+// A CANCELLED slot is claimed `as` SKIPPING: recovery must never deliver it.
+bool claim_for_receive(MailboxState& state, SlotHeader& slot, std::uint64_t word, std::uint64_t position,
+                       Phase as = Phase::reading) noexcept {
   // acq_rel: pairs with the sender's release store of FULL (and its take-back CAS).
-  if (!slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
+  if (!slot.state.compare_exchange_strong(word, SlotState::pack(position, as, state.self),
                                           std::memory_order_acq_rel, std::memory_order_acquire)) {
     return false;
   }
@@ -125,9 +127,10 @@ Attempt send_not_yet(MailboxState& state) {
 
 // A sender's claim of position `tail`: records the intent, then CASes tail (release:
 // the intent is visible before tail moves). False if another sender took the
-// position first, or if close set bit 63.
+// position first, or if close set bit 63. Every intent store is a release, so that a
+// recovery that reads it also sees our earlier publishes (recovery.cpp).
 bool claim_tail(MailboxState& state, std::uint64_t tail) noexcept {
-  state.entry->send_intent.store(tail + 1, std::memory_order_relaxed);
+  state.entry->send_intent.store(tail + 1, std::memory_order_release);
   std::uint64_t expected = tail;
   return state.header->tail.compare_exchange_strong(expected, tail + 1, std::memory_order_acq_rel,
                                                     std::memory_order_acquire);
@@ -243,7 +246,8 @@ Attempt try_claim_send(MailboxState& state, SendClaim& claim) {
       if (current.phase == static_cast<std::uint8_t>(Phase::cancelled) &&
           header.head.load(std::memory_order_acquire) == tail - static_cast<std::uint64_t>(n)) {
         const std::uint64_t position = tail - static_cast<std::uint64_t>(n);
-        if (claim_for_receive(state, slot, SlotState::pack(position, Phase::cancelled, current.owner), position)) {
+        if (claim_for_receive(state, slot, SlotState::pack(position, Phase::cancelled, current.owner), position,
+                              Phase::skipping)) {
           release(state, ReceiveClaim{position, &slot, 0});
         }
         continue;
@@ -259,7 +263,7 @@ Attempt try_claim_send(MailboxState& state, SendClaim& claim) {
 
 void abandon(MailboxState& state, const SendClaim& claim) noexcept {
   claim.slot->state.store(SlotState::pack(claim.position, Phase::cancelled, state.self), std::memory_order_release);
-  state.entry->send_intent.store(0, std::memory_order_relaxed);
+  state.entry->send_intent.store(0, std::memory_order_release);  // after CANCELLED, for recovery
   wake_receivers(state, true);  // a receiver waiting for this position moves past it
 }
 
@@ -295,9 +299,10 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
           continue;
         case Phase::cancelled:
           // Claimed and freed like a message, so that FREE is stored only after head passed.
-          if (claim_for_receive(state, slot, word, head)) release(state, ReceiveClaim{head, &slot, 0});
+          if (claim_for_receive(state, slot, word, head, Phase::skipping)) release(state, ReceiveClaim{head, &slot, 0});
           continue;
         case Phase::reading:
+        case Phase::skipping:
           // Another receiver claimed the slot and has not moved head yet.
           help_head(header, head);
           continue;
@@ -481,10 +486,13 @@ Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit,
         continue;
       }
       if (current.phase == static_cast<std::uint8_t>(Phase::cancelled)) {
-        if (claim_for_receive(state, *slot, slot_word, head)) release(state, ReceiveClaim{head, slot, 0});
+        if (claim_for_receive(state, *slot, slot_word, head, Phase::skipping)) {
+          release(state, ReceiveClaim{head, slot, 0});
+        }
         continue;
       }
-      if (current.phase == static_cast<std::uint8_t>(Phase::reading)) {
+      if (current.phase == static_cast<std::uint8_t>(Phase::reading) ||
+          current.phase == static_cast<std::uint8_t>(Phase::skipping)) {
         help_head(header, head);
         continue;
       }

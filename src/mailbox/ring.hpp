@@ -143,7 +143,8 @@ inline void publish(MailboxState& state, const SendClaim& claim, std::uint32_t s
   // Release: the size and payload written before are visible to the receiver whose
   // acquire load sees FULL.
   claim.slot->state.store(SlotState::pack(claim.position, Phase::full, state.self), std::memory_order_release);
-  state.entry->send_intent.store(0, std::memory_order_relaxed);
+  // Release: a recovery that reads the cleared intent must also see FULL (recovery.cpp).
+  state.entry->send_intent.store(0, std::memory_order_release);
   wake_receivers(state, false);
   // Most likely the next slot we claim: take ownership of it now, while the receiver
   // works, rather than on the critical path of the next send.
