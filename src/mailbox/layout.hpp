@@ -13,7 +13,7 @@ namespace shmbox::detail {
 inline constexpr std::size_t cache_line = 64;
 
 inline constexpr std::uint64_t mailbox_magic = 0x424d584f424d4853ull;  // "SHMBOXMB" little-endian
-inline constexpr std::uint32_t mailbox_layout_version = 2;
+inline constexpr std::uint32_t mailbox_layout_version = 3;
 
 enum class BufferingCode : std::uint32_t { zero = 0, bounded = 1, unbounded = 2 };
 
