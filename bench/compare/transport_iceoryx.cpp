@@ -112,7 +112,7 @@ class IceoryxTransport final : public Transport {
   void setup(const Shape&) override { start_roudi(); }
   std::unique_ptr<Link> connect(const Shape& shape, Role role, int index) override {
     const std::string runtime = fmt::format("{}-{}-{}", shape.tag, static_cast<int>(role), index);
-    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kError);
+    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kError, iox::log::LogLevelOutput::kHideLogLevel);
     iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, runtime.c_str()));
     std::unique_ptr<IceoryxLink> link;
     switch (role) {
