@@ -25,6 +25,7 @@ class Category final : public std::error_category {
       case Errc::version_mismatch: return "layout version mismatch";
       case Errc::out_of_memory: return "out of memory";
       case Errc::system: return "system error";
+      case Errc::unreachable: return "unreachable";
     }
     return "unknown shmbox error " + std::to_string(value);
   }

@@ -6,6 +6,7 @@
 
 #include "shmbox/endpoint.hpp"
 #include "support/process.hpp"
+#include "support/text.hpp"
 
 namespace shmbox {
 namespace {
@@ -17,9 +18,7 @@ test::CommandResult shmbox_cli(std::vector<std::string> args) {
   return test::run_command(args);
 }
 
-std::string text_of(const std::vector<std::byte>& bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
+using test::text_of;
 
 class EndpointCliTest : public ::testing::Test {
  protected:

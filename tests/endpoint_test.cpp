@@ -14,6 +14,7 @@
 #include "shmbox/segment.hpp"
 #include "support/buffering.hpp"
 #include "support/process.hpp"
+#include "support/text.hpp"
 
 namespace shmbox {
 namespace {
@@ -21,9 +22,8 @@ namespace {
 using namespace std::chrono_literals;
 using test::ChildProcess;
 
-std::string text_of(const std::vector<std::byte>& bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
+using test::text_of;
+
 bool endpoint_file_exists(const std::string& name) { return std::filesystem::exists("/dev/shm/shmbox.ep." + name); }
 bool lane_files_exist(const std::string& name) {
   for (const auto& entry : std::filesystem::directory_iterator("/dev/shm")) {

@@ -9,6 +9,7 @@
 #include "shmbox/segment.hpp"
 #include "support/buffering.hpp"
 #include "support/process.hpp"
+#include "support/text.hpp"
 
 namespace shmbox {
 namespace {
@@ -16,7 +17,7 @@ namespace {
 using namespace std::chrono_literals;
 using test::ChildProcess;
 
-std::string text_of(std::span<const std::byte> bytes) { return {reinterpret_cast<const char*>(bytes.data()), bytes.size()}; }
+using test::text_of;
 
 class Recovery : public ::testing::TestWithParam<Buffering> {
  protected:

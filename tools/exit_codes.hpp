@@ -15,7 +15,8 @@ constexpr int exit_code(Errc code) noexcept {
     case Errc::corrupt:
     case Errc::version_mismatch: return EX_DATAERR;
     case Errc::not_found: return EX_NOINPUT;
-    case Errc::closed: return EX_UNAVAILABLE;
+    case Errc::closed:
+    case Errc::unreachable: return EX_UNAVAILABLE;
     case Errc::already_exists: return EX_CANTCREAT;
     case Errc::not_ready:
     case Errc::would_block:

@@ -35,6 +35,7 @@ enum class Errc : int {
   version_mismatch,   // a layout version this build does not speak
   out_of_memory,      // memory ran out while the object grew
   system,             // any other system error (see system_errno())
+  unreachable,        // a remote server (nats://) could not be reached
 };
 
 const std::error_category& error_category() noexcept;

@@ -19,6 +19,11 @@
 //     or a timeout (Errc::timeout).
 //   - close() closes the mailbox for everyone: sends fail with Errc::closed, receivers drain
 //     what is queued and then get Errc::closed; blocked calls wake with Errc::closed.
+//   - A name "nats://host:port/NAME" is a mailbox held by a NATS server (JetStream):
+//     create, open, remove, send and receive in every waiting form work as above, with
+//     bounded or unbounded buffering; zero-copy, close and selectors need a local one.
+//     Delivery is at least once across a receiver's crash. docs/design.md ("Remote
+//     mailboxes") gives the differences.
 //   - Limits live in the mailbox, not in the code: processes built separately agree by
 //     reading them. Nothing read from shared memory is trusted: a mailbox that another
 //     process scribbled over gives Errc::corrupt, never a crash.
@@ -83,6 +88,7 @@ struct MailboxStatus {
 namespace detail {
 struct MailboxState;
 struct MailboxFactory;
+class NatsMailbox;
 }
 
 class Mailbox;
@@ -202,6 +208,7 @@ class Mailbox {
   // For a selector: the words to sleep on, and whether the mailbox can be received from.
   // (Used by shmbox::Selector; not needed otherwise.)
   detail::MailboxState& state() const noexcept { return *state_; }
+  bool remote() const noexcept { return remote_ != nullptr; }
 
  private:
   friend class SendLoan;
@@ -210,7 +217,11 @@ class Mailbox {
   explicit Mailbox(std::unique_ptr<detail::MailboxState> state) noexcept;
   Error wrong_size_error(std::size_t got, std::size_t expected) const;
 
+  explicit Mailbox(std::unique_ptr<detail::NatsMailbox> remote) noexcept;
+  Error local_only(const char* what) const;
+
   std::unique_ptr<detail::MailboxState> state_;
+  std::unique_ptr<detail::NatsMailbox> remote_;  // a nats:// mailbox instead
 };
 
 // The bytes of a string, for sending text.

@@ -15,6 +15,7 @@
 #include "mailbox/waiting.hpp"
 #include "name.hpp"
 #include "platform/barrier.hpp"
+#include "remote/nats_mailbox.hpp"
 #include "platform/process.hpp"
 #include "platform/shm.hpp"
 #include "segment_factory.hpp"
@@ -230,6 +231,11 @@ std::optional<pid_t> remove_mailbox_if_orphaned(const std::string& file_name, co
 }  // namespace detail
 
 Mailbox::Mailbox(std::unique_ptr<detail::MailboxState> state) noexcept : state_(std::move(state)) {}
+Mailbox::Mailbox(std::unique_ptr<detail::NatsMailbox> remote) noexcept : remote_(std::move(remote)) {}
+
+Error Mailbox::local_only(const char* what) const {
+  return Error{Errc::invalid_argument, "mailbox '" + remote_->name() + "'", std::string{what} + " needs a local mailbox"};
+}
 Mailbox::Mailbox(Mailbox&& other) noexcept = default;
 Mailbox& Mailbox::operator=(Mailbox&& other) noexcept {
   if (this != &other) {
@@ -289,6 +295,13 @@ Result<void> MailboxFactory::remove(const MailboxFile& names) {
 }  // namespace detail
 
 Result<Mailbox> Mailbox::create(std::string_view name, const MailboxOptions& options, const WaitPolicy& wait) {
+  if (detail::is_remote_name(name)) {
+    auto remote = detail::parse_remote_name(name);
+    if (!remote) return std::unexpected(remote.error());
+    auto made = detail::NatsMailbox::create(*remote, options);
+    if (!made) return std::unexpected(made.error());
+    return Mailbox{std::move(*made)};
+  }
   auto names = mailbox_name(name);
   if (!names) return std::unexpected(names.error());
   const std::uint64_t owner = options.ownership == Ownership::process ? platform::current_process().packed() : 0;
@@ -296,12 +309,24 @@ Result<Mailbox> Mailbox::create(std::string_view name, const MailboxOptions& opt
 }
 
 Result<Mailbox> Mailbox::open(std::string_view name, const WaitPolicy& wait) {
+  if (detail::is_remote_name(name)) {
+    auto remote = detail::parse_remote_name(name);
+    if (!remote) return std::unexpected(remote.error());
+    auto opened = detail::NatsMailbox::open(*remote);
+    if (!opened) return std::unexpected(opened.error());
+    return Mailbox{std::move(*opened)};
+  }
   auto names = mailbox_name(name);
   if (!names) return std::unexpected(names.error());
   return detail::MailboxFactory::open(std::move(*names), wait, detail::OwnerCheck::trusted_owner);
 }
 
 Result<void> Mailbox::remove(std::string_view name) {
+  if (detail::is_remote_name(name)) {
+    auto remote = detail::parse_remote_name(name);
+    if (!remote) return std::unexpected(remote.error());
+    return detail::NatsMailbox::remove(*remote);
+  }
   auto names = mailbox_name(name);
   if (!names) return std::unexpected(names.error());
   return detail::MailboxFactory::remove(*names);
@@ -318,6 +343,9 @@ bool detail::MailboxFactory::remove_if_owned_by(const MailboxFile& names, std::u
 }
 
 Result<MailboxStatus> Mailbox::stat(std::string_view name) {
+  if (detail::is_remote_name(name)) {
+    return std::unexpected(Error{Errc::invalid_argument, detail::describe("mailbox", name), "stat needs a local mailbox"});
+  }
   auto names = mailbox_name(name);
   if (!names) return std::unexpected(names.error());
   return detail::MailboxFactory::stat(*names);
@@ -355,14 +383,17 @@ Result<MailboxStatus> detail::MailboxFactory::stat(const MailboxFile& names) {
 
 std::vector<std::string> Mailbox::list() { return platform::list_shm_names(detail::mailbox_file_prefix); }
 
-const std::string& Mailbox::name() const noexcept { return state_->name; }
-Buffering Mailbox::buffering() const noexcept { return state_->geometry.buffering; }
-std::uint32_t Mailbox::capacity() const noexcept { return state_->geometry.capacity; }
-std::size_t Mailbox::max_message_size() const noexcept { return state_->geometry.max_message_size; }
-bool Mailbox::closed() const noexcept { return detail::is_closed(*state_); }
-std::uint64_t Mailbox::queued() const noexcept { return detail::queued(*state_); }
+const std::string& Mailbox::name() const noexcept { return remote_ ? remote_->name() : state_->name; }
+Buffering Mailbox::buffering() const noexcept { return remote_ ? remote_->buffering() : state_->geometry.buffering; }
+std::uint32_t Mailbox::capacity() const noexcept { return remote_ ? remote_->capacity() : state_->geometry.capacity; }
+std::size_t Mailbox::max_message_size() const noexcept {
+  return remote_ ? remote_->max_message_size() : state_->geometry.max_message_size;
+}
+bool Mailbox::closed() const noexcept { return !remote_ && detail::is_closed(*state_); }
+std::uint64_t Mailbox::queued() const noexcept { return remote_ ? 0 : detail::queued(*state_); }
 
 Result<void> Mailbox::close() {
+  if (remote_) return std::unexpected(local_only("close"));
   detail::close_mailbox(*state_->header);
   return {};
 }
@@ -409,6 +440,7 @@ Result<void> await_pick_up(MailboxState& state, const detail::SendClaim& claim, 
 }  // namespace
 
 Result<void> Mailbox::send(std::span<const std::byte> message, Deadline deadline) {
+  if (remote_) [[unlikely]] return remote_->send(message, deadline);
   MailboxState& state = *state_;
   if (message.size() > state.geometry.max_message_size) return std::unexpected(too_large_error(state, message.size()));
   const bool zero = state.geometry.buffering == Buffering::zero;
@@ -449,6 +481,7 @@ detail::Waited claim_for_receive(MailboxState& state, std::size_t size_limit, De
 }  // namespace
 
 Result<std::size_t> Mailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
+  if (remote_) [[unlikely]] return remote_->receive(buffer, deadline);
   MailboxState& state = *state_;
   detail::ReceiveClaim claim{};
   const detail::Waited waited = claim_for_receive(state, buffer.size(), deadline, claim);
@@ -459,6 +492,7 @@ Result<std::size_t> Mailbox::receive(std::span<std::byte> buffer, Deadline deadl
 }
 
 Result<void> Mailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
+  if (remote_) [[unlikely]] return remote_->receive(message, deadline);
   MailboxState& state = *state_;
   // Room first: an allocation that fails must fail before a message is taken.
   message.reserve(state.geometry.max_message_size);
@@ -472,6 +506,7 @@ Result<void> Mailbox::receive(std::vector<std::byte>& message, Deadline deadline
 }
 
 Result<SendLoan> Mailbox::loan(std::size_t size, Deadline deadline) {
+  if (remote_) return std::unexpected(local_only("a zero-copy loan"));
   MailboxState& state = *state_;
   if (size > state.geometry.max_message_size) return std::unexpected(too_large_error(state, size));
   detail::SendClaim claim{};
@@ -481,6 +516,7 @@ Result<SendLoan> Mailbox::loan(std::size_t size, Deadline deadline) {
 }
 
 Result<ReceivedMessage> Mailbox::receive_in_place(Deadline deadline) {
+  if (remote_) return std::unexpected(local_only("a zero-copy receive"));
   MailboxState& state = *state_;
   detail::ReceiveClaim claim{};
   const detail::Waited waited = claim_for_receive(state, state.geometry.max_message_size, deadline, claim);
@@ -489,7 +525,7 @@ Result<ReceivedMessage> Mailbox::receive_in_place(Deadline deadline) {
 }
 
 Error Mailbox::wrong_size_error(std::size_t got, std::size_t expected) const {
-  return Error{Errc::invalid_argument, state_->object,
+  return Error{Errc::invalid_argument, remote_ ? "mailbox '" + remote_->name() + "'" : state_->object,
                "received a message of " + std::to_string(got) + " bytes where " + std::to_string(expected) +
                    " were expected"};
 }

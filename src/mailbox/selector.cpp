@@ -16,6 +16,9 @@ bool ready(detail::MailboxState& state, Interest interest) noexcept {
 }  // namespace
 
 Result<std::size_t> Selector::add(Mailbox& mailbox, Interest interest) {
+  if (mailbox.remote()) {
+    return std::unexpected(Error{Errc::invalid_argument, "selector", "a remote mailbox cannot be watched; use a local one"});
+  }
   if (watched_.size() >= max_mailboxes) {
     return std::unexpected(Error{Errc::invalid_argument, "selector",
                                  "watches " + std::to_string(max_mailboxes) + " mailboxes already, its limit"});

@@ -1,0 +1,314 @@
+#include "remote/nats_mailbox.hpp"
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "name.hpp"
+#include "platform/process.hpp"
+
+namespace shmbox::detail {
+namespace {
+
+constexpr std::size_t max_remote_name = 200;
+constexpr const char* durable_consumer = "receivers";
+// A non-blocking receive still asks the server: one round trip, at most this long
+// (cnats refuses a fetch without any wait).
+constexpr std::int64_t no_wait_fetch_ms = 10;
+// How long the server remembers a message id: a retried publish within it is stored once.
+constexpr std::int64_t duplicate_window_ns = std::int64_t{120} * 1'000'000'000;
+// The server's size limit counts headers too, and every message carries its id in one.
+constexpr std::int32_t header_allowance = 256;
+
+std::string stream_of(const RemoteName& name) { return "SHMBOX_" + name.name; }
+std::string subject_of(const RemoteName& name) { return "shmbox.mb." + name.name; }
+
+Error nats_error(Errc errc, const RemoteName& name, const std::string& doing, natsStatus status) {
+  return Error{errc, name.object, doing + ": " + natsStatus_GetText(status)};
+}
+
+// Milliseconds left until `deadline`, at least 1 (cnats takes no zero wait).
+std::int64_t wait_ms(Deadline deadline, std::int64_t longest) {
+  if (deadline.is_none()) return no_wait_fetch_ms;
+  if (deadline.is_forever()) return longest;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline.until() - Deadline::clock::now()).count();
+  return std::clamp<std::int64_t>(left, 1, longest);
+}
+
+}  // namespace
+
+Result<RemoteName> parse_remote_name(std::string_view text) {
+  const std::string object = describe("mailbox", text);
+  auto invalid = [&](const std::string& detail) {
+    return std::unexpected(Error{Errc::invalid_name, object, detail});
+  };
+  if (!text.starts_with(remote_scheme)) return invalid("a remote name starts with nats://");
+  const std::string_view rest = text.substr(remote_scheme.size());
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0) return invalid("a remote name is nats://host[:port]/NAME");
+  const std::string_view host = rest.substr(0, slash), name = rest.substr(slash + 1);
+  if (name.empty() || name.size() > max_remote_name) {
+    return invalid("the mailbox name after the server must be 1 to " + std::to_string(max_remote_name) + " characters");
+  }
+  for (const char c : name) {
+    // Stream names and subject tokens both hold these; '.', '*', '>' and spaces they do not.
+    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!allowed) return invalid("a remote mailbox name may contain only letters, digits, '_' and '-'");
+  }
+  for (const char c : host) {
+    if (c == '@' || c == '/' || c == ' ') return invalid("the server part must be host[:port]");
+  }
+  return RemoteName{std::string{remote_scheme} + std::string{host}, std::string{name}, object};
+}
+
+struct NatsMailbox::Connection {
+  natsConnection* connection = nullptr;
+  jsCtx* jetstream = nullptr;
+  natsSubscription* receivers = nullptr;  // bound on the first receive
+
+  ~Connection() {
+    natsSubscription_Destroy(receivers);
+    jsCtx_Destroy(jetstream);
+    natsConnection_Destroy(connection);
+  }
+
+  static Result<std::unique_ptr<Connection>> open(const RemoteName& name) {
+    auto made = std::make_unique<Connection>();
+    natsOptions* options = nullptr;
+    natsStatus status = natsOptions_Create(&options);
+    if (status == NATS_OK) status = natsOptions_SetURL(options, name.server.c_str());
+    if (status == NATS_OK) status = natsOptions_SetTimeout(options, 2000);  // connecting: then Unreachable
+    if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, 60);
+    if (status == NATS_OK) status = natsConnection_Connect(&made->connection, options);
+    natsOptions_Destroy(options);
+    if (status != NATS_OK) {
+      return std::unexpected(nats_error(Errc::unreachable, name, "cannot reach the NATS server " + name.server, status));
+    }
+    status = natsConnection_JetStream(&made->jetstream, made->connection, nullptr);
+    if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, name, "cannot use JetStream", status));
+    return made;
+  }
+};
+
+NatsMailbox::NatsMailbox(RemoteName name, std::unique_ptr<Connection> connection) noexcept
+    : name_(std::move(name)), connection_(std::move(connection)) {}
+
+NatsMailbox::~NatsMailbox() = default;
+
+Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name, const MailboxOptions& options) {
+  if (options.buffering == Buffering::zero) {
+    return std::unexpected(Error{Errc::invalid_argument, name.object,
+                                 "zero capacity is not available for remote mailboxes yet; use bounded or unbounded"});
+  }
+  if (options.buffering == Buffering::bounded && options.capacity == 0) {
+    return std::unexpected(Error{Errc::invalid_argument, name.object, "capacity must be at least 1"});
+  }
+  auto connection = Connection::open(name);
+  if (!connection) return std::unexpected(connection.error());
+  const std::int64_t max_payload = natsConnection_GetMaxPayload((*connection)->connection);
+  if (static_cast<std::int64_t>(options.max_message_size) + header_allowance > max_payload) {
+    return std::unexpected(Error{Errc::too_large, name.object,
+                                 "max_message_size " + std::to_string(options.max_message_size) +
+                                     " (and a message id) is over the server's maximum payload of " +
+                                     std::to_string(max_payload) + " bytes"});
+  }
+  const std::string stream = stream_of(name), subject = subject_of(name);
+  jsErrCode code = static_cast<jsErrCode>(0);
+  // AddStream accepts a stream that exists with the same configuration: look first, so
+  // that create is exclusive as it is for local mailboxes.
+  jsStreamInfo* existing = nullptr;
+  if (js_GetStreamInfo(&existing, (*connection)->jetstream, stream.c_str(), nullptr, &code) == NATS_OK) {
+    jsStreamInfo_Destroy(existing);
+    return std::unexpected(Error{Errc::already_exists, name.object, "already exists on " + name.server});
+  }
+  jsStreamConfig config;
+  jsStreamConfig_Init(&config);
+  const char* subjects[] = {subject.c_str()};
+  config.Name = stream.c_str();
+  config.Subjects = subjects;
+  config.SubjectsLen = 1;
+  config.Retention = js_WorkQueuePolicy;
+  config.MaxMsgs = options.buffering == Buffering::bounded ? std::int64_t{options.capacity} : -1;
+  config.MaxMsgSize = static_cast<std::int32_t>(options.max_message_size) + header_allowance;
+  config.Discard = js_DiscardNew;  // a full bounded mailbox refuses, the sender waits
+  // A system-owned mailbox survives server restarts; a process-owned one need not.
+  config.Storage = options.ownership == Ownership::system ? js_FileStorage : js_MemoryStorage;
+  config.Duplicates = duplicate_window_ns;
+  jsStreamInfo* info = nullptr;
+  natsStatus status = js_AddStream(&info, (*connection)->jetstream, &config, nullptr, &code);
+  jsStreamInfo_Destroy(info);
+  if (status != NATS_OK) {
+    if (code == JSStreamNameExistErr) return std::unexpected(Error{Errc::already_exists, name.object, "already exists on " + name.server});
+    return std::unexpected(nats_error(Errc::system, name, "cannot create its stream", status));
+  }
+  jsConsumerConfig consumer;
+  jsConsumerConfig_Init(&consumer);
+  consumer.Durable = durable_consumer;
+  consumer.AckPolicy = js_AckExplicit;
+  consumer.FilterSubject = subject.c_str();
+  jsConsumerInfo* consumer_info = nullptr;
+  status = js_AddConsumer(&consumer_info, (*connection)->jetstream, stream.c_str(), &consumer, nullptr, &code);
+  jsConsumerInfo_Destroy(consumer_info);
+  if (status != NATS_OK) {
+    (void)js_DeleteStream((*connection)->jetstream, stream.c_str(), nullptr, nullptr);
+    return std::unexpected(nats_error(Errc::system, name, "cannot create its receivers' consumer", status));
+  }
+  auto mailbox = std::unique_ptr<NatsMailbox>(new NatsMailbox(name, std::move(*connection)));
+  mailbox->buffering_ = options.buffering;
+  mailbox->capacity_ = options.buffering == Buffering::bounded ? options.capacity : 0;
+  mailbox->max_message_size_ = options.max_message_size;
+  return mailbox;
+}
+
+Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
+  auto connection = Connection::open(name);
+  if (!connection) return std::unexpected(connection.error());
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus status = js_GetStreamInfo(&info, (*connection)->jetstream, stream_of(name).c_str(), nullptr, &code);
+  if (status != NATS_OK) {
+    if (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND) {
+      return std::unexpected(Error{Errc::not_found, name.object, "does not exist on " + name.server});
+    }
+    return std::unexpected(nats_error(Errc::system, name, "cannot read its stream", status));
+  }
+  auto mailbox = std::unique_ptr<NatsMailbox>(new NatsMailbox(name, std::move(*connection)));
+  // Untrusted like shared memory: a stream someone else made may hold anything.
+  const std::int64_t max_messages = info->Config->MaxMsgs;
+  const std::int32_t max_size = info->Config->MaxMsgSize;
+  jsStreamInfo_Destroy(info);
+  mailbox->buffering_ = max_messages > 0 ? Buffering::bounded : Buffering::unbounded;
+  mailbox->capacity_ = max_messages > 0 ? static_cast<std::uint32_t>(std::min<std::int64_t>(max_messages, UINT32_MAX)) : 0;
+  const std::int64_t limit = max_size > 0 ? max_size : natsConnection_GetMaxPayload(mailbox->connection_->connection);
+  mailbox->max_message_size_ = static_cast<std::size_t>(std::max<std::int64_t>(limit - header_allowance, 0));
+  return mailbox;
+}
+
+Result<void> NatsMailbox::remove(const RemoteName& name) {
+  auto connection = Connection::open(name);
+  if (!connection) return std::unexpected(connection.error());
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus status = js_DeleteStream((*connection)->jetstream, stream_of(name).c_str(), nullptr, &code);
+  if (status == NATS_OK) return {};
+  if (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND) {
+    return std::unexpected(Error{Errc::not_found, name.object, "does not exist on " + name.server});
+  }
+  return std::unexpected(nats_error(Errc::system, name, "cannot remove its stream", status));
+}
+
+Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline deadline) {
+  if (message.size() > max_message_size_) {
+    return std::unexpected(Error{Errc::too_large, name_.object,
+                                 "message of " + std::to_string(message.size()) + " bytes is over the mailbox's maximum of " +
+                                     std::to_string(max_message_size_)});
+  }
+  // One id per message, kept across retries: a publish stored but unacknowledged and
+  // then retried is stored once (within the duplicate window).
+  const std::string id = std::to_string(platform::current_process().packed()) + "-" +
+                         std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" + std::to_string(++next_id_);
+  const std::string subject = subject_of(name_);
+  auto backoff = std::chrono::milliseconds{1};
+  for (;;) {
+    jsPubOptions options;
+    jsPubOptions_Init(&options);
+    options.MsgId = id.c_str();
+    // The acknowledgement is a round trip whatever the deadline: a non-blocking send
+    // does not wait for room, but it does wait to hear whether it was stored.
+    options.MaxWait = deadline.is_none() ? 2000 : wait_ms(deadline, 2000);
+    jsPubAck* ack = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const natsStatus status = js_Publish(&ack, connection_->jetstream, subject.c_str(), message.data(),
+                                         static_cast<int>(message.size()), &options, &code);
+    jsPubAck_Destroy(ack);
+    if (status == NATS_OK) return {};
+    if (status == NATS_NO_RESPONDERS || code == JSStreamNotFoundErr) {
+      return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
+    }
+    const bool full = code == JSStreamStoreFailedErr;  // DiscardNew refused it: the mailbox is full
+    if (code == JSStreamMessageExceedsMaximumErr) {
+      return std::unexpected(Error{Errc::too_large, name_.object, "the server refused the message as too large"});
+    }
+    if (!full && status != NATS_TIMEOUT) return std::unexpected(nats_error(Errc::system, name_, "cannot send", status));
+    if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+    if (deadline.expired()) {
+      return std::unexpected(Error{Errc::timeout, name_.object,
+                                   full ? std::string{"timed out"}
+                                        : "timed out waiting for the server to acknowledge (it may have stored the message)"});
+    }
+    if (full) {
+      std::this_thread::sleep_for(std::min<Deadline::clock::duration>(backoff, deadline.is_forever()
+                                                                                   ? Deadline::clock::duration::max()
+                                                                                   : deadline.until() - Deadline::clock::now()));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds{20});
+    }
+  }
+}
+
+template <class Take>
+Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (connection_->receivers == nullptr) {
+    const natsStatus status = js_PullSubscribe(&connection_->receivers, connection_->jetstream,
+                                               subject_of(name_).c_str(), durable_consumer, nullptr, nullptr, &code);
+    if (status != NATS_OK) {
+      if (code == JSStreamNotFoundErr || code == JSConsumerNotFoundErr || status == NATS_NOT_FOUND) {
+        return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
+      }
+      return std::unexpected(nats_error(Errc::system, name_, "cannot bind to its receivers' consumer", status));
+    }
+  }
+  for (;;) {
+    natsMsgList list{};
+    const natsStatus status = natsSubscription_Fetch(&list, connection_->receivers, 1, wait_ms(deadline, 1000), &code);
+    if (status == NATS_OK && list.Count > 0) {
+      natsMsg* message = list.Msgs[0];
+      const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
+      const auto size = static_cast<std::size_t>(natsMsg_GetDataLength(message));
+      auto taken = take(std::span{data, size});
+      if (taken) {
+        // Acknowledged only now that the bytes are the caller's: a receiver that dies
+        // before this has its message redelivered (after the consumer's AckWait).
+        (void)natsMsg_AckSync(message, nullptr, nullptr);
+      } else {
+        (void)natsMsg_Nak(message, nullptr);  // too large for the buffer: it stays queued
+      }
+      natsMsgList_Destroy(&list);
+      return taken;
+    }
+    natsMsgList_Destroy(&list);
+    if (status != NATS_OK && status != NATS_TIMEOUT) {
+      if (code == JSStreamNotFoundErr || code == JSConsumerNotFoundErr || status == NATS_NOT_FOUND) {
+        return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
+      }
+      return std::unexpected(nats_error(Errc::system, name_, "cannot receive", status));
+    }
+    if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+    if (deadline.expired()) return std::unexpected(Error{Errc::timeout, name_.object, "timed out"});
+  }
+}
+
+Result<std::size_t> NatsMailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
+  return receive_with(deadline, [&](std::span<const std::byte> message) -> Result<std::size_t> {
+    if (message.size() > buffer.size()) {
+      return std::unexpected(Error{Errc::too_large, name_.object,
+                                   "next message is " + std::to_string(message.size()) + " bytes; the buffer holds " +
+                                       std::to_string(buffer.size())});
+    }
+    std::memcpy(buffer.data(), message.data(), message.size());
+    return message.size();
+  });
+}
+
+Result<void> NatsMailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
+  auto got = receive_with(deadline, [&](std::span<const std::byte> bytes) -> Result<std::size_t> {
+    message.assign(bytes.begin(), bytes.end());
+    return bytes.size();
+  });
+  if (!got) return std::unexpected(got.error());
+  return {};
+}
+
+}  // namespace shmbox::detail

@@ -1,0 +1,68 @@
+// Mailboxes held by a NATS server or cluster: a name "nats://host:port/NAME" selects
+// one. Each is a JetStream stream with work-queue retention, and one durable pull
+// consumer that every receiver binds to, so that each message goes to one receiver.
+// docs/design.md ("Remote mailboxes") gives the mapping and where it differs.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmbox/error.hpp"
+#include "shmbox/mailbox.hpp"
+#include "shmbox/wait.hpp"
+
+namespace shmbox::detail {
+
+inline constexpr std::string_view remote_scheme = "nats://";
+
+inline bool is_remote_name(std::string_view name) noexcept { return name.starts_with(remote_scheme); }
+
+struct RemoteName {
+  std::string server;  // "nats://host:port"
+  std::string name;    // the mailbox's name on that server
+  std::string object;  // "mailbox 'nats://host:port/name'" for errors
+};
+
+// Parses "nats://host[:port]/NAME"; NAME is 1 to 200 of [A-Za-z0-9_-] (what a stream
+// name and a subject token can both hold).
+Result<RemoteName> parse_remote_name(std::string_view text);
+
+class NatsMailbox {
+ public:
+  static Result<std::unique_ptr<NatsMailbox>> create(const RemoteName& name, const MailboxOptions& options);
+  static Result<std::unique_ptr<NatsMailbox>> open(const RemoteName& name);
+  static Result<void> remove(const RemoteName& name);
+  ~NatsMailbox();
+  NatsMailbox(const NatsMailbox&) = delete;
+  NatsMailbox& operator=(const NatsMailbox&) = delete;
+
+  const std::string& name() const noexcept { return name_.name; }
+  Buffering buffering() const noexcept { return buffering_; }
+  std::uint32_t capacity() const noexcept { return capacity_; }
+  std::size_t max_message_size() const noexcept { return max_message_size_; }
+
+  Result<void> send(std::span<const std::byte> message, Deadline deadline);
+  Result<std::size_t> receive(std::span<std::byte> buffer, Deadline deadline);
+  Result<void> receive(std::vector<std::byte>& message, Deadline deadline);
+
+ private:
+  struct Connection;
+  NatsMailbox(RemoteName name, std::unique_ptr<Connection> connection) noexcept;
+  // Takes the next message and hands it to `take`, which returns its size or an error;
+  // the message is acknowledged only if `take` succeeded, and handed back otherwise.
+  template <class Take>
+  Result<std::size_t> receive_with(Deadline deadline, Take&& take);
+
+  RemoteName name_;
+  std::unique_ptr<Connection> connection_;
+  Buffering buffering_ = Buffering::bounded;
+  std::uint32_t capacity_ = 0;
+  std::size_t max_message_size_ = 0;
+  std::uint64_t next_id_ = 0;
+};
+
+}  // namespace shmbox::detail

@@ -1,0 +1,201 @@
+// Remote mailboxes (nats://host:port/NAME) against a real nats-server with JetStream,
+// started by each test on loopback. Every use of the NATS client is in a child process:
+// the client is not fork-safe, so the test process itself never starts it.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "shmbox/mailbox.hpp"
+#include "shmbox/segment.hpp"
+#include "support/nats_server.hpp"
+#include "support/process.hpp"
+#include "support/text.hpp"
+
+namespace shmbox {
+namespace {
+
+using namespace std::chrono_literals;
+using test::ChildProcess;
+
+using test::text_of;
+
+class RemoteMailbox : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server.emplace(test::NatsServer::start());
+    if (!*server) GTEST_SKIP() << "nats-server is not installed (Debian: nats-server)";
+    name = (**server).url() + "/" + test::unique_name("remote").substr(std::string{"shmbox-test-"}.size());
+  }
+  // Runs `body` in a child process and expects it to return 0; a failure says where.
+  void in_child(const std::function<int()>& body) {
+    auto child = ChildProcess::spawn(body);
+    const auto status = child.wait(60s);
+    EXPECT_TRUE(status.exited_with(0)) << status.describe();
+  }
+  // The server as an optional inside an optional: start() says whether there is one.
+  std::optional<std::optional<test::NatsServer>> server;
+  std::string name;
+};
+
+TEST_F(RemoteMailbox, CreateSendReceiveAndRemove) {
+  in_child([&] {
+    auto box = Mailbox::create(name, {.capacity = 8, .max_message_size = 64});
+    if (!box) return std::fprintf(stderr, "%s\n", box.error().message().c_str()), 1;
+    for (const char* text : {"one", "two", "three"}) {
+      if (!box->send(as_bytes(text))) return 2;
+    }
+    return box->buffering() == Buffering::bounded && box->capacity() == 8 && box->max_message_size() == 64 ? 0 : 3;
+  });
+  in_child([&] {
+    auto box = Mailbox::open(name);
+    if (!box) return 1;
+    std::vector<std::byte> message;
+    for (const char* text : {"one", "two", "three"}) {
+      auto got = box->receive(message, 10s);
+      if (!got) std::fprintf(stderr, "receive: %s\n", got.error().message().c_str());
+      if (!got || text_of(message) != text) return 2;
+    }
+    auto empty = box->receive(message, no_wait);
+    return !empty && empty.error().errc() == Errc::would_block ? 0 : 3;
+  });
+  in_child([&] {
+    if (!Mailbox::remove(name)) return 1;
+    auto gone = Mailbox::open(name);
+    if (gone || gone.error().errc() != Errc::not_found) return 2;
+    return gone.error().message() == "mailbox '" + name + "': does not exist on " + (**server).url() ? 0 : 3;
+  });
+}
+
+TEST_F(RemoteMailbox, CompetingReceiversTakeEachMessageOnceInSenderOrder) {
+  constexpr std::uint32_t count = 300;
+  auto ledger = Segment::create(test::unique_name("remote-ledger"), count * sizeof(std::uint32_t));
+  ASSERT_TRUE(ledger);
+  auto* seen = reinterpret_cast<std::atomic<std::uint32_t>*>(ledger->writable_bytes()->data());
+  in_child([&] { return Mailbox::create(name, {.capacity = 16, .max_message_size = 16}) ? 0 : 1; });
+  std::vector<ChildProcess> receivers;
+  for (int r = 0; r < 2; ++r) {
+    receivers.push_back(ChildProcess::spawn([&] {
+      auto box = Mailbox::open(name);
+      if (!box) return 1;
+      std::int64_t last = -1;
+      for (;;) {
+        auto value = box->receive_value<std::uint32_t>(2s);
+        if (!value) return value.error().errc() == Errc::timeout ? 0 : 2;  // all taken
+        if (*value >= count || static_cast<std::int64_t>(*value) <= last) return 3;
+        last = *value;
+        seen[*value].fetch_add(1);
+      }
+    }));
+  }
+  in_child([&] {
+    auto box = Mailbox::open(name);
+    if (!box) return 1;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      if (!box->send_value(i, 10s)) return 2;  // bounded: waits while 16 are queued
+    }
+    return 0;
+  });
+  for (auto& receiver : receivers) EXPECT_TRUE(receiver.wait(60s).exited_with(0));
+  for (std::uint32_t i = 0; i < count; ++i) EXPECT_EQ(seen[i].load(), 1u) << "message " << i;
+  (void)Segment::remove(test::unique_name("remote-ledger"));
+}
+
+TEST_F(RemoteMailbox, FullBoundedMailboxWouldBlockOrTimesOutThenTakesMore) {
+  in_child([&] {
+    auto box = Mailbox::create(name, {.capacity = 2, .max_message_size = 16});
+    if (!box || !box->send(as_bytes("a")) || !box->send(as_bytes("b"))) return 1;
+    auto full = box->send(as_bytes("c"), no_wait);
+    if (full || full.error().errc() != Errc::would_block) return 2;
+    auto late = box->send(as_bytes("c"), 100ms);
+    if (late || late.error().errc() != Errc::timeout) return 3;
+    if (late.error().message() != "mailbox '" + name + "': timed out") return 4;
+    std::vector<std::byte> message;
+    if (!box->receive(message, 10s) || text_of(message) != "a") return 5;
+    return box->send(as_bytes("c"), 10s) ? 0 : 6;
+  });
+}
+
+TEST_F(RemoteMailbox, TimedAndNonBlockingReceiveOnAnEmptyMailbox) {
+  in_child([&] {
+    auto box = Mailbox::create(name, {.buffering = Buffering::unbounded, .max_message_size = 16});
+    if (!box) return 1;
+    std::vector<std::byte> message;
+    auto empty = box->receive(message, no_wait);
+    if (empty || empty.error().errc() != Errc::would_block) return 2;
+    const auto start = std::chrono::steady_clock::now();
+    auto late = box->receive(message, 100ms);
+    if (late || late.error().errc() != Errc::timeout) return 3;
+    return std::chrono::steady_clock::now() - start >= 100ms ? 0 : 4;
+  });
+}
+
+TEST_F(RemoteMailbox, UnboundedTakesEverythingWithoutWaiting) {
+  in_child([&] {
+    auto box = Mailbox::create(name, {.buffering = Buffering::unbounded, .max_message_size = 16});
+    if (!box) return 1;
+    for (std::uint32_t i = 0; i < 1000; ++i) {
+      auto sent = box->send_value(i, no_wait);
+      if (!sent) return std::fprintf(stderr, "send %u: %s\n", i, sent.error().message().c_str()), 2;
+    }
+    for (std::uint32_t i = 0; i < 1000; ++i) {
+      auto value = box->receive_value<std::uint32_t>(10s);
+      if (!value || *value != i) return 3;
+    }
+    return 0;
+  });
+}
+
+TEST_F(RemoteMailbox, ErrorsNameTheMailboxAndTheCause) {
+  in_child([&] {
+    if (!Mailbox::create(name, {.max_message_size = 8})) return 1;
+    auto twice = Mailbox::create(name);
+    if (twice || twice.error().errc() != Errc::already_exists) return 2;
+    if (twice.error().message() != "mailbox '" + name + "': already exists on " + (**server).url()) return 3;
+    auto box = Mailbox::open(name);
+    auto big = box->send(as_bytes("nine bytes"));
+    if (big || big.error().message() != "mailbox '" + name + "': message of 10 bytes is over the mailbox's maximum of 8") {
+      return 4;
+    }
+    auto zero = Mailbox::create(name + "-zero", {.buffering = Buffering::zero});
+    if (zero || zero.error().errc() != Errc::invalid_argument) return 5;
+    auto huge = Mailbox::create(name + "-huge", {.max_message_size = 64u << 20});
+    if (huge || huge.error().errc() != Errc::too_large) return 6;
+    auto loan = box->loan(4);
+    if (loan || loan.error().errc() != Errc::invalid_argument) return 7;
+    for (const char* bad : {"nats://", "nats://host", "nats://host/", "nats://host/a.b", "nats://host/a b", "nats://a@b/x"}) {
+      auto opened = Mailbox::open(bad);
+      if (opened || opened.error().errc() != Errc::invalid_name) return 8;
+    }
+    return 0;
+  });
+}
+
+TEST_F(RemoteMailbox, AnUnreachableServerIsAClearErrorNotAHang) {
+  const std::string url = (**server).url();
+  (**server).kill();
+  in_child([&] {
+    const auto start = std::chrono::steady_clock::now();
+    auto opened = Mailbox::open(name);
+    if (opened || opened.error().errc() != Errc::unreachable) return 1;
+    if (opened.error().message().find("cannot reach the NATS server " + url) == std::string::npos) return 2;
+    return std::chrono::steady_clock::now() - start < 10s ? 0 : 3;
+  });
+}
+
+TEST_F(RemoteMailbox, ASystemOwnedMailboxKeepsWhatWasSentAcrossAServerRestart) {
+  in_child([&] {
+    auto box = Mailbox::create(name, {.capacity = 8, .max_message_size = 16, .ownership = Ownership::system});
+    return box && box->send(as_bytes("kept")) ? 0 : 1;
+  });
+  ASSERT_TRUE((**server).restart());
+  in_child([&] {
+    auto box = Mailbox::open(name);
+    if (!box) return 1;
+    std::vector<std::byte> message;
+    return box->receive(message, 10s) && text_of(message) == "kept" ? 0 : 2;
+  });
+}
+
+}  // namespace
+}  // namespace shmbox
