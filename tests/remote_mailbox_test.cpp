@@ -2,6 +2,8 @@
 // started by each test on loopback. Every use of the NATS client is in a child process:
 // the client is not fork-safe, so the test process itself never starts it.
 #include <gtest/gtest.h>
+#include <nats/nats.h>
+#include <signal.h>
 
 #include <atomic>
 #include <cstring>
@@ -195,6 +197,62 @@ TEST_F(RemoteMailbox, ASystemOwnedMailboxKeepsWhatWasSentAcrossAServerRestart) {
     std::vector<std::byte> message;
     return box->receive(message, 10s) && text_of(message) == "kept" ? 0 : 2;
   });
+}
+
+TEST_F(RemoteMailbox, AReceiverKilledBeforeItsAcknowledgementDoesNotSwallowTheMessage) {
+  in_child([&] {
+    auto box = Mailbox::create(name, {.capacity = 4, .max_message_size = 16});
+    return box && box->send(as_bytes("survives")) ? 0 : 1;
+  });
+  // A receiver that has the message delivered and dies before acknowledging it: the
+  // client library used directly, as shmbox's receive would, stopping short of the ack.
+  const std::string mailbox = name.substr(name.rfind('/') + 1);
+  auto victim = ChildProcess::spawn([&] {
+    natsConnection* connection = nullptr;
+    jsCtx* jetstream = nullptr;
+    natsSubscription* subscription = nullptr;
+    if (natsConnection_ConnectTo(&connection, (**server).url().c_str()) != NATS_OK) return 1;
+    if (natsConnection_JetStream(&jetstream, connection, nullptr) != NATS_OK) return 2;
+    if (js_PullSubscribe(&subscription, jetstream, ("shmbox.mb." + mailbox).c_str(), "receivers", nullptr, nullptr,
+                         nullptr) != NATS_OK) {
+      return 3;
+    }
+    natsMsgList list{};
+    if (natsSubscription_Fetch(&list, subscription, 1, 5000, nullptr) != NATS_OK || list.Count != 1) return 4;
+    ::raise(SIGKILL);
+    return 5;
+  });
+  EXPECT_TRUE(victim.wait(30s).killed_by(SIGKILL));
+  in_child([&] {
+    auto box = Mailbox::open(name);
+    std::vector<std::byte> message;
+    const auto start = std::chrono::steady_clock::now();
+    auto got = box->receive(message, 20s);
+    if (!got || text_of(message) != "survives") return 1;
+    std::fprintf(stderr, "[ redelivered ] after %lld ms\n",
+                 static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::steady_clock::now() - start)
+                                            .count()));
+    return 0;
+  });
+}
+
+TEST_F(RemoteMailbox, TheToolCreatesSendsReceivesAndRemovesRemoteMailboxes) {
+  auto cli = [](std::vector<std::string> args, const std::string& input = {}) {
+    args.insert(args.begin(), SHMBOX_CLI_PATH);
+    return test::run_command(args, input);
+  };
+  ASSERT_TRUE(cli({"create", name, "--capacity", "4", "--max-size", "32"}).status.exited_with(0));
+  ASSERT_TRUE(cli({"send", name, "one", "two"}).status.exited_with(0));
+  auto received = cli({"recv", name, "--count", "2", "--timeout", "10s"});
+  EXPECT_TRUE(received.status.exited_with(0)) << received.err;
+  EXPECT_EQ(received.out, "one\ntwo\n");
+  auto empty = cli({"recv", name, "--nonblock"});
+  EXPECT_TRUE(empty.status.exited_with(75)) << empty.err;
+  EXPECT_TRUE(cli({"rm", name}).status.exited_with(0));
+  auto gone = cli({"send", name, "x"});
+  EXPECT_TRUE(gone.status.exited_with(66));
+  EXPECT_EQ(gone.err, "shmbox: mailbox '" + name + "': does not exist on " + (**server).url() + "\n");
 }
 
 }  // namespace

@@ -149,6 +149,9 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   consumer.Durable = durable_consumer;
   consumer.AckPolicy = js_AckExplicit;
   consumer.FilterSubject = subject.c_str();
+  // A receive acknowledges as soon as the bytes are the caller's, so the wait only has
+  // to outlast a copy: a receiver that died holding a message has it redelivered this soon.
+  consumer.AckWait = std::int64_t{2} * 1'000'000'000;
   jsConsumerInfo* consumer_info = nullptr;
   status = js_AddConsumer(&consumer_info, (*connection)->jetstream, stream.c_str(), &consumer, nullptr, &code);
   jsConsumerInfo_Destroy(consumer_info);
