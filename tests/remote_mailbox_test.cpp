@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <thread>
 
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
@@ -159,8 +160,6 @@ TEST_F(RemoteMailbox, ErrorsNameTheMailboxAndTheCause) {
     if (big || big.error().message() != "mailbox '" + name + "': message of 10 bytes is over the mailbox's maximum of 8") {
       return 4;
     }
-    auto zero = Mailbox::create(name + "-zero", {.buffering = Buffering::zero});
-    if (zero || zero.error().errc() != Errc::invalid_argument) return 5;
     auto huge = Mailbox::create(name + "-huge", {.max_message_size = 64u << 20});
     if (huge || huge.error().errc() != Errc::too_large) return 6;
     auto loan = box->loan(4);
@@ -197,6 +196,37 @@ TEST_F(RemoteMailbox, ASystemOwnedMailboxKeepsWhatWasSentAcrossAServerRestart) {
     std::vector<std::byte> message;
     return box->receive(message, 10s) && text_of(message) == "kept" ? 0 : 2;
   });
+}
+
+TEST_F(RemoteMailbox, ZeroCapacityIsARendezvous) {
+  in_child([&] { return Mailbox::create(name, {.buffering = Buffering::zero, .max_message_size = 16}) ? 0 : 1; });
+  in_child([&] {
+    auto box = Mailbox::open(name);
+    if (!box || box->buffering() != Buffering::zero) return 1;
+    auto nobody = box->send(as_bytes("x"), no_wait);  // no receiver is waiting
+    if (nobody || nobody.error().errc() != Errc::would_block) return 2;
+    std::vector<std::byte> message;
+    auto empty = box->receive(message, 50ms);
+    return !empty && empty.error().errc() == Errc::timeout ? 0 : 3;
+  });
+  test::Pipe progress;
+  auto receiver = ChildProcess::spawn([&] {
+    auto box = Mailbox::open(name);
+    if (!box) return 1;
+    progress.send("receiving");
+    std::this_thread::sleep_for(100ms);  // the sender is already waiting for us
+    std::vector<std::byte> message;
+    return box->receive(message, 10s) && text_of(message) == "met" ? 0 : 2;
+  });
+  ASSERT_EQ(progress.receive(), "receiving");
+  in_child([&] {
+    auto box = Mailbox::open(name);
+    const auto start = std::chrono::steady_clock::now();
+    if (!box || !box->send(as_bytes("met"), 10s)) return 1;
+    // It returned once the receiver took the message, which it did after 100 ms.
+    return std::chrono::steady_clock::now() - start >= 50ms ? 0 : 2;
+  });
+  EXPECT_TRUE(receiver.wait(30s).exited_with(0));
 }
 
 TEST_F(RemoteMailbox, AReceiverKilledBeforeItsAcknowledgementDoesNotSwallowTheMessage) {

@@ -20,8 +20,8 @@
 //   - close() closes the mailbox for everyone: sends fail with Errc::closed, receivers drain
 //     what is queued and then get Errc::closed; blocked calls wake with Errc::closed.
 //   - A name "nats://host:port/NAME" is a mailbox held by a NATS server (JetStream):
-//     create, open, remove, send and receive in every waiting form work as above, with
-//     bounded or unbounded buffering; zero-copy, close and selectors need a local one.
+//     create, open, remove, send and receive in every waiting form work as above, in
+//     every buffering; zero-copy, close and selectors need a local one.
 //     Delivery is at least once across a receiver's crash. docs/design.md ("Remote
 //     mailboxes") gives the differences.
 //   - Limits live in the mailbox, not in the code: processes built separately agree by

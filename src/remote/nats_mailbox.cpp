@@ -25,6 +25,11 @@ constexpr std::int32_t header_allowance = 256;
 
 std::string stream_of(const RemoteName& name) { return "SHMBOX_" + name.name; }
 std::string subject_of(const RemoteName& name) { return "shmbox.mb." + name.name; }
+// Zero capacity: a rendezvous over core request/reply on this subject, queue group
+// "receivers". Its stream holds no messages; it records that the mailbox exists.
+std::string rendezvous_of(const RemoteName& name) { return "shmbox.rv." + name.name; }
+constexpr const char* zero_capacity_mark = "shmbox zero capacity";
+constexpr std::int64_t forever_ms = std::int64_t{24} * 3600 * 1000;
 
 Error nats_error(Errc errc, const RemoteName& name, const std::string& doing, natsStatus status) {
   return Error{errc, name.object, doing + ": " + natsStatus_GetText(status)};
@@ -99,10 +104,6 @@ NatsMailbox::NatsMailbox(RemoteName name, std::unique_ptr<Connection> connection
 NatsMailbox::~NatsMailbox() = default;
 
 Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name, const MailboxOptions& options) {
-  if (options.buffering == Buffering::zero) {
-    return std::unexpected(Error{Errc::invalid_argument, name.object,
-                                 "zero capacity is not available for remote mailboxes yet; use bounded or unbounded"});
-  }
   if (options.buffering == Buffering::bounded && options.capacity == 0) {
     return std::unexpected(Error{Errc::invalid_argument, name.object, "capacity must be at least 1"});
   }
@@ -137,6 +138,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   // A system-owned mailbox survives server restarts; a process-owned one need not.
   config.Storage = options.ownership == Ownership::system ? js_FileStorage : js_MemoryStorage;
   config.Duplicates = duplicate_window_ns;
+  if (options.buffering == Buffering::zero) config.Description = zero_capacity_mark;
   jsStreamInfo* info = nullptr;
   natsStatus status = js_AddStream(&info, (*connection)->jetstream, &config, nullptr, &code);
   jsStreamInfo_Destroy(info);
@@ -182,9 +184,14 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
   // Untrusted like shared memory: a stream someone else made may hold anything.
   const std::int64_t max_messages = info->Config->MaxMsgs;
   const std::int32_t max_size = info->Config->MaxMsgSize;
+  const bool zero = info->Config->Description != nullptr && std::string_view{info->Config->Description} == zero_capacity_mark;
   jsStreamInfo_Destroy(info);
   mailbox->buffering_ = max_messages > 0 ? Buffering::bounded : Buffering::unbounded;
   mailbox->capacity_ = max_messages > 0 ? static_cast<std::uint32_t>(std::min<std::int64_t>(max_messages, UINT32_MAX)) : 0;
+  if (zero) {
+    mailbox->buffering_ = Buffering::zero;
+    mailbox->capacity_ = 0;
+  }
   const std::int64_t limit = max_size > 0 ? max_size : natsConnection_GetMaxPayload(mailbox->connection_->connection);
   mailbox->max_message_size_ = static_cast<std::size_t>(std::max<std::int64_t>(limit - header_allowance, 0));
   return mailbox;
@@ -208,6 +215,7 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
                                  "message of " + std::to_string(message.size()) + " bytes is over the mailbox's maximum of " +
                                      std::to_string(max_message_size_)});
   }
+  if (buffering_ == Buffering::zero) return send_rendezvous(message, deadline);
   // One id per message, kept across retries: a publish stored but unacknowledged and
   // then retried is stored once (within the duplicate window).
   const std::string id = std::to_string(platform::current_process().packed()) + "-" +
@@ -250,8 +258,96 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
   }
 }
 
+bool NatsMailbox::stream_exists() {
+  jsStreamInfo* info = nullptr;
+  if (js_GetStreamInfo(&info, connection_->jetstream, stream_of(name_).c_str(), nullptr, nullptr) != NATS_OK) return false;
+  jsStreamInfo_Destroy(info);
+  return true;
+}
+
+// A request to the receivers' queue group: it returns when one of them has replied,
+// that is, has taken the message. No responders means no receiver is waiting: nothing
+// was delivered, so waiting and asking again is safe. A request that times out with a
+// receiver present has an unknown outcome (the receiver may have taken it).
+Result<void> NatsMailbox::send_rendezvous(std::span<const std::byte> message, Deadline deadline) {
+  const std::string subject = rendezvous_of(name_);
+  auto backoff = std::chrono::milliseconds{1};
+  auto next_check = Deadline::clock::now() + std::chrono::seconds{1};
+  for (;;) {
+    natsMsg* reply = nullptr;
+    const std::int64_t wait = deadline.is_none() ? 2000 : deadline.is_forever() ? forever_ms : wait_ms(deadline, forever_ms);
+    const natsStatus status = natsConnection_Request(&reply, connection_->connection, subject.c_str(), message.data(),
+                                                     static_cast<int>(message.size()), wait);
+    natsMsg_Destroy(reply);
+    if (status == NATS_OK) return {};
+    if (status == NATS_TIMEOUT) {
+      return std::unexpected(Error{Errc::timeout, name_.object,
+                                   "timed out waiting for the receiver's reply (it may have taken the message)"});
+    }
+    if (status != NATS_NO_RESPONDERS) return std::unexpected(nats_error(Errc::system, name_, "cannot send", status));
+    if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+    if (deadline.expired()) return std::unexpected(Error{Errc::timeout, name_.object, "timed out"});
+    if (const auto now = Deadline::clock::now(); now >= next_check) {
+      next_check = now + std::chrono::seconds{1};
+      if (!stream_exists()) return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
+    }
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds{20});
+  }
+}
+
+// Present in the receivers' queue group only while receiving: a message sent while no
+// receive is in progress gets "no responders" rather than waiting in a receiver's queue.
+template <class Take>
+Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& take) {
+  natsSubscription* subscription = nullptr;
+  natsStatus status = natsConnection_QueueSubscribeSync(&subscription, connection_->connection,
+                                                         rendezvous_of(name_).c_str(), durable_consumer);
+  if (status == NATS_OK) status = natsConnection_Flush(connection_->connection);  // the server knows we wait
+  if (status != NATS_OK) {
+    natsSubscription_Destroy(subscription);
+    return std::unexpected(nats_error(Errc::system, name_, "cannot wait for a sender", status));
+  }
+  natsMsg* message = nullptr;
+  auto next_check = Deadline::clock::now() + std::chrono::seconds{1};
+  for (;;) {
+    status = natsSubscription_NextMsg(&message, subscription, wait_ms(deadline, 1000));
+    if (status == NATS_OK) break;
+    if (status != NATS_TIMEOUT) break;
+    if (deadline.is_none() || deadline.expired()) break;
+    if (const auto now = Deadline::clock::now(); now >= next_check) {
+      next_check = now + std::chrono::seconds{1};
+      if (!stream_exists()) break;
+    }
+  }
+  if (message == nullptr) {
+    // Leave, then take what was routed to us before the server saw us leave: a sender
+    // waits for its reply, so nothing that reached us may be dropped.
+    (void)natsSubscription_Unsubscribe(subscription);
+    (void)natsConnection_Flush(connection_->connection);
+    (void)natsSubscription_NextMsg(&message, subscription, 1);
+  }
+  natsSubscription_Destroy(subscription);
+  if (message == nullptr) {
+    if (!stream_exists()) return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
+    if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+    return std::unexpected(Error{Errc::timeout, name_.object, "timed out"});
+  }
+  const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
+  auto taken = take(std::span{data, static_cast<std::size_t>(natsMsg_GetDataLength(message))});
+  // Reply only once it is ours; a message too large for the buffer is refused instead
+  // (no reply: its sender times out, as a rendezvous with nobody would).
+  if (taken && natsMsg_GetReply(message) != nullptr) {
+    (void)natsConnection_Publish(connection_->connection, natsMsg_GetReply(message), "", 0);
+    (void)natsConnection_Flush(connection_->connection);
+  }
+  natsMsg_Destroy(message);
+  return taken;
+}
+
 template <class Take>
 Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
+  if (buffering_ == Buffering::zero) return receive_rendezvous(deadline, take);
   jsErrCode code = static_cast<jsErrCode>(0);
   if (connection_->receivers == nullptr) {
     const natsStatus status = js_PullSubscribe(&connection_->receivers, connection_->jetstream,

@@ -56,6 +56,10 @@ class NatsMailbox {
   // the message is acknowledged only if `take` succeeded, and handed back otherwise.
   template <class Take>
   Result<std::size_t> receive_with(Deadline deadline, Take&& take);
+  template <class Take>
+  Result<std::size_t> receive_rendezvous(Deadline deadline, Take&& take);
+  Result<void> send_rendezvous(std::span<const std::byte> message, Deadline deadline);
+  bool stream_exists();
 
   RemoteName name_;
   std::unique_ptr<Connection> connection_;
