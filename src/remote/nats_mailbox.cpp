@@ -226,9 +226,10 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
     jsPubOptions options;
     jsPubOptions_Init(&options);
     options.MsgId = id.c_str();
-    // The acknowledgement is a round trip whatever the deadline: a non-blocking send
-    // does not wait for room, but it does wait to hear whether it was stored.
-    options.MaxWait = deadline.is_none() ? 2000 : wait_ms(deadline, 2000);
+    // The acknowledgement is a round trip whatever the deadline: the deadline bounds the
+    // wait for room, but every attempt waits to hear whether it was stored (a full
+    // stream answers at once), so that an expired deadline never leaves the outcome open.
+    options.MaxWait = 2000;
     jsPubAck* ack = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
     const natsStatus status = js_Publish(&ack, connection_->jetstream, subject.c_str(), message.data(),
