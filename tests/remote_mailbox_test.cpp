@@ -72,7 +72,8 @@ TEST_F(RemoteMailbox, CreateSendReceiveAndRemove) {
 
 TEST_F(RemoteMailbox, CompetingReceiversTakeEachMessageOnceInSenderOrder) {
   constexpr std::uint32_t count = 300;
-  auto ledger = Segment::create(test::unique_name("remote-ledger"), count * sizeof(std::uint32_t));
+  const std::string ledger_name = test::unique_name("remote-ledger");
+  auto ledger = Segment::create(ledger_name, count * sizeof(std::uint32_t));
   ASSERT_TRUE(ledger);
   auto* seen = reinterpret_cast<std::atomic<std::uint32_t>*>(ledger->writable_bytes()->data());
   in_child([&] { return Mailbox::create(name, {.capacity = 16, .max_message_size = 16}) ? 0 : 1; });
@@ -101,7 +102,7 @@ TEST_F(RemoteMailbox, CompetingReceiversTakeEachMessageOnceInSenderOrder) {
   });
   for (auto& receiver : receivers) EXPECT_TRUE(receiver.wait(60s).exited_with(0));
   for (std::uint32_t i = 0; i < count; ++i) EXPECT_EQ(seen[i].load(), 1u) << "message " << i;
-  (void)Segment::remove(test::unique_name("remote-ledger"));
+  (void)Segment::remove(ledger_name);
 }
 
 TEST_F(RemoteMailbox, FullBoundedMailboxWouldBlockOrTimesOutThenTakesMore) {
