@@ -5,8 +5,10 @@
 #include <nats/nats.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "shmbox/mailbox.hpp"
@@ -284,6 +286,108 @@ TEST_F(RemoteMailbox, TheToolCreatesSendsReceivesAndRemovesRemoteMailboxes) {
   auto gone = cli({"send", name, "x"});
   EXPECT_TRUE(gone.status.exited_with(66));
   EXPECT_EQ(gone.err, "shmbox: mailbox '" + name + "': does not exist on " + (**server).url() + "\n");
+}
+
+// A three-server JetStream cluster and a mailbox kept on all three (replicas 3): the
+// server leading its stream is killed with SIGKILL in the middle of the stream, and
+// still every message whose send returned success is received, and none twice.
+TEST(RemoteCluster, AReplicatedMailboxLosesNothingWhenItsLeaderIsKilled) {
+  auto cluster = test::NatsServer::start_cluster(3);
+  if (!cluster) GTEST_SKIP() << "cannot start a nats-server cluster here";
+  std::string servers;
+  for (const auto& server : *cluster) {
+    servers += (servers.empty() ? "" : ",") + server.url().substr(std::string{"nats://"}.size());
+  }
+  const std::string tag = test::unique_name("r3").substr(std::string{"shmbox-test-"}.size());
+  const std::string name = "nats://" + servers + "/" + tag;
+  constexpr std::uint32_t count = 3000;
+  struct Ledger {
+    std::atomic<std::uint8_t> sent[count];
+    std::atomic<std::uint8_t> received[count];
+  };
+  const std::string ledger_name = test::unique_name("r3-ledger");
+  auto ledger_segment = Segment::create(ledger_name, sizeof(Ledger));
+  ASSERT_TRUE(ledger_segment);
+  auto* ledger = new (ledger_segment->writable_bytes()->data()) Ledger{};
+  auto run = [](const std::function<int()>& body) { return ChildProcess::spawn(body).wait(120s); };
+
+  // A new cluster elects its JetStream leader first: creating may be refused meanwhile.
+  ASSERT_TRUE(run([&] {
+                for (int attempt = 0; attempt < 300; ++attempt) {
+                  if (Mailbox::create(name, {.buffering = Buffering::unbounded, .max_message_size = 16,
+                                             .ownership = Ownership::system, .replicas = 3})) {
+                    return 0;
+                  }
+                  std::this_thread::sleep_for(100ms);
+                }
+                return 1;
+              }).exited_with(0));
+
+  test::Pipe progress;
+  auto sender = ChildProcess::spawn([&] {
+    auto box = Mailbox::open(name);
+    if (!box) return 1;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      auto sent = box->send_value(i, 30s);
+      if (sent) ledger->sent[i].store(1);
+      if (i == count / 3) progress.send("a third");
+    }
+    return 0;
+  });
+  ASSERT_EQ(progress.receive(60s), "a third");
+  // Which server leads the stream now: asked of the cluster, in a child (the client
+  // library is not fork-safe), and killed.
+  test::Pipe answer;
+  auto asker = ChildProcess::spawn([&] {
+    natsConnection* connection = nullptr;
+    jsCtx* jetstream = nullptr;
+    jsStreamInfo* info = nullptr;
+    if (natsConnection_ConnectTo(&connection, (*cluster)[0].url().c_str()) != NATS_OK) return 1;
+    if (natsConnection_JetStream(&jetstream, connection, nullptr) != NATS_OK) return 2;
+    if (js_GetStreamInfo(&info, jetstream, ("SHMBOX_" + tag).c_str(), nullptr, nullptr) != NATS_OK) return 3;
+    answer.send(info->Cluster != nullptr && info->Cluster->Leader != nullptr ? info->Cluster->Leader : "");
+    return 0;
+  });
+  const auto leader = answer.receive(30s);
+  ASSERT_TRUE(asker.wait(30s).exited_with(0));
+  ASSERT_TRUE(leader && !leader->empty());
+  const auto victim = std::find_if(cluster->begin(), cluster->end(), [&](const auto& server) { return server.name() == *leader; });
+  ASSERT_NE(victim, cluster->end());
+  victim->kill();
+  EXPECT_TRUE(sender.wait(120s).exited_with(0));
+
+  // The sender is done: take everything it was promised, however long the new leader
+  // takes to serve (a message received twice would show in the ledger).
+  std::uint32_t sent_ok = 0;
+  for (std::uint32_t i = 0; i < count; ++i) sent_ok += ledger->sent[i].load();
+  auto receiver = ChildProcess::spawn([&] {
+    auto box = Mailbox::open(name);
+    if (!box) return std::fprintf(stderr, "open: %s\n", box.error().message().c_str()), 1;
+    for (std::uint32_t got = 0; got < sent_ok; ++got) {
+      auto value = box->receive_value<std::uint32_t>(60s);
+      if (!value) return std::fprintf(stderr, "receive: %s\n", value.error().message().c_str()), 2;
+      if (*value < count) ledger->received[*value].fetch_add(1);
+    }
+    // Anything more would be a duplicate: look briefly.
+    auto extra = box->receive_value<std::uint32_t>(1s);
+    if (extra && *extra < count) ledger->received[*extra].fetch_add(1);
+    return 0;
+  });
+  EXPECT_TRUE(receiver.wait(120s).exited_with(0));
+  std::uint32_t promised = 0, lost = 0, twice = 0;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    if (ledger->sent[i].load() != 0) {
+      ++promised;
+      if (ledger->received[i].load() == 0) ++lost;
+    }
+    if (ledger->received[i].load() > 1) ++twice;
+  }
+  std::printf("[ R3 failover ] leader %s killed: %u sends returned success, %u lost, %u received twice\n",
+              leader->c_str(), promised, lost, twice);
+  EXPECT_GT(promised, count / 3);
+  EXPECT_EQ(lost, 0u);
+  EXPECT_EQ(twice, 0u);
+  (void)Segment::remove(ledger_name);
 }
 
 }  // namespace

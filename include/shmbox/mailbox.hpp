@@ -64,6 +64,9 @@ struct MailboxOptions {
   mode_t mode = 0600;                      // applied exactly
   std::uint32_t max_attached = 64;         // handles (processes) attached at once
   Ownership ownership = Ownership::process;
+  // nats:// mailboxes only: copies a NATS cluster keeps (1, 3 or 5), so that the loss of
+  // a server loses nothing. Local mailboxes ignore it.
+  std::uint8_t replicas = 1;
 };
 
 struct MailboxStatus {

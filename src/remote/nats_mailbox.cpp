@@ -63,10 +63,18 @@ Result<RemoteName> parse_remote_name(std::string_view text) {
     const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     if (!allowed) return invalid("a remote mailbox name may contain only letters, digits, '_' and '-'");
   }
-  for (const char c : host) {
-    if (c == '@' || c == '/' || c == ' ') return invalid("the server part must be host[:port]");
+  RemoteName parsed{std::string{remote_scheme} + std::string{host}, {}, std::string{name}, object};
+  for (std::size_t start = 0; start <= host.size();) {
+    const std::size_t comma = std::min(host.find(',', start), host.size());
+    const std::string_view server = host.substr(start, comma - start);
+    if (server.empty()) return invalid("the server part must be host[:port][,host[:port]...]");
+    for (const char c : server) {
+      if (c == '@' || c == '/' || c == ' ') return invalid("the server part must be host[:port][,host[:port]...]");
+    }
+    parsed.servers.push_back(std::string{remote_scheme} + std::string{server});
+    start = comma + 1;
   }
-  return RemoteName{std::string{remote_scheme} + std::string{host}, std::string{name}, object};
+  return parsed;
 }
 
 struct NatsMailbox::Connection {
@@ -84,7 +92,9 @@ struct NatsMailbox::Connection {
     auto made = std::make_unique<Connection>();
     natsOptions* options = nullptr;
     natsStatus status = natsOptions_Create(&options);
-    if (status == NATS_OK) status = natsOptions_SetURL(options, name.server.c_str());
+    std::vector<const char*> servers;
+    for (const auto& server : name.servers) servers.push_back(server.c_str());
+    if (status == NATS_OK) status = natsOptions_SetServers(options, servers.data(), static_cast<int>(servers.size()));
     if (status == NATS_OK) status = natsOptions_SetTimeout(options, 2000);  // connecting: then Unreachable
     if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, 60);
     if (status == NATS_OK) status = natsConnection_Connect(&made->connection, options);
@@ -138,6 +148,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   // A system-owned mailbox survives server restarts; a process-owned one need not.
   config.Storage = options.ownership == Ownership::system ? js_FileStorage : js_MemoryStorage;
   config.Duplicates = duplicate_window_ns;
+  config.Replicas = options.replicas;
   if (options.buffering == Buffering::zero) config.Description = zero_capacity_mark;
   jsStreamInfo* info = nullptr;
   natsStatus status = js_AddStream(&info, (*connection)->jetstream, &config, nullptr, &code);
@@ -173,7 +184,17 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
   if (!connection) return std::unexpected(connection.error());
   jsStreamInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus status = js_GetStreamInfo(&info, (*connection)->jetstream, stream_of(name).c_str(), nullptr, &code);
+  natsStatus status = NATS_OK;
+  // A cluster electing a leader answers nothing for a while (seconds; more on a loaded
+  // machine): ask again for up to 30 s before giving up. "Not found" is an answer.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+  for (;;) {
+    code = static_cast<jsErrCode>(0);
+    status = js_GetStreamInfo(&info, (*connection)->jetstream, stream_of(name).c_str(), nullptr, &code);
+    if (status == NATS_OK || code == JSStreamNotFoundErr || status == NATS_NOT_FOUND) break;
+    if (std::chrono::steady_clock::now() >= give_up) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds{100});
+  }
   if (status != NATS_OK) {
     if (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND) {
       return std::unexpected(Error{Errc::not_found, name.object, "does not exist on " + name.server});
@@ -237,7 +258,13 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
     jsPubAck_Destroy(ack);
     if (status == NATS_OK) return {};
     if (status == NATS_NO_RESPONDERS || code == JSStreamNotFoundErr) {
-      return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
+      // Removed, or a cluster between stream leaders (nobody answers for a moment).
+      if (stream_gone()) return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
+      if (deadline.is_none() || deadline.expired()) {
+        return std::unexpected(Error{Errc::timeout, name_.object, "timed out: the stream has no leader"});
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{50});
+      continue;
     }
     const bool full = code == JSStreamStoreFailedErr;  // DiscardNew refused it: the mailbox is full
     if (code == JSStreamMessageExceedsMaximumErr) {
@@ -259,11 +286,16 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
   }
 }
 
-bool NatsMailbox::stream_exists() {
+bool NatsMailbox::stream_exists() { return !stream_gone(); }
+
+// Only a server's word that the stream does not exist: not hearing back (a cluster
+// electing a leader, a reconnect) is no proof.
+bool NatsMailbox::stream_gone() {
   jsStreamInfo* info = nullptr;
-  if (js_GetStreamInfo(&info, connection_->jetstream, stream_of(name_).c_str(), nullptr, nullptr) != NATS_OK) return false;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus status = js_GetStreamInfo(&info, connection_->jetstream, stream_of(name_).c_str(), nullptr, &code);
   jsStreamInfo_Destroy(info);
-  return true;
+  return status != NATS_OK && (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND);
 }
 
 // A request to the receivers' queue group: it returns when one of them has replied,
@@ -350,15 +382,21 @@ template <class Take>
 Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
   if (buffering_ == Buffering::zero) return receive_rendezvous(deadline, take);
   jsErrCode code = static_cast<jsErrCode>(0);
-  if (connection_->receivers == nullptr) {
+  while (connection_->receivers == nullptr) {
     const natsStatus status = js_PullSubscribe(&connection_->receivers, connection_->jetstream,
                                                subject_of(name_).c_str(), durable_consumer, nullptr, nullptr, &code);
-    if (status != NATS_OK) {
-      if (code == JSStreamNotFoundErr || code == JSConsumerNotFoundErr || status == NATS_NOT_FOUND) {
-        return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
-      }
-      return std::unexpected(nats_error(Errc::system, name_, "cannot bind to its receivers' consumer", status));
+    if (status == NATS_OK) break;
+    connection_->receivers = nullptr;
+    if (code == JSStreamNotFoundErr || code == JSConsumerNotFoundErr || status == NATS_NOT_FOUND) {
+      return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
     }
+    // A cluster electing the consumer's leader does not answer for a moment: the
+    // deadline says how long to keep asking.
+    if (deadline.is_none() || deadline.expired()) {
+      return std::unexpected(nats_error(deadline.is_none() ? Errc::system : Errc::timeout, name_,
+                                        "cannot bind to its receivers' consumer", status));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{100});
   }
   for (;;) {
     natsMsgList list{};
@@ -370,8 +408,12 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
       auto taken = take(std::span{data, size});
       if (taken) {
         // Acknowledged only now that the bytes are the caller's: a receiver that dies
-        // before this has its message redelivered (after the consumer's AckWait).
-        (void)natsMsg_AckSync(message, nullptr, nullptr);
+        // before this has its message redelivered (after the consumer's AckWait). An ack
+        // lost while a cluster elects a new leader is retried, or the message would come
+        // round a second time.
+        for (int attempt = 0; attempt < 3; ++attempt) {
+          if (natsMsg_AckSync(message, nullptr, nullptr) == NATS_OK) break;
+        }
       } else {
         (void)natsMsg_Nak(message, nullptr);  // too large for the buffer: it stays queued
       }

@@ -22,13 +22,15 @@ inline constexpr std::string_view remote_scheme = "nats://";
 inline bool is_remote_name(std::string_view name) noexcept { return name.starts_with(remote_scheme); }
 
 struct RemoteName {
-  std::string server;  // "nats://host:port"
+  std::string server;  // "nats://host:port", or several joined by ',' (a cluster)
+  std::vector<std::string> servers;  // each "nats://host:port"
   std::string name;    // the mailbox's name on that server
   std::string object;  // "mailbox 'nats://host:port/name'" for errors
 };
 
-// Parses "nats://host[:port]/NAME"; NAME is 1 to 200 of [A-Za-z0-9_-] (what a stream
-// name and a subject token can both hold).
+// Parses "nats://host[:port][,host[:port]...]/NAME" (several servers: members of one
+// cluster, any of which will do); NAME is 1 to 200 of [A-Za-z0-9_-] (what a stream name
+// and a subject token can both hold).
 Result<RemoteName> parse_remote_name(std::string_view text);
 
 class NatsMailbox {
@@ -60,6 +62,7 @@ class NatsMailbox {
   Result<std::size_t> receive_rendezvous(Deadline deadline, Take&& take);
   Result<void> send_rendezvous(std::span<const std::byte> message, Deadline deadline);
   bool stream_exists();
+  bool stream_gone();
 
   RemoteName name_;
   std::unique_ptr<Connection> connection_;

@@ -53,12 +53,36 @@ bool healthy(int monitor_port) {
 
 }  // namespace
 
-NatsServer::NatsServer(int port, int monitor_port, std::unique_ptr<TemporaryDirectory> store)
-    : port_(port), monitor_port_(monitor_port), store_(std::move(store)) {}
+NatsServer::NatsServer(int port, int monitor_port, std::unique_ptr<TemporaryDirectory> store, std::string name,
+                       std::vector<std::string> extra)
+    : port_(port), monitor_port_(monitor_port), name_(std::move(name)), extra_(std::move(extra)), store_(std::move(store)) {}
 
 NatsServer::NatsServer(NatsServer&& other) noexcept
-    : port_(other.port_), monitor_port_(other.monitor_port_), store_(std::move(other.store_)),
-      pid_(std::exchange(other.pid_, -1)) {}
+    : port_(other.port_), monitor_port_(other.monitor_port_), name_(std::move(other.name_)),
+      extra_(std::move(other.extra_)), store_(std::move(other.store_)), pid_(std::exchange(other.pid_, -1)) {}
+
+std::optional<std::vector<NatsServer>> NatsServer::start_cluster(int size) {
+  if (!std::filesystem::exists(server_path)) return std::nullopt;
+  std::vector<int> cluster_ports;
+  for (int i = 0; i < size; ++i) cluster_ports.push_back(free_port());
+  std::string routes;
+  for (const int port : cluster_ports) routes += (routes.empty() ? "" : ",") + std::string{"nats://127.0.0.1:"} + std::to_string(port);
+  std::vector<NatsServer> servers;
+  for (int i = 0; i < size; ++i) {
+    servers.push_back(NatsServer{free_port(), free_port(), std::make_unique<TemporaryDirectory>(), "n" + std::to_string(i),
+                                 {"--cluster_name", "shmbox", "--cluster",
+                                  "nats://127.0.0.1:" + std::to_string(cluster_ports[static_cast<std::size_t>(i)]),
+                                  "--routes", routes}});
+  }
+  // All started before any is waited for: a lone member does not become healthy.
+  for (auto& server : servers) {
+    if (!server.launch(false)) return std::nullopt;
+  }
+  for (auto& server : servers) {
+    if (!server.wait_until_healthy()) return std::nullopt;
+  }
+  return servers;
+}
 
 std::optional<NatsServer> NatsServer::start() {
   if (!std::filesystem::exists(server_path)) return std::nullopt;
@@ -67,7 +91,7 @@ std::optional<NatsServer> NatsServer::start() {
   return server;
 }
 
-bool NatsServer::launch() {
+bool NatsServer::launch(bool wait_until_ready) {
   pid_ = ::fork();
   if (pid_ == 0) {
     // Its log goes beside its store, not into the test's output.
@@ -76,11 +100,20 @@ bool NatsServer::launch() {
     ::dup2(fd, STDOUT_FILENO);
     ::dup2(fd, STDERR_FILENO);
     const std::string port = std::to_string(port_), monitor = std::to_string(monitor_port_);
-    ::execl(server_path, server_path, "-a", "127.0.0.1", "-p", port.c_str(), "-m", monitor.c_str(), "-js", "-sd",
-            store_->path().c_str(), static_cast<char*>(nullptr));
+    std::vector<std::string> args{server_path, "-a", "127.0.0.1", "-p", port, "-m", monitor, "-n", name_, "-js", "-sd",
+                                  store_->path()};
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    ::execv(server_path, argv.data());
     ::_exit(127);
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{15};
+  return !wait_until_ready || wait_until_healthy();
+}
+
+bool NatsServer::wait_until_healthy() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
   while (std::chrono::steady_clock::now() < deadline) {
     if (healthy(monitor_port_)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds{20});

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "support/process.hpp"
 
@@ -16,18 +17,25 @@ class NatsServer {
  public:
   // nullopt when nats-server is not installed (the test then skips).
   static std::optional<NatsServer> start();
+  // `size` servers forming one JetStream cluster on loopback, named n0, n1, ...
+  static std::optional<std::vector<NatsServer>> start_cluster(int size);
   NatsServer(NatsServer&& other) noexcept;
   NatsServer& operator=(NatsServer&&) = delete;
   ~NatsServer();
 
   std::string url() const;  // "nats://127.0.0.1:PORT"
+  const std::string& name() const { return name_; }
   void kill();              // SIGKILL, as a crash
   bool restart();           // the same port and store
 
  private:
-  NatsServer(int port, int monitor_port, std::unique_ptr<TemporaryDirectory> store);
-  bool launch();
+  NatsServer(int port, int monitor_port, std::unique_ptr<TemporaryDirectory> store, std::string name = "n0",
+             std::vector<std::string> extra = {});
+  bool launch(bool wait_until_ready = true);
+  bool wait_until_healthy();
   int port_, monitor_port_;
+  std::string name_;
+  std::vector<std::string> extra_;  // cluster options
   std::unique_ptr<TemporaryDirectory> store_;
   pid_t pid_ = -1;
 };
