@@ -296,7 +296,8 @@ TEST(RemoteCluster, AReplicatedMailboxLosesNothingWhenItsLeaderIsKilled) {
   if (!cluster) GTEST_SKIP() << "cannot start a nats-server cluster here";
   std::string servers;
   for (const auto& server : *cluster) {
-    servers += (servers.empty() ? "" : ",") + server.url().substr(std::string{"nats://"}.size());
+    if (!servers.empty()) servers += ',';
+    servers += server.url().substr(std::string{"nats://"}.size());
   }
   const std::string tag = test::unique_name("r3").substr(std::string{"shmbox-test-"}.size());
   const std::string name = "nats://" + servers + "/" + tag;
