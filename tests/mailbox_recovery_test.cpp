@@ -23,6 +23,19 @@ class Recovery : public ::testing::TestWithParam<Buffering> {
  protected:
   void TearDown() override { (void)Mailbox::remove(name); }
   Mailbox make() { return Mailbox::create(name, {.buffering = GetParam(), .capacity = 4, .max_message_size = 64}).value(); }
+  // A sender that claims a position (a loan never committed) and is killed holding it.
+  void kill_a_sender_holding_a_claim() {
+    test::Pipe progress;
+    auto sender = ChildProcess::spawn([&]() -> int {
+      auto out = Mailbox::open(name);
+      auto loan = out->loan(8);
+      progress.send(loan ? "holding" : "failed");
+      for (;;) ::pause();
+    });
+    ASSERT_EQ(progress.receive(), "holding");
+    sender.kill();
+    ASSERT_TRUE(sender.wait().killed_by(SIGKILL));
+  }
   std::string name = test::unique_name("recovery");
 };
 
@@ -30,16 +43,7 @@ TEST_P(Recovery, ASenderKilledBetweenClaimAndPublishDoesNotStallReceivers) {
   // A zero-capacity sender claims the same way; its send would wait for a receiver here.
   if (GetParam() == Buffering::zero) GTEST_SKIP() << "same claim path as bounded; see the bounded case";
   Mailbox box = make();
-  test::Pipe progress;
-  auto sender = ChildProcess::spawn([&]() -> int {
-    auto out = Mailbox::open(name);
-    auto loan = out->loan(8);  // claimed, never published
-    progress.send(loan ? "holding" : "failed");
-    for (;;) ::pause();
-  });
-  ASSERT_EQ(progress.receive(), "holding");
-  sender.kill();
-  ASSERT_TRUE(sender.wait().killed_by(SIGKILL));
+  ASSERT_NO_FATAL_FAILURE(kill_a_sender_holding_a_claim());
   ASSERT_TRUE(box.send(as_bytes("after")));  // queued behind the dead sender's position
   std::vector<std::byte> message;
   const auto start = std::chrono::steady_clock::now();
@@ -165,16 +169,7 @@ TEST_P(Recovery, AnEntryHeldByARecoveryThatDiedIsRecoveredToo) {
   if (GetParam() == Buffering::zero) GTEST_SKIP() << "same claim path as bounded; see the bounded case";
   auto box = Mailbox::create(name, {.buffering = GetParam(), .capacity = 4, .max_message_size = 64, .max_attached = 2});
   ASSERT_TRUE(box);
-  test::Pipe progress;
-  auto sender = ChildProcess::spawn([&]() -> int {
-    auto out = Mailbox::open(name);
-    auto loan = out->loan(8);  // claimed, never published
-    progress.send(loan ? "holding" : "failed");
-    for (;;) ::pause();
-  });
-  ASSERT_EQ(progress.receive(), "holding");
-  sender.kill();
-  ASSERT_TRUE(sender.wait().killed_by(SIGKILL));
+  ASSERT_NO_FATAL_FAILURE(kill_a_sender_holding_a_claim());
   // A recovery held the dead sender's entry (its identity with bit 31) and died too.
   auto raw = Segment::open("shmbox.mb." + name, Access::read_write).value();
   poke(raw, attach_table + 64, no_such_process | std::uint64_t{1} << 31);
