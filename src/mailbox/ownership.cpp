@@ -43,11 +43,16 @@ void remove_owned_at_exit() {
   }
 }
 
+// Closes the mailbox mapped as `mapping` and removes its name if it is still this file's.
+void close_and_unlink(Header& header, const std::string& file_name, const Segment& mapping) noexcept {
+  close_mailbox(header);
+  platform::unlink_shm_file_if_same(file_name, SegmentFactory::descriptor(mapping));
+}
+
 }  // namespace
 
 void retire(MailboxState& state) noexcept {
-  close_mailbox(*state.header);
-  platform::unlink_shm_file_if_same(state.file_name, SegmentFactory::descriptor(*state.mapping));
+  close_and_unlink(*state.header, state.file_name, *state.mapping);
   forget_at_exit(state.file_name);
 }
 
@@ -68,8 +73,7 @@ void retire_at_exit(std::string file_name, std::uint64_t owner, std::function<vo
 void remove_at_exit(const MailboxState& state) {
   // The mapping is kept so that exit can close the mailbox without opening it again.
   retire_at_exit(state.file_name, state.owner, [file_name = state.file_name, mapping = state.mapping, header = state.header] {
-    close_mailbox(*header);
-    platform::unlink_shm_file_if_same(file_name, SegmentFactory::descriptor(*mapping));
+    close_and_unlink(*header, file_name, *mapping);
   });
 }
 
