@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
       "Also open objects created by this uid (by default only our own user's and root's)");
   int exit_status = EX_OK;
   shmbox::cli::add_mailbox_commands(app, exit_status);
+  shmbox::cli::add_bridge_command(app, exit_status);
   shmbox::cli::add_segment_commands(app, exit_status);
   try {
     app.parse(argc, argv);

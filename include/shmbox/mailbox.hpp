@@ -134,6 +134,9 @@ class ReceivedMessage {
 
   std::span<const std::byte> data() const noexcept { return data_; }
   std::size_t size() const noexcept { return data_.size(); }
+  // Its place in the mailbox: no two messages of one mailbox share it, and a message
+  // recovered from a receiver that died holding it keeps it (so it tells a redelivery).
+  std::uint64_t sequence() const noexcept { return position_; }
   void release() noexcept;
 
  private:
@@ -212,6 +215,8 @@ class Mailbox {
   // (Used by shmbox::Selector; not needed otherwise.)
   detail::MailboxState& state() const noexcept { return *state_; }
   bool remote() const noexcept { return remote_ != nullptr; }
+  // A remote mailbox's connection (used by shmbox::forward).
+  detail::NatsMailbox& remote_mailbox() const noexcept { return *remote_; }
 
  private:
   friend class SendLoan;

@@ -43,6 +43,16 @@ std::int64_t wait_ms(Deadline deadline, std::int64_t longest) {
   return std::clamp<std::int64_t>(left, 1, longest);
 }
 
+// What names a stored message for good: its mailbox, that stream's creation (a later
+// mailbox of the same name starts its sequence again) and its place in the stream.
+std::string id_of(natsMsg* message, const std::string& mailbox, std::int64_t created) {
+  jsMsgMetaData* meta = nullptr;
+  if (natsMsg_GetMetaData(&meta, message) != NATS_OK) return {};
+  std::string id = mailbox + "-" + std::to_string(created) + "-" + std::to_string(meta->Sequence.Stream);
+  jsMsgMetaData_Destroy(meta);
+  return id;
+}
+
 }  // namespace
 
 Result<RemoteName> parse_remote_name(std::string_view text) {
@@ -96,7 +106,10 @@ struct NatsMailbox::Connection {
     for (const auto& server : name.servers) servers.push_back(server.c_str());
     if (status == NATS_OK) status = natsOptions_SetServers(options, servers.data(), static_cast<int>(servers.size()));
     if (status == NATS_OK) status = natsOptions_SetTimeout(options, 2000);  // connecting: then Unreachable
-    if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, 60);
+    // A handle outlives any outage (a server restarting, a cluster electing): calls wait
+    // by their deadlines meanwhile, rather than the handle dying after so many tries.
+    if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
+    if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, 250);
     if (status == NATS_OK) status = natsConnection_Connect(&made->connection, options);
     natsOptions_Destroy(options);
     if (status != NATS_OK) {
@@ -152,6 +165,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   if (options.buffering == Buffering::zero) config.Description = zero_capacity_mark;
   jsStreamInfo* info = nullptr;
   natsStatus status = js_AddStream(&info, (*connection)->jetstream, &config, nullptr, &code);
+  const std::int64_t created = status == NATS_OK ? info->Created : 0;
   jsStreamInfo_Destroy(info);
   if (status != NATS_OK) {
     if (code == JSStreamNameExistErr) return std::unexpected(Error{Errc::already_exists, name.object, "already exists on " + name.server});
@@ -176,6 +190,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   mailbox->buffering_ = options.buffering;
   mailbox->capacity_ = options.buffering == Buffering::bounded ? options.capacity : 0;
   mailbox->max_message_size_ = options.max_message_size;
+  mailbox->created_ = created;
   return mailbox;
 }
 
@@ -206,6 +221,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
   const std::int64_t max_messages = info->Config->MaxMsgs;
   const std::int32_t max_size = info->Config->MaxMsgSize;
   const bool zero = info->Config->Description != nullptr && std::string_view{info->Config->Description} == zero_capacity_mark;
+  mailbox->created_ = info->Created;
   jsStreamInfo_Destroy(info);
   mailbox->buffering_ = max_messages > 0 ? Buffering::bounded : Buffering::unbounded;
   mailbox->capacity_ = max_messages > 0 ? static_cast<std::uint32_t>(std::min<std::int64_t>(max_messages, UINT32_MAX)) : 0;
@@ -231,16 +247,20 @@ Result<void> NatsMailbox::remove(const RemoteName& name) {
 }
 
 Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline deadline) {
+  // One id per message, kept across retries: a publish stored but unacknowledged and
+  // then retried is stored once (within the duplicate window).
+  return send(message, deadline,
+              std::to_string(platform::current_process().packed()) + "-" +
+                  std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" + std::to_string(++next_id_));
+}
+
+Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline deadline, const std::string& id) {
   if (message.size() > max_message_size_) {
     return std::unexpected(Error{Errc::too_large, name_.object,
                                  "message of " + std::to_string(message.size()) + " bytes is over the mailbox's maximum of " +
                                      std::to_string(max_message_size_)});
   }
   if (buffering_ == Buffering::zero) return send_rendezvous(message, deadline);
-  // One id per message, kept across retries: a publish stored but unacknowledged and
-  // then retried is stored once (within the duplicate window).
-  const std::string id = std::to_string(platform::current_process().packed()) + "-" +
-                         std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" + std::to_string(++next_id_);
   const std::string subject = subject_of(name_);
   auto backoff = std::chrono::milliseconds{1};
   for (;;) {
@@ -367,7 +387,7 @@ Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& ta
     return std::unexpected(Error{Errc::timeout, name_.object, "timed out"});
   }
   const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
-  auto taken = take(std::span{data, static_cast<std::size_t>(natsMsg_GetDataLength(message))});
+  auto taken = take(std::span{data, static_cast<std::size_t>(natsMsg_GetDataLength(message))}, std::string{});
   // Reply only once it is ours; a message too large for the buffer is refused instead
   // (no reply: its sender times out, as a rendezvous with nobody would).
   if (taken && natsMsg_GetReply(message) != nullptr) {
@@ -405,7 +425,7 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
       natsMsg* message = list.Msgs[0];
       const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
       const auto size = static_cast<std::size_t>(natsMsg_GetDataLength(message));
-      auto taken = take(std::span{data, size});
+      auto taken = take(std::span{data, size}, id_of(message, name_.name, created_));
       if (taken) {
         // Acknowledged only now that the bytes are the caller's: a receiver that dies
         // before this has its message redelivered (after the consumer's AckWait). An ack
@@ -432,8 +452,10 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
   }
 }
 
+Result<std::size_t> NatsMailbox::receive_to(const Taker& take, Deadline deadline) { return receive_with(deadline, take); }
+
 Result<std::size_t> NatsMailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
-  return receive_with(deadline, [&](std::span<const std::byte> message) -> Result<std::size_t> {
+  return receive_with(deadline, [&](std::span<const std::byte> message, const std::string&) -> Result<std::size_t> {
     if (message.size() > buffer.size()) {
       return std::unexpected(Error{Errc::too_large, name_.object,
                                    "next message is " + std::to_string(message.size()) + " bytes; the buffer holds " +
@@ -445,7 +467,7 @@ Result<std::size_t> NatsMailbox::receive(std::span<std::byte> buffer, Deadline d
 }
 
 Result<void> NatsMailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
-  auto got = receive_with(deadline, [&](std::span<const std::byte> bytes) -> Result<std::size_t> {
+  auto got = receive_with(deadline, [&](std::span<const std::byte> bytes, const std::string&) -> Result<std::size_t> {
     message.assign(bytes.begin(), bytes.end());
     return bytes.size();
   });

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -48,8 +49,19 @@ class NatsMailbox {
   std::size_t max_message_size() const noexcept { return max_message_size_; }
 
   Result<void> send(std::span<const std::byte> message, Deadline deadline);
+  // Sends with the caller's message id: the server stores one message per id within its
+  // two-minute duplicate window, however often the send is retried (zero capacity keeps
+  // no ids: a rendezvous stores nothing).
+  Result<void> send(std::span<const std::byte> message, Deadline deadline, const std::string& id);
   Result<std::size_t> receive(std::span<std::byte> buffer, Deadline deadline);
   Result<void> receive(std::vector<std::byte>& message, Deadline deadline);
+
+  // Hands the next message to `take` with an id that names it for good: the same when it
+  // is redelivered (the stream's sequence, and the stream's creation time to tell a
+  // mailbox from an earlier one of the same name; empty for zero capacity). The message
+  // is acknowledged only if `take` succeeds, and handed back at once otherwise.
+  using Taker = std::function<Result<std::size_t>(std::span<const std::byte> message, const std::string& id)>;
+  Result<std::size_t> receive_to(const Taker& take, Deadline deadline);
 
  private:
   struct Connection;
@@ -70,6 +82,7 @@ class NatsMailbox {
   std::uint32_t capacity_ = 0;
   std::size_t max_message_size_ = 0;
   std::uint64_t next_id_ = 0;
+  std::int64_t created_ = 0;  // the stream's creation time, ns since the epoch
 };
 
 }  // namespace shmbox::detail
