@@ -17,7 +17,7 @@
 #include "shmbox/bridge.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
-#include "support/nats_server.hpp"
+#include "support/nats_test.hpp"
 #include "support/process.hpp"
 #include "support/text.hpp"
 
@@ -49,11 +49,10 @@ ChildProcess start_bridge(std::vector<std::string> args) {
 class Bridge : public ::testing::Test {
  protected:
   void SetUp() override {
-    server.emplace(test::NatsServer::start());
-    if (!*server) GTEST_SKIP() << "nats-server is not installed (Debian: nats-server)";
-    remote = (**server).url() + "/" + test::unique_name("wire").substr(std::string{"shmbox-test-"}.size());
+    test::start_nats_or_skip(server);
+    if (server) remote = test::remote_name(*server, "wire");
   }
-  std::optional<std::optional<test::NatsServer>> server;
+  std::optional<test::NatsServer> server;
   std::string remote;
 };
 
@@ -118,9 +117,9 @@ TEST_F(Bridge, TwoMachinesLoseNothingAcrossBridgeAndServerRestarts) {
   auto receiving = machine(false);
   auto sending = machine(true);
   std::this_thread::sleep_for(700ms);
-  (**server).kill();
+  server->kill();
   std::this_thread::sleep_for(300ms);
-  ASSERT_TRUE((**server).restart());
+  ASSERT_TRUE(server->restart());
   // Until machine B has every message, or nothing more comes for 30 s.
   for (auto line = progress.receive(30s); line; line = progress.receive(30s)) {
     std::uint32_t distinct = 0;
@@ -167,7 +166,7 @@ TEST_F(Bridge, NamesWhatIsMissing) {
   const std::string local = test::unique_name("bridge-local");
   ASSERT_TRUE(test::run_command({SHMBOX_CLI_PATH, "create", local}).status.exited_with(EX_OK));
   auto no_remote = test::run_command({SHMBOX_CLI_PATH, "bridge", local, remote});
-  EXPECT_EQ(no_remote.err, "shmbox: mailbox '" + remote + "': does not exist on " + (**server).url() + "\n");
+  EXPECT_EQ(no_remote.err, "shmbox: mailbox '" + remote + "': does not exist on " + server->url() + "\n");
   (void)Mailbox::remove(local);
 }
 

@@ -1,5 +1,6 @@
 // Remote mailboxes (nats://host:port/NAME) against a real nats-server with JetStream,
-// started by each test on loopback. Every use of the NATS client is in a child process:
+// started by each test on loopback: what only they have (the semantics they share with
+// local mailboxes are in mailbox_semantics_test). Every use of the NATS client is in a child process:
 // the client is not fork-safe, so the test process itself never starts it.
 #include <gtest/gtest.h>
 #include <nats/nats.h>
@@ -13,7 +14,7 @@
 
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
-#include "support/nats_server.hpp"
+#include "support/nats_test.hpp"
 #include "support/process.hpp"
 #include "support/text.hpp"
 
@@ -28,18 +29,11 @@ using test::text_of;
 class RemoteMailbox : public ::testing::Test {
  protected:
   void SetUp() override {
-    server.emplace(test::NatsServer::start());
-    if (!*server) GTEST_SKIP() << "nats-server is not installed (Debian: nats-server)";
-    name = (**server).url() + "/" + test::unique_name("remote").substr(std::string{"shmbox-test-"}.size());
+    test::start_nats_or_skip(server);
+    if (server) name = test::remote_name(*server, "remote");
   }
-  // Runs `body` in a child process and expects it to return 0; a failure says where.
-  void in_child(const std::function<int()>& body) {
-    auto child = ChildProcess::spawn(body);
-    const auto status = child.wait(60s);
-    EXPECT_TRUE(status.exited_with(0)) << status.describe();
-  }
-  // The server as an optional inside an optional: start() says whether there is one.
-  std::optional<std::optional<test::NatsServer>> server;
+  void in_child(const std::function<int()>& body) { test::expect_child_succeeds(body); }
+  std::optional<test::NatsServer> server;
   std::string name;
 };
 
@@ -68,87 +62,7 @@ TEST_F(RemoteMailbox, CreateSendReceiveAndRemove) {
     if (!Mailbox::remove(name)) return 1;
     auto gone = Mailbox::open(name);
     if (gone || gone.error().errc() != Errc::not_found) return 2;
-    return gone.error().message() == "mailbox '" + name + "': does not exist on " + (**server).url() ? 0 : 3;
-  });
-}
-
-TEST_F(RemoteMailbox, CompetingReceiversTakeEachMessageOnceInSenderOrder) {
-  constexpr std::uint32_t count = 300;
-  const std::string ledger_name = test::unique_name("remote-ledger");
-  auto ledger = Segment::create(ledger_name, count * sizeof(std::uint32_t));
-  ASSERT_TRUE(ledger);
-  auto* seen = reinterpret_cast<std::atomic<std::uint32_t>*>(ledger->writable_bytes()->data());
-  in_child([&] { return Mailbox::create(name, {.capacity = 16, .max_message_size = 16}) ? 0 : 1; });
-  std::vector<ChildProcess> receivers;
-  for (int r = 0; r < 2; ++r) {
-    receivers.push_back(ChildProcess::spawn([&] {
-      auto box = Mailbox::open(name);
-      if (!box) return 1;
-      std::int64_t last = -1;
-      for (;;) {
-        auto value = box->receive_value<std::uint32_t>(2s);
-        if (!value) return value.error().errc() == Errc::timeout ? 0 : 2;  // all taken
-        if (*value >= count || static_cast<std::int64_t>(*value) <= last) return 3;
-        last = *value;
-        seen[*value].fetch_add(1);
-      }
-    }));
-  }
-  in_child([&] {
-    auto box = Mailbox::open(name);
-    if (!box) return 1;
-    for (std::uint32_t i = 0; i < count; ++i) {
-      if (!box->send_value(i, 10s)) return 2;  // bounded: waits while 16 are queued
-    }
-    return 0;
-  });
-  for (auto& receiver : receivers) EXPECT_TRUE(receiver.wait(60s).exited_with(0));
-  for (std::uint32_t i = 0; i < count; ++i) EXPECT_EQ(seen[i].load(), 1u) << "message " << i;
-  (void)Segment::remove(ledger_name);
-}
-
-TEST_F(RemoteMailbox, FullBoundedMailboxWouldBlockOrTimesOutThenTakesMore) {
-  in_child([&] {
-    auto box = Mailbox::create(name, {.capacity = 2, .max_message_size = 16});
-    if (!box || !box->send(as_bytes("a")) || !box->send(as_bytes("b"))) return 1;
-    auto full = box->send(as_bytes("c"), no_wait);
-    if (full || full.error().errc() != Errc::would_block) return 2;
-    auto late = box->send(as_bytes("c"), 100ms);
-    if (late || late.error().errc() != Errc::timeout) return 3;
-    if (late.error().message() != "mailbox '" + name + "': timed out") return 4;
-    std::vector<std::byte> message;
-    if (!box->receive(message, 10s) || text_of(message) != "a") return 5;
-    return box->send(as_bytes("c"), 10s) ? 0 : 6;
-  });
-}
-
-TEST_F(RemoteMailbox, TimedAndNonBlockingReceiveOnAnEmptyMailbox) {
-  in_child([&] {
-    auto box = Mailbox::create(name, {.buffering = Buffering::unbounded, .max_message_size = 16});
-    if (!box) return 1;
-    std::vector<std::byte> message;
-    auto empty = box->receive(message, no_wait);
-    if (empty || empty.error().errc() != Errc::would_block) return 2;
-    const auto start = std::chrono::steady_clock::now();
-    auto late = box->receive(message, 100ms);
-    if (late || late.error().errc() != Errc::timeout) return 3;
-    return std::chrono::steady_clock::now() - start >= 100ms ? 0 : 4;
-  });
-}
-
-TEST_F(RemoteMailbox, UnboundedTakesEverythingWithoutWaiting) {
-  in_child([&] {
-    auto box = Mailbox::create(name, {.buffering = Buffering::unbounded, .max_message_size = 16});
-    if (!box) return 1;
-    for (std::uint32_t i = 0; i < 1000; ++i) {
-      auto sent = box->send_value(i, no_wait);
-      if (!sent) return std::fprintf(stderr, "send %u: %s\n", i, sent.error().message().c_str()), 2;
-    }
-    for (std::uint32_t i = 0; i < 1000; ++i) {
-      auto value = box->receive_value<std::uint32_t>(10s);
-      if (!value || *value != i) return 3;
-    }
-    return 0;
+    return gone.error().message() == "mailbox '" + name + "': does not exist on " + server->url() ? 0 : 3;
   });
 }
 
@@ -157,7 +71,7 @@ TEST_F(RemoteMailbox, ErrorsNameTheMailboxAndTheCause) {
     if (!Mailbox::create(name, {.max_message_size = 8})) return 1;
     auto twice = Mailbox::create(name);
     if (twice || twice.error().errc() != Errc::already_exists) return 2;
-    if (twice.error().message() != "mailbox '" + name + "': already exists on " + (**server).url()) return 3;
+    if (twice.error().message() != "mailbox '" + name + "': already exists on " + server->url()) return 3;
     auto box = Mailbox::open(name);
     auto big = box->send(as_bytes("nine bytes"));
     if (big || big.error().message() != "mailbox '" + name + "': message of 10 bytes is over the mailbox's maximum of 8") {
@@ -176,8 +90,8 @@ TEST_F(RemoteMailbox, ErrorsNameTheMailboxAndTheCause) {
 }
 
 TEST_F(RemoteMailbox, AnUnreachableServerIsAClearErrorNotAHang) {
-  const std::string url = (**server).url();
-  (**server).kill();
+  const std::string url = server->url();
+  server->kill();
   in_child([&] {
     const auto start = std::chrono::steady_clock::now();
     auto opened = Mailbox::open(name);
@@ -192,44 +106,13 @@ TEST_F(RemoteMailbox, ASystemOwnedMailboxKeepsWhatWasSentAcrossAServerRestart) {
     auto box = Mailbox::create(name, {.capacity = 8, .max_message_size = 16, .ownership = Ownership::system});
     return box && box->send(as_bytes("kept")) ? 0 : 1;
   });
-  ASSERT_TRUE((**server).restart());
+  ASSERT_TRUE(server->restart());
   in_child([&] {
     auto box = Mailbox::open(name);
     if (!box) return 1;
     std::vector<std::byte> message;
     return box->receive(message, 10s) && text_of(message) == "kept" ? 0 : 2;
   });
-}
-
-TEST_F(RemoteMailbox, ZeroCapacityIsARendezvous) {
-  in_child([&] { return Mailbox::create(name, {.buffering = Buffering::zero, .max_message_size = 16}) ? 0 : 1; });
-  in_child([&] {
-    auto box = Mailbox::open(name);
-    if (!box || box->buffering() != Buffering::zero) return 1;
-    auto nobody = box->send(as_bytes("x"), no_wait);  // no receiver is waiting
-    if (nobody || nobody.error().errc() != Errc::would_block) return 2;
-    std::vector<std::byte> message;
-    auto empty = box->receive(message, 50ms);
-    return !empty && empty.error().errc() == Errc::timeout ? 0 : 3;
-  });
-  test::Pipe progress;
-  auto receiver = ChildProcess::spawn([&] {
-    auto box = Mailbox::open(name);
-    if (!box) return 1;
-    progress.send("receiving");
-    std::this_thread::sleep_for(100ms);  // the sender is already waiting for us
-    std::vector<std::byte> message;
-    return box->receive(message, 10s) && text_of(message) == "met" ? 0 : 2;
-  });
-  ASSERT_EQ(progress.receive(), "receiving");
-  in_child([&] {
-    auto box = Mailbox::open(name);
-    const auto start = std::chrono::steady_clock::now();
-    if (!box || !box->send(as_bytes("met"), 10s)) return 1;
-    // It returned once the receiver took the message, which it did after 100 ms.
-    return std::chrono::steady_clock::now() - start >= 50ms ? 0 : 2;
-  });
-  EXPECT_TRUE(receiver.wait(30s).exited_with(0));
 }
 
 TEST_F(RemoteMailbox, AReceiverKilledBeforeItsAcknowledgementDoesNotSwallowTheMessage) {
@@ -244,7 +127,7 @@ TEST_F(RemoteMailbox, AReceiverKilledBeforeItsAcknowledgementDoesNotSwallowTheMe
     natsConnection* connection = nullptr;
     jsCtx* jetstream = nullptr;
     natsSubscription* subscription = nullptr;
-    if (natsConnection_ConnectTo(&connection, (**server).url().c_str()) != NATS_OK) return 1;
+    if (natsConnection_ConnectTo(&connection, server->url().c_str()) != NATS_OK) return 1;
     if (natsConnection_JetStream(&jetstream, connection, nullptr) != NATS_OK) return 2;
     if (js_PullSubscribe(&subscription, jetstream, ("shmbox.mb." + mailbox).c_str(), "receivers", nullptr, nullptr,
                          nullptr) != NATS_OK) {
@@ -285,7 +168,37 @@ TEST_F(RemoteMailbox, TheToolCreatesSendsReceivesAndRemovesRemoteMailboxes) {
   EXPECT_TRUE(cli({"rm", name}).status.exited_with(0));
   auto gone = cli({"send", name, "x"});
   EXPECT_TRUE(gone.status.exited_with(66));
-  EXPECT_EQ(gone.err, "shmbox: mailbox '" + name + "': does not exist on " + (**server).url() + "\n");
+  EXPECT_EQ(gone.err, "shmbox: mailbox '" + name + "': does not exist on " + server->url() + "\n");
+}
+
+TEST_F(RemoteMailbox, TheToolShowsAndListsWhatTheServerKnows) {
+  auto cli = [](std::vector<std::string> args) {
+    args.insert(args.begin(), SHMBOX_CLI_PATH);
+    return test::run_command(args);
+  };
+  ASSERT_TRUE(cli({"create", name, "--capacity", "8", "--max-size", "64"}).status.exited_with(0));
+  ASSERT_TRUE(cli({"send", name, "one", "two", "three"}).status.exited_with(0));
+  auto shown = cli({"stat", name});
+  EXPECT_TRUE(shown.status.exited_with(0)) << shown.err;
+  EXPECT_NE(shown.out.find("mailbox " + name + "\n  owner         system\n  buffering     bounded\n"
+                           "  capacity      8\n  max size      64 bytes\n  queued        3 (0 being received)\n"
+                           "  state         open\n"),
+            std::string::npos)
+      << shown.out;
+  auto json = cli({"stat", name, "--json"});
+  EXPECT_NE(json.out.find(R"("queued":3)"), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find(R"("replicas":1)"), std::string::npos) << json.out;
+  auto listed = cli({"ls", server->url()});
+  EXPECT_TRUE(listed.status.exited_with(0)) << listed.err;
+  EXPECT_NE(listed.out.find(name), std::string::npos) << listed.out;
+  auto bad_server = cli({"ls", "nats://a@b"});
+  EXPECT_TRUE(bad_server.status.exited_with(64)) << bad_server.status.describe();
+  EXPECT_EQ(bad_server.err, "shmbox: server 'nats://a@b': a server is nats://host[:port][,host[:port]...]\n");
+  ASSERT_TRUE(cli({"rm", name}).status.exited_with(0));
+  auto missing = cli({"stat", name});
+  EXPECT_TRUE(missing.status.exited_with(66));
+  EXPECT_EQ(missing.err, "shmbox: mailbox '" + name + "': does not exist on " + server->url() + "\n");
+  EXPECT_EQ(cli({"ls", server->url()}).out.find(name), std::string::npos);
 }
 
 // A three-server JetStream cluster and a mailbox kept on all three (replicas 3): the

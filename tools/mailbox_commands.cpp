@@ -186,10 +186,25 @@ std::string owner_text(pid_t pid, bool alive, const std::string& name) {
 }
 std::string owner_text(const MailboxStatus& status) {
   if (status.ownership == Ownership::system) return "system";
+  if (status.remote) return "process";
   return owner_text(status.owner_pid, status.owner_alive, status.owner_name);
 }
 
 nlohmann::json to_json(const MailboxStatus& status) {
+  if (status.remote) {
+    return {{"kind", "mailbox"},
+            {"name", status.name},
+            {"owner", owner_text(status)},
+            {"buffering", buffering_name(status.buffering)},
+            {"capacity", status.capacity},
+            {"max_message_size", status.max_message_size},
+            {"queued", status.queued},
+            {"in_flight", status.in_flight},
+            {"closed", status.closed},
+            {"receivers", status.receivers},
+            {"stored_bytes", status.memory_bytes},
+            {"replicas", status.replicas}};
+  }
   nlohmann::json owner = status.ownership == Ownership::system
                              ? nlohmann::json("system")
                              : nlohmann::json{{"pid", status.owner_pid},
@@ -232,6 +247,16 @@ int stat(const MailboxArgs& args) {
     fmt::print("{}\n", to_json(*status).dump());
     return EX_OK;
   }
+  if (status->remote) {
+    fmt::print(
+        "mailbox {}\n  owner         {}\n  buffering     {}\n  capacity      {}\n  max size      {} bytes\n"
+        "  queued        {} ({} being received)\n  state         {}\n  receivers     {} waiting\n"
+        "  stored        {} bytes, {} {}\n",
+        status->name, owner_text(*status), buffering_name(status->buffering), status->capacity,
+        status->max_message_size, status->queued, status->in_flight, status->closed ? "closed" : "open",
+        status->receivers, status->memory_bytes, status->replicas, status->replicas == 1 ? "copy" : "copies");
+    return EX_OK;
+  }
   fmt::print(
       "mailbox {}\n  owner         {}\n  buffering     {}\n  capacity      {}\n  max size      {} bytes\n"
       "  queued        {}\n  state         {}\n  mode          {:04o}\n  owner uid     {}\n"
@@ -244,27 +269,44 @@ int stat(const MailboxArgs& args) {
 
 constexpr const char* list_row = "{:<8} {:<24} {:<22} {:<9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>5}  {}\n";
 
-int list(const MailboxArgs& args) {
+void print_list_header() {
+  fmt::print(fmt::runtime(list_row), "KIND", "NAME", "OWNER", "BUFFERING", "CAPACITY", "MAX-SIZE", "QUEUED", "SENDERS",
+             "RECEIVERS", "MODE", "STATE");
+}
+
+// One mailbox's row (or JSON object), or the error that kept it from being read. A NATS
+// server knows no senders and no mode: "-".
+void add_mailbox_row(const std::string& name, const Result<MailboxStatus>& status, bool json, nlohmann::json& rows) {
+  if (json) {
+    rows.push_back(status ? to_json(*status) : nlohmann::json{{"name", name}, {"error", status.error().message()}});
+    return;
+  }
+  if (!status) {
+    fmt::print("{:<8} {:<24} {}\n", "mailbox", name, status.error().message());
+    return;
+  }
+  fmt::print(fmt::runtime(list_row), "mailbox", name, owner_text(*status), buffering_name(status->buffering),
+             status->capacity, status->max_message_size, status->queued,
+             status->remote ? "-" : std::to_string(status->senders), status->receivers,
+             status->remote ? "-" : fmt::format("{:o}", status->mode), status->closed ? "closed" : "open");
+}
+
+// ls nats://host:port: the mailboxes that server holds.
+int list_remote(const MailboxArgs& args) {
+  auto names = Mailbox::list(args.name);
+  if (!names) return fail(names.error());
   nlohmann::json rows = nlohmann::json::array();
-  if (!args.json) {
-    fmt::print(fmt::runtime(list_row), "KIND", "NAME", "OWNER", "BUFFERING", "CAPACITY", "MAX-SIZE", "QUEUED",
-               "SENDERS", "RECEIVERS", "MODE", "STATE");
-  }
-  for (const auto& name : Mailbox::list()) {
-    auto status = Mailbox::stat(name);
-    if (args.json) {
-      rows.push_back(status ? to_json(*status)
-                            : nlohmann::json{{"name", name}, {"error", status.error().message()}});
-      continue;
-    }
-    if (!status) {
-      fmt::print("{:<8} {:<24} {}\n", "mailbox", name, status.error().message());
-      continue;
-    }
-    fmt::print(fmt::runtime(list_row), "mailbox", name, owner_text(*status), buffering_name(status->buffering),
-               status->capacity, status->max_message_size, status->queued, status->senders, status->receivers,
-               fmt::format("{:o}", status->mode), status->closed ? "closed" : "open");
-  }
+  if (!args.json) print_list_header();
+  for (const auto& name : *names) add_mailbox_row(name, Mailbox::stat(name), args.json, rows);
+  if (args.json) fmt::print("{}\n", rows.dump());
+  return EX_OK;
+}
+
+int list(const MailboxArgs& args) {
+  if (!args.name.empty()) return list_remote(args);
+  nlohmann::json rows = nlohmann::json::array();
+  if (!args.json) print_list_header();
+  for (const auto& name : Mailbox::list()) add_mailbox_row(name, Mailbox::stat(name), args.json, rows);
   // An endpoint has one receiver, its process, and a lane per sender.
   for (const auto& name : Endpoint::list()) {
     auto status = Endpoint::stat(name);
@@ -346,7 +388,8 @@ void add_mailbox_commands(CLI::App& app, int& exit_status) {
   add_wait_options(recv_cmd, *args);
   recv_cmd->callback([args, &exit_status] { exit_status = receive(*args); });
 
-  auto* ls_cmd = app.add_subcommand("ls", "List mailboxes and endpoints");
+  auto* ls_cmd = app.add_subcommand("ls", "List local mailboxes and endpoints, or a NATS server's mailboxes");
+  ls_cmd->add_option("server", args->name, "List the mailboxes of this server instead, e.g. nats://host:4222");
   ls_cmd->add_flag("--json", args->json, "Print JSON");
   ls_cmd->callback([args, &exit_status] { exit_status = list(*args); });
 

@@ -86,6 +86,11 @@ struct MailboxStatus {
   pid_t owner_pid = 0;         // process-owned only
   std::string owner_name;      // the owner's command name; empty once it has exited
   bool owner_alive = false;    // process-owned only
+  // nats:// mailboxes: memory_bytes is what the server stores, receivers are receives
+  // waiting at the server, and there is no mode, uid or attach table.
+  bool remote = false;
+  std::uint32_t replicas = 0;   // copies the cluster keeps
+  std::uint64_t in_flight = 0;  // handed to a receiver, not yet acknowledged
 };
 
 namespace detail {
@@ -161,6 +166,8 @@ class Mailbox {
   [[nodiscard]] static Result<MailboxStatus> stat(std::string_view name);
   // Names of the mailboxes in /dev/shm.
   [[nodiscard]] static std::vector<std::string> list();
+  // Names of the mailboxes a NATS server holds ("nats://host:port"), as full names.
+  [[nodiscard]] static Result<std::vector<std::string>> list(std::string_view server);
 
   Mailbox(Mailbox&& other) noexcept;
   Mailbox& operator=(Mailbox&& other) noexcept;

@@ -344,7 +344,9 @@ bool detail::MailboxFactory::remove_if_owned_by(const MailboxFile& names, std::u
 
 Result<MailboxStatus> Mailbox::stat(std::string_view name) {
   if (detail::is_remote_name(name)) {
-    return std::unexpected(Error{Errc::invalid_argument, detail::describe("mailbox", name), "stat needs a local mailbox"});
+    auto remote = detail::parse_remote_name(name);
+    if (!remote) return std::unexpected(remote.error());
+    return detail::NatsMailbox::stat(*remote);
   }
   auto names = mailbox_name(name);
   if (!names) return std::unexpected(names.error());
@@ -383,17 +385,29 @@ Result<MailboxStatus> detail::MailboxFactory::stat(const MailboxFile& names) {
 
 std::vector<std::string> Mailbox::list() { return platform::list_shm_names(detail::mailbox_file_prefix); }
 
+Result<std::vector<std::string>> Mailbox::list(std::string_view server) {
+  while (server.ends_with('/')) server.remove_suffix(1);
+  // A server is a remote name without the mailbox: checked by the same rules.
+  auto remote = detail::parse_remote_name(std::string{server} + "/-");
+  if (!remote) {
+    return std::unexpected(Error{Errc::invalid_name, detail::describe("server", server),
+                                 "a server is nats://host[:port][,host[:port]...]"});
+  }
+  remote->object = detail::describe("server", server);
+  return detail::NatsMailbox::list(*remote);
+}
+
 const std::string& Mailbox::name() const noexcept { return remote_ ? remote_->name() : state_->name; }
 Buffering Mailbox::buffering() const noexcept { return remote_ ? remote_->buffering() : state_->geometry.buffering; }
 std::uint32_t Mailbox::capacity() const noexcept { return remote_ ? remote_->capacity() : state_->geometry.capacity; }
 std::size_t Mailbox::max_message_size() const noexcept {
   return remote_ ? remote_->max_message_size() : state_->geometry.max_message_size;
 }
-bool Mailbox::closed() const noexcept { return !remote_ && detail::is_closed(*state_); }
+bool Mailbox::closed() const noexcept { return remote_ ? remote_->closed() : detail::is_closed(*state_); }
 std::uint64_t Mailbox::queued() const noexcept { return remote_ ? 0 : detail::queued(*state_); }
 
 Result<void> Mailbox::close() {
-  if (remote_) return std::unexpected(local_only("close"));
+  if (remote_) return remote_->close();
   detail::close_mailbox(*state_->header);
   return {};
 }

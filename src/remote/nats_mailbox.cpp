@@ -23,12 +23,20 @@ constexpr std::int64_t duplicate_window_ns = std::int64_t{120} * 1'000'000'000;
 // The server's size limit counts headers too, and every message carries its id in one.
 constexpr std::int32_t header_allowance = 256;
 
-std::string stream_of(const RemoteName& name) { return "SHMBOX_" + name.name; }
+constexpr std::string_view stream_prefix = "SHMBOX_";
+std::string stream_of(const RemoteName& name) { return std::string{stream_prefix} + name.name; }
 std::string subject_of(const RemoteName& name) { return "shmbox.mb." + name.name; }
 // Zero capacity: a rendezvous over core request/reply on this subject, queue group
 // "receivers". Its stream holds no messages; it records that the mailbox exists.
 std::string rendezvous_of(const RemoteName& name) { return "shmbox.rv." + name.name; }
-constexpr const char* zero_capacity_mark = "shmbox zero capacity";
+constexpr std::string_view zero_capacity_mark = "shmbox zero capacity";
+// A closed mailbox's stream listens on another subject, so that a send finds no stream
+// (and then learns why), and says so in its description.
+std::string closed_subject_of(const RemoteName& name) { return "shmbox.closed." + name.name; }
+constexpr std::string_view closed_mark = "shmbox closed";
+bool marked(const char* description, std::string_view mark) {
+  return description != nullptr && std::string_view{description}.find(mark) != std::string_view::npos;
+}
 constexpr std::int64_t forever_ms = std::int64_t{24} * 3600 * 1000;
 
 Error nats_error(Errc errc, const RemoteName& name, const std::string& doing, natsStatus status) {
@@ -162,7 +170,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   config.Storage = options.ownership == Ownership::system ? js_FileStorage : js_MemoryStorage;
   config.Duplicates = duplicate_window_ns;
   config.Replicas = options.replicas;
-  if (options.buffering == Buffering::zero) config.Description = zero_capacity_mark;
+  if (options.buffering == Buffering::zero) config.Description = zero_capacity_mark.data();
   jsStreamInfo* info = nullptr;
   natsStatus status = js_AddStream(&info, (*connection)->jetstream, &config, nullptr, &code);
   const std::int64_t created = status == NATS_OK ? info->Created : 0;
@@ -194,18 +202,52 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   return mailbox;
 }
 
-Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
-  auto connection = Connection::open(name);
-  if (!connection) return std::unexpected(connection.error());
+namespace {
+
+// What a mailbox's stream says of it. Untrusted like shared memory: a stream someone
+// else made may hold anything, so every field is read within bounds.
+struct StreamFacts {
+  Buffering buffering = Buffering::bounded;
+  std::uint32_t capacity = 0;
+  std::size_t max_message_size = 0;
+  bool closed = false;
+  std::int64_t created = 0;
+  std::uint64_t queued = 0;
+  std::uint64_t stored_bytes = 0;
+  bool file_storage = false;
+  std::uint32_t replicas = 1;
+};
+
+StreamFacts facts_of(const jsStreamInfo& info, natsConnection* connection) {
+  const jsStreamConfig& config = *info.Config;
+  StreamFacts facts;
+  facts.buffering = config.MaxMsgs > 0 ? Buffering::bounded : Buffering::unbounded;
+  facts.capacity = config.MaxMsgs > 0 ? static_cast<std::uint32_t>(std::min<std::int64_t>(config.MaxMsgs, UINT32_MAX)) : 0;
+  if (marked(config.Description, zero_capacity_mark)) {
+    facts.buffering = Buffering::zero;
+    facts.capacity = 0;
+  }
+  const std::int64_t limit = config.MaxMsgSize > 0 ? config.MaxMsgSize : natsConnection_GetMaxPayload(connection);
+  facts.max_message_size = static_cast<std::size_t>(std::max<std::int64_t>(limit - header_allowance, 0));
+  facts.closed = marked(config.Description, closed_mark);
+  facts.created = info.Created;
+  facts.queued = info.State.Msgs;
+  facts.stored_bytes = info.State.Bytes;
+  facts.file_storage = config.Storage == js_FileStorage;
+  facts.replicas = static_cast<std::uint32_t>(std::clamp<std::int64_t>(config.Replicas, 1, 5));
+  return facts;
+}
+
+// The stream's facts, asking again for up to 30 s while a cluster elects a leader (it
+// answers nothing meanwhile: seconds, more on a loaded machine). "Not found" is an answer.
+Result<StreamFacts> read_stream(const RemoteName& name, jsCtx* jetstream, natsConnection* connection) {
   jsStreamInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   natsStatus status = NATS_OK;
-  // A cluster electing a leader answers nothing for a while (seconds; more on a loaded
-  // machine): ask again for up to 30 s before giving up. "Not found" is an answer.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{30};
   for (;;) {
     code = static_cast<jsErrCode>(0);
-    status = js_GetStreamInfo(&info, (*connection)->jetstream, stream_of(name).c_str(), nullptr, &code);
+    status = js_GetStreamInfo(&info, jetstream, stream_of(name).c_str(), nullptr, &code);
     if (status == NATS_OK || code == JSStreamNotFoundErr || status == NATS_NOT_FOUND) break;
     if (std::chrono::steady_clock::now() >= give_up) break;
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
@@ -216,22 +258,73 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
     }
     return std::unexpected(nats_error(Errc::system, name, "cannot read its stream", status));
   }
-  auto mailbox = std::unique_ptr<NatsMailbox>(new NatsMailbox(name, std::move(*connection)));
-  // Untrusted like shared memory: a stream someone else made may hold anything.
-  const std::int64_t max_messages = info->Config->MaxMsgs;
-  const std::int32_t max_size = info->Config->MaxMsgSize;
-  const bool zero = info->Config->Description != nullptr && std::string_view{info->Config->Description} == zero_capacity_mark;
-  mailbox->created_ = info->Created;
+  const StreamFacts facts = facts_of(*info, connection);
   jsStreamInfo_Destroy(info);
-  mailbox->buffering_ = max_messages > 0 ? Buffering::bounded : Buffering::unbounded;
-  mailbox->capacity_ = max_messages > 0 ? static_cast<std::uint32_t>(std::min<std::int64_t>(max_messages, UINT32_MAX)) : 0;
-  if (zero) {
-    mailbox->buffering_ = Buffering::zero;
-    mailbox->capacity_ = 0;
-  }
-  const std::int64_t limit = max_size > 0 ? max_size : natsConnection_GetMaxPayload(mailbox->connection_->connection);
-  mailbox->max_message_size_ = static_cast<std::size_t>(std::max<std::int64_t>(limit - header_allowance, 0));
+  return facts;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
+  auto connection = Connection::open(name);
+  if (!connection) return std::unexpected(connection.error());
+  auto facts = read_stream(name, (*connection)->jetstream, (*connection)->connection);
+  if (!facts) return std::unexpected(facts.error());
+  auto mailbox = std::unique_ptr<NatsMailbox>(new NatsMailbox(name, std::move(*connection)));
+  mailbox->buffering_ = facts->buffering;
+  mailbox->capacity_ = facts->capacity;
+  mailbox->max_message_size_ = facts->max_message_size;
+  mailbox->closed_ = facts->closed;
+  mailbox->created_ = facts->created;
   return mailbox;
+}
+
+Result<MailboxStatus> NatsMailbox::stat(const RemoteName& name) {
+  auto connection = Connection::open(name);
+  if (!connection) return std::unexpected(connection.error());
+  auto facts = read_stream(name, (*connection)->jetstream, (*connection)->connection);
+  if (!facts) return std::unexpected(facts.error());
+  MailboxStatus status{
+      .name = name.server + "/" + name.name,
+      .buffering = facts->buffering,
+      .capacity = facts->capacity,
+      .max_message_size = static_cast<std::uint32_t>(std::min<std::size_t>(facts->max_message_size, UINT32_MAX)),
+      .queued = facts->queued,
+      .closed = facts->closed,
+      .memory_bytes = facts->stored_bytes,
+      .ownership = facts->file_storage ? Ownership::system : Ownership::process,
+      .remote = true,
+      .replicas = facts->replicas,
+  };
+  // Receivers: pull requests waiting at the consumer now, and messages handed out but
+  // not yet acknowledged (being received).
+  jsConsumerInfo* consumer = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (js_GetConsumerInfo(&consumer, (*connection)->jetstream, stream_of(name).c_str(), durable_consumer, nullptr,
+                         &code) == NATS_OK) {
+    status.receivers = static_cast<std::uint32_t>(std::max<std::int64_t>(consumer->NumWaiting, 0));
+    status.in_flight = static_cast<std::uint64_t>(std::max<std::int64_t>(consumer->NumAckPending, 0));
+    jsConsumerInfo_Destroy(consumer);
+  }
+  return status;
+}
+
+Result<std::vector<std::string>> NatsMailbox::list(const RemoteName& server) {
+  auto connection = Connection::open(server);
+  if (!connection) return std::unexpected(connection.error());
+  jsStreamNamesList* streams = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  std::vector<std::string> names;
+  const natsStatus status = js_StreamNames(&streams, (*connection)->jetstream, nullptr, &code);
+  if (status == NATS_NOT_FOUND) return names;  // no streams at all
+  if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, server, "cannot list its streams", status));
+  for (int i = 0; i < streams->Count; ++i) {
+    const std::string_view stream = streams->List[i];
+    if (stream.starts_with(stream_prefix)) names.push_back(server.server + "/" + std::string{stream.substr(stream_prefix.size())});
+  }
+  jsStreamNamesList_Destroy(streams);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 Result<void> NatsMailbox::remove(const RemoteName& name) {
@@ -278,8 +371,8 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
     jsPubAck_Destroy(ack);
     if (status == NATS_OK) return {};
     if (status == NATS_NO_RESPONDERS || code == JSStreamNotFoundErr) {
-      // Removed, or a cluster between stream leaders (nobody answers for a moment).
-      if (stream_gone()) return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
+      // Closed, removed, or a cluster between stream leaders (nobody answers for a moment).
+      if (auto ended = closed_state()) return std::unexpected(*ended);
       if (deadline.is_none() || deadline.expired()) {
         return std::unexpected(Error{Errc::timeout, name_.object, "timed out: the stream has no leader"});
       }
@@ -306,16 +399,59 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
   }
 }
 
-bool NatsMailbox::stream_exists() { return !stream_gone(); }
-
-// Only a server's word that the stream does not exist: not hearing back (a cluster
-// electing a leader, a reconnect) is no proof.
-bool NatsMailbox::stream_gone() {
+// Closed: the stream says so, or the server says it does not exist. Not hearing back
+// (a cluster electing a leader, a reconnect) is no proof of either.
+std::optional<Error> NatsMailbox::closed_state() {
   jsStreamInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const natsStatus status = js_GetStreamInfo(&info, connection_->jetstream, stream_of(name_).c_str(), nullptr, &code);
+  const bool closed = status == NATS_OK && marked(info->Config->Description, closed_mark);
   jsStreamInfo_Destroy(info);
-  return status != NATS_OK && (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND);
+  if (closed) {
+    closed_ = true;
+    return Error{Errc::closed, name_.object, "is closed"};
+  }
+  if (status != NATS_OK && (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND)) {
+    closed_ = true;
+    return Error{Errc::closed, name_.object, "is closed: its stream was removed"};
+  }
+  return std::nullopt;
+}
+
+// The stream moves to another subject, so sends find no stream, and its description
+// says why; what is queued stays for receivers to drain.
+Result<void> NatsMailbox::close() {
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus status = js_GetStreamInfo(&info, connection_->jetstream, stream_of(name_).c_str(), nullptr, &code);
+  if (status != NATS_OK) {
+    if (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND) {
+      return std::unexpected(Error{Errc::not_found, name_.object, "does not exist on " + name_.server});
+    }
+    return std::unexpected(nats_error(Errc::system, name_, "cannot read its stream", status));
+  }
+  jsStreamConfig& config = *info->Config;
+  const std::string description =
+      std::string{closed_mark} + (marked(config.Description, zero_capacity_mark) ? "; " + std::string{zero_capacity_mark} : "");
+  const std::string subject = closed_subject_of(name_);
+  const char* subjects[] = {subject.c_str()};
+  // Borrowed into the server's copy of the configuration, and given back before it is freed.
+  const char* own_description = config.Description;
+  const char** own_subjects = config.Subjects;
+  const int own_subjects_len = config.SubjectsLen;
+  config.Description = description.c_str();
+  config.Subjects = subjects;
+  config.SubjectsLen = 1;
+  jsStreamInfo* updated = nullptr;
+  status = js_UpdateStream(&updated, connection_->jetstream, &config, nullptr, &code);
+  config.Description = own_description;
+  config.Subjects = own_subjects;
+  config.SubjectsLen = own_subjects_len;
+  jsStreamInfo_Destroy(updated);
+  jsStreamInfo_Destroy(info);
+  if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, name_, "cannot close its stream", status));
+  closed_ = true;
+  return {};
 }
 
 // A request to the receivers' queue group: it returns when one of them has replied,
@@ -342,7 +478,7 @@ Result<void> NatsMailbox::send_rendezvous(std::span<const std::byte> message, De
     if (deadline.expired()) return std::unexpected(Error{Errc::timeout, name_.object, "timed out"});
     if (const auto now = Deadline::clock::now(); now >= next_check) {
       next_check = now + std::chrono::seconds{1};
-      if (!stream_exists()) return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
+      if (auto ended = closed_state()) return std::unexpected(*ended);
     }
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds{20});
@@ -370,7 +506,7 @@ Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& ta
     if (deadline.is_none() || deadline.expired()) break;
     if (const auto now = Deadline::clock::now(); now >= next_check) {
       next_check = now + std::chrono::seconds{1};
-      if (!stream_exists()) break;
+      if (closed_state()) break;
     }
   }
   if (message == nullptr) {
@@ -382,7 +518,7 @@ Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& ta
   }
   natsSubscription_Destroy(subscription);
   if (message == nullptr) {
-    if (!stream_exists()) return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
+    if (auto ended = closed_state()) return std::unexpected(*ended);
     if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
     return std::unexpected(Error{Errc::timeout, name_.object, "timed out"});
   }
@@ -402,9 +538,15 @@ template <class Take>
 Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
   if (buffering_ == Buffering::zero) return receive_rendezvous(deadline, take);
   jsErrCode code = static_cast<jsErrCode>(0);
+  const std::string stream = stream_of(name_);
   while (connection_->receivers == nullptr) {
+    // Bound by the stream's name, not looked up by subject: a closed stream has moved.
+    jsSubOptions bind;
+    jsSubOptions_Init(&bind);
+    bind.Stream = stream.c_str();
+    bind.Consumer = durable_consumer;
     const natsStatus status = js_PullSubscribe(&connection_->receivers, connection_->jetstream,
-                                               subject_of(name_).c_str(), durable_consumer, nullptr, nullptr, &code);
+                                               subject_of(name_).c_str(), durable_consumer, nullptr, &bind, &code);
     if (status == NATS_OK) break;
     connection_->receivers = nullptr;
     if (code == JSStreamNotFoundErr || code == JSConsumerNotFoundErr || status == NATS_NOT_FOUND) {
@@ -420,7 +562,9 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
   }
   for (;;) {
     natsMsgList list{};
-    const natsStatus status = natsSubscription_Fetch(&list, connection_->receivers, 1, wait_ms(deadline, 1000), &code);
+    // Once it is known closed, nothing more can come: a drained mailbox answers at once.
+    const natsStatus status =
+        natsSubscription_Fetch(&list, connection_->receivers, 1, wait_ms(closed_ ? no_wait : deadline, 1000), &code);
     if (status == NATS_OK && list.Count > 0) {
       natsMsg* message = list.Msgs[0];
       const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
@@ -447,6 +591,8 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
       }
       return std::unexpected(nats_error(Errc::system, name_, "cannot receive", status));
     }
+    // Empty: a closed mailbox says so now that it is drained (a round trip, only when empty).
+    if (auto ended = closed_state()) return std::unexpected(*ended);
     if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
     if (deadline.expired()) return std::unexpected(Error{Errc::timeout, name_.object, "timed out"});
   }

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -39,6 +40,9 @@ class NatsMailbox {
   static Result<std::unique_ptr<NatsMailbox>> create(const RemoteName& name, const MailboxOptions& options);
   static Result<std::unique_ptr<NatsMailbox>> open(const RemoteName& name);
   static Result<void> remove(const RemoteName& name);
+  static Result<MailboxStatus> stat(const RemoteName& name);
+  // The mailboxes on `server` (its name part is ignored), as full remote names.
+  static Result<std::vector<std::string>> list(const RemoteName& server);
   ~NatsMailbox();
   NatsMailbox(const NatsMailbox&) = delete;
   NatsMailbox& operator=(const NatsMailbox&) = delete;
@@ -47,6 +51,10 @@ class NatsMailbox {
   Buffering buffering() const noexcept { return buffering_; }
   std::uint32_t capacity() const noexcept { return capacity_; }
   std::size_t max_message_size() const noexcept { return max_message_size_; }
+  // As last heard from the server (at open, or by a call that found it closed).
+  bool closed() const noexcept { return closed_; }
+
+  Result<void> close();
 
   Result<void> send(std::span<const std::byte> message, Deadline deadline);
   // Sends with the caller's message id: the server stores one message per id within its
@@ -73,8 +81,8 @@ class NatsMailbox {
   template <class Take>
   Result<std::size_t> receive_rendezvous(Deadline deadline, Take&& take);
   Result<void> send_rendezvous(std::span<const std::byte> message, Deadline deadline);
-  bool stream_exists();
-  bool stream_gone();
+  // The Errc::closed to report if the server says the mailbox is closed or removed.
+  std::optional<Error> closed_state();
 
   RemoteName name_;
   std::unique_ptr<Connection> connection_;
@@ -83,6 +91,7 @@ class NatsMailbox {
   std::size_t max_message_size_ = 0;
   std::uint64_t next_id_ = 0;
   std::int64_t created_ = 0;  // the stream's creation time, ns since the epoch
+  bool closed_ = false;
 };
 
 }  // namespace shmbox::detail

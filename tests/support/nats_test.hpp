@@ -1,0 +1,38 @@
+// What the tests of remote mailboxes share: a server per test (the test is skipped
+// where nats-server is not installed), names on it, and child processes to run the
+// NATS client in (it is not fork-safe, so the test process never starts it).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "support/nats_server.hpp"
+#include "support/process.hpp"
+
+namespace shmbox::test {
+
+// Starts a server, or marks the calling test skipped and returns nullopt.
+inline void start_nats_or_skip(std::optional<NatsServer>& server) {
+  if (auto started = NatsServer::start()) {
+    server.emplace(std::move(*started));
+    return;
+  }
+  GTEST_SKIP() << "nats-server is not installed (Debian: nats-server)";
+}
+
+// "nats://127.0.0.1:PORT/<unique name>".
+inline std::string remote_name(const NatsServer& server, const std::string& tag) {
+  return server.url() + "/" + unique_name(tag).substr(std::string{"shmbox-test-"}.size());
+}
+
+// Runs `body` in a child process and expects it to return 0.
+inline void expect_child_succeeds(const std::function<int()>& body) {
+  auto child = ChildProcess::spawn(body);
+  const auto status = child.wait(std::chrono::seconds{60});
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+}  // namespace shmbox::test
