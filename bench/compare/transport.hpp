@@ -54,6 +54,9 @@ class Transport {
  public:
   virtual ~Transport() = default;
   virtual std::string name() const = 0;
+  // Its messages go through a server over TCP (a remote mailbox), a millisecond or so
+  // each: it is measured on fewer of them.
+  virtual bool remote() const { return false; }
   // Why this transport cannot run `shape` here ("" if it can): a size over a system
   // limit, a pattern it has no equivalent for.
   virtual std::string unavailable(const Shape& shape) const = 0;

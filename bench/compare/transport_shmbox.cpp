@@ -5,6 +5,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "mailbox_link.hpp"
 #include "shmbox/mailbox.hpp"
 #include "transports.hpp"
 
@@ -67,32 +68,18 @@ class ShmboxTransport final : public Transport {
     const shmbox::MailboxOptions options{.capacity = static_cast<std::uint32_t>(shape.capacity),
                                          .max_message_size = static_cast<std::uint32_t>(shape.size),
                                          .ownership = shmbox::Ownership::system};
-    for (const auto& name : names(shape)) {
+    for (const auto& name : mailbox_names(shape)) {
       if (auto made = shmbox::Mailbox::create(name, options, policy_); !made) throw_setup(made.error().message());
     }
   }
   std::unique_ptr<Link> connect(const Shape& shape, Role role, int) override {
-    const auto mailboxes = names(shape);
-    auto open = [&](const std::string& name) {
-      auto opened = shmbox::Mailbox::open(name, policy_);
-      if (!opened) throw std::runtime_error(opened.error().message());
-      return std::move(*opened);
-    };
-    if (shape.pattern == Pattern::stream) {
-      return std::make_unique<MailboxLink>(open(mailboxes[0]), open(mailboxes[0]), zero_copy_);
-    }
-    const bool ping = role == Role::ping;
-    return std::make_unique<MailboxLink>(open(mailboxes[ping ? 0 : 1]), open(mailboxes[ping ? 1 : 0]), zero_copy_);
+    return open_mailboxes(shape, role, mailbox_names(shape), policy_, zero_copy_);
   }
   void teardown(const Shape& shape) override {
-    for (const auto& name : names(shape)) (void)shmbox::Mailbox::remove(name);
+    for (const auto& name : mailbox_names(shape)) (void)shmbox::Mailbox::remove(name);
   }
 
  private:
-  static std::vector<std::string> names(const Shape& shape) {
-    if (shape.pattern == Pattern::stream) return {shape.tag};
-    return {shape.tag + "-ab", shape.tag + "-ba"};
-  }
   [[noreturn]] static void throw_setup(const std::string& what) { throw std::runtime_error(what); }
   std::string label_;
   shmbox::WaitPolicy policy_;
@@ -100,6 +87,23 @@ class ShmboxTransport final : public Transport {
 };
 
 }  // namespace
+
+std::vector<std::string> mailbox_names(const Shape& shape, const std::string& prefix) {
+  if (shape.pattern == Pattern::stream) return {prefix + shape.tag};
+  return {prefix + shape.tag + "-ab", prefix + shape.tag + "-ba"};
+}
+
+std::unique_ptr<Link> open_mailboxes(const Shape& shape, Role role, const std::vector<std::string>& names,
+                                     const shmbox::WaitPolicy& policy, bool zero_copy) {
+  auto open = [&](const std::string& name) {
+    auto opened = shmbox::Mailbox::open(name, policy);
+    if (!opened) throw std::runtime_error(opened.error().message());
+    return std::move(*opened);
+  };
+  if (shape.pattern == Pattern::stream) return std::make_unique<MailboxLink>(open(names[0]), open(names[0]), zero_copy);
+  const bool ping = role == Role::ping;
+  return std::make_unique<MailboxLink>(open(names[ping ? 0 : 1]), open(names[ping ? 1 : 0]), zero_copy);
+}
 
 void add_shmbox_transports(std::vector<std::unique_ptr<Transport>>& transports) {
   const shmbox::WaitPolicy adaptive{}, busy{.mode = shmbox::WaitMode::busy_poll}, sleep{.mode = shmbox::WaitMode::sleep};

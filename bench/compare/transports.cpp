@@ -9,6 +9,7 @@ void Link::throw_error(const std::string& what) { throw std::runtime_error(what)
 std::vector<std::unique_ptr<Transport>> make_transports() {
   std::vector<std::unique_ptr<Transport>> transports;
   add_shmbox_transports(transports);
+  add_nats_transports(transports);
   add_system_transports(transports);
 #ifdef SHMBOX_BENCH_BOOST
   add_boost_transports(transports);

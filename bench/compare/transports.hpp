@@ -10,6 +10,7 @@ namespace bench {
 
 void add_shmbox_transports(std::vector<std::unique_ptr<Transport>>& transports);
 void add_system_transports(std::vector<std::unique_ptr<Transport>>& transports);  // pipe, Unix socket, POSIX mq
+void add_nats_transports(std::vector<std::unique_ptr<Transport>>& transports);    // remote shmbox mailboxes
 #ifdef SHMBOX_BENCH_BOOST
 void add_boost_transports(std::vector<std::unique_ptr<Transport>>& transports);
 #endif

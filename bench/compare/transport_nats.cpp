@@ -1,0 +1,191 @@
+// Remote shmbox mailboxes: the same Mailbox calls as the local rows, on names
+// nats://127.0.0.1:PORT/NAME, held by a NATS JetStream server on loopback. Each
+// measurement gets a server of its own, started here (about 15 ms) and stopped after it:
+// no figure inherits another's streams, and the server's CPU time is reaped with it, so
+// the load watch counts it as the benchmark's own rather than as load from elsewhere.
+//
+// cnats, the NATS client, is not fork-safe, and the harness forks its processes from this
+// one: this process never uses it. The mailboxes are created by a helper process, and each
+// measuring process connects after its fork.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <thread>
+
+#include "harness.hpp"
+#include "mailbox_link.hpp"
+#include "shmbox/mailbox.hpp"
+#include "transports.hpp"
+
+namespace bench {
+namespace {
+
+// The server's default max_payload. A message also carries its id in a header, so a
+// message of exactly this size is already over.
+constexpr std::size_t max_payload = 1024 * 1024;
+
+// On PATH, or in /usr/sbin, where Debian puts it (not on every user's PATH). "" if absent.
+std::string find_server() {
+  const char* path = ::getenv("PATH");
+  std::string directories = path != nullptr ? path : "";
+  directories += ":/usr/sbin";
+  for (std::size_t start = 0; start <= directories.size();) {
+    const std::size_t colon = std::min(directories.find(':', start), directories.size());
+    const std::filesystem::path candidate =
+        std::filesystem::path{directories.substr(start, colon - start)} / "nats-server";
+    if (colon > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = colon + 1;
+  }
+  return {};
+}
+
+sockaddr_in loopback(int port) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return address;
+}
+
+// A port nobody listens on now (the kernel's choice for an ephemeral bind).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address = loopback(0);
+  socklen_t length = sizeof address;
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+  ::close(fd);
+  if (!bound) throw std::runtime_error("no free loopback port for nats-server");
+  return ntohs(address.sin_port);
+}
+
+// GET /healthz?js-enabled-only=true on the monitoring port: "ok" once JetStream is up.
+bool healthy(int monitor_port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const sockaddr_in address = loopback(monitor_port);
+  bool ok = false;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
+    const std::string request = "GET /healthz?js-enabled-only=true HTTP/1.0\r\n\r\n";
+    if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      std::string reply(4096, '\0');
+      const ssize_t got = ::read(fd, reply.data(), reply.size());
+      ok = got > 0 && reply.substr(0, static_cast<std::size_t>(got)).find("\"ok\"") != std::string::npos;
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+class NatsTransport final : public Transport {
+ public:
+  NatsTransport(std::string label, shmbox::Buffering buffering, std::string server)
+      : label_(std::move(label)), buffering_(buffering), server_(std::move(server)) {}
+  ~NatsTransport() override { stop_server(); }
+
+  std::string name() const override { return label_; }
+  bool remote() const override { return true; }
+  std::string unavailable(const Shape& shape) const override {
+    if (server_.empty()) return "nats-server not found on PATH or in /usr/sbin (Debian: nats-server)";
+    if (shape.size >= max_payload) {
+      return "over the server's default max_payload of 1 MiB (a message also carries its id in a header)";
+    }
+    if (buffering_ == shmbox::Buffering::zero && shape.pattern == Pattern::stream) {
+      return "zero capacity: each send waits for its receiver, a round trip; measured as round trip only";
+    }
+    return {};
+  }
+  void setup(const Shape& shape) override {
+    start_server();
+    const shmbox::MailboxOptions options{.buffering = buffering_,
+                                         .capacity = static_cast<std::uint32_t>(shape.capacity),
+                                         .max_message_size = static_cast<std::uint32_t>(shape.size),
+                                         .ownership = shmbox::Ownership::process};  // memory storage
+    const auto names = mailbox_names(shape, prefix());
+    const auto create = [&] {
+      for (const auto& name : names) {
+        if (auto made = shmbox::Mailbox::create(name, options); !made) throw std::runtime_error(made.error().message());
+      }
+      return 0;
+    };
+    // In a process of its own: this one must never use cnats (see the top).
+    const std::string failure = run_processes({create}, false, std::chrono::seconds{30});
+    if (!failure.empty()) {
+      stop_server();
+      throw std::runtime_error("cannot create the remote mailboxes: " + failure);
+    }
+  }
+  std::unique_ptr<Link> connect(const Shape& shape, Role role, int) override {
+    return open_mailboxes(shape, role, mailbox_names(shape, prefix()));
+  }
+  // The streams go with the server (memory storage, in its own directory).
+  void teardown(const Shape&) override { stop_server(); }
+
+ private:
+  std::string prefix() const { return fmt::format("nats://127.0.0.1:{}/", port_); }
+
+  void start_server() {
+    port_ = free_port();
+    const int monitor_port = free_port();
+    std::string store = (std::filesystem::temp_directory_path() / "shmbox-bench-nats-XXXXXX").string();
+    if (::mkdtemp(store.data()) == nullptr) throw std::runtime_error("cannot make a directory for nats-server");
+    store_ = store;
+    std::fflush(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int quiet = ::open("/dev/null", O_WRONLY);  // its log would land in our tables
+      ::dup2(quiet, STDOUT_FILENO);
+      ::dup2(quiet, STDERR_FILENO);
+      const std::string port = std::to_string(port_), monitor = std::to_string(monitor_port);
+      ::execl(server_.c_str(), server_.c_str(), "-a", "127.0.0.1", "-p", port.c_str(), "-m", monitor.c_str(), "-js",
+              "-sd", store.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    const auto deadline = Clock::now() + std::chrono::seconds{10};
+    while (!healthy(monitor_port)) {
+      const bool exited = ::waitpid(pid_, nullptr, WNOHANG) == pid_;
+      if (exited) pid_ = -1;  // nothing left to kill
+      if (exited || Clock::now() > deadline) {
+        stop_server();
+        throw std::runtime_error(exited ? "nats-server exited at start" : "nats-server not ready within 10 s");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{2});
+    }
+  }
+  // SIGKILL: its store is thrown away, so there is nothing to shut down cleanly.
+  void stop_server() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    if (!store_.empty()) std::filesystem::remove_all(store_);
+    store_.clear();
+  }
+
+  std::string label_;
+  shmbox::Buffering buffering_;
+  std::string server_;  // nats-server's path, "" if not installed
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::filesystem::path store_;
+};
+
+}  // namespace
+
+void add_nats_transports(std::vector<std::unique_ptr<Transport>>& transports) {
+  const std::string server = find_server();
+  transports.push_back(std::make_unique<NatsTransport>("shmbox nats bounded", shmbox::Buffering::bounded, server));
+  transports.push_back(std::make_unique<NatsTransport>("shmbox nats zero-capacity", shmbox::Buffering::zero, server));
+}
+
+}  // namespace bench
