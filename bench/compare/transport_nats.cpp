@@ -5,7 +5,7 @@
 // the load watch counts it as the benchmark's own rather than as load from elsewhere.
 //
 // cnats, the NATS client, is not fork-safe, and the harness forks its processes from this
-// one: this process never uses it. The mailboxes are created by a helper process, and each
+// one: this process never uses it. The mailboxes are created by an owner process, and each
 // measuring process connects after its fork.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -18,9 +18,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "harness.hpp"
 #include "mailbox_link.hpp"
@@ -90,7 +92,7 @@ class NatsTransport final : public Transport {
  public:
   NatsTransport(std::string label, shmbox::Buffering buffering, std::string server)
       : label_(std::move(label)), buffering_(buffering), server_(std::move(server)) {}
-  ~NatsTransport() override { stop_server(); }
+  ~NatsTransport() override { stop(); }
 
   std::string name() const override { return label_; }
   bool remote() const override { return true; }
@@ -106,29 +108,13 @@ class NatsTransport final : public Transport {
   }
   void setup(const Shape& shape) override {
     start_server();
-    const shmbox::MailboxOptions options{.buffering = buffering_,
-                                         .capacity = static_cast<std::uint32_t>(shape.capacity),
-                                         .max_message_size = static_cast<std::uint32_t>(shape.size),
-                                         .ownership = shmbox::Ownership::process};  // memory storage
-    const auto names = mailbox_names(shape, prefix());
-    const auto create = [&] {
-      for (const auto& name : names) {
-        if (auto made = shmbox::Mailbox::create(name, options); !made) throw std::runtime_error(made.error().message());
-      }
-      return 0;
-    };
-    // In a process of its own: this one must never use cnats (see the top).
-    const std::string failure = run_processes({create}, false, std::chrono::seconds{30});
-    if (!failure.empty()) {
-      stop_server();
-      throw std::runtime_error("cannot create the remote mailboxes: " + failure);
-    }
+    start_owner(shape);
   }
   std::unique_ptr<Link> connect(const Shape& shape, Role role, int) override {
     return open_mailboxes(shape, role, mailbox_names(shape, prefix()));
   }
   // The streams go with the server (memory storage, in its own directory).
-  void teardown(const Shape&) override { stop_server(); }
+  void teardown(const Shape&) override { stop(); }
 
  private:
   std::string prefix() const { return fmt::format("nats://127.0.0.1:{}/", port_); }
@@ -140,8 +126,8 @@ class NatsTransport final : public Transport {
     if (::mkdtemp(store.data()) == nullptr) throw std::runtime_error("cannot make a directory for nats-server");
     store_ = store;
     std::fflush(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
+    server_pid_ = ::fork();
+    if (server_pid_ == 0) {
       const int quiet = ::open("/dev/null", O_WRONLY);  // its log would land in our tables
       ::dup2(quiet, STDOUT_FILENO);
       ::dup2(quiet, STDERR_FILENO);
@@ -152,21 +138,58 @@ class NatsTransport final : public Transport {
     }
     const auto deadline = Clock::now() + std::chrono::seconds{10};
     while (!healthy(monitor_port)) {
-      const bool exited = ::waitpid(pid_, nullptr, WNOHANG) == pid_;
-      if (exited) pid_ = -1;  // nothing left to kill
+      const bool exited = ::waitpid(server_pid_, nullptr, WNOHANG) == server_pid_;
+      if (exited) server_pid_ = -1;  // nothing left to kill
       if (exited || Clock::now() > deadline) {
-        stop_server();
+        stop();
         throw std::runtime_error(exited ? "nats-server exited at start" : "nats-server not ready within 10 s");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds{2});
     }
   }
-  // SIGKILL: its store is thrown away, so there is nothing to shut down cleanly.
-  void stop_server() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
+  // The mailboxes' owner: a process that creates them, says so through a pipe, and holds
+  // them until teardown, so that they are process-owned (memory storage) with their owner
+  // alive throughout, as a user's would be.
+  void start_owner(const Shape& shape) {
+    const shmbox::MailboxOptions options{.buffering = buffering_,
+                                         .capacity = static_cast<std::uint32_t>(shape.capacity),
+                                         .max_message_size = static_cast<std::uint32_t>(shape.size),
+                                         .ownership = shmbox::Ownership::process};
+    int ready[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("cannot make a pipe");
+    std::fflush(nullptr);
+    owner_ = ::fork();
+    if (owner_ == 0) {
+      ::close(ready[0]);
+      std::vector<shmbox::Mailbox> held;
+      for (const auto& name : mailbox_names(shape, prefix())) {
+        auto made = shmbox::Mailbox::create(name, options);
+        if (!made) {
+          std::fprintf(stderr, "  %s\n", made.error().message().c_str());
+          ::_exit(1);
+        }
+        held.push_back(std::move(*made));
+      }
+      const char created = 1;
+      if (::write(ready[1], &created, 1) != 1) ::_exit(1);
+      for (;;) ::pause();
+    }
+    ::close(ready[1]);
+    char created = 0;
+    const bool ok = owner_ > 0 && ::read(ready[0], &created, 1) == 1;  // end of file: it failed
+    ::close(ready[0]);
+    if (!ok) {
+      stop();
+      throw std::runtime_error("cannot create the remote mailboxes");
+    }
+  }
+  // SIGKILL for both: the store is thrown away, so there is nothing to shut down cleanly.
+  void stop() {
+    for (pid_t* pid : {&owner_, &server_pid_}) {
+      if (*pid <= 0) continue;
+      ::kill(*pid, SIGKILL);
+      ::waitpid(*pid, nullptr, 0);
+      *pid = -1;
     }
     if (!store_.empty()) std::filesystem::remove_all(store_);
     store_.clear();
@@ -175,7 +198,7 @@ class NatsTransport final : public Transport {
   std::string label_;
   shmbox::Buffering buffering_;
   std::string server_;  // nats-server's path, "" if not installed
-  pid_t pid_ = -1;
+  pid_t server_pid_ = -1, owner_ = -1;
   int port_ = 0;
   std::filesystem::path store_;
 };
