@@ -153,6 +153,83 @@ TEST_F(RemoteMailbox, AReceiverKilledBeforeItsAcknowledgementDoesNotSwallowTheMe
   });
 }
 
+// The server cannot see a process die: the owner renews a lease (every 2 s, kept 6 s),
+// and whoever finds it lapsed removes the mailbox.
+TEST_F(RemoteMailbox, AProcessOwnedMailboxLivesWhileItsOwnerDoesAndGoesWhenItIsKilled) {
+  test::Pipe progress;
+  auto owner = ChildProcess::spawn([&] {
+    auto box = Mailbox::create(name, {.capacity = 8, .max_message_size = 16});  // process-owned
+    if (!box || !box->send(as_bytes("one"))) return 1;
+    progress.send("created");
+    for (;;) std::this_thread::sleep_for(1s);
+  });
+  ASSERT_EQ(progress.receive(), "created");
+  const auto owner_pid = std::to_string(owner.pid());
+  auto receiver = ChildProcess::spawn([&] {
+    std::this_thread::sleep_for(8s);  // longer than a lease: the owner's renewals keep it
+    auto box = Mailbox::open(name);
+    if (!box) return 1;
+    std::vector<std::byte> message;
+    if (!box->receive(message, 10s) || text_of(message) != "one") return 2;
+    progress.send("received");
+    auto got = box->receive(message);  // blocks until the owner has gone
+    if (got || got.error().errc() != Errc::closed) return 3;
+    const std::string expected = "mailbox '" + name + "': is closed: its owner, process " + owner_pid + " (";
+    if (got.error().message().rfind(expected, 0) != 0) return std::fprintf(stderr, "%s\n", got.error().message().c_str()), 4;
+    return 0;
+  });
+  ASSERT_EQ(progress.receive(), "received");
+  const auto killed = std::chrono::steady_clock::now();
+  owner.kill();
+  EXPECT_TRUE(receiver.wait(30s).exited_with(0));
+  const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed);
+  std::printf("[ lease ] owner killed: its blocked receiver got Closed after %lld ms\n",
+              static_cast<long long>(delay.count()));
+  EXPECT_LT(delay, 15s);  // lease_time (6 s) and a second's check, with room for a loaded machine
+  in_child([&] {
+    auto gone = Mailbox::open(name);
+    return !gone && gone.error().errc() == Errc::not_found ? 0 : 1;
+  });
+}
+
+TEST_F(RemoteMailbox, AnOwnerThatExitsOrRemovesItsMailboxTakesItAlongAtOnce) {
+  auto owner = ChildProcess::spawn([&] {
+    if (!Mailbox::create(name, {.capacity = 8, .max_message_size = 16})) return 1;
+    std::exit(0);  // a normal exit, with its handlers
+  });
+  ASSERT_TRUE(owner.wait(30s).exited_with(0));
+  in_child([&] {
+    auto gone = Mailbox::open(name);
+    if (gone || gone.error().errc() != Errc::not_found) return 1;
+    // The name is free again; this owner removes it itself, and nothing is left.
+    if (!Mailbox::create(name, {.capacity = 8, .max_message_size = 16}) || !Mailbox::remove(name)) return 2;
+    auto removed = Mailbox::open(name);
+    return !removed && removed.error().errc() == Errc::not_found ? 0 : 3;
+  });
+}
+
+TEST_F(RemoteMailbox, AKilledOwnersMailboxIsRemovedWhenItsNameIsOpenedOrCreatedAgain) {
+  auto owner = ChildProcess::spawn([&] {
+    if (!Mailbox::create(name, {.capacity = 8, .max_message_size = 16})) return 1;
+    for (;;) std::this_thread::sleep_for(1s);
+  });
+  std::this_thread::sleep_for(500ms);
+  in_child([&] {
+    auto taken = Mailbox::create(name);
+    return !taken && taken.error().errc() == Errc::already_exists ? 0 : 1;
+  });
+  owner.kill();
+  std::this_thread::sleep_for(7s);  // the lease lapses
+  in_child([&] {
+    auto shown = Mailbox::stat(name);
+    if (!shown || shown->ownership != Ownership::process || shown->owner_alive) return 1;
+    auto gone = Mailbox::open(name);
+    if (gone || gone.error().errc() != Errc::not_found) return 2;
+    if (gone.error().message().find("its owner, process ") == std::string::npos) return 3;
+    return Mailbox::create(name, {.ownership = Ownership::system}) ? 0 : 4;
+  });
+}
+
 TEST_F(RemoteMailbox, TheToolCreatesSendsReceivesAndRemovesRemoteMailboxes) {
   auto cli = [](std::vector<std::string> args, const std::string& input = {}) {
     args.insert(args.begin(), SHMBOX_CLI_PATH);

@@ -186,7 +186,6 @@ std::string owner_text(pid_t pid, bool alive, const std::string& name) {
 }
 std::string owner_text(const MailboxStatus& status) {
   if (status.ownership == Ownership::system) return "system";
-  if (status.remote) return "process";
   return owner_text(status.owner_pid, status.owner_alive, status.owner_name);
 }
 

@@ -9,6 +9,8 @@
 
 #include "name.hpp"
 #include "platform/process.hpp"
+#include "remote/lease.hpp"
+#include "remote/nats_streams.hpp"
 
 namespace shmbox::detail {
 namespace {
@@ -23,25 +25,7 @@ constexpr std::int64_t duplicate_window_ns = std::int64_t{120} * 1'000'000'000;
 // The server's size limit counts headers too, and every message carries its id in one.
 constexpr std::int32_t header_allowance = 256;
 
-constexpr std::string_view stream_prefix = "SHMBOX_";
-std::string stream_of(const RemoteName& name) { return std::string{stream_prefix} + name.name; }
-std::string subject_of(const RemoteName& name) { return "shmbox.mb." + name.name; }
-// Zero capacity: a rendezvous over core request/reply on this subject, queue group
-// "receivers". Its stream holds no messages; it records that the mailbox exists.
-std::string rendezvous_of(const RemoteName& name) { return "shmbox.rv." + name.name; }
-constexpr std::string_view zero_capacity_mark = "shmbox zero capacity";
-// A closed mailbox's stream listens on another subject, so that a send finds no stream
-// (and then learns why), and says so in its description.
-std::string closed_subject_of(const RemoteName& name) { return "shmbox.closed." + name.name; }
-constexpr std::string_view closed_mark = "shmbox closed";
-bool marked(const char* description, std::string_view mark) {
-  return description != nullptr && std::string_view{description}.find(mark) != std::string_view::npos;
-}
 constexpr std::int64_t forever_ms = std::int64_t{24} * 3600 * 1000;
-
-Error nats_error(Errc errc, const RemoteName& name, const std::string& doing, natsStatus status) {
-  return Error{errc, name.object, doing + ": " + natsStatus_GetText(status)};
-}
 
 // Milliseconds left until `deadline`, at least 1 (cnats takes no zero wait).
 std::int64_t wait_ms(Deadline deadline, std::int64_t longest) {
@@ -95,41 +79,7 @@ Result<RemoteName> parse_remote_name(std::string_view text) {
   return parsed;
 }
 
-struct NatsMailbox::Connection {
-  natsConnection* connection = nullptr;
-  jsCtx* jetstream = nullptr;
-  natsSubscription* receivers = nullptr;  // bound on the first receive
-
-  ~Connection() {
-    natsSubscription_Destroy(receivers);
-    jsCtx_Destroy(jetstream);
-    natsConnection_Destroy(connection);
-  }
-
-  static Result<std::unique_ptr<Connection>> open(const RemoteName& name) {
-    auto made = std::make_unique<Connection>();
-    natsOptions* options = nullptr;
-    natsStatus status = natsOptions_Create(&options);
-    std::vector<const char*> servers;
-    for (const auto& server : name.servers) servers.push_back(server.c_str());
-    if (status == NATS_OK) status = natsOptions_SetServers(options, servers.data(), static_cast<int>(servers.size()));
-    if (status == NATS_OK) status = natsOptions_SetTimeout(options, 2000);  // connecting: then Unreachable
-    // A handle outlives any outage (a server restarting, a cluster electing): calls wait
-    // by their deadlines meanwhile, rather than the handle dying after so many tries.
-    if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
-    if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, 250);
-    if (status == NATS_OK) status = natsConnection_Connect(&made->connection, options);
-    natsOptions_Destroy(options);
-    if (status != NATS_OK) {
-      return std::unexpected(nats_error(Errc::unreachable, name, "cannot reach the NATS server " + name.server, status));
-    }
-    status = natsConnection_JetStream(&made->jetstream, made->connection, nullptr);
-    if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, name, "cannot use JetStream", status));
-    return made;
-  }
-};
-
-NatsMailbox::NatsMailbox(RemoteName name, std::unique_ptr<Connection> connection) noexcept
+NatsMailbox::NatsMailbox(RemoteName name, std::unique_ptr<NatsConnection> connection) noexcept
     : name_(std::move(name)), connection_(std::move(connection)) {}
 
 NatsMailbox::~NatsMailbox() = default;
@@ -138,7 +88,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   if (options.buffering == Buffering::bounded && options.capacity == 0) {
     return std::unexpected(Error{Errc::invalid_argument, name.object, "capacity must be at least 1"});
   }
-  auto connection = Connection::open(name);
+  auto connection = NatsConnection::open(name);
   if (!connection) return std::unexpected(connection.error());
   const std::int64_t max_payload = natsConnection_GetMaxPayload((*connection)->connection);
   if (static_cast<std::int64_t>(options.max_message_size) + header_allowance > max_payload) {
@@ -151,11 +101,23 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   jsErrCode code = static_cast<jsErrCode>(0);
   // AddStream accepts a stream that exists with the same configuration: look first, so
   // that create is exclusive as it is for local mailboxes.
+  // A process-owned one whose owner has gone is removed, as a local one would be.
   jsStreamInfo* existing = nullptr;
   if (js_GetStreamInfo(&existing, (*connection)->jetstream, stream.c_str(), nullptr, &code) == NATS_OK) {
+    const bool orphaned = marked(existing->Config->Description, owner_mark) &&
+                          lease_state(**connection, name) == LeaseState::lapsed;
     jsStreamInfo_Destroy(existing);
-    return std::unexpected(Error{Errc::already_exists, name.object, "already exists on " + name.server});
+    if (!orphaned) return std::unexpected(Error{Errc::already_exists, name.object, "already exists on " + name.server});
+    (void)delete_mailbox_streams(**connection, name);
   }
+  // Process-owned: the lease first, so that the mailbox is never seen without one.
+  const bool owned = options.ownership == Ownership::process;
+  const std::string owner = owned ? this_owner() : std::string{};
+  if (owned) {
+    if (auto leased = start_lease(**connection, name, options.replicas); !leased) return std::unexpected(leased.error());
+  }
+  std::string description = owned ? std::string{owner_mark} + owner : std::string{};
+  if (options.buffering == Buffering::zero) description += (owned ? "; " : "") + std::string{zero_capacity_mark};
   jsStreamConfig config;
   jsStreamConfig_Init(&config);
   const char* subjects[] = {subject.c_str()};
@@ -170,13 +132,15 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   config.Storage = options.ownership == Ownership::system ? js_FileStorage : js_MemoryStorage;
   config.Duplicates = duplicate_window_ns;
   config.Replicas = options.replicas;
-  if (options.buffering == Buffering::zero) config.Description = zero_capacity_mark.data();
+  if (!description.empty()) config.Description = description.c_str();
   jsStreamInfo* info = nullptr;
   natsStatus status = js_AddStream(&info, (*connection)->jetstream, &config, nullptr, &code);
   const std::int64_t created = status == NATS_OK ? info->Created : 0;
   jsStreamInfo_Destroy(info);
   if (status != NATS_OK) {
+    // Another creator won the name (its lease stream is its own now: leave it).
     if (code == JSStreamNameExistErr) return std::unexpected(Error{Errc::already_exists, name.object, "already exists on " + name.server});
+    if (owned) (void)js_DeleteStream((*connection)->jetstream, lease_stream_of(name).c_str(), nullptr, nullptr);
     return std::unexpected(nats_error(Errc::system, name, "cannot create its stream", status));
   }
   jsConsumerConfig consumer;
@@ -191,14 +155,16 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   status = js_AddConsumer(&consumer_info, (*connection)->jetstream, stream.c_str(), &consumer, nullptr, &code);
   jsConsumerInfo_Destroy(consumer_info);
   if (status != NATS_OK) {
-    (void)js_DeleteStream((*connection)->jetstream, stream.c_str(), nullptr, nullptr);
+    (void)delete_mailbox_streams(**connection, name);
     return std::unexpected(nats_error(Errc::system, name, "cannot create its receivers' consumer", status));
   }
+  if (owned) keep_lease(name);
   auto mailbox = std::unique_ptr<NatsMailbox>(new NatsMailbox(name, std::move(*connection)));
   mailbox->buffering_ = options.buffering;
   mailbox->capacity_ = options.buffering == Buffering::bounded ? options.capacity : 0;
   mailbox->max_message_size_ = options.max_message_size;
   mailbox->created_ = created;
+  mailbox->owner_ = owner;
   return mailbox;
 }
 
@@ -216,7 +182,22 @@ struct StreamFacts {
   std::uint64_t stored_bytes = 0;
   bool file_storage = false;
   std::uint32_t replicas = 1;
+  std::string owner;  // process-owned: "PID COMMAND@HOST"; empty: system-owned
 };
+
+std::string owner_in(const char* description) {
+  if (!marked(description, owner_mark)) return {};
+  std::string_view text{description};
+  text.remove_prefix(text.find(owner_mark) + owner_mark.size());
+  return std::string{text.substr(0, text.find(';'))};
+}
+
+// "process 1234 (server@host)" from "1234 server@host".
+std::string describe_owner(const std::string& owner) {
+  const auto space = owner.find(' ');
+  if (space == std::string::npos) return "process " + owner;
+  return "process " + owner.substr(0, space) + " (" + owner.substr(space + 1) + ")";
+}
 
 StreamFacts facts_of(const jsStreamInfo& info, natsConnection* connection) {
   const jsStreamConfig& config = *info.Config;
@@ -234,6 +215,7 @@ StreamFacts facts_of(const jsStreamInfo& info, natsConnection* connection) {
   facts.queued = info.State.Msgs;
   facts.stored_bytes = info.State.Bytes;
   facts.file_storage = config.Storage == js_FileStorage;
+  facts.owner = owner_in(config.Description);
   facts.replicas = static_cast<std::uint32_t>(std::clamp<std::int64_t>(config.Replicas, 1, 5));
   return facts;
 }
@@ -266,21 +248,28 @@ Result<StreamFacts> read_stream(const RemoteName& name, jsCtx* jetstream, natsCo
 }  // namespace
 
 Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
-  auto connection = Connection::open(name);
+  auto connection = NatsConnection::open(name);
   if (!connection) return std::unexpected(connection.error());
   auto facts = read_stream(name, (*connection)->jetstream, (*connection)->connection);
   if (!facts) return std::unexpected(facts.error());
+  if (!facts->owner.empty() && !keeps_lease(name) && lease_state(**connection, name) == LeaseState::lapsed) {
+    (void)delete_mailbox_streams(**connection, name);
+    return std::unexpected(Error{Errc::not_found, name.object,
+                                 "does not exist on " + name.server + ": its owner, " + describe_owner(facts->owner) +
+                                     ", has gone"});
+  }
   auto mailbox = std::unique_ptr<NatsMailbox>(new NatsMailbox(name, std::move(*connection)));
   mailbox->buffering_ = facts->buffering;
   mailbox->capacity_ = facts->capacity;
   mailbox->max_message_size_ = facts->max_message_size;
   mailbox->closed_ = facts->closed;
   mailbox->created_ = facts->created;
+  mailbox->owner_ = facts->owner;
   return mailbox;
 }
 
 Result<MailboxStatus> NatsMailbox::stat(const RemoteName& name) {
-  auto connection = Connection::open(name);
+  auto connection = NatsConnection::open(name);
   if (!connection) return std::unexpected(connection.error());
   auto facts = read_stream(name, (*connection)->jetstream, (*connection)->connection);
   if (!facts) return std::unexpected(facts.error());
@@ -292,10 +281,16 @@ Result<MailboxStatus> NatsMailbox::stat(const RemoteName& name) {
       .queued = facts->queued,
       .closed = facts->closed,
       .memory_bytes = facts->stored_bytes,
-      .ownership = facts->file_storage ? Ownership::system : Ownership::process,
+      .ownership = facts->owner.empty() ? Ownership::system : Ownership::process,
       .remote = true,
       .replicas = facts->replicas,
   };
+  if (!facts->owner.empty()) {
+    const auto space = facts->owner.find(' ');
+    status.owner_pid = static_cast<pid_t>(std::strtol(facts->owner.c_str(), nullptr, 10));
+    status.owner_name = space == std::string::npos ? std::string{} : facts->owner.substr(space + 1);
+    status.owner_alive = keeps_lease(name) || lease_state(**connection, name) != LeaseState::lapsed;
+  }
   // Receivers: pull requests waiting at the consumer now, and messages handed out but
   // not yet acknowledged (being received).
   jsConsumerInfo* consumer = nullptr;
@@ -310,7 +305,7 @@ Result<MailboxStatus> NatsMailbox::stat(const RemoteName& name) {
 }
 
 Result<std::vector<std::string>> NatsMailbox::list(const RemoteName& server) {
-  auto connection = Connection::open(server);
+  auto connection = NatsConnection::open(server);
   if (!connection) return std::unexpected(connection.error());
   jsStreamNamesList* streams = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
@@ -328,11 +323,15 @@ Result<std::vector<std::string>> NatsMailbox::list(const RemoteName& server) {
 }
 
 Result<void> NatsMailbox::remove(const RemoteName& name) {
-  auto connection = Connection::open(name);
+  auto connection = NatsConnection::open(name);
   if (!connection) return std::unexpected(connection.error());
   jsErrCode code = static_cast<jsErrCode>(0);
   const natsStatus status = js_DeleteStream((*connection)->jetstream, stream_of(name).c_str(), nullptr, &code);
-  if (status == NATS_OK) return {};
+  if (status == NATS_OK) {
+    (void)js_DeleteStream((*connection)->jetstream, lease_stream_of(name).c_str(), nullptr, nullptr);
+    drop_lease(name);
+    return {};
+  }
   if (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND) {
     return std::unexpected(Error{Errc::not_found, name.object, "does not exist on " + name.server});
   }
@@ -353,6 +352,7 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
                                  "message of " + std::to_string(message.size()) + " bytes is over the mailbox's maximum of " +
                                      std::to_string(max_message_size_)});
   }
+  if (auto gone = owner_gone()) return std::unexpected(*gone);
   if (buffering_ == Buffering::zero) return send_rendezvous(message, deadline);
   const std::string subject = subject_of(name_);
   auto backoff = std::chrono::milliseconds{1};
@@ -391,6 +391,7 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
                                         : "timed out waiting for the server to acknowledge (it may have stored the message)"});
     }
     if (full) {
+      if (auto gone = owner_gone()) return std::unexpected(*gone);
       std::this_thread::sleep_for(std::min<Deadline::clock::duration>(backoff, deadline.is_forever()
                                                                                    ? Deadline::clock::duration::max()
                                                                                    : deadline.until() - Deadline::clock::now()));
@@ -402,6 +403,7 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
 // Closed: the stream says so, or the server says it does not exist. Not hearing back
 // (a cluster electing a leader, a reconnect) is no proof of either.
 std::optional<Error> NatsMailbox::closed_state() {
+  if (auto gone = owner_gone()) return gone;
   jsStreamInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const natsStatus status = js_GetStreamInfo(&info, connection_->jetstream, stream_of(name_).c_str(), nullptr, &code);
@@ -418,6 +420,19 @@ std::optional<Error> NatsMailbox::closed_state() {
   return std::nullopt;
 }
 
+// At most once a second, and not by the owner itself: a lapsed lease means the owner
+// has gone, and whoever sees it first removes the mailbox.
+std::optional<Error> NatsMailbox::owner_gone() {
+  if (owner_.empty() || closed_) return std::nullopt;
+  const auto now = Deadline::clock::now();
+  if (now < next_owner_check_) return std::nullopt;
+  next_owner_check_ = now + std::chrono::seconds{1};
+  if (keeps_lease(name_) || lease_state(*connection_, name_) != LeaseState::lapsed) return std::nullopt;
+  (void)delete_mailbox_streams(*connection_, name_);
+  closed_ = true;
+  return Error{Errc::closed, name_.object, "is closed: its owner, " + describe_owner(owner_) + ", has gone"};
+}
+
 // The stream moves to another subject, so sends find no stream, and its description
 // says why; what is queued stays for receivers to drain.
 Result<void> NatsMailbox::close() {
@@ -432,7 +447,7 @@ Result<void> NatsMailbox::close() {
   }
   jsStreamConfig& config = *info->Config;
   const std::string description =
-      std::string{closed_mark} + (marked(config.Description, zero_capacity_mark) ? "; " + std::string{zero_capacity_mark} : "");
+      std::string{closed_mark} + (config.Description != nullptr ? "; " + std::string{config.Description} : "");
   const std::string subject = closed_subject_of(name_);
   const char* subjects[] = {subject.c_str()};
   // Borrowed into the server's copy of the configuration, and given back before it is freed.
@@ -536,6 +551,7 @@ Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& ta
 
 template <class Take>
 Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
+  if (auto gone = owner_gone()) return std::unexpected(*gone);
   if (buffering_ == Buffering::zero) return receive_rendezvous(deadline, take);
   jsErrCode code = static_cast<jsErrCode>(0);
   const std::string stream = stream_of(name_);

@@ -19,6 +19,8 @@
 
 namespace shmbox::detail {
 
+struct NatsConnection;
+
 inline constexpr std::string_view remote_scheme = "nats://";
 
 inline bool is_remote_name(std::string_view name) noexcept { return name.starts_with(remote_scheme); }
@@ -72,8 +74,7 @@ class NatsMailbox {
   Result<std::size_t> receive_to(const Taker& take, Deadline deadline);
 
  private:
-  struct Connection;
-  NatsMailbox(RemoteName name, std::unique_ptr<Connection> connection) noexcept;
+  NatsMailbox(RemoteName name, std::unique_ptr<NatsConnection> connection) noexcept;
   // Takes the next message and hands it to `take`, which returns its size or an error;
   // the message is acknowledged only if `take` succeeded, and handed back otherwise.
   template <class Take>
@@ -83,15 +84,19 @@ class NatsMailbox {
   Result<void> send_rendezvous(std::span<const std::byte> message, Deadline deadline);
   // The Errc::closed to report if the server says the mailbox is closed or removed.
   std::optional<Error> closed_state();
+  // The Errc::closed to report if a process-owned mailbox's owner has gone (lease.hpp).
+  std::optional<Error> owner_gone();
 
   RemoteName name_;
-  std::unique_ptr<Connection> connection_;
+  std::unique_ptr<NatsConnection> connection_;
   Buffering buffering_ = Buffering::bounded;
   std::uint32_t capacity_ = 0;
   std::size_t max_message_size_ = 0;
   std::uint64_t next_id_ = 0;
   std::int64_t created_ = 0;  // the stream's creation time, ns since the epoch
   bool closed_ = false;
+  std::string owner_;  // process-owned: "PID COMMAND@HOST"; empty: system-owned
+  Deadline::clock::time_point next_owner_check_{};
 };
 
 }  // namespace shmbox::detail

@@ -1,0 +1,35 @@
+#include "remote/nats_streams.hpp"
+
+#include <vector>
+
+namespace shmbox::detail {
+
+NatsConnection::~NatsConnection() {
+  natsSubscription_Destroy(receivers);
+  jsCtx_Destroy(jetstream);
+  natsConnection_Destroy(connection);
+}
+
+Result<std::unique_ptr<NatsConnection>> NatsConnection::open(const RemoteName& name) {
+  auto made = std::make_unique<NatsConnection>();
+  natsOptions* options = nullptr;
+  natsStatus status = natsOptions_Create(&options);
+  std::vector<const char*> servers;
+  for (const auto& server : name.servers) servers.push_back(server.c_str());
+  if (status == NATS_OK) status = natsOptions_SetServers(options, servers.data(), static_cast<int>(servers.size()));
+  if (status == NATS_OK) status = natsOptions_SetTimeout(options, 2000);  // connecting: then Unreachable
+  // A handle outlives any outage (a server restarting, a cluster electing): calls wait
+  // by their deadlines meanwhile, rather than the handle dying after so many tries.
+  if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
+  if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, 250);
+  if (status == NATS_OK) status = natsConnection_Connect(&made->connection, options);
+  natsOptions_Destroy(options);
+  if (status != NATS_OK) {
+    return std::unexpected(nats_error(Errc::unreachable, name, "cannot reach the NATS server " + name.server, status));
+  }
+  status = natsConnection_JetStream(&made->jetstream, made->connection, nullptr);
+  if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, name, "cannot use JetStream", status));
+  return made;
+}
+
+}  // namespace shmbox::detail

@@ -1,0 +1,56 @@
+// How a remote mailbox lies on a NATS server: the names of its streams and subjects, the
+// marks its stream's description carries, and a connection to the server.
+// docs/design.md ("Remote mailboxes") gives the whole mapping.
+#pragma once
+
+#include <nats/nats.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "remote/nats_mailbox.hpp"
+
+namespace shmbox::detail {
+
+inline constexpr std::string_view stream_prefix = "SHMBOX_";
+inline std::string stream_of(const RemoteName& name) { return std::string{stream_prefix} + name.name; }
+inline std::string subject_of(const RemoteName& name) { return "shmbox.mb." + name.name; }
+// Zero capacity: a rendezvous over core request/reply on this subject, queue group
+// "receivers". Its stream holds no messages; it records that the mailbox exists.
+inline std::string rendezvous_of(const RemoteName& name) { return "shmbox.rv." + name.name; }
+// A closed mailbox's stream listens on another subject, so that a send finds no stream
+// (and then learns why).
+inline std::string closed_subject_of(const RemoteName& name) { return "shmbox.closed." + name.name; }
+// A process-owned mailbox's lease: a stream of its own (named so that listing mailboxes
+// by prefix passes it over) holding the owner's last heartbeat.
+inline std::string lease_stream_of(const RemoteName& name) { return "SHMBOXLEASE_" + name.name; }
+inline std::string lease_subject_of(const RemoteName& name) { return "shmbox.lease." + name.name; }
+
+// The stream's description: "shmbox" marks joined by "; ".
+inline constexpr std::string_view zero_capacity_mark = "shmbox zero capacity";
+inline constexpr std::string_view closed_mark = "shmbox closed";
+inline constexpr std::string_view owner_mark = "shmbox owned by ";  // then "PID COMMAND@HOST"
+inline bool marked(const char* description, std::string_view mark) {
+  return description != nullptr && std::string_view{description}.find(mark) != std::string_view::npos;
+}
+
+inline Error nats_error(Errc errc, const RemoteName& name, const std::string& doing, natsStatus status) {
+  return Error{errc, name.object, doing + ": " + natsStatus_GetText(status)};
+}
+
+struct NatsConnection {
+  natsConnection* connection = nullptr;
+  jsCtx* jetstream = nullptr;
+  natsSubscription* receivers = nullptr;  // bound on the first receive
+
+  NatsConnection() = default;
+  NatsConnection(const NatsConnection&) = delete;
+  NatsConnection& operator=(const NatsConnection&) = delete;
+  ~NatsConnection();
+
+  // Unreachable, naming the server, if none of `name`'s servers answers within 2 s.
+  static Result<std::unique_ptr<NatsConnection>> open(const RemoteName& name);
+};
+
+}  // namespace shmbox::detail
