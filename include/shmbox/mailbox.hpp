@@ -20,10 +20,10 @@
 //   - close() closes the mailbox for everyone: sends fail with Errc::closed, receivers drain
 //     what is queued and then get Errc::closed; blocked calls wake with Errc::closed.
 //   - A name "nats://host:port/NAME" is a mailbox held by a NATS server (JetStream):
-//     create, open, remove, send and receive in every waiting form work as above, in
-//     every buffering; zero-copy, close and selectors need a local one.
-//     Delivery is at least once across a receiver's crash. docs/design.md ("Remote
-//     mailboxes") gives the differences.
+//     create, open, close, remove, stat, list, send and receive in every waiting form work
+//     as above, in every buffering; zero-copy and selectors need a local one. Delivery is
+//     at least once across a receiver's crash, and a killed owner's mailbox closes within
+//     about 8 s. README and docs/design.md ("Remote mailboxes") give the differences.
 //   - Limits live in the mailbox, not in the code: processes built separately agree by
 //     reading them. Nothing read from shared memory is trusted: a mailbox that another
 //     process scribbled over gives Errc::corrupt, never a crash.
