@@ -59,12 +59,13 @@ class LeaseKeeper {
 
  private:
   // A forked child inherits the list but neither the thread nor the right to use the
-  // parent's connections (the client is not fork-safe): it starts afresh, and leaks them.
+  // parent's connections (the client is not fork-safe): it starts afresh, and keeps
+  // those unused and undestroyed.
   void adopt_after_fork() {
     if (pid_ == ::getpid()) return;
     pid_ = ::getpid();
     kept_.clear();
-    for (auto& [server, connection] : connections_) (void)connection.release();
+    for (auto& [server, connection] : connections_) inherited_.push_back(std::move(connection));
     connections_.clear();
     thread_started_ = false;
   }
@@ -94,6 +95,7 @@ class LeaseKeeper {
   pid_t pid_ = ::getpid();
   std::vector<RemoteName> kept_;
   std::map<std::string, std::unique_ptr<NatsConnection>> connections_;
+  std::vector<std::unique_ptr<NatsConnection>> inherited_;
   bool thread_started_ = false;
 };
 
