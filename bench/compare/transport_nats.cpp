@@ -17,9 +17,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -88,6 +90,16 @@ bool healthy(int monitor_port) {
   return ok;
 }
 
+// The last non-empty line of a log: why the server stopped.
+std::string last_line(const std::filesystem::path& file) {
+  std::ifstream lines(file);
+  std::string line, last;
+  while (std::getline(lines, line)) {
+    if (!line.empty()) last = line;
+  }
+  return last;
+}
+
 class NatsTransport final : public Transport {
  public:
   NatsTransport(std::string label, shmbox::Buffering buffering, std::string server)
@@ -119,32 +131,47 @@ class NatsTransport final : public Transport {
  private:
   std::string prefix() const { return fmt::format("nats://127.0.0.1:{}/", port_); }
 
+  // Ports found free may be taken by another process before the server listens on them:
+  // a server that exits at start is started again on other ports.
   void start_server() {
-    port_ = free_port();
-    const int monitor_port = free_port();
     std::string store = (std::filesystem::temp_directory_path() / "shmbox-bench-nats-XXXXXX").string();
     if (::mkdtemp(store.data()) == nullptr) throw std::runtime_error("cannot make a directory for nats-server");
     store_ = store;
-    std::fflush(nullptr);
-    server_pid_ = ::fork();
-    if (server_pid_ == 0) {
-      const int quiet = ::open("/dev/null", O_WRONLY);  // its log would land in our tables
-      ::dup2(quiet, STDOUT_FILENO);
-      ::dup2(quiet, STDERR_FILENO);
-      const std::string port = std::to_string(port_), monitor = std::to_string(monitor_port);
-      ::execl(server_.c_str(), server_.c_str(), "-a", "127.0.0.1", "-p", port.c_str(), "-m", monitor.c_str(), "-js",
-              "-sd", store.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    const auto deadline = Clock::now() + std::chrono::seconds{10};
-    while (!healthy(monitor_port)) {
-      const bool exited = ::waitpid(server_pid_, nullptr, WNOHANG) == server_pid_;
-      if (exited) server_pid_ = -1;  // nothing left to kill
-      if (exited || Clock::now() > deadline) {
-        stop();
-        throw std::runtime_error(exited ? "nats-server exited at start" : "nats-server not ready within 10 s");
+    for (int attempt = 1;; ++attempt) {
+      port_ = free_port();
+      int monitor_port = free_port();
+      while (monitor_port == port_) monitor_port = free_port();
+      std::fflush(nullptr);
+      server_pid_ = ::fork();
+      if (server_pid_ == 0) {
+        // Its log goes beside its store, not into our tables.
+        const int log = ::open((store + "/server.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ::dup2(log, STDOUT_FILENO);
+        ::dup2(log, STDERR_FILENO);
+        const std::string port = std::to_string(port_), monitor = std::to_string(monitor_port);
+        ::execl(server_.c_str(), server_.c_str(), "-a", "127.0.0.1", "-p", port.c_str(), "-m", monitor.c_str(), "-js",
+                "-sd", store.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds{2});
+      const auto deadline = Clock::now() + std::chrono::seconds{10};
+      bool exited = false;
+      while (!exited && !healthy(monitor_port)) {
+        if (Clock::now() > deadline) {
+          stop();
+          throw std::runtime_error("nats-server not ready within 10 s");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds{2});
+        exited = ::waitpid(server_pid_, nullptr, WNOHANG) == server_pid_;
+      }
+      // Healthy may have been another process's answer on a port ours could not take.
+      exited = exited || ::waitpid(server_pid_, nullptr, WNOHANG) == server_pid_;
+      if (!exited) return;
+      server_pid_ = -1;  // nothing left to kill
+      if (attempt == 3) {
+        const std::string why = last_line(store_ / "server.log");
+        stop();
+        throw std::runtime_error("nats-server exited at start, 3 times: " + why);
+      }
     }
   }
   // The mailboxes' owner: a process that creates them, says so through a pipe, and holds
