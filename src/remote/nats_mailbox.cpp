@@ -475,7 +475,8 @@ Result<void> NatsMailbox::close() {
 // receiver present has an unknown outcome (the receiver may have taken it).
 Result<void> NatsMailbox::send_rendezvous(std::span<const std::byte> message, Deadline deadline) {
   const std::string subject = rendezvous_of(name_);
-  auto backoff = std::chrono::milliseconds{1};
+  // No receiver is in the group yet: in a ping-pong one is usually about to join.
+  std::chrono::microseconds backoff{100};
   auto next_check = Deadline::clock::now() + std::chrono::seconds{1};
   for (;;) {
     natsMsg* reply = nullptr;
@@ -496,7 +497,7 @@ Result<void> NatsMailbox::send_rendezvous(std::span<const std::byte> message, De
       if (auto ended = closed_state()) return std::unexpected(*ended);
     }
     std::this_thread::sleep_for(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds{20});
+    backoff = std::min<std::chrono::microseconds>(backoff * 2, std::chrono::milliseconds{20});
   }
 }
 

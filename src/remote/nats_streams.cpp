@@ -22,6 +22,9 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::open(const RemoteName& n
   // by their deadlines meanwhile, rather than the handle dying after so many tries.
   if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
   if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, 250);
+  // Write each request at once: by default the client holds a plain publish (a fetch's
+  // pull request, a rendezvous reply) up to 1 ms for company, which set every receive's pace.
+  if (status == NATS_OK) status = natsOptions_SetSendAsap(options, true);
   if (status == NATS_OK) status = natsConnection_Connect(&made->connection, options);
   natsOptions_Destroy(options);
   if (status != NATS_OK) {
