@@ -104,6 +104,9 @@ bool selected(const Options& options, const std::string& name) {
 }
 
 bool is_shmbox(const std::string& name) { return name.starts_with("shmbox"); }
+// Remote mailboxes cross a server: they are shown beside the local figures, not raced
+// against local peers.
+bool is_remote(const std::string& name) { return name.starts_with("shmbox nats"); }
 
 // The median of the repetitions' medians (round trip) or rates (stream).
 std::optional<double> headline(const Figure& figure, Kind kind) {
@@ -116,7 +119,7 @@ std::string versus(const std::map<Key, Figure>& figures, Kind kind, std::size_t 
   std::optional<double> ours, theirs;
   std::string best_peer;
   for (const auto& [key, figure] : figures) {
-    if (key.kind != kind || key.size != size) continue;
+    if (key.kind != kind || key.size != size || is_remote(key.transport)) continue;
     const auto value = headline(figure, kind);
     if (!value) continue;
     auto& best = is_shmbox(key.transport) ? ours : theirs;
