@@ -5,6 +5,7 @@
 #include "mailbox/ownership.hpp"
 #include "name.hpp"
 #include "platform/shm.hpp"
+#include "remote/nats_mailbox.hpp"
 
 namespace shmbox {
 
@@ -25,6 +26,12 @@ std::vector<RemovedObject> collect_garbage() {
   sweep_mailboxes(detail::mailbox_file_prefix, "mailbox");
   sweep_mailboxes(detail::lane_file_prefix, "lane");
   return removed;
+}
+
+Result<std::vector<RemovedObject>> collect_garbage(std::string_view server) {
+  auto remote = detail::parse_remote_server(server);
+  if (!remote) return std::unexpected(remote.error());
+  return detail::NatsMailbox::collect_garbage(*remote);
 }
 
 }  // namespace shmbox

@@ -208,9 +208,11 @@ TEST_F(RemoteMailbox, AnOwnerThatExitsOrRemovesItsMailboxTakesItAlongAtOnce) {
   });
 }
 
-TEST_F(RemoteMailbox, AKilledOwnersMailboxIsRemovedWhenItsNameIsOpenedOrCreatedAgain) {
+TEST_F(RemoteMailbox, AKilledOwnersMailboxIsRemovedByAnOpenACreateOrGc) {
+  const std::string other = name + "-gc";
   auto owner = ChildProcess::spawn([&] {
     if (!Mailbox::create(name, {.capacity = 8, .max_message_size = 16})) return 1;
+    if (!Mailbox::create(other, {.capacity = 8, .max_message_size = 16})) return 2;
     for (;;) std::this_thread::sleep_for(1s);
   });
   std::this_thread::sleep_for(500ms);
@@ -218,6 +220,12 @@ TEST_F(RemoteMailbox, AKilledOwnersMailboxIsRemovedWhenItsNameIsOpenedOrCreatedA
     auto taken = Mailbox::create(name);
     return !taken && taken.error().errc() == Errc::already_exists ? 0 : 1;
   });
+  const std::string owner_pid = std::to_string(owner.pid());
+  auto cli = [](std::vector<std::string> args) {
+    args.insert(args.begin(), SHMBOX_CLI_PATH);
+    return test::run_command(args);
+  };
+  EXPECT_EQ(cli({"gc", server->url()}).out, "nothing to remove\n");  // the owner lives
   owner.kill();
   std::this_thread::sleep_for(7s);  // the lease lapses
   in_child([&] {
@@ -225,9 +233,14 @@ TEST_F(RemoteMailbox, AKilledOwnersMailboxIsRemovedWhenItsNameIsOpenedOrCreatedA
     if (!shown || shown->ownership != Ownership::process || shown->owner_alive) return 1;
     auto gone = Mailbox::open(name);
     if (gone || gone.error().errc() != Errc::not_found) return 2;
-    if (gone.error().message().find("its owner, process ") == std::string::npos) return 3;
+    if (gone.error().message().find("its owner, process " + owner_pid + " (") == std::string::npos) return 3;
     return Mailbox::create(name, {.ownership = Ownership::system}) ? 0 : 4;
   });
+  auto collected = cli({"gc", server->url()});
+  EXPECT_EQ(collected.out, "removed mailbox '" + other + "': its owner, process " + owner_pid + ", had exited\n");
+  auto bad = cli({"gc", "nats://a b"});
+  EXPECT_EQ(bad.err, "shmbox: server 'nats://a b': a server is nats://host[:port][,host[:port]...]\n");
+  EXPECT_EQ(cli({"ls", server->url()}).out.find(other), std::string::npos);
 }
 
 TEST_F(RemoteMailbox, TheToolCreatesSendsReceivesAndRemovesRemoteMailboxes) {

@@ -334,7 +334,10 @@ int remove(const MailboxArgs& args) {
 }
 
 int collect(const MailboxArgs& args) {
-  const auto removed = collect_garbage();
+  // gc nats://host:port: that server's mailboxes whose owners have gone.
+  auto collected = args.name.empty() ? Result<std::vector<RemovedObject>>{collect_garbage()} : collect_garbage(args.name);
+  if (!collected) return fail(collected.error());
+  const auto& removed = *collected;
   if (args.json) {
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& object : removed) {
@@ -402,6 +405,7 @@ void add_mailbox_commands(CLI::App& app, int& exit_status) {
   rm_cmd->callback([args, &exit_status] { exit_status = remove(*args); });
 
   auto* gc_cmd = app.add_subcommand("gc", "Remove what processes that exited left behind, and say what");
+  gc_cmd->add_option("server", args->name, "Collect on this NATS server instead, e.g. nats://host:4222");
   gc_cmd->add_flag("--json", args->json, "Print JSON");
   gc_cmd->callback([args, &exit_status] { exit_status = collect(*args); });
 }

@@ -7,7 +7,10 @@
 #include <sys/types.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "shmbox/error.hpp"
 
 namespace shmbox {
 
@@ -20,5 +23,9 @@ struct RemovedObject {
 // Removes every object in /dev/shm whose owning process has exited, and says what it
 // removed. Objects the caller may not remove, and corrupt ones, are left alone.
 [[nodiscard]] std::vector<RemovedObject> collect_garbage();
+
+// The same on a NATS server ("nats://host:port"): removes its process-owned mailboxes
+// whose owners' leases have lapsed (names in RemovedObject are full remote names).
+[[nodiscard]] Result<std::vector<RemovedObject>> collect_garbage(std::string_view server);
 
 }  // namespace shmbox

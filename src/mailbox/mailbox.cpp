@@ -386,14 +386,8 @@ Result<MailboxStatus> detail::MailboxFactory::stat(const MailboxFile& names) {
 std::vector<std::string> Mailbox::list() { return platform::list_shm_names(detail::mailbox_file_prefix); }
 
 Result<std::vector<std::string>> Mailbox::list(std::string_view server) {
-  while (server.ends_with('/')) server.remove_suffix(1);
-  // A server is a remote name without the mailbox: checked by the same rules.
-  auto remote = detail::parse_remote_name(std::string{server} + "/-");
-  if (!remote) {
-    return std::unexpected(Error{Errc::invalid_name, detail::describe("server", server),
-                                 "a server is nats://host[:port][,host[:port]...]"});
-  }
-  remote->object = detail::describe("server", server);
+  auto remote = detail::parse_remote_server(server);
+  if (!remote) return std::unexpected(remote.error());
   return detail::NatsMailbox::list(*remote);
 }
 

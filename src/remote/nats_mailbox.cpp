@@ -79,6 +79,18 @@ Result<RemoteName> parse_remote_name(std::string_view text) {
   return parsed;
 }
 
+Result<RemoteName> parse_remote_server(std::string_view text) {
+  while (text.ends_with('/')) text.remove_suffix(1);
+  // A server is a remote name without the mailbox: checked by the same rules.
+  auto parsed = parse_remote_name(std::string{text} + "/-");
+  if (!parsed) {
+    return std::unexpected(Error{Errc::invalid_name, describe("server", text), "a server is nats://host[:port][,host[:port]...]"});
+  }
+  parsed->name.clear();
+  parsed->object = describe("server", text);
+  return parsed;
+}
+
 NatsMailbox::NatsMailbox(RemoteName name, std::unique_ptr<NatsConnection> connection) noexcept
     : name_(std::move(name)), connection_(std::move(connection)) {}
 
@@ -320,6 +332,27 @@ Result<std::vector<std::string>> NatsMailbox::list(const RemoteName& server) {
   jsStreamNamesList_Destroy(streams);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+Result<std::vector<RemovedObject>> NatsMailbox::collect_garbage(const RemoteName& server) {
+  auto names = list(server);
+  if (!names) return std::unexpected(names.error());
+  auto connection = NatsConnection::open(server);
+  if (!connection) return std::unexpected(connection.error());
+  std::vector<RemovedObject> removed;
+  for (const std::string& full_name : *names) {
+    auto name = parse_remote_name(full_name);
+    if (!name || keeps_lease(*name)) continue;
+    jsStreamInfo* info = nullptr;
+    if (js_GetStreamInfo(&info, (*connection)->jetstream, stream_of(*name).c_str(), nullptr, nullptr) != NATS_OK) continue;
+    const std::string owner = owner_in(info->Config->Description);
+    jsStreamInfo_Destroy(info);
+    if (owner.empty() || lease_state(**connection, *name) != LeaseState::lapsed) continue;
+    if (delete_mailbox_streams(**connection, *name)) {
+      removed.push_back({"mailbox", full_name, static_cast<pid_t>(std::strtol(owner.c_str(), nullptr, 10))});
+    }
+  }
+  return removed;
 }
 
 Result<void> NatsMailbox::remove(const RemoteName& name) {

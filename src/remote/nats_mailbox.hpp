@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shmbox/cleanup.hpp"
 #include "shmbox/error.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/wait.hpp"
@@ -36,6 +37,8 @@ struct RemoteName {
 // cluster, any of which will do); NAME is 1 to 200 of [A-Za-z0-9_-] (what a stream name
 // and a subject token can both hold).
 Result<RemoteName> parse_remote_name(std::string_view text);
+// Parses "nats://host[:port][,host[:port]...]", a server without a mailbox (name empty).
+Result<RemoteName> parse_remote_server(std::string_view text);
 
 class NatsMailbox {
  public:
@@ -45,6 +48,8 @@ class NatsMailbox {
   static Result<MailboxStatus> stat(const RemoteName& name);
   // The mailboxes on `server` (its name part is ignored), as full remote names.
   static Result<std::vector<std::string>> list(const RemoteName& server);
+  // Removes the process-owned mailboxes on `server` whose owners' leases have lapsed.
+  static Result<std::vector<RemovedObject>> collect_garbage(const RemoteName& server);
   ~NatsMailbox();
   NatsMailbox(const NatsMailbox&) = delete;
   NatsMailbox& operator=(const NatsMailbox&) = delete;
