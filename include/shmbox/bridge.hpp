@@ -14,14 +14,16 @@
 //     message it held is recovered and received again (by the next bridge or receiver),
 //     a remote one is redelivered after the server's ack wait.
 //   - Local to remote is exactly once across bridge restarts: each message is sent with
-//     an id made of its mailbox and place in it, which it keeps when it is redelivered,
-//     and the server stores one message per id (within its two-minute window). Remote
-//     to remote likewise, by the stream's sequence. Into a local mailbox it is at least
-//     once: a bridge killed between the local send and the remote ack sends that
-//     message again.
+//     an id made of its mailbox's file (on this boot of this machine) and its place in
+//     it, which it keeps when it is redelivered, and the server stores one message per id
+//     (within its two-minute window). Remote to remote likewise, by the stream's
+//     sequence. Into a zero-capacity remote mailbox (which keeps no ids) or a local one it
+//     is at least once: a bridge killed between the send and its release or ack, or an
+//     ack the server never confirmed, sends that message again.
 //   - Failures of `to` (a server restarting, a full mailbox, a closed one) are retried
-//     while the message is held, never dropped; each is reported through on_retry.
-//     A bridge whose destination is gone for good is stopped by killing it.
+//     while the message is held, never dropped; each attempt that fails is reported
+//     through on_retry. A bridge whose destination is gone for good is stopped by
+//     killing it.
 #pragma once
 
 #include <atomic>
@@ -41,7 +43,8 @@ struct ForwardOptions {
 };
 
 // Forwards messages from `from` to `to` until `stop` is set (looked at between messages,
-// at least every 100 ms) or `from` is closed and drained; returns how many it forwarded.
+// every 100 ms while idle; never while a message is held) or `from` is closed and
+// drained; returns how many it forwarded.
 // Fails at once with Errc::invalid_argument if `to` cannot hold messages as large as
 // `from` may carry, and with `from`'s error if receiving from it fails for good.
 [[nodiscard]] Result<std::uint64_t> forward(Mailbox& from, Mailbox& to, const std::atomic<bool>& stop,

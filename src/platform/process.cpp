@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
@@ -90,17 +91,30 @@ Liveness liveness(std::uint64_t packed) noexcept {
   return (fields.start_time & 0xffffffffu) == identity.start_time ? Liveness::alive : Liveness::dead;
 }
 
-std::string process_name(std::uint64_t packed) {
-  if (liveness(packed) == Liveness::dead) return {};
-  const std::string path = "/proc/" + std::to_string(ProcessIdentity::unpack(packed).pid) + "/comm";
+namespace {
+
+// The first line of a small /proc file, or "" if it cannot be read.
+std::string read_proc_line(const std::string& path) {
   const UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (!fd) return {};
   std::array<char, 64> buffer{};
   const ssize_t got = ::read(fd.get(), buffer.data(), buffer.size());
   if (got <= 0) return {};
-  std::string name{buffer.data(), static_cast<std::size_t>(got)};
-  while (!name.empty() && name.back() == '\n') name.pop_back();
-  return name;
+  std::string line{buffer.data(), static_cast<std::size_t>(got)};
+  line.resize(std::min(line.find('\n'), line.size()));
+  return line;
+}
+
+}  // namespace
+
+std::string process_name(std::uint64_t packed) {
+  if (liveness(packed) == Liveness::dead) return {};
+  return read_proc_line("/proc/" + std::to_string(ProcessIdentity::unpack(packed).pid) + "/comm");
+}
+
+std::string boot_id() {
+  static const std::string id = read_proc_line("/proc/sys/kernel/random/boot_id");
+  return id;
 }
 
 ProcessWatch::ProcessWatch(std::uint64_t packed) noexcept : packed_(packed) {

@@ -42,6 +42,10 @@ Liveness liveness(std::uint64_t packed) noexcept;
 // is not running.
 std::string process_name(std::uint64_t packed);
 
+// The kernel's random id of this boot (a UUID), or "" if /proc cannot tell: with a
+// file's device and inode it names one file among every machine's and boot's.
+std::string boot_id();
+
 // Watches one process for its exit. A check is one poll() on a pidfd (no /proc read),
 // cheap enough for a waiter to make every few milliseconds. The pidfd is opened by pid
 // and then the start time is checked, so a recycled pid is seen as the exit it is.
