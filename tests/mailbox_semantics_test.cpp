@@ -248,6 +248,20 @@ TEST_P(MailboxSemantics, CloseWakesABlockedReceiver) {
   EXPECT_TRUE(receiver.wait(10s).exited_with(0));
 }
 
+TEST_P(MailboxSemantics, AClosedZeroCapacityMailboxRefusesBothSidesAndClosingTwiceIsHarmless) {
+  create({.buffering = Buffering::zero, .max_message_size = 16});
+  in_child([&] {
+    auto box = Mailbox::open(name);
+    if (!box || !box->close() || !box->close() || !box->closed()) return 1;
+    std::vector<std::byte> message;
+    auto received = box->receive(message, no_wait);
+    if (received || received.error().errc() != Errc::closed) return 2;
+    auto sent = box->send(as_bytes("x"), no_wait);
+    if (sent || sent.error().errc() != Errc::closed) return 3;
+    return sent.error().message() == "mailbox '" + name + "': is closed" ? 0 : 4;
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, MailboxSemantics, ::testing::Values(Backend::local, Backend::remote),
                          [](const auto& backend) { return backend.param == Backend::local ? "Local" : "Remote"; });
 

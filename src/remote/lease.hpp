@@ -1,10 +1,14 @@
 // Process-owned remote mailboxes. A NATS server cannot tell that a client process died
 // (a dropped connection may be a network's fault), so the owner renews a lease: every
-// heartbeat_interval it publishes to the mailbox's lease stream, which keeps its last
-// message for lease_time. A mailbox whose lease stream is empty has lost its owner;
-// whoever finds it so (an open, a create of the name, a handle checking once a second)
-// removes it. So a killed owner's mailbox closes within lease_time plus a second of
-// being used; an owner that exits normally or removes it removes it at once.
+// heartbeat_interval it publishes to its subject in the mailbox's lease stream, which
+// keeps each subject's last message for lease_time. Each mailbox made carries a random
+// nonce in its description, and its lease subject ends with it, so that a process still
+// renewing an earlier mailbox of the same name keeps only that one alive.
+//
+// A lease seen empty twice, a heartbeat interval apart, means the owner has gone (once
+// could be a server that has just restarted); whoever sees that (an open, a create of
+// the name, a handle checking once a second, gc) removes the mailbox, after reading
+// again that it is still the same one.
 #pragma once
 
 #include <chrono>
@@ -17,22 +21,28 @@ namespace shmbox::detail {
 inline constexpr std::chrono::seconds heartbeat_interval{2};
 inline constexpr std::chrono::seconds lease_time{6};  // three heartbeats: one late one is no death
 
-// "PID COMMAND@HOST" for this process: what the mailbox's description records of its owner.
-std::string this_owner();
+OwnerMark owner_mark_in(const char* description);
+// A new owner mark for this process, with a fresh nonce; and as description text.
+OwnerMark new_owner_mark();
+std::string describe(const OwnerMark& mark);
 
-// Creates the lease stream with its first heartbeat.
-Result<void> start_lease(NatsConnection& connection, const RemoteName& name, std::int64_t replicas);
+// Creates the lease stream (if need be) and stores the first heartbeat.
+Result<void> start_lease(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark,
+                         std::int64_t replicas);
 // This process renews the lease from now on, and removes the mailbox when it exits
-// normally, until drop_lease.
-void keep_lease(const RemoteName& name);
+// normally, until drop_lease. A forked child renews nothing (nor may it use the client).
+void keep_lease(const RemoteName& name, const OwnerMark& mark);
 void drop_lease(const RemoteName& name);
-bool keeps_lease(const RemoteName& name);
+bool keeps_lease(const RemoteName& name, const OwnerMark& mark);
 
 enum class LeaseState { live, lapsed, unknown };
-// Unknown when the server does not answer: no proof of death.
-LeaseState lease_state(NatsConnection& connection, const RemoteName& name);
+// One look. Unknown when the server does not answer: no proof of death.
+LeaseState lease_state(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark);
+// Two looks, a heartbeat interval apart when the first finds it lapsed.
+bool owner_has_gone(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark);
 
-// Deletes the mailbox's stream and its lease's; false if the mailbox's was not there.
-bool delete_mailbox_streams(NatsConnection& connection, const RemoteName& name);
+// Deletes the mailbox's streams (it and its lease) if its stream is still the one `mark`
+// describes (empty mark: whatever is there); false if it was not there.
+bool delete_mailbox_streams(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark = {});
 
 }  // namespace shmbox::detail

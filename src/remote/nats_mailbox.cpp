@@ -116,19 +116,20 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   // A process-owned one whose owner has gone is removed, as a local one would be.
   jsStreamInfo* existing = nullptr;
   if (js_GetStreamInfo(&existing, (*connection)->jetstream, stream.c_str(), nullptr, &code) == NATS_OK) {
-    const bool orphaned = marked(existing->Config->Description, owner_mark) &&
-                          lease_state(**connection, name) == LeaseState::lapsed;
+    const OwnerMark previous = owner_mark_in(existing->Config->Description);
     jsStreamInfo_Destroy(existing);
-    if (!orphaned) return std::unexpected(Error{Errc::already_exists, name.object, "already exists on " + name.server});
-    (void)delete_mailbox_streams(**connection, name);
+    if (previous.owner.empty() || !owner_has_gone(**connection, name, previous)) {
+      return std::unexpected(Error{Errc::already_exists, name.object, "already exists on " + name.server});
+    }
+    (void)delete_mailbox_streams(**connection, name, previous);
   }
   // Process-owned: the lease first, so that the mailbox is never seen without one.
   const bool owned = options.ownership == Ownership::process;
-  const std::string owner = owned ? this_owner() : std::string{};
+  const OwnerMark owner = owned ? new_owner_mark() : OwnerMark{};
   if (owned) {
-    if (auto leased = start_lease(**connection, name, options.replicas); !leased) return std::unexpected(leased.error());
+    if (auto leased = start_lease(**connection, name, owner, options.replicas); !leased) return std::unexpected(leased.error());
   }
-  std::string description = owned ? std::string{owner_mark} + owner : std::string{};
+  std::string description = owned ? describe(owner) : std::string{};
   if (options.buffering == Buffering::zero) description += (owned ? "; " : "") + std::string{zero_capacity_mark};
   jsStreamConfig config;
   jsStreamConfig_Init(&config);
@@ -170,7 +171,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
     (void)delete_mailbox_streams(**connection, name);
     return std::unexpected(nats_error(Errc::system, name, "cannot create its receivers' consumer", status));
   }
-  if (owned) keep_lease(name);
+  if (owned) keep_lease(name, owner);
   auto mailbox = std::unique_ptr<NatsMailbox>(new NatsMailbox(name, std::move(*connection)));
   mailbox->buffering_ = options.buffering;
   mailbox->capacity_ = options.buffering == Buffering::bounded ? options.capacity : 0;
@@ -194,21 +195,14 @@ struct StreamFacts {
   std::uint64_t stored_bytes = 0;
   bool file_storage = false;
   std::uint32_t replicas = 1;
-  std::string owner;  // process-owned: "PID COMMAND@HOST"; empty: system-owned
+  OwnerMark owner;  // process-owned; empty: system-owned
 };
 
-std::string owner_in(const char* description) {
-  if (!marked(description, owner_mark)) return {};
-  std::string_view text{description};
-  text.remove_prefix(text.find(owner_mark) + owner_mark.size());
-  return std::string{text.substr(0, text.find(';'))};
-}
-
 // "process 1234 (server@host)" from "1234 server@host".
-std::string describe_owner(const std::string& owner) {
-  const auto space = owner.find(' ');
-  if (space == std::string::npos) return "process " + owner;
-  return "process " + owner.substr(0, space) + " (" + owner.substr(space + 1) + ")";
+std::string describe_owner(const OwnerMark& mark) {
+  const auto space = mark.owner.find(' ');
+  if (space == std::string::npos) return "process " + mark.owner;
+  return "process " + mark.owner.substr(0, space) + " (" + mark.owner.substr(space + 1) + ")";
 }
 
 StreamFacts facts_of(const jsStreamInfo& info, natsConnection* connection) {
@@ -227,7 +221,7 @@ StreamFacts facts_of(const jsStreamInfo& info, natsConnection* connection) {
   facts.queued = info.State.Msgs;
   facts.stored_bytes = info.State.Bytes;
   facts.file_storage = config.Storage == js_FileStorage;
-  facts.owner = owner_in(config.Description);
+  facts.owner = owner_mark_in(config.Description);
   facts.replicas = static_cast<std::uint32_t>(std::clamp<std::int64_t>(config.Replicas, 1, 5));
   return facts;
 }
@@ -264,8 +258,8 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
   if (!connection) return std::unexpected(connection.error());
   auto facts = read_stream(name, (*connection)->jetstream, (*connection)->connection);
   if (!facts) return std::unexpected(facts.error());
-  if (!facts->owner.empty() && !keeps_lease(name) && lease_state(**connection, name) == LeaseState::lapsed) {
-    (void)delete_mailbox_streams(**connection, name);
+  if (!facts->owner.owner.empty() && owner_has_gone(**connection, name, facts->owner)) {
+    (void)delete_mailbox_streams(**connection, name, facts->owner);
     return std::unexpected(Error{Errc::not_found, name.object,
                                  "does not exist on " + name.server + ": its owner, " + describe_owner(facts->owner) +
                                      ", has gone"});
@@ -293,15 +287,15 @@ Result<MailboxStatus> NatsMailbox::stat(const RemoteName& name) {
       .queued = facts->queued,
       .closed = facts->closed,
       .memory_bytes = facts->stored_bytes,
-      .ownership = facts->owner.empty() ? Ownership::system : Ownership::process,
+      .ownership = facts->owner.owner.empty() ? Ownership::system : Ownership::process,
       .remote = true,
       .replicas = facts->replicas,
   };
-  if (!facts->owner.empty()) {
-    const auto space = facts->owner.find(' ');
-    status.owner_pid = static_cast<pid_t>(std::strtol(facts->owner.c_str(), nullptr, 10));
-    status.owner_name = space == std::string::npos ? std::string{} : facts->owner.substr(space + 1);
-    status.owner_alive = keeps_lease(name) || lease_state(**connection, name) != LeaseState::lapsed;
+  if (const OwnerMark& owner = facts->owner; !owner.owner.empty()) {
+    const auto space = owner.owner.find(' ');
+    status.owner_pid = owner.pid;
+    status.owner_name = space == std::string::npos ? std::string{} : owner.owner.substr(space + 1);
+    status.owner_alive = keeps_lease(name, owner) || lease_state(**connection, name, owner) != LeaseState::lapsed;
   }
   // Receivers: pull requests waiting at the consumer now, and messages handed out but
   // not yet acknowledged (being received).
@@ -316,13 +310,14 @@ Result<MailboxStatus> NatsMailbox::stat(const RemoteName& name) {
   return status;
 }
 
-Result<std::vector<std::string>> NatsMailbox::list(const RemoteName& server) {
-  auto connection = NatsConnection::open(server);
-  if (!connection) return std::unexpected(connection.error());
+namespace {
+
+// The full names of the mailboxes on the server `connection` reaches.
+Result<std::vector<std::string>> mailbox_names(NatsConnection& connection, const RemoteName& server) {
   jsStreamNamesList* streams = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   std::vector<std::string> names;
-  const natsStatus status = js_StreamNames(&streams, (*connection)->jetstream, nullptr, &code);
+  const natsStatus status = js_StreamNames(&streams, connection.jetstream, nullptr, &code);
   if (status == NATS_NOT_FOUND) return names;  // no streams at all
   if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, server, "cannot list its streams", status));
   for (int i = 0; i < streams->Count; ++i) {
@@ -334,23 +329,37 @@ Result<std::vector<std::string>> NatsMailbox::list(const RemoteName& server) {
   return names;
 }
 
-Result<std::vector<RemovedObject>> NatsMailbox::collect_garbage(const RemoteName& server) {
-  auto names = list(server);
-  if (!names) return std::unexpected(names.error());
+}  // namespace
+
+Result<std::vector<std::string>> NatsMailbox::list(const RemoteName& server) {
   auto connection = NatsConnection::open(server);
   if (!connection) return std::unexpected(connection.error());
-  std::vector<RemovedObject> removed;
+  return mailbox_names(**connection, server);
+}
+
+Result<std::vector<RemovedObject>> NatsMailbox::collect_garbage(const RemoteName& server) {
+  auto connection = NatsConnection::open(server);
+  if (!connection) return std::unexpected(connection.error());
+  auto names = mailbox_names(**connection, server);
+  if (!names) return std::unexpected(names.error());
+  // One look at every lease, then, if any has lapsed, one wait and a second look
+  // (lease.hpp: one empty look is no proof).
+  std::vector<std::pair<RemoteName, OwnerMark>> lapsed;
   for (const std::string& full_name : *names) {
     auto name = parse_remote_name(full_name);
-    if (!name || keeps_lease(*name)) continue;
+    if (!name) continue;
     jsStreamInfo* info = nullptr;
     if (js_GetStreamInfo(&info, (*connection)->jetstream, stream_of(*name).c_str(), nullptr, nullptr) != NATS_OK) continue;
-    const std::string owner = owner_in(info->Config->Description);
+    OwnerMark owner = owner_mark_in(info->Config->Description);
     jsStreamInfo_Destroy(info);
-    if (owner.empty() || lease_state(**connection, *name) != LeaseState::lapsed) continue;
-    if (delete_mailbox_streams(**connection, *name)) {
-      removed.push_back({"mailbox", full_name, static_cast<pid_t>(std::strtol(owner.c_str(), nullptr, 10))});
-    }
+    if (owner.owner.empty() || keeps_lease(*name, owner)) continue;
+    if (lease_state(**connection, *name, owner) == LeaseState::lapsed) lapsed.emplace_back(std::move(*name), std::move(owner));
+  }
+  if (!lapsed.empty()) std::this_thread::sleep_for(heartbeat_interval + std::chrono::milliseconds{500});
+  std::vector<RemovedObject> removed;
+  for (const auto& [name, owner] : lapsed) {
+    if (lease_state(**connection, name, owner) != LeaseState::lapsed) continue;
+    if (delete_mailbox_streams(**connection, name, owner)) removed.push_back({"mailbox", name.server + "/" + name.name, owner.pid});
   }
   return removed;
 }
@@ -362,7 +371,7 @@ Result<void> NatsMailbox::remove(const RemoteName& name) {
   const natsStatus status = js_DeleteStream((*connection)->jetstream, stream_of(name).c_str(), nullptr, &code);
   if (status == NATS_OK) {
     (void)js_DeleteStream((*connection)->jetstream, lease_stream_of(name).c_str(), nullptr, nullptr);
-    drop_lease(name);
+    drop_lease(name);  // whichever mailbox of this name this process kept
     return {};
   }
   if (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND) {
@@ -406,9 +415,8 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
     if (status == NATS_NO_RESPONDERS || code == JSStreamNotFoundErr) {
       // Closed, removed, or a cluster between stream leaders (nobody answers for a moment).
       if (auto ended = closed_state()) return std::unexpected(*ended);
-      if (deadline.is_none() || deadline.expired()) {
-        return std::unexpected(Error{Errc::timeout, name_.object, "timed out: the stream has no leader"});
-      }
+      if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+      if (deadline.expired()) return std::unexpected(Error{Errc::timeout, name_.object, "timed out: the stream has no leader"});
       std::this_thread::sleep_for(std::chrono::milliseconds{50});
       continue;
     }
@@ -456,12 +464,12 @@ std::optional<Error> NatsMailbox::closed_state() {
 // At most once a second, and not by the owner itself: a lapsed lease means the owner
 // has gone, and whoever sees it first removes the mailbox.
 std::optional<Error> NatsMailbox::owner_gone() {
-  if (owner_.empty() || closed_) return std::nullopt;
+  if (owner_.owner.empty() || closed_) return std::nullopt;
   const auto now = Deadline::clock::now();
   if (now < next_owner_check_) return std::nullopt;
   next_owner_check_ = now + std::chrono::seconds{1};
-  if (keeps_lease(name_) || lease_state(*connection_, name_) != LeaseState::lapsed) return std::nullopt;
-  (void)delete_mailbox_streams(*connection_, name_);
+  if (!owner_has_gone(*connection_, name_, owner_)) return std::nullopt;
+  (void)delete_mailbox_streams(*connection_, name_, owner_);
   closed_ = true;
   return Error{Errc::closed, name_.object, "is closed: its owner, " + describe_owner(owner_) + ", has gone"};
 }
@@ -479,6 +487,11 @@ Result<void> NatsMailbox::close() {
     return std::unexpected(nats_error(Errc::system, name_, "cannot read its stream", status));
   }
   jsStreamConfig& config = *info->Config;
+  if (marked(config.Description, closed_mark)) {
+    jsStreamInfo_Destroy(info);
+    closed_ = true;
+    return {};
+  }
   const std::string description =
       std::string{closed_mark} + (config.Description != nullptr ? "; " + std::string{config.Description} : "");
   const std::string subject = closed_subject_of(name_);
@@ -523,8 +536,12 @@ Result<void> NatsMailbox::send_rendezvous(std::span<const std::byte> message, De
                                    "timed out waiting for the receiver's reply (it may have taken the message)"});
     }
     if (status != NATS_NO_RESPONDERS) return std::unexpected(nats_error(Errc::system, name_, "cannot send", status));
-    if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
-    if (deadline.expired()) return std::unexpected(Error{Errc::timeout, name_.object, "timed out"});
+    // Nobody to take it: a closed mailbox says so rather than "try again".
+    if (deadline.is_none() || deadline.expired()) {
+      if (auto ended = closed_state()) return std::unexpected(*ended);
+      if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+      return std::unexpected(Error{Errc::timeout, name_.object, "timed out"});
+    }
     if (const auto now = Deadline::clock::now(); now >= next_check) {
       next_check = now + std::chrono::seconds{1};
       if (auto ended = closed_state()) return std::unexpected(*ended);
@@ -538,6 +555,8 @@ Result<void> NatsMailbox::send_rendezvous(std::span<const std::byte> message, De
 // receive is in progress gets "no responders" rather than waiting in a receiver's queue.
 template <class Take>
 Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& take) {
+  // A closed one takes nothing more: look before joining (a round trip, as the join is).
+  if (auto ended = closed_state()) return std::unexpected(*ended);
   natsSubscription* subscription = nullptr;
   natsStatus status = natsConnection_QueueSubscribeSync(&subscription, connection_->connection,
                                                          rendezvous_of(name_).c_str(), durable_consumer);
@@ -605,8 +624,8 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
     // A cluster electing the consumer's leader does not answer for a moment: the
     // deadline says how long to keep asking.
     if (deadline.is_none() || deadline.expired()) {
-      return std::unexpected(nats_error(deadline.is_none() ? Errc::system : Errc::timeout, name_,
-                                        "cannot bind to its receivers' consumer", status));
+      if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+      return std::unexpected(nats_error(Errc::timeout, name_, "cannot bind to its receivers' consumer", status));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
   }

@@ -33,6 +33,13 @@ struct RemoteName {
   std::string object;  // "mailbox 'nats://host:port/name'" for errors
 };
 
+// What a process-owned remote mailbox's description records of its owner (lease.hpp).
+struct OwnerMark {
+  std::string owner;  // "PID COMMAND@HOST"; empty: system-owned
+  std::string nonce;  // this mailbox's, among the mailboxes ever made under its name
+  pid_t pid = 0;
+};
+
 // Parses "nats://host[:port][,host[:port]...]/NAME" (several servers: members of one
 // cluster, any of which will do); NAME is 1 to 200 of [A-Za-z0-9_-] (what a stream name
 // and a subject token can both hold).
@@ -100,7 +107,7 @@ class NatsMailbox {
   std::uint64_t next_id_ = 0;
   std::int64_t created_ = 0;  // the stream's creation time, ns since the epoch
   bool closed_ = false;
-  std::string owner_;  // process-owned: "PID COMMAND@HOST"; empty: system-owned
+  OwnerMark owner_;  // process-owned; empty: system-owned
   Deadline::clock::time_point next_owner_check_{};
 };
 

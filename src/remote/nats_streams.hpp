@@ -23,14 +23,15 @@ inline std::string rendezvous_of(const RemoteName& name) { return "shmbox.rv." +
 // (and then learns why).
 inline std::string closed_subject_of(const RemoteName& name) { return "shmbox.closed." + name.name; }
 // A process-owned mailbox's lease: a stream of its own (named so that listing mailboxes
-// by prefix passes it over) holding the owner's last heartbeat.
+// by prefix passes it over) holding each owner's last heartbeat, on the subject of this
+// prefix and the mailbox's nonce (lease.hpp).
 inline std::string lease_stream_of(const RemoteName& name) { return "SHMBOXLEASE_" + name.name; }
-inline std::string lease_subject_of(const RemoteName& name) { return "shmbox.lease." + name.name; }
+inline std::string lease_subject_prefix_of(const RemoteName& name) { return "shmbox.lease." + name.name + "."; }
 
 // The stream's description: "shmbox" marks joined by "; ".
 inline constexpr std::string_view zero_capacity_mark = "shmbox zero capacity";
 inline constexpr std::string_view closed_mark = "shmbox closed";
-inline constexpr std::string_view owner_mark = "shmbox owned by ";  // then "PID COMMAND@HOST"
+inline constexpr std::string_view owner_mark = "shmbox owned by ";  // then "PID COMMAND@HOST #NONCE"
 inline bool marked(const char* description, std::string_view mark) {
   return description != nullptr && std::string_view{description}.find(mark) != std::string_view::npos;
 }
