@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <thread>
@@ -31,12 +33,14 @@ using test::text_of;
 // Processes of a "machine" go when the machine's first process does.
 void die_with_parent() { ::prctl(PR_SET_PDEATHSIG, SIGKILL); }
 
-// `shmbox bridge ARGS...` in a child process, its output thrown away.
-ChildProcess start_bridge(std::vector<std::string> args) {
-  return ChildProcess::spawn([args = std::move(args)]() mutable {
+// `shmbox bridge ARGS...` in a child process, its standard output into `output` and its
+// errors thrown away.
+ChildProcess start_bridge(std::vector<std::string> args, const std::string& output = "/dev/null") {
+  return ChildProcess::spawn([args = std::move(args), output]() mutable {
     die_with_parent();
     const int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, STDOUT_FILENO);
+    const int out = ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(out, STDOUT_FILENO);
     ::dup2(null, STDERR_FILENO);
     args.insert(args.begin(), {SHMBOX_CLI_PATH, "bridge"});
     std::vector<char*> argv;
@@ -159,9 +163,11 @@ TEST_F(Bridge, TwoMachinesLoseNothingAcrossBridgeRestarts) {
 }
 
 // A server killed mid-stream loses nothing it acknowledged (file storage); acks it had
-// not yet written come round again: at least once.
+// not yet written come round again: at least once. (Bridges killed too, within the ack
+// wait of the server's crash, is a double failure that nats-server 2.9 does not always
+// survive: docs/design.md, "Bridges".)
 TEST_F(Bridge, TwoMachinesLoseNothingAcrossAServerCrash) {
-  const Tally tally = run_two_machines(1, true);
+  const Tally tally = run_two_machines(0, true);
   EXPECT_EQ(tally.lost, 0u);
 }
 
@@ -273,6 +279,25 @@ TEST_F(Bridge, ARefusingDestinationLeavesTheRemoteMessageWhereItWas) {
   });
   const auto status = child.wait(30s);
   EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+// The tool: SIGTERM stops it between messages, and it says how many it forwarded.
+TEST(BridgeLocal, TheToolForwardsUntilTerminatedAndSaysHowMany) {
+  const std::string from = test::unique_name("bridge-cli-from"), to = test::unique_name("bridge-cli-to");
+  for (const auto& name : {from, to}) {
+    ASSERT_TRUE(test::run_command({SHMBOX_CLI_PATH, "create", name}).status.exited_with(EX_OK));
+  }
+  ASSERT_TRUE(test::run_command({SHMBOX_CLI_PATH, "send", from, "one", "two", "three"}).status.exited_with(EX_OK));
+  test::TemporaryDirectory directory;
+  const std::string output = directory.path() + "/out";
+  auto bridge = start_bridge({from, to}, output);
+  auto received = test::run_command({SHMBOX_CLI_PATH, "recv", to, "--count", "3", "--timeout", "10s"});
+  EXPECT_EQ(received.out, "one\ntwo\nthree\n");
+  bridge.kill(SIGTERM);
+  EXPECT_TRUE(bridge.wait(10s).exited_with(EX_OK));
+  std::ifstream printed{output};
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>{printed}, {}), "forwarded 3 messages\n");
+  for (const auto& name : {from, to}) (void)Mailbox::remove(name);
 }
 
 }  // namespace
