@@ -23,7 +23,7 @@
 //     create, open, close, remove, stat, list, send and receive in every waiting form work
 //     as above, in every buffering; zero-copy and selectors need a local one. Delivery is
 //     at least once across a receiver's crash, and a killed owner's mailbox closes within
-//     about 11 s for those using it. README and docs/design.md ("Remote mailboxes") give
+//     about 12 s for those using it. README and docs/design.md ("Remote mailboxes") give
 //     the differences.
 //   - Limits live in the mailbox, not in the code: processes built separately agree by
 //     reading them. Nothing read from shared memory is trusted: a mailbox that another

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -26,16 +27,71 @@ std::string lease_subject_of(const RemoteName& name, const OwnerMark& mark) {
 // How long a delete at exit or of an orphan waits for the server's answer.
 constexpr std::int64_t delete_wait_ms = 1000;
 
-bool delete_stream(NatsConnection& connection, const std::string& stream) {
+jsOptions bounded_wait() {
   jsOptions options;
   jsOptions_Init(&options);
   options.Wait = delete_wait_ms;
-  return js_DeleteStream(connection.jetstream, stream.c_str(), &options, nullptr) == NATS_OK;
+  return options;
+}
+
+// The lease stream, made if it is not there: shared by every mailbox ever made under the
+// name, each owner on its own subject, so it is never deleted while the name is in use.
+Result<void> ensure_lease_stream(NatsConnection& connection, const RemoteName& name, std::int64_t replicas) {
+  const std::string stream = lease_stream_of(name), subjects = lease_subject_prefix_of(name) + "*";
+  const char* subject_list[] = {subjects.c_str()};
+  jsStreamConfig config;
+  jsStreamConfig_Init(&config);
+  config.Name = stream.c_str();
+  config.Subjects = subject_list;
+  config.SubjectsLen = 1;
+  config.MaxMsgsPerSubject = 1;  // each owner's last heartbeat is all that counts
+  config.MaxAge = std::chrono::duration_cast<std::chrono::nanoseconds>(lease_time).count();
+  config.Storage = js_MemoryStorage;
+  config.Replicas = replicas;  // as many copies as the mailbox: losing a server is no death
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus status = js_AddStream(&info, connection.jetstream, &config, nullptr, &code);
+  jsStreamInfo_Destroy(info);
+  if (status != NATS_OK && code != JSStreamNameExistErr) {
+    return std::unexpected(nats_error(Errc::system, name, "cannot create its owner's lease", status));
+  }
+  return {};
+}
+
+// A heartbeat the server confirms it stored.
+natsStatus store_heartbeat(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark) {
+  const std::string subject = lease_subject_of(name, mark);
+  jsPubOptions options;
+  jsPubOptions_Init(&options);
+  options.MaxWait = delete_wait_ms;
+  jsPubAck* ack = nullptr;
+  const natsStatus status = js_Publish(&ack, connection.jetstream, subject.c_str(), mark.owner.data(),
+                                       static_cast<int>(mark.owner.size()), &options, nullptr);
+  jsPubAck_Destroy(ack);
+  return status;
+}
+
+enum class Standing { ours, gone, unknown };
+// Whether the mailbox of `name` is still the one `mark` describes.
+Standing standing_of(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark) {
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  jsOptions options = bounded_wait();
+  const natsStatus status = js_GetStreamInfo(&info, connection.jetstream, stream_of(name).c_str(), &options, &code);
+  if (status != NATS_OK) {
+    return code == JSStreamNotFoundErr || status == NATS_NOT_FOUND ? Standing::gone : Standing::unknown;
+  }
+  const bool ours = owner_mark_in(info->Config->Description).nonce == mark.nonce;
+  jsStreamInfo_Destroy(info);
+  return ours ? Standing::ours : Standing::gone;
 }
 
 // One thread per process renews every lease it keeps, on a fixed beat: the heartbeats
-// are plain publishes (the stream stores them; nothing waits for an answer), so a server
-// that is away delays no other server's leases.
+// are plain publishes (the stream stores them; nothing waits for an answer), and servers
+// it is not connected to are connected to by threads of their own, so that an absent
+// server delays no other server's leases. Every third beat it also checks, with answers,
+// that each mailbox is still there and its heartbeat stored: a mailbox removed by another
+// process is let go, and a lease stream deleted under it is made again.
 class LeaseKeeper {
  public:
   static LeaseKeeper& instance() {
@@ -43,9 +99,10 @@ class LeaseKeeper {
     return keeper;
   }
 
-  void keep(const RemoteName& name, const OwnerMark& mark) {
+  void keep(const RemoteName& name, const OwnerMark& mark, std::int64_t replicas) {
     const std::scoped_lock guard{lock_};
-    kept_.push_back({name, mark});
+    std::erase_if(kept_, [&](const Kept& kept) { return exit_key(kept.name) == exit_key(name); });
+    kept_.push_back({name, mark, replicas});
     if (!thread_started_) {
       thread_started_ = true;
       std::thread{[this] { renew_forever(); }}.detach();
@@ -75,32 +132,60 @@ class LeaseKeeper {
   struct Kept {
     RemoteName name;
     OwnerMark mark;
+    std::int64_t replicas = 1;
   };
+
+  void connect_in_background(const RemoteName& name) {
+    {
+      const std::scoped_lock guard{lock_};
+      if (!connecting_.insert(name.server).second) return;
+    }
+    std::thread{[this, name] {
+      auto opened = NatsConnection::open(name);
+      const std::scoped_lock guard{lock_};
+      if (opened) connections_.emplace(name.server, std::move(*opened));
+      connecting_.erase(name.server);
+    }}.detach();
+  }
+
+  void check(NatsConnection& connection, const Kept& lease) {
+    switch (standing_of(connection, lease.name, lease.mark)) {
+      case Standing::gone:
+        drop(lease.name);
+        forget_at_exit(exit_key(lease.name));
+        return;
+      case Standing::unknown:
+        return;
+      case Standing::ours:
+        break;
+    }
+    const natsStatus status = store_heartbeat(connection, lease.name, lease.mark);
+    if (status == NATS_NO_RESPONDERS || status == NATS_NOT_FOUND) {
+      if (ensure_lease_stream(connection, lease.name, lease.replicas)) (void)store_heartbeat(connection, lease.name, lease.mark);
+    }
+  }
 
   void renew_forever() {
     auto beat = std::chrono::steady_clock::now();
-    for (;;) {
+    for (std::uint64_t round = 1;; ++round) {
       std::vector<Kept> kept;
       {
         const std::scoped_lock guard{lock_};
-        if (::getpid() != pid_) return;  // never in a forked child: it has no such thread
         kept = kept_;
       }
-      std::vector<RemoteName> unconnected;
       for (const Kept& lease : kept) {
-        if (NatsConnection* connection = connection_to(lease.name.server)) {
-          const std::string subject = lease_subject_of(lease.name, lease.mark);
-          const std::string body = lease.mark.owner;
-          (void)natsConnection_Publish(connection->connection, subject.c_str(), body.data(), static_cast<int>(body.size()));
-        } else if (std::ranges::none_of(unconnected, [&](const RemoteName& n) { return n.server == lease.name.server; })) {
-          unconnected.push_back(lease.name);
+        NatsConnection* connection = connection_to(lease.name.server);
+        if (connection == nullptr) {
+          connect_in_background(lease.name);
+          continue;
         }
+        const std::string subject = lease_subject_of(lease.name, lease.mark);
+        (void)natsConnection_Publish(connection->connection, subject.c_str(), lease.mark.owner.data(),
+                                     static_cast<int>(lease.mark.owner.size()));
       }
-      // Connecting may take its 2 s timeout: only after every connected lease is renewed.
-      for (const RemoteName& name : unconnected) {
-        if (auto opened = NatsConnection::open(name)) {
-          const std::scoped_lock guard{lock_};
-          connections_.emplace(name.server, std::move(*opened));
+      if (round % 3 == 0) {
+        for (const Kept& lease : kept) {
+          if (NatsConnection* connection = connection_to(lease.name.server)) check(*connection, lease);
         }
       }
       beat += heartbeat_interval;
@@ -111,9 +196,9 @@ class LeaseKeeper {
   }
 
   std::mutex lock_;
-  const pid_t pid_ = ::getpid();
   std::vector<Kept> kept_;
   std::map<std::string, std::unique_ptr<NatsConnection>> connections_;  // by server; never erased
+  std::set<std::string> connecting_;
   bool thread_started_ = false;
 };
 
@@ -140,50 +225,35 @@ OwnerMark new_owner_mark() {
   const std::uint64_t nonce = (std::uint64_t{random()} << 32) ^ random();
   char hex[17] = {};
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(nonce));
-  return {std::to_string(me.pid) + " " + platform::process_name(me.packed()) + "@" + host, hex, me.pid};
+  // The description's own separators may not appear in what it records.
+  std::string owner = std::to_string(me.pid) + " " + platform::process_name(me.packed()) + "@" + host;
+  std::ranges::replace_if(owner, [](char c) { return c == ';' || c == '#'; }, '_');
+  return {std::move(owner), hex, me.pid};
 }
 
 std::string describe(const OwnerMark& mark) { return std::string{owner_mark} + mark.owner + " #" + mark.nonce; }
 
 Result<void> start_lease(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark,
                          std::int64_t replicas) {
-  const std::string stream = lease_stream_of(name), subjects = lease_subject_prefix_of(name) + "*";
-  const char* subject_list[] = {subjects.c_str()};
-  jsStreamConfig config;
-  jsStreamConfig_Init(&config);
-  config.Name = stream.c_str();
-  config.Subjects = subject_list;
-  config.SubjectsLen = 1;
-  config.MaxMsgsPerSubject = 1;  // each owner's last heartbeat is all that counts
-  config.MaxAge = std::chrono::duration_cast<std::chrono::nanoseconds>(lease_time).count();
-  config.Storage = js_MemoryStorage;
-  config.Replicas = replicas;  // as many copies as the mailbox: losing a server is no death
-  jsStreamInfo* info = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus status = js_AddStream(&info, connection.jetstream, &config, nullptr, &code);
-  jsStreamInfo_Destroy(info);
-  // There already: an earlier mailbox's of this name, its subjects apart from ours.
-  if (status != NATS_OK && code != JSStreamNameExistErr) {
-    return std::unexpected(nats_error(Errc::system, name, "cannot create its owner's lease", status));
+  if (auto made = ensure_lease_stream(connection, name, replicas); !made) return made;
+  if (const natsStatus status = store_heartbeat(connection, name, mark); status != NATS_OK) {
+    return std::unexpected(nats_error(Errc::system, name, "cannot store its owner's first heartbeat", status));
   }
-  const std::string subject = lease_subject_of(name, mark);
-  jsPubAck* ack = nullptr;
-  status = js_Publish(&ack, connection.jetstream, subject.c_str(), mark.owner.data(), static_cast<int>(mark.owner.size()),
-                      nullptr, &code);
-  jsPubAck_Destroy(ack);
-  if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, name, "cannot store its owner's first heartbeat", status));
   return {};
 }
 
-void keep_lease(const RemoteName& name, const OwnerMark& mark) {
-  LeaseKeeper::instance().keep(name, mark);
+void keep_lease(const RemoteName& name, const OwnerMark& mark, std::int64_t replicas) {
+  LeaseKeeper::instance().keep(name, mark, replicas);
   retire_at_exit(exit_key(name), platform::current_process().packed(), [name, mark] {
     LeaseKeeper::instance().drop(name);
-    // The renewing connection if there is one: a fresh one could take 2 s to fail.
-    if (NatsConnection* connection = LeaseKeeper::instance().connection_to(name.server)) {
-      (void)delete_mailbox_streams(*connection, name, mark);
+    // Over the renewing connection while it is up (each request waits at most 1 s);
+    // else a new one, which gives up after its 2 s connect timeout if the server is
+    // away: then the lease lapses and others remove the mailbox.
+    NatsConnection* connection = LeaseKeeper::instance().connection_to(name.server);
+    if (connection != nullptr && natsConnection_Status(connection->connection) == NATS_CONN_STATUS_CONNECTED) {
+      (void)delete_mailbox_stream(*connection, name, mark);
     } else if (auto opened = NatsConnection::open(name)) {
-      (void)delete_mailbox_streams(**opened, name, mark);
+      (void)delete_mailbox_stream(**opened, name, mark);
     }
   });
 }
@@ -196,6 +266,7 @@ void drop_lease(const RemoteName& name) {
 bool keeps_lease(const RemoteName& name, const OwnerMark& mark) { return LeaseKeeper::instance().keeps(name, mark); }
 
 LeaseState lease_state(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark) {
+  if (mark.nonce.empty()) return LeaseState::unknown;  // a description someone else wrote
   natsMsg* last = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const natsStatus status = js_GetLastMsg(&last, connection.jetstream, lease_stream_of(name).c_str(),
@@ -212,18 +283,11 @@ bool owner_has_gone(NatsConnection& connection, const RemoteName& name, const Ow
   return lease_state(connection, name, mark) == LeaseState::lapsed;
 }
 
-bool delete_mailbox_streams(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark) {
-  if (!mark.nonce.empty()) {
-    // Still the mailbox that mark's owner made? A new one of the name is not ours to delete.
-    jsStreamInfo* info = nullptr;
-    if (js_GetStreamInfo(&info, connection.jetstream, stream_of(name).c_str(), nullptr, nullptr) != NATS_OK) return false;
-    const bool same = owner_mark_in(info->Config->Description).nonce == mark.nonce;
-    jsStreamInfo_Destroy(info);
-    if (!same) return false;
-  }
-  const bool deleted = delete_stream(connection, stream_of(name));
-  (void)delete_stream(connection, lease_stream_of(name));
-  return deleted;
+bool delete_mailbox_stream(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark) {
+  // Still the mailbox that mark's owner made? A new one of the name is not ours to delete.
+  if (standing_of(connection, name, mark) != Standing::ours) return false;
+  jsOptions options = bounded_wait();
+  return js_DeleteStream(connection.jetstream, stream_of(name).c_str(), &options, nullptr) == NATS_OK;
 }
 
 }  // namespace shmbox::detail

@@ -31,7 +31,7 @@ Result<void> start_lease(NatsConnection& connection, const RemoteName& name, con
                          std::int64_t replicas);
 // This process renews the lease from now on, and removes the mailbox when it exits
 // normally, until drop_lease. A forked child renews nothing (nor may it use the client).
-void keep_lease(const RemoteName& name, const OwnerMark& mark);
+void keep_lease(const RemoteName& name, const OwnerMark& mark, std::int64_t replicas);
 void drop_lease(const RemoteName& name);
 bool keeps_lease(const RemoteName& name, const OwnerMark& mark);
 
@@ -41,8 +41,9 @@ LeaseState lease_state(NatsConnection& connection, const RemoteName& name, const
 // Two looks, a heartbeat interval apart when the first finds it lapsed.
 bool owner_has_gone(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark);
 
-// Deletes the mailbox's streams (it and its lease) if its stream is still the one `mark`
-// describes (empty mark: whatever is there); false if it was not there.
-bool delete_mailbox_streams(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark = {});
+// Deletes the mailbox's stream if it is still the one `mark` describes; false otherwise.
+// Its lease stream stays (others of the name share it; a dead owner's subject ages out):
+// only remove() deletes that.
+bool delete_mailbox_stream(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark);
 
 }  // namespace shmbox::detail

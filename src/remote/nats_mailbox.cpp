@@ -26,6 +26,8 @@ constexpr std::int64_t duplicate_window_ns = std::int64_t{120} * 1'000'000'000;
 constexpr std::int32_t header_allowance = 256;
 
 constexpr std::int64_t forever_ms = std::int64_t{24} * 3600 * 1000;
+// A rendezvous receiver's answer when it could not take the message (an empty one: taken).
+constexpr std::string_view refused_reply = "refused";
 
 // Milliseconds left until `deadline`, at least 1 (cnats takes no zero wait).
 std::int64_t wait_ms(Deadline deadline, std::int64_t longest) {
@@ -121,7 +123,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
     if (previous.owner.empty() || !owner_has_gone(**connection, name, previous)) {
       return std::unexpected(Error{Errc::already_exists, name.object, "already exists on " + name.server});
     }
-    (void)delete_mailbox_streams(**connection, name, previous);
+    (void)delete_mailbox_stream(**connection, name, previous);
   }
   // Process-owned: the lease first, so that the mailbox is never seen without one.
   const bool owned = options.ownership == Ownership::process;
@@ -151,9 +153,8 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   const std::int64_t created = status == NATS_OK ? info->Created : 0;
   jsStreamInfo_Destroy(info);
   if (status != NATS_OK) {
-    // Another creator won the name (its lease stream is its own now: leave it).
+    // The lease stream stays either way: another creator may use it (our subject ages out).
     if (code == JSStreamNameExistErr) return std::unexpected(Error{Errc::already_exists, name.object, "already exists on " + name.server});
-    if (owned) (void)js_DeleteStream((*connection)->jetstream, lease_stream_of(name).c_str(), nullptr, nullptr);
     return std::unexpected(nats_error(Errc::system, name, "cannot create its stream", status));
   }
   jsConsumerConfig consumer;
@@ -168,10 +169,14 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   status = js_AddConsumer(&consumer_info, (*connection)->jetstream, stream.c_str(), &consumer, nullptr, &code);
   jsConsumerInfo_Destroy(consumer_info);
   if (status != NATS_OK) {
-    (void)delete_mailbox_streams(**connection, name);
+    if (owned) {
+      (void)delete_mailbox_stream(**connection, name, owner);
+    } else {
+      (void)js_DeleteStream((*connection)->jetstream, stream.c_str(), nullptr, nullptr);
+    }
     return std::unexpected(nats_error(Errc::system, name, "cannot create its receivers' consumer", status));
   }
-  if (owned) keep_lease(name, owner);
+  if (owned) keep_lease(name, owner, options.replicas);
   auto mailbox = std::unique_ptr<NatsMailbox>(new NatsMailbox(name, std::move(*connection)));
   mailbox->buffering_ = options.buffering;
   mailbox->capacity_ = options.buffering == Buffering::bounded ? options.capacity : 0;
@@ -259,7 +264,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
   auto facts = read_stream(name, (*connection)->jetstream, (*connection)->connection);
   if (!facts) return std::unexpected(facts.error());
   if (!facts->owner.owner.empty() && owner_has_gone(**connection, name, facts->owner)) {
-    (void)delete_mailbox_streams(**connection, name, facts->owner);
+    (void)delete_mailbox_stream(**connection, name, facts->owner);
     return std::unexpected(Error{Errc::not_found, name.object,
                                  "does not exist on " + name.server + ": its owner, " + describe_owner(facts->owner) +
                                      ", has gone"});
@@ -359,7 +364,7 @@ Result<std::vector<RemovedObject>> NatsMailbox::collect_garbage(const RemoteName
   std::vector<RemovedObject> removed;
   for (const auto& [name, owner] : lapsed) {
     if (lease_state(**connection, name, owner) != LeaseState::lapsed) continue;
-    if (delete_mailbox_streams(**connection, name, owner)) removed.push_back({"mailbox", name.server + "/" + name.name, owner.pid});
+    if (delete_mailbox_stream(**connection, name, owner)) removed.push_back({"mailbox", name.server + "/" + name.name, owner.pid});
   }
   return removed;
 }
@@ -425,7 +430,7 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
       return std::unexpected(Error{Errc::too_large, name_.object, "the server refused the message as too large"});
     }
     if (!full && status != NATS_TIMEOUT) return std::unexpected(nats_error(Errc::system, name_, "cannot send", status));
-    if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+    if (deadline.is_none() && full) return std::unexpected(Error{Errc::would_block, {}, {}});
     if (deadline.expired()) {
       return std::unexpected(Error{Errc::timeout, name_.object,
                                    full ? std::string{"timed out"}
@@ -468,8 +473,15 @@ std::optional<Error> NatsMailbox::owner_gone() {
   const auto now = Deadline::clock::now();
   if (now < next_owner_check_) return std::nullopt;
   next_owner_check_ = now + std::chrono::seconds{1};
-  if (!owner_has_gone(*connection_, name_, owner_)) return std::nullopt;
-  (void)delete_mailbox_streams(*connection_, name_, owner_);
+  // Two looks at least 2.5 s apart (lease.hpp), without waiting in between: a
+  // non-blocking call must not sleep.
+  if (keeps_lease(name_, owner_) || lease_state(*connection_, name_, owner_) != LeaseState::lapsed) {
+    lapsed_since_.reset();
+    return std::nullopt;
+  }
+  if (!lapsed_since_) lapsed_since_ = now;
+  if (now - *lapsed_since_ < heartbeat_interval + std::chrono::milliseconds{500}) return std::nullopt;
+  (void)delete_mailbox_stream(*connection_, name_, owner_);
   closed_ = true;
   return Error{Errc::closed, name_.object, "is closed: its owner, " + describe_owner(owner_) + ", has gone"};
 }
@@ -527,9 +539,13 @@ Result<void> NatsMailbox::send_rendezvous(std::span<const std::byte> message, De
   for (;;) {
     natsMsg* reply = nullptr;
     const std::int64_t wait = deadline.is_none() ? 2000 : deadline.is_forever() ? forever_ms : wait_ms(deadline, forever_ms);
-    const natsStatus status = natsConnection_Request(&reply, connection_->connection, subject.c_str(), message.data(),
-                                                     static_cast<int>(message.size()), wait);
+    natsStatus status = natsConnection_Request(&reply, connection_->connection, subject.c_str(), message.data(),
+                                               static_cast<int>(message.size()), wait);
+    const bool refused = status == NATS_OK && natsMsg_GetDataLength(reply) > 0 &&
+                         std::string_view{natsMsg_GetData(reply), static_cast<std::size_t>(natsMsg_GetDataLength(reply))} ==
+                             refused_reply;
     natsMsg_Destroy(reply);
+    if (refused) status = NATS_NO_RESPONDERS;  // the receiver did not take it: as if nobody waited
     if (status == NATS_OK) return {};
     if (status == NATS_TIMEOUT) {
       return std::unexpected(Error{Errc::timeout, name_.object,
@@ -560,6 +576,9 @@ Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& ta
   natsSubscription* subscription = nullptr;
   natsStatus status = natsConnection_QueueSubscribeSync(&subscription, connection_->connection,
                                                          rendezvous_of(name_).c_str(), durable_consumer);
+  // One message at most: the server stops routing to us after it, so no second sender's
+  // request waits in our queue for a reply that never comes.
+  if (status == NATS_OK) status = natsSubscription_AutoUnsubscribe(subscription, 1);
   if (status == NATS_OK) status = natsConnection_Flush(connection_->connection);  // the server knows we wait
   if (status != NATS_OK) {
     natsSubscription_Destroy(subscription);
@@ -578,11 +597,11 @@ Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& ta
     }
   }
   if (message == nullptr) {
-    // Leave, then take what was routed to us before the server saw us leave: a sender
-    // waits for its reply, so nothing that reached us may be dropped.
-    (void)natsSubscription_Unsubscribe(subscription);
-    (void)natsConnection_Flush(connection_->connection);
-    (void)natsSubscription_NextMsg(&message, subscription, 1);
+    // Leave by draining, then take what was routed to us before the server saw us
+    // leave: a sender waits for its reply, so nothing that reached us may be dropped.
+    if (natsSubscription_Drain(subscription) == NATS_OK) {
+      (void)natsSubscription_NextMsg(&message, subscription, 200);
+    }
   }
   natsSubscription_Destroy(subscription);
   if (message == nullptr) {
@@ -592,10 +611,12 @@ Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& ta
   }
   const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
   auto taken = take(std::span{data, static_cast<std::size_t>(natsMsg_GetDataLength(message))}, std::string{});
-  // Reply only once it is ours; a message too large for the buffer is refused instead
-  // (no reply: its sender times out, as a rendezvous with nobody would).
-  if (taken && natsMsg_GetReply(message) != nullptr) {
-    (void)natsConnection_Publish(connection_->connection, natsMsg_GetReply(message), "", 0);
+  // Reply once it is ours; if `take` refused it (too large for the buffer, or a bridge's
+  // destination refusing), say so, and its sender offers it again as if nobody waited.
+  if (natsMsg_GetReply(message) != nullptr) {
+    const char* reply = taken ? "" : refused_reply.data();
+    (void)natsConnection_Publish(connection_->connection, natsMsg_GetReply(message), reply,
+                                 static_cast<int>(std::strlen(reply)));
     (void)natsConnection_Flush(connection_->connection);
   }
   natsMsg_Destroy(message);
@@ -624,6 +645,8 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
     // A cluster electing the consumer's leader does not answer for a moment: the
     // deadline says how long to keep asking.
     if (deadline.is_none() || deadline.expired()) {
+      const bool unanswered = status == NATS_TIMEOUT || status == NATS_NO_RESPONDERS;
+      if (!unanswered) return std::unexpected(nats_error(Errc::system, name_, "cannot bind to its receivers' consumer", status));
       if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
       return std::unexpected(nats_error(Errc::timeout, name_, "cannot bind to its receivers' consumer", status));
     }

@@ -109,6 +109,7 @@ class NatsMailbox {
   bool closed_ = false;
   OwnerMark owner_;  // process-owned; empty: system-owned
   Deadline::clock::time_point next_owner_check_{};
+  std::optional<Deadline::clock::time_point> lapsed_since_;  // first seen lapsed
 };
 
 }  // namespace shmbox::detail

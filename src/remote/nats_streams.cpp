@@ -30,7 +30,11 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::open(const RemoteName& n
   if (status != NATS_OK) {
     return std::unexpected(nats_error(Errc::unreachable, name, "cannot reach the NATS server " + name.server, status));
   }
-  status = natsConnection_JetStream(&made->jetstream, made->connection, nullptr);
+  // JetStream requests (stream info, acks, deletes) wait 2 s for an answer, not cnats' 5 s.
+  jsOptions jetstream_options;
+  jsOptions_Init(&jetstream_options);
+  jetstream_options.Wait = 2000;
+  status = natsConnection_JetStream(&made->jetstream, made->connection, &jetstream_options);
   if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, name, "cannot use JetStream", status));
   return made;
 }
