@@ -4,6 +4,7 @@
 // test process itself never starts it.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <thread>
@@ -260,6 +261,26 @@ TEST_P(MailboxSemantics, AClosedZeroCapacityMailboxRefusesBothSidesAndClosingTwi
     if (sent || sent.error().errc() != Errc::closed) return 3;
     return sent.error().message() == "mailbox '" + name + "': is closed" ? 0 : 4;
   });
+}
+
+// A receiver whose buffer is too small does not take the message: it stays for the
+// next receive (remote: the receiver answers "refused" and the sender offers it again).
+TEST_P(MailboxSemantics, ZeroCapacityMessageTooLargeForTheBufferWaitsForTheNextReceive) {
+  create({.buffering = Buffering::zero, .max_message_size = 16});
+  auto receiver = ChildProcess::spawn([&] {
+    auto box = Mailbox::open(name);
+    if (!box) return 1;
+    std::array<std::byte, 2> small{};
+    auto refused = box->receive(small, 10s);
+    if (refused || refused.error().errc() != Errc::too_large) return 2;
+    std::vector<std::byte> message;
+    return box->receive(message, 10s) && text_of(message) == "hello" ? 0 : 3;
+  });
+  in_child([&] {
+    auto box = Mailbox::open(name);
+    return box && box->send(as_bytes("hello"), 20s) ? 0 : 1;
+  });
+  EXPECT_TRUE(receiver.wait(30s).exited_with(0));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, MailboxSemantics, ::testing::Values(Backend::local, Backend::remote),
