@@ -79,7 +79,7 @@ Standing standing_of(NatsConnection& connection, const RemoteName& name, const O
   jsOptions options = bounded_wait();
   const natsStatus status = js_GetStreamInfo(&info, connection.jetstream, stream_of(name).c_str(), &options, &code);
   if (status != NATS_OK) {
-    return code == JSStreamNotFoundErr || status == NATS_NOT_FOUND ? Standing::gone : Standing::unknown;
+    return missing(status, code) ? Standing::gone : Standing::unknown;
   }
   const bool ours = owner_mark_in(info->Config->Description).nonce == mark.nonce;
   jsStreamInfo_Destroy(info);
@@ -273,7 +273,7 @@ LeaseState lease_state(NatsConnection& connection, const RemoteName& name, const
                                           lease_subject_of(name, mark).c_str(), nullptr, &code);
   natsMsg_Destroy(last);
   if (status == NATS_OK) return LeaseState::live;
-  if (status == NATS_NOT_FOUND || code == JSNoMessageFoundErr || code == JSStreamNotFoundErr) return LeaseState::lapsed;
+  if (missing(status, code) || code == JSNoMessageFoundErr) return LeaseState::lapsed;
   return LeaseState::unknown;
 }
 

@@ -241,14 +241,12 @@ Result<StreamFacts> read_stream(const RemoteName& name, jsCtx* jetstream, natsCo
   for (;;) {
     code = static_cast<jsErrCode>(0);
     status = js_GetStreamInfo(&info, jetstream, stream_of(name).c_str(), nullptr, &code);
-    if (status == NATS_OK || code == JSStreamNotFoundErr || status == NATS_NOT_FOUND) break;
+    if (status == NATS_OK || missing(status, code)) break;
     if (std::chrono::steady_clock::now() >= give_up) break;
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
   }
   if (status != NATS_OK) {
-    if (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND) {
-      return std::unexpected(Error{Errc::not_found, name.object, "does not exist on " + name.server});
-    }
+    if (missing(status, code)) return std::unexpected(not_found_error(name));
     return std::unexpected(nats_error(Errc::system, name, "cannot read its stream", status));
   }
   const StreamFacts facts = facts_of(*info, connection);
@@ -379,9 +377,7 @@ Result<void> NatsMailbox::remove(const RemoteName& name) {
     drop_lease(name);  // whichever mailbox of this name this process kept
     return {};
   }
-  if (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND) {
-    return std::unexpected(Error{Errc::not_found, name.object, "does not exist on " + name.server});
-  }
+  if (missing(status, code)) return std::unexpected(not_found_error(name));
   return std::unexpected(nats_error(Errc::system, name, "cannot remove its stream", status));
 }
 
@@ -459,9 +455,9 @@ std::optional<Error> NatsMailbox::closed_state() {
     closed_ = true;
     return Error{Errc::closed, name_.object, "is closed"};
   }
-  if (status != NATS_OK && (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND)) {
+  if (status != NATS_OK && missing(status, code)) {
     closed_ = true;
-    return Error{Errc::closed, name_.object, "is closed: its stream was removed"};
+    return removed_error(name_);
   }
   return std::nullopt;
 }
@@ -493,9 +489,7 @@ Result<void> NatsMailbox::close() {
   jsErrCode code = static_cast<jsErrCode>(0);
   natsStatus status = js_GetStreamInfo(&info, connection_->jetstream, stream_of(name_).c_str(), nullptr, &code);
   if (status != NATS_OK) {
-    if (code == JSStreamNotFoundErr || status == NATS_NOT_FOUND) {
-      return std::unexpected(Error{Errc::not_found, name_.object, "does not exist on " + name_.server});
-    }
+    if (missing(status, code)) return std::unexpected(not_found_error(name_));
     return std::unexpected(nats_error(Errc::system, name_, "cannot read its stream", status));
   }
   jsStreamConfig& config = *info->Config;
@@ -639,9 +633,7 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
                                                subject_of(name_).c_str(), durable_consumer, nullptr, &bind, &code);
     if (status == NATS_OK) break;
     connection_->receivers = nullptr;
-    if (code == JSStreamNotFoundErr || code == JSConsumerNotFoundErr || status == NATS_NOT_FOUND) {
-      return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
-    }
+    if (missing(status, code)) return std::unexpected(removed_error(name_));
     // A cluster electing the consumer's leader does not answer for a moment: the
     // deadline says how long to keep asking.
     if (deadline.is_none() || deadline.expired()) {
@@ -678,9 +670,7 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
     }
     natsMsgList_Destroy(&list);
     if (status != NATS_OK && status != NATS_TIMEOUT) {
-      if (code == JSStreamNotFoundErr || code == JSConsumerNotFoundErr || status == NATS_NOT_FOUND) {
-        return std::unexpected(Error{Errc::closed, name_.object, "is closed: its stream was removed"});
-      }
+      if (missing(status, code)) return std::unexpected(removed_error(name_));
       return std::unexpected(nats_error(Errc::system, name_, "cannot receive", status));
     }
     // Empty: a closed mailbox says so now that it is drained (a round trip, only when empty).

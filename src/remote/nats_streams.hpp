@@ -40,6 +40,18 @@ inline Error nats_error(Errc errc, const RemoteName& name, const std::string& do
   return Error{errc, name.object, doing + ": " + natsStatus_GetText(status)};
 }
 
+// The server's word that the stream (or the receivers' consumer) does not exist; not
+// hearing back is no such word.
+inline bool missing(natsStatus status, jsErrCode code) {
+  return status == NATS_NOT_FOUND || code == JSStreamNotFoundErr || code == JSConsumerNotFoundErr;
+}
+inline Error not_found_error(const RemoteName& name) {
+  return Error{Errc::not_found, name.object, "does not exist on " + name.server};
+}
+inline Error removed_error(const RemoteName& name) {
+  return Error{Errc::closed, name.object, "is closed: its stream was removed"};
+}
+
 struct NatsConnection {
   natsConnection* connection = nullptr;
   jsCtx* jetstream = nullptr;
