@@ -58,9 +58,17 @@ class Bridge : public ::testing::Test {
     if (server) remote = test::remote_name(*server, "wire");
   }
   struct Tally;
-  Tally run_two_machines(int kills_each, bool crash_server);
+  // What befalls the server(s) mid-stream.
+  enum class Disruption { none, server_crash, leader_kills };
+  Tally run_two_machines(int kills_each, Disruption disruption);
+  void create_bounded_remote() {
+    EXPECT_TRUE(test::run_command({SHMBOX_CLI_PATH, "create", remote, "--capacity", "100", "--max-size", "64"})
+                    .status.exited_with(EX_OK));
+  }
   std::optional<test::NatsServer> server;
+  std::optional<std::vector<test::NatsServer>> cluster;  // for Disruption::leader_kills
   std::string remote;
+  std::string remote_stream;  // its stream's name, on a cluster
 };
 
 struct Bridge::Tally {
@@ -68,18 +76,19 @@ struct Bridge::Tally {
 };
 
 // Machine A: sender -> out -> bridge -> NATS; machine B: NATS -> bridge --reverse -> in
-// -> receiver, 3000 messages. Each bridge is killed (SIGKILL) `kills_each` times and
-// restarted mid-stream; with `crash_server` the server is killed and restarted too (the
-// remote mailbox is file-backed).
-Bridge::Tally Bridge::run_two_machines(int kills_each, bool crash_server) {
+// -> receiver, 3000 messages, through `remote` (made by the caller). Each bridge is
+// killed (SIGKILL) `kills_each` times and restarted mid-stream; then the server is
+// killed and restarted (the remote mailbox is file-backed), or the cluster's servers
+// leading the remote mailbox's consumer and then its stream are, one after the other.
+Bridge::Tally Bridge::run_two_machines(int kills_each, Disruption disruption) {
   constexpr std::uint32_t count = 3000;
   const std::string ledger_name = test::unique_name("bridge-ledger");
   auto ledger = Segment::create(ledger_name, count * sizeof(std::uint32_t));
   EXPECT_TRUE(ledger);
   if (!ledger) return {count, 0};
   auto* seen = reinterpret_cast<std::atomic<std::uint32_t>*>(ledger->writable_bytes()->data());
-  EXPECT_TRUE(test::run_command({SHMBOX_CLI_PATH, "create", remote, "--capacity", "100", "--max-size", "64"})
-                  .status.exited_with(EX_OK));
+  // Two failovers take seconds: the sender goes slower to be mid-stream for both.
+  const std::uint32_t pause_every = disruption == Disruption::leader_kills ? 4 : 16;
   test::Pipe progress, done_sending, done_receiving;
   // One machine: its own /dev/shm with a system-owned mailbox, a local program, and a
   // bridge that is killed and restarted, then left to run until the test is done.
@@ -95,7 +104,7 @@ Bridge::Tally Bridge::run_two_machines(int kills_each, bool crash_server) {
         if (sending) {
           for (std::uint32_t i = 0; i < count; ++i) {
             if (!box->send_value(i, 60s)) return 2;
-            if (i % 16 == 0) std::this_thread::sleep_for(2ms);  // spread over the restarts
+            if (i % pause_every == 0) std::this_thread::sleep_for(2ms);  // spread over the restarts
           }
           return 0;
         }
@@ -126,11 +135,34 @@ Bridge::Tally Bridge::run_two_machines(int kills_each, bool crash_server) {
   };
   auto receiving = machine(false);
   auto sending = machine(true);
-  if (crash_server) {
+  std::string killed;
+  if (disruption == Disruption::server_crash) {
     std::this_thread::sleep_for(700ms);
     server->kill();
     std::this_thread::sleep_for(300ms);
     EXPECT_TRUE(server->restart());
+    killed = "the server killed and restarted";
+  } else if (disruption == Disruption::leader_kills) {
+    // Each when machine B has a third more of the stream, so that both are mid-stream.
+    auto received = [&] {
+      std::uint32_t distinct = 0;
+      for (std::uint32_t i = 0; i < count; ++i) distinct += seen[i].load() > 0 ? 1u : 0u;
+      return distinct;
+    };
+    auto wait_for = [&](std::uint32_t share) {
+      const auto give_up = std::chrono::steady_clock::now() + 60s;
+      while (received() < share && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(5ms);
+      return std::to_string(received());
+    };
+    const std::string first_at = wait_for(count / 3);
+    const std::string consumer_leader = test::kill_leader(*cluster, remote_stream, "receivers");
+    const std::string second_at = wait_for(2 * count / 3);
+    const std::string stream_leader = test::kill_leader(*cluster, remote_stream);
+    EXPECT_FALSE(consumer_leader.empty() || stream_leader.empty());
+    killed = "consumer leader " + consumer_leader + " killed at " + first_at + " received, stream leader " + stream_leader +
+             " at " + second_at + ", each restarted";
+  } else {
+    killed = "the server up";
   }
   // Until machine B has every message, or nothing more comes for 30 s.
   for (auto line = progress.receive(30s); line; line = progress.receive(30s)) {
@@ -149,7 +181,7 @@ Bridge::Tally Bridge::run_two_machines(int kills_each, bool crash_server) {
     if (seen[i].load() > 1) tally.duplicated += seen[i].load() - 1;
   }
   std::printf("[ bridge ] %u sent, %u lost, %u duplicated; %d kills of each bridge, %s\n", count, tally.lost,
-              tally.duplicated, kills_each, crash_server ? "the server killed and restarted" : "the server up");
+              tally.duplicated, kills_each, killed.c_str());
   (void)Segment::remove(ledger_name);
   return tally;
 }
@@ -157,7 +189,8 @@ Bridge::Tally Bridge::run_two_machines(int kills_each, bool crash_server) {
 // Duplicates only from the reverse bridge's kills (killed between the local send and the
 // server's ack: at most one each); none from the forward one, thanks to message ids.
 TEST_F(Bridge, TwoMachinesLoseNothingAcrossBridgeRestarts) {
-  const Tally tally = run_two_machines(3, false);
+  create_bounded_remote();
+  const Tally tally = run_two_machines(3, Disruption::none);
   EXPECT_EQ(tally.lost, 0u);
   EXPECT_LE(tally.duplicated, 3u);
 }
@@ -167,7 +200,22 @@ TEST_F(Bridge, TwoMachinesLoseNothingAcrossBridgeRestarts) {
 // wait of the server's crash, is a double failure that nats-server 2.9 does not always
 // survive: docs/design.md, "Bridges".)
 TEST_F(Bridge, TwoMachinesLoseNothingAcrossAServerCrash) {
-  const Tally tally = run_two_machines(0, true);
+  create_bounded_remote();
+  const Tally tally = run_two_machines(0, Disruption::server_crash);
+  EXPECT_EQ(tally.lost, 0u);
+}
+
+// Through a three-server cluster and a replicated (unbounded) remote mailbox, with the
+// leaders of its consumer and its stream killed in turn. A redelivery after a failover
+// that reaches the restarted reverse bridge rather than the one that took it first is a
+// duplicate: at least once.
+TEST_F(Bridge, TwoMachinesLoseNothingThroughAClustersFailovers) {
+  cluster = test::NatsServer::start_cluster(3);
+  if (!cluster) GTEST_SKIP() << "cannot start a nats-server cluster here";
+  const auto replicated = test::create_replicated_mailbox(*cluster, "wire", 64);
+  remote = replicated.name;
+  remote_stream = replicated.stream;
+  const Tally tally = run_two_machines(0, Disruption::leader_kills);
   EXPECT_EQ(tally.lost, 0u);
 }
 

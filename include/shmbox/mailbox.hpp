@@ -66,7 +66,8 @@ struct MailboxOptions {
   std::uint32_t max_attached = 64;         // handles (processes) attached at once
   Ownership ownership = Ownership::process;
   // nats:// mailboxes only: copies a NATS cluster keeps (1, 3 or 5), so that the loss of
-  // a server loses nothing. Local mailboxes ignore it.
+  // a server loses nothing. Unbounded and zero-capacity buffering only (a bounded one is
+  // InvalidArgument: see docs/design.md). Local mailboxes ignore it.
   std::uint8_t replicas = 1;
 };
 

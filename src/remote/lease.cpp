@@ -79,7 +79,10 @@ Standing standing_of(NatsConnection& connection, const RemoteName& name, const O
   jsOptions options = bounded_wait();
   const natsStatus status = js_GetStreamInfo(&info, connection.jetstream, stream_of(name).c_str(), &options, &code);
   if (status != NATS_OK) {
-    return missing(status, code) ? Standing::gone : Standing::unknown;
+    // A cluster's member still loading the stream says "not found" too: only the meta
+    // leader's word lets a live lease go.
+    const bool removed = missing(status, code) && stream_removed(connection.jetstream, stream_of(name));
+    return removed ? Standing::gone : Standing::unknown;
   }
   const bool ours = owner_mark_in(info->Config->Description).nonce == mark.nonce;
   jsStreamInfo_Destroy(info);
@@ -273,7 +276,8 @@ LeaseState lease_state(NatsConnection& connection, const RemoteName& name, const
                                           lease_subject_of(name, mark).c_str(), nullptr, &code);
   natsMsg_Destroy(last);
   if (status == NATS_OK) return LeaseState::live;
-  if (missing(status, code) || code == JSNoMessageFoundErr) return LeaseState::lapsed;
+  if (code == JSNoMessageFoundErr) return LeaseState::lapsed;
+  if (missing(status, code) && stream_removed(connection.jetstream, lease_stream_of(name))) return LeaseState::lapsed;
   return LeaseState::unknown;
 }
 

@@ -39,12 +39,32 @@ std::int64_t wait_ms(Deadline deadline, std::int64_t longest) {
 
 // What names a stored message for good: its mailbox, that stream's creation (a later
 // mailbox of the same name starts its sequence again) and its place in the stream.
-std::string id_of(natsMsg* message, const std::string& mailbox, std::int64_t created) {
+std::string id_of(std::uint64_t sequence, const std::string& mailbox, std::int64_t created) {
+  if (sequence == 0) return {};
+  return mailbox + "-" + std::to_string(created) + "-" + std::to_string(sequence);
+}
+
+// Its place in the stream; 0 (no place) if the metadata cannot be read.
+std::uint64_t stream_sequence_of(natsMsg* message) {
   jsMsgMetaData* meta = nullptr;
-  if (natsMsg_GetMetaData(&meta, message) != NATS_OK) return {};
-  std::string id = mailbox + "-" + std::to_string(created) + "-" + std::to_string(meta->Sequence.Stream);
+  if (natsMsg_GetMetaData(&meta, message) != NATS_OK) return 0;
+  const std::uint64_t sequence = meta->Sequence.Stream;
   jsMsgMetaData_Destroy(meta);
-  return id;
+  return sequence;
+}
+
+// Only now that the bytes are the caller's: a receiver that dies before this has its
+// message redelivered (after the consumer's AckWait). An ack that finds the consumer
+// between leaders is asked again until one answers, for up to the time an election
+// takes (a message whose ack is lost comes round again; see HandedOver).
+void acknowledge(natsMsg* message) {
+  const auto give_up = Deadline::clock::now() + std::chrono::seconds{6};
+  for (;;) {
+    const natsStatus status = natsMsg_AckSync(message, nullptr, nullptr);
+    if (status == NATS_OK || (status != NATS_NO_RESPONDERS && status != NATS_TIMEOUT)) return;
+    if (Deadline::clock::now() >= give_up) return;
+    if (status == NATS_NO_RESPONDERS) std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  }
 }
 
 }  // namespace
@@ -101,6 +121,14 @@ NatsMailbox::~NatsMailbox() = default;
 Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name, const MailboxOptions& options) {
   if (options.buffering == Buffering::bounded && options.capacity == 0) {
     return std::unexpected(Error{Errc::invalid_argument, name.object, "capacity must be at least 1"});
+  }
+  // nats-server 2.9 lets each copy of a replicated stream enforce its limit alone: a copy
+  // that refuses a message its leader took falls a sequence out of step, and the next
+  // failover loses acknowledged messages (docs/design.md, "Replicas").
+  if (options.buffering == Buffering::bounded && options.replicas > 1) {
+    return std::unexpected(Error{Errc::invalid_argument, name.object,
+                                 "a bounded mailbox cannot have replicas: the copies of a full stream drift apart on "
+                                 "nats-server 2.9 and a failover loses messages; use unbounded buffering"});
   }
   auto connection = NatsConnection::open(name);
   if (!connection) return std::unexpected(connection.error());
@@ -232,7 +260,8 @@ StreamFacts facts_of(const jsStreamInfo& info, natsConnection* connection) {
 }
 
 // The stream's facts, asking again for up to 30 s while a cluster elects a leader (it
-// answers nothing meanwhile: seconds, more on a loaded machine). "Not found" is an answer.
+// answers nothing meanwhile: seconds, more on a loaded machine). "Not found" is an
+// answer once the meta leader agrees.
 Result<StreamFacts> read_stream(const RemoteName& name, jsCtx* jetstream, natsConnection* connection) {
   jsStreamInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
@@ -241,7 +270,7 @@ Result<StreamFacts> read_stream(const RemoteName& name, jsCtx* jetstream, natsCo
   for (;;) {
     code = static_cast<jsErrCode>(0);
     status = js_GetStreamInfo(&info, jetstream, stream_of(name).c_str(), nullptr, &code);
-    if (status == NATS_OK || missing(status, code)) break;
+    if (status == NATS_OK || (missing(status, code) && stream_removed(jetstream, stream_of(name)))) break;
     if (std::chrono::steady_clock::now() >= give_up) break;
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
   }
@@ -442,8 +471,8 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
   }
 }
 
-// Closed: the stream says so, or the server says it does not exist. Not hearing back
-// (a cluster electing a leader, a reconnect) is no proof of either.
+// Closed: the stream says so, or the meta leader says it does not exist. Not hearing
+// back (a cluster electing a leader, a reconnect) is no proof of either.
 std::optional<Error> NatsMailbox::closed_state() {
   if (auto gone = owner_gone()) return gone;
   jsStreamInfo* info = nullptr;
@@ -455,7 +484,7 @@ std::optional<Error> NatsMailbox::closed_state() {
     closed_ = true;
     return Error{Errc::closed, name_.object, "is closed"};
   }
-  if (status != NATS_OK && missing(status, code)) {
+  if (status != NATS_OK && missing(status, code) && stream_removed(connection_->jetstream, stream_of(name_))) {
     closed_ = true;
     return removed_error(name_);
   }
@@ -633,15 +662,16 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
                                                subject_of(name_).c_str(), durable_consumer, nullptr, &bind, &code);
     if (status == NATS_OK) break;
     connection_->receivers = nullptr;
-    if (missing(status, code)) return std::unexpected(removed_error(name_));
+    if (missing(status, code)) {
+      if (auto ended = closed_state()) return std::unexpected(*ended);
+    }
     // A cluster electing the consumer's leader does not answer for a moment: the
     // deadline says how long to keep asking.
-    if (deadline.is_none() || deadline.expired()) {
-      const bool unanswered = status == NATS_TIMEOUT || status == NATS_NO_RESPONDERS;
-      if (!unanswered) return std::unexpected(nats_error(Errc::system, name_, "cannot bind to its receivers' consumer", status));
-      if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
-      return std::unexpected(nats_error(Errc::timeout, name_, "cannot bind to its receivers' consumer", status));
+    if (!unanswered(status, code)) {
+      return std::unexpected(nats_error(Errc::system, name_, "cannot bind to its receivers' consumer", status));
     }
+    if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+    if (deadline.expired()) return std::unexpected(nats_error(Errc::timeout, name_, "cannot bind to its receivers' consumer", status));
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
   }
   for (;;) {
@@ -651,17 +681,18 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
         natsSubscription_Fetch(&list, connection_->receivers, 1, wait_ms(closed_ ? no_wait : deadline, 1000), &code);
     if (status == NATS_OK && list.Count > 0) {
       natsMsg* message = list.Msgs[0];
+      const std::uint64_t sequence = stream_sequence_of(message);
+      if (handed_over_.contains(sequence)) {
+        acknowledge(message);  // the caller has it already
+        natsMsgList_Destroy(&list);
+        continue;
+      }
       const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
       const auto size = static_cast<std::size_t>(natsMsg_GetDataLength(message));
-      auto taken = take(std::span{data, size}, id_of(message, name_.name, created_));
+      auto taken = take(std::span{data, size}, id_of(sequence, name_.name, created_));
       if (taken) {
-        // Acknowledged only now that the bytes are the caller's: a receiver that dies
-        // before this has its message redelivered (after the consumer's AckWait). An ack
-        // lost while a cluster elects a new leader is retried, or the message would come
-        // round a second time.
-        for (int attempt = 0; attempt < 3; ++attempt) {
-          if (natsMsg_AckSync(message, nullptr, nullptr) == NATS_OK) break;
-        }
+        handed_over_.add(sequence);
+        acknowledge(message);
       } else {
         (void)natsMsg_Nak(message, nullptr);  // too large for the buffer: it stays queued
       }
@@ -670,8 +701,14 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
     }
     natsMsgList_Destroy(&list);
     if (status != NATS_OK && status != NATS_TIMEOUT) {
-      if (missing(status, code)) return std::unexpected(removed_error(name_));
-      return std::unexpected(nats_error(Errc::system, name_, "cannot receive", status));
+      // No consumer answered the request: a removed mailbox has none, and a cluster
+      // electing the consumer's leader has none for a moment. The meta leader tells.
+      if (auto ended = closed_state()) return std::unexpected(*ended);
+      if (!unanswered(status, code)) return std::unexpected(nats_error(Errc::system, name_, "cannot receive", status));
+      if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+      if (deadline.expired()) return std::unexpected(nats_error(Errc::timeout, name_, "timed out: cannot receive", status));
+      std::this_thread::sleep_for(std::chrono::milliseconds{50});
+      continue;
     }
     // Empty: a closed mailbox says so now that it is drained (a round trip, only when empty).
     if (auto ended = closed_state()) return std::unexpected(*ended);

@@ -4,13 +4,17 @@
 // docs/design.md ("Remote mailboxes") gives the mapping and where it differs.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "shmbox/cleanup.hpp"
@@ -46,6 +50,35 @@ struct OwnerMark {
 Result<RemoteName> parse_remote_name(std::string_view text);
 // Parses "nats://host[:port][,host[:port]...]", a server without a mailbox (name empty).
 Result<RemoteName> parse_remote_server(std::string_view text);
+
+// The stream sequences a handle handed over in the last 30 s, to pass over their
+// redeliveries: in a cluster, a consumer leader killed before it replicated an ack (even
+// one it confirmed) or a delivery has its successor deliver the message again. The
+// caller has it: delivering it twice to one receiver would be a duplicate that no
+// crash of the receiver explains. (Another receiver takes it again: delivery across
+// receivers stays at least once.)
+class HandedOver {
+ public:
+  bool contains(std::uint64_t sequence) const {
+    // Deliveries come in stream order but for redeliveries: only those need a search.
+    if (sequence == 0 || sequence > highest_) return false;
+    return std::any_of(recent_.begin(), recent_.end(), [&](const auto& entry) { return entry.first == sequence; });
+  }
+  void add(std::uint64_t sequence) {
+    if (sequence == 0) return;
+    const auto now = Deadline::clock::now();
+    while (!recent_.empty() && (now - recent_.front().second > kept_for || recent_.size() >= most_kept)) recent_.pop_front();
+    recent_.emplace_back(sequence, now);
+    highest_ = std::max(highest_, sequence);
+  }
+
+ private:
+  // Longer than an election and the AckWait after it; the count bounds the memory.
+  static constexpr auto kept_for = std::chrono::seconds{30};
+  static constexpr std::size_t most_kept = 65536;
+  std::deque<std::pair<std::uint64_t, Deadline::clock::time_point>> recent_;
+  std::uint64_t highest_ = 0;
+};
 
 class NatsMailbox {
  public:
@@ -110,6 +143,7 @@ class NatsMailbox {
   OwnerMark owner_;  // process-owned; empty: system-owned
   Deadline::clock::time_point next_owner_check_{};
   std::optional<Deadline::clock::time_point> lapsed_since_;  // first seen lapsed
+  HandedOver handed_over_;
 };
 
 }  // namespace shmbox::detail

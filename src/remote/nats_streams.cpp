@@ -1,8 +1,20 @@
 #include "remote/nats_streams.hpp"
 
+#include <algorithm>
 #include <vector>
 
 namespace shmbox::detail {
+
+bool stream_removed(jsCtx* jetstream, const std::string& stream) {
+  jsStreamNamesList* streams = nullptr;
+  const natsStatus status = js_StreamNames(&streams, jetstream, nullptr, nullptr);
+  if (status == NATS_NOT_FOUND) return true;  // no streams at all
+  if (status != NATS_OK) return false;
+  const bool listed = std::any_of(streams->List, streams->List + streams->Count,
+                                  [&](const char* listed_name) { return stream == listed_name; });
+  jsStreamNamesList_Destroy(streams);
+  return !listed;
+}
 
 NatsConnection::~NatsConnection() {
   natsSubscription_Destroy(receivers);

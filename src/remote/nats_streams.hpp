@@ -40,10 +40,21 @@ inline Error nats_error(Errc errc, const RemoteName& name, const std::string& do
   return Error{errc, name.object, doing + ": " + natsStatus_GetText(status)};
 }
 
-// The server's word that the stream (or the receivers' consumer) does not exist; not
-// hearing back is no such word.
+// A server's word that the stream (or the receivers' consumer) does not exist; not
+// hearing back is no such word. In a cluster it is not final either: while a stream
+// elects a leader every member answers, and one still loading it after a restart says
+// "not found". stream_removed asks the one server whose word is final.
 inline bool missing(natsStatus status, jsErrCode code) {
   return status == NATS_NOT_FOUND || code == JSStreamNotFoundErr || code == JSConsumerNotFoundErr;
+}
+// True only if the JetStream meta leader (which alone answers for the list of streams)
+// says `stream` is not among them; false if it is, or if nobody answers.
+bool stream_removed(jsCtx* jetstream, const std::string& stream);
+// Nobody answering for the stream or its consumer for now: a cluster electing a leader,
+// a member still catching up, a connection between servers. Asking again may succeed.
+inline bool unanswered(natsStatus status, jsErrCode code) {
+  return status == NATS_TIMEOUT || status == NATS_NO_RESPONDERS || status == NATS_CONNECTION_DISCONNECTED ||
+         status == NATS_STALE_CONNECTION || status == NATS_ERR || missing(status, code) || code == JSClusterNotAvailErr;
 }
 inline Error not_found_error(const RemoteName& name) {
   return Error{Errc::not_found, name.object, "does not exist on " + name.server};

@@ -2,12 +2,14 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <nats/nats.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -141,6 +143,58 @@ void NatsServer::kill() {
 bool NatsServer::restart() {
   kill();
   return launch();
+}
+
+std::string servers_url(const std::vector<NatsServer>& cluster) {
+  std::string servers = "nats://";
+  for (const auto& server : cluster) {
+    if (servers.size() > std::string_view{"nats://"}.size()) servers += ',';
+    servers += server.url().substr(std::string_view{"nats://"}.size());
+  }
+  return servers;
+}
+
+std::string kill_leader(std::vector<NatsServer>& cluster, const std::string& stream, const std::string& consumer) {
+  // Asked in a child: the client library is not fork-safe, and tests fork on.
+  Pipe answer;
+  auto asker = ChildProcess::spawn([&] {
+    natsConnection* connection = nullptr;
+    jsCtx* jetstream = nullptr;
+    const std::string servers = servers_url(cluster);
+    if (natsConnection_ConnectTo(&connection, servers.c_str()) != NATS_OK) return 1;
+    if (natsConnection_JetStream(&jetstream, connection, nullptr) != NATS_OK) return 2;
+    // A group is whole when it has a leader and every other member is online and
+    // caught up: one failure at a time, which is what replicas 3 are for.
+    auto whole = [](const jsClusterInfo* group) {
+      if (group == nullptr || group->Leader == nullptr) return false;
+      return std::all_of(group->Replicas, group->Replicas + group->ReplicasLen,
+                         [](const jsPeerInfo* peer) { return peer->Current && !peer->Offline; });
+    };
+    for (int attempt = 0; attempt < 300; ++attempt) {
+      jsStreamInfo* stream_info = nullptr;
+      jsConsumerInfo* consumer_info = nullptr;
+      std::string leader;
+      if (js_GetStreamInfo(&stream_info, jetstream, stream.c_str(), nullptr, nullptr) == NATS_OK &&
+          whole(stream_info->Cluster) &&
+          js_GetConsumerInfo(&consumer_info, jetstream, stream.c_str(), consumer.empty() ? "receivers" : consumer.c_str(),
+                             nullptr, nullptr) == NATS_OK &&
+          whole(consumer_info->Cluster)) {
+        leader = consumer.empty() ? stream_info->Cluster->Leader : consumer_info->Cluster->Leader;
+      }
+      jsStreamInfo_Destroy(stream_info);
+      jsConsumerInfo_Destroy(consumer_info);
+      if (!leader.empty()) return answer.send(leader), 0;
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    }
+    return 3;
+  });
+  const auto leader = answer.receive(std::chrono::seconds{30});
+  if (!asker.wait(std::chrono::seconds{30}).exited_with(0) || !leader) return "";
+  const auto victim = std::find_if(cluster.begin(), cluster.end(), [&](const auto& server) { return server.name() == *leader; });
+  if (victim == cluster.end()) return "";
+  victim->kill();
+  std::this_thread::sleep_for(std::chrono::seconds{1});
+  return victim->restart() ? *leader : "";
 }
 
 }  // namespace shmbox::test

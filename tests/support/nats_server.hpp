@@ -40,4 +40,12 @@ class NatsServer {
   pid_t pid_ = -1;
 };
 
+// The cluster's servers as a remote name's server part: "nats://HOST:PORT,HOST:PORT,...".
+std::string servers_url(const std::vector<NatsServer>& cluster);
+// Kills (SIGKILL) the server that leads the stream `stream`, or its consumer `consumer`,
+// once the stream and its consumer ("receivers" if none is named) are whole again (a
+// leader, and every other member online and caught up), and restarts it a second later.
+// Its name; empty if they were not whole within 30 s or the restart failed.
+std::string kill_leader(std::vector<NatsServer>& cluster, const std::string& stream, const std::string& consumer = "");
+
 }  // namespace shmbox::test

@@ -5,10 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "shmbox/mailbox.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
 
@@ -33,6 +37,30 @@ inline void expect_child_succeeds(const std::function<int()>& body) {
   auto child = ChildProcess::spawn(body);
   const auto status = child.wait(std::chrono::seconds{60});
   EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+// An unbounded, system-owned mailbox kept by all three servers of `cluster` (replicas 3),
+// made in a child process.
+struct ReplicatedMailbox {
+  std::string name;    // "nats://HOST:PORT,.../TAG"
+  std::string stream;  // its stream's name, to ask the cluster about its leaders
+};
+inline ReplicatedMailbox create_replicated_mailbox(const std::vector<NatsServer>& cluster, const std::string& tag,
+                                                   std::uint32_t max_message_size) {
+  const std::string unique = unique_name(tag).substr(std::string{"shmbox-test-"}.size());
+  ReplicatedMailbox made{servers_url(cluster) + "/" + unique, "SHMBOX_" + unique};
+  // A new cluster elects its JetStream leader first: creating may be refused meanwhile.
+  expect_child_succeeds([&] {
+    for (int attempt = 0; attempt < 300; ++attempt) {
+      if (Mailbox::create(made.name, {.buffering = Buffering::unbounded, .max_message_size = max_message_size,
+                                      .ownership = Ownership::system, .replicas = 3})) {
+        return 0;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    }
+    return 1;
+  });
+  return made;
 }
 
 }  // namespace shmbox::test
