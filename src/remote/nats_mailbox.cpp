@@ -124,7 +124,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   }
   // nats-server 2.9 lets each copy of a replicated stream enforce its limit alone: a copy
   // that refuses a message its leader took falls a sequence out of step, and the next
-  // failover loses acknowledged messages (docs/design.md, "Replicas").
+  // failover loses acknowledged messages (docs/design.md, "Replicas and bounded mailboxes").
   if (options.buffering == Buffering::bounded && options.replicas > 1) {
     return std::unexpected(Error{Errc::invalid_argument, name.object,
                                  "a bounded mailbox cannot have replicas: the copies of a full stream drift apart on "
