@@ -213,8 +213,9 @@ TEST_F(Bridge, TwoMachinesLoseNothingThroughAClustersFailovers) {
   cluster = test::NatsServer::start_cluster(3);
   if (!cluster) GTEST_SKIP() << "cannot start a nats-server cluster here";
   const auto replicated = test::create_replicated_mailbox(*cluster, "wire", 64);
-  remote = replicated.name;
-  remote_stream = replicated.stream;
+  ASSERT_TRUE(replicated);
+  remote = replicated->name;
+  remote_stream = replicated->stream;
   const Tally tally = run_two_machines(0, Disruption::leader_kills);
   EXPECT_EQ(tally.lost, 0u);
 }

@@ -44,30 +44,45 @@ std::string id_of(std::uint64_t sequence, const std::string& mailbox, std::int64
   return mailbox + "-" + std::to_string(created) + "-" + std::to_string(sequence);
 }
 
-// Its place in the stream; 0 (no place) if the metadata cannot be read.
-std::uint64_t stream_sequence_of(natsMsg* message) {
+HandedOver::Stored stored_as(natsMsg* message) {
   jsMsgMetaData* meta = nullptr;
-  if (natsMsg_GetMetaData(&meta, message) != NATS_OK) return 0;
-  const std::uint64_t sequence = meta->Sequence.Stream;
+  if (natsMsg_GetMetaData(&meta, message) != NATS_OK) return {};
+  const HandedOver::Stored stored{meta->Sequence.Stream, meta->Timestamp};
   jsMsgMetaData_Destroy(meta);
-  return sequence;
+  return stored;
 }
 
-// Only now that the bytes are the caller's: a receiver that dies before this has its
-// message redelivered (after the consumer's AckWait). An ack that finds the consumer
-// between leaders is asked again until one answers, for up to the time an election
-// takes (a message whose ack is lost comes round again; see HandedOver).
-void acknowledge(natsMsg* message) {
+// An ack that finds the consumer between leaders is asked again, for up to about the time
+// an election takes when the caller may wait (each try that times out has waited 2 s); a
+// non-blocking receive tries once. An ack that never got through comes round again as a
+// redelivery, which HandedOver passes over.
+void acknowledge(natsMsg* message, bool may_wait) {
   const auto give_up = Deadline::clock::now() + std::chrono::seconds{6};
   for (;;) {
     const natsStatus status = natsMsg_AckSync(message, nullptr, nullptr);
     if (status == NATS_OK || (status != NATS_NO_RESPONDERS && status != NATS_TIMEOUT)) return;
-    if (Deadline::clock::now() >= give_up) return;
+    if (!may_wait || Deadline::clock::now() >= give_up) return;
     if (status == NATS_NO_RESPONDERS) std::this_thread::sleep_for(std::chrono::milliseconds{50});
   }
 }
 
 }  // namespace
+
+bool HandedOver::contains(const Stored& message) const {
+  // Deliveries come in stream order but for redeliveries: only those need a search.
+  if (message.sequence == 0 || message.sequence > highest_) return false;
+  return std::any_of(recent_.begin(), recent_.end(), [&](const auto& entry) { return entry.first == message; });
+}
+
+void HandedOver::add(const Stored& message) {
+  constexpr auto kept_for = std::chrono::seconds{30};
+  constexpr std::size_t most_kept = 65536;
+  if (message.sequence == 0) return;
+  const auto now = Deadline::clock::now();
+  while (!recent_.empty() && (now - recent_.front().second > kept_for || recent_.size() >= most_kept)) recent_.pop_front();
+  recent_.emplace_back(message, now);
+  highest_ = std::max(highest_, message.sequence);
+}
 
 Result<RemoteName> parse_remote_name(std::string_view text) {
   const std::string object = describe("mailbox", text);
@@ -346,17 +361,12 @@ namespace {
 
 // The full names of the mailboxes on the server `connection` reaches.
 Result<std::vector<std::string>> mailbox_names(NatsConnection& connection, const RemoteName& server) {
-  jsStreamNamesList* streams = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
+  const auto streams = stream_names(connection.jetstream);
+  if (!streams) return std::unexpected(nats_error(Errc::system, server, "cannot list its streams", streams.error()));
   std::vector<std::string> names;
-  const natsStatus status = js_StreamNames(&streams, connection.jetstream, nullptr, &code);
-  if (status == NATS_NOT_FOUND) return names;  // no streams at all
-  if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, server, "cannot list its streams", status));
-  for (int i = 0; i < streams->Count; ++i) {
-    const std::string_view stream = streams->List[i];
+  for (const std::string_view stream : *streams) {
     if (stream.starts_with(stream_prefix)) names.push_back(server.server + "/" + std::string{stream.substr(stream_prefix.size())});
   }
-  jsStreamNamesList_Destroy(streams);
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -488,6 +498,30 @@ std::optional<Error> NatsMailbox::closed_state() {
     closed_ = true;
     return removed_error(name_);
   }
+  return std::nullopt;
+}
+
+// A request about the receivers' consumer that got no answer, or "not found", while the
+// deadline lasts: a cluster electing a leader (seconds), or a mailbox removed, which only
+// the meta leader can tell (asked at most once a second: each look costs round trips, and
+// a non-blocking call pays at most one). A consumer that stays missing under a listed
+// stream for 10 s was deleted. The error to return, or none after a pause: ask again.
+std::optional<Error> NatsMailbox::wait_out(natsStatus status, jsErrCode code, Deadline deadline, const std::string& doing) {
+  const auto now = Deadline::clock::now();
+  if (now >= next_closed_check_) {
+    next_closed_check_ = now + std::chrono::seconds{1};
+    if (auto ended = closed_state()) return ended;
+  }
+  if (!transient(status, code)) return nats_error(Errc::system, name_, doing, status);
+  if (code == JSConsumerNotFoundErr) {
+    if (!consumer_missing_since_) consumer_missing_since_ = now;
+    if (now - *consumer_missing_since_ > std::chrono::seconds{10}) {
+      return Error{Errc::closed, name_.object, "is closed: its receivers' consumer was removed"};
+    }
+  }
+  if (deadline.is_none()) return Error{Errc::would_block, {}, {}};
+  if (deadline.expired()) return nats_error(Errc::timeout, name_, "timed out: " + doing, status);
+  std::this_thread::sleep_for(std::chrono::milliseconds{50});
   return std::nullopt;
 }
 
@@ -662,18 +696,11 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
                                                subject_of(name_).c_str(), durable_consumer, nullptr, &bind, &code);
     if (status == NATS_OK) break;
     connection_->receivers = nullptr;
-    if (missing(status, code)) {
-      if (auto ended = closed_state()) return std::unexpected(*ended);
+    if (auto failed = wait_out(status, code, deadline, "cannot bind to its receivers' consumer")) {
+      return std::unexpected(*failed);
     }
-    // A cluster electing the consumer's leader does not answer for a moment: the
-    // deadline says how long to keep asking.
-    if (!unanswered(status, code)) {
-      return std::unexpected(nats_error(Errc::system, name_, "cannot bind to its receivers' consumer", status));
-    }
-    if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
-    if (deadline.expired()) return std::unexpected(nats_error(Errc::timeout, name_, "cannot bind to its receivers' consumer", status));
-    std::this_thread::sleep_for(std::chrono::milliseconds{100});
   }
+  consumer_missing_since_.reset();
   for (;;) {
     natsMsgList list{};
     // Once it is known closed, nothing more can come: a drained mailbox answers at once.
@@ -681,18 +708,20 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
         natsSubscription_Fetch(&list, connection_->receivers, 1, wait_ms(closed_ ? no_wait : deadline, 1000), &code);
     if (status == NATS_OK && list.Count > 0) {
       natsMsg* message = list.Msgs[0];
-      const std::uint64_t sequence = stream_sequence_of(message);
-      if (handed_over_.contains(sequence)) {
-        acknowledge(message);  // the caller has it already
+      const HandedOver::Stored stored = stored_as(message);
+      if (handed_over_.contains(stored)) {
+        acknowledge(message, !deadline.is_none());  // the caller has it already
         natsMsgList_Destroy(&list);
         continue;
       }
       const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
       const auto size = static_cast<std::size_t>(natsMsg_GetDataLength(message));
-      auto taken = take(std::span{data, size}, id_of(sequence, name_.name, created_));
+      auto taken = take(std::span{data, size}, id_of(stored.sequence, name_.name, created_));
       if (taken) {
-        handed_over_.add(sequence);
-        acknowledge(message);
+        // Only now that the bytes are the caller's: a receiver that dies before this has
+        // its message redelivered (after the consumer's AckWait).
+        handed_over_.add(stored);
+        acknowledge(message, !deadline.is_none());
       } else {
         (void)natsMsg_Nak(message, nullptr);  // too large for the buffer: it stays queued
       }
@@ -702,12 +731,8 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
     natsMsgList_Destroy(&list);
     if (status != NATS_OK && status != NATS_TIMEOUT) {
       // No consumer answered the request: a removed mailbox has none, and a cluster
-      // electing the consumer's leader has none for a moment. The meta leader tells.
-      if (auto ended = closed_state()) return std::unexpected(*ended);
-      if (!unanswered(status, code)) return std::unexpected(nats_error(Errc::system, name_, "cannot receive", status));
-      if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
-      if (deadline.expired()) return std::unexpected(nats_error(Errc::timeout, name_, "timed out: cannot receive", status));
-      std::this_thread::sleep_for(std::chrono::milliseconds{50});
+      // electing the consumer's leader has none for a moment.
+      if (auto failed = wait_out(status, code, deadline, "cannot receive")) return std::unexpected(*failed);
       continue;
     }
     // Empty: a closed mailbox says so now that it is drained (a round trip, only when empty).

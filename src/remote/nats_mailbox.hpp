@@ -4,9 +4,11 @@
 // docs/design.md ("Remote mailboxes") gives the mapping and where it differs.
 #pragma once
 
-#include <algorithm>
+#include <nats/nats.h>
+
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -51,32 +53,26 @@ Result<RemoteName> parse_remote_name(std::string_view text);
 // Parses "nats://host[:port][,host[:port]...]", a server without a mailbox (name empty).
 Result<RemoteName> parse_remote_server(std::string_view text);
 
-// The stream sequences a handle handed over in the last 30 s, to pass over their
-// redeliveries: in a cluster, a consumer leader killed before it replicated an ack (even
-// one it confirmed) or a delivery has its successor deliver the message again. The
-// caller has it: delivering it twice to one receiver would be a duplicate that no
-// crash of the receiver explains. (Another receiver takes it again: delivery across
-// receivers stays at least once.)
+// The messages a handle handed over lately, to pass over their redeliveries: in a
+// cluster, a consumer leader killed before it replicated an ack (even one it confirmed)
+// or a delivery has its successor deliver the message again, and the caller has it
+// already. (Another receiver would take it again: delivery across receivers stays at
+// least once.) Kept for 30 s, an election and the AckWait after it, and at most 65,536
+// of them, so fewer seconds' worth above 2,000 messages a second.
 class HandedOver {
  public:
-  bool contains(std::uint64_t sequence) const {
-    // Deliveries come in stream order but for redeliveries: only those need a search.
-    if (sequence == 0 || sequence > highest_) return false;
-    return std::any_of(recent_.begin(), recent_.end(), [&](const auto& entry) { return entry.first == sequence; });
-  }
-  void add(std::uint64_t sequence) {
-    if (sequence == 0) return;
-    const auto now = Deadline::clock::now();
-    while (!recent_.empty() && (now - recent_.front().second > kept_for || recent_.size() >= most_kept)) recent_.pop_front();
-    recent_.emplace_back(sequence, now);
-    highest_ = std::max(highest_, sequence);
-  }
+  // A stored message: its stream sequence and the time the stream stored it. A mailbox
+  // removed and made again under its name reuses sequences, not times.
+  struct Stored {
+    std::uint64_t sequence = 0;  // 0: unknown, never passed over
+    std::int64_t time = 0;       // ns since the epoch
+    bool operator==(const Stored&) const = default;
+  };
+  bool contains(const Stored& message) const;
+  void add(const Stored& message);
 
  private:
-  // Longer than an election and the AckWait after it; the count bounds the memory.
-  static constexpr auto kept_for = std::chrono::seconds{30};
-  static constexpr std::size_t most_kept = 65536;
-  std::deque<std::pair<std::uint64_t, Deadline::clock::time_point>> recent_;
+  std::deque<std::pair<Stored, Deadline::clock::time_point>> recent_;
   std::uint64_t highest_ = 0;
 };
 
@@ -131,6 +127,7 @@ class NatsMailbox {
   std::optional<Error> closed_state();
   // The Errc::closed to report if a process-owned mailbox's owner has gone (lease.hpp).
   std::optional<Error> owner_gone();
+  std::optional<Error> wait_out(natsStatus status, jsErrCode code, Deadline deadline, const std::string& doing);
 
   RemoteName name_;
   std::unique_ptr<NatsConnection> connection_;
@@ -144,6 +141,8 @@ class NatsMailbox {
   Deadline::clock::time_point next_owner_check_{};
   std::optional<Deadline::clock::time_point> lapsed_since_;  // first seen lapsed
   HandedOver handed_over_;
+  Deadline::clock::time_point next_closed_check_{};  // by wait_out
+  std::optional<Deadline::clock::time_point> consumer_missing_since_;
 };
 
 }  // namespace shmbox::detail

@@ -1,19 +1,22 @@
 #include "remote/nats_streams.hpp"
 
 #include <algorithm>
-#include <vector>
 
 namespace shmbox::detail {
 
-bool stream_removed(jsCtx* jetstream, const std::string& stream) {
+std::expected<std::vector<std::string>, natsStatus> stream_names(jsCtx* jetstream, jsOptions* options) {
   jsStreamNamesList* streams = nullptr;
-  const natsStatus status = js_StreamNames(&streams, jetstream, nullptr, nullptr);
-  if (status == NATS_NOT_FOUND) return true;  // no streams at all
-  if (status != NATS_OK) return false;
-  const bool listed = std::any_of(streams->List, streams->List + streams->Count,
-                                  [&](const char* listed_name) { return stream == listed_name; });
+  const natsStatus status = js_StreamNames(&streams, jetstream, options, nullptr);
+  if (status == NATS_NOT_FOUND) return std::vector<std::string>{};  // no streams at all
+  if (status != NATS_OK) return std::unexpected(status);
+  std::vector<std::string> names(streams->List, streams->List + streams->Count);
   jsStreamNamesList_Destroy(streams);
-  return !listed;
+  return names;
+}
+
+bool stream_removed(jsCtx* jetstream, const std::string& stream, jsOptions* options) {
+  const auto names = stream_names(jetstream, options);
+  return names && std::find(names->begin(), names->end(), stream) == names->end();
 }
 
 NatsConnection::~NatsConnection() {

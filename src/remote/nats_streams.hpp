@@ -5,9 +5,11 @@
 
 #include <nats/nats.h>
 
+#include <expected>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "remote/nats_mailbox.hpp"
 
@@ -47,14 +49,18 @@ inline Error nats_error(Errc errc, const RemoteName& name, const std::string& do
 inline bool missing(natsStatus status, jsErrCode code) {
   return status == NATS_NOT_FOUND || code == JSStreamNotFoundErr || code == JSConsumerNotFoundErr;
 }
-// True only if the JetStream meta leader (which alone answers for the list of streams)
-// says `stream` is not among them; false if it is, or if nobody answers.
-bool stream_removed(jsCtx* jetstream, const std::string& stream);
-// Nobody answering for the stream or its consumer for now: a cluster electing a leader,
-// a member still catching up, a connection between servers. Asking again may succeed.
-inline bool unanswered(natsStatus status, jsErrCode code) {
+// The names of the streams the server knows, or why it did not say (in a cluster, only
+// the JetStream meta leader answers). `options` may bound the wait.
+std::expected<std::vector<std::string>, natsStatus> stream_names(jsCtx* jetstream, jsOptions* options = nullptr);
+// True only if the meta leader says `stream` is not among its streams; false if it is,
+// or if nobody answers.
+bool stream_removed(jsCtx* jetstream, const std::string& stream, jsOptions* options = nullptr);
+// An answer that may change if asked again: nobody answering for the stream or its
+// consumer (a cluster electing a leader), a member still catching up saying "not found",
+// a connection between servers. Any other error is final.
+inline bool transient(natsStatus status, jsErrCode code) {
   return status == NATS_TIMEOUT || status == NATS_NO_RESPONDERS || status == NATS_CONNECTION_DISCONNECTED ||
-         status == NATS_STALE_CONNECTION || status == NATS_ERR || missing(status, code) || code == JSClusterNotAvailErr;
+         status == NATS_STALE_CONNECTION || missing(status, code) || code == JSClusterNotAvailErr;
 }
 inline Error not_found_error(const RemoteName& name) {
   return Error{Errc::not_found, name.object, "does not exist on " + name.server};

@@ -162,7 +162,11 @@ std::string kill_leader(std::vector<NatsServer>& cluster, const std::string& str
     jsCtx* jetstream = nullptr;
     const std::string servers = servers_url(cluster);
     if (natsConnection_ConnectTo(&connection, servers.c_str()) != NATS_OK) return 1;
-    if (natsConnection_JetStream(&jetstream, connection, nullptr) != NATS_OK) return 2;
+    jsOptions options;
+    jsOptions_Init(&options);
+    options.Wait = 1000;  // each question; the whole search stops within the parent's wait
+    if (natsConnection_JetStream(&jetstream, connection, &options) != NATS_OK) return 2;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{25};
     // A group is whole when it has a leader and every other member is online and
     // caught up: one failure at a time, which is what replicas 3 are for.
     auto whole = [](const jsClusterInfo* group) {
@@ -170,7 +174,7 @@ std::string kill_leader(std::vector<NatsServer>& cluster, const std::string& str
       return std::all_of(group->Replicas, group->Replicas + group->ReplicasLen,
                          [](const jsPeerInfo* peer) { return peer->Current && !peer->Offline; });
     };
-    for (int attempt = 0; attempt < 300; ++attempt) {
+    while (std::chrono::steady_clock::now() < give_up) {
       jsStreamInfo* stream_info = nullptr;
       jsConsumerInfo* consumer_info = nullptr;
       std::string leader;

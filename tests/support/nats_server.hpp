@@ -45,7 +45,7 @@ std::string servers_url(const std::vector<NatsServer>& cluster);
 // Kills (SIGKILL) the server that leads the stream `stream`, or its consumer `consumer`,
 // once the stream and its consumer ("receivers" if none is named) are whole again (a
 // leader, and every other member online and caught up), and restarts it a second later.
-// Its name; empty if they were not whole within 30 s or the restart failed.
+// Its name; empty if they were not whole within 25 s or the restart failed.
 std::string kill_leader(std::vector<NatsServer>& cluster, const std::string& stream, const std::string& consumer = "");
 
 }  // namespace shmbox::test

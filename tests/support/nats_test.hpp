@@ -45,12 +45,13 @@ struct ReplicatedMailbox {
   std::string name;    // "nats://HOST:PORT,.../TAG"
   std::string stream;  // its stream's name, to ask the cluster about its leaders
 };
-inline ReplicatedMailbox create_replicated_mailbox(const std::vector<NatsServer>& cluster, const std::string& tag,
-                                                   std::uint32_t max_message_size) {
+// nullopt if it could not be made within 30 s (a new cluster elects its JetStream leader
+// first, and refuses creates meanwhile).
+inline std::optional<ReplicatedMailbox> create_replicated_mailbox(const std::vector<NatsServer>& cluster,
+                                                                  const std::string& tag, std::uint32_t max_message_size) {
   const std::string unique = unique_name(tag).substr(std::string{"shmbox-test-"}.size());
   ReplicatedMailbox made{servers_url(cluster) + "/" + unique, "SHMBOX_" + unique};
-  // A new cluster elects its JetStream leader first: creating may be refused meanwhile.
-  expect_child_succeeds([&] {
+  const auto created = ChildProcess::spawn([&] {
     for (int attempt = 0; attempt < 300; ++attempt) {
       if (Mailbox::create(made.name, {.buffering = Buffering::unbounded, .max_message_size = max_message_size,
                                       .ownership = Ownership::system, .replicas = 3})) {
@@ -59,7 +60,8 @@ inline ReplicatedMailbox create_replicated_mailbox(const std::vector<NatsServer>
       std::this_thread::sleep_for(std::chrono::milliseconds{100});
     }
     return 1;
-  });
+  }).wait(std::chrono::seconds{60});
+  if (!created.exited_with(0)) return std::nullopt;
   return made;
 }
 
