@@ -501,26 +501,34 @@ std::optional<Error> NatsMailbox::closed_state() {
   return std::nullopt;
 }
 
-// A request about the receivers' consumer that got no answer, or "not found", while the
-// deadline lasts: a cluster electing a leader (seconds), or a mailbox removed, which only
-// the meta leader can tell (asked at most once a second: each look costs round trips, and
-// a non-blocking call pays at most one). A consumer that stays missing under a listed
-// stream for 10 s was deleted. The error to return, or none after a pause: ask again.
+// A request about the receivers' consumer that got no answer, "not found" or a plain
+// error, while the deadline lasts: a cluster electing a leader (seconds; pull requests
+// pending at the old leader come back as errors), or a mailbox removed, which only the
+// meta leader can tell (asked at most once a second: each look costs round trips, and a
+// non-blocking call pays at most one). Any of these that lasts 30 s under a listed stream
+// is no election: the consumer was deleted, or its servers lost their quorum. A server
+// away (timeouts, a reconnecting connection) is waited out. The error to return, or none
+// after a pause: ask again.
 std::optional<Error> NatsMailbox::wait_out(natsStatus status, jsErrCode code, Deadline deadline, const std::string& doing) {
+  const char* detail = nats_GetLastError(nullptr);  // before other calls replace it
+  const std::string reason = status == NATS_ERR && detail != nullptr ? detail : natsStatus_GetText(status);
   const auto now = Deadline::clock::now();
   if (now >= next_closed_check_) {
     next_closed_check_ = now + std::chrono::seconds{1};
     if (auto ended = closed_state()) return ended;
   }
-  if (!transient(status, code)) return nats_error(Errc::system, name_, doing, status);
-  if (code == JSConsumerNotFoundErr) {
-    if (!consumer_missing_since_) consumer_missing_since_ = now;
-    if (now - *consumer_missing_since_ > std::chrono::seconds{10}) {
-      return Error{Errc::closed, name_.object, "is closed: its receivers' consumer was removed"};
+  const bool consumer_missing = code == JSConsumerNotFoundErr;
+  if (status == NATS_ERR || status == NATS_NO_RESPONDERS || consumer_missing) {
+    if (!failing_since_) failing_since_ = now;
+    if (now - *failing_since_ > std::chrono::seconds{30}) {
+      if (consumer_missing) return Error{Errc::closed, name_.object, "is closed: its receivers' consumer was removed"};
+      return Error{Errc::system, name_.object, doing + " for 30 s: " + reason};
     }
+  } else if (!transient(status, code)) {
+    return Error{Errc::system, name_.object, doing + ": " + reason};
   }
   if (deadline.is_none()) return Error{Errc::would_block, {}, {}};
-  if (deadline.expired()) return nats_error(Errc::timeout, name_, "timed out: " + doing, status);
+  if (deadline.expired()) return Error{Errc::timeout, name_.object, "timed out: " + doing + ": " + reason};
   std::this_thread::sleep_for(std::chrono::milliseconds{50});
   return std::nullopt;
 }
@@ -700,12 +708,12 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
       return std::unexpected(*failed);
     }
   }
-  consumer_missing_since_.reset();
   for (;;) {
     natsMsgList list{};
     // Once it is known closed, nothing more can come: a drained mailbox answers at once.
     const natsStatus status =
         natsSubscription_Fetch(&list, connection_->receivers, 1, wait_ms(closed_ ? no_wait : deadline, 1000), &code);
+    if (status == NATS_OK || status == NATS_TIMEOUT) failing_since_.reset();
     if (status == NATS_OK && list.Count > 0) {
       natsMsg* message = list.Msgs[0];
       const HandedOver::Stored stored = stored_as(message);

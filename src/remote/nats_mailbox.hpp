@@ -142,7 +142,7 @@ class NatsMailbox {
   std::optional<Deadline::clock::time_point> lapsed_since_;  // first seen lapsed
   HandedOver handed_over_;
   Deadline::clock::time_point next_closed_check_{};  // by wait_out
-  std::optional<Deadline::clock::time_point> consumer_missing_since_;
+  std::optional<Deadline::clock::time_point> failing_since_;  // errors that may be an election's
 };
 
 }  // namespace shmbox::detail
