@@ -20,6 +20,10 @@ bool stream_removed(jsCtx* jetstream, const std::string& stream, jsOptions* opti
 }
 
 NatsConnection::~NatsConnection() {
+  // Closed first, which stops its reader thread: cnats 3.4 can crash delivering a late
+  // message (a fetch's expiry notice) to a subscription being destroyed (nats.c #637,
+  // fixed in 3.6).
+  if (connection != nullptr) natsConnection_Close(connection);
   natsSubscription_Destroy(receivers);
   jsCtx_Destroy(jetstream);
   natsConnection_Destroy(connection);
