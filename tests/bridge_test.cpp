@@ -135,6 +135,12 @@ Bridge::Tally Bridge::run_two_machines(int kills_each, Disruption disruption) {
   };
   auto receiving = machine(false);
   auto sending = machine(true);
+  // How many distinct messages machine B has.
+  auto received = [&] {
+    std::uint32_t distinct = 0;
+    for (std::uint32_t i = 0; i < count; ++i) distinct += seen[i].load() > 0 ? 1u : 0u;
+    return distinct;
+  };
   std::string killed;
   if (disruption == Disruption::server_crash) {
     std::this_thread::sleep_for(700ms);
@@ -144,11 +150,6 @@ Bridge::Tally Bridge::run_two_machines(int kills_each, Disruption disruption) {
     killed = "the server killed and restarted";
   } else if (disruption == Disruption::leader_kills) {
     // Each when machine B has a third more of the stream, so that both are mid-stream.
-    auto received = [&] {
-      std::uint32_t distinct = 0;
-      for (std::uint32_t i = 0; i < count; ++i) distinct += seen[i].load() > 0 ? 1u : 0u;
-      return distinct;
-    };
     auto wait_for = [&](std::uint32_t share) {
       const auto give_up = std::chrono::steady_clock::now() + 60s;
       while (received() < share && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(5ms);
@@ -166,9 +167,7 @@ Bridge::Tally Bridge::run_two_machines(int kills_each, Disruption disruption) {
   }
   // Until machine B has every message, or nothing more comes for 30 s.
   for (auto line = progress.receive(30s); line; line = progress.receive(30s)) {
-    std::uint32_t distinct = 0;
-    for (std::uint32_t i = 0; i < count; ++i) distinct += seen[i].load() > 0 ? 1u : 0u;
-    if (distinct == count) break;
+    if (received() == count) break;
   }
   std::this_thread::sleep_for(3s);  // a redelivery after the ack wait would come now
   done_sending.send("done");
