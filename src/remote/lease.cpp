@@ -81,7 +81,7 @@ Standing standing_of(NatsConnection& connection, const RemoteName& name, const O
   if (status != NATS_OK) {
     // A cluster's member still loading the stream says "not found" too: only the meta
     // leader's word lets a live lease go.
-    const bool removed = missing(status, code) && stream_removed(connection.jetstream, stream_of(name), &options);
+    const bool removed = stream_removed(status, code, connection.jetstream, stream_of(name), &options);
     return removed ? Standing::gone : Standing::unknown;
   }
   const bool ours = owner_mark_in(info->Config->Description).nonce == mark.nonce;
@@ -277,7 +277,7 @@ LeaseState lease_state(NatsConnection& connection, const RemoteName& name, const
   natsMsg_Destroy(last);
   if (status == NATS_OK) return LeaseState::live;
   if (code == JSNoMessageFoundErr) return LeaseState::lapsed;
-  if (missing(status, code) && stream_removed(connection.jetstream, lease_stream_of(name))) return LeaseState::lapsed;
+  if (stream_removed(status, code, connection.jetstream, lease_stream_of(name))) return LeaseState::lapsed;
   return LeaseState::unknown;
 }
 

@@ -285,7 +285,7 @@ Result<StreamFacts> read_stream(const RemoteName& name, jsCtx* jetstream, natsCo
   for (;;) {
     code = static_cast<jsErrCode>(0);
     status = js_GetStreamInfo(&info, jetstream, stream_of(name).c_str(), nullptr, &code);
-    if (status == NATS_OK || (missing(status, code) && stream_removed(jetstream, stream_of(name)))) break;
+    if (status == NATS_OK || stream_removed(status, code, jetstream, stream_of(name))) break;
     if (std::chrono::steady_clock::now() >= give_up) break;
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
   }
@@ -494,7 +494,7 @@ std::optional<Error> NatsMailbox::closed_state() {
     closed_ = true;
     return Error{Errc::closed, name_.object, "is closed"};
   }
-  if (status != NATS_OK && missing(status, code) && stream_removed(connection_->jetstream, stream_of(name_))) {
+  if (stream_removed(status, code, connection_->jetstream, stream_of(name_))) {
     closed_ = true;
     return removed_error(name_);
   }

@@ -14,7 +14,8 @@ std::expected<std::vector<std::string>, natsStatus> stream_names(jsCtx* jetstrea
   return names;
 }
 
-bool stream_removed(jsCtx* jetstream, const std::string& stream, jsOptions* options) {
+bool stream_removed(natsStatus status, jsErrCode code, jsCtx* jetstream, const std::string& stream, jsOptions* options) {
+  if (!missing(status, code)) return false;
   const auto names = stream_names(jetstream, options);
   return names && std::find(names->begin(), names->end(), stream) == names->end();
 }

@@ -52,9 +52,10 @@ inline bool missing(natsStatus status, jsErrCode code) {
 // The names of the streams the server knows, or why it did not say (in a cluster, only
 // the JetStream meta leader answers). `options` may bound the wait.
 std::expected<std::vector<std::string>, natsStatus> stream_names(jsCtx* jetstream, jsOptions* options = nullptr);
-// True only if the meta leader says `stream` is not among its streams; false if it is,
-// or if nobody answers.
-bool stream_removed(jsCtx* jetstream, const std::string& stream, jsOptions* options = nullptr);
+// True only if a server answered that `stream` is missing (status, code) and the meta
+// leader agrees that it is not among its streams; false if it is, or if nobody answers.
+bool stream_removed(natsStatus status, jsErrCode code, jsCtx* jetstream, const std::string& stream,
+                    jsOptions* options = nullptr);
 // An answer that may change if asked again: nobody answering for the stream or its
 // consumer (a cluster electing a leader), a member still catching up saying "not found",
 // a connection between servers. Any other error is final.
