@@ -27,9 +27,14 @@ inline void start_nats_or_skip(std::optional<NatsServer>& server) {
   GTEST_SKIP() << "nats-server is not installed (Debian: nats-server)";
 }
 
+// A unique mailbox name part for `tag`, without unique_name's "shmbox-test-" prefix.
+inline std::string remote_tag(const std::string& tag) {
+  return unique_name(tag).substr(std::string{"shmbox-test-"}.size());
+}
+
 // "nats://127.0.0.1:PORT/<unique name>".
 inline std::string remote_name(const NatsServer& server, const std::string& tag) {
-  return server.url() + "/" + unique_name(tag).substr(std::string{"shmbox-test-"}.size());
+  return server.url() + "/" + remote_tag(tag);
 }
 
 // Runs `body` in a child process and expects it to return 0.
@@ -49,7 +54,7 @@ struct ReplicatedMailbox {
 // first, and refuses creates meanwhile).
 inline std::optional<ReplicatedMailbox> create_replicated_mailbox(const std::vector<NatsServer>& cluster,
                                                                   const std::string& tag, std::uint32_t max_message_size) {
-  const std::string unique = unique_name(tag).substr(std::string{"shmbox-test-"}.size());
+  const std::string unique = remote_tag(tag);
   ReplicatedMailbox made{servers_url(cluster) + "/" + unique, "SHMBOX_" + unique};
   const auto created = ChildProcess::spawn([&] {
     for (int attempt = 0; attempt < 300; ++attempt) {
