@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <functional>
+#include <stdexcept>
 #include <thread>
 
 #include "shmbox/mailbox.hpp"
@@ -281,6 +282,50 @@ TEST_P(MailboxSemantics, ZeroCapacityMessageTooLargeForTheBufferWaitsForTheNextR
     return box && box->send(as_bytes("hello"), 20s) ? 0 : 1;
   });
   EXPECT_TRUE(receiver.wait(30s).exited_with(0));
+}
+
+// receive_with: a message leaves only once its taker succeeded; a taker that fails puts
+// it back, to be the next one received, in any process.
+TEST_P(MailboxSemantics, AMessageWhoseTakerFailsStaysQueuedAndComesNext) {
+  create({.capacity = 8, .max_message_size = 16});
+  in_child([&] {
+    auto box = Mailbox::open(name);
+    if (!box || !box->send(as_bytes("first")) || !box->send(as_bytes("second"))) return 1;
+    std::string seen;
+    auto refused = box->receive_with(
+        [&](std::span<const std::byte> message, std::uint64_t) -> Result<void> {
+          seen = text_of(message);
+          return std::unexpected(Error{Errc::system, "stdout", "cannot write"});
+        },
+        10s);
+    if (refused || refused.error().message() != "stdout: cannot write" || seen != "first") return 2;
+    try {
+      (void)box->receive_with([](std::span<const std::byte>, std::uint64_t) -> Result<void> {
+        throw std::runtime_error("taker failed");
+      }, 10s);
+      return 3;
+    } catch (const std::runtime_error&) {
+    }
+    return 0;
+  });
+  in_child([&] {
+    auto box = Mailbox::open(name);
+    if (!box) return 1;
+    std::vector<std::string> taken;
+    for (int i = 0; i < 2; ++i) {
+      auto got = box->receive_with(
+          [&](std::span<const std::byte> message, std::uint64_t) -> Result<void> {
+            taken.push_back(text_of(message));
+            return {};
+          },
+          10s);
+      if (!got) return 2;
+    }
+    if (taken != std::vector<std::string>{"first", "second"}) return 3;
+    std::vector<std::byte> message;
+    auto empty = box->receive(message, no_wait);
+    return !empty && empty.error().errc() == Errc::would_block ? 0 : 4;
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, MailboxSemantics, ::testing::Values(Backend::local, Backend::remote),

@@ -37,6 +37,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -126,6 +127,8 @@ class SendLoan {
   SendLoan(detail::MailboxState* mailbox, std::uint64_t position, std::span<std::byte> data) noexcept
       : mailbox_(mailbox), position_(position), data_(data) {}
   // The handle's state, not the Mailbox object: a loan survives the handle being moved.
+  // Releases the slot, or puts the message back unread.
+  void hand_back(bool put_back) noexcept;
   detail::MailboxState* mailbox_ = nullptr;
   std::uint64_t position_ = 0;
   std::span<std::byte> data_;
@@ -144,12 +147,18 @@ class ReceivedMessage {
   // Its place in the mailbox: no two messages of one mailbox share it, and a message
   // recovered from a receiver that died holding it keeps it (so it tells a redelivery).
   std::uint64_t sequence() const noexcept { return position_; }
+  // Takes the message out of the mailbox for good (as destruction does).
   void release() noexcept;
+  // Puts the message back unread, for a reader that could not pass it on: the next
+  // receive takes it, before the messages queued after it, with the same sequence().
+  void requeue() noexcept;
 
  private:
   friend class Mailbox;
   ReceivedMessage(detail::MailboxState* mailbox, std::uint64_t position, std::span<const std::byte> data) noexcept
       : mailbox_(mailbox), position_(position), data_(data) {}
+  // Releases the slot, or puts the message back unread.
+  void hand_back(bool put_back) noexcept;
   detail::MailboxState* mailbox_ = nullptr;
   std::uint64_t position_ = 0;
   std::span<const std::byte> data_;
@@ -195,6 +204,14 @@ class Mailbox {
   [[nodiscard]] Result<SendLoan> loan(std::size_t size, Deadline deadline = forever);
   // Zero-copy: the next message, read in place.
   [[nodiscard]] Result<ReceivedMessage> receive_in_place(Deadline deadline = forever);
+
+  // Hands the next message and its sequence to `take`, and removes it only if `take`
+  // succeeds: otherwise it is put back (a remote one handed back to the server), to be
+  // received next, and take's error is returned. For a reader that must pass a message
+  // on before it may leave the mailbox (a tool writing it out, a bridge). A remote
+  // mailbox's sequence is the stream's (0 for zero capacity).
+  using Taker = std::function<Result<void>(std::span<const std::byte> message, std::uint64_t sequence)>;
+  [[nodiscard]] Result<void> receive_with(const Taker& take, Deadline deadline = forever);
 
   template <class T>
     requires std::is_trivially_copyable_v<T>

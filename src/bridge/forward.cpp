@@ -83,7 +83,7 @@ Result<std::uint64_t> forward_remote(Mailbox& from, Mailbox& to, const std::atom
     // (within the consumer's ack wait), to come round again.
     std::optional<Error> refused;  // by `to`: not to be taken for the source's own error
     auto got = from.remote_mailbox().receive_to(
-        [&](std::span<const std::byte> message, const std::string& id) -> Result<std::size_t> {
+        [&](std::span<const std::byte> message, std::uint64_t, const std::string& id) -> Result<std::size_t> {
           auto sent = send_once(to, message, id);
           if (!sent) {
             refused = sent.error();

@@ -13,7 +13,7 @@ namespace shmbox::detail {
 inline constexpr std::size_t cache_line = 64;
 
 inline constexpr std::uint64_t mailbox_magic = 0x424d584f424d4853ull;  // "SHMBOXMB" little-endian
-inline constexpr std::uint32_t mailbox_layout_version = 3;
+inline constexpr std::uint32_t mailbox_layout_version = 4;
 
 enum class BufferingCode : std::uint32_t { zero = 0, bounded = 1, unbounded = 2 };
 
@@ -47,6 +47,10 @@ struct alignas(cache_line) Header {
   alignas(cache_line) std::atomic<std::uint64_t> tail;
   // Receivers' line.
   alignas(cache_line) std::atomic<std::uint64_t> head;
+  // Non-zero: a receiver may have put a message back (RETURNED, behind head), so
+  // receivers look behind head first. A hint, not a count: bumped after each put-back,
+  // cleared by a receiver whose look found none (design.md, Putting a message back).
+  std::atomic<std::uint32_t> returned;
 
   alignas(cache_line) std::atomic<std::uint32_t> receivers_sleeping;
   std::atomic<std::uint32_t> data_epoch;  // futex: bumped when a message is published or on close
@@ -71,6 +75,7 @@ inline constexpr std::uint64_t header_bytes = 512;
 static_assert(sizeof(Header) <= header_bytes);
 static_assert(offsetof(Header, tail) == 64);
 static_assert(offsetof(Header, head) == 128);
+static_assert(offsetof(Header, returned) == 136);
 static_assert(offsetof(Header, receivers_sleeping) == 192);
 static_assert(offsetof(Header, data_epoch) == 196);
 static_assert(offsetof(Header, receivers_present) == 200);
@@ -171,12 +176,14 @@ inline constexpr std::size_t slot_header_bytes = sizeof(SlotHeader);
 
 // Slot state word: position (40 bits) | phase (8 bits) | owner (16 bits).
 // A slot claimed by a sender (through tail) stays FREE until it is published.
-// READING is used by zero-capacity mailboxes only, whose senders may take a message
-// back and so race with receivers for the slot itself.
+// READING: claimed by the receiver it names, which releases it (or puts it back); a
+// zero-capacity sender's take-back races with that claim on this word.
 // SKIPPING: a CANCELLED position claimed (like a message, so that head passes it before
 // it is freed) by the handle that frees it. It holds no message: if that handle dies,
 // recovery finishes freeing it rather than adopting it as one.
-enum class Phase : std::uint8_t { free = 0, full = 1, reading = 2, cancelled = 3, skipping = 4 };
+// RETURNED: a message its receiver claimed and put back unread (behind head, owner 0):
+// any receiver may claim it again, before the messages at head.
+enum class Phase : std::uint8_t { free = 0, full = 1, reading = 2, cancelled = 3, skipping = 4, returned = 5 };
 
 inline constexpr std::uint64_t position_bits = 40;
 inline constexpr std::uint64_t position_mask = (std::uint64_t{1} << position_bits) - 1;

@@ -532,6 +532,31 @@ Result<ReceivedMessage> Mailbox::receive_in_place(Deadline deadline) {
   return ReceivedMessage{&state, claim.position, {state.payload(*claim.slot), claim.size}};
 }
 
+Result<void> Mailbox::receive_with(const Taker& take, Deadline deadline) {
+  if (remote_) {
+    auto got = remote_->receive_to(
+        [&](std::span<const std::byte> message, std::uint64_t sequence, const std::string&) -> Result<std::size_t> {
+          auto taken = take(message, sequence);
+          if (!taken) return std::unexpected(taken.error());
+          return message.size();
+        },
+        deadline);
+    if (!got) return std::unexpected(got.error());
+    return {};
+  }
+  auto message = receive_in_place(deadline);
+  if (!message) return std::unexpected(message.error());
+  Result<void> taken;
+  try {
+    taken = take(message->data(), message->sequence());
+  } catch (...) {
+    message->requeue();  // a taker that throws has not taken it either
+    throw;
+  }
+  if (!taken) message->requeue();
+  return taken;  // a taken message is released with `message`
+}
+
 Error Mailbox::wrong_size_error(std::size_t got, std::size_t expected) const {
   return Error{Errc::invalid_argument, remote_ ? "mailbox '" + remote_->name() + "'" : state_->object,
                "received a message of " + std::to_string(got) + " bytes where " + std::to_string(expected) +
@@ -586,10 +611,18 @@ ReceivedMessage& ReceivedMessage::operator=(ReceivedMessage&& other) noexcept {
 }
 ReceivedMessage::~ReceivedMessage() { release(); }
 
-void ReceivedMessage::release() noexcept {
+void ReceivedMessage::release() noexcept { hand_back(false); }
+void ReceivedMessage::requeue() noexcept { hand_back(true); }
+
+void ReceivedMessage::hand_back(bool put_back) noexcept {
   if (mailbox_ == nullptr) return;
   MailboxState& state = *mailbox_;
-  detail::release(state, detail::ReceiveClaim{position_, &state.slot(position_), 0});
+  const detail::ReceiveClaim claim{position_, &state.slot(position_), 0};
+  if (put_back) {
+    detail::put_back(state, claim);
+  } else {
+    detail::release(state, claim);
+  }
   mailbox_ = nullptr;
   data_ = {};
 }

@@ -128,6 +128,18 @@ void adopt_orphaned_messages(MailboxState& state, std::uint64_t first, std::uint
     std::uint64_t word = slot.state.load(std::memory_order_acquire);
     const SlotState current = SlotState::unpack(word);
     const bool skipping = current.phase == static_cast<std::uint8_t>(Phase::skipping);
+    if (word == SlotState::pack(position, Phase::returned, 0)) {
+      // Put back by a receiver that may have died before bumping the hint, so that no
+      // receiver looks for it: take it here.
+      const std::uint32_t size = slot.size.load(std::memory_order_relaxed);
+      if (adopt != nullptr && !adopted && state.self != 0 && size <= state.geometry.max_message_size &&
+          slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
+                                             std::memory_order_acq_rel)) {
+        *adopt = ReceiveClaim{position, &slot, size};
+        adopted = true;
+      }
+      continue;
+    }
     if (current.position != (position & position_mask) ||
         (current.phase != static_cast<std::uint8_t>(Phase::reading) && !skipping)) {
       continue;
@@ -218,26 +230,12 @@ bool recover(MailboxState& state, ReceiveClaim* adopt) {
 
   // Messages dead receivers claimed and never released lie behind head (or at it).
   const std::uint64_t head = state.header->head.load(std::memory_order_acquire);
-  const std::uint64_t n = state.geometry.slot_count;
   bool adopted = false;
   std::vector<ReceiveClaim> skipped;
-  if (state.unbounded()) {
-    // Only chunks with unreceived slots can hold one; look at those (a few at most).
-    auto* chunks = state.chunk_table();
-    const std::uint64_t k = state.geometry.chunks.slots;
-    for (std::uint64_t c = 0; c < state.geometry.chunks.count; ++c) {
-      const std::uint64_t word = chunks[c].word.load(std::memory_order_acquire);
-      if ((word & (chunk_released_bit | chunk_backing_bit)) != 0 || word == 0) continue;
-      const std::uint64_t first = ((word >> 32) - 1) * n + c * k;
-      if (first > head) continue;
-      ActiveGuard inside{state, first};
-      if (!chunk_readable(chunks[c].word.load(std::memory_order_acquire), (word >> 32) - 1, k)) continue;
-      adopt_orphaned_messages(state, first, std::min(first + k, head + 1), orphans, adopt, adopted, skipped);
-    }
-  } else {
-    // Up to head itself: a receiver may have died between its claim and moving head.
-    adopt_orphaned_messages(state, head > n ? head - n : 0, head + 1, orphans, adopt, adopted, skipped);
-  }
+  for_each_range_behind_head(state, head, [&](std::uint64_t first, std::uint64_t last) {
+    adopt_orphaned_messages(state, first, last, orphans, adopt, adopted, skipped);
+    return true;
+  });
   // Outside the chunk guard above: the last count of a chunk gives it back.
   for (const ReceiveClaim& claim : skipped) release(state, claim);
 

@@ -1,6 +1,7 @@
 #include "mailbox/ring.hpp"
 
 #include <climits>
+#include <optional>
 
 #include "platform/barrier.hpp"
 #include "platform/futex.hpp"
@@ -153,14 +154,70 @@ std::optional<Attempt> take_published(MailboxState& state, SlotHeader& slot, std
   return Attempt::claimed;
 }
 
+// Claims a message put back (RETURNED) behind head, the oldest first. nullopt when there
+// is none; the hint is then cleared, unless a put-back bumped it since we read it (its
+// RETURNED store came before its bump, so a scan after reading the bump sees it).
+[[gnu::noinline]] std::optional<Attempt> take_returned(MailboxState& state, std::size_t size_limit,
+                                                      ReceiveClaim& claim) {
+  Header& header = *state.header;
+  // Acquire: pairs with the put-back's release bump, so the scan sees its RETURNED store.
+  std::uint32_t hint = header.returned.load(std::memory_order_acquire);
+  std::optional<Attempt> taken;
+  for_each_range_behind_head(state, header.head.load(std::memory_order_acquire),
+                             [&](std::uint64_t first, std::uint64_t last) {
+    for (std::uint64_t position = first; position < last && !taken; ++position) {
+      SlotHeader& slot = state.slot(position);
+      std::uint64_t word = slot.state.load(std::memory_order_acquire);
+      if (word != SlotState::pack(position, Phase::returned, 0)) continue;
+      const std::uint32_t size = slot.size.load(std::memory_order_relaxed);
+      if (size > state.geometry.max_message_size) {
+        taken = fail_slot(state, position, "holds a size over the mailbox's maximum");
+      } else if (size > size_limit) {
+        taken = fail_too_large(state, size, size_limit);
+      } else if (slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
+                                                    std::memory_order_acq_rel, std::memory_order_acquire)) {
+        claim = ReceiveClaim{position, &slot, size};
+        taken = Attempt::claimed;
+      }
+    }
+    return !taken;
+  });
+  if (!taken) header.returned.compare_exchange_strong(hint, 0, std::memory_order_relaxed);
+  return taken;
+}
+
 }  // namespace
+
+void put_back(MailboxState& state, const ReceiveClaim& claim) noexcept {
+  // The slot is ours alone (READING names us): a plain store hands it back. Release:
+  // pairs with a taker's acquire load of the state.
+  claim.slot->state.store(SlotState::pack(claim.position, Phase::returned, 0), std::memory_order_release);
+  // After the store: a receiver that reads the bump finds the slot (take_returned). Dying
+  // between the two leaves it to recovery, which adopts RETURNED slots.
+  state.header->returned.fetch_add(1, std::memory_order_release);
+  wake_receivers(state, false);
+}
+
+std::uint64_t returned_count(const MailboxState& state) noexcept {
+  if (state.header->returned.load(std::memory_order_acquire) == 0) return 0;
+  std::uint64_t count = 0;
+  for_each_range_behind_head(state, state.header->head.load(std::memory_order_acquire),
+                             [&](std::uint64_t first, std::uint64_t last) {
+    for (std::uint64_t position = first; position < last; ++position) {
+      count += state.slot(position).state.load(std::memory_order_relaxed) ==
+               SlotState::pack(position, Phase::returned, 0);
+    }
+    return true;
+  });
+  return count;
+}
 
 bool is_closed(const MailboxState& state) noexcept {
   return (state.header->tail.load(std::memory_order_acquire) & closed_bit) != 0;
 }
 
 bool receive_may_be_ready(const MailboxState& state) noexcept {
-  if (state.unbounded()) return true;
+  if (state.unbounded() || state.header->returned.load(std::memory_order_relaxed) != 0) return true;
   const std::uint64_t head = state.header->head.load(std::memory_order_relaxed);
   return state.slot(head).state.load(std::memory_order_relaxed) != SlotState::pack(head, Phase::free, 0);
 }
@@ -174,7 +231,7 @@ bool send_may_be_ready(const MailboxState& state) noexcept {
 bool ready_to_receive(const MailboxState& state) noexcept {
   const std::uint64_t head = state.header->head.load(std::memory_order_acquire);
   const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire);
-  if ((tail & closed_bit) != 0) return true;
+  if ((tail & closed_bit) != 0 || state.header->returned.load(std::memory_order_acquire) != 0) return true;
   if (head == tail) return false;
   // Unbounded: a chunk not readable at head's lap means nothing is at head yet, or head
   // is stale; either way ready only if head moved, which the caller's receive sorts out.
@@ -205,7 +262,7 @@ std::uint64_t queued(const MailboxState& state) noexcept {
   const std::uint64_t head = state.header->head.load(std::memory_order_acquire);
   const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire) & ~closed_bit;
   const std::uint64_t count = tail - head;
-  return count > state.geometry.slot_count ? 0 : count;
+  return (count > state.geometry.slot_count ? 0 : count) + returned_count(state);
 }
 
 namespace {
@@ -282,8 +339,12 @@ bool still_published(const MailboxState& state, const SendClaim& claim) noexcept
 }
 
 Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveClaim& claim) {
-  if (state.unbounded()) return try_claim_receive_unbounded(state, size_limit, claim);
   Header& header = *state.header;
+  // On head's line, so one more load of a line we read anyway.
+  if (header.returned.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+    if (const auto taken = take_returned(state, size_limit, claim)) return *taken;
+  }
+  if (state.unbounded()) return try_claim_receive_unbounded(state, size_limit, claim);
   const std::uint64_t n = state.geometry.slot_count;
   for (;;) {
     const std::uint64_t head = header.head.load(std::memory_order_acquire);
@@ -303,6 +364,7 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
           continue;
         case Phase::reading:
         case Phase::skipping:
+        case Phase::returned:  // put back after its claim moved head: our head is stale
           // Another receiver claimed the slot and has not moved head yet.
           help_head(header, head);
           continue;
@@ -492,7 +554,8 @@ Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit,
         continue;
       }
       if (current.phase == static_cast<std::uint8_t>(Phase::reading) ||
-          current.phase == static_cast<std::uint8_t>(Phase::skipping)) {
+          current.phase == static_cast<std::uint8_t>(Phase::skipping) ||
+          current.phase == static_cast<std::uint8_t>(Phase::returned)) {
         help_head(header, head);
         continue;
       }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 
+#include <algorithm>
 #include <climits>
 
 #include "mailbox/mailbox_state.hpp"
@@ -52,6 +53,14 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
 // Unbounded mailboxes: counts the slot consumed, and gives its chunk back when full.
 void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept;
 
+// Puts a claimed message back unread (RETURNED): the next receive takes it, before the
+// messages at head. It keeps its position, so its sequence too.
+void put_back(MailboxState& state, const ReceiveClaim& claim) noexcept;
+
+// Messages put back and not yet taken again (a scan behind head, only when the hint says
+// there may be some): not for hot paths.
+std::uint64_t returned_count(const MailboxState& state) noexcept;
+
 // Punches (or zeroes) a fully received chunk and makes it ready for lap + 1. Called by
 // its releaser, or by recovery when the releaser died midway.
 void give_back_chunk(MailboxState& state, ChunkEntry& chunk, std::uint64_t lap, std::uint64_t any_position) noexcept;
@@ -70,6 +79,15 @@ bool send_may_be_ready(const MailboxState& state) noexcept;
 bool ready_to_receive(const MailboxState& state) noexcept;
 bool ready_to_send(const MailboxState& state) noexcept;
 std::uint64_t queued(const MailboxState& state) noexcept;
+
+// Calls visit(first, last) for each range of positions behind head, head included, whose
+// slots may hold a claimed or returned message, with their memory safe to read during
+// the call: the last n positions of a ring of n slots; in an unbounded mailbox, each
+// chunk still backed with slots not yet received (inside an ActiveGuard). Stops when
+// visit returns false. (A receiver may die between its claim and moving head: hence
+// head itself.)
+template <class Visit>
+void for_each_range_behind_head(const MailboxState& state, std::uint64_t head, Visit&& visit);
 
 // Unbounded mailboxes: announces that this handle may read slot memory at `position`
 // until the guard ends. Pairs with the releaser's heavy barrier and scan in
@@ -92,6 +110,27 @@ class ActiveGuard {
  private:
   AttachEntry* entry_;
 };
+
+template <class Visit>
+void for_each_range_behind_head(const MailboxState& state, std::uint64_t head, Visit&& visit) {
+  const std::uint64_t n = state.geometry.slot_count;
+  if (!state.unbounded()) {
+    (void)visit(head > n ? head - n : 0, head + 1);
+    return;
+  }
+  // Only chunks with unreceived slots can hold one: a few at most.
+  const auto* chunks = state.chunk_table();
+  const std::uint64_t k = state.geometry.chunks.slots;
+  for (std::uint64_t c = 0; c < state.geometry.chunks.count; ++c) {
+    const std::uint64_t word = chunks[c].word.load(std::memory_order_acquire);
+    if ((word & (chunk_released_bit | chunk_backing_bit)) != 0 || word == 0) continue;
+    const std::uint64_t first = ((word >> 32) - 1) * n + c * k;
+    if (first > head) continue;
+    const ActiveGuard inside{state, first};
+    if (!chunk_readable(chunks[c].word.load(std::memory_order_acquire), (word >> 32) - 1, k)) continue;
+    if (!visit(first, std::min(first + k, head + 1))) return;
+  }
+}
 
 // The per-message steps below are inline: they run on every send and receive.
 

@@ -675,7 +675,7 @@ Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& ta
     return std::unexpected(Error{Errc::timeout, name_.object, "timed out"});
   }
   const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
-  auto taken = take(std::span{data, static_cast<std::size_t>(natsMsg_GetDataLength(message))}, std::string{});
+  auto taken = take(std::span{data, static_cast<std::size_t>(natsMsg_GetDataLength(message))}, 0, std::string{});
   // Reply once it is ours; if `take` refused it (too large for the buffer, or a bridge's
   // destination refusing), say so, and its sender offers it again as if nobody waited.
   if (natsMsg_GetReply(message) != nullptr) {
@@ -724,14 +724,21 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
       }
       const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
       const auto size = static_cast<std::size_t>(natsMsg_GetDataLength(message));
-      auto taken = take(std::span{data, size}, id_of(stored.sequence, name_.name, created_));
+      Result<std::size_t> taken;
+      try {
+        taken = take(std::span{data, size}, stored.sequence, id_of(stored.sequence, name_.name, created_));
+      } catch (...) {
+        (void)natsMsg_Nak(message, nullptr);  // the caller could not take it: deliver it again now
+        natsMsgList_Destroy(&list);
+        throw;
+      }
       if (taken) {
         // Only now that the bytes are the caller's: a receiver that dies before this has
         // its message redelivered (after the consumer's AckWait).
         handed_over_.add(stored);
         acknowledge(message, !deadline.is_none());
       } else {
-        (void)natsMsg_Nak(message, nullptr);  // too large for the buffer: it stays queued
+        (void)natsMsg_Nak(message, nullptr);  // not taken (too large, the taker failed): it stays queued
       }
       natsMsgList_Destroy(&list);
       return taken;
@@ -753,7 +760,7 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
 Result<std::size_t> NatsMailbox::receive_to(const Taker& take, Deadline deadline) { return receive_with(deadline, take); }
 
 Result<std::size_t> NatsMailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
-  return receive_with(deadline, [&](std::span<const std::byte> message, const std::string&) -> Result<std::size_t> {
+  return receive_with(deadline, [&](std::span<const std::byte> message, std::uint64_t, const std::string&) -> Result<std::size_t> {
     if (message.size() > buffer.size()) {
       return std::unexpected(Error{Errc::too_large, name_.object,
                                    "next message is " + std::to_string(message.size()) + " bytes; the buffer holds " +
@@ -765,7 +772,7 @@ Result<std::size_t> NatsMailbox::receive(std::span<std::byte> buffer, Deadline d
 }
 
 Result<void> NatsMailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
-  auto got = receive_with(deadline, [&](std::span<const std::byte> bytes, const std::string&) -> Result<std::size_t> {
+  auto got = receive_with(deadline, [&](std::span<const std::byte> bytes, std::uint64_t, const std::string&) -> Result<std::size_t> {
     message.assign(bytes.begin(), bytes.end());
     return bytes.size();
   });

@@ -107,11 +107,13 @@ class NatsMailbox {
   Result<std::size_t> receive(std::span<std::byte> buffer, Deadline deadline);
   Result<void> receive(std::vector<std::byte>& message, Deadline deadline);
 
-  // Hands the next message to `take` with an id that names it for good: the same when it
-  // is redelivered (the stream's sequence, and the stream's creation time to tell a
-  // mailbox from an earlier one of the same name; empty for zero capacity). The message
-  // is acknowledged only if `take` succeeds, and handed back at once otherwise.
-  using Taker = std::function<Result<std::size_t>(std::span<const std::byte> message, const std::string& id)>;
+  // Hands the next message to `take` with its stream sequence and an id that names it for
+  // good: the same when it is redelivered (the sequence, and the stream's creation time
+  // to tell a mailbox from an earlier one of the same name; both 0 and empty for zero
+  // capacity). The message is acknowledged only if `take` succeeds, and handed back at
+  // once otherwise.
+  using Taker = std::function<Result<std::size_t>(std::span<const std::byte> message, std::uint64_t sequence,
+                                                  const std::string& id)>;
   Result<std::size_t> receive_to(const Taker& take, Deadline deadline);
 
  private:
