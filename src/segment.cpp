@@ -1,6 +1,8 @@
 #include "shmbox/segment.hpp"
 
 #include <algorithm>
+#include <array>
+#include <string_view>
 #include <utility>
 
 #include "name.hpp"
@@ -182,6 +184,16 @@ Result<void> Segment::remove(std::string_view name) {
 
 Result<void> detail::SegmentFactory::remove(const std::string& file_name, const std::string& object) {
   return platform::unlink_shm_file(file_name, object);
+}
+
+std::vector<std::string> Segment::list() {
+  // Spelled out rather than taken from the mailbox and endpoint code: segments sit below them.
+  constexpr std::array<std::string_view, 4> not_segments{"shmbox.mb.", "shmbox.ep.", "shmbox.ln.", "sem."};
+  auto names = platform::list_shm_names("");
+  std::erase_if(names, [&](const std::string& name) {
+    return std::ranges::any_of(not_segments, [&](std::string_view prefix) { return name.starts_with(prefix); });
+  });
+  return names;
 }
 
 Result<SegmentInfo> Segment::stat(std::string_view name) {

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "shmbox/endpoint.hpp"
+#include "support/cli.hpp"
 #include "support/process.hpp"
 #include "support/text.hpp"
 
@@ -13,10 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-test::CommandResult shmbox_cli(std::vector<std::string> args) {
-  args.insert(args.begin(), SHMBOX_CLI_PATH);
-  return test::run_command(args);
-}
+using test::shmbox_cli;
 
 using test::text_of;
 
@@ -95,10 +93,10 @@ TEST_F(EndpointCliTest, ErrorsExitWithTheirCodes) {
   EXPECT_EQ(missing.err, "shmbox: endpoint '" + server + "': cannot open: does not exist (No such file or directory)\n");
   auto both = shmbox_cli({"recv", "box", "--as", server});
   EXPECT_TRUE(both.status.exited_with(EX_USAGE));
-  EXPECT_EQ(both.err, "shmbox: recv takes a mailbox name or --as ENDPOINT\n");
+  EXPECT_EQ(both.err, "shmbox: usage: recv takes a mailbox name or --as ENDPOINT\n");
   auto from_alone = shmbox_cli({"recv", "--from", client});
   EXPECT_TRUE(from_alone.status.exited_with(EX_USAGE));
-  EXPECT_EQ(from_alone.err, "shmbox: recv --from needs --as ENDPOINT, the endpoint to receive at\n");
+  EXPECT_EQ(from_alone.err, "shmbox: usage: recv --from needs --as ENDPOINT, the endpoint to receive at\n");
   auto me = Endpoint::join(server);
   ASSERT_TRUE(me);
   auto taken = shmbox_cli({"recv", "--as", server, "--nonblock"});

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "shmbox/segment.hpp"
+#include "support/cli.hpp"
 #include "support/process.hpp"
 
 namespace shmbox {
@@ -13,10 +14,7 @@ namespace {
 
 using test::run_command;
 
-test::CommandResult shmbox_cli(std::vector<std::string> args, const std::string& input = {}) {
-  args.insert(args.begin(), SHMBOX_CLI_PATH);
-  return run_command(args, input);
-}
+using test::shmbox_cli;
 
 class SegmentCliTest : public ::testing::Test {
  protected:

@@ -11,6 +11,7 @@
 
 #include "cli_support.hpp"
 #include "commands.hpp"
+#include "output.hpp"
 #include "shmbox/bridge.hpp"
 #include "shmbox/mailbox.hpp"
 
@@ -55,8 +56,8 @@ int bridge(const BridgeArgs& args) {
   fmt::print(stderr, "shmbox: bridge: forwarding {} to {}\n", from.name(), to.name());
   auto forwarded = forward(from, to, stop_requested, options);
   if (!forwarded) return fail(forwarded.error());
-  fmt::print("forwarded {} messages\n", *forwarded);
-  return EX_OK;
+  auto written = Output::standard_output().write(fmt::format("forwarded {} messages\n", *forwarded));
+  return written ? EX_OK : fail_io(written.error());
 }
 
 }  // namespace

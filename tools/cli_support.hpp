@@ -1,9 +1,11 @@
-// What every verb of the tool shares: reporting an error, and parsing the
-// argument forms that CLI11 has no validator for.
+// What every verb of the tool shares: reporting an error in one line with one exit
+// code per cause, and parsing option values strictly (CLI11 is given strings only, so
+// that every malformed value gets the same one-line usage error).
 #pragma once
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 
 #include "shmbox/error.hpp"
@@ -11,13 +13,32 @@
 
 namespace shmbox::cli {
 
-// Prints "shmbox: <object>: <cause>" on stderr and returns the sysexits code.
+// Prints "shmbox: <object>: <cause>" on stderr and returns the cause's exit code.
 int fail(const Error& error);
+// As fail(), for a failure to write the output or read the input: EX_IOERR (74).
+int fail_io(const Error& error);
 
-// An octal permission string ("600", "0640"); invalid_argument naming --mode otherwise.
-Result<mode_t> parse_mode(const std::string& text);
+// A usage error (64) about `option`'s `value`: "<option> '<value>': must be <form>".
+Error bad_value(const std::string& option, const std::string& value, const std::string& form);
 
-// "250ms", "2s", "1.5s", "1m", "100us": invalid_argument naming --timeout otherwise.
-Result<Deadline> parse_timeout(const std::string& text);
+// An octal permission string ("600", "0640").
+Result<mode_t> parse_mode(const std::string& option, const std::string& text);
+
+// A number and a unit: "250ms", "2s", "1.5s", "1m", "100us", "1h"; at most 1000000h.
+Result<Deadline> parse_duration(const std::string& option, const std::string& text);
+
+// Bytes: "4096", "4096B", "64KiB", "1MiB", "1GiB"; at most `limit`.
+Result<std::uint64_t> parse_size(const std::string& option, const std::string& text, std::uint64_t limit);
+
+// A whole number in [minimum, maximum], decimal digits only.
+Result<std::uint64_t> parse_count(const std::string& option, const std::string& text, std::uint64_t minimum,
+                                  std::uint64_t maximum);
+
+// "mailbox 'NAME'" as the library names it in errors (quoting what must be quoted).
+std::string mailbox_object(const std::string& name);
+std::string endpoint_object(const std::string& name);
+
+// The exit codes, one line each ("  64  usage: ..."), for --help and the docs.
+std::string exit_code_table();
 
 }  // namespace shmbox::cli

@@ -8,6 +8,8 @@ namespace shmbox::cli {
 // exit code in `exit_status`.
 void add_segment_commands(CLI::App& app, int& exit_status);
 void add_mailbox_commands(CLI::App& app, int& exit_status);
+void add_message_commands(CLI::App& app, int& exit_status);
+void add_status_commands(CLI::App& app, int& exit_status);
 void add_bridge_command(CLI::App& app, int& exit_status);
 
 }  // namespace shmbox::cli

@@ -1,11 +1,34 @@
-// sysexits.h codes for every shmbox error, so that scripts can branch on the cause.
+// One exit code per cause (sysexits.h), the same for every command, so that scripts can
+// branch on the cause.
 #pragma once
 
 #include <sysexits.h>
 
+#include <array>
+#include <utility>
+
 #include "shmbox/error.hpp"
 
 namespace shmbox::cli {
+
+namespace exit_codes {
+// Writing the output or reading the input (stdout, --file, stdin) failed.
+inline constexpr int io_error = EX_IOERR;
+
+inline constexpr std::array<std::pair<int, const char*>, 11> table{{
+    {EX_OK, "success"},
+    {EX_USAGE, "usage: unknown command or option, malformed value or name"},
+    {EX_DATAERR, "data: message too large, object corrupt or of another layout version"},
+    {EX_NOINPUT, "not found: no such mailbox, endpoint, segment or input file"},
+    {EX_UNAVAILABLE, "unavailable: the mailbox is closed, or its NATS server cannot be reached"},
+    {EX_OSERR, "system: out of memory or space (/dev/shm full), or another system call failed"},
+    {EX_CANTCREAT, "exists: the name is taken"},
+    {EX_IOERR, "output or input: writing stdout or reading the input failed (what was not written stays queued)"},
+    {EX_TEMPFAIL, "try again: would block (--nonblock), timed out, or not ready yet"},
+    {EX_NOPERM, "permission denied"},
+    {EX_SOFTWARE, "internal error (a bug: please report it)"},
+}};
+}  // namespace exit_codes
 
 constexpr int exit_code(Errc code) noexcept {
   switch (code) {

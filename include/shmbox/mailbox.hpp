@@ -66,6 +66,9 @@ struct MailboxOptions {
   mode_t mode = 0600;                      // applied exactly
   std::uint32_t max_attached = 64;         // handles (processes) attached at once
   Ownership ownership = Ownership::process;
+  // Process-owned local mailboxes: the running process that owns it (gone when that
+  // process exits); 0 = the calling process.
+  pid_t owner_pid = 0;
   // nats:// mailboxes only: copies a NATS cluster keeps (1, 3 or 5), so that the loss of
   // a server loses nothing. Unbounded and zero-capacity buffering only (a bounded one is
   // InvalidArgument: see docs/design.md). Local mailboxes ignore it.
@@ -171,6 +174,10 @@ class Mailbox {
                                 const WaitPolicy& wait = {});
   // Attaches to an existing mailbox.
   [[nodiscard]] static Result<Mailbox> open(std::string_view name, const WaitPolicy& wait = {});
+  // As open(), but if the mailbox does not exist yet (or is not finished), sleeps until
+  // it appears or the deadline passes (Errc::timeout). Local mailboxes: woken by
+  // inotify; nats:// ones: asked again every 100 ms. Any other error returns at once.
+  [[nodiscard]] static Result<Mailbox> open_wait(std::string_view name, Deadline deadline, const WaitPolicy& wait = {});
   // Closes the mailbox for everyone and removes its name.
   [[nodiscard]] static Result<void> remove(std::string_view name);
   // Reads a mailbox's header without attaching to it (maps it read-only).

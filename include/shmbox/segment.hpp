@@ -31,6 +31,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "shmbox/error.hpp"
 #include "shmbox/wait.hpp"
@@ -80,6 +81,9 @@ class Segment {
   [[nodiscard]] static Result<void> remove(std::string_view name);
 
   [[nodiscard]] static Result<SegmentInfo> stat(std::string_view name);
+  // Names in /dev/shm that a segment may have: every shared-memory object except the
+  // files of mailboxes, endpoints and their lanes, and POSIX semaphores ("sem.").
+  [[nodiscard]] static std::vector<std::string> list();
 
   Segment(Segment&& other) noexcept;
   Segment& operator=(Segment&& other) noexcept;

@@ -1,10 +1,13 @@
 #include "shmbox/mailbox.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <thread>
 #include <cstring>
 #include <new>
 
@@ -15,6 +18,7 @@
 #include "mailbox/waiting.hpp"
 #include "name.hpp"
 #include "platform/barrier.hpp"
+#include "platform/directory_watch.hpp"
 #include "remote/nats_mailbox.hpp"
 #include "platform/process.hpp"
 #include "platform/shm.hpp"
@@ -294,8 +298,35 @@ Result<void> MailboxFactory::remove(const MailboxFile& names) {
 
 }  // namespace detail
 
+namespace {
+
+// The owner word a new mailbox records: 0 for the system, else the identity (pid and
+// start time) of the calling process or of the running process options.owner_pid names.
+Result<std::uint64_t> owner_of(const std::string& object, const MailboxOptions& options) {
+  if (options.ownership == Ownership::system) {
+    if (options.owner_pid != 0) {
+      return std::unexpected(Error{Errc::invalid_argument, object, "a system-owned mailbox has no owner process"});
+    }
+    return 0;
+  }
+  if (options.owner_pid == 0) return platform::current_process().packed();
+  const auto start_time = options.owner_pid > 0 ? platform::process_start_time(options.owner_pid) : std::nullopt;
+  if (!start_time) {
+    return std::unexpected(Error{Errc::invalid_argument, object,
+                                 "its owner, process " + std::to_string(options.owner_pid) + ", is not running"});
+  }
+  return platform::ProcessIdentity{options.owner_pid, *start_time}.packed();
+}
+
+}  // namespace
+
 Result<Mailbox> Mailbox::create(std::string_view name, const MailboxOptions& options, const WaitPolicy& wait) {
   if (detail::is_remote_name(name)) {
+    if (options.owner_pid != 0 && options.owner_pid != ::getpid()) {
+      return std::unexpected(Error{Errc::invalid_argument, detail::describe(kind, name),
+                                   "a nats:// mailbox can be owned only by the process that creates it "
+                                   "(it renews the owner's lease)"});
+    }
     auto remote = detail::parse_remote_name(name);
     if (!remote) return std::unexpected(remote.error());
     auto made = detail::NatsMailbox::create(*remote, options);
@@ -304,8 +335,9 @@ Result<Mailbox> Mailbox::create(std::string_view name, const MailboxOptions& opt
   }
   auto names = mailbox_name(name);
   if (!names) return std::unexpected(names.error());
-  const std::uint64_t owner = options.ownership == Ownership::process ? platform::current_process().packed() : 0;
-  return detail::MailboxFactory::create(std::move(*names), options, wait, owner);
+  auto owner = owner_of(names->object, options);
+  if (!owner) return std::unexpected(owner.error());
+  return detail::MailboxFactory::create(std::move(*names), options, wait, *owner);
 }
 
 Result<Mailbox> Mailbox::open(std::string_view name, const WaitPolicy& wait) {
@@ -319,6 +351,35 @@ Result<Mailbox> Mailbox::open(std::string_view name, const WaitPolicy& wait) {
   auto names = mailbox_name(name);
   if (!names) return std::unexpected(names.error());
   return detail::MailboxFactory::open(std::move(*names), wait, detail::OwnerCheck::trusted_owner);
+}
+
+Result<Mailbox> Mailbox::open_wait(std::string_view name, Deadline deadline, const WaitPolicy& wait) {
+  // Watch before the first attempt, so that a creation between the attempt and the sleep
+  // still wakes us. The cap bounds the cost of a missed event, and paces a remote poll.
+  std::optional<platform::DirectoryWatch> watch;
+  if (!detail::is_remote_name(name)) {
+    auto watching = platform::DirectoryWatch::watch_shm_directory(detail::describe(kind, name));
+    if (!watching) return std::unexpected(watching.error());
+    watch.emplace(std::move(*watching));
+  }
+  for (;;) {
+    auto opened = open(name, wait);
+    if (opened || (opened.error() != Errc::not_found && opened.error() != Errc::not_ready)) return opened;
+    if (deadline.expired()) {
+      return std::unexpected(Error{Errc::timeout, opened.error().object(),
+                                   "did not appear in time (" + opened.error().detail() + ")"});
+    }
+    auto nap = std::chrono::milliseconds{100};
+    if (!deadline.is_forever()) {
+      nap = std::min(nap, std::chrono::ceil<std::chrono::milliseconds>(deadline.until() - Deadline::clock::now()));
+    }
+    nap = std::max(nap, std::chrono::milliseconds{0});
+    if (watch) {
+      watch->wait(nap);
+    } else {
+      std::this_thread::sleep_for(nap);
+    }
+  }
 }
 
 Result<void> Mailbox::remove(std::string_view name) {

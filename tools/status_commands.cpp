@@ -1,0 +1,230 @@
+// ls and stat: what mailboxes and endpoints hold, as text or as JSON. Both verbs and
+// both transports report an object with the same fields (docs/cli.md: JSON schema);
+// a field that does not apply to an object is null.
+#include <fmt/core.h>
+#include <sysexits.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli_support.hpp"
+#include "commands.hpp"
+#include "exit_codes.hpp"
+#include "output.hpp"
+#include "shmbox/endpoint.hpp"
+#include "shmbox/mailbox.hpp"
+
+namespace shmbox::cli {
+namespace {
+
+struct StatusArgs {
+  std::string name;
+  bool endpoint = false;
+  bool json = false;
+};
+
+const char* buffering_name(Buffering buffering) {
+  switch (buffering) {
+    case Buffering::zero: return "zero";
+    case Buffering::bounded: return "bounded";
+    case Buffering::unbounded: return "unbounded";
+  }
+  return "?";
+}
+
+nlohmann::json owner_json(pid_t pid, bool alive, const std::string& name) {
+  return {{"pid", pid}, {"name", alive ? nlohmann::json(name) : nlohmann::json()}, {"alive", alive}};
+}
+
+// "system", or the owner's pid and name ("1234 (server)"; "1234 (exited)").
+std::string owner_text(pid_t pid, bool alive, const std::string& name) {
+  return fmt::format("{} ({})", pid, alive ? name : "exited");
+}
+std::string owner_text(const MailboxStatus& status) {
+  if (status.ownership == Ownership::system) return "system";
+  return owner_text(status.owner_pid, status.owner_alive, status.owner_name);
+}
+
+// The one schema: every key in every object.
+nlohmann::json to_json(const MailboxStatus& status) {
+  const nlohmann::json null;
+  const bool local = !status.remote;
+  return {{"kind", "mailbox"},
+          {"name", status.name},
+          {"transport", local ? "local" : "nats"},
+          {"owner", status.ownership == Ownership::system
+                        ? null
+                        : owner_json(status.owner_pid, status.owner_alive, status.owner_name)},
+          {"buffering", buffering_name(status.buffering)},
+          {"capacity", status.capacity},
+          {"max_message_size", status.max_message_size},
+          {"queued", status.queued},
+          {"in_flight", local ? null : nlohmann::json(status.in_flight)},
+          {"closed", status.closed},
+          {"mode", local ? nlohmann::json(fmt::format("{:04o}", status.mode)) : null},
+          {"uid", local ? nlohmann::json(status.owner_uid) : null},
+          {"attached", local ? nlohmann::json(status.attached) : null},
+          {"senders", local ? nlohmann::json(status.senders) : null},
+          {"receivers", status.receivers},
+          {"memory_bytes", status.memory_bytes},
+          {"replicas", local ? null : nlohmann::json(status.replicas)},
+          {"peers", null},
+          {"max_peers", null}};
+}
+
+// An endpoint: one receiver (its process, while it lives), a lane per sender.
+nlohmann::json to_json(const EndpointStatus& status) {
+  const nlohmann::json null;
+  return {{"kind", "endpoint"},
+          {"name", status.name},
+          {"transport", "local"},
+          {"owner", owner_json(status.owner_pid, status.owner_alive, status.owner_name)},
+          {"buffering", buffering_name(status.buffering)},
+          {"capacity", status.capacity},
+          {"max_message_size", status.max_message_size},
+          {"queued", status.queued},
+          {"in_flight", null},
+          {"closed", !status.owner_alive},
+          {"mode", fmt::format("{:04o}", status.mode)},
+          {"uid", status.owner_uid},
+          {"attached", status.senders.size() + (status.owner_alive ? 1 : 0)},
+          {"senders", status.senders.size()},
+          {"receivers", status.owner_alive ? 1 : 0},
+          {"memory_bytes", null},
+          {"replicas", null},
+          {"peers", status.senders},
+          {"max_peers", status.max_peers}};
+}
+
+nlohmann::json error_json(const char* kind, const std::string& name, const Error& error) {
+  return {{"kind", kind}, {"name", name}, {"error", error.message()}, {"exit_code", exit_code(error.errc())}};
+}
+
+std::string text_of(const MailboxStatus& status) {
+  if (status.remote) {
+    return fmt::format(
+        "mailbox {}\n  owner         {}\n  buffering     {}\n  capacity      {}\n  max size      {} bytes\n"
+        "  queued        {} ({} being received)\n  state         {}\n  receivers     {} waiting\n"
+        "  stored        {} bytes, {} {}\n",
+        status.name, owner_text(status), buffering_name(status.buffering), status.capacity, status.max_message_size,
+        status.queued, status.in_flight, status.closed ? "closed" : "open", status.receivers, status.memory_bytes,
+        status.replicas, status.replicas == 1 ? "copy" : "copies");
+  }
+  return fmt::format(
+      "mailbox {}\n  owner         {}\n  buffering     {}\n  capacity      {}\n  max size      {} bytes\n"
+      "  queued        {}\n  state         {}\n  mode          {:04o}\n  owner uid     {}\n"
+      "  attached      {} ({} sending, {} receiving)\n  memory        {} bytes\n",
+      status.name, owner_text(status), buffering_name(status.buffering), status.capacity, status.max_message_size,
+      status.queued, status.closed ? "closed" : "open", status.mode, status.owner_uid, status.attached, status.senders,
+      status.receivers, status.memory_bytes);
+}
+
+std::string text_of(const EndpointStatus& status) {
+  std::string peers;
+  for (const auto& peer : status.senders) peers += (peers.empty() ? "" : ", ") + peer;
+  return fmt::format(
+      "endpoint {}\n  owner         {}\n  buffering     {}\n  capacity      {} per sender\n  max size      {} bytes\n"
+      "  queued        {}\n  state         {}\n  mode          {:04o}\n  owner uid     {}\n"
+      "  senders       {} of at most {}{}{}\n",
+      status.name, owner_text(status.owner_pid, status.owner_alive, status.owner_name),
+      buffering_name(status.buffering), status.capacity, status.max_message_size, status.queued,
+      status.owner_alive ? "open" : "orphaned", status.mode, status.owner_uid, status.senders.size(), status.max_peers,
+      peers.empty() ? "" : ": ", peers);
+}
+
+// Writes the report; a failed write is EX_IOERR, naming stdout.
+int print(Output& output, const std::string& text) {
+  auto written = output.write(text);
+  return written ? EX_OK : fail_io(written.error());
+}
+
+template <class Status>
+int stat_report(const Result<Status>& status, bool json) {
+  if (!status) return fail(status.error());
+  auto output = Output::standard_output();
+  return print(output, json ? to_json(*status).dump() + "\n" : text_of(*status));
+}
+
+int stat(const StatusArgs& args) {
+  if (args.endpoint) return stat_report(Endpoint::stat(args.name), args.json);
+  return stat_report(Mailbox::stat(args.name), args.json);
+}
+
+constexpr const char* list_row = "{:<8} {:<24} {:<22} {:<9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>5}  {}\n";
+
+std::string list_row_of(const MailboxStatus& status) {
+  return fmt::format(fmt::runtime(list_row), "mailbox", status.name, owner_text(status),
+                     buffering_name(status.buffering), status.capacity, status.max_message_size, status.queued,
+                     status.remote ? "-" : std::to_string(status.senders), status.receivers,
+                     status.remote ? "-" : fmt::format("{:o}", status.mode), status.closed ? "closed" : "open");
+}
+
+std::string list_row_of(const EndpointStatus& status) {
+  return fmt::format(fmt::runtime(list_row), "endpoint", status.name,
+                     owner_text(status.owner_pid, status.owner_alive, status.owner_name),
+                     buffering_name(status.buffering), status.capacity, status.max_message_size, status.queued,
+                     status.senders.size(), status.owner_alive ? 1 : 0, fmt::format("{:o}", status.mode),
+                     status.owner_alive ? "open" : "orphaned");
+}
+
+// The rows of ls, as text or as one JSON array. An object that cannot be read is
+// listed with its error (and the listing goes on).
+class Listing {
+ public:
+  explicit Listing(bool json) : json_(json) {
+    if (!json_) {
+      text_ = fmt::format(fmt::runtime(list_row), "KIND", "NAME", "OWNER", "BUFFERING", "CAPACITY", "MAX-SIZE",
+                          "QUEUED", "SENDERS", "RECEIVERS", "MODE", "STATE");
+    }
+  }
+  template <class Status>
+  void add(const char* kind, const std::string& name, const Result<Status>& status) {
+    if (json_) {
+      rows_.push_back(status ? to_json(*status) : error_json(kind, name, status.error()));
+    } else {
+      text_ += status ? list_row_of(*status) : fmt::format("{:<8} {:<24} {}\n", kind, name, status.error().message());
+    }
+  }
+  int print() {
+    auto output = Output::standard_output();
+    return cli::print(output, json_ ? rows_.dump() + "\n" : text_);
+  }
+
+ private:
+  bool json_;
+  nlohmann::json rows_ = nlohmann::json::array();
+  std::string text_;
+};
+
+int list(const StatusArgs& args) {
+  Listing listing{args.json};
+  if (!args.name.empty()) {  // ls nats://host:port: the mailboxes that server holds
+    auto names = Mailbox::list(args.name);
+    if (!names) return fail(names.error());
+    for (const auto& name : *names) listing.add("mailbox", name, Mailbox::stat(name));
+    return listing.print();
+  }
+  for (const auto& name : Mailbox::list()) listing.add("mailbox", name, Mailbox::stat(name));
+  for (const auto& name : Endpoint::list()) listing.add("endpoint", name, Endpoint::stat(name));
+  return listing.print();
+}
+
+}  // namespace
+
+void add_status_commands(CLI::App& app, int& exit_status) {
+  auto args = std::make_shared<StatusArgs>();
+
+  auto* ls_cmd = app.add_subcommand("ls", "List local mailboxes and endpoints, or a NATS server's mailboxes");
+  ls_cmd->add_option("server", args->name, "List the mailboxes of this server instead, e.g. nats://host:4222");
+  ls_cmd->add_flag("--json", args->json, "Print one JSON array (schema: docs/cli.md)");
+  ls_cmd->callback([args, &exit_status] { exit_status = list(*args); });
+
+  auto* stat_cmd = app.add_subcommand("stat", "Show a mailbox's (or an endpoint's) limits, contents and state");
+  stat_cmd->add_option("name", args->name, "Mailbox name (or endpoint name, with --endpoint)")->required();
+  stat_cmd->add_flag("--endpoint", args->endpoint, "NAME is an endpoint");
+  stat_cmd->add_flag("--json", args->json, "Print one JSON object (schema: docs/cli.md)");
+  stat_cmd->callback([args, &exit_status] { exit_status = stat(*args); });
+}
+
+}  // namespace shmbox::cli
