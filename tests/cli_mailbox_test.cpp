@@ -218,5 +218,28 @@ TEST_F(MailboxCliTest, AnotherUserExits77) {
   EXPECT_TRUE(status.exited_with(0)) << status.describe();
 }
 
+TEST_F(MailboxCliTest, AnotherUsersRefusedRmLeavesTheMailboxOpenWithItsMessages) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root to switch to another uid";
+  ASSERT_TRUE(shmbox_cli({"create", name, "--mode", "666"}).status.exited_with(EX_OK));
+  ASSERT_TRUE(shmbox_cli({"send", name, "kept"}).status.exited_with(EX_OK));
+  const test::TemporaryDirectory public_dir{0755};
+  const std::string cli = public_dir.path() + "/shmbox";
+  std::filesystem::copy_file(SHMBOX_CLI_PATH, cli);
+  auto child = test::ChildProcess::spawn([&] {
+    if (!test::drop_privileges()) return 10;
+    auto refused = test::run_command({cli, "rm", name});
+    if (!refused.status.exited_with(EX_NOPERM)) return 1;
+    if (refused.err != object() + "cannot remove: permission denied (Operation not permitted)\n") return 2;
+    // The mode lets it send: the mailbox is still open.
+    return test::run_command({cli, "send", name, "after"}).status.exited_with(EX_OK) ? 0 : 3;
+  });
+  const auto status = child.wait();
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot switch to uid 65534 here";
+  ASSERT_TRUE(status.exited_with(0)) << status.describe();
+  auto received = shmbox_cli({"recv", name, "--count", "2"});
+  EXPECT_TRUE(received.status.exited_with(EX_OK)) << received.err;
+  EXPECT_EQ(received.out, "kept\nafter\n");
+}
+
 }  // namespace
 }  // namespace shmbox

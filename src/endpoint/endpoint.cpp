@@ -123,7 +123,14 @@ Result<EndpointView> view_endpoint(EndpointFile names, Segment opened) {
   };
 }
 
-void retire_endpoint(const EndpointView& endpoint) noexcept {
+bool retire_endpoint(const EndpointView& endpoint, Retirer by) noexcept {
+  // The name first: a survivor the kernel does not let remove it (in the sticky
+  // /dev/shm only the file's owner or root may) changes nothing. The endpoint's own
+  // process closes it all the same: it is leaving.
+  auto unlinked = platform::unlink_shm_file_if_same(endpoint.names.file_name,
+                                                    SegmentFactory::descriptor(*endpoint.mapping), {});
+  const bool removed = unlinked || unlinked.error() == Errc::not_found;
+  if (!removed && by == Retirer::survivor) return false;
   // seq_cst, with the load in make_lane: a sender that set `ready` before this store
   // has its lane file linked, so the loop below finds it; one that sets it after sees
   // `closed` and removes its lane itself.
@@ -134,8 +141,8 @@ void retire_endpoint(const EndpointView& endpoint) noexcept {
   for (std::uint32_t i = 0; i < endpoint.max_peers; ++i) {
     (void)MailboxFactory::remove_if_owned_by(lane_file(endpoint, i), endpoint.owner);
   }
-  platform::unlink_shm_file_if_same(endpoint.names.file_name, SegmentFactory::descriptor(*endpoint.mapping));
   forget_at_exit(endpoint.names.file_name);
+  return removed;
 }
 
 Result<EndpointView> open_endpoint(EndpointFile names, Access access, OwnerCheck check) {
@@ -149,7 +156,7 @@ std::optional<pid_t> remove_endpoint_if_orphaned(std::string_view name) {
   if (!names) return std::nullopt;
   auto endpoint = open_endpoint(std::move(*names), Access::read_write);
   if (!endpoint || platform::liveness(endpoint->owner) == platform::Liveness::alive) return std::nullopt;
-  retire_endpoint(*endpoint);
+  if (!retire_endpoint(*endpoint, Retirer::survivor)) return std::nullopt;
   return platform::ProcessIdentity::unpack(endpoint->owner).pid;
 }
 
@@ -223,7 +230,7 @@ struct EndpointState {
     lanes.clear();
     links.clear();
     // A forked child's copy is not the endpoint: only its process leaves.
-    if (me == platform::current_process().packed()) retire_endpoint(self);
+    if (me == platform::current_process().packed()) (void)retire_endpoint(self, Retirer::owner);
   }
 
   // Brings `lanes` up to date with the table when the doorbell rang (or `force`).
@@ -351,7 +358,7 @@ Result<Link*> EndpointState::link_to(std::string_view to) {
     return std::unexpected(Error{Errc::not_found, peer->names.object, "does not exist: it has left"});
   }
   if (platform::liveness(peer->owner) == platform::Liveness::dead) {
-    retire_endpoint(*peer);
+    (void)retire_endpoint(*peer, Retirer::survivor);
     return std::unexpected(gone_error(*peer));
   }
   // Our lane from before (our link was dropped), if it is still there.
@@ -504,7 +511,9 @@ Result<Endpoint> Endpoint::join(std::string_view name, const EndpointOptions& op
   auto view = detail::view_endpoint(std::move(*names), std::move(*segment));
   if (!view) return std::unexpected(view.error());
   auto state = std::make_unique<detail::EndpointState>(*view, wait);
-  detail::retire_at_exit(view->names.file_name, state->me, [endpoint = *view] { detail::retire_endpoint(endpoint); });
+  detail::retire_at_exit(view->names.file_name, state->me, [endpoint = *view] {
+    (void)detail::retire_endpoint(endpoint, detail::Retirer::owner);
+  });
   return Endpoint{std::move(state)};
 }
 

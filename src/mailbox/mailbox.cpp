@@ -195,11 +195,15 @@ AttachedCounts count_attached(const MailboxState& state) {
   return counts;
 }
 
+bool orphaned(const MailboxState& state) {
+  return state.owner != 0 && platform::liveness(state.owner) == platform::Liveness::dead;
+}
+
 // A process-owned mailbox whose owner has exited is no longer there for anyone: close
 // it, remove its name, and answer as if it did not exist.
 Result<void> refuse_if_orphaned(MailboxState& state) {
-  if (state.owner == 0 || platform::liveness(state.owner) == platform::Liveness::alive) return {};
-  detail::retire(state);
+  if (!orphaned(state)) return {};
+  (void)detail::retire(state);  // left as it is if this process may not remove it
   return std::unexpected(Error{Errc::not_found, state.object,
                                "does not exist: its owner, process " +
                                    std::to_string(platform::ProcessIdentity::unpack(state.owner).pid) + ", exited"});
@@ -224,7 +228,8 @@ std::optional<pid_t> remove_mailbox_if_orphaned(const std::string& file_name, co
   if (!segment) return std::nullopt;
   // view() wants the user's name only for errors, which are dropped here.
   auto state = view(MailboxName{{}, file_name, object}, std::move(*segment), {});
-  if (!state || refuse_if_orphaned(**state)) return std::nullopt;  // unreadable, or its owner lives
+  // Unreadable, its owner lives, or not ours to remove: left alone.
+  if (!state || !orphaned(**state) || !retire(**state)) return std::nullopt;
   return platform::ProcessIdentity::unpack((*state)->owner).pid;
 }
 
@@ -283,13 +288,27 @@ Result<Mailbox> MailboxFactory::open(MailboxFile names, const WaitPolicy& wait, 
 }
 
 Result<void> MailboxFactory::remove(const MailboxFile& names) {
-  // Close first, so that processes still mapping it wake instead of waiting on a
-  // mailbox nobody can reach. A corrupt mailbox is removed all the same.
-  if (auto segment = SegmentFactory::open(names.file_name, names.object, Access::read_write)) {
+  // The name first: whether we may remove it is the kernel's decision (in the sticky
+  // /dev/shm, the file's owner's or root's), and a remove it refuses must change
+  // nothing. Then the close, so that processes still mapping it wake instead of waiting
+  // on a mailbox nobody can reach. design.md, Close and remove.
+  for (;;) {
+    auto segment = SegmentFactory::open(names.file_name, names.object, Access::read_write);
+    if (!segment) {
+      // Not ours to open, empty, or no mailbox at all: there is nothing to close.
+      auto removed = SegmentFactory::remove(names.file_name, names.object);
+      if (removed) forget_at_exit(names.file_name);
+      return removed;
+    }
+    auto unlinked = platform::unlink_shm_file_if_same(names.file_name, SegmentFactory::descriptor(*segment), names.object);
+    if (!unlinked) return std::unexpected(unlinked.error());
+    // Removed and made again since we opened it: the name is the new mailbox's now.
+    if (!*unlinked) continue;
+    forget_at_exit(names.file_name);
+    // A corrupt mailbox is removed all the same, but not written to.
     if (auto state = view(names, std::move(*segment), {})) close_mailbox(*(*state)->header);
+    return {};
   }
-  forget_at_exit(names.file_name);
-  return SegmentFactory::remove(names.file_name, names.object);
 }
 
 }  // namespace detail
@@ -338,8 +357,7 @@ bool detail::MailboxFactory::remove_if_owned_by(const MailboxFile& names, std::u
   auto state = view(names, std::move(*segment), {});
   if (!state) return false;
   if ((*state)->owner != owner && platform::liveness((*state)->owner) == platform::Liveness::alive) return false;
-  detail::retire(**state);
-  return true;
+  return detail::retire(**state);
 }
 
 Result<MailboxStatus> Mailbox::stat(std::string_view name) {

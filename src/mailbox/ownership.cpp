@@ -43,22 +43,35 @@ void remove_owned_at_exit() {
   }
 }
 
-// Closes the mailbox mapped as `mapping` and removes its name if it is still this file's.
-void close_and_unlink(Header& header, const std::string& file_name, const Segment& mapping) noexcept {
+// Removes the name if it still names the file mapped as `mapping`, then closes the
+// mailbox: the kernel decides whether we may remove it, and a removal it refuses
+// changes nothing. A name already gone or taken by a new file counts as removed: ours
+// is unnamed either way. Whether the mailbox is unnamed and closed now.
+bool unlink_then_close(Header& header, const std::string& file_name, const Segment& mapping) noexcept {
+  auto unlinked = platform::unlink_shm_file_if_same(file_name, SegmentFactory::descriptor(mapping), {});
+  if (!unlinked && unlinked.error() != Errc::not_found) return false;
   close_mailbox(header);
-  platform::unlink_shm_file_if_same(file_name, SegmentFactory::descriptor(mapping));
+  return true;
+}
+
+// The owner is gone or leaving: the mailbox closes for everyone even where this
+// process may not remove its name (it may have changed its uid since it created it).
+void close_for_good(Header& header, const std::string& file_name, const Segment& mapping) noexcept {
+  if (!unlink_then_close(header, file_name, mapping)) close_mailbox(header);
 }
 
 }  // namespace
 
-void retire(MailboxState& state) noexcept {
-  close_and_unlink(*state.header, state.file_name, *state.mapping);
+bool retire(MailboxState& state) noexcept {
+  if (!unlink_then_close(*state.header, state.file_name, *state.mapping)) return false;
   forget_at_exit(state.file_name);
+  return true;
 }
 
 bool retire_if_orphaned(MailboxState& state) noexcept {
   if (state.owner == 0 || !state.owner_watch.exited()) return false;
-  retire(state);
+  close_for_good(*state.header, state.file_name, *state.mapping);
+  forget_at_exit(state.file_name);
   return true;
 }
 
@@ -73,7 +86,7 @@ void retire_at_exit(std::string file_name, std::uint64_t owner, std::function<vo
 void remove_at_exit(const MailboxState& state) {
   // The mapping is kept so that exit can close the mailbox without opening it again.
   retire_at_exit(state.file_name, state.owner, [file_name = state.file_name, mapping = state.mapping, header = state.header] {
-    close_and_unlink(*header, file_name, *mapping);
+    close_for_good(*header, file_name, *mapping);
   });
 }
 

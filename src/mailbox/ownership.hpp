@@ -17,11 +17,14 @@ namespace shmbox::detail {
 // together they bound how late a blocked call learns that the owner is gone.
 inline constexpr std::chrono::milliseconds owner_check_interval{20};
 
-// Closes the mailbox for everyone, wakes every waiter, and removes its name if the
-// name still belongs to this file.
-void retire(MailboxState& state) noexcept;
+// Removes the mailbox's name if it still belongs to this file, then closes it for
+// everyone and wakes every waiter. Returns false, having changed nothing, if this
+// process may not remove the name.
+bool retire(MailboxState& state) noexcept;
 
-// Retires the mailbox if its owner has exited; returns whether it did. One poll().
+// If the owner has exited: closes the mailbox (whether or not this process may remove
+// its name: it is gone for everyone) and removes its name if it may; returns whether
+// the owner had exited. One poll().
 bool retire_if_orphaned(MailboxState& state) noexcept;
 
 // For waiters: looks at the owner at most once per owner_check_interval.

@@ -100,12 +100,16 @@ std::vector<std::string> list_shm_names(std::string_view prefix) {
   return names;
 }
 
-void unlink_shm_file_if_same(std::string_view name, int fd) noexcept {
+Result<bool> unlink_shm_file_if_same(std::string_view name, int fd, const std::string& object) {
   const std::string path = shm_path(name);
   struct stat ours {};
   struct stat named {};
-  if (::fstat(fd, &ours) != 0 || ::lstat(path.c_str(), &named) != 0) return;
-  if (ours.st_dev == named.st_dev && ours.st_ino == named.st_ino) (void)::unlink(path.c_str());
+  if (::fstat(fd, &ours) != 0 || ::lstat(path.c_str(), &named) != 0) {
+    return std::unexpected(system_error(errno, object, "cannot remove"));
+  }
+  if (ours.st_dev != named.st_dev || ours.st_ino != named.st_ino) return false;
+  if (::unlink(path.c_str()) != 0) return std::unexpected(system_error(errno, object, "cannot remove"));
+  return true;
 }
 
 Result<FileStatus> file_status(int fd, const std::string& object) {

@@ -32,10 +32,13 @@ Result<UniqueFd> open_shm_file(std::string_view name, bool writable, const std::
 
 Result<void> unlink_shm_file(std::string_view name, const std::string& object);
 
-// Unlinks `name` only if it still names the file open as `fd`: a process removing an
-// object it found orphaned must not remove a new object created under the same name.
-// (The check and the unlink are two calls; design.md, Ownership, bounds the race.)
-void unlink_shm_file_if_same(std::string_view name, int fd) noexcept;
+// Unlinks `name` only if it still names the file open as `fd`: true if it did, false
+// if the name now names another file (left alone: a process removing an object must
+// not remove a new object created under the same name). Errors: not_found when the
+// name names nothing, and the unlink's own (permission_denied: in the sticky /dev/shm
+// only the file's owner or root may remove it). The check and the unlink are two
+// calls; design.md, Close and remove, bounds the race.
+Result<bool> unlink_shm_file_if_same(std::string_view name, int fd, const std::string& object);
 
 struct FileStatus {
   std::size_t size;
