@@ -158,6 +158,26 @@ TEST_F(MailboxCliTest, WrongLayoutVersionExits65ForEveryVerb) {
   EXPECT_TRUE(shmbox_cli({"rm", name}).status.exited_with(EX_OK));  // it can still be removed
 }
 
+TEST_F(MailboxCliTest, AGarbageOwnerRecordExits65AndTheMailboxKeepsItsMessages) {
+  ASSERT_TRUE(shmbox_cli({"create", name}).status.exited_with(EX_OK));
+  ASSERT_TRUE(shmbox_cli({"send", name, "kept"}).status.exited_with(EX_OK));
+  auto raw = Segment::open("shmbox.mb." + name, Access::read_write);
+  ASSERT_TRUE(raw);
+  const std::uint64_t garbage = 4321;  // Header::owner, offset 344: a pid with no start time
+  std::memcpy(raw->writable_bytes()->data() + 344, &garbage, sizeof garbage);
+  for (std::vector<std::string> args : {std::vector<std::string>{"send", name, "x"}, {"recv", name, "--nonblock"},
+                                        {"stat", name}}) {
+    auto result = shmbox_cli(args);
+    EXPECT_TRUE(result.status.exited_with(EX_DATAERR)) << args[0];
+    EXPECT_EQ(result.err, object() + "has a corrupt owner record: process 4321 has no start time\n") << args[0];
+  }
+  const std::uint64_t system = 0;
+  std::memcpy(raw->writable_bytes()->data() + 344, &system, sizeof system);
+  auto received = shmbox_cli({"recv", name, "--nonblock"});
+  EXPECT_TRUE(received.status.exited_with(EX_OK)) << received.err;
+  EXPECT_EQ(received.out, "kept\n");
+}
+
 TEST_F(MailboxCliTest, LsShowsOwnersAndGcRemovesWhatKilledOwnersLeft) {
   if (!test::running_as_root()) GTEST_SKIP() << "needs root for a private /dev/shm";
   // In a private /dev/shm: gc must not reach other tests' leftovers.

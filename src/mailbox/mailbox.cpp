@@ -121,7 +121,13 @@ Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment opened, con
   if (!geometry) return std::unexpected(geometry.error());
   auto* base = const_cast<std::byte*>(bytes.data());
   std::uint64_t owner = 0;
+  std::uint64_t creator = 0;
   std::memcpy(&owner, bytes.data() + offsetof(detail::Header, owner), sizeof owner);
+  std::memcpy(&creator, bytes.data() + offsetof(detail::Header, creator), sizeof creator);
+  // Garbage here must never pass for a dead owner: that would remove the mailbox.
+  if (auto fault = detail::owner_record_fault(name.file_name, owner, creator)) {
+    return std::unexpected(Error{Errc::corrupt, name.object, "has a corrupt owner record: " + *fault});
+  }
   auto state = std::make_unique<MailboxState>(MailboxState{
       .name = std::move(name.name),
       .object = std::move(name.object),

@@ -75,6 +75,26 @@ bool retire_if_orphaned(MailboxState& state) noexcept {
   return true;
 }
 
+std::optional<std::string> implausible_process(std::uint64_t packed) {
+  const platform::ProcessIdentity identity = platform::ProcessIdentity::unpack(packed);
+  if (const pid_t max = platform::max_pid(); identity.pid <= 0 || identity.pid > max) {
+    return "pid " + std::to_string(identity.pid) + " is not a process ID (1 to " + std::to_string(max) + ")";
+  }
+  if (identity.start_time == 0) return "process " + std::to_string(identity.pid) + " has no start time";
+  return std::nullopt;
+}
+
+std::optional<std::string> owner_record_fault(std::string_view file_name, std::uint64_t owner, std::uint64_t creator) {
+  if (owner == 0) return std::nullopt;
+  if (auto fault = implausible_process(owner)) return fault;
+  if (file_name.starts_with(mailbox_file_prefix) && owner != creator) {
+    return "it names process " + std::to_string(platform::ProcessIdentity::unpack(owner).pid) + ", but process " +
+           std::to_string(platform::ProcessIdentity::unpack(creator).pid) +
+           " created it, and a mailbox belongs to its creator or to the system";
+  }
+  return std::nullopt;
+}
+
 void retire_at_exit(std::string file_name, std::uint64_t owner, std::function<void()> retire) {
   ExitRegistry& exiting = registry();
   const std::scoped_lock guard{exiting.lock};

@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "mailbox/mailbox_state.hpp"
 
@@ -41,6 +42,17 @@ void remove_at_exit(const MailboxState& state);
 // forked child), unless forget_at_exit(file_name) ran first.
 void retire_at_exit(std::string file_name, std::uint64_t owner, std::function<void()> retire);
 void forget_at_exit(const std::string& file_name) noexcept;
+
+// Why `packed` cannot be a process's identity as its creator recorded it
+// (ProcessIdentity::packed()), or nullopt if it can: a pid outside the kernel's range,
+// or no start time. For owner records, which must never pass garbage off as a dead
+// owner (design.md, Ownership).
+std::optional<std::string> implausible_process(std::uint64_t packed);
+
+// Why a mailbox's owner record (0: the system) cannot be one its creator wrote, or
+// nullopt if it can. A mailbox file belongs to its creator or the system; a lane
+// (another prefix) is made by its sender for the endpoint's process.
+std::optional<std::string> owner_record_fault(std::string_view file_name, std::uint64_t owner, std::uint64_t creator);
 
 // Opens the mailbox file `file_name` and, if its owner has exited, retires it and
 // returns the owner's pid. nullopt if it is owned by a live process or the system, or
