@@ -2,9 +2,11 @@
 // (sysexits.h) and one-line message.
 #include <gtest/gtest.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
@@ -211,6 +213,41 @@ TEST_F(MailboxCliTest, LsShowsOwnersAndGcRemovesWhatKilledOwnersLeft) {
     }
     if (shmbox_cli({"gc"}).out != "nothing to remove\n") return 8;
     return shmbox_cli({"stat", name + "-system"}).status.exited_with(EX_OK) ? 0 : 9;
+  });
+  const auto status = child.wait();
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm here";
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+TEST_F(MailboxCliTest, AMailboxFileLeftEmptyExits75ThenExits65AndGcRemovesIt) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root for a private /dev/shm";
+  // In a private /dev/shm: gc must not reach other tests' leftovers.
+  auto child = test::ChildProcess::spawn([&]() -> int {
+    if (!test::private_dev_shm("16m")) return 10;
+    if (!shmbox_cli({"create", name}).status.exited_with(EX_OK)) return 1;
+    if (::truncate(("/dev/shm/shmbox.mb." + name).c_str(), 0) != 0) return 2;
+    auto young = shmbox_cli({"stat", name});
+    if (!young.status.exited_with(EX_TEMPFAIL) || young.err != object() + "is empty: its creator has not sized it yet\n") {
+      std::fprintf(stderr, "%s", young.err.c_str());
+      return 3;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{2200});
+    for (std::vector<std::string> args : {std::vector<std::string>{"send", name, "x"}, {"recv", name, "--nonblock"},
+                                          {"stat", name}}) {
+      auto result = shmbox_cli(args);
+      if (!result.status.exited_with(EX_DATAERR) ||
+          result.err != object() + "is empty (0 bytes) and has been for over 2 s: it was truncated, or its creator is gone\n") {
+        std::fprintf(stderr, "%s: %s", args[0].c_str(), result.err.c_str());
+        return 4;
+      }
+    }
+    auto collected = shmbox_cli({"gc"});
+    if (!collected.status.exited_with(EX_OK) || collected.out.rfind("removed mailbox '" + name + "'", 0) != 0) {
+      std::fprintf(stderr, "%s", collected.out.c_str());
+      return 5;
+    }
+    if (std::filesystem::exists("/dev/shm/shmbox.mb." + name)) return 6;
+    return shmbox_cli({"gc"}).out == "nothing to remove\n" ? 0 : 7;
   });
   const auto status = child.wait();
   if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm here";

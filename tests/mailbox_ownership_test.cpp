@@ -1,19 +1,23 @@
 // Ownership: a process-owned mailbox goes when its owner goes (removal, exit, SIGKILL),
 // waking whoever is blocked on it; a system-owned one stays until it is removed.
 // Leftovers of killed processes are found on reuse of the name, on open, and by gc.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "mailbox/layout.hpp"
 #include "platform/process.hpp"
 #include "shmbox/cleanup.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
+#include "support/open_elsewhere.hpp"
 #include "support/process.hpp"
 #include "support/text.hpp"
 
@@ -223,6 +227,7 @@ TEST_F(Ownership, CollectGarbageRemovesWhatKilledOwnersLeftAndNothingElse) {
     const auto removed = collect_garbage();
     if (removed.size() != 1) return 3;
     if (removed[0].kind != "mailbox" || removed[0].name != name || removed[0].owner_pid != owner_pid) return 4;
+    if (removed[0].cause != "its owner, process " + std::to_string(owner_pid) + ", had exited") return 7;
     if (file_exists(name) || !file_exists(live_name) || !file_exists(name + "-system") || live->closed()) return 5;
     return collect_garbage().empty() ? 0 : 6;
   });
@@ -289,15 +294,10 @@ TEST_F(Ownership, AnOwnerRecordThatMakesNoSenseIsCorruptionAndRemovesNothing) {
        }) {
     poke_owner(owner);
     const std::string expected = "mailbox '" + name + "': has a corrupt owner record: " + fault;
-    // The next user is another process, as the tool's next send would be.
-    test::Pipe said;
-    auto user = ChildProcess::spawn([&]() -> int {
-      auto opened = Mailbox::open(name);
-      said.send(opened ? "opened" : opened.error().message());
-      return !opened && opened.error().errc() == Errc::corrupt ? 0 : 1;
-    });
-    EXPECT_EQ(said.receive(), expected);
-    EXPECT_TRUE(user.wait().exited_with(0));
+    const auto refused = test::open_error_in_another_process(name);
+    ASSERT_TRUE(refused) << fault;
+    EXPECT_EQ(refused->errc(), Errc::corrupt);
+    EXPECT_EQ(refused->message(), expected);
     auto status = Mailbox::stat(name);
     ASSERT_FALSE(status);
     EXPECT_EQ(status.error().errc(), Errc::corrupt);
@@ -312,6 +312,35 @@ TEST_F(Ownership, AnOwnerRecordThatMakesNoSenseIsCorruptionAndRemovesNothing) {
   std::vector<std::byte> message;
   ASSERT_TRUE(opened->receive(message, no_wait));
   EXPECT_EQ(test::text_of(message), "kept");
+}
+
+TEST_F(Ownership, CollectGarbageRemovesFilesLeftEmptyForOverTwoSeconds) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root for a private /dev/shm";
+  auto child = ChildProcess::spawn([&]() -> int {
+    if (!test::private_dev_shm("16m")) return 10;
+    if (!Mailbox::create(name, {.ownership = shmbox::Ownership::system})) return 1;
+    if (::truncate(("/dev/shm/shmbox.mb." + name).c_str(), 0) != 0) return 2;
+    auto make_empty = [](const std::string& file_name) {
+      const int fd = ::open(("/dev/shm/" + file_name).c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+      return fd >= 0 && ::close(fd) == 0;
+    };
+    if (!make_empty("shmbox.ep." + name) || !make_empty("shmbox.ln." + name + ".0")) return 3;
+    std::this_thread::sleep_for(2200ms);
+    if (!make_empty("shmbox.mb." + name + "-young")) return 4;  // may be another program's, in the making
+    const auto removed = collect_garbage();
+    const std::vector<std::pair<std::string, std::string>> expected{
+        {"endpoint", name}, {"mailbox", name}, {"lane", name + ".0"}};
+    if (removed.size() != expected.size()) return 5;
+    for (std::size_t i = 0; i < removed.size(); ++i) {
+      if (removed[i].kind != expected[i].first || removed[i].name != expected[i].second) return 6;
+      if (removed[i].owner_pid != 0 || removed[i].cause != "it had been empty (0 bytes) for over 2 s") return 7;
+    }
+    if (file_exists(name) || !file_exists(name + "-young")) return 8;
+    return collect_garbage().empty() ? 0 : 9;
+  });
+  const auto status = child.wait();
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm here";
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
 }
 
 TEST_F(Ownership, CollectGarbageLeavesAMailboxWhoseOwnerRecordMakesNoSense) {

@@ -150,18 +150,20 @@ bool retire_endpoint(const EndpointView& endpoint, Retirer by) noexcept {
 }
 
 Result<EndpointView> open_endpoint(EndpointFile names, Access access, OwnerCheck check) {
-  auto segment = SegmentFactory::open(names.file_name, names.object, access, check);
+  // Named only once sized, as mailboxes are: one left empty is garbage.
+  auto segment = SegmentFactory::open(names.file_name, names.object, access, check, Unsized::garbage_after_grace);
   if (!segment) return std::unexpected(segment.error());
   return view_endpoint(std::move(names), std::move(*segment));
 }
 
-std::optional<pid_t> remove_endpoint_if_orphaned(std::string_view name) {
+std::optional<Garbage> remove_endpoint_if_garbage(std::string_view name) {
   auto names = endpoint_file(name);
   if (!names) return std::nullopt;
+  if (SegmentFactory::remove_if_left_unsized(names->file_name)) return Garbage::left_unsized();
   auto endpoint = open_endpoint(std::move(*names), Access::read_write);
   if (!endpoint || platform::liveness(endpoint->owner) == platform::Liveness::alive) return std::nullopt;
   if (!retire_endpoint(*endpoint, Retirer::survivor)) return std::nullopt;
-  return platform::ProcessIdentity::unpack(endpoint->owner).pid;
+  return Garbage::owner_exited(platform::ProcessIdentity::unpack(endpoint->owner).pid);
 }
 
 namespace {
@@ -500,7 +502,7 @@ Result<Endpoint> Endpoint::join(std::string_view name, const EndpointOptions& op
   // Taken: by an endpoint whose process died, the name is free again. Another process
   // may be retiring it or joining at the same time: look again a few times.
   for (int attempt = 0; attempt < 8 && !segment && segment.error() == Errc::already_exists; ++attempt) {
-    if (!detail::remove_endpoint_if_orphaned(names->name)) {
+    if (!detail::remove_endpoint_if_garbage(names->name)) {
       if (auto holder = detail::open_endpoint(*names, Access::read_only);
           holder && platform::liveness(holder->owner) == platform::Liveness::alive) {
         const pid_t pid = platform::ProcessIdentity::unpack(holder->owner).pid;

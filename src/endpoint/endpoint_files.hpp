@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "endpoint/layout.hpp"
+#include "garbage.hpp"
 #include "mailbox/mailbox_state.hpp"
 #include "shmbox/endpoint.hpp"
 
@@ -48,7 +49,8 @@ enum class Retirer { owner, survivor };
 // Whether the name was removed (or already gone).
 bool retire_endpoint(const EndpointView& endpoint, Retirer by) noexcept;
 
-// Retires the endpoint `name` if its process has exited; that process's pid if so.
-std::optional<pid_t> remove_endpoint_if_orphaned(std::string_view name);
+// Removes the endpoint `name` if it is garbage: its process has exited (it is retired),
+// or its file was left empty (segment_factory.hpp, Unsized); and says why.
+std::optional<Garbage> remove_endpoint_if_garbage(std::string_view name);
 
 }  // namespace shmbox::detail

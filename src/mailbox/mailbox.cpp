@@ -102,6 +102,13 @@ std::shared_ptr<const Segment> share_mapping(Segment segment) {
   return shared;
 }
 
+// Mailbox files are named only once sized: one left empty is garbage, not a mailbox
+// still being made (segment_factory.hpp, Unsized).
+Result<Segment> open_mailbox_file(const MailboxName& names, Access access,
+                                  detail::OwnerCheck check = detail::OwnerCheck::any_owner) {
+  return detail::SegmentFactory::open(names.file_name, names.object, access, check, detail::Unsized::garbage_after_grace);
+}
+
 // Maps and validates an opened mailbox file; the caller attaches if it will operate.
 Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment opened, const WaitPolicy& wait) {
   // Only read-write mappings are shared (stat's is read-only and short-lived).
@@ -221,22 +228,21 @@ Error too_large_error(const MailboxState& state, std::size_t size) {
                    std::to_string(state.geometry.max_message_size)};
 }
 
-bool remove_if_orphaned(const MailboxName& name) {
-  return detail::remove_mailbox_if_orphaned(name.file_name, name.object).has_value();
-}
-
 }  // namespace
 
 namespace detail {
 
-std::optional<pid_t> remove_mailbox_if_orphaned(const std::string& file_name, const std::string& object) {
-  auto segment = SegmentFactory::open(file_name, object, Access::read_write);
+std::optional<Garbage> remove_mailbox_if_garbage(const MailboxFile& names) {
+  if (SegmentFactory::remove_if_left_unsized(names.file_name)) {
+    forget_at_exit(names.file_name);  // were it ours, exit must not write into what is left of it
+    return Garbage::left_unsized();
+  }
+  auto segment = open_mailbox_file(names, Access::read_write);
   if (!segment) return std::nullopt;
-  // view() wants the user's name only for errors, which are dropped here.
-  auto state = view(MailboxName{{}, file_name, object}, std::move(*segment), {});
+  auto state = view(names, std::move(*segment), {});
   // Unreadable, its owner lives, or not ours to remove: left alone.
   if (!state || !orphaned(**state) || !retire(**state)) return std::nullopt;
-  return platform::ProcessIdentity::unpack((*state)->owner).pid;
+  return Garbage::owner_exited(platform::ProcessIdentity::unpack((*state)->owner).pid);
 }
 
 }  // namespace detail
@@ -273,8 +279,9 @@ Result<Mailbox> MailboxFactory::create(MailboxFile names, const MailboxOptions& 
         geometry->reserved_size);
   };
   auto segment = make();
-  // The name is taken: by a mailbox whose owner has exited, it is free to reuse.
-  if (!segment && segment.error() == Errc::already_exists && remove_if_orphaned(names)) segment = make();
+  // The name is taken: by garbage (a mailbox whose owner has exited, or an empty file
+  // left so), it is free to reuse.
+  if (!segment && segment.error() == Errc::already_exists && remove_mailbox_if_garbage(names)) segment = make();
   if (!segment) return std::unexpected(segment.error());
   auto state = view(std::move(names), std::move(*segment), wait);
   if (!state) return std::unexpected(state.error());
@@ -284,7 +291,7 @@ Result<Mailbox> MailboxFactory::create(MailboxFile names, const MailboxOptions& 
 }
 
 Result<Mailbox> MailboxFactory::open(MailboxFile names, const WaitPolicy& wait, OwnerCheck check) {
-  auto segment = SegmentFactory::open(names.file_name, names.object, Access::read_write, check);
+  auto segment = open_mailbox_file(names, Access::read_write, check);
   if (!segment) return std::unexpected(segment.error());
   auto state = view(std::move(names), std::move(*segment), wait);
   if (!state) return std::unexpected(state.error());
@@ -299,7 +306,7 @@ Result<void> MailboxFactory::remove(const MailboxFile& names) {
   // nothing. Then the close, so that processes still mapping it wake instead of waiting
   // on a mailbox nobody can reach. design.md, Close and remove.
   for (;;) {
-    auto segment = SegmentFactory::open(names.file_name, names.object, Access::read_write);
+    auto segment = open_mailbox_file(names, Access::read_write);
     if (!segment) {
       // Not ours to open, empty, or no mailbox at all: there is nothing to close.
       auto removed = SegmentFactory::remove(names.file_name, names.object);
@@ -358,7 +365,7 @@ Result<void> Mailbox::remove(std::string_view name) {
 }
 
 bool detail::MailboxFactory::remove_if_owned_by(const MailboxFile& names, std::uint64_t owner) {
-  auto segment = detail::SegmentFactory::open(names.file_name, names.object, Access::read_write);
+  auto segment = open_mailbox_file(names, Access::read_write);
   if (!segment) return false;
   auto state = view(names, std::move(*segment), {});
   if (!state) return false;
@@ -380,7 +387,7 @@ Result<MailboxStatus> Mailbox::stat(std::string_view name) {
 Result<MailboxStatus> detail::MailboxFactory::stat(const MailboxFile& names) {
   auto info = detail::SegmentFactory::stat(names.file_name, names.object);
   if (!info) return std::unexpected(info.error());
-  auto segment = detail::SegmentFactory::open(names.file_name, names.object, Access::read_only);
+  auto segment = open_mailbox_file(names, Access::read_only);
   if (!segment) return std::unexpected(segment.error());
   auto state = view(names, std::move(*segment), {});
   if (!state) return std::unexpected(state.error());

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "garbage.hpp"
 #include "mailbox/mailbox_state.hpp"
 
 namespace shmbox::detail {
@@ -54,9 +55,10 @@ std::optional<std::string> implausible_process(std::uint64_t packed);
 // (another prefix) is made by its sender for the endpoint's process.
 std::optional<std::string> owner_record_fault(std::string_view file_name, std::uint64_t owner, std::uint64_t creator);
 
-// Opens the mailbox file `file_name` and, if its owner has exited, retires it and
-// returns the owner's pid. nullopt if it is owned by a live process or the system, or
-// cannot be opened read-write or validated (then it is left alone).
-std::optional<pid_t> remove_mailbox_if_orphaned(const std::string& file_name, const std::string& object);
+// Removes the mailbox file `names` if it is garbage: its owner has exited (it is
+// retired), or it was left empty (segment_factory.hpp, Unsized); and says why. nullopt
+// if it is owned by a live process or the system, or cannot be opened read-write,
+// validated or removed by this process (then it is left alone).
+std::optional<Garbage> remove_mailbox_if_garbage(const MailboxFile& names);
 
 }  // namespace shmbox::detail

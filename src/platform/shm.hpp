@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -46,8 +47,14 @@ struct FileStatus {
   uid_t uid;
   gid_t gid;
   std::size_t allocated;  // bytes of memory the file holds (a sparse file holds less than its size)
+  // The last change to its contents or metadata (ctime: no user can set it back).
+  std::chrono::system_clock::time_point changed;
 };
 Result<FileStatus> file_status(int fd, const std::string& object);
+
+// Whether any process holds a POSIX or open-file-description record lock on any part of
+// the file (flock(2) locks are not seen). One fcntl(F_OFD_GETLK); false if it fails.
+bool record_locked(int fd) noexcept;
 
 // Sets the size to `size` without reserving memory: a sparse file whose pages are
 // reserved piecewise with reserve_range (a write to an unreserved page of a full
