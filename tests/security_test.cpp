@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include "shmbox/cleanup.hpp"
 #include "shmbox/endpoint.hpp"
@@ -209,6 +210,42 @@ TEST_F(RefusedRemoval, GarbageCollectionLeavesWhatTheCollectorMayNotRemoveAsItWa
   const auto status = child.wait();
   if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm or switch to uid 65534 here";
   EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+TEST_F(RefusedRemoval, AnEndpointLeavingClosesTheLanesAnotherUsersSendersMadeThoughItMayNotRemoveThem) {
+  const std::string sender_name = test::unique_name("root-sender");
+  test::Pipe joined;
+  test::Pipe leave;
+  auto receiver = ChildProcess::spawn([&]() -> int {
+    if (!test::drop_privileges()) {
+      joined.send("no");
+      return 10;
+    }
+    std::optional<Endpoint> endpoint;
+    if (auto made = Endpoint::join(name, {.capacity = 1, .mode = 0666})) endpoint.emplace(std::move(*made));
+    joined.send(endpoint ? "joined" : "failed");
+    (void)leave.receive();
+    endpoint.reset();  // leaves; the process lives on, so no owner watch fires
+    for (;;) ::pause();
+  });
+  const auto said = joined.receive();
+  if (said == "no") GTEST_SKIP() << "cannot switch to uid 65534 here";
+  ASSERT_EQ(said, "joined");
+  test::Pipe progress;
+  auto sender = ChildProcess::spawn([&]() -> int {
+    trust_user(nobody);
+    auto me = Endpoint::join(sender_name);
+    if (!me || !me->send(name, as_bytes("fills the lane"))) return 1;
+    progress.send("full");
+    auto blocked = me->send(name, as_bytes("blocks"), std::chrono::seconds{10});
+    return !blocked && blocked.error().errc() == Errc::closed ? 0 : 2;
+  });
+  ASSERT_EQ(progress.receive(), "full");
+  std::this_thread::sleep_for(std::chrono::milliseconds{50});  // into its wait
+  leave.send("leave");
+  EXPECT_TRUE(sender.wait(std::chrono::seconds{5}).exited_with(0)) << "the lane root made was closed";
+  receiver.kill();
+  std::filesystem::remove("/dev/shm/shmbox.ln." + name + ".0");
 }
 
 }  // namespace

@@ -370,6 +370,9 @@ bool detail::MailboxFactory::remove_if_owned_by(const MailboxFile& names, std::u
   auto state = view(names, std::move(*segment), {});
   if (!state) return false;
   if ((*state)->owner != owner && platform::liveness((*state)->owner) == platform::Liveness::alive) return false;
+  // Our own (an endpoint giving back or leaving its lanes): closed even where another
+  // user's sender made the file and we may not remove it, so that its blocked sends wake.
+  if ((*state)->owner == platform::current_process().packed()) return detail::close_for_good(**state);
   return detail::retire(**state);
 }
 

@@ -56,11 +56,19 @@ bool unlink_then_close(Header& header, const std::string& file_name, const Segme
 
 // The owner is gone or leaving: the mailbox closes for everyone even where this
 // process may not remove its name (it may have changed its uid since it created it).
-void close_for_good(Header& header, const std::string& file_name, const Segment& mapping) noexcept {
-  if (!unlink_then_close(header, file_name, mapping)) close_mailbox(header);
+bool close_for_good(Header& header, const std::string& file_name, const Segment& mapping) noexcept {
+  if (unlink_then_close(header, file_name, mapping)) return true;
+  close_mailbox(header);
+  return false;
 }
 
 }  // namespace
+
+bool close_for_good(MailboxState& state) noexcept {
+  const bool removed = close_for_good(*state.header, state.file_name, *state.mapping);
+  forget_at_exit(state.file_name);
+  return removed;
+}
 
 bool retire(MailboxState& state) noexcept {
   if (!unlink_then_close(*state.header, state.file_name, *state.mapping)) return false;
@@ -70,8 +78,7 @@ bool retire(MailboxState& state) noexcept {
 
 bool retire_if_orphaned(MailboxState& state) noexcept {
   if (state.owner == 0 || !state.owner_watch.exited()) return false;
-  close_for_good(*state.header, state.file_name, *state.mapping);
-  forget_at_exit(state.file_name);
+  (void)close_for_good(state);
   return true;
 }
 
@@ -106,7 +113,7 @@ void retire_at_exit(std::string file_name, std::uint64_t owner, std::function<vo
 void remove_at_exit(const MailboxState& state) {
   // The mapping is kept so that exit can close the mailbox without opening it again.
   retire_at_exit(state.file_name, state.owner, [file_name = state.file_name, mapping = state.mapping, header = state.header] {
-    close_for_good(*header, file_name, *mapping);
+    (void)close_for_good(*header, file_name, *mapping);
   });
 }
 

@@ -24,6 +24,10 @@ inline constexpr std::chrono::milliseconds owner_check_interval{20};
 // process may not remove the name.
 bool retire(MailboxState& state) noexcept;
 
+// For a mailbox whose owner is gone or leaving: removes its name if this process may,
+// and closes it for everyone either way. Whether the name was removed (or already gone).
+bool close_for_good(MailboxState& state) noexcept;
+
 // If the owner has exited: closes the mailbox (whether or not this process may remove
 // its name: it is gone for everyone) and removes its name if it may; returns whether
 // the owner had exited. One poll().
