@@ -28,6 +28,18 @@ Result<void> check_mode(mode_t mode, const std::string& object) {
   return {};
 }
 
+Error not_sized_yet(const std::string& object) {
+  return Error{Errc::not_ready, object, "is empty: its creator has not sized it yet"};
+}
+
+// An empty file that no creator can still be at work on: unchanged for longer than the
+// grace, and nobody holds a record lock on it (an in-place creator may take one to say
+// it is slow, not gone).
+bool left_unsized(int fd, const platform::FileStatus& status) {
+  return status.size == 0 && std::chrono::system_clock::now() - status.changed > detail::unsized_grace &&
+         !platform::record_locked(fd);
+}
+
 }  // namespace
 
 Segment::Segment(std::string name, int fd, std::byte* base, std::size_t size, Access access) noexcept
@@ -109,9 +121,7 @@ Result<Segment> Segment::open_or_create(std::string_view name, std::size_t size,
       }
       // Growing a textbook creator's segment before it sized it would race with its
       // ftruncate, which could then shrink the file under our mapping.
-      if (status->size == 0) {
-        return std::unexpected(Error{Errc::not_ready, object, "is empty: its creator has not sized it yet"});
-      }
+      if (status->size == 0) return std::unexpected(not_sized_yet(object));
       // Reserving what is already reserved costs little, and makes a segment some
       // other program created without reserving as safe as one of ours.
       const std::size_t mapped_size = std::max(size, status->size);
@@ -135,7 +145,7 @@ Result<Segment> Segment::open(std::string_view name, Access access) {
 }
 
 Result<Segment> detail::SegmentFactory::open(const std::string& file_name, const std::string& object,
-                                             Access access, OwnerCheck check) {
+                                             Access access, OwnerCheck check, Unsized unsized) {
   const bool writable = access == Access::read_write;
   auto fd = platform::open_shm_file(file_name, writable, object);
   if (!fd) return std::unexpected(fd.error());
@@ -145,9 +155,12 @@ Result<Segment> detail::SegmentFactory::open(const std::string& file_name, const
   if (check == OwnerCheck::trusted_owner) {
     if (auto trusted = check_trusted_owner(status->uid, object); !trusted) return std::unexpected(trusted.error());
   }
-  if (status->size == 0) {
-    return std::unexpected(Error{Errc::not_ready, object, "is empty: its creator has not sized it yet"});
+  if (unsized == Unsized::garbage_after_grace && left_unsized(fd->get(), *status)) {
+    return std::unexpected(Error{Errc::corrupt, object,
+                                 "is empty (0 bytes) and has been for over " + std::to_string(unsized_grace.count()) +
+                                     " s: it was truncated, or its creator is gone"});
   }
+  if (status->size == 0) return std::unexpected(not_sized_yet(object));
   auto region = platform::map_shared(fd->get(), status->size, writable, object);
   if (!region) return std::unexpected(region.error());
   return Segment{file_name, fd->release(), region->base, region->size, access};
@@ -194,6 +207,16 @@ std::vector<std::string> Segment::list() {
     return std::ranges::any_of(not_segments, [&](std::string_view prefix) { return name.starts_with(prefix); });
   });
   return names;
+}
+
+bool detail::SegmentFactory::remove_if_left_unsized(const std::string& file_name) {
+  // Read-only: looking needs no more, and the unlink is the kernel's to allow.
+  auto fd = platform::open_shm_file(file_name, false, {});
+  if (!fd) return false;
+  auto status = platform::file_status(fd->get(), {});
+  if (!status || !left_unsized(fd->get(), *status)) return false;
+  auto unlinked = platform::unlink_shm_file_if_same(file_name, fd->get(), {});
+  return unlinked && *unlinked;
 }
 
 Result<SegmentInfo> Segment::stat(std::string_view name) {

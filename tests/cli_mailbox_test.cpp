@@ -2,9 +2,11 @@
 // (sysexits.h) and one-line message.
 #include <gtest/gtest.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
@@ -156,6 +158,26 @@ TEST_F(MailboxCliTest, WrongLayoutVersionExits65ForEveryVerb) {
   EXPECT_TRUE(shmbox_cli({"rm", name}).status.exited_with(EX_OK));  // it can still be removed
 }
 
+TEST_F(MailboxCliTest, AGarbageOwnerRecordExits65AndTheMailboxKeepsItsMessages) {
+  ASSERT_TRUE(shmbox_cli({"create", name}).status.exited_with(EX_OK));
+  ASSERT_TRUE(shmbox_cli({"send", name, "kept"}).status.exited_with(EX_OK));
+  auto raw = Segment::open("shmbox.mb." + name, Access::read_write);
+  ASSERT_TRUE(raw);
+  const std::uint64_t garbage = 4321;  // Header::owner, offset 344: a pid with no start time
+  std::memcpy(raw->writable_bytes()->data() + 344, &garbage, sizeof garbage);
+  for (std::vector<std::string> args : {std::vector<std::string>{"send", name, "x"}, {"recv", name, "--nonblock"},
+                                        {"stat", name}}) {
+    auto result = shmbox_cli(args);
+    EXPECT_TRUE(result.status.exited_with(EX_DATAERR)) << args[0];
+    EXPECT_EQ(result.err, object() + "has a corrupt owner record: process 4321 has no start time\n") << args[0];
+  }
+  const std::uint64_t system = 0;
+  std::memcpy(raw->writable_bytes()->data() + 344, &system, sizeof system);
+  auto received = shmbox_cli({"recv", name, "--nonblock"});
+  EXPECT_TRUE(received.status.exited_with(EX_OK)) << received.err;
+  EXPECT_EQ(received.out, "kept\n");
+}
+
 TEST_F(MailboxCliTest, LsShowsOwnersAndGcRemovesWhatKilledOwnersLeft) {
   if (!test::running_as_root()) GTEST_SKIP() << "needs root for a private /dev/shm";
   // In a private /dev/shm: gc must not reach other tests' leftovers.
@@ -195,6 +217,41 @@ TEST_F(MailboxCliTest, LsShowsOwnersAndGcRemovesWhatKilledOwnersLeft) {
   EXPECT_TRUE(status.exited_with(0)) << status.describe();
 }
 
+TEST_F(MailboxCliTest, AMailboxFileLeftEmptyExits75ThenExits65AndGcRemovesIt) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root for a private /dev/shm";
+  // In a private /dev/shm: gc must not reach other tests' leftovers.
+  auto child = test::ChildProcess::spawn([&]() -> int {
+    if (!test::private_dev_shm("16m")) return 10;
+    if (!shmbox_cli({"create", name}).status.exited_with(EX_OK)) return 1;
+    if (::truncate(("/dev/shm/shmbox.mb." + name).c_str(), 0) != 0) return 2;
+    auto young = shmbox_cli({"stat", name});
+    if (!young.status.exited_with(EX_TEMPFAIL) || young.err != object() + "is empty: its creator has not sized it yet\n") {
+      std::fprintf(stderr, "%s", young.err.c_str());
+      return 3;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{2200});
+    for (std::vector<std::string> args : {std::vector<std::string>{"send", name, "x"}, {"recv", name, "--nonblock"},
+                                          {"stat", name}}) {
+      auto result = shmbox_cli(args);
+      if (!result.status.exited_with(EX_DATAERR) ||
+          result.err != object() + "is empty (0 bytes) and has been for over 2 s: it was truncated, or its creator is gone\n") {
+        std::fprintf(stderr, "%s: %s", args[0].c_str(), result.err.c_str());
+        return 4;
+      }
+    }
+    auto collected = shmbox_cli({"gc"});
+    if (!collected.status.exited_with(EX_OK) || collected.out.rfind("removed mailbox '" + name + "'", 0) != 0) {
+      std::fprintf(stderr, "%s", collected.out.c_str());
+      return 5;
+    }
+    if (std::filesystem::exists("/dev/shm/shmbox.mb." + name)) return 6;
+    return shmbox_cli({"gc"}).out == "nothing to remove\n" ? 0 : 7;
+  });
+  const auto status = child.wait();
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm here";
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
 TEST_F(MailboxCliTest, AnotherUserExits77) {
   if (!test::running_as_root()) GTEST_SKIP() << "needs root to switch to another uid";
   ASSERT_TRUE(Mailbox::create(name));
@@ -214,6 +271,29 @@ TEST_F(MailboxCliTest, AnotherUserExits77) {
   const auto status = child.wait();
   if (status.exited_with(10)) GTEST_SKIP() << "cannot switch to uid 65534 here";
   EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+TEST_F(MailboxCliTest, AnotherUsersRefusedRmLeavesTheMailboxOpenWithItsMessages) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root to switch to another uid";
+  ASSERT_TRUE(shmbox_cli({"create", name, "--mode", "666"}).status.exited_with(EX_OK));
+  ASSERT_TRUE(shmbox_cli({"send", name, "kept"}).status.exited_with(EX_OK));
+  const test::TemporaryDirectory public_dir{0755};
+  const std::string cli = public_dir.path() + "/shmbox";
+  std::filesystem::copy_file(SHMBOX_CLI_PATH, cli);
+  auto child = test::ChildProcess::spawn([&] {
+    if (!test::drop_privileges()) return 10;
+    auto refused = test::run_command({cli, "rm", name});
+    if (!refused.status.exited_with(EX_NOPERM)) return 1;
+    if (refused.err != object() + "cannot remove: permission denied (Operation not permitted)\n") return 2;
+    // The mode lets it send: the mailbox is still open.
+    return test::run_command({cli, "send", name, "after"}).status.exited_with(EX_OK) ? 0 : 3;
+  });
+  const auto status = child.wait();
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot switch to uid 65534 here";
+  ASSERT_TRUE(status.exited_with(0)) << status.describe();
+  auto received = shmbox_cli({"recv", name, "--count", "2"});
+  EXPECT_TRUE(received.status.exited_with(EX_OK)) << received.err;
+  EXPECT_EQ(received.out, "kept\nafter\n");
 }
 
 }  // namespace

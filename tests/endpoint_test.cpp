@@ -501,5 +501,35 @@ TEST_F(EndpointTest, GarbageInTheEndpointIsAnErrorNotACrash) {
   EXPECT_EQ(Endpoint::stat(server).error().message(), server_object() + ": is not an endpoint (bad magic number)");
 }
 
+TEST_F(EndpointTest, AnOwnerRecordThatMakesNoSenseIsCorruptionAndRetiresNothing) {
+  auto me = Endpoint::join(server);
+  auto you = Endpoint::join(client);
+  ASSERT_TRUE(me && you);
+  ASSERT_TRUE(you->send(server, as_bytes("kept")));
+  auto raw = Segment::open("shmbox.ep." + server, Access::read_write);
+  ASSERT_TRUE(raw);
+  constexpr std::size_t owner_offset = 48;  // EndpointIdentity::owner
+  std::uint64_t owner = 0;
+  std::memcpy(&owner, raw->bytes().data() + owner_offset, sizeof owner);
+  const std::uint64_t no_start_time = owner & 0xffffffffu;  // the pid alone: it would read as dead
+  std::memcpy(raw->writable_bytes()->data() + owner_offset, &no_start_time, sizeof no_start_time);
+  const std::string expected = server_object() + ": has a corrupt owner record: process " +
+                               std::to_string(::getpid()) + " has no start time";
+  auto sender = ChildProcess::spawn([&]() -> int {
+    auto third = Endpoint::join(other);
+    if (!third) return 1;
+    auto sent = third->send(server, as_bytes("x"));
+    if (sent || sent.error().errc() != Errc::corrupt) return 2;
+    return sent.error().message() == expected ? 0 : 3;
+  });
+  EXPECT_TRUE(sender.wait().exited_with(0));
+  EXPECT_EQ(Endpoint::stat(server).error().message(), expected);
+  EXPECT_TRUE(endpoint_file_exists(server) && lane_files_exist(server));
+  std::memcpy(raw->writable_bytes()->data() + owner_offset, &owner, sizeof owner);
+  std::vector<std::byte> message;
+  ASSERT_TRUE(me->receive_from(client, message, 1s));
+  EXPECT_EQ(text_of(message), "kept");
+}
+
 }  // namespace
 }  // namespace shmbox

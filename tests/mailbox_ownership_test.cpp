@@ -1,17 +1,25 @@
 // Ownership: a process-owned mailbox goes when its owner goes (removal, exit, SIGKILL),
 // waking whoever is blocked on it; a system-owned one stays until it is removed.
 // Leftovers of killed processes are found on reuse of the name, on open, and by gc.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 
+#include "mailbox/layout.hpp"
+#include "platform/process.hpp"
 #include "shmbox/cleanup.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
+#include "support/open_elsewhere.hpp"
 #include "support/process.hpp"
+#include "support/text.hpp"
 
 namespace shmbox {
 namespace {
@@ -219,6 +227,7 @@ TEST_F(Ownership, CollectGarbageRemovesWhatKilledOwnersLeftAndNothingElse) {
     const auto removed = collect_garbage();
     if (removed.size() != 1) return 3;
     if (removed[0].kind != "mailbox" || removed[0].name != name || removed[0].owner_pid != owner_pid) return 4;
+    if (removed[0].cause != "its owner, process " + std::to_string(owner_pid) + ", had exited") return 7;
     if (file_exists(name) || !file_exists(live_name) || !file_exists(name + "-system") || live->closed()) return 5;
     return collect_garbage().empty() ? 0 : 6;
   });
@@ -227,17 +236,129 @@ TEST_F(Ownership, CollectGarbageRemovesWhatKilledOwnersLeftAndNothingElse) {
   EXPECT_TRUE(status.exited_with(0)) << status.describe();
 }
 
-TEST_F(Ownership, AGarbageOwnerFieldMakesTheMailboxGoneNotACrash) {
-  auto box = Mailbox::create(name);
+constexpr std::size_t creator_offset = offsetof(detail::Header, creator);
+constexpr std::size_t owner_offset = offsetof(detail::Header, owner);
+
+std::uint64_t packed_identity(std::int64_t pid, std::uint64_t start_time) {
+  return platform::ProcessIdentity{static_cast<pid_t>(pid), start_time}.packed();
+}
+
+// The largest pid the kernel hands out here, as the library reads it.
+std::int64_t max_pid() {
+  std::ifstream file{"/proc/sys/kernel/pid_max"};
+  std::int64_t pid_max = 0;
+  file >> pid_max;
+  return pid_max - 1;
+}
+
+// The identity of a process that has been killed and reaped.
+std::uint64_t dead_process_identity() {
+  test::Pipe progress;
+  auto child = ChildProcess::spawn([&]() -> int {
+    progress.send(std::to_string(platform::current_process().packed()));
+    for (;;) ::pause();
+  });
+  const std::uint64_t identity = std::stoull(progress.receive().value());
+  child.kill();
+  EXPECT_TRUE(child.wait().killed_by(SIGKILL));
+  return identity;
+}
+
+// Garbage in the owner record must never pass for a dead owner: the mailbox is
+// corrupt, and it stays with its messages until someone removes it.
+TEST_F(Ownership, AnOwnerRecordThatMakesNoSenseIsCorruptionAndRemovesNothing) {
+  auto box = Mailbox::create(name, {.capacity = 4, .ownership = shmbox::Ownership::system});
   ASSERT_TRUE(box);
+  ASSERT_TRUE(box->send(as_bytes("kept")));
   auto raw = Segment::open("shmbox.mb." + name, Access::read_write);
   ASSERT_TRUE(raw);
-  const std::uint64_t garbage = 0xdeadbeefcafef00dull;  // offset 344: Header::owner
-  std::memcpy(raw->writable_bytes()->data() + 344, &garbage, sizeof garbage);
+  auto poke_owner = [&](std::uint64_t owner) { std::memcpy(raw->writable_bytes()->data() + owner_offset, &owner, sizeof owner); };
+  std::uint64_t creator = 0;
+  std::memcpy(&creator, raw->bytes().data() + creator_offset, sizeof creator);
+  const std::string out_of_range = " is not a process ID (1 to " + std::to_string(max_pid()) + ")";
+  const std::uint64_t dead = dead_process_identity();
+  struct Case {
+    std::uint64_t owner;
+    std::string fault;
+  };
+  for (const auto& [owner, fault] : std::vector<Case>{
+           {0xdeadbeefcafef00dull, "pid -889262067" + out_of_range},
+           {packed_identity(0, 12345), "pid 0" + out_of_range},
+           {packed_identity(-5, 12345), "pid -5" + out_of_range},
+           {packed_identity(max_pid() + 1, 12345), "pid " + std::to_string(max_pid() + 1) + out_of_range},
+           {packed_identity(::getpid(), 0), "process " + std::to_string(::getpid()) + " has no start time"},
+           // Well formed and dead, but a mailbox belongs to its creator or to the system.
+           {dead, "it names process " + std::to_string(dead & 0xffffffffu) + ", but process " +
+                      std::to_string(creator & 0xffffffffu) +
+                      " created it, and a mailbox belongs to its creator or to the system"},
+       }) {
+    poke_owner(owner);
+    const std::string expected = "mailbox '" + name + "': has a corrupt owner record: " + fault;
+    const auto refused = test::open_error_in_another_process(name);
+    ASSERT_TRUE(refused) << fault;
+    EXPECT_EQ(refused->errc(), Errc::corrupt);
+    EXPECT_EQ(refused->message(), expected);
+    auto status = Mailbox::stat(name);
+    ASSERT_FALSE(status);
+    EXPECT_EQ(status.error().errc(), Errc::corrupt);
+    EXPECT_EQ(status.error().message(), expected);
+    EXPECT_EQ(Mailbox::create(name).error().errc(), Errc::already_exists) << "create reclaims only the orphaned";
+    ASSERT_TRUE(file_exists(name)) << fault;
+    EXPECT_FALSE(box->closed()) << fault;
+  }
+  poke_owner(0);
   auto opened = Mailbox::open(name);
-  ASSERT_FALSE(opened);
-  EXPECT_EQ(opened.error().errc(), Errc::not_found);
-  EXPECT_FALSE(file_exists(name));
+  ASSERT_TRUE(opened) << opened.error().message();
+  std::vector<std::byte> message;
+  ASSERT_TRUE(opened->receive(message, no_wait));
+  EXPECT_EQ(test::text_of(message), "kept");
+}
+
+TEST_F(Ownership, CollectGarbageRemovesFilesLeftEmptyForOverTwoSeconds) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root for a private /dev/shm";
+  auto child = ChildProcess::spawn([&]() -> int {
+    if (!test::private_dev_shm("16m")) return 10;
+    if (!Mailbox::create(name, {.ownership = shmbox::Ownership::system})) return 1;
+    if (::truncate(("/dev/shm/shmbox.mb." + name).c_str(), 0) != 0) return 2;
+    auto make_empty = [](const std::string& file_name) {
+      const int fd = ::open(("/dev/shm/" + file_name).c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+      return fd >= 0 && ::close(fd) == 0;
+    };
+    if (!make_empty("shmbox.ep." + name) || !make_empty("shmbox.ln." + name + ".0")) return 3;
+    std::this_thread::sleep_for(2200ms);
+    if (!make_empty("shmbox.mb." + name + "-young")) return 4;  // may be another program's, in the making
+    const auto removed = collect_garbage();
+    const std::vector<std::pair<std::string, std::string>> expected{
+        {"endpoint", name}, {"mailbox", name}, {"lane", name + ".0"}};
+    if (removed.size() != expected.size()) return 5;
+    for (std::size_t i = 0; i < removed.size(); ++i) {
+      if (removed[i].kind != expected[i].first || removed[i].name != expected[i].second) return 6;
+      if (removed[i].owner_pid != 0 || removed[i].cause != "it had been empty (0 bytes) for over 2 s") return 7;
+    }
+    if (file_exists(name) || !file_exists(name + "-young")) return 8;
+    return collect_garbage().empty() ? 0 : 9;
+  });
+  const auto status = child.wait();
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm here";
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+TEST_F(Ownership, CollectGarbageLeavesAMailboxWhoseOwnerRecordMakesNoSense) {
+  if (!test::running_as_root()) GTEST_SKIP() << "needs root for a private /dev/shm";
+  auto child = ChildProcess::spawn([&]() -> int {
+    if (!test::private_dev_shm("16m")) return 10;
+    auto box = Mailbox::create(name, {.ownership = shmbox::Ownership::system});
+    if (!box || !box->send(as_bytes("kept"))) return 1;
+    auto raw = Segment::open("shmbox.mb." + name, Access::read_write);
+    if (!raw) return 2;
+    const std::uint64_t dead = dead_process_identity();
+    std::memcpy(raw->writable_bytes()->data() + owner_offset, &dead, sizeof dead);
+    if (!collect_garbage().empty()) return 3;
+    return file_exists(name) && !box->closed() && box->queued() == 1 ? 0 : 4;
+  });
+  const auto status = child.wait();
+  if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm here";
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
 }
 
 }  // namespace

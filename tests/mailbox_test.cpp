@@ -1,6 +1,7 @@
 #include "shmbox/mailbox.hpp"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include "shmbox/segment.hpp"
+#include "support/open_elsewhere.hpp"
 #include "support/process.hpp"
 #include "support/text.hpp"
 
@@ -509,6 +511,62 @@ TEST_F(MailboxTest, TruncatedFileIsCorrupt) {
   ASSERT_FALSE(opened);
   EXPECT_EQ(opened.error().errc(), Errc::corrupt);
   EXPECT_NE(opened.error().detail().find("shorter than its header says"), std::string::npos);
+}
+
+// A mailbox file is named only once sized, so an empty one is no mailbox in the making:
+// for a moment it may be another program's, made in place (not ready), and once left so
+// for 2 s it is corrupt, until a create under the name reclaims it.
+TEST_F(MailboxTest, AFileTruncatedToNothingIsNotReadyForAMomentThenCorrupt) {
+  {
+    Mailbox box = make({.capacity = 8, .ownership = Ownership::system});
+    ASSERT_TRUE(box.send(as_bytes("lost with the truncation")));
+  }  // a mapping of a truncated file faults when touched
+  const std::string path = "/dev/shm/shmbox.mb." + name;
+  ASSERT_EQ(::truncate(path.c_str(), 0), 0);
+  const std::string object = "mailbox '" + name + "': ";
+  auto young = Mailbox::open(name);
+  ASSERT_FALSE(young);
+  EXPECT_EQ(young.error().errc(), Errc::not_ready);
+  EXPECT_EQ(young.error().message(), object + "is empty: its creator has not sized it yet");
+  std::this_thread::sleep_for(2200ms);
+  const std::string left = object + "is empty (0 bytes) and has been for over 2 s: it was truncated, or its creator is gone";
+  const auto refused = test::open_error_in_another_process(name);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->errc(), Errc::corrupt);
+  EXPECT_EQ(refused->message(), left);
+  auto status = Mailbox::stat(name);
+  ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().errc(), Errc::corrupt);
+  EXPECT_EQ(status.error().message(), left);
+  EXPECT_EQ(::access(path.c_str(), F_OK), 0) << "open and stat only say so";
+  auto again = Mailbox::create(name);
+  ASSERT_TRUE(again) << again.error().message();
+  ASSERT_TRUE(again->send(as_bytes("fresh")));
+  EXPECT_EQ(receive_text(*again), "fresh");
+}
+
+TEST_F(MailboxTest, AnEmptyFileWhoseCreatorHoldsALockIsNotGarbageUntilTheCreatorGoes) {
+  // Another program making a file in place under a mailbox's name, slowly: its record
+  // lock says it is still at work.
+  const std::string path = "/dev/shm/shmbox.mb." + name;
+  test::Pipe progress;
+  auto creator = ChildProcess::spawn([&]() -> int {
+    const int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    struct flock lock {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    if (fd < 0 || ::fcntl(fd, F_OFD_SETLK, &lock) != 0) return 1;
+    progress.send("locked");
+    for (;;) ::pause();
+  });
+  ASSERT_EQ(progress.receive(), "locked");
+  std::this_thread::sleep_for(2200ms);
+  EXPECT_EQ(Mailbox::open(name).error().errc(), Errc::not_ready);
+  EXPECT_EQ(Mailbox::stat(name).error().errc(), Errc::not_ready);
+  EXPECT_EQ(Mailbox::create(name).error().errc(), Errc::already_exists);
+  creator.kill();
+  ASSERT_TRUE(creator.wait().killed_by(SIGKILL));
+  EXPECT_EQ(Mailbox::open(name).error().errc(), Errc::corrupt);
 }
 
 }  // namespace

@@ -108,13 +108,15 @@ int collect(const LifeArgs& args) {
   if (args.json) {
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& object : *collected) {
-      rows.push_back({{"kind", object.kind}, {"name", object.name}, {"owner_pid", object.owner_pid}});
+      rows.push_back({{"kind", object.kind},
+                      {"name", object.name},
+                      {"owner_pid", object.owner_pid == 0 ? nlohmann::json() : nlohmann::json(object.owner_pid)},
+                      {"cause", object.cause}});
     }
     report = rows.dump() + "\n";
   } else {
     for (const auto& object : *collected) {
-      report += fmt::format("removed {} '{}': its owner, process {}, had exited\n", object.kind, object.name,
-                            object.owner_pid);
+      report += fmt::format("removed {} '{}': {}\n", object.kind, object.name, object.cause);
     }
     if (collected->empty()) report = "nothing to remove\n";
   }

@@ -108,6 +108,10 @@ Result<EndpointView> view_endpoint(EndpointFile names, Segment opened) {
                             .capacity = identity.lane_capacity,
                             .max_message_size = identity.lane_max_message_size};
   if (!plan_geometry(lane, names.object)) return corrupt("has lane options out of range");
+  // Garbage here must never pass for a dead owner: that would retire the endpoint.
+  if (auto fault = implausible_process(identity.owner)) {
+    return std::unexpected(Error{Errc::corrupt, names.object, "has a corrupt owner record: " + *fault});
+  }
   auto info = platform::file_status(SegmentFactory::descriptor(opened), names.object);
   if (!info) return std::unexpected(info.error());
   auto* base = const_cast<std::byte*>(bytes.data());
@@ -123,7 +127,14 @@ Result<EndpointView> view_endpoint(EndpointFile names, Segment opened) {
   };
 }
 
-void retire_endpoint(const EndpointView& endpoint) noexcept {
+bool retire_endpoint(const EndpointView& endpoint, Retirer by) noexcept {
+  // The name first: a survivor the kernel does not let remove it (in the sticky
+  // /dev/shm only the file's owner or root may) changes nothing. The endpoint's own
+  // process closes it all the same: it is leaving.
+  auto unlinked = platform::unlink_shm_file_if_same(endpoint.names.file_name,
+                                                    SegmentFactory::descriptor(*endpoint.mapping), {});
+  const bool removed = unlinked || unlinked.error() == Errc::not_found;
+  if (!removed && by == Retirer::survivor) return false;
   // seq_cst, with the load in make_lane: a sender that set `ready` before this store
   // has its lane file linked, so the loop below finds it; one that sets it after sees
   // `closed` and removes its lane itself.
@@ -134,23 +145,25 @@ void retire_endpoint(const EndpointView& endpoint) noexcept {
   for (std::uint32_t i = 0; i < endpoint.max_peers; ++i) {
     (void)MailboxFactory::remove_if_owned_by(lane_file(endpoint, i), endpoint.owner);
   }
-  platform::unlink_shm_file_if_same(endpoint.names.file_name, SegmentFactory::descriptor(*endpoint.mapping));
   forget_at_exit(endpoint.names.file_name);
+  return removed;
 }
 
 Result<EndpointView> open_endpoint(EndpointFile names, Access access, OwnerCheck check) {
-  auto segment = SegmentFactory::open(names.file_name, names.object, access, check);
+  // Named only once sized, as mailboxes are: one left empty is garbage.
+  auto segment = SegmentFactory::open(names.file_name, names.object, access, check, Unsized::garbage_after_grace);
   if (!segment) return std::unexpected(segment.error());
   return view_endpoint(std::move(names), std::move(*segment));
 }
 
-std::optional<pid_t> remove_endpoint_if_orphaned(std::string_view name) {
+std::optional<Garbage> remove_endpoint_if_garbage(std::string_view name) {
   auto names = endpoint_file(name);
   if (!names) return std::nullopt;
+  if (SegmentFactory::remove_if_left_unsized(names->file_name)) return Garbage::left_unsized();
   auto endpoint = open_endpoint(std::move(*names), Access::read_write);
   if (!endpoint || platform::liveness(endpoint->owner) == platform::Liveness::alive) return std::nullopt;
-  retire_endpoint(*endpoint);
-  return platform::ProcessIdentity::unpack(endpoint->owner).pid;
+  if (!retire_endpoint(*endpoint, Retirer::survivor)) return std::nullopt;
+  return Garbage::owner_exited(platform::ProcessIdentity::unpack(endpoint->owner).pid);
 }
 
 namespace {
@@ -223,7 +236,7 @@ struct EndpointState {
     lanes.clear();
     links.clear();
     // A forked child's copy is not the endpoint: only its process leaves.
-    if (me == platform::current_process().packed()) retire_endpoint(self);
+    if (me == platform::current_process().packed()) (void)retire_endpoint(self, Retirer::owner);
   }
 
   // Brings `lanes` up to date with the table when the doorbell rang (or `force`).
@@ -351,7 +364,7 @@ Result<Link*> EndpointState::link_to(std::string_view to) {
     return std::unexpected(Error{Errc::not_found, peer->names.object, "does not exist: it has left"});
   }
   if (platform::liveness(peer->owner) == platform::Liveness::dead) {
-    retire_endpoint(*peer);
+    (void)retire_endpoint(*peer, Retirer::survivor);
     return std::unexpected(gone_error(*peer));
   }
   // Our lane from before (our link was dropped), if it is still there.
@@ -489,7 +502,7 @@ Result<Endpoint> Endpoint::join(std::string_view name, const EndpointOptions& op
   // Taken: by an endpoint whose process died, the name is free again. Another process
   // may be retiring it or joining at the same time: look again a few times.
   for (int attempt = 0; attempt < 8 && !segment && segment.error() == Errc::already_exists; ++attempt) {
-    if (!detail::remove_endpoint_if_orphaned(names->name)) {
+    if (!detail::remove_endpoint_if_garbage(names->name)) {
       if (auto holder = detail::open_endpoint(*names, Access::read_only);
           holder && platform::liveness(holder->owner) == platform::Liveness::alive) {
         const pid_t pid = platform::ProcessIdentity::unpack(holder->owner).pid;
@@ -504,7 +517,9 @@ Result<Endpoint> Endpoint::join(std::string_view name, const EndpointOptions& op
   auto view = detail::view_endpoint(std::move(*names), std::move(*segment));
   if (!view) return std::unexpected(view.error());
   auto state = std::make_unique<detail::EndpointState>(*view, wait);
-  detail::retire_at_exit(view->names.file_name, state->me, [endpoint = *view] { detail::retire_endpoint(endpoint); });
+  detail::retire_at_exit(view->names.file_name, state->me, [endpoint = *view] {
+    (void)detail::retire_endpoint(endpoint, detail::Retirer::owner);
+  });
   return Endpoint{std::move(state)};
 }
 

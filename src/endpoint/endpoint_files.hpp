@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "endpoint/layout.hpp"
+#include "garbage.hpp"
 #include "mailbox/mailbox_state.hpp"
 #include "shmbox/endpoint.hpp"
 
@@ -38,11 +39,18 @@ MailboxFile lane_file(const EndpointView& endpoint, std::uint32_t index);
 Result<EndpointView> view_endpoint(EndpointFile names, Segment opened);
 Result<EndpointView> open_endpoint(EndpointFile names, Access access, OwnerCheck check = OwnerCheck::any_owner);
 
-// Closes the endpoint (senders blocked on its lanes wake with Closed), removes its
-// lanes, then its name.
-void retire_endpoint(const EndpointView& endpoint) noexcept;
+// Who retires an endpoint: its own process as it leaves, or another that found that
+// process dead.
+enum class Retirer { owner, survivor };
 
-// Retires the endpoint `name` if its process has exited; that process's pid if so.
-std::optional<pid_t> remove_endpoint_if_orphaned(std::string_view name);
+// Removes the endpoint's name if it is still this file's, then closes the endpoint
+// (senders blocked on its lanes wake with Closed) and removes its lanes. A survivor
+// that may not remove the name changes nothing; the owner closes it all the same.
+// Whether the name was removed (or already gone).
+bool retire_endpoint(const EndpointView& endpoint, Retirer by) noexcept;
+
+// Removes the endpoint `name` if it is garbage: its process has exited (it is retired),
+// or its file was left empty (segment_factory.hpp, Unsized); and says why.
+std::optional<Garbage> remove_endpoint_if_garbage(std::string_view name);
 
 }  // namespace shmbox::detail

@@ -106,6 +106,13 @@ std::shared_ptr<const Segment> share_mapping(Segment segment) {
   return shared;
 }
 
+// Mailbox files are named only once sized: one left empty is garbage, not a mailbox
+// still being made (segment_factory.hpp, Unsized).
+Result<Segment> open_mailbox_file(const MailboxName& names, Access access,
+                                  detail::OwnerCheck check = detail::OwnerCheck::any_owner) {
+  return detail::SegmentFactory::open(names.file_name, names.object, access, check, detail::Unsized::garbage_after_grace);
+}
+
 // Maps and validates an opened mailbox file; the caller attaches if it will operate.
 Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment opened, const WaitPolicy& wait) {
   // Only read-write mappings are shared (stat's is read-only and short-lived).
@@ -125,7 +132,13 @@ Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment opened, con
   if (!geometry) return std::unexpected(geometry.error());
   auto* base = const_cast<std::byte*>(bytes.data());
   std::uint64_t owner = 0;
+  std::uint64_t creator = 0;
   std::memcpy(&owner, bytes.data() + offsetof(detail::Header, owner), sizeof owner);
+  std::memcpy(&creator, bytes.data() + offsetof(detail::Header, creator), sizeof creator);
+  // Garbage here must never pass for a dead owner: that would remove the mailbox.
+  if (auto fault = detail::owner_record_fault(name.file_name, owner, creator)) {
+    return std::unexpected(Error{Errc::corrupt, name.object, "has a corrupt owner record: " + *fault});
+  }
   auto state = std::make_unique<MailboxState>(MailboxState{
       .name = std::move(name.name),
       .object = std::move(name.object),
@@ -199,11 +212,15 @@ AttachedCounts count_attached(const MailboxState& state) {
   return counts;
 }
 
+bool orphaned(const MailboxState& state) {
+  return state.owner != 0 && platform::liveness(state.owner) == platform::Liveness::dead;
+}
+
 // A process-owned mailbox whose owner has exited is no longer there for anyone: close
 // it, remove its name, and answer as if it did not exist.
 Result<void> refuse_if_orphaned(MailboxState& state) {
-  if (state.owner == 0 || platform::liveness(state.owner) == platform::Liveness::alive) return {};
-  detail::retire(state);
+  if (!orphaned(state)) return {};
+  (void)detail::retire(state);  // left as it is if this process may not remove it
   return std::unexpected(Error{Errc::not_found, state.object,
                                "does not exist: its owner, process " +
                                    std::to_string(platform::ProcessIdentity::unpack(state.owner).pid) + ", exited"});
@@ -215,21 +232,21 @@ Error too_large_error(const MailboxState& state, std::size_t size) {
                    std::to_string(state.geometry.max_message_size)};
 }
 
-bool remove_if_orphaned(const MailboxName& name) {
-  return detail::remove_mailbox_if_orphaned(name.file_name, name.object).has_value();
-}
-
 }  // namespace
 
 namespace detail {
 
-std::optional<pid_t> remove_mailbox_if_orphaned(const std::string& file_name, const std::string& object) {
-  auto segment = SegmentFactory::open(file_name, object, Access::read_write);
+std::optional<Garbage> remove_mailbox_if_garbage(const MailboxFile& names) {
+  if (SegmentFactory::remove_if_left_unsized(names.file_name)) {
+    forget_at_exit(names.file_name);  // were it ours, exit must not write into what is left of it
+    return Garbage::left_unsized();
+  }
+  auto segment = open_mailbox_file(names, Access::read_write);
   if (!segment) return std::nullopt;
-  // view() wants the user's name only for errors, which are dropped here.
-  auto state = view(MailboxName{{}, file_name, object}, std::move(*segment), {});
-  if (!state || refuse_if_orphaned(**state)) return std::nullopt;  // unreadable, or its owner lives
-  return platform::ProcessIdentity::unpack((*state)->owner).pid;
+  auto state = view(names, std::move(*segment), {});
+  // Unreadable, its owner lives, or not ours to remove: left alone.
+  if (!state || !orphaned(**state) || !retire(**state)) return std::nullopt;
+  return Garbage::owner_exited(platform::ProcessIdentity::unpack((*state)->owner).pid);
 }
 
 }  // namespace detail
@@ -266,8 +283,9 @@ Result<Mailbox> MailboxFactory::create(MailboxFile names, const MailboxOptions& 
         geometry->reserved_size);
   };
   auto segment = make();
-  // The name is taken: by a mailbox whose owner has exited, it is free to reuse.
-  if (!segment && segment.error() == Errc::already_exists && remove_if_orphaned(names)) segment = make();
+  // The name is taken: by garbage (a mailbox whose owner has exited, or an empty file
+  // left so), it is free to reuse.
+  if (!segment && segment.error() == Errc::already_exists && remove_mailbox_if_garbage(names)) segment = make();
   if (!segment) return std::unexpected(segment.error());
   auto state = view(std::move(names), std::move(*segment), wait);
   if (!state) return std::unexpected(state.error());
@@ -277,7 +295,7 @@ Result<Mailbox> MailboxFactory::create(MailboxFile names, const MailboxOptions& 
 }
 
 Result<Mailbox> MailboxFactory::open(MailboxFile names, const WaitPolicy& wait, OwnerCheck check) {
-  auto segment = SegmentFactory::open(names.file_name, names.object, Access::read_write, check);
+  auto segment = open_mailbox_file(names, Access::read_write, check);
   if (!segment) return std::unexpected(segment.error());
   auto state = view(std::move(names), std::move(*segment), wait);
   if (!state) return std::unexpected(state.error());
@@ -287,13 +305,27 @@ Result<Mailbox> MailboxFactory::open(MailboxFile names, const WaitPolicy& wait, 
 }
 
 Result<void> MailboxFactory::remove(const MailboxFile& names) {
-  // Close first, so that processes still mapping it wake instead of waiting on a
-  // mailbox nobody can reach. A corrupt mailbox is removed all the same.
-  if (auto segment = SegmentFactory::open(names.file_name, names.object, Access::read_write)) {
+  // The name first: whether we may remove it is the kernel's decision (in the sticky
+  // /dev/shm, the file's owner's or root's), and a remove it refuses must change
+  // nothing. Then the close, so that processes still mapping it wake instead of waiting
+  // on a mailbox nobody can reach. design.md, Close and remove.
+  for (;;) {
+    auto segment = open_mailbox_file(names, Access::read_write);
+    if (!segment) {
+      // Not ours to open, empty, or no mailbox at all: there is nothing to close.
+      auto removed = SegmentFactory::remove(names.file_name, names.object);
+      if (removed) forget_at_exit(names.file_name);
+      return removed;
+    }
+    auto unlinked = platform::unlink_shm_file_if_same(names.file_name, SegmentFactory::descriptor(*segment), names.object);
+    if (!unlinked) return std::unexpected(unlinked.error());
+    // Removed and made again since we opened it: the name is the new mailbox's now.
+    if (!*unlinked) continue;
+    forget_at_exit(names.file_name);
+    // A corrupt mailbox is removed all the same, but not written to.
     if (auto state = view(names, std::move(*segment), {})) close_mailbox(*(*state)->header);
+    return {};
   }
-  forget_at_exit(names.file_name);
-  return SegmentFactory::remove(names.file_name, names.object);
 }
 
 }  // namespace detail
@@ -394,13 +426,15 @@ Result<void> Mailbox::remove(std::string_view name) {
 }
 
 bool detail::MailboxFactory::remove_if_owned_by(const MailboxFile& names, std::uint64_t owner) {
-  auto segment = detail::SegmentFactory::open(names.file_name, names.object, Access::read_write);
+  auto segment = open_mailbox_file(names, Access::read_write);
   if (!segment) return false;
   auto state = view(names, std::move(*segment), {});
   if (!state) return false;
   if ((*state)->owner != owner && platform::liveness((*state)->owner) == platform::Liveness::alive) return false;
-  detail::retire(**state);
-  return true;
+  // Our own (an endpoint giving back or leaving its lanes): closed even where another
+  // user's sender made the file and we may not remove it, so that its blocked sends wake.
+  if ((*state)->owner == platform::current_process().packed()) return detail::close_for_good(**state);
+  return detail::retire(**state);
 }
 
 Result<MailboxStatus> Mailbox::stat(std::string_view name) {
@@ -417,7 +451,7 @@ Result<MailboxStatus> Mailbox::stat(std::string_view name) {
 Result<MailboxStatus> detail::MailboxFactory::stat(const MailboxFile& names) {
   auto info = detail::SegmentFactory::stat(names.file_name, names.object);
   if (!info) return std::unexpected(info.error());
-  auto segment = detail::SegmentFactory::open(names.file_name, names.object, Access::read_only);
+  auto segment = open_mailbox_file(names, Access::read_only);
   if (!segment) return std::unexpected(segment.error());
   auto state = view(names, std::move(*segment), {});
   if (!state) return std::unexpected(state.error());

@@ -41,7 +41,8 @@ struct MailboxFactory {
   static Result<void> remove(const MailboxFile& names);
   static Result<MailboxStatus> stat(const MailboxFile& names);
   // Retires the mailbox under `names` if `owner` owns it or its owner has exited;
-  // whether it did. (For lanes: never removes a live endpoint's lane by mistake.)
+  // whether it removed it. (For lanes: never removes a live endpoint's lane by mistake.)
+  // A mailbox this process owns is closed even where it may not remove the name.
   static bool remove_if_owned_by(const MailboxFile& names, std::uint64_t owner);
 };
 

@@ -43,23 +43,63 @@ void remove_owned_at_exit() {
   }
 }
 
-// Closes the mailbox mapped as `mapping` and removes its name if it is still this file's.
-void close_and_unlink(Header& header, const std::string& file_name, const Segment& mapping) noexcept {
+// Removes the name if it still names the file mapped as `mapping`, then closes the
+// mailbox: the kernel decides whether we may remove it, and a removal it refuses
+// changes nothing. A name already gone or taken by a new file counts as removed: ours
+// is unnamed either way. Whether the mailbox is unnamed and closed now.
+bool unlink_then_close(Header& header, const std::string& file_name, const Segment& mapping) noexcept {
+  auto unlinked = platform::unlink_shm_file_if_same(file_name, SegmentFactory::descriptor(mapping), {});
+  if (!unlinked && unlinked.error() != Errc::not_found) return false;
   close_mailbox(header);
-  platform::unlink_shm_file_if_same(file_name, SegmentFactory::descriptor(mapping));
+  return true;
+}
+
+// The owner is gone or leaving: the mailbox closes for everyone even where this
+// process may not remove its name (it may have changed its uid since it created it).
+bool close_for_good(Header& header, const std::string& file_name, const Segment& mapping) noexcept {
+  if (unlink_then_close(header, file_name, mapping)) return true;
+  close_mailbox(header);
+  return false;
 }
 
 }  // namespace
 
-void retire(MailboxState& state) noexcept {
-  close_and_unlink(*state.header, state.file_name, *state.mapping);
+bool close_for_good(MailboxState& state) noexcept {
+  const bool removed = close_for_good(*state.header, state.file_name, *state.mapping);
   forget_at_exit(state.file_name);
+  return removed;
+}
+
+bool retire(MailboxState& state) noexcept {
+  if (!unlink_then_close(*state.header, state.file_name, *state.mapping)) return false;
+  forget_at_exit(state.file_name);
+  return true;
 }
 
 bool retire_if_orphaned(MailboxState& state) noexcept {
   if (state.owner == 0 || !state.owner_watch.exited()) return false;
-  retire(state);
+  (void)close_for_good(state);
   return true;
+}
+
+std::optional<std::string> implausible_process(std::uint64_t packed) {
+  const platform::ProcessIdentity identity = platform::ProcessIdentity::unpack(packed);
+  if (const pid_t max = platform::max_pid(); identity.pid <= 0 || identity.pid > max) {
+    return "pid " + std::to_string(identity.pid) + " is not a process ID (1 to " + std::to_string(max) + ")";
+  }
+  if (identity.start_time == 0) return "process " + std::to_string(identity.pid) + " has no start time";
+  return std::nullopt;
+}
+
+std::optional<std::string> owner_record_fault(std::string_view file_name, std::uint64_t owner, std::uint64_t creator) {
+  if (owner == 0) return std::nullopt;
+  if (auto fault = implausible_process(owner)) return fault;
+  if (file_name.starts_with(mailbox_file_prefix) && owner != creator) {
+    return "it names process " + std::to_string(platform::ProcessIdentity::unpack(owner).pid) + ", but process " +
+           std::to_string(platform::ProcessIdentity::unpack(creator).pid) +
+           " created it, and a mailbox belongs to its creator or to the system";
+  }
+  return std::nullopt;
 }
 
 void retire_at_exit(std::string file_name, std::uint64_t owner, std::function<void()> retire) {
@@ -73,7 +113,7 @@ void retire_at_exit(std::string file_name, std::uint64_t owner, std::function<vo
 void remove_at_exit(const MailboxState& state) {
   // The mapping is kept so that exit can close the mailbox without opening it again.
   retire_at_exit(state.file_name, state.owner, [file_name = state.file_name, mapping = state.mapping, header = state.header] {
-    close_and_unlink(*header, file_name, *mapping);
+    (void)close_for_good(*header, file_name, *mapping);
   });
 }
 

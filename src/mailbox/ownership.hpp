@@ -8,7 +8,9 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
+#include "garbage.hpp"
 #include "mailbox/mailbox_state.hpp"
 
 namespace shmbox::detail {
@@ -17,11 +19,18 @@ namespace shmbox::detail {
 // together they bound how late a blocked call learns that the owner is gone.
 inline constexpr std::chrono::milliseconds owner_check_interval{20};
 
-// Closes the mailbox for everyone, wakes every waiter, and removes its name if the
-// name still belongs to this file.
-void retire(MailboxState& state) noexcept;
+// Removes the mailbox's name if it still belongs to this file, then closes it for
+// everyone and wakes every waiter. Returns false, having changed nothing, if this
+// process may not remove the name.
+bool retire(MailboxState& state) noexcept;
 
-// Retires the mailbox if its owner has exited; returns whether it did. One poll().
+// For a mailbox whose owner is gone or leaving: removes its name if this process may,
+// and closes it for everyone either way. Whether the name was removed (or already gone).
+bool close_for_good(MailboxState& state) noexcept;
+
+// If the owner has exited: closes the mailbox (whether or not this process may remove
+// its name: it is gone for everyone) and removes its name if it may; returns whether
+// the owner had exited. One poll().
 bool retire_if_orphaned(MailboxState& state) noexcept;
 
 // For waiters: looks at the owner at most once per owner_check_interval.
@@ -39,9 +48,21 @@ void remove_at_exit(const MailboxState& state);
 void retire_at_exit(std::string file_name, std::uint64_t owner, std::function<void()> retire);
 void forget_at_exit(const std::string& file_name) noexcept;
 
-// Opens the mailbox file `file_name` and, if its owner has exited, retires it and
-// returns the owner's pid. nullopt if it is owned by a live process or the system, or
-// cannot be opened read-write or validated (then it is left alone).
-std::optional<pid_t> remove_mailbox_if_orphaned(const std::string& file_name, const std::string& object);
+// Why `packed` cannot be a process's identity as its creator recorded it
+// (ProcessIdentity::packed()), or nullopt if it can: a pid outside the kernel's range,
+// or no start time. For owner records, which must never pass garbage off as a dead
+// owner (design.md, Ownership).
+std::optional<std::string> implausible_process(std::uint64_t packed);
+
+// Why a mailbox's owner record (0: the system) cannot be one its creator wrote, or
+// nullopt if it can. A mailbox file belongs to its creator or the system; a lane
+// (another prefix) is made by its sender for the endpoint's process.
+std::optional<std::string> owner_record_fault(std::string_view file_name, std::uint64_t owner, std::uint64_t creator);
+
+// Removes the mailbox file `names` if it is garbage: its owner has exited (it is
+// retired), or it was left empty (segment_factory.hpp, Unsized); and says why. nullopt
+// if it is owned by a live process or the system, or cannot be opened read-write,
+// validated or removed by this process (then it is left alone).
+std::optional<Garbage> remove_mailbox_if_garbage(const MailboxFile& names);
 
 }  // namespace shmbox::detail

@@ -107,6 +107,17 @@ std::string read_proc_line(const std::string& path) {
 
 }  // namespace
 
+pid_t max_pid() {
+  constexpr pid_t limit = (1 << 22) - 1;  // PID_MAX_LIMIT - 1 on 64-bit kernels
+  const std::string line = read_proc_line("/proc/sys/kernel/pid_max");
+  long pid_max = 0;
+  if (std::from_chars(line.data(), line.data() + line.size(), pid_max).ec != std::errc{} || pid_max < 2 ||
+      pid_max > limit + 1) {
+    return limit;
+  }
+  return static_cast<pid_t>(pid_max - 1);
+}
+
 std::string process_name(std::uint64_t packed) {
   if (liveness(packed) == Liveness::dead) return {};
   return read_proc_line("/proc/" + std::to_string(ProcessIdentity::unpack(packed).pid) + "/comm");

@@ -33,6 +33,11 @@ ProcessIdentity current_process() noexcept;
 // The start time of `pid`, or nullopt if no such process exists.
 std::optional<std::uint64_t> process_start_time(pid_t pid) noexcept;
 
+// The largest pid the kernel may hand out now: /proc/sys/kernel/pid_max less one (read
+// on every call: it can be raised while we run), or the kernel's own limit, 2^22 - 1,
+// if that cannot be read.
+pid_t max_pid();
+
 enum class Liveness { alive, dead };
 
 // Whether the process `packed` describes still runs (same pid, same start time).

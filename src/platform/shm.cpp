@@ -69,6 +69,21 @@ Result<UniqueFd> open_shm_file(std::string_view name, bool writable, const std::
   return fd;
 }
 
+namespace {
+
+FileStatus status_of(const struct stat& st) {
+  const auto changed = std::chrono::seconds{st.st_ctim.tv_sec} + std::chrono::nanoseconds{st.st_ctim.tv_nsec};
+  return FileStatus{static_cast<std::size_t>(st.st_size),
+                    st.st_mode & 07777,
+                    st.st_uid,
+                    st.st_gid,
+                    static_cast<std::size_t>(st.st_blocks) * 512,
+                    std::chrono::system_clock::time_point{
+                        std::chrono::duration_cast<std::chrono::system_clock::duration>(changed)}};
+}
+
+}  // namespace
+
 Result<FileStatus> stat_shm_file(std::string_view name, const std::string& object) {
   const std::string path = shm_path(name);
   struct stat st {};
@@ -76,8 +91,7 @@ Result<FileStatus> stat_shm_file(std::string_view name, const std::string& objec
   // and a symlink planted under the name is reported, not followed.
   if (::lstat(path.c_str(), &st) != 0) return std::unexpected(system_error(errno, object, "cannot stat"));
   if (!S_ISREG(st.st_mode)) return std::unexpected(Error{Errc::corrupt, object, "is not a shared-memory file"});
-  return FileStatus{static_cast<std::size_t>(st.st_size), st.st_mode & 07777, st.st_uid, st.st_gid,
-                    static_cast<std::size_t>(st.st_blocks) * 512};
+  return status_of(st);
 }
 
 Result<void> unlink_shm_file(std::string_view name, const std::string& object) {
@@ -100,18 +114,31 @@ std::vector<std::string> list_shm_names(std::string_view prefix) {
   return names;
 }
 
-void unlink_shm_file_if_same(std::string_view name, int fd) noexcept {
+Result<bool> unlink_shm_file_if_same(std::string_view name, int fd, const std::string& object) {
   const std::string path = shm_path(name);
   struct stat ours {};
   struct stat named {};
-  if (::fstat(fd, &ours) != 0 || ::lstat(path.c_str(), &named) != 0) return;
-  if (ours.st_dev == named.st_dev && ours.st_ino == named.st_ino) (void)::unlink(path.c_str());
+  if (::fstat(fd, &ours) != 0 || ::lstat(path.c_str(), &named) != 0) {
+    return std::unexpected(system_error(errno, object, "cannot remove"));
+  }
+  if (ours.st_dev != named.st_dev || ours.st_ino != named.st_ino) return false;
+  if (::unlink(path.c_str()) != 0) return std::unexpected(system_error(errno, object, "cannot remove"));
+  return true;
 }
 
 Result<FileStatus> file_status(int fd, const std::string& object) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return std::unexpected(system_error(errno, object, "cannot stat"));
-  return FileStatus{static_cast<std::size_t>(st.st_size), st.st_mode & 07777, st.st_uid, st.st_gid};
+  return status_of(st);
+}
+
+bool record_locked(int fd) noexcept {
+  struct flock lock {};
+  lock.l_type = F_WRLCK;  // conflicts with every lock, read or write
+  lock.l_whence = SEEK_SET;
+  lock.l_start = 0;
+  lock.l_len = 0;  // to the end of the file, however long it grows
+  return ::fcntl(fd, F_OFD_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
 }
 
 Result<void> reserve_size(int fd, std::size_t current_size, std::size_t size, const std::string& object) {

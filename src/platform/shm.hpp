@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -32,10 +33,13 @@ Result<UniqueFd> open_shm_file(std::string_view name, bool writable, const std::
 
 Result<void> unlink_shm_file(std::string_view name, const std::string& object);
 
-// Unlinks `name` only if it still names the file open as `fd`: a process removing an
-// object it found orphaned must not remove a new object created under the same name.
-// (The check and the unlink are two calls; design.md, Ownership, bounds the race.)
-void unlink_shm_file_if_same(std::string_view name, int fd) noexcept;
+// Unlinks `name` only if it still names the file open as `fd`: true if it did, false
+// if the name now names another file (left alone: a process removing an object must
+// not remove a new object created under the same name). Errors: not_found when the
+// name names nothing, and the unlink's own (permission_denied: in the sticky /dev/shm
+// only the file's owner or root may remove it). The check and the unlink are two
+// calls; design.md, Close and remove, bounds the race.
+Result<bool> unlink_shm_file_if_same(std::string_view name, int fd, const std::string& object);
 
 struct FileStatus {
   std::size_t size;
@@ -43,8 +47,14 @@ struct FileStatus {
   uid_t uid;
   gid_t gid;
   std::size_t allocated;  // bytes of memory the file holds (a sparse file holds less than its size)
+  // The last change to its contents or metadata (ctime: no user can set it back).
+  std::chrono::system_clock::time_point changed;
 };
 Result<FileStatus> file_status(int fd, const std::string& object);
+
+// Whether any process holds a POSIX or open-file-description record lock on any part of
+// the file (flock(2) locks are not seen). One fcntl(F_OFD_GETLK); false if it fails.
+bool record_locked(int fd) noexcept;
 
 // Sets the size to `size` without reserving memory: a sparse file whose pages are
 // reserved piecewise with reserve_range (a write to an unreserved page of a full

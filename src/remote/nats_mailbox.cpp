@@ -7,6 +7,7 @@
 #include <cstring>
 #include <thread>
 
+#include "garbage.hpp"
 #include "name.hpp"
 #include "platform/process.hpp"
 #include "remote/lease.hpp"
@@ -401,7 +402,9 @@ Result<std::vector<RemovedObject>> NatsMailbox::collect_garbage(const RemoteName
   std::vector<RemovedObject> removed;
   for (const auto& [name, owner] : lapsed) {
     if (lease_state(**connection, name, owner) != LeaseState::lapsed) continue;
-    if (delete_mailbox_stream(**connection, name, owner)) removed.push_back({"mailbox", name.server + "/" + name.name, owner.pid});
+    if (delete_mailbox_stream(**connection, name, owner)) {
+      removed.push_back({"mailbox", name.server + "/" + name.name, owner.pid, Garbage::owner_exited(owner.pid).cause});
+    }
   }
   return removed;
 }
