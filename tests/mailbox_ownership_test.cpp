@@ -287,10 +287,10 @@ TEST_F(Ownership, AnOwnerRecordThatMakesNoSenseIsCorruptionAndRemovesNothing) {
            {packed_identity(-5, 12345), "pid -5" + out_of_range},
            {packed_identity(max_pid() + 1, 12345), "pid " + std::to_string(max_pid() + 1) + out_of_range},
            {packed_identity(::getpid(), 0), "process " + std::to_string(::getpid()) + " has no start time"},
-           // Well formed and dead, but a mailbox belongs to its creator or to the system.
-           {dead, "it names process " + std::to_string(dead & 0xffffffffu) + ", but process " +
+           // Well formed and dead, but a mailbox belongs to the process it was created for or to the system.
+           {dead, "it names process " + std::to_string(dead & 0xffffffffu) + ", but the mailbox was created for process " +
                       std::to_string(creator & 0xffffffffu) +
-                      " created it, and a mailbox belongs to its creator or to the system"},
+                      ", and a mailbox belongs to the process it was created for or to the system"},
        }) {
     poke_owner(owner);
     const std::string expected = "mailbox '" + name + "': has a corrupt owner record: " + fault;

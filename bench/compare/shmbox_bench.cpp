@@ -61,6 +61,11 @@ struct Figure {
   std::vector<double> medians, p99s, p999s, maxes;  // round trip, ns
   std::vector<double> rates, cpu_send, cpu_receive;  // stream: messages/s; ns per message
   std::string skipped;  // unavailable here, or failed
+  bool failed = false;  // a transport that is here and did not work: the run fails
+  void fail(const std::string& why) {
+    skipped = "failed: " + why;
+    failed = true;
+  }
   bool empty() const { return medians.empty() && rates.empty(); }
 };
 
@@ -326,7 +331,7 @@ int main(int argc, char** argv) {
           const RoundTrip result = measure_round_trip(*job.transport, job.size,
                                                       round_trips_for(job.size, options.quick, job.transport->remote()), tag);
           if (!result.failure.empty()) {
-            figure.skipped = "failed: " + result.failure;
+            figure.fail(result.failure);
             continue;
           }
           figure.medians.push_back(result.ns.median);
@@ -340,7 +345,7 @@ int main(int argc, char** argv) {
                                                messages_for(job.size, options.quick, job.transport->remote()), processes,
                                                processes, tag, std::chrono::seconds{options.quick ? 20 : 120});
           if (!result.failure.empty()) {
-            figure.skipped = "failed: " + result.failure;
+            figure.fail(result.failure);
             continue;
           }
           figure.rates.push_back(result.messages_per_second);
@@ -348,7 +353,7 @@ int main(int argc, char** argv) {
           figure.cpu_receive.push_back(result.receiver_cpu_ns);
         }
       } catch (const std::exception& error) {
-        figure.skipped = std::string{"failed: "} + error.what();
+        figure.fail(error.what());
       }
     }
   }
@@ -399,6 +404,12 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "shmbox-bench: {}\n", problem);
       return 1;
     }
+  }
+  const auto failures = std::ranges::count_if(figures, [](const auto& entry) { return entry.second.failed; });
+  if (failures > 0) {
+    fmt::print(stderr, "shmbox-bench: {} measurement{} failed (listed under Not measured)\n", failures,
+               failures == 1 ? "" : "s");
+    return 1;
   }
   return 0;
 }

@@ -63,7 +63,7 @@ struct alignas(cache_line) Header {
 
   // Written once by the creator, like the identity.
   alignas(cache_line) ChunkGeometry chunks;  // unbounded mailboxes only; zero otherwise
-  std::uint64_t creator;                     // ProcessIdentity::packed()
+  std::uint64_t creator;                     // ProcessIdentity::packed(); the owner if a process owns it
   // The owning process (ProcessIdentity::packed()); 0: owned by the system. When the
   // owner is gone the mailbox is closed and removed (design.md, Ownership).
   std::uint64_t owner;

@@ -67,7 +67,9 @@ void initialise(std::span<std::byte> memory, const detail::Geometry& geometry, s
       .file_size = geometry.file_size,
   };
   header->chunks = geometry.chunks;
-  header->creator = platform::current_process().packed();
+  // A process-owned mailbox records its owner as its creator, also when it was made
+  // for another process (MailboxOptions::owner_pid): the two must agree on open.
+  header->creator = owner != 0 ? owner : platform::current_process().packed();
   header->owner = owner;
   for (std::uint32_t i = 0; i < geometry.attach_capacity; ++i) {
     new (memory.data() + geometry.attach_offset + i * sizeof(detail::AttachEntry)) detail::AttachEntry{};

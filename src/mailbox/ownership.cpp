@@ -95,9 +95,10 @@ std::optional<std::string> owner_record_fault(std::string_view file_name, std::u
   if (owner == 0) return std::nullopt;
   if (auto fault = implausible_process(owner)) return fault;
   if (file_name.starts_with(mailbox_file_prefix) && owner != creator) {
-    return "it names process " + std::to_string(platform::ProcessIdentity::unpack(owner).pid) + ", but process " +
+    return "it names process " + std::to_string(platform::ProcessIdentity::unpack(owner).pid) +
+           ", but the mailbox was created for process " +
            std::to_string(platform::ProcessIdentity::unpack(creator).pid) +
-           " created it, and a mailbox belongs to its creator or to the system";
+           ", and a mailbox belongs to the process it was created for or to the system";
   }
   return std::nullopt;
 }

@@ -55,7 +55,8 @@ void forget_at_exit(const std::string& file_name) noexcept;
 std::optional<std::string> implausible_process(std::uint64_t packed);
 
 // Why a mailbox's owner record (0: the system) cannot be one its creator wrote, or
-// nullopt if it can. A mailbox file belongs to its creator or the system; a lane
+// nullopt if it can. A mailbox file belongs to the process it was created for (its
+// creator, or MailboxOptions::owner_pid) or the system; a lane
 // (another prefix) is made by its sender for the endpoint's process.
 std::optional<std::string> owner_record_fault(std::string_view file_name, std::uint64_t owner, std::uint64_t creator);
 

@@ -64,7 +64,7 @@ NatsServer::NatsServer(NatsServer&& other) noexcept
       extra_(std::move(other.extra_)), store_(std::move(other.store_)), pid_(std::exchange(other.pid_, -1)) {}
 
 std::optional<std::vector<NatsServer>> NatsServer::start_cluster(int size) {
-  if (!std::filesystem::exists(server_path)) return std::nullopt;
+  if (!installed()) return std::nullopt;
   std::vector<int> cluster_ports;
   for (int i = 0; i < size; ++i) cluster_ports.push_back(free_port());
   std::string routes;
@@ -92,8 +92,10 @@ std::optional<std::vector<NatsServer>> NatsServer::start_cluster(int size) {
   return servers;
 }
 
+bool NatsServer::installed() { return std::filesystem::exists(server_path); }
+
 std::optional<NatsServer> NatsServer::start() {
-  if (!std::filesystem::exists(server_path)) return std::nullopt;
+  if (!installed()) return std::nullopt;
   NatsServer server{free_port(), free_port(), std::make_unique<TemporaryDirectory>()};
   if (!server.launch()) return std::nullopt;
   return server;

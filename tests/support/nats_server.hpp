@@ -16,6 +16,8 @@ namespace shmbox::test {
 class NatsServer {
  public:
   // nullopt when nats-server is not installed (the test then skips).
+  // Whether nats-server is installed at all (its absence is the one reason to skip).
+  static bool installed();
   static std::optional<NatsServer> start();
   // `size` servers forming one JetStream cluster on loopback, named n0, n1, ...
   static std::optional<std::vector<NatsServer>> start_cluster(int size);

@@ -18,13 +18,22 @@
 
 namespace shmbox::test {
 
-// Starts a server, or marks the calling test skipped and returns nullopt.
+// Starts a server, or marks the calling test skipped (nats-server is not installed) or
+// failed (it is, and would not start), and leaves `server` empty.
 inline void start_nats_or_skip(std::optional<NatsServer>& server) {
+  if (!NatsServer::installed()) GTEST_SKIP() << "nats-server is not installed (Debian: nats-server)";
   if (auto started = NatsServer::start()) {
     server.emplace(std::move(*started));
     return;
   }
-  GTEST_SKIP() << "nats-server is not installed (Debian: nats-server)";
+  FAIL() << "nats-server is installed but did not start (or did not become healthy within 30 s)";
+}
+
+// The same for a cluster of `size` servers.
+inline void start_cluster_or_skip(std::optional<std::vector<NatsServer>>& cluster, int size) {
+  if (!NatsServer::installed()) GTEST_SKIP() << "nats-server is not installed (Debian: nats-server)";
+  cluster = NatsServer::start_cluster(size);
+  if (!cluster) FAIL() << "nats-server is installed but a cluster of " << size << " did not start";
 }
 
 // A unique mailbox name part for `tag`, without unique_name's "shmbox-test-" prefix.
