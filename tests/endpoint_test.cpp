@@ -236,6 +236,22 @@ TEST_F(EndpointTest, ZeroBufferingIsARendezvous) {
   EXPECT_TRUE(child.wait().exited_with(0));
 }
 
+TEST_F(EndpointTest, TwoEndpointsOfOneProcessSendThroughLanesOfTheirOwn) {
+  auto receiver = Endpoint::join(server).value();
+  std::vector<std::byte> message;
+  {
+    auto first = Endpoint::join(client).value();
+    ASSERT_TRUE(first.send(server, as_bytes("from the first")));
+    EXPECT_EQ(receiver.receive(message, 5s).value(), client);
+  }
+  // Same process, so same sender identity as the first's lane (still ready until the
+  // receiver sweeps it): the name must keep them apart.
+  auto second = Endpoint::join(other).value();
+  ASSERT_TRUE(second.send(server, as_bytes("from the second")));
+  EXPECT_EQ(receiver.receive(message, 5s).value(), other);
+  EXPECT_EQ(text_of(message), "from the second");
+}
+
 TEST_F(EndpointTest, TwoLiveProcessesCannotJoinUnderOneName) {
   auto me = Endpoint::join(server);
   ASSERT_TRUE(me);

@@ -354,10 +354,15 @@ Result<Link*> EndpointState::link_to(std::string_view to) {
     retire_endpoint(*peer);
     return std::unexpected(gone_error(*peer));
   }
-  // Our lane from before (our link was dropped), if it is still there.
+  // Our lane from before (our link was dropped), if it is still there. Every endpoint
+  // of this process has our identity: the name tells ours apart.
   for (std::uint32_t i = 0; i < peer->max_peers; ++i) {
     LaneEntry& entry = peer->table[i];
     if (entry.sender.load(std::memory_order_acquire) != me || entry.ready.load(std::memory_order_acquire) == 0) continue;
+    if (entry.name_length.load(std::memory_order_relaxed) != self.names.name.size() ||
+        std::memcmp(entry.name, self.names.name.data(), self.names.name.size()) != 0) {
+      continue;
+    }
     if (auto lane = MailboxFactory::open(lane_file(*peer, i), wait, OwnerCheck::any_owner); lane && !lane->closed()) {
       std::string name = peer->names.name;
       auto [link, inserted] = links.insert_or_assign(std::move(name), Link{std::move(*peer), std::move(*lane)});
@@ -458,8 +463,15 @@ Result<std::string> EndpointState::receive(std::optional<std::string_view> from,
 
 Endpoint::Endpoint(std::unique_ptr<detail::EndpointState> state) noexcept : state_(std::move(state)) {}
 Endpoint::Endpoint(Endpoint&& other) noexcept = default;
-Endpoint& Endpoint::operator=(Endpoint&& other) noexcept = default;
+Endpoint& Endpoint::operator=(Endpoint&& other) noexcept {
+  if (this != &other) state_ = std::move(other.state_);  // leaves the endpoint this one held
+  return *this;
+}
 Endpoint::~Endpoint() = default;
+
+Error Endpoint::moved_from() {
+  return Error{Errc::invalid_argument, "endpoint", "this handle was moved from: it has joined as no name"};
+}
 
 Result<Endpoint> Endpoint::join(std::string_view name, const EndpointOptions& options, const WaitPolicy& wait) {
   auto names = detail::endpoint_file(name);
@@ -508,9 +520,13 @@ Result<Endpoint> Endpoint::join(std::string_view name, const EndpointOptions& op
   return Endpoint{std::move(state)};
 }
 
-const std::string& Endpoint::name() const noexcept { return state_->self.names.name; }
+const std::string& Endpoint::name() const noexcept {
+  static const std::string none;
+  return state_ ? state_->self.names.name : none;
+}
 
 Result<void> Endpoint::send(std::string_view to, std::span<const std::byte> message, Deadline deadline) {
+  if (!state_) return std::unexpected(moved_from());
   detail::EndpointState& state = *state_;
   auto link = state.link_to(to);
   // Every lane is taken: the receiver was asked to give back those of dead senders.
@@ -535,6 +551,7 @@ Result<void> Endpoint::send(std::string_view to, std::span<const std::byte> mess
 }
 
 Result<std::size_t> Endpoint::receive_from(std::string_view from, std::span<std::byte> buffer, Deadline deadline) {
+  if (!state_) return std::unexpected(moved_from());
   if (auto valid = detail::endpoint_file(from); !valid) return std::unexpected(valid.error());
   std::size_t size = 0;
   auto sender = state_->receive(from, deadline, [&](Mailbox& lane) -> Result<void> {
@@ -548,6 +565,7 @@ Result<std::size_t> Endpoint::receive_from(std::string_view from, std::span<std:
 }
 
 Result<void> Endpoint::receive_from(std::string_view from, std::vector<std::byte>& message, Deadline deadline) {
+  if (!state_) return std::unexpected(moved_from());
   if (auto valid = detail::endpoint_file(from); !valid) return std::unexpected(valid.error());
   auto sender = state_->receive(from, deadline, [&](Mailbox& lane) { return lane.receive(message, no_wait); });
   if (!sender) return std::unexpected(sender.error());
@@ -555,6 +573,7 @@ Result<void> Endpoint::receive_from(std::string_view from, std::vector<std::byte
 }
 
 Result<Received> Endpoint::receive(std::span<std::byte> buffer, Deadline deadline) {
+  if (!state_) return std::unexpected(moved_from());
   std::size_t size = 0;
   auto sender = state_->receive(std::nullopt, deadline, [&](Mailbox& lane) -> Result<void> {
     auto got = lane.receive(buffer, no_wait);
@@ -567,6 +586,7 @@ Result<Received> Endpoint::receive(std::span<std::byte> buffer, Deadline deadlin
 }
 
 Result<std::string> Endpoint::receive(std::vector<std::byte>& message, Deadline deadline) {
+  if (!state_) return std::unexpected(moved_from());
   return state_->receive(std::nullopt, deadline, [&](Mailbox& lane) { return lane.receive(message, no_wait); });
 }
 
