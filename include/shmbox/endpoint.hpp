@@ -95,6 +95,9 @@ class Endpoint {
   // Names of the endpoints in /dev/shm.
   [[nodiscard]] static std::vector<std::string> list();
 
+  // Moving hands the endpoint over; assigning to an Endpoint that holds one leaves
+  // that one first. A moved-from Endpoint holds none: it may be destroyed or assigned
+  // to, name() is "", and send and receive fail with Errc::invalid_argument.
   Endpoint(Endpoint&& other) noexcept;
   Endpoint& operator=(Endpoint&& other) noexcept;
   Endpoint(const Endpoint&) = delete;
@@ -123,6 +126,7 @@ class Endpoint {
 
  private:
   explicit Endpoint(std::unique_ptr<detail::EndpointState> state) noexcept;
+  static Error moved_from();
   std::unique_ptr<detail::EndpointState> state_;
 };
 

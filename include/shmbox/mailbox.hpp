@@ -107,7 +107,9 @@ class Mailbox;
 // A slot loaned for a zero-copy send: write into data(), then commit(). Destroying an
 // uncommitted loan abandons it; receivers never see it. Receivers take messages in
 // position order, so while a loan is held, messages sent after it wait behind it:
-// commit or abandon loans promptly. The Mailbox must outlive its loans.
+// commit or abandon loans promptly. The Mailbox must outlive its loans. A moved-from,
+// committed or abandoned loan holds nothing: data() is empty, commit() fails with
+// Errc::invalid_argument, abandon() does nothing.
 class SendLoan {
  public:
   SendLoan(SendLoan&& other) noexcept;
@@ -135,7 +137,9 @@ class SendLoan {
 };
 
 // A message read in place (zero-copy). The bytes stay valid until it is destroyed or
-// release()d; then its slot returns to the mailbox. The Mailbox must outlive it.
+// release()d; then its slot returns to the mailbox. The Mailbox must outlive it. A
+// moved-from or released message holds nothing: data() is empty, sequence() is 0,
+// release() and requeue() do nothing.
 class ReceivedMessage {
  public:
   ReceivedMessage(ReceivedMessage&& other) noexcept;
@@ -180,6 +184,11 @@ class Mailbox {
   // Names of the mailboxes a NATS server holds ("nats://host:port"), as full names.
   [[nodiscard]] static Result<std::vector<std::string>> list(std::string_view server);
 
+  // Moving hands the handle over, local or remote, with its loans and in-place
+  // messages (they belong to the handle's state, not to the object). A moved-from
+  // Mailbox refers to no mailbox: it may be destroyed or assigned to; name() is "",
+  // closed() is true, queued(), capacity() and max_message_size() are 0, and every
+  // other call fails with Errc::invalid_argument.
   Mailbox(Mailbox&& other) noexcept;
   Mailbox& operator=(Mailbox&& other) noexcept;
   Mailbox(const Mailbox&) = delete;
@@ -240,6 +249,7 @@ class Mailbox {
   // For a selector: the words to sleep on, and whether the mailbox can be received from.
   // (Used by shmbox::Selector; not needed otherwise.)
   detail::MailboxState& state() const noexcept { return *state_; }
+  bool local() const noexcept { return state_ != nullptr; }
   bool remote() const noexcept { return remote_ != nullptr; }
   // A remote mailbox's connection (used by shmbox::forward).
   detail::NatsMailbox& remote_mailbox() const noexcept { return *remote_; }
@@ -253,6 +263,7 @@ class Mailbox {
 
   explicit Mailbox(std::unique_ptr<detail::NatsMailbox> remote) noexcept;
   Error local_only(const char* what) const;
+  static Error moved_from();
 
   std::unique_ptr<detail::MailboxState> state_;
   std::unique_ptr<detail::NatsMailbox> remote_;  // a nats:// mailbox instead

@@ -81,6 +81,9 @@ class Segment {
 
   [[nodiscard]] static Result<SegmentInfo> stat(std::string_view name);
 
+  // A moved-from Segment maps nothing: it may be destroyed or assigned to; name() is
+  // "", size() 0, bytes() empty, and writable_bytes(), resize() and refresh() fail with
+  // Errc::invalid_argument.
   Segment(Segment&& other) noexcept;
   Segment& operator=(Segment&& other) noexcept;
   Segment(const Segment&) = delete;
@@ -108,6 +111,7 @@ class Segment {
   friend struct detail::SegmentFactory;
   Segment(std::string name, int fd, std::byte* base, std::size_t size, Access access) noexcept;
   void release() noexcept;
+  static Error moved_from();
 
   std::string name_;
   int fd_ = -1;
