@@ -77,11 +77,13 @@ struct MailboxStatus {
   Buffering buffering = Buffering::bounded;
   std::uint32_t capacity = 0;
   std::uint32_t max_message_size = 0;
+  // Messages a receive can still get: not positions a sender took back or abandoned,
+  // and including a message a killed receiver held (it is received again).
   std::uint64_t queued = 0;
   bool closed = false;
   mode_t mode = 0;
   uid_t owner_uid = 0;
-  std::uint32_t attached = 0;
+  std::uint32_t attached = 0;   // handles of live processes (a killed one's is not counted)
   std::uint32_t senders = 0;    // attached handles that have sent
   std::uint32_t receivers = 0;  // attached handles that have received
   std::size_t memory_bytes = 0;  // memory the mailbox holds in /dev/shm now
@@ -243,7 +245,8 @@ class Mailbox {
   [[nodiscard]] Result<void> close();
   bool closed() const noexcept;
 
-  // Messages queued now (a snapshot).
+  // Messages queued now (a snapshot), counted as MailboxStatus::queued: it reads the
+  // slots, so it costs time in proportion to the capacity.
   std::uint64_t queued() const noexcept;
 
   // For a selector: the words to sleep on, and whether the mailbox can be received from.

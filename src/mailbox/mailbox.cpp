@@ -182,11 +182,14 @@ struct AttachedCounts {
   std::uint32_t handles = 0, senders = 0, receivers = 0;
 };
 
+// Handles of live processes only: a killed process's entry stays held until a recovery
+// frees it, and what it held is then someone else's (a dead receiver's message is counted
+// as queued).
 AttachedCounts count_attached(const MailboxState& state) {
   const detail::AttachEntry* table = state.attach_entries();
   AttachedCounts counts;
   for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
-    if (table[i].identity.load(std::memory_order_acquire) == 0) continue;
+    if (!detail::held_by_live_handle(state, static_cast<std::uint16_t>(i + 1))) continue;
     const std::uint64_t roles = table[i].roles.load(std::memory_order_relaxed);
     ++counts.handles;
     if ((roles & detail::role_sender) != 0) ++counts.senders;
