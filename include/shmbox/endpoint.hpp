@@ -54,7 +54,7 @@ struct EndpointOptions {
   Buffering buffering = Buffering::bounded;  // of each sender's lane
   std::uint32_t capacity = 64;               // bounded only: messages queued per sender
   std::uint32_t max_message_size = 4096;     // bytes
-  mode_t mode = 0600;                        // applied exactly; who may send to it
+  mode_t mode = 0600;                        // applied exactly; who may send to it (as for mailboxes)
   std::uint32_t max_peers = 32;              // senders with a lane at once, at most 126
 };
 
@@ -107,9 +107,13 @@ class Endpoint {
   const std::string& name() const noexcept;
 
   // Errc::not_found if nobody has joined as `to`; Errc::closed if it left while we
-  // waited; Errc::too_large over its max_message_size. The first send to a peer takes
-  // a lane; while all its lanes are taken it waits for one to be given back, as the
-  // deadline allows (no_wait: Errc::no_space; a timeout: Errc::timeout).
+  // waited; Errc::too_large over its max_message_size; Errc::permission_denied if its
+  // mode shuts us out, or if its process could not read the lane we would send through
+  // (another user's endpoint, which only root, or a member of its group with a group
+  // mode, can hand a lane to): a message is never left where it cannot be received.
+  // The first send to a peer takes a lane; while all its lanes are taken it waits for
+  // one to be given back, as the deadline allows (no_wait: Errc::no_space; a timeout:
+  // Errc::timeout).
   [[nodiscard]] Result<void> send(std::string_view to, std::span<const std::byte> message,
                                   Deadline deadline = forever);
 

@@ -1,7 +1,10 @@
 #include "shmbox/endpoint.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <new>
@@ -120,6 +123,8 @@ Result<EndpointView> view_endpoint(EndpointFile names, Segment opened) {
       .lane = lane,
       .owner = identity.owner,
       .mode = info->mode,
+      .file_uid = info->uid,
+      .file_gid = info->gid,
   };
 }
 
@@ -154,6 +159,34 @@ std::optional<pid_t> remove_endpoint_if_orphaned(std::string_view name) {
 }
 
 namespace {
+
+// Whether a process of `uid` whose group is `gid` may read and write `file`, by the
+// kernel's rules (its supplementary groups are unknown here: they are not counted).
+bool may_read_and_write(uid_t uid, gid_t gid, const platform::FileStatus& file) {
+  if (uid == 0) return true;
+  const mode_t bits = file.uid == uid ? file.mode >> 6 : file.gid == gid ? file.mode >> 3 : file.mode;
+  return (bits & 06) == 06;
+}
+
+// The endpoint's process must open the lane we made (it receives from it, read-write),
+// or every message sent through it would wait unread. The lane is the endpoint's owner's
+// where we may give it (root: user and group; anyone: the group, if it is one of ours);
+// if its process still could not use it, sending is refused.
+Result<void> hand_lane_to_receiver(const Mailbox& lane, const EndpointView& peer) {
+  const int fd = SegmentFactory::descriptor(*lane.state().mapping);
+  if (!platform::change_owner(fd, ::geteuid() == 0 ? peer.file_uid : static_cast<uid_t>(-1), peer.file_gid)) {
+    (void)platform::change_owner(fd, static_cast<uid_t>(-1), peer.file_gid);
+  }
+  auto made = platform::file_status(fd, peer.names.object);
+  if (!made) return std::unexpected(made.error());
+  if (may_read_and_write(peer.file_uid, peer.file_gid, *made)) return {};
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(made->mode));
+  return std::unexpected(Error{Errc::permission_denied, peer.names.object,
+                               "its process (uid " + std::to_string(peer.file_uid) + ") could not use this sender's " +
+                                   "lane (uid " + std::to_string(made->uid) + ", gid " + std::to_string(made->gid) +
+                                   ", mode " + mode + "), which this process may not give it: nothing was sent"});
+}
 
 Error gone_error(const EndpointView& endpoint) {
   return Error{Errc::not_found, endpoint.names.object,
@@ -325,6 +358,11 @@ Result<Link*> EndpointState::make_lane(EndpointView peer, std::uint32_t index) {
                                    "cannot make lane " + std::to_string(index) + ": " + lane.error().detail()});
     }
     return std::unexpected(lane.error());
+  }
+  if (auto usable = hand_lane_to_receiver(*lane, peer); !usable) {
+    (void)MailboxFactory::remove(file);
+    entry.sender.store(0, std::memory_order_release);
+    return std::unexpected(usable.error());
   }
   entry.ready.store(1, std::memory_order_seq_cst);
   if (peer.header->closed.load(std::memory_order_seq_cst) != 0) {
