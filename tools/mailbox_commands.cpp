@@ -71,7 +71,9 @@ int usage_error(const char* what) {
 
 // An endpoint to send or receive through: --as NAME, or one named after this process.
 Result<Endpoint> join_as(const MailboxArgs& args) {
-  return Endpoint::join(args.as.empty() ? "shmbox-cli-" + std::to_string(::getpid()) : args.as);
+  auto mode = parse_mode(args.mode);
+  if (!mode) return std::unexpected(mode.error());
+  return Endpoint::join(args.as.empty() ? "shmbox-cli-" + std::to_string(::getpid()) : args.as, {.mode = *mode});
 }
 
 // Sends each message given, or else each line of stdin, with `send_one`.
@@ -378,6 +380,7 @@ void add_mailbox_commands(CLI::App& app, int& exit_status) {
   send_cmd->add_option("message", args->messages, "Messages to send");
   send_cmd->add_option("--to", args->to, "Send to this endpoint (a process joined under the name) instead");
   send_cmd->add_option("--as", args->as, "With --to: the endpoint name to send as (default shmbox-cli-PID)");
+  send_cmd->add_option("--mode", args->mode, "With --to: permission bits in octal of the endpoint sent as (600)");
   add_wait_options(send_cmd, *args);
   send_cmd->callback([args, &exit_status] { exit_status = send(*args); });
 
@@ -386,6 +389,7 @@ void add_mailbox_commands(CLI::App& app, int& exit_status) {
   recv_cmd->add_option("--as", args->as, "Receive at this endpoint instead, joining under its name; "
                                          "each message is shown as 'sender: message'");
   recv_cmd->add_option("--from", args->from, "With --as: only messages from this endpoint, shown bare");
+  recv_cmd->add_option("--mode", args->mode, "With --as: permission bits in octal: who may send to it (600)");
   recv_cmd->add_option("--count", args->count, "How many messages to receive")->check(CLI::PositiveNumber);
   add_wait_options(recv_cmd, *args);
   recv_cmd->callback([args, &exit_status] { exit_status = receive(*args); });
