@@ -48,6 +48,16 @@ std::error_code make_error_code(Errc e) noexcept { return {static_cast<int>(e), 
 Error::Error(Errc code, std::string object, std::string detail, int system_errno)
     : code_(code), system_errno_(system_errno), object_(std::move(object)), detail_(std::move(detail)) {}
 
+Error& Error::operator=(Error&& other) noexcept {
+  if (this != &other) {
+    code_ = other.code_;
+    system_errno_ = other.system_errno_;
+    object_ = std::move(other.object_);
+    detail_ = std::move(other.detail_);
+  }
+  return *this;
+}
+
 std::string Error::message() const {
   std::string text = object_.empty() ? std::string{} : object_ + ": ";
   text += detail_.empty() ? error_category().message(static_cast<int>(code_)) : detail_;

@@ -46,7 +46,7 @@ Segment::Segment(std::string name, int fd, std::byte* base, std::size_t size, Ac
     : name_(std::move(name)), fd_(fd), base_(base), size_(size), access_(access) {}
 
 Segment::Segment(Segment&& other) noexcept
-    : name_(std::move(other.name_)),
+    : name_(std::exchange(other.name_, {})),
       fd_(std::exchange(other.fd_, -1)),
       base_(std::exchange(other.base_, nullptr)),
       size_(std::exchange(other.size_, 0)),
@@ -55,7 +55,7 @@ Segment::Segment(Segment&& other) noexcept
 Segment& Segment::operator=(Segment&& other) noexcept {
   if (this != &other) {
     release();
-    name_ = std::move(other.name_);
+    name_ = std::exchange(other.name_, {});
     fd_ = std::exchange(other.fd_, -1);
     base_ = std::exchange(other.base_, nullptr);
     size_ = std::exchange(other.size_, 0);
@@ -233,7 +233,12 @@ Result<SegmentInfo> detail::SegmentFactory::stat(const std::string& file_name, c
 
 std::span<const std::byte> Segment::bytes() const noexcept { return {base_, size_}; }
 
+Error Segment::moved_from() {
+  return Error{Errc::invalid_argument, "segment", "this handle was moved from: it maps nothing"};
+}
+
 Result<std::span<std::byte>> Segment::writable_bytes() noexcept {
+  if (fd_ < 0) return std::unexpected(moved_from());
   if (access_ != Access::read_write) {
     return std::unexpected(Error{Errc::permission_denied, detail::describe(kind, name_), "was opened read-only"});
   }
@@ -241,6 +246,7 @@ Result<std::span<std::byte>> Segment::writable_bytes() noexcept {
 }
 
 Result<void> Segment::resize(std::size_t new_size) {
+  if (fd_ < 0) return std::unexpected(moved_from());
   const std::string object = detail::describe(kind, name_);
   if (access_ != Access::read_write) {
     return std::unexpected(Error{Errc::permission_denied, object, "was opened read-only and cannot be resized"});
@@ -257,6 +263,7 @@ Result<void> Segment::resize(std::size_t new_size) {
 }
 
 Result<void> Segment::refresh() {
+  if (fd_ < 0) return std::unexpected(moved_from());
   const std::string object = detail::describe(kind, name_);
   auto status = platform::file_status(fd_, object);
   if (!status) return std::unexpected(status.error());

@@ -106,5 +106,75 @@ TEST_F(EndpointCliTest, ErrorsExitWithTheirCodes) {
   EXPECT_EQ(empty.err, "shmbox: endpoint '" + client + "': is empty\n");
 }
 
+// A `recv --as` in a child (of `uid` 65534 when asked), whose output the test reads
+// after waiting for it; started once its endpoint exists.
+class EndpointCliUsersTest : public EndpointCliTest {
+ protected:
+  void SetUp() override {
+    if (!test::running_as_root()) GTEST_SKIP() << "needs root to switch to another uid";
+  }
+  void start_receiver(std::vector<std::string> args, bool as_nobody) {
+    receiver = test::ChildProcess::spawn([=, this]() -> int {
+      if (as_nobody && !test::drop_privileges()) return 10;
+      auto result = shmbox_cli(args);
+      output.send(result.out + result.err);
+      return result.status.exited_with(EX_OK) ? 0 : 1;
+    });
+    for (int i = 0; i < 500 && !Endpoint::stat(server); ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(Endpoint::stat(server)) << "the receiver never joined";
+  }
+  // Runs the tool as uid 65534.
+  static test::CommandResult shmbox_cli_as_nobody(const std::vector<std::string>& args) {
+    test::Pipe result;
+    auto child = test::ChildProcess::spawn([&]() -> int {
+      if (!test::drop_privileges()) return 10;
+      auto ran = shmbox_cli(args);
+      result.send(std::to_string(ran.status.code) + " " + ran.err);
+      return 0;
+    });
+    auto line = result.receive().value_or("-1 no answer");
+    child.wait();
+    const auto space = line.find(' ');
+    return {.status = {.kind = test::ExitStatus::Kind::exited, .code = std::stoi(line.substr(0, space))},
+            .out = {},
+            .err = line.substr(space + 1)};
+  }
+  std::optional<test::ChildProcess> receiver;
+  test::Pipe output;
+};
+
+TEST_F(EndpointCliUsersTest, ModeLetsAnotherUserSendToAnEndpoint) {
+  ASSERT_NO_FATAL_FAILURE(start_receiver({"recv", "--as", server, "--mode", "666", "--timeout", "10s"}, false));
+  EXPECT_EQ(Endpoint::stat(server)->mode, 0666u);
+  auto sent = shmbox_cli_as_nobody({"send", "--to", server, "--as", client, "--mode", "0600", "hello"});
+  EXPECT_TRUE(sent.status.exited_with(EX_OK)) << sent.err;
+  EXPECT_EQ(output.receive(), client + ": hello");
+}
+
+TEST_F(EndpointCliUsersTest, WithoutTheModeAnotherUserIsRefusedNamingTheEndpoint) {
+  ASSERT_NO_FATAL_FAILURE(start_receiver({"recv", "--as", server, "--timeout", "1s"}, false));
+  EXPECT_EQ(Endpoint::stat(server)->mode, 0600u);
+  auto refused = shmbox_cli_as_nobody({"send", "--to", server, "--as", client, "lost"});
+  EXPECT_TRUE(refused.status.exited_with(EX_NOPERM)) << refused.err;
+  EXPECT_TRUE(refused.err.starts_with("shmbox: endpoint '" + server + "': ")) << refused.err;
+  EXPECT_EQ(output.receive(), "shmbox: endpoint '" + server + "': timed out");
+}
+
+TEST_F(EndpointCliUsersTest, RootReachesAnEndpointAnotherUserJoinedWithMode0600) {
+  ASSERT_NO_FATAL_FAILURE(start_receiver({"recv", "--as", server, "--timeout", "10s"}, true));
+  auto sent = shmbox_cli({"--trust-user", "65534", "send", "--to", server, "--as", client, "delivered"});
+  EXPECT_TRUE(sent.status.exited_with(EX_OK)) << sent.err;
+  EXPECT_EQ(output.receive(), client + ": delivered");
+}
+
+TEST_F(EndpointCliTest, ABadModeIsAUsageError) {
+  for (const auto& args : {std::vector<std::string>{"recv", "--as", server, "--mode", "999", "--nonblock"},
+                           std::vector<std::string>{"send", "--to", server, "--mode", "rw", "x"}}) {
+    auto bad = shmbox_cli(args);
+    EXPECT_TRUE(bad.status.exited_with(EX_USAGE)) << args[0] << ": " << bad.err;
+    EXPECT_TRUE(bad.err.starts_with("shmbox: --mode '")) << bad.err;
+  }
+}
+
 }  // namespace
 }  // namespace shmbox

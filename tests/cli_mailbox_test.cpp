@@ -4,6 +4,9 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -53,6 +56,27 @@ TEST_F(MailboxCliTest, CapacityZeroCreatesARendezvousMailbox) {
   auto nobody = shmbox_cli({"send", name, "x", "--nonblock"});
   EXPECT_TRUE(nobody.status.exited_with(EX_TEMPFAIL));
   EXPECT_EQ(nobody.err, object() + "has no receiver waiting; nothing was sent\n");
+}
+
+TEST_F(MailboxCliTest, StatCountsStayTrueAfterAReceiverIsKilledAndSendsTimeOut) {
+  ASSERT_TRUE(shmbox_cli({"create", name, "--capacity", "0"}).status.exited_with(EX_OK));
+  test::Pipe progress;
+  auto receiver = test::ChildProcess::spawn([&]() -> int {
+    progress.send("starting");
+    ::execl(SHMBOX_CLI_PATH, SHMBOX_CLI_PATH, "recv", name.c_str(), static_cast<char*>(nullptr));
+    return 127;
+  });
+  ASSERT_EQ(progress.receive(), "starting");
+  for (int i = 0; i < 100 && Mailbox::stat(name)->receivers == 0; ++i) ::usleep(10'000);
+  ASSERT_EQ(Mailbox::stat(name)->receivers, 1u) << "the receiver never got into its receive";
+  receiver.kill();
+  ASSERT_TRUE(receiver.wait().killed_by(SIGKILL));
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(shmbox_cli({"send", name, "x", "--timeout", "5ms"}).status.exited_with(EX_TEMPFAIL));
+  auto stat = shmbox_cli({"stat", name, "--json"});
+  ASSERT_TRUE(stat.status.exited_with(EX_OK));
+  for (const char* field : {"\"queued\":0", "\"attached\":0", "\"senders\":0", "\"receivers\":0"}) {
+    EXPECT_NE(stat.out.find(field), std::string::npos) << field << " in " << stat.out;
+  }
 }
 
 TEST_F(MailboxCliTest, ExistingNameExits73) {

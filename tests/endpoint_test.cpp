@@ -12,6 +12,7 @@
 #include "shmbox/cleanup.hpp"
 #include "shmbox/endpoint.hpp"
 #include "shmbox/segment.hpp"
+#include "shmbox/trust.hpp"
 #include "support/buffering.hpp"
 #include "support/process.hpp"
 #include "support/text.hpp"
@@ -234,6 +235,22 @@ TEST_F(EndpointTest, ZeroBufferingIsARendezvous) {
   ASSERT_TRUE(me->receive(message, 10s));
   EXPECT_EQ(text_of(message), "met");
   EXPECT_TRUE(child.wait().exited_with(0));
+}
+
+TEST_F(EndpointTest, TwoEndpointsOfOneProcessSendThroughLanesOfTheirOwn) {
+  auto receiver = Endpoint::join(server).value();
+  std::vector<std::byte> message;
+  {
+    auto first = Endpoint::join(client).value();
+    ASSERT_TRUE(first.send(server, as_bytes("from the first")));
+    EXPECT_EQ(receiver.receive(message, 5s).value(), client);
+  }
+  // Same process, so same sender identity as the first's lane (still ready until the
+  // receiver sweeps it): the name must keep them apart.
+  auto second = Endpoint::join(other).value();
+  ASSERT_TRUE(second.send(server, as_bytes("from the second")));
+  EXPECT_EQ(receiver.receive(message, 5s).value(), other);
+  EXPECT_EQ(text_of(message), "from the second");
 }
 
 TEST_F(EndpointTest, TwoLiveProcessesCannotJoinUnderOneName) {
@@ -474,6 +491,95 @@ TEST_F(EndpointTest, AnotherUserCannotSendUnlessTheModeAllows) {
   auto from = open_one->receive(message, 10s);
   ASSERT_TRUE(from) << from.error().message();
   EXPECT_EQ(text_of(message), "allowed");
+}
+
+// The endpoint's process must be able to open each sender's lane, or what is sent
+// through it waits unread: the lane is given to the endpoint's user (or group), and a
+// sender that cannot make it usable is refused, naming the endpoint.
+class EndpointOfAnotherUser : public EndpointTest {
+ protected:
+  void SetUp() override {
+    if (!test::running_as_root()) GTEST_SKIP() << "needs root to switch to other uids";
+  }
+  // A child that joins `server` as `uid` with `mode`, then receives for up to `wait` and
+  // says what it got: the sender and text, or the error.
+  void start_receiver(uid_t uid, mode_t mode, std::chrono::milliseconds wait = 10s) {
+    receiver = ChildProcess::spawn([=, this]() -> int {
+      if (!test::switch_user(uid, uid)) return progress.send("cannot switch"), 1;
+      auto me = Endpoint::join(server, {.mode = mode});
+      progress.send(me ? "joined" : me.error().message());
+      for (;;) {
+        std::vector<std::byte> message;
+        auto from = me->receive(message, wait);
+        progress.send(from ? *from + ": " + text_of(message) : from.error().message());
+      }
+    });
+    ASSERT_EQ(progress.receive(), "joined");
+  }
+  // Runs `body` in a child of root that trusts `receiver_uid` (the endpoint's owner).
+  static test::ExitStatus as_trusting_root(uid_t receiver_uid, const std::function<int()>& body) {
+    return ChildProcess::spawn([&] {
+      trust_user(receiver_uid);
+      return body();
+    }).wait();
+  }
+  std::optional<ChildProcess> receiver;
+  test::Pipe progress;
+};
+
+TEST_F(EndpointOfAnotherUser, ARootSenderGivesItsLaneToTheEndpointsUser) {
+  ASSERT_NO_FATAL_FAILURE(start_receiver(65534, 0600));
+  const auto sent = as_trusting_root(65534, [&] {
+    auto me = Endpoint::join(client);
+    if (!me || !me->send(server, as_bytes("to another user"))) return 1;
+    struct stat lane {};
+    if (::stat(("/dev/shm/shmbox.ln." + server + ".0").c_str(), &lane) != 0) return 2;
+    return lane.st_uid == 65534 && lane.st_gid == 65534 ? 0 : 3;
+  });
+  EXPECT_TRUE(sent.exited_with(0)) << sent.describe();
+  EXPECT_EQ(progress.receive(), client + ": to another user");
+}
+
+TEST_F(EndpointOfAnotherUser, ASenderThatCannotGiveItsLaneAwayIsRefusedNamingTheEndpoint) {
+  ASSERT_NO_FATAL_FAILURE(start_receiver(65534, 0600, 2s));
+  const auto refused = as_trusting_root(65534, [&] {
+    if (!test::drop_chown_capability()) return 10;
+    auto me = Endpoint::join(client);
+    if (!me) return 1;
+    auto sent = me->send(server, as_bytes("lost"));
+    if (sent || sent.error().errc() != Errc::permission_denied) return 2;
+    const std::string text = sent.error().message();
+    if (!text.starts_with(server_object() + ": its process (uid 65534) could not use")) {
+      return std::fprintf(stderr, "%s\n", text.c_str()), 3;
+    }
+    return lane_files_exist(server) ? 4 : 0;
+  });
+  if (refused.exited_with(10)) GTEST_SKIP() << "cannot drop CAP_CHOWN here";
+  EXPECT_TRUE(refused.exited_with(0)) << refused.describe();
+  EXPECT_EQ(progress.receive(), server_object() + ": timed out") << "nothing may wait unread";
+  // The refused sender's lane entry was given back: a sender that can hand over its lane
+  // gets through.
+  const auto sent = as_trusting_root(65534, [&] {
+    auto me = Endpoint::join(other);
+    return me && me->send(server, as_bytes("delivered")) ? 0 : 1;
+  });
+  EXPECT_TRUE(sent.exited_with(0)) << sent.describe();
+  EXPECT_EQ(progress.receive(), other + ": delivered");
+}
+
+TEST_F(EndpointOfAnotherUser, ASenderInTheEndpointsGroupGivesItsLaneThatGroup) {
+  ASSERT_NO_FATAL_FAILURE(start_receiver(65533, 0660));
+  auto sender = ChildProcess::spawn([&] {
+    if (!test::switch_user(65534, 65534, {65533})) return 10;
+    trust_user(65533);
+    auto me = Endpoint::join(client);
+    if (!me) return 1;
+    auto sent = me->send(server, as_bytes("to my group"));
+    if (!sent) return std::fprintf(stderr, "%s\n", sent.error().message().c_str()), 2;
+    return 0;
+  }).wait();
+  EXPECT_TRUE(sender.exited_with(0)) << sender.describe();
+  EXPECT_EQ(progress.receive(), client + ": to my group");
 }
 
 TEST_F(EndpointTest, GarbageInTheEndpointIsAnErrorNotACrash) {

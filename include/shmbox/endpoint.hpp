@@ -54,7 +54,7 @@ struct EndpointOptions {
   Buffering buffering = Buffering::bounded;  // of each sender's lane
   std::uint32_t capacity = 64;               // bounded only: messages queued per sender
   std::uint32_t max_message_size = 4096;     // bytes
-  mode_t mode = 0600;                        // applied exactly; who may send to it
+  mode_t mode = 0600;                        // applied exactly; who may send to it (as for mailboxes)
   std::uint32_t max_peers = 32;              // senders with a lane at once, at most 126
 };
 
@@ -95,6 +95,9 @@ class Endpoint {
   // Names of the endpoints in /dev/shm.
   [[nodiscard]] static std::vector<std::string> list();
 
+  // Moving hands the endpoint over; assigning to an Endpoint that holds one leaves
+  // that one first. A moved-from Endpoint holds none: it may be destroyed or assigned
+  // to, name() is "", and send and receive fail with Errc::invalid_argument.
   Endpoint(Endpoint&& other) noexcept;
   Endpoint& operator=(Endpoint&& other) noexcept;
   Endpoint(const Endpoint&) = delete;
@@ -104,9 +107,13 @@ class Endpoint {
   const std::string& name() const noexcept;
 
   // Errc::not_found if nobody has joined as `to`; Errc::closed if it left while we
-  // waited; Errc::too_large over its max_message_size. The first send to a peer takes
-  // a lane; while all its lanes are taken it waits for one to be given back, as the
-  // deadline allows (no_wait: Errc::no_space; a timeout: Errc::timeout).
+  // waited; Errc::too_large over its max_message_size; Errc::permission_denied if its
+  // mode shuts us out, or if its process could not read the lane we would send through
+  // (another user's endpoint, which only root, or a member of its group with a group
+  // mode, can hand a lane to): a message is never left where it cannot be received.
+  // The first send to a peer takes a lane; while all its lanes are taken it waits for
+  // one to be given back, as the deadline allows (no_wait: Errc::no_space; a timeout:
+  // Errc::timeout).
   [[nodiscard]] Result<void> send(std::string_view to, std::span<const std::byte> message,
                                   Deadline deadline = forever);
 
@@ -123,6 +130,7 @@ class Endpoint {
 
  private:
   explicit Endpoint(std::unique_ptr<detail::EndpointState> state) noexcept;
+  static Error moved_from();
   std::unique_ptr<detail::EndpointState> state_;
 };
 

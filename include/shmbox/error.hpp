@@ -44,6 +44,12 @@ std::error_code make_error_code(Errc e) noexcept;
 class Error {
  public:
   Error(Errc code, std::string object, std::string detail, int system_errno = 0);
+  Error(const Error&) = default;
+  Error(Error&&) noexcept = default;
+  Error& operator=(const Error&) = default;
+  // A self-move keeps the error (std::string's own self-move empties it).
+  Error& operator=(Error&& other) noexcept;
+  ~Error() = default;
 
   std::error_code code() const noexcept { return make_error_code(code_); }
   Errc errc() const noexcept { return code_; }

@@ -80,11 +80,13 @@ struct MailboxStatus {
   Buffering buffering = Buffering::bounded;
   std::uint32_t capacity = 0;
   std::uint32_t max_message_size = 0;
+  // Messages a receive can still get: not positions a sender took back or abandoned,
+  // and including a message a killed receiver held (it is received again).
   std::uint64_t queued = 0;
   bool closed = false;
   mode_t mode = 0;
   uid_t owner_uid = 0;
-  std::uint32_t attached = 0;
+  std::uint32_t attached = 0;   // handles of live processes (a killed one's is not counted)
   std::uint32_t senders = 0;    // attached handles that have sent
   std::uint32_t receivers = 0;  // attached handles that have received
   std::size_t memory_bytes = 0;  // memory the mailbox holds in /dev/shm now
@@ -110,7 +112,9 @@ class Mailbox;
 // A slot loaned for a zero-copy send: write into data(), then commit(). Destroying an
 // uncommitted loan abandons it; receivers never see it. Receivers take messages in
 // position order, so while a loan is held, messages sent after it wait behind it:
-// commit or abandon loans promptly. The Mailbox must outlive its loans.
+// commit or abandon loans promptly. The Mailbox must outlive its loans. A moved-from,
+// committed or abandoned loan holds nothing: data() is empty, commit() fails with
+// Errc::invalid_argument, abandon() does nothing.
 class SendLoan {
  public:
   SendLoan(SendLoan&& other) noexcept;
@@ -138,7 +142,9 @@ class SendLoan {
 };
 
 // A message read in place (zero-copy). The bytes stay valid until it is destroyed or
-// release()d; then its slot returns to the mailbox. The Mailbox must outlive it.
+// release()d; then its slot returns to the mailbox. The Mailbox must outlive it. A
+// moved-from or released message holds nothing: data() is empty, sequence() is 0,
+// release() and requeue() do nothing.
 class ReceivedMessage {
  public:
   ReceivedMessage(ReceivedMessage&& other) noexcept;
@@ -187,6 +193,11 @@ class Mailbox {
   // Names of the mailboxes a NATS server holds ("nats://host:port"), as full names.
   [[nodiscard]] static Result<std::vector<std::string>> list(std::string_view server);
 
+  // Moving hands the handle over, local or remote, with its loans and in-place
+  // messages (they belong to the handle's state, not to the object). A moved-from
+  // Mailbox refers to no mailbox: it may be destroyed or assigned to; name() is "",
+  // closed() is true, queued(), capacity() and max_message_size() are 0, and every
+  // other call fails with Errc::invalid_argument.
   Mailbox(Mailbox&& other) noexcept;
   Mailbox& operator=(Mailbox&& other) noexcept;
   Mailbox(const Mailbox&) = delete;
@@ -241,12 +252,14 @@ class Mailbox {
   [[nodiscard]] Result<void> close();
   bool closed() const noexcept;
 
-  // Messages queued now (a snapshot).
+  // Messages queued now (a snapshot), counted as MailboxStatus::queued: it reads the
+  // slots, so it costs time in proportion to the capacity.
   std::uint64_t queued() const noexcept;
 
   // For a selector: the words to sleep on, and whether the mailbox can be received from.
   // (Used by shmbox::Selector; not needed otherwise.)
   detail::MailboxState& state() const noexcept { return *state_; }
+  bool local() const noexcept { return state_ != nullptr; }
   bool remote() const noexcept { return remote_ != nullptr; }
   // A remote mailbox's connection (used by shmbox::forward).
   detail::NatsMailbox& remote_mailbox() const noexcept { return *remote_; }
@@ -260,6 +273,7 @@ class Mailbox {
 
   explicit Mailbox(std::unique_ptr<detail::NatsMailbox> remote) noexcept;
   Error local_only(const char* what) const;
+  static Error moved_from();
 
   std::unique_ptr<detail::MailboxState> state_;
   std::unique_ptr<detail::NatsMailbox> remote_;  // a nats:// mailbox instead

@@ -85,6 +85,9 @@ class Segment {
   // files of mailboxes, endpoints and their lanes, and POSIX semaphores ("sem.").
   [[nodiscard]] static std::vector<std::string> list();
 
+  // A moved-from Segment maps nothing: it may be destroyed or assigned to; name() is
+  // "", size() 0, bytes() empty, and writable_bytes(), resize() and refresh() fail with
+  // Errc::invalid_argument.
   Segment(Segment&& other) noexcept;
   Segment& operator=(Segment&& other) noexcept;
   Segment(const Segment&) = delete;
@@ -112,6 +115,7 @@ class Segment {
   friend struct detail::SegmentFactory;
   Segment(std::string name, int fd, std::byte* base, std::size_t size, Access access) noexcept;
   void release() noexcept;
+  static Error moved_from();
 
   std::string name_;
   int fd_ = -1;

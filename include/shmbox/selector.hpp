@@ -19,6 +19,8 @@
 // polling, and no CPU while idle after the spin budget.
 //
 // Thread contract: one thread uses a Selector at a time; the mailboxes must outlive it.
+// It watches a mailbox handle's state, not the Mailbox object: a watched Mailbox may be
+// moved (into another object, which must then outlive the selector).
 #pragma once
 
 #include <cstddef>
@@ -38,9 +40,16 @@ class Selector {
   static constexpr std::size_t max_mailboxes = 128;  // futex_waitv's limit
 
   explicit Selector(const WaitPolicy& wait = {}) : wait_(wait) {}
+  // A moved-from Selector watches nothing (size() 0, wait() fails with
+  // Errc::invalid_argument) and may be added to again.
+  Selector(Selector&& other) noexcept;
+  Selector& operator=(Selector&& other) noexcept;
+  Selector(const Selector&) = delete;
+  Selector& operator=(const Selector&) = delete;
+  ~Selector() = default;
 
   // Watches `mailbox`; returns the index wait() reports it by.
-  // Errc::invalid_argument past max_mailboxes.
+  // Errc::invalid_argument past max_mailboxes, or for a remote or moved-from mailbox.
   [[nodiscard]] Result<std::size_t> add(Mailbox& mailbox, Interest interest = Interest::receive);
 
   // The index of a ready mailbox. Errc::would_block (no_wait) or Errc::timeout when
@@ -51,7 +60,7 @@ class Selector {
 
  private:
   struct Watched {
-    Mailbox* mailbox;
+    detail::MailboxState* mailbox;
     Interest interest;
   };
   std::size_t first_ready() const noexcept;  // size() if none

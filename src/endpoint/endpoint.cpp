@@ -1,7 +1,10 @@
 #include "shmbox/endpoint.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <new>
@@ -124,6 +127,8 @@ Result<EndpointView> view_endpoint(EndpointFile names, Segment opened) {
       .lane = lane,
       .owner = identity.owner,
       .mode = info->mode,
+      .file_uid = info->uid,
+      .file_gid = info->gid,
   };
 }
 
@@ -167,6 +172,34 @@ std::optional<Garbage> remove_endpoint_if_garbage(std::string_view name) {
 }
 
 namespace {
+
+// Whether a process of `uid` whose group is `gid` may read and write `file`, by the
+// kernel's rules (its supplementary groups are unknown here: they are not counted).
+bool may_read_and_write(uid_t uid, gid_t gid, const platform::FileStatus& file) {
+  if (uid == 0) return true;
+  const mode_t bits = file.uid == uid ? file.mode >> 6 : file.gid == gid ? file.mode >> 3 : file.mode;
+  return (bits & 06) == 06;
+}
+
+// The endpoint's process must open the lane we made (it receives from it, read-write),
+// or every message sent through it would wait unread. The lane is the endpoint's owner's
+// where we may give it (root: user and group; anyone: the group, if it is one of ours);
+// if its process still could not use it, sending is refused.
+Result<void> hand_lane_to_receiver(const Mailbox& lane, const EndpointView& peer) {
+  const int fd = SegmentFactory::descriptor(*lane.state().mapping);
+  if (!platform::change_owner(fd, ::geteuid() == 0 ? peer.file_uid : static_cast<uid_t>(-1), peer.file_gid)) {
+    (void)platform::change_owner(fd, static_cast<uid_t>(-1), peer.file_gid);
+  }
+  auto made = platform::file_status(fd, peer.names.object);
+  if (!made) return std::unexpected(made.error());
+  if (may_read_and_write(peer.file_uid, peer.file_gid, *made)) return {};
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(made->mode));
+  return std::unexpected(Error{Errc::permission_denied, peer.names.object,
+                               "its process (uid " + std::to_string(peer.file_uid) + ") could not use this sender's " +
+                                   "lane (uid " + std::to_string(made->uid) + ", gid " + std::to_string(made->gid) +
+                                   ", mode " + mode + "), which this process may not give it: nothing was sent"});
+}
 
 Error gone_error(const EndpointView& endpoint) {
   return Error{Errc::not_found, endpoint.names.object,
@@ -339,6 +372,11 @@ Result<Link*> EndpointState::make_lane(EndpointView peer, std::uint32_t index) {
     }
     return std::unexpected(lane.error());
   }
+  if (auto usable = hand_lane_to_receiver(*lane, peer); !usable) {
+    (void)MailboxFactory::remove(file);
+    entry.sender.store(0, std::memory_order_release);
+    return std::unexpected(usable.error());
+  }
   entry.ready.store(1, std::memory_order_seq_cst);
   if (peer.header->closed.load(std::memory_order_seq_cst) != 0) {
     // It left while we made the lane, perhaps after its retirement passed this index.
@@ -367,10 +405,15 @@ Result<Link*> EndpointState::link_to(std::string_view to) {
     (void)retire_endpoint(*peer, Retirer::survivor);
     return std::unexpected(gone_error(*peer));
   }
-  // Our lane from before (our link was dropped), if it is still there.
+  // Our lane from before (our link was dropped), if it is still there. Every endpoint
+  // of this process has our identity: the name tells ours apart.
   for (std::uint32_t i = 0; i < peer->max_peers; ++i) {
     LaneEntry& entry = peer->table[i];
     if (entry.sender.load(std::memory_order_acquire) != me || entry.ready.load(std::memory_order_acquire) == 0) continue;
+    if (entry.name_length.load(std::memory_order_relaxed) != self.names.name.size() ||
+        std::memcmp(entry.name, self.names.name.data(), self.names.name.size()) != 0) {
+      continue;
+    }
     if (auto lane = MailboxFactory::open(lane_file(*peer, i), wait, OwnerCheck::any_owner); lane && !lane->closed()) {
       std::string name = peer->names.name;
       auto [link, inserted] = links.insert_or_assign(std::move(name), Link{std::move(*peer), std::move(*lane)});
@@ -471,8 +514,15 @@ Result<std::string> EndpointState::receive(std::optional<std::string_view> from,
 
 Endpoint::Endpoint(std::unique_ptr<detail::EndpointState> state) noexcept : state_(std::move(state)) {}
 Endpoint::Endpoint(Endpoint&& other) noexcept = default;
-Endpoint& Endpoint::operator=(Endpoint&& other) noexcept = default;
+Endpoint& Endpoint::operator=(Endpoint&& other) noexcept {
+  if (this != &other) state_ = std::move(other.state_);  // leaves the endpoint this one held
+  return *this;
+}
 Endpoint::~Endpoint() = default;
+
+Error Endpoint::moved_from() {
+  return Error{Errc::invalid_argument, "endpoint", "this handle was moved from: it has joined as no name"};
+}
 
 Result<Endpoint> Endpoint::join(std::string_view name, const EndpointOptions& options, const WaitPolicy& wait) {
   auto names = detail::endpoint_file(name);
@@ -523,9 +573,13 @@ Result<Endpoint> Endpoint::join(std::string_view name, const EndpointOptions& op
   return Endpoint{std::move(state)};
 }
 
-const std::string& Endpoint::name() const noexcept { return state_->self.names.name; }
+const std::string& Endpoint::name() const noexcept {
+  static const std::string none;
+  return state_ ? state_->self.names.name : none;
+}
 
 Result<void> Endpoint::send(std::string_view to, std::span<const std::byte> message, Deadline deadline) {
+  if (!state_) return std::unexpected(moved_from());
   detail::EndpointState& state = *state_;
   auto link = state.link_to(to);
   // Every lane is taken: the receiver was asked to give back those of dead senders.
@@ -550,6 +604,7 @@ Result<void> Endpoint::send(std::string_view to, std::span<const std::byte> mess
 }
 
 Result<std::size_t> Endpoint::receive_from(std::string_view from, std::span<std::byte> buffer, Deadline deadline) {
+  if (!state_) return std::unexpected(moved_from());
   if (auto valid = detail::endpoint_file(from); !valid) return std::unexpected(valid.error());
   std::size_t size = 0;
   auto sender = state_->receive(from, deadline, [&](Mailbox& lane) -> Result<void> {
@@ -563,6 +618,7 @@ Result<std::size_t> Endpoint::receive_from(std::string_view from, std::span<std:
 }
 
 Result<void> Endpoint::receive_from(std::string_view from, std::vector<std::byte>& message, Deadline deadline) {
+  if (!state_) return std::unexpected(moved_from());
   if (auto valid = detail::endpoint_file(from); !valid) return std::unexpected(valid.error());
   auto sender = state_->receive(from, deadline, [&](Mailbox& lane) { return lane.receive(message, no_wait); });
   if (!sender) return std::unexpected(sender.error());
@@ -570,6 +626,7 @@ Result<void> Endpoint::receive_from(std::string_view from, std::vector<std::byte
 }
 
 Result<Received> Endpoint::receive(std::span<std::byte> buffer, Deadline deadline) {
+  if (!state_) return std::unexpected(moved_from());
   std::size_t size = 0;
   auto sender = state_->receive(std::nullopt, deadline, [&](Mailbox& lane) -> Result<void> {
     auto got = lane.receive(buffer, no_wait);
@@ -582,6 +639,7 @@ Result<Received> Endpoint::receive(std::span<std::byte> buffer, Deadline deadlin
 }
 
 Result<std::string> Endpoint::receive(std::vector<std::byte>& message, Deadline deadline) {
+  if (!state_) return std::unexpected(moved_from());
   return state_->receive(std::nullopt, deadline, [&](Mailbox& lane) { return lane.receive(message, no_wait); });
 }
 

@@ -32,6 +32,8 @@ struct EndpointView {
   MailboxOptions lane;  // buffering, capacity, max_message_size of every lane
   std::uint64_t owner;
   mode_t mode;  // the file's: lanes get the same
+  uid_t file_uid;  // the file's user and group: those of the endpoint's process, whose
+  gid_t file_gid;  // lanes are handed to them
 };
 
 Result<EndpointFile> endpoint_file(std::string_view name);

@@ -201,11 +201,14 @@ struct AttachedCounts {
   std::uint32_t handles = 0, senders = 0, receivers = 0;
 };
 
+// Handles of live processes only: a killed process's entry stays held until a recovery
+// frees it, and what it held is then someone else's (a dead receiver's message is counted
+// as queued).
 AttachedCounts count_attached(const MailboxState& state) {
   const detail::AttachEntry* table = state.attach_entries();
   AttachedCounts counts;
   for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
-    if (table[i].identity.load(std::memory_order_acquire) == 0) continue;
+    if (!detail::held_by_live_handle(state, static_cast<std::uint16_t>(i + 1))) continue;
     const std::uint64_t roles = table[i].roles.load(std::memory_order_relaxed);
     ++counts.handles;
     if ((roles & detail::role_sender) != 0) ++counts.senders;
@@ -259,11 +262,15 @@ Mailbox::Mailbox(std::unique_ptr<detail::NatsMailbox> remote) noexcept : remote_
 Error Mailbox::local_only(const char* what) const {
   return Error{Errc::invalid_argument, "mailbox '" + remote_->name() + "'", std::string{what} + " needs a local mailbox"};
 }
+Error Mailbox::moved_from() {
+  return Error{Errc::invalid_argument, "mailbox", "this handle was moved from: it refers to no mailbox"};
+}
 Mailbox::Mailbox(Mailbox&& other) noexcept = default;
 Mailbox& Mailbox::operator=(Mailbox&& other) noexcept {
   if (this != &other) {
     if (state_) detach(*state_);
     state_ = std::move(other.state_);
+    remote_ = std::move(other.remote_);
   }
   return *this;
 }
@@ -488,17 +495,25 @@ Result<std::vector<std::string>> Mailbox::list(std::string_view server) {
   return detail::NatsMailbox::list(*remote);
 }
 
-const std::string& Mailbox::name() const noexcept { return remote_ ? remote_->name() : state_->name; }
-Buffering Mailbox::buffering() const noexcept { return remote_ ? remote_->buffering() : state_->geometry.buffering; }
-std::uint32_t Mailbox::capacity() const noexcept { return remote_ ? remote_->capacity() : state_->geometry.capacity; }
-std::size_t Mailbox::max_message_size() const noexcept {
-  return remote_ ? remote_->max_message_size() : state_->geometry.max_message_size;
+// A moved-from handle (neither local nor remote) answers as an empty, closed mailbox.
+const std::string& Mailbox::name() const noexcept {
+  static const std::string none;
+  return remote_ ? remote_->name() : state_ ? state_->name : none;
 }
-bool Mailbox::closed() const noexcept { return remote_ ? remote_->closed() : detail::is_closed(*state_); }
-std::uint64_t Mailbox::queued() const noexcept { return remote_ ? 0 : detail::queued(*state_); }
+Buffering Mailbox::buffering() const noexcept {
+  return remote_ ? remote_->buffering() : state_ ? state_->geometry.buffering : Buffering::bounded;
+}
+std::uint32_t Mailbox::capacity() const noexcept {
+  return remote_ ? remote_->capacity() : state_ ? state_->geometry.capacity : 0;
+}
+std::size_t Mailbox::max_message_size() const noexcept {
+  return remote_ ? remote_->max_message_size() : state_ ? state_->geometry.max_message_size : 0;
+}
+bool Mailbox::closed() const noexcept { return remote_ ? remote_->closed() : !state_ || detail::is_closed(*state_); }
+std::uint64_t Mailbox::queued() const noexcept { return state_ ? detail::queued(*state_) : 0; }
 
 Result<void> Mailbox::close() {
-  if (remote_) return remote_->close();
+  if (!state_) return remote_ ? remote_->close() : std::unexpected(moved_from());
   detail::close_mailbox(*state_->header);
   return {};
 }
@@ -545,7 +560,7 @@ Result<void> await_pick_up(MailboxState& state, const detail::SendClaim& claim, 
 }  // namespace
 
 Result<void> Mailbox::send(std::span<const std::byte> message, Deadline deadline) {
-  if (remote_) [[unlikely]] return remote_->send(message, deadline);
+  if (!state_) [[unlikely]] return remote_ ? remote_->send(message, deadline) : std::unexpected(moved_from());
   MailboxState& state = *state_;
   if (message.size() > state.geometry.max_message_size) return std::unexpected(too_large_error(state, message.size()));
   const bool zero = state.geometry.buffering == Buffering::zero;
@@ -586,7 +601,7 @@ detail::Waited claim_for_receive(MailboxState& state, std::size_t size_limit, De
 }  // namespace
 
 Result<std::size_t> Mailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
-  if (remote_) [[unlikely]] return remote_->receive(buffer, deadline);
+  if (!state_) [[unlikely]] return remote_ ? remote_->receive(buffer, deadline) : std::unexpected(moved_from());
   MailboxState& state = *state_;
   detail::ReceiveClaim claim{};
   const detail::Waited waited = claim_for_receive(state, buffer.size(), deadline, claim);
@@ -597,7 +612,7 @@ Result<std::size_t> Mailbox::receive(std::span<std::byte> buffer, Deadline deadl
 }
 
 Result<void> Mailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
-  if (remote_) [[unlikely]] return remote_->receive(message, deadline);
+  if (!state_) [[unlikely]] return remote_ ? remote_->receive(message, deadline) : std::unexpected(moved_from());
   MailboxState& state = *state_;
   // Room first: an allocation that fails must fail before a message is taken.
   message.reserve(state.geometry.max_message_size);
@@ -611,7 +626,7 @@ Result<void> Mailbox::receive(std::vector<std::byte>& message, Deadline deadline
 }
 
 Result<SendLoan> Mailbox::loan(std::size_t size, Deadline deadline) {
-  if (remote_) return std::unexpected(local_only("a zero-copy loan"));
+  if (!state_) return std::unexpected(remote_ ? local_only("a zero-copy loan") : moved_from());
   MailboxState& state = *state_;
   if (size > state.geometry.max_message_size) return std::unexpected(too_large_error(state, size));
   detail::SendClaim claim{};
@@ -621,7 +636,7 @@ Result<SendLoan> Mailbox::loan(std::size_t size, Deadline deadline) {
 }
 
 Result<ReceivedMessage> Mailbox::receive_in_place(Deadline deadline) {
-  if (remote_) return std::unexpected(local_only("a zero-copy receive"));
+  if (!state_) return std::unexpected(remote_ ? local_only("a zero-copy receive") : moved_from());
   MailboxState& state = *state_;
   detail::ReceiveClaim claim{};
   const detail::Waited waited = claim_for_receive(state, state.geometry.max_message_size, deadline, claim);
@@ -661,13 +676,15 @@ Error Mailbox::wrong_size_error(std::size_t got, std::size_t expected) const {
 }
 
 SendLoan::SendLoan(SendLoan&& other) noexcept
-    : mailbox_(std::exchange(other.mailbox_, nullptr)), position_(other.position_), data_(other.data_) {}
+    : mailbox_(std::exchange(other.mailbox_, nullptr)),
+      position_(std::exchange(other.position_, 0)),
+      data_(std::exchange(other.data_, {})) {}
 SendLoan& SendLoan::operator=(SendLoan&& other) noexcept {
   if (this != &other) {
     abandon();
     mailbox_ = std::exchange(other.mailbox_, nullptr);
-    position_ = other.position_;
-    data_ = other.data_;
+    position_ = std::exchange(other.position_, 0);
+    data_ = std::exchange(other.data_, {});
   }
   return *this;
 }
@@ -683,6 +700,7 @@ Result<void> SendLoan::commit(std::size_t size, Deadline deadline) {
   }
   const detail::SendClaim claim{position_, &state.slot(position_)};
   mailbox_ = nullptr;
+  data_ = {};  // the slot is the receivers' now
   detail::publish(state, claim, static_cast<std::uint32_t>(size));
   if (state.geometry.buffering == Buffering::zero) return await_pick_up(state, claim, deadline);
   return {};
@@ -693,16 +711,19 @@ void SendLoan::abandon() noexcept {
   MailboxState& state = *mailbox_;
   detail::abandon(state, detail::SendClaim{position_, &state.slot(position_)});
   mailbox_ = nullptr;
+  data_ = {};
 }
 
 ReceivedMessage::ReceivedMessage(ReceivedMessage&& other) noexcept
-    : mailbox_(std::exchange(other.mailbox_, nullptr)), position_(other.position_), data_(other.data_) {}
+    : mailbox_(std::exchange(other.mailbox_, nullptr)),
+      position_(std::exchange(other.position_, 0)),
+      data_(std::exchange(other.data_, {})) {}
 ReceivedMessage& ReceivedMessage::operator=(ReceivedMessage&& other) noexcept {
   if (this != &other) {
     release();
     mailbox_ = std::exchange(other.mailbox_, nullptr);
-    position_ = other.position_;
-    data_ = other.data_;
+    position_ = std::exchange(other.position_, 0);
+    data_ = std::exchange(other.data_, {});
   }
   return *this;
 }
@@ -721,6 +742,7 @@ void ReceivedMessage::hand_back(bool put_back) noexcept {
     detail::release(state, claim);
   }
   mailbox_ = nullptr;
+  position_ = 0;
   data_ = {};
 }
 

@@ -198,20 +198,6 @@ void put_back(MailboxState& state, const ReceiveClaim& claim) noexcept {
   wake_receivers(state, false);
 }
 
-std::uint64_t returned_count(const MailboxState& state) noexcept {
-  if (state.header->returned.load(std::memory_order_acquire) == 0) return 0;
-  std::uint64_t count = 0;
-  for_each_range_behind_head(state, state.header->head.load(std::memory_order_acquire),
-                             [&](std::uint64_t first, std::uint64_t last) {
-    for (std::uint64_t position = first; position < last; ++position) {
-      count += state.slot(position).state.load(std::memory_order_relaxed) ==
-               SlotState::pack(position, Phase::returned, 0);
-    }
-    return true;
-  });
-  return count;
-}
-
 bool is_closed(const MailboxState& state) noexcept {
   return (state.header->tail.load(std::memory_order_acquire) & closed_bit) != 0;
 }
@@ -258,11 +244,41 @@ bool ready_to_send(const MailboxState& state) noexcept {
   return current.position == (tail & position_mask) && current.phase == static_cast<std::uint8_t>(Phase::free);
 }
 
+bool held_by_live_handle(const MailboxState& state, std::uint16_t owner) noexcept {
+  if (owner == 0 || owner > state.geometry.attach_capacity) return false;
+  const std::uint64_t holder = state.attach_entries()[owner - 1].identity.load(std::memory_order_acquire);
+  return holder != 0 && (holder & attach_recovering_bit) == 0 && platform::liveness(holder) == platform::Liveness::alive;
+}
+
 std::uint64_t queued(const MailboxState& state) noexcept {
   const std::uint64_t head = state.header->head.load(std::memory_order_acquire);
   const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire) & ~closed_bit;
-  const std::uint64_t count = tail - head;
-  return (count > state.geometry.slot_count ? 0 : count) + returned_count(state);
+  std::uint64_t count = 0;
+  // Past head, only published messages: a taken-back, abandoned or dead sender's
+  // position is skipped by receivers, and one still being written is not sent yet.
+  if (tail - head <= state.geometry.slot_count) {
+    for_each_readable_range(state, head, tail, [&](std::uint64_t first, std::uint64_t last) {
+      for (std::uint64_t position = first; position < last; ++position) {
+        const SlotState current = SlotState::unpack(state.slot(position).state.load(std::memory_order_relaxed));
+        count += current.position == (position & position_mask) &&
+                 current.phase == static_cast<std::uint8_t>(Phase::full);
+      }
+      return true;
+    });
+  }
+  // Behind head: put back, or held by a receiver that died (recovery hands it on).
+  for_each_range_behind_head(state, head, [&](std::uint64_t first, std::uint64_t last) {
+    for (std::uint64_t position = first; position < last; ++position) {
+      const std::uint64_t word = state.slot(position).state.load(std::memory_order_relaxed);
+      const SlotState current = SlotState::unpack(word);
+      if (current.position != (position & position_mask)) continue;
+      count += word == SlotState::pack(position, Phase::returned, 0) ||
+               (current.phase == static_cast<std::uint8_t>(Phase::reading) &&
+                !held_by_live_handle(state, current.owner));
+    }
+    return true;
+  });
+  return count;
 }
 
 namespace {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <utility>
 
 #include "mailbox/mailbox_state.hpp"
 #include "platform/futex.hpp"
@@ -57,10 +58,6 @@ void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept;
 // messages at head. It keeps its position, so its sequence too.
 void put_back(MailboxState& state, const ReceiveClaim& claim) noexcept;
 
-// Messages put back and not yet taken again (a scan behind head, only when the hint says
-// there may be some): not for hot paths.
-std::uint64_t returned_count(const MailboxState& state) noexcept;
-
 // Punches (or zeroes) a fully received chunk and makes it ready for lap + 1. Called by
 // its releaser, or by recovery when the releaser died midway.
 void give_back_chunk(MailboxState& state, ChunkEntry& chunk, std::uint64_t lap, std::uint64_t any_position) noexcept;
@@ -78,16 +75,34 @@ bool send_may_be_ready(const MailboxState& state) noexcept;
 // Closed counts as ready, so that the caller's next call reports it.
 bool ready_to_receive(const MailboxState& state) noexcept;
 bool ready_to_send(const MailboxState& state) noexcept;
+
+// Messages a receive can still get (a snapshot): published ones at or past head, put-back
+// ones, and ones a dead receiver held (recovery hands them on). Not positions a sender
+// took back, abandoned or died before publishing (CANCELLED, SKIPPING, or FREE with a
+// claim). Reads every slot that may hold one: not for hot paths.
 std::uint64_t queued(const MailboxState& state) noexcept;
 
-// Calls visit(first, last) for each range of positions behind head, head included, whose
-// slots may hold a claimed or returned message, with their memory safe to read during
-// the call: the last n positions of a ring of n slots; in an unbounded mailbox, each
-// chunk still backed with slots not yet received (inside an ActiveGuard). Stops when
-// visit returns false. (A receiver may die between its claim and moving head: hence
-// head itself.)
+// Whether the attach entry with index + 1 `owner` is held by a handle of a live process:
+// not free, not held by a recovery (whose holder died), its process running. For counts
+// that must stay true after a kill; a /proc read: not for hot paths.
+bool held_by_live_handle(const MailboxState& state, std::uint16_t owner) noexcept;
+
+// Calls visit(first, last) for each range of positions in [from, to) whose slots are
+// backed, with their memory safe to read during the call: all of it in a ring of n slots
+// (the caller keeps to - from <= n + 1); in an unbounded mailbox, the part in each chunk
+// still backed with slots not yet received (inside an ActiveGuard). Stops when visit
+// returns false.
 template <class Visit>
-void for_each_range_behind_head(const MailboxState& state, std::uint64_t head, Visit&& visit);
+void for_each_readable_range(const MailboxState& state, std::uint64_t from, std::uint64_t to, Visit&& visit);
+
+// for_each_readable_range over the positions behind head, head included, whose slots may
+// hold a claimed or returned message: the last n positions. (A receiver may die between
+// its claim and moving head: hence head itself.)
+template <class Visit>
+void for_each_range_behind_head(const MailboxState& state, std::uint64_t head, Visit&& visit) {
+  const std::uint64_t n = state.geometry.slot_count;
+  for_each_readable_range(state, head > n ? head - n : 0, head + 1, std::forward<Visit>(visit));
+}
 
 // Unbounded mailboxes: announces that this handle may read slot memory at `position`
 // until the guard ends. Pairs with the releaser's heavy barrier and scan in
@@ -112,23 +127,24 @@ class ActiveGuard {
 };
 
 template <class Visit>
-void for_each_range_behind_head(const MailboxState& state, std::uint64_t head, Visit&& visit) {
-  const std::uint64_t n = state.geometry.slot_count;
+void for_each_readable_range(const MailboxState& state, std::uint64_t from, std::uint64_t to, Visit&& visit) {
+  if (from >= to) return;
   if (!state.unbounded()) {
-    (void)visit(head > n ? head - n : 0, head + 1);
+    (void)visit(from, to);
     return;
   }
-  // Only chunks with unreceived slots can hold one: a few at most.
+  // Only chunks backed with unreceived slots hold anything.
+  const std::uint64_t n = state.geometry.slot_count;
   const auto* chunks = state.chunk_table();
   const std::uint64_t k = state.geometry.chunks.slots;
   for (std::uint64_t c = 0; c < state.geometry.chunks.count; ++c) {
     const std::uint64_t word = chunks[c].word.load(std::memory_order_acquire);
     if ((word & (chunk_released_bit | chunk_backing_bit)) != 0 || word == 0) continue;
     const std::uint64_t first = ((word >> 32) - 1) * n + c * k;
-    if (first > head) continue;
+    if (first >= to || first + k <= from) continue;
     const ActiveGuard inside{state, first};
     if (!chunk_readable(chunks[c].word.load(std::memory_order_acquire), (word >> 32) - 1, k)) continue;
-    if (!visit(first, std::min(first + k, head + 1))) return;
+    if (!visit(std::max(first, from), std::min(first + k, to))) return;
   }
 }
 

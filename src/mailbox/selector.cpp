@@ -1,6 +1,7 @@
 #include "shmbox/selector.hpp"
 
 #include <array>
+#include <utility>
 
 #include "mailbox/mailbox_state.hpp"
 #include "mailbox/ring.hpp"
@@ -15,22 +16,37 @@ bool ready(detail::MailboxState& state, Interest interest) noexcept {
 
 }  // namespace
 
+Selector::Selector(Selector&& other) noexcept
+    : wait_(other.wait_), watched_(std::exchange(other.watched_, {})), next_(std::exchange(other.next_, 0)) {}
+
+Selector& Selector::operator=(Selector&& other) noexcept {
+  if (this != &other) {
+    wait_ = other.wait_;
+    watched_ = std::exchange(other.watched_, {});
+    next_ = std::exchange(other.next_, 0);
+  }
+  return *this;
+}
+
 Result<std::size_t> Selector::add(Mailbox& mailbox, Interest interest) {
   if (mailbox.remote()) {
     return std::unexpected(Error{Errc::invalid_argument, "selector", "a remote mailbox cannot be watched; use a local one"});
+  }
+  if (!mailbox.local()) {
+    return std::unexpected(Error{Errc::invalid_argument, "selector", "a moved-from mailbox cannot be watched"});
   }
   if (watched_.size() >= max_mailboxes) {
     return std::unexpected(Error{Errc::invalid_argument, "selector",
                                  "watches " + std::to_string(max_mailboxes) + " mailboxes already, its limit"});
   }
-  watched_.push_back({&mailbox, interest});
+  watched_.push_back({&mailbox.state(), interest});
   return watched_.size() - 1;
 }
 
 std::size_t Selector::first_ready() const noexcept {
   for (std::size_t i = 0; i < watched_.size(); ++i) {
     const std::size_t index = (next_ + i) % watched_.size();
-    if (ready(watched_[index].mailbox->state(), watched_[index].interest)) return index;
+    if (ready(*watched_[index].mailbox, watched_[index].interest)) return index;
   }
   return watched_.size();
 }
@@ -41,7 +57,7 @@ Result<std::size_t> Selector::wait(Deadline deadline) {
   // wake-up meant for us goes to a lone receiver.
   std::array<detail::WatchedWord, max_mailboxes> words{};
   for (std::size_t i = 0; i < watched_.size(); ++i) {
-    detail::MailboxState& state = watched_[i].mailbox->state();
+    detail::MailboxState& state = *watched_[i].mailbox;
     detail::Header& header = *state.header;
     words[i] = watched_[i].interest == Interest::receive
                    ? detail::WatchedWord{&header.data_epoch, &header.receive_selectors_sleeping, &state}

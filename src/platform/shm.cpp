@@ -141,6 +141,8 @@ bool record_locked(int fd) noexcept {
   return ::fcntl(fd, F_OFD_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
 }
 
+bool change_owner(int fd, uid_t uid, gid_t gid) noexcept { return ::fchown(fd, uid, gid) == 0; }
+
 Result<void> reserve_size(int fd, std::size_t current_size, std::size_t size, const std::string& object) {
   if (size > static_cast<std::size_t>(std::numeric_limits<off_t>::max())) {
     return std::unexpected(Error{Errc::too_large, object, "size " + std::to_string(size) + " is beyond the file size limit"});

@@ -56,6 +56,11 @@ Result<FileStatus> file_status(int fd, const std::string& object);
 // the file (flock(2) locks are not seen). One fcntl(F_OFD_GETLK); false if it fails.
 bool record_locked(int fd) noexcept;
 
+// Gives the file to `uid` and `gid` (-1: unchanged), as far as this process may: false
+// if refused (only root may change the user; others may change the group to one of
+// their own).
+bool change_owner(int fd, uid_t uid, gid_t gid) noexcept;
+
 // Sets the size to `size` without reserving memory: a sparse file whose pages are
 // reserved piecewise with reserve_range (a write to an unreserved page of a full
 // /dev/shm would fault, so callers reserve before they write).

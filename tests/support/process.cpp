@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <poll.h>
@@ -246,8 +247,21 @@ bool private_dev_shm(const char* size) {
 
 bool drop_privileges() {
   constexpr uid_t nobody = 65534;
+  return switch_user(nobody, nobody);
+}
+
+bool switch_user(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) {
   if (!running_as_root()) return false;
-  return ::setgroups(0, nullptr) == 0 && ::setgid(nobody) == 0 && ::setuid(nobody) == 0;
+  return ::setgroups(groups.size(), groups.data()) == 0 && ::setgid(gid) == 0 && ::setuid(uid) == 0;
+}
+
+bool drop_chown_capability() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  std::array<__user_cap_data_struct, _LINUX_CAPABILITY_U32S_3> data{};
+  if (::syscall(SYS_capget, &header, data.data()) != 0) return false;
+  data[0].effective &= ~(1u << CAP_CHOWN);
+  data[0].permitted &= ~(1u << CAP_CHOWN);
+  return ::syscall(SYS_capset, &header, data.data()) == 0;
 }
 
 std::string unique_name(const std::string& tag) {

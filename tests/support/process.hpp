@@ -108,6 +108,11 @@ bool private_dev_shm(const char* size);
 
 // Switches this (child) process to uid/gid 65534 ("nobody"). False when not root.
 bool drop_privileges();
+// Switches this (child) process to `uid`, primary group `gid` and the supplementary
+// `groups`. False when not root.
+bool switch_user(uid_t uid, gid_t gid, const std::vector<gid_t>& groups = {});
+// Drops CAP_CHOWN from this (child) process: root that may not give files away.
+bool drop_chown_capability();
 bool running_as_root();
 
 // A name no other test (or test run) uses: "shmbox-test-<pid>-<tag>-<n>".
