@@ -51,10 +51,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (unsigned i = 0; i < 1 + (plan & 3u); ++i) (void)sender->send(receiver_name, message, no_wait);
     for (unsigned i = 0; i < (plan >> 2 & 1u); ++i) (void)receiver->receive(buffer, no_wait);
 
-    Segment endpoint_file = Segment::open("shmbox.ep." + receiver_name, Access::read_write).value();
-    std::vector<fuzz::Region> regions = endpoint_regions(endpoint_file.writable_bytes().value(), options.max_peers);
+    std::optional<Segment> endpoint_file, lane_file;
+    std::vector<fuzz::Region> regions;
+    if (auto opened = Segment::open("shmbox.ep." + receiver_name, Access::read_write)) {
+      endpoint_file.emplace(std::move(*opened));
+      regions = endpoint_regions(endpoint_file->writable_bytes().value(), options.max_peers);
+    }
     // The one sender took lane 0.
-    std::optional<Segment> lane_file;
     if (auto opened = Segment::open("shmbox.ln." + receiver_name + ".0", Access::read_write)) {
       lane_file.emplace(std::move(*opened));
       const fuzz::MailboxFileLayout lane{lane_file->writable_bytes().value()};

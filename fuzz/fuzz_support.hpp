@@ -60,7 +60,7 @@ inline Region region_of(std::span<std::byte> file, std::uint64_t offset, std::ui
 // an offset into it (two bytes, modulo its size), a length (a byte) and that many
 // bytes, cut at the region's end. Writes nowhere else.
 inline void apply_patches(Input& input, const std::vector<Region>& regions) {
-  while (!input.empty()) {
+  while (!input.empty() && !regions.empty()) {
     const Region region = regions[input.byte() % regions.size()];
     const std::uint32_t offset = input.u16();
     const std::uint8_t length = input.byte();
