@@ -96,9 +96,17 @@ inline void run_mailbox(Input& input, const MailboxOptions& options, std::uint8_
   }
   std::array<std::byte, 2> tiny{};
   (void)box->receive(tiny, no_wait);  // too small for most messages: they stay queued
+  if (auto got = box->receive_in_place(no_wait)) got->requeue();  // first in line again
   for (int i = 0; i < 3; ++i) (void)box->receive(buffer, no_wait);
   (void)box->send(message, no_wait);
   if (auto got = box->receive_in_place(no_wait)) got->release();
+  // A taker that fails puts the message back; one that succeeds takes it.
+  (void)box->receive_with(
+      [](std::span<const std::byte>, std::uint64_t) -> Result<void> {
+        return std::unexpected(Error{Errc::system, "fuzz", "taker failed"});
+      },
+      no_wait);
+  (void)box->receive_with([](std::span<const std::byte>, std::uint64_t) -> Result<void> { return {}; }, no_wait);
   if (!zero) {
     if (auto lent = box->loan(message.size(), no_wait)) (void)lent->commit(message.size(), no_wait);
   }

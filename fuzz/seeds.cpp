@@ -61,6 +61,14 @@ Bytes segment_input(std::uint8_t flags, const Bytes& content, std::uint32_t size
   return out;
 }
 
+// Position 0, received (head 1), put back as a receiver does: its slot RETURNED and the
+// hint set. `counters` and `slots` are the target's regions of the header after the
+// identity and of the first slots.
+Bytes returned_behind_head(std::uint8_t counters, std::uint8_t slots) {
+  return join({patch(slots, 0, {detail::SlotState::pack(0, detail::Phase::returned, 0)}),
+               patch(counters, offsetof(detail::Header, returned) - sizeof(detail::Identity), {1})});
+}
+
 // mailbox_fuzz.cpp: region 1 is the header after the identity (tail at 0, head at
 // 64), region 2 the attach table, region 3 the slots.
 void mailbox_seeds(const fs::path& dir) {
@@ -71,6 +79,7 @@ void mailbox_seeds(const fs::path& dir) {
   write(dir / "zero", {zero | two_handles, 0x80});
   write(dir / "tail-far", join({{bounded4, 2}, patch(1, 0, {1000})}));
   write(dir / "slot-invalid-phase", join({{bounded4, 2}, patch(3, 0, {std::uint64_t{9} << 16})}));
+  write(dir / "slot-returned", join({{bounded4, 2 | 1 << 3}, returned_behind_head(1, 3)}));
   // An attach entry naming a process that no longer exists (pid 1's start time is not 1).
   write(dir / "dead-attacher", join({{bounded4 | two_handles, 2}, patch(2, 64, {std::uint64_t{1} << 32 | 1, 1})}));
 }
@@ -88,6 +97,7 @@ void chunks_seeds(const fs::path& dir) {
   const std::uint64_t edge = chunk_slots - 2;
   write(dir / "queued", {3});
   write(dir / "held", {0xe3});
+  write(dir / "returned", join({{2 | 1 << 3}, returned_behind_head(0, 4)}));
   // Head and tail two slots before chunk 1: sends back chunk 1, receives give chunk 0 back.
   write(dir / "chunk-edge", join({{2}, patch(0, 0, {edge}), patch(0, 64, {edge}), patch(2, 0, {detail::chunk_word(0, edge)})}));
   // Two slots before the ring's end: the next lap starts in chunk 0, ready for lap 1.
