@@ -64,6 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       regions.insert(regions.end(), {lane.counters(), lane.attach_table(), lane.slots(0, 4), lane.chunk_words(0, 2)});
     }
     fuzz::apply_patches(input, regions);
+    if (endpoint_file) fuzz::bound_lane_options(endpoint_file->writable_bytes().value());
 
     (void)Endpoint::stat(receiver_name);
     (void)receiver->receive(buffer, no_wait);

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "endpoint/layout.hpp"
+#include "mailbox/mailbox_state.hpp"
 #include "shmbox/segment.hpp"
 
 namespace shmbox::fuzz {
@@ -77,6 +79,21 @@ T read_field(std::span<const std::byte> file, std::size_t offset) {
   T value{};
   if (offset + sizeof value <= file.size()) std::memcpy(&value, file.data() + offset, sizeof value);
   return value;
+}
+
+// An endpoint header may ask for lanes as large as the options allow (up to 1 TiB, or
+// all of /dev/shm), and a sender makes its lane as asked: garbage that looks legitimate
+// is treated as such (design.md, "Trust"), and costs only the time and memory to make
+// the file, seconds per gigabyte under the sanitizers. So lane options in range are cut
+// to at most 256 slots of at most 64 KiB, keeping a run far from the timeout and from
+// filling /dev/shm; those out of range are left for the endpoint's checks to reject.
+inline void bound_lane_options(std::span<std::byte> endpoint_file) {
+  detail::EndpointIdentity identity;
+  if (endpoint_file.size() < sizeof identity) return;
+  std::memcpy(&identity, endpoint_file.data(), sizeof identity);
+  if (identity.lane_max_message_size <= detail::max_message_size_limit) identity.lane_max_message_size %= 65537;
+  if (identity.lane_capacity > 256) identity.lane_capacity = 1 + identity.lane_capacity % 256;
+  std::memcpy(endpoint_file.data(), &identity, sizeof identity);
 }
 
 // Removes a file this run may have left, whatever state it is in.

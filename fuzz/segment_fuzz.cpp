@@ -12,6 +12,7 @@
 
 #include <array>
 #include <optional>
+#include <vector>
 
 #include "fuzz_support.hpp"
 #include "shmbox/endpoint.hpp"
@@ -72,7 +73,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string files[] = {name, "shmbox.mb." + name, "shmbox.ep." + name};
   if (plant(files[0], file_size, content)) use_as_segment(name, file_size);
   if (plant(files[1], file_size, content)) use_as_mailbox(name);
-  if (plant(files[2], file_size, content)) use_as_endpoint(name, (flags & 2) != 0);
+  // Its lane options bounded (fuzz_support.hpp); the zeros added are the file's own.
+  std::vector<std::uint8_t> endpoint_content(content.begin(), content.end());
+  endpoint_content.resize(std::max(endpoint_content.size(), sizeof(detail::EndpointIdentity)));
+  fuzz::bound_lane_options(std::as_writable_bytes(std::span{endpoint_content}));
+  if (plant(files[2], file_size, endpoint_content)) use_as_endpoint(name, (flags & 2) != 0);
   for (const std::string& file : files) fuzz::remove_file(file);
   for (std::uint32_t i = 0; i < Endpoint::max_peers_limit; ++i) fuzz::remove_file("shmbox.ln." + name + "." + std::to_string(i));
   return 0;
