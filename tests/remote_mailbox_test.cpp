@@ -349,6 +349,53 @@ TEST_F(RemoteMailbox, TheToolShowsAndListsWhatTheServerKnows) {
   EXPECT_EQ(cli({"ls", server->url()}).out.find(name), std::string::npos);
 }
 
+// What the tool promises for a local mailbox it keeps for a remote one: wait, a message
+// that could not be written out stays queued, --json, close, and a clear refusal of what a
+// NATS server cannot do.
+TEST_F(RemoteMailbox, TheToolKeepsItsPromisesForRemoteMailboxesToo) {
+  auto cli = [](std::vector<std::string> args) {
+    args.insert(args.begin(), SHMBOX_CLI_PATH);
+    return test::run_command(args);
+  };
+  auto shell = [](const std::string& script) {
+    return test::run_command({"/bin/sh", "-c", "SHMBOX=" SHMBOX_CLI_PATH "; " + script});
+  };
+  auto creator = ChildProcess::spawn([&] {
+    std::this_thread::sleep_for(300ms);
+    return cli({"create", name, "--capacity", "4", "--max-size", "32"}).status.exited_with(0) ? 0 : 1;
+  });
+  auto waited = cli({"wait", name, "--timeout", "20s"});
+  EXPECT_TRUE(waited.status.exited_with(0)) << waited.err;
+  ASSERT_TRUE(creator.wait().exited_with(0));
+
+  ASSERT_TRUE(cli({"send", name, "hello", "world"}).status.exited_with(0));
+  auto full = shell("$SHMBOX recv " + name + " > /dev/full");
+  EXPECT_TRUE(full.status.exited_with(74)) << full.status.describe();
+  EXPECT_EQ(full.err, "shmbox: stdout: No space left on device; 0 of 1 message written, the message not written "
+                      "stays queued in mailbox '" + name + "'\n");
+  auto stat = cli({"stat", name, "--json"});
+  EXPECT_NE(stat.out.find(R"("transport":"nats")"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find(R"("mode":null)"), std::string::npos) << stat.out;
+
+  auto json = cli({"recv", name, "--json", "--timeout", "10s"});
+  EXPECT_TRUE(json.status.exited_with(0)) << json.err;
+  EXPECT_NE(json.out.find(R"("data":"aGVsbG8=")"), std::string::npos) << json.out;  // "hello", first as sent
+  EXPECT_NE(json.out.find(R"("size":5)"), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find(R"("mailbox":")" + name + '"'), std::string::npos) << json.out;  // named in full
+
+  auto mode = cli({"create", test::remote_name(*server, "moded"), "--mode", "0644"});
+  EXPECT_TRUE(mode.status.exited_with(64)) << mode.status.describe();
+  EXPECT_EQ(mode.err, "shmbox: --mode: a nats:// mailbox has no permission bits: the server's accounts decide who "
+                      "may use it\n");
+
+  ASSERT_TRUE(cli({"close", name}).status.exited_with(0));
+  auto refused = cli({"send", name, "late"});
+  EXPECT_TRUE(refused.status.exited_with(69)) << refused.status.describe() << refused.err;
+  auto rest = cli({"recv", name, "--timeout", "10s"});
+  EXPECT_EQ(rest.out, "world\n") << rest.err;
+  EXPECT_TRUE(cli({"rm", name}).status.exited_with(0));
+}
+
 // A three-server JetStream cluster and an unbounded mailbox kept on all three (replicas 3): while a
 // sender and a receiver run, the server leading the receivers' consumer is killed with
 // SIGKILL and restarted, then the one leading the stream. Every message whose send

@@ -171,7 +171,7 @@ int send(MessageArgs args) {
   auto box = Mailbox::open(args.name);
   if (!box) return fail(box.error());
   auto source = MessageSource::of(args, box->max_message_size());
-  return send_all(source, mailbox_object(box->name()), [&](std::span<const std::byte> message) -> Result<void> {
+  return send_all(source, mailbox_object(args.name), [&](std::span<const std::byte> message) -> Result<void> {
     auto sent = box->send(message, *deadline);
     if (!sent && sent.error().errc() == Errc::would_block) {
       return std::unexpected(Error{Errc::would_block, {},
@@ -230,7 +230,7 @@ int receive_from_mailbox(const MessageArgs& args, Deadline deadline, Framing fra
     std::optional<Error> output_failed;
     auto got = box->receive_with(
         [&](std::span<const std::byte> message, std::uint64_t sequence) -> Result<void> {
-          auto done = output.write(record_of(message, {"mailbox", box->name(), sequence}, framing));
+          auto done = output.write(record_of(message, {"mailbox", args.name, sequence}, framing));
           if (!done) output_failed = done.error();
           return done;
         },
@@ -242,10 +242,10 @@ int receive_from_mailbox(const MessageArgs& args, Deadline deadline, Framing fra
                                        plural(count, "message"),
                                        count - written == 1 ? "the message not written stays queued"
                                                             : "the messages not written stay queued",
-                                       mailbox_object(box->name()))});
+                                       mailbox_object(args.name))});
     }
     const Error cause = got.error().errc() == Errc::would_block
-                            ? Error{Errc::would_block, mailbox_object(box->name()),
+                            ? Error{Errc::would_block, mailbox_object(args.name),
                                     written == 0 ? "is empty" : fmt::format("is empty; {} of {} received", written, count)}
                             : got.error();
     return fail(stopped_after(cause, written, count));
