@@ -26,6 +26,7 @@ class Category final : public std::error_category {
       case Errc::out_of_memory: return "out of memory";
       case Errc::system: return "system error";
       case Errc::unreachable: return "unreachable";
+      case Errc::in_use: return "in use";
     }
     return "unknown shmbox error " + std::to_string(value);
   }

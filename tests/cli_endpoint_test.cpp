@@ -1,7 +1,9 @@
-// The endpoint side of the shmbox tool: send --to, recv --as/--from, and ls.
+// The endpoint side of the shmbox tool: send --to, recv --as/--from, ls, stat and rm.
 #include <gtest/gtest.h>
 #include <sysexits.h>
 
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "shmbox/endpoint.hpp"
@@ -167,6 +169,28 @@ TEST_F(EndpointCliUsersTest, RootReachesAnEndpointAnotherUserJoinedWithMode0600)
   EXPECT_EQ(output.receive(), client + ": delivered");
 }
 
+TEST_F(EndpointCliUsersTest, AnotherUsersRmOfAGoneProcesssEndpointIsRefusedAndChangesNothing) {
+  test::Pipe joined;
+  auto holder = test::ChildProcess::spawn([&] {
+    auto me = Endpoint::join(server, {.mode = 0666});
+    if (!me) return 1;
+    joined.send("joined");
+    ::pause();
+    return 0;
+  });
+  ASSERT_EQ(joined.receive(), "joined");
+  holder.kill();
+  holder.wait();
+  auto refused = shmbox_cli_as_nobody({"rm", "--endpoint", server});
+  EXPECT_TRUE(refused.status.exited_with(EX_NOPERM)) << refused.err;
+  EXPECT_EQ(refused.err, "shmbox: endpoint '" + server + "': cannot remove: permission denied (Operation not permitted)");
+  auto still = Endpoint::stat(server);
+  ASSERT_TRUE(still) << still.error().message();
+  EXPECT_FALSE(still->owner_alive);
+  auto removed = shmbox_cli({"rm", "--endpoint", server});
+  EXPECT_TRUE(removed.status.exited_with(EX_OK)) << removed.err;
+}
+
 TEST_F(EndpointCliTest, ABadModeIsAUsageError) {
   for (const auto& args : {std::vector<std::string>{"recv", "--as", server, "--mode", "999", "--nonblock"},
                            std::vector<std::string>{"send", "--to", server, "--mode", "rw", "x"}}) {
@@ -174,6 +198,56 @@ TEST_F(EndpointCliTest, ABadModeIsAUsageError) {
     EXPECT_TRUE(bad.status.exited_with(EX_USAGE)) << args[0] << ": " << bad.err;
     EXPECT_TRUE(bad.err.starts_with("shmbox: --mode '")) << bad.err;
   }
+}
+
+TEST_F(EndpointCliTest, RmRefusesAnEndpointWhileItsProcessLivesAndRemovesItWithItsLanesAfter) {
+  test::Pipe joined;
+  auto holder = test::ChildProcess::spawn([&] {
+    auto me = Endpoint::join(server);
+    if (!me) return 1;
+    joined.send("joined");
+    ::pause();
+    return 0;
+  });
+  ASSERT_EQ(joined.receive(), "joined");
+  ASSERT_TRUE(shmbox_cli({"send", "--to", server, "--as", client, "queued"}).status.exited_with(EX_OK));
+  const auto has_lanes = [&] {
+    for (const auto& entry : std::filesystem::directory_iterator("/dev/shm")) {
+      if (entry.path().filename().string().starts_with("shmbox.ln." + server + ".")) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(has_lanes());
+
+  auto refused = shmbox_cli({"rm", "--endpoint", server});
+  EXPECT_TRUE(refused.status.exited_with(EX_TEMPFAIL)) << refused.status.describe();
+  EXPECT_EQ(refused.err, "shmbox: endpoint '" + server + "': process " + std::to_string(holder.pid()) +
+                             " (shmbox_tests) is joined to it; an endpoint goes when its process leaves\n");
+  auto still = Endpoint::stat(server);  // a refused rm changed nothing
+  ASSERT_TRUE(still);
+  EXPECT_EQ(still->queued, 1u);
+  EXPECT_TRUE(still->owner_alive);
+
+  holder.kill();
+  holder.wait();
+  auto removed = shmbox_cli({"rm", "--endpoint", server});
+  EXPECT_TRUE(removed.status.exited_with(EX_OK)) << removed.err;
+  EXPECT_FALSE(has_lanes());
+  auto gone = shmbox_cli({"stat", "--endpoint", server});
+  EXPECT_TRUE(gone.status.exited_with(EX_NOINPUT));
+  auto again = shmbox_cli({"rm", "--endpoint", server});
+  EXPECT_TRUE(again.status.exited_with(EX_NOINPUT));
+  EXPECT_EQ(again.err, "shmbox: endpoint '" + server + "': cannot open: does not exist (No such file or directory)\n");
+  auto bad = shmbox_cli({"rm", "--endpoint", "a/b"});
+  EXPECT_TRUE(bad.status.exited_with(EX_USAGE));
+}
+
+TEST_F(EndpointCliTest, RmRemovesAnEndpointFileNobodyCanRead) {
+  const std::string path = "/dev/shm/shmbox.ep." + server;
+  { std::ofstream{path} << "not an endpoint"; }
+  auto removed = shmbox_cli({"rm", "--endpoint", server});
+  EXPECT_TRUE(removed.status.exited_with(EX_OK)) << removed.err;
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 }  // namespace

@@ -279,6 +279,34 @@ TEST_F(EndpointTest, TheNameOfAKilledProcessCanBeTakenAgain) {
   ASSERT_TRUE(again) << again.error().message();
 }
 
+TEST_F(EndpointTest, RemoveIsRefusedWhileTheProcessLivesAndTakesTheLanesAfter) {
+  test::Pipe progress;
+  auto holder = ChildProcess::spawn([&]() -> int {
+    auto you = Endpoint::join(server);
+    progress.send(you ? "joined" : "failed");
+    for (;;) ::pause();
+  });
+  ASSERT_EQ(progress.receive(), "joined");
+  {
+    auto me = Endpoint::join(client);
+    ASSERT_TRUE(me);
+    ASSERT_TRUE(me->send(server, as_bytes("queued"), no_wait));
+  }
+  auto refused = Endpoint::remove(server);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().errc(), Errc::in_use);
+  EXPECT_TRUE(endpoint_file_exists(server));
+  EXPECT_TRUE(lane_files_exist(server));
+  holder.kill();
+  ASSERT_TRUE(holder.wait().killed_by(SIGKILL));
+  ASSERT_TRUE(Endpoint::remove(server));
+  EXPECT_FALSE(endpoint_file_exists(server));
+  EXPECT_FALSE(lane_files_exist(server));
+  auto missing = Endpoint::remove(server);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().errc(), Errc::not_found);
+}
+
 TEST_F(EndpointTest, LeavingRemovesTheEndpointAndItsLanesAndWakesBlockedSenders) {
   auto me = Endpoint::join(server, {.capacity = 1});
   ASSERT_TRUE(me);

@@ -14,6 +14,7 @@
 #include "commands.hpp"
 #include "output.hpp"
 #include "shmbox/cleanup.hpp"
+#include "shmbox/endpoint.hpp"
 #include "shmbox/mailbox.hpp"
 
 namespace shmbox::cli {
@@ -31,6 +32,7 @@ struct LifeArgs {
   std::string replicas;
   std::optional<std::string> timeout;
   bool json = false;
+  bool endpoint = false;
 };
 
 bool is_remote(const std::string& name) { return name.starts_with("nats://"); }
@@ -96,7 +98,7 @@ int wait(const LifeArgs& args) {
 }
 
 int remove(const LifeArgs& args) {
-  auto removed = Mailbox::remove(args.name);
+  auto removed = args.endpoint ? Endpoint::remove(args.name) : Mailbox::remove(args.name);
   return removed ? EX_OK : fail(removed.error());
 }
 
@@ -155,8 +157,10 @@ void add_mailbox_commands(CLI::App& app, int& exit_status) {
   wait_cmd->add_option("--timeout", args->timeout, "Wait at most this long: 250ms, 2s, 1.5m");
   wait_cmd->callback([args, &exit_status] { exit_status = wait(*args); });
 
-  auto* rm_cmd = app.add_subcommand("rm", "Close a mailbox and remove it");
-  rm_cmd->add_option("name", args->name, "Mailbox name")->required();
+  auto* rm_cmd = app.add_subcommand("rm", "Close a mailbox and remove it (or an endpoint whose process has gone)");
+  rm_cmd->add_option("name", args->name, "Mailbox name (or endpoint name, with --endpoint)")->required();
+  rm_cmd->add_flag("--endpoint", args->endpoint,
+                   "NAME is an endpoint: removed with its lanes once its process has gone (75 while it lives)");
   rm_cmd->callback([args, &exit_status] { exit_status = remove(*args); });
 
   auto* gc_cmd = app.add_subcommand("gc", "Remove what processes that exited left behind, and say what");

@@ -92,6 +92,11 @@ class Endpoint {
   [[nodiscard]] static Result<Endpoint> join(std::string_view name, const EndpointOptions& options = {},
                                              const WaitPolicy& wait = {});
   [[nodiscard]] static Result<EndpointStatus> stat(std::string_view name);
+  // Removes the endpoint `name` whose process has gone, with its lanes and what they
+  // hold (as gc would). Errc::in_use while its process lives: an endpoint is its
+  // process's name, and goes when that process leaves. A file that is not a readable
+  // endpoint (left empty, corrupt) is removed all the same.
+  [[nodiscard]] static Result<void> remove(std::string_view name);
   // Names of the endpoints in /dev/shm.
   [[nodiscard]] static std::vector<std::string> list();
 

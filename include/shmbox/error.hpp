@@ -36,6 +36,7 @@ enum class Errc : int {
   out_of_memory,      // memory ran out while the object grew
   system,             // any other system error (see system_errno())
   unreachable,        // a remote server (nats://) could not be reached
+  in_use,             // a live process holds the object, and it goes when that process does
 };
 
 const std::error_category& error_category() noexcept;

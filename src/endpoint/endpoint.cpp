@@ -132,14 +132,15 @@ Result<EndpointView> view_endpoint(EndpointFile names, Segment opened) {
   };
 }
 
-bool retire_endpoint(const EndpointView& endpoint, Retirer by) noexcept {
+Result<void> retire_endpoint(const EndpointView& endpoint, Retirer by) {
   // The name first: a survivor the kernel does not let remove it (in the sticky
   // /dev/shm only the file's owner or root may) changes nothing. The endpoint's own
   // process closes it all the same: it is leaving.
   auto unlinked = platform::unlink_shm_file_if_same(endpoint.names.file_name,
-                                                    SegmentFactory::descriptor(*endpoint.mapping), {});
+                                                    SegmentFactory::descriptor(*endpoint.mapping),
+                                                    endpoint.names.object);
   const bool removed = unlinked || unlinked.error() == Errc::not_found;
-  if (!removed && by == Retirer::survivor) return false;
+  if (!removed && by == Retirer::survivor) return std::unexpected(unlinked.error());
   // seq_cst, with the load in make_lane: a sender that set `ready` before this store
   // has its lane file linked, so the loop below finds it; one that sets it after sees
   // `closed` and removes its lane itself.
@@ -151,7 +152,8 @@ bool retire_endpoint(const EndpointView& endpoint, Retirer by) noexcept {
     (void)MailboxFactory::remove_if_owned_by(lane_file(endpoint, i), endpoint.owner);
   }
   forget_at_exit(endpoint.names.file_name);
-  return removed;
+  if (!removed) return std::unexpected(unlinked.error());
+  return {};
 }
 
 Result<EndpointView> open_endpoint(EndpointFile names, Access access, OwnerCheck check) {
@@ -641,6 +643,30 @@ Result<Received> Endpoint::receive(std::span<std::byte> buffer, Deadline deadlin
 Result<std::string> Endpoint::receive(std::vector<std::byte>& message, Deadline deadline) {
   if (!state_) return std::unexpected(moved_from());
   return state_->receive(std::nullopt, deadline, [&](Mailbox& lane) { return lane.receive(message, no_wait); });
+}
+
+Result<void> Endpoint::remove(std::string_view name) {
+  auto names = detail::endpoint_file(name);
+  if (!names) return std::unexpected(names.error());
+  const detail::EndpointFile file = *names;
+  auto endpoint = detail::open_endpoint(std::move(*names), Access::read_write);
+  if (!endpoint) {
+    // Not an endpoint we can read: nobody can be using it, so it goes as it is.
+    const Errc cause = endpoint.error().errc();
+    if (cause != Errc::not_ready && cause != Errc::corrupt && cause != Errc::version_mismatch) {
+      return std::unexpected(endpoint.error());
+    }
+    auto removed = detail::SegmentFactory::remove(file.file_name, file.object);
+    if (removed) detail::forget_at_exit(file.file_name);
+    return removed;
+  }
+  if (platform::liveness(endpoint->owner) == platform::Liveness::alive) {
+    const auto owner = platform::ProcessIdentity::unpack(endpoint->owner);
+    return std::unexpected(Error{Errc::in_use, file.object,
+                                 "process " + std::to_string(owner.pid) + " (" + platform::process_name(endpoint->owner) +
+                                     ") is joined to it; an endpoint goes when its process leaves"});
+  }
+  return detail::retire_endpoint(*endpoint, detail::Retirer::survivor);
 }
 
 Result<EndpointStatus> Endpoint::stat(std::string_view name) {

@@ -48,8 +48,8 @@ enum class Retirer { owner, survivor };
 // Removes the endpoint's name if it is still this file's, then closes the endpoint
 // (senders blocked on its lanes wake with Closed) and removes its lanes. A survivor
 // that may not remove the name changes nothing; the owner closes it all the same.
-// Whether the name was removed (or already gone).
-bool retire_endpoint(const EndpointView& endpoint, Retirer by) noexcept;
+// Fails with why the name could not be removed (gone already is no failure).
+Result<void> retire_endpoint(const EndpointView& endpoint, Retirer by);
 
 // Removes the endpoint `name` if it is garbage: its process has exited (it is retired),
 // or its file was left empty (segment_factory.hpp, Unsized); and says why.
