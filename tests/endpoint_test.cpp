@@ -265,14 +265,20 @@ TEST_F(EndpointTest, TwoLiveProcessesCannotJoinUnderOneName) {
   EXPECT_TRUE(child.wait().exited_with(0));
 }
 
-TEST_F(EndpointTest, TheNameOfAKilledProcessCanBeTakenAgain) {
+// A child process joined as `name` until it is killed; started once it has joined.
+ChildProcess joined_in_a_child(const std::string& name) {
   test::Pipe progress;
   auto holder = ChildProcess::spawn([&]() -> int {
-    auto you = Endpoint::join(server);
+    auto you = Endpoint::join(name);
     progress.send(you ? "joined" : "failed");
     for (;;) ::pause();
   });
-  ASSERT_EQ(progress.receive(), "joined");
+  EXPECT_EQ(progress.receive(), "joined");
+  return holder;
+}
+
+TEST_F(EndpointTest, TheNameOfAKilledProcessCanBeTakenAgain) {
+  auto holder = joined_in_a_child(server);
   holder.kill();
   ASSERT_TRUE(holder.wait().killed_by(SIGKILL));
   auto again = Endpoint::join(server);
@@ -280,13 +286,7 @@ TEST_F(EndpointTest, TheNameOfAKilledProcessCanBeTakenAgain) {
 }
 
 TEST_F(EndpointTest, RemoveIsRefusedWhileTheProcessLivesAndTakesTheLanesAfter) {
-  test::Pipe progress;
-  auto holder = ChildProcess::spawn([&]() -> int {
-    auto you = Endpoint::join(server);
-    progress.send(you ? "joined" : "failed");
-    for (;;) ::pause();
-  });
-  ASSERT_EQ(progress.receive(), "joined");
+  auto holder = joined_in_a_child(server);
   {
     auto me = Endpoint::join(client);
     ASSERT_TRUE(me);
