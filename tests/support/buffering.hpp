@@ -24,5 +24,7 @@ inline std::string buffering_test_name(const ::testing::TestParamInfo<Buffering>
 }
 
 inline const auto all_bufferings = ::testing::Values(Buffering::bounded, Buffering::zero, Buffering::unbounded);
+// Those that queue a message without a receiver waiting.
+inline const auto queueing_bufferings = ::testing::Values(Buffering::bounded, Buffering::unbounded);
 
 }  // namespace shmbox::test
