@@ -2,11 +2,13 @@
 // out; a partial send says what went; malformed values are one-line usage errors;
 // input is read in bounded memory; binary data survives; close, wait, owned mailboxes.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "shmbox/endpoint.hpp"
@@ -281,6 +283,46 @@ TEST_F(CliScriptTest, SegmentsAreListedAndEndpointsStated) {
   EXPECT_TRUE(stat.status.exited_with(EX_OK)) << stat.err;
   EXPECT_NE(stat.out.find("\"kind\":\"endpoint\""), std::string::npos) << stat.out;
   EXPECT_NE(stat.out.find("\"receivers\":1"), std::string::npos) << stat.out;
+}
+
+// docs/cli.md, JSON schema: every object has every key, ls and stat give the same object
+// for the same mailbox or endpoint, and a key that does not apply is null.
+TEST_F(CliScriptTest, LsAndStatShareOneJsonSchema) {
+  const std::set<std::string> keys{"kind",     "name",      "transport", "owner",    "buffering", "capacity",
+                                   "max_message_size", "queued", "in_flight", "closed", "mode",   "uid",
+                                   "attached", "senders",   "receivers", "memory_bytes", "replicas", "peers",
+                                   "max_peers"};
+  const auto keys_of = [](const nlohmann::json& object) {
+    std::set<std::string> found;
+    for (const auto& [key, value] : object.items()) found.insert(key);
+    return found;
+  };
+  const auto listed_as = [](const std::string& kind, const std::string& object_name) {
+    auto listing = nlohmann::json::parse(shmbox_cli({"ls", "--json"}).out);
+    for (const auto& object : listing) {
+      if (object["kind"] == kind && object["name"] == object_name) return object;
+    }
+    return nlohmann::json{};
+  };
+  create({"--capacity", "8", "--max-size", "1KiB"});
+  ASSERT_TRUE(shmbox_cli({"send", name, "one", "two"}).status.exited_with(EX_OK));
+  const auto stat = nlohmann::json::parse(shmbox_cli({"stat", name, "--json"}).out);
+  EXPECT_EQ(keys_of(stat), keys);
+  EXPECT_EQ(listed_as("mailbox", name), stat);
+  EXPECT_EQ(stat["transport"], "local");
+  EXPECT_EQ(stat["queued"], 2);
+  EXPECT_EQ(stat["max_message_size"], 1024);
+  EXPECT_TRUE(stat["replicas"].is_null());
+  EXPECT_TRUE(stat["peers"].is_null());
+
+  const std::string endpoint_name = name + "-ep";
+  auto endpoint = Endpoint::join(endpoint_name);
+  ASSERT_TRUE(endpoint);
+  const auto endpoint_stat = nlohmann::json::parse(shmbox_cli({"stat", "--endpoint", endpoint_name, "--json"}).out);
+  EXPECT_EQ(keys_of(endpoint_stat), keys);
+  EXPECT_EQ(listed_as("endpoint", endpoint_name), endpoint_stat);
+  EXPECT_EQ(endpoint_stat["owner"]["pid"], ::getpid());
+  EXPECT_TRUE(endpoint_stat["peers"].is_array());
 }
 
 }  // namespace
