@@ -242,6 +242,24 @@ TEST_F(Bridge, RefusesADestinationThatCannotHoldTheSourcesMessages) {
   (void)Mailbox::remove(local);
 }
 
+// A bridge started while its server is away waits for it, as it does for one that goes
+// away later, rather than exiting: it runs as a service.
+TEST_F(Bridge, ABridgeStartedWhileItsServerIsAwayWaitsForIt) {
+  create_bounded_remote();  // system-owned: file storage, kept across the restart
+  const std::string local = test::unique_name("bridge-early");
+  ASSERT_TRUE(test::run_command({SHMBOX_CLI_PATH, "create", local, "--max-size", "64"}).status.exited_with(EX_OK));
+  ASSERT_TRUE(test::run_command({SHMBOX_CLI_PATH, "send", local, "one", "two", "three"}).status.exited_with(EX_OK));
+  server->kill();
+  auto bridge = start_bridge({local, remote});
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_TRUE(bridge.running());
+  ASSERT_TRUE(server->restart());
+  auto received = test::run_command({SHMBOX_CLI_PATH, "recv", remote, "--count", "3", "--timeout", "30s"});
+  EXPECT_TRUE(received.status.exited_with(EX_OK)) << received.err;
+  EXPECT_EQ(received.out, "one\ntwo\nthree\n");
+  (void)Mailbox::remove(local);
+}
+
 TEST_F(Bridge, NamesWhatIsMissing) {
   auto no_local = test::run_command({SHMBOX_CLI_PATH, "bridge", "no-such-local", remote});
   EXPECT_TRUE(no_local.status.exited_with(EX_NOINPUT)) << no_local.status.describe();

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "cli_support.hpp"
 #include "commands.hpp"
@@ -36,10 +37,6 @@ extern "C" void request_stop(int signal) {
 int bridge(const BridgeArgs& args) {
   auto local = Mailbox::open(args.local);
   if (!local) return fail(local.error());
-  auto remote = Mailbox::open(args.remote);
-  if (!remote) return fail(remote.error());
-  Mailbox& from = args.reverse ? *remote : *local;
-  Mailbox& to = args.reverse ? *local : *remote;
   ::signal(SIGINT, request_stop);
   ::signal(SIGTERM, request_stop);
   // One line per kind of failure while it lasts, and again every 10 s: an outage of
@@ -53,6 +50,17 @@ int bridge(const BridgeArgs& args) {
     next_report = now + std::chrono::seconds{10};
     fmt::print(stderr, "shmbox: bridge: retrying: {}\n", last_failure);
   }};
+  // A bridge runs as a service: a server away (restarting) when it starts is waited
+  // for, as one that goes away later is. Anything else about the mailbox is final.
+  auto remote = Mailbox::open(args.remote);
+  while (!remote && remote.error().errc() == Errc::unreachable && !stop_requested.load(std::memory_order_relaxed)) {
+    options.on_retry(remote.error());
+    std::this_thread::sleep_for(std::chrono::milliseconds{250});
+    remote = Mailbox::open(args.remote);
+  }
+  if (!remote) return fail(remote.error());
+  Mailbox& from = args.reverse ? *remote : *local;
+  Mailbox& to = args.reverse ? *local : *remote;
   fmt::print(stderr, "shmbox: bridge: forwarding {} to {}\n", from.name(), to.name());
   auto forwarded = forward(from, to, stop_requested, options);
   if (!forwarded) return fail(forwarded.error());
