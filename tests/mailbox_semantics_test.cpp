@@ -172,22 +172,25 @@ TEST_P(MailboxSemantics, ZeroCapacitySendReturnsOnceAReceiverTookTheMessage) {
     auto box = Mailbox::open(name);
     if (!box || box->buffering() != Buffering::zero) return 1;
     auto nobody = box->send(as_bytes("x"), no_wait);  // no receiver is waiting
-    return !nobody && nobody.error().errc() == Errc::would_block ? 0 : 2;
+    return !nobody && nobody.error().errc() == Errc::would_block ? 0 : 4;
   });
-  test::Pipe progress;
+  // The receiver comes 200 ms after the sender has begun (opening takes its own time,
+  // more so on a loaded machine): the send must wait for it.
+  test::Pipe sending;
   auto receiver = ChildProcess::spawn([&] {
     auto box = Mailbox::open(name);
     if (!box) return 1;
-    progress.send("receiving");
-    std::this_thread::sleep_for(200ms);  // the sender is waiting for us meanwhile
+    if (sending.receive() != "sending") return 3;
+    std::this_thread::sleep_for(200ms);
     std::vector<std::byte> message;
     return box->receive(message, 10s) && text_of(message) == "met" ? 0 : 2;
   });
-  ASSERT_EQ(progress.receive(), "receiving");
   in_child([&] {
     auto box = Mailbox::open(name);
+    if (!box) return 1;
+    sending.send("sending");
     const auto start = std::chrono::steady_clock::now();
-    if (!box || !box->send(as_bytes("met"), 10s)) return 1;
+    if (!box->send(as_bytes("met"), 10s)) return 3;
     return std::chrono::steady_clock::now() - start >= 100ms ? 0 : 2;
   });
   EXPECT_TRUE(receiver.wait(30s).exited_with(0));
