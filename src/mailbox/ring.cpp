@@ -86,17 +86,17 @@ bool reclaim_idle_chunks(MailboxState& state) noexcept {
   auto* table = state.chunk_table();
   bool reclaimed = false;
   for (std::uint64_t c = 0; c < chunks.count; ++c) {
-    std::uint64_t word = table[c].word.load(std::memory_order_acquire);
-    if ((word & (chunk_released_bit | chunk_holds_memory_bit)) != (chunk_released_bit | chunk_holds_memory_bit)) continue;
-    const std::uint64_t working = (word & ~chunk_holds_memory_bit) | chunk_backing_bit | state.chunk_tag;
+    ChunkWord word = table[c].word.load(std::memory_order_acquire);
+    if (!word.holds_kept_memory()) continue;
+    const ChunkWord working = word.being_reclaimed_by(state.chunk_tag);
     if (!table[c].word.compare_exchange_strong(word, working, std::memory_order_acq_rel)) continue;
     // Released after lap L - 1: its readers, if any, are at positions of that lap.
-    const std::uint64_t lap = (word >> 32) - 1;
+    const std::uint64_t lap = word.lap();
     const std::uint64_t first = lap * state.geometry.slot_count + c * chunks.slots;
     const bool punched = !chunk_in_use(state, first, chunks.slots) &&
                          platform::release_range(SegmentFactory::descriptor(*state.mapping),
                                                  state.geometry.slots_offset + c * chunk_bytes, chunk_bytes);
-    table[c].word.store(punched ? word & ~chunk_holds_memory_bit : word, std::memory_order_release);
+    table[c].word.store(punched ? word.without_memory_kept() : word, std::memory_order_release);
     reclaimed = reclaimed || punched;
   }
   return reclaimed;
@@ -224,8 +224,8 @@ bool ready_to_receive(const MailboxState& state) noexcept {
   std::optional<ActiveGuard> inside;
   if (state.unbounded()) {
     inside.emplace(state, head);
-    if (!chunk_readable(state.chunk_of(head).word.load(std::memory_order_acquire), state.lap_of(head),
-                        state.geometry.chunks.slots)) {
+    if (!state.chunk_of(head).word.load(std::memory_order_acquire).is_readable(state.lap_of(head),
+                                                                                state.geometry.chunks.slots)) {
       return state.header->head.load(std::memory_order_acquire) != head;
     }
   }
@@ -429,10 +429,10 @@ void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept 
                           std::memory_order_release);
   ChunkEntry& chunk = state.chunk_of(claim.position);
   const std::uint64_t chunk_slots = state.geometry.chunks.slots;
-  std::uint64_t word = chunk.word.load(std::memory_order_acquire);
+  ChunkWord word = chunk.word.load(std::memory_order_acquire);
   for (;;) {
-    const bool last = chunk_consumed(word) + 1 >= chunk_slots;
-    const std::uint64_t next = last ? (word >> 32) << 32 | chunk_releasing_bit | state.chunk_tag : word + 1;
+    const bool last = word.consumed() + 1 >= chunk_slots;
+    const ChunkWord next = last ? ChunkWord::being_released(word.lap(), state.chunk_tag) : word.with_one_more_consumed();
     if (chunk.word.compare_exchange_weak(word, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
       if (last) give_back_chunk(state, chunk, state.lap_of(claim.position), claim.position);
       return;
@@ -450,15 +450,15 @@ void give_back_chunk(MailboxState& state, ChunkEntry& chunk, std::uint64_t lap, 
   // is refused: then its memory stays, to be given back a lap later, and its slot
   // states are zeroed, which is what the next lap needs.
   const std::uint64_t first = any_position - (any_position & state.index_mask) % chunk_slots;
-  std::uint64_t next = chunk_ready_for(lap + 1);
+  ChunkWord next = ChunkWord::ready_for(lap + 1);
   if (chunk_in_use(state, first, chunk_slots) ||
       !platform::release_range(SegmentFactory::descriptor(*state.mapping), offset, chunk_bytes)) {
     for (std::uint64_t i = 0; i < chunk_slots; ++i) state.slot(first + i).state.store(0, std::memory_order_relaxed);
-    next |= chunk_holds_memory_bit;  // punched later (reclaim_idle_chunks)
+    next = next.with_memory_kept();  // punched later (reclaim_idle_chunks)
   }
   // Release: the punched (zeroed) memory is in place before anyone backs it again. A
   // CAS from our RELEASING word, so that a release taken over from us cannot land twice.
-  std::uint64_t ours = (lap + 1) << 32 | chunk_releasing_bit | state.chunk_tag;
+  ChunkWord ours = ChunkWord::being_released(lap, state.chunk_tag);
   chunk.word.compare_exchange_strong(ours, next, std::memory_order_acq_rel);
   wake_senders(state, true);
 }
@@ -479,13 +479,13 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
     const ActiveGuard inside{state, tail};
     const std::uint64_t lap = state.lap_of(tail);
     ChunkEntry& chunk = state.chunk_of(tail);
-    std::uint64_t word = chunk.word.load(std::memory_order_acquire);
-    if ((word & ~chunk_holds_memory_bit) == chunk_ready_for(lap)) {
+    ChunkWord word = chunk.word.load(std::memory_order_acquire);
+    if (word.is_ready_for(lap)) {
       // Back the chunk before claiming anything in it, so that a full /dev/shm fails
       // this send cleanly instead of faulting on a write. One sender backs it (the
       // CAS to BACKING names it); a stale sender's expected value names an older lap.
-      if (!chunk.word.compare_exchange_strong(word, chunk_backing(lap) | state.chunk_tag, std::memory_order_acq_rel,
-                                              std::memory_order_acquire)) {
+      if (!chunk.word.compare_exchange_strong(word, ChunkWord::being_backed(lap, state.chunk_tag),
+                                              std::memory_order_acq_rel, std::memory_order_acquire)) {
         continue;
       }
       const std::uint64_t chunk_bytes = chunk_slots * state.geometry.slot_stride;
@@ -496,9 +496,9 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
       }
       // Our BACKING word may have been taken from us meanwhile (recovery judged us gone):
       // then the chunk is someone else's now, and our store must not land.
-      std::uint64_t ours = chunk_backing(lap) | state.chunk_tag;
+      ChunkWord ours = ChunkWord::being_backed(lap, state.chunk_tag);
       if (!reserved) {
-        chunk.word.compare_exchange_strong(ours, chunk_ready_for(lap), std::memory_order_acq_rel);
+        chunk.word.compare_exchange_strong(ours, ChunkWord::ready_for(lap), std::memory_order_acq_rel);
         return state.fail(Error{Errc::out_of_memory, state.object,
                                 "cannot grow by " + std::to_string(chunk_bytes) + " bytes: /dev/shm has no room; " +
                                     "nothing queued was lost",
@@ -506,19 +506,19 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
                           Attempt::failed);
       }
       // Release: the reservation (and the zeroed slots) before anyone uses the chunk.
-      chunk.word.compare_exchange_strong(ours, chunk_word(lap, 0), std::memory_order_acq_rel);
+      chunk.word.compare_exchange_strong(ours, ChunkWord::backed(lap, 0), std::memory_order_acq_rel);
       continue;
     }
-    if (!chunk_backed_for(word, lap)) {
+    if (!word.is_backed_for(lap)) {
       if (header.tail.load(std::memory_order_acquire) != tail) continue;  // stale tail
-      if (word >> 32 == lap + 1 && (word & chunk_backing_bit) != 0) return send_not_yet(state);  // being backed
-      if ((word & (chunk_released_bit | chunk_backing_bit)) == (chunk_released_bit | chunk_backing_bit)) {
+      if (word.lap() == lap && (word.bits & ChunkWord::backing_bit) != 0) return send_not_yet(state);  // being backed
+      if (word.is_being_reclaimed()) {
         return send_not_yet(state);  // its kept memory is being punched (reclaim_idle_chunks)
       }
-      if (lap > 0 && chunk_backed_for(word, lap - 1)) {
+      if (lap > 0 && word.is_backed_for(lap - 1)) {
         // Still backed for the previous lap: being given back this instant, or the
         // virtual range is full of unreceived messages.
-        if (chunk_consumed(word) >= chunk_slots) return send_not_yet(state);
+        if (word.consumed() >= chunk_slots) return send_not_yet(state);
         return state.fail(Error{Errc::out_of_memory, state.object,
                                 "holds as many messages as its address range allows (" +
                                     std::to_string(state.geometry.slot_count) + "); nothing queued was lost"},
@@ -527,7 +527,7 @@ Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim) {
       return state.fail(state.corrupt("chunk table entry for position " + std::to_string(tail) + " is inconsistent"),
                         Attempt::failed);
     }
-    if (chunk_consumed(word) >= chunk_slots) {
+    if (word.consumed() >= chunk_slots) {
       // Every slot of tail's chunk received, tail's own among them: tail is stale.
       if (header.tail.load(std::memory_order_acquire) != tail) continue;
       return state.fail(state.corrupt("chunk table entry for position " + std::to_string(tail) + " is inconsistent"),
@@ -552,8 +552,8 @@ Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit,
   for (;;) {
     const std::uint64_t head = header.head.load(std::memory_order_acquire);
     const ActiveGuard inside{state, head};
-    const std::uint64_t word = state.chunk_of(head).word.load(std::memory_order_acquire);
-    const bool backed = chunk_readable(word, state.lap_of(head), state.geometry.chunks.slots);
+    const ChunkWord word = state.chunk_of(head).word.load(std::memory_order_acquire);
+    const bool backed = word.is_readable(state.lap_of(head), state.geometry.chunks.slots);
     // The slot's memory may be read only once its chunk is backed for this lap.
     SlotHeader* slot = backed ? &state.slot(head) : nullptr;
     const std::uint64_t slot_word = backed ? slot->state.load(std::memory_order_acquire) : 0;

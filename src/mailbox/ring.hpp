@@ -138,12 +138,12 @@ void for_each_readable_range(const MailboxState& state, std::uint64_t from, std:
   const auto* chunks = state.chunk_table();
   const std::uint64_t k = state.geometry.chunks.slots;
   for (std::uint64_t c = 0; c < state.geometry.chunks.count; ++c) {
-    const std::uint64_t word = chunks[c].word.load(std::memory_order_acquire);
-    if ((word & (chunk_released_bit | chunk_backing_bit)) != 0 || word == 0) continue;
-    const std::uint64_t first = ((word >> 32) - 1) * n + c * k;
+    const ChunkWord word = chunks[c].word.load(std::memory_order_acquire);
+    if (!word.is_backed()) continue;
+    const std::uint64_t first = word.lap() * n + c * k;
     if (first >= to || first + k <= from) continue;
     const ActiveGuard inside{state, first};
-    if (!chunk_readable(chunks[c].word.load(std::memory_order_acquire), (word >> 32) - 1, k)) continue;
+    if (!chunks[c].word.load(std::memory_order_acquire).is_readable(word.lap(), k)) continue;
     if (!visit(std::max(first, from), std::min(first + k, to))) return;
   }
 }
