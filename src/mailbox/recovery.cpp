@@ -4,6 +4,7 @@
 #include <optional>
 #include <vector>
 
+#include "mailbox/chunks.hpp"
 #include "platform/process.hpp"
 
 namespace shmbox::detail {

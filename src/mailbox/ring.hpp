@@ -51,16 +51,13 @@ bool still_published(const MailboxState& state, const SendClaim& claim) noexcept
 // Fails with: closed (and empty), corrupt, too_large.
 Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveClaim& claim);
 
-// Unbounded mailboxes: counts the slot consumed, and gives its chunk back when full.
+// Unbounded mailboxes: counts the slot consumed, and gives its chunk back when full
+// (chunks.cpp).
 void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept;
 
 // Puts a claimed message back unread (RETURNED): the next receive takes it, before the
 // messages at head. It keeps its position, so its sequence too.
 void put_back(MailboxState& state, const ReceiveClaim& claim) noexcept;
-
-// Punches (or zeroes) a fully received chunk and makes it ready for lap + 1. Called by
-// its releaser, or by recovery when the releaser died midway.
-void give_back_chunk(MailboxState& state, ChunkEntry& chunk, std::uint64_t lap, std::uint64_t any_position) noexcept;
 
 bool is_closed(const MailboxState& state) noexcept;
 
