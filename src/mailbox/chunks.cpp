@@ -2,6 +2,7 @@
 
 #include "mailbox/ring_steps.hpp"
 #include "platform/barrier.hpp"
+#include "platform/process.hpp"
 #include "platform/shm.hpp"
 #include "segment_factory.hpp"
 
@@ -46,6 +47,44 @@ bool reclaim_idle_chunks(MailboxState& state) noexcept {
   return reclaimed;
 }
 
+// Punches (or zeroes) a fully received chunk and makes it ready for lap + 1. Called by
+// its releaser, or by recovery when the releaser died midway.
+void give_back_chunk(MailboxState& state, ChunkEntry& chunk, std::uint64_t lap, std::uint64_t any_position) noexcept {
+  const std::uint64_t chunk_slots = state.geometry.chunks.slots;
+  const std::uint64_t chunk_bytes = chunk_slots * state.geometry.slot_stride;
+  const std::uint64_t offset =
+      state.geometry.slots_offset + (any_position & state.index_mask) / chunk_slots * chunk_bytes;
+  // Punch the chunk out, unless some handle may still be reading in it (a read of a
+  // punched page would allocate it again, and fault if /dev/shm is full) or punching
+  // is refused: then its memory stays, to be given back a lap later, and its slot
+  // states are zeroed, which is what the next lap needs.
+  const std::uint64_t first = any_position - (any_position & state.index_mask) % chunk_slots;
+  ChunkWord next = ChunkWord::ready_for(lap + 1);
+  if (chunk_in_use(state, first, chunk_slots) ||
+      !platform::release_range(SegmentFactory::descriptor(*state.mapping), offset, chunk_bytes)) {
+    for (std::uint64_t i = 0; i < chunk_slots; ++i) state.slot(first + i).state.store(0, std::memory_order_relaxed);
+    next = next.with_memory_kept();  // punched later (reclaim_idle_chunks)
+  }
+  // Release: the punched (zeroed) memory is in place before anyone backs it again. A
+  // CAS from our RELEASING word, so that a release taken over from us cannot land twice.
+  ChunkWord ours = ChunkWord::being_released(lap, state.chunk_tag);
+  chunk.word.compare_exchange_strong(ours, next, std::memory_order_acq_rel);
+  wake_senders(state, true);
+}
+
+// Whether the chunk work tagged in `word` was left by a handle that is gone: its entry
+// now has another generation (it was freed and taken again), or its holder is dead.
+bool worker_gone(const AttachEntry* table, const MailboxState& state, ChunkWord word) {
+  const std::uint16_t index = word.worker_index();
+  if (index == 0 || index > state.geometry.attach_capacity) return false;  // garbage: leave it
+  const AttachEntry& entry = table[index - 1];
+  if (ChunkWord::worker_tag(entry.generation.load(std::memory_order_acquire), index) != word.worker()) return true;
+  const std::uint64_t holder = entry.identity.load(std::memory_order_acquire);
+  // Held by a recovery: its holder died.
+  return holder == 0 || (holder & attach_recovering_bit) != 0 ||
+         platform::liveness(holder) == platform::Liveness::dead;
+}
+
 }  // namespace
 
 void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept {
@@ -69,29 +108,6 @@ void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept 
       return;
     }
   }
-}
-
-void give_back_chunk(MailboxState& state, ChunkEntry& chunk, std::uint64_t lap, std::uint64_t any_position) noexcept {
-  const std::uint64_t chunk_slots = state.geometry.chunks.slots;
-  const std::uint64_t chunk_bytes = chunk_slots * state.geometry.slot_stride;
-  const std::uint64_t offset =
-      state.geometry.slots_offset + (any_position & state.index_mask) / chunk_slots * chunk_bytes;
-  // Punch the chunk out, unless some handle may still be reading in it (a read of a
-  // punched page would allocate it again, and fault if /dev/shm is full) or punching
-  // is refused: then its memory stays, to be given back a lap later, and its slot
-  // states are zeroed, which is what the next lap needs.
-  const std::uint64_t first = any_position - (any_position & state.index_mask) % chunk_slots;
-  ChunkWord next = ChunkWord::ready_for(lap + 1);
-  if (chunk_in_use(state, first, chunk_slots) ||
-      !platform::release_range(SegmentFactory::descriptor(*state.mapping), offset, chunk_bytes)) {
-    for (std::uint64_t i = 0; i < chunk_slots; ++i) state.slot(first + i).state.store(0, std::memory_order_relaxed);
-    next = next.with_memory_kept();  // punched later (reclaim_idle_chunks)
-  }
-  // Release: the punched (zeroed) memory is in place before anyone backs it again. A
-  // CAS from our RELEASING word, so that a release taken over from us cannot land twice.
-  ChunkWord ours = ChunkWord::being_released(lap, state.chunk_tag);
-  chunk.word.compare_exchange_strong(ours, next, std::memory_order_acq_rel);
-  wake_senders(state, true);
 }
 
 // design.md, Buffering: "Unbounded". A chunk must be backed for the lap of a
@@ -226,6 +242,31 @@ Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit,
     if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
     return fail_slot(state, head, "holds a state that does not fit the ring");
   }
+}
+
+void finish_orphaned_chunk_work(MailboxState& state, const AttachEntry* attach) {
+  auto* table = state.chunk_table();
+  const std::uint64_t k = state.geometry.chunks.slots;
+  for (std::uint32_t c = 0; c < state.geometry.chunks.count; ++c) {
+    ChunkWord word = table[c].word.load(std::memory_order_acquire);
+    const bool backing = word.is_being_backed();
+    const bool reclaiming = word.is_being_reclaimed();
+    const bool releasing = word.is_being_released();
+    if (!(backing || reclaiming || releasing) || !worker_gone(attach, state, word)) continue;
+    if (backing) {
+      table[c].word.compare_exchange_strong(word, ChunkWord::ready_for(word.lap()), std::memory_order_acq_rel);
+    } else if (reclaiming) {
+      table[c].word.compare_exchange_strong(word, word.reclaim_undone(), std::memory_order_acq_rel);
+    } else if (state.self != 0) {
+      // Take the release over (our tag in place of the dead one), then finish it.
+      const ChunkWord mine = word.with_worker(state.chunk_tag);
+      if (table[c].word.compare_exchange_strong(word, mine, std::memory_order_acq_rel)) {
+        const std::uint64_t lap = word.lap();
+        give_back_chunk(state, table[c], lap, lap * state.geometry.slot_count + c * k);
+      }
+    }
+  }
+  wake_senders(state, true);
 }
 
 }  // namespace shmbox::detail

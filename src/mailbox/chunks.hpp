@@ -16,8 +16,11 @@ namespace shmbox::detail {
 Attempt try_claim_send_unbounded(MailboxState& state, SendClaim& claim);
 Attempt try_claim_receive_unbounded(MailboxState& state, std::size_t size_limit, ReceiveClaim& claim);
 
-// Punches (or zeroes) a fully received chunk and makes it ready for lap + 1. Called by
-// its releaser, or by recovery when the releaser died midway.
-void give_back_chunk(MailboxState& state, ChunkEntry& chunk, std::uint64_t lap, std::uint64_t any_position) noexcept;
+// Chunk work a dead handle left half done: backing (the chunk goes back to "ready"
+// for the same lap), giving back (finished here), punching kept memory (the chunk goes
+// back to "ready, holds memory"). The worker is identified by its tag, checked just
+// before the CAS that takes the work over, so a live worker is never robbed.
+// Run by recover() (recovery.hpp) over the attach table `attach`.
+void finish_orphaned_chunk_work(MailboxState& state, const AttachEntry* attach);
 
 }  // namespace shmbox::detail

@@ -75,48 +75,6 @@ bool cancel_orphaned_claim(MailboxState& state, std::uint16_t owner, std::uint64
   return true;  // cancelled now, or it held something else already: published or cancelled
 }
 
-// Whether the chunk work tagged in `word` was left by a handle that is gone: its entry
-// now has another generation (it was freed and taken again), or its holder is dead.
-bool worker_gone(const AttachEntry* table, const MailboxState& state, ChunkWord word) {
-  const std::uint16_t index = word.worker_index();
-  if (index == 0 || index > state.geometry.attach_capacity) return false;  // garbage: leave it
-  const AttachEntry& entry = table[index - 1];
-  if (ChunkWord::worker_tag(entry.generation.load(std::memory_order_acquire), index) != word.worker()) return true;
-  const std::uint64_t holder = entry.identity.load(std::memory_order_acquire);
-  // Held by a recovery: its holder died.
-  return holder == 0 || (holder & attach_recovering_bit) != 0 ||
-         platform::liveness(holder) == platform::Liveness::dead;
-}
-
-// Chunk work a dead handle left half done: backing (the chunk goes back to "ready"
-// for the same lap), giving back (finished here), punching kept memory (the chunk goes
-// back to "ready, holds memory"). The worker is identified by its tag, checked just
-// before the CAS that takes the work over, so a live worker is never robbed.
-void finish_orphaned_chunk_work(MailboxState& state, const AttachEntry* attach) {
-  auto* table = state.chunk_table();
-  const std::uint64_t k = state.geometry.chunks.slots;
-  for (std::uint32_t c = 0; c < state.geometry.chunks.count; ++c) {
-    ChunkWord word = table[c].word.load(std::memory_order_acquire);
-    const bool backing = word.is_being_backed();
-    const bool reclaiming = word.is_being_reclaimed();
-    const bool releasing = word.is_being_released();
-    if (!(backing || reclaiming || releasing) || !worker_gone(attach, state, word)) continue;
-    if (backing) {
-      table[c].word.compare_exchange_strong(word, ChunkWord::ready_for(word.lap()), std::memory_order_acq_rel);
-    } else if (reclaiming) {
-      table[c].word.compare_exchange_strong(word, word.reclaim_undone(), std::memory_order_acq_rel);
-    } else if (state.self != 0) {
-      // Take the release over (our tag in place of the dead one), then finish it.
-      const ChunkWord mine = word.with_worker(state.chunk_tag);
-      if (table[c].word.compare_exchange_strong(word, mine, std::memory_order_acq_rel)) {
-        const std::uint64_t lap = word.lap();
-        give_back_chunk(state, table[c], lap, lap * state.geometry.slot_count + c * k);
-      }
-    }
-  }
-  wake_senders(state, true);
-}
-
 // Positions [first, last) that a dead receiver holds (READING): adopt one; mark each
 // orphan that still names a slot as still held. Cancelled positions a dead handle was
 // freeing (SKIPPING) are taken over into `skipped`, to be freed by the caller.
