@@ -99,12 +99,12 @@ void chunks_seeds(const fs::path& dir) {
   write(dir / "held", {0xe3});
   write(dir / "returned", join({{2 | 1 << 3}, returned_behind_head(0, 4)}));
   // Head and tail two slots before chunk 1: sends back chunk 1, receives give chunk 0 back.
-  write(dir / "chunk-edge", join({{2}, patch(0, 0, {edge}), patch(0, 64, {edge}), patch(2, 0, {detail::chunk_word(0, edge)})}));
+  write(dir / "chunk-edge", join({{2}, patch(0, 0, {edge}), patch(0, 64, {edge}), patch(2, 0, {detail::ChunkWord::backed(0, edge).bits})}));
   // Two slots before the ring's end: the next lap starts in chunk 0, ready for lap 1.
   const std::uint64_t end = slot_count - 2;
   write(dir / "lap-edge", join({{2}, patch(0, 0, {end}), patch(0, 64, {end}),
-                                patch(3, 8, {detail::chunk_word(0, chunk_slots - 2)}),
-                                patch(2, 0, {detail::chunk_ready_for(1)})}));
+                                patch(3, 8, {detail::ChunkWord::backed(0, chunk_slots - 2).bits}),
+                                patch(2, 0, {detail::ChunkWord::ready_for(1).bits})}));
 }
 
 // endpoint_fuzz.cpp: regions 0-2 the endpoint file (identity, header, lane table),

@@ -119,50 +119,106 @@ static_assert(sizeof(AttachEntry) == cache_line);
 // packed identity. Bit 31 is the top of the pid field; pids stay below 2^22.
 inline constexpr std::uint64_t attach_recovering_bit = std::uint64_t{1} << 31;
 
-// Unbounded mailboxes: one word per chunk of slots. (lap + 1) << 32 | slots consumed;
-// 0 = not backed by memory. See design.md, Buffering.
+// Unbounded mailboxes: the word of one chunk of slots (design.md, Buffering). The high
+// half is 1 + the lap the chunk is (or was last) backed for; the low half counts its
+// slots received, or holds the flags below and the tag of the handle working on it:
+//   backed for L, c received          (L + 1) << 32 | c
+//   being backed for L                (L + 1) << 32 | backing | tag
+//   being given back after L          (L + 1) << 32 | releasing | tag
+//   ready to be backed for L          L << 32 | released [| holds memory]; 0 for L = 0
+//   its kept memory being punched     L << 32 | released | backing | tag
+struct ChunkWord {
+  std::uint64_t bits;
+
+  static constexpr std::uint64_t released_bit = std::uint64_t{1} << 31;
+  // Being backed for the lap in the high half: one sender reserves its memory, others wait.
+  static constexpr std::uint64_t backing_bit = std::uint64_t{1} << 30;
+  // With "ready": the chunk was given back while someone might still read in it, so its
+  // memory was kept (zeroed); it is punched later when nobody is inside.
+  static constexpr std::uint64_t holds_memory_bit = std::uint64_t{1} << 29;
+  // Backed for the lap in the high half, every slot received, being given back by the
+  // handle tagged in the low bits. (Its "consumed" reads as more than
+  // any chunk's slot count, so nobody reads in it.)
+  static constexpr std::uint64_t releasing_bit = std::uint64_t{1} << 28;
+  // Chunk work in progress (backing, releasing, reclaiming) carries its worker's tag in
+  // the low 28 bits: the attach generation (12 bits) << 16 | the attach index.
+  static constexpr std::uint64_t tag_mask = 0x0fffffff;
+  static constexpr std::uint64_t worker_tag(std::uint64_t generation, std::uint16_t index) noexcept {
+    return (generation & 0xfff) << 16 | index;
+  }
+
+  // Backed for `lap`, with `consumed` of its slots received.
+  static constexpr ChunkWord backed(std::uint64_t lap, std::uint64_t consumed) noexcept {
+    return {(lap + 1) << 32 | consumed};
+  }
+  static constexpr ChunkWord being_backed(std::uint64_t lap, std::uint64_t tag) noexcept {
+    return {(lap + 1) << 32 | backing_bit | tag};
+  }
+  static constexpr ChunkWord being_released(std::uint64_t lap, std::uint64_t tag) noexcept {
+    return {(lap + 1) << 32 | releasing_bit | tag};
+  }
+  // Unbacked and ready to be backed for `lap`: given back after lap - 1 (0 for lap 0,
+  // which is how the table starts). Carrying the lap makes a stale backer's CAS fail.
+  static constexpr ChunkWord ready_for(std::uint64_t lap) noexcept {
+    return {lap == 0 ? 0 : lap << 32 | released_bit};
+  }
+
+  // The lap it is (or was last) backed for: in a "ready" word, the lap before the one
+  // it is ready for.
+  constexpr std::uint64_t lap() const noexcept { return (bits >> 32) - 1; }
+  constexpr std::uint64_t consumed() const noexcept { return bits & 0xffffffffu; }
+  constexpr std::uint64_t worker() const noexcept { return bits & tag_mask; }
+  constexpr std::uint16_t worker_index() const noexcept { return static_cast<std::uint16_t>(bits & 0xffff); }
+
+  // Backed for some lap, maybe with every slot received or being given back.
+  constexpr bool is_backed() const noexcept { return (bits & (released_bit | backing_bit)) == 0 && bits != 0; }
+  // Backed for `lap` (neither being backed nor given back).
+  constexpr bool is_backed_for(std::uint64_t lap) const noexcept {
+    return bits >> 32 == lap + 1 && (bits & (released_bit | backing_bit)) == 0;
+  }
+  // Backed for `lap` with slots not yet received: the only state in which anyone may
+  // touch its slots' memory (a fully consumed chunk may be punched at any moment).
+  constexpr bool is_readable(std::uint64_t lap, std::uint64_t chunk_slots) const noexcept {
+    return is_backed_for(lap) && consumed() < chunk_slots;
+  }
+  // Ready for `lap`, whether or not it holds kept memory.
+  constexpr bool is_ready_for(std::uint64_t lap) const noexcept {
+    return (bits & ~holds_memory_bit) == ready_for(lap).bits;
+  }
+  constexpr bool is_being_backed() const noexcept { return (bits & (backing_bit | released_bit)) == backing_bit; }
+  constexpr bool is_being_released() const noexcept {
+    return (bits & (releasing_bit | backing_bit | released_bit)) == releasing_bit;
+  }
+  // Ready, and its kept memory being punched.
+  constexpr bool is_being_reclaimed() const noexcept {
+    return (bits & (released_bit | backing_bit)) == (released_bit | backing_bit);
+  }
+  // Ready, with memory kept that is to be punched.
+  constexpr bool holds_kept_memory() const noexcept {
+    return (bits & (released_bit | holds_memory_bit)) == (released_bit | holds_memory_bit);
+  }
+
+  constexpr ChunkWord with_one_more_consumed() const noexcept { return {bits + 1}; }
+  constexpr ChunkWord with_worker(std::uint64_t tag) const noexcept { return {(bits & ~tag_mask) | tag}; }
+  constexpr ChunkWord with_memory_kept() const noexcept { return {bits | holds_memory_bit}; }
+  constexpr ChunkWord without_memory_kept() const noexcept { return {bits & ~holds_memory_bit}; }
+  // A ready word holding kept memory, taken by `tag` to punch that memory.
+  constexpr ChunkWord being_reclaimed_by(std::uint64_t tag) const noexcept {
+    return {(bits & ~holds_memory_bit) | backing_bit | tag};
+  }
+  // The word a reclaim started from: ready, holding its kept memory.
+  constexpr ChunkWord reclaim_undone() const noexcept { return {(bits & ~(backing_bit | tag_mask)) | holds_memory_bit}; }
+
+  friend constexpr bool operator==(ChunkWord, ChunkWord) noexcept = default;
+};
+static_assert(sizeof(ChunkWord) == 8);
+
+// One per chunk of an unbounded mailbox's slots, in the chunk table.
 struct ChunkEntry {
-  std::atomic<std::uint64_t> word;
+  std::atomic<ChunkWord> word;
 };
 static_assert(sizeof(ChunkEntry) == 8);
-
-// Backed for `lap`, with `consumed` of its slots received.
-constexpr std::uint64_t chunk_word(std::uint64_t lap, std::uint64_t consumed) noexcept {
-  return (lap + 1) << 32 | consumed;
-}
-inline constexpr std::uint64_t chunk_released_bit = std::uint64_t{1} << 31;
-// Being backed for the lap in the high half: one sender reserves its memory, others wait.
-inline constexpr std::uint64_t chunk_backing_bit = std::uint64_t{1} << 30;
-constexpr std::uint64_t chunk_backing(std::uint64_t lap) noexcept { return (lap + 1) << 32 | chunk_backing_bit; }
-// With "ready": the chunk was given back while someone might still read in it, so its
-// memory was kept (zeroed); it is punched later when nobody is inside.
-inline constexpr std::uint64_t chunk_holds_memory_bit = std::uint64_t{1} << 29;
-// Chunk work in progress (backing, releasing, reclaiming) carries its worker's tag in
-// the low 28 bits: the attach generation (12 bits) << 16 | the attach index.
-constexpr std::uint64_t chunk_worker_tag(std::uint64_t generation, std::uint16_t index) noexcept {
-  return (generation & 0xfff) << 16 | index;
-}
-inline constexpr std::uint64_t chunk_tag_mask = 0x0fffffff;
-
-// Backed for the lap in the high half, every slot received, being given back by the
-// handle tagged in the low bits. (Its "consumed" reads as more than
-// any chunk's slot count, so nobody reads in it.)
-inline constexpr std::uint64_t chunk_releasing_bit = std::uint64_t{1} << 28;
-// Unbacked and ready to be backed for `lap`: given back after lap - 1 (0 for lap 0,
-// which is how the table starts). Carrying the lap makes a stale backer's CAS fail.
-constexpr std::uint64_t chunk_ready_for(std::uint64_t lap) noexcept {
-  return lap == 0 ? 0 : lap << 32 | chunk_released_bit;
-}
-constexpr std::uint64_t chunk_consumed(std::uint64_t word) noexcept { return word & 0xffffffffu; }
-// Backed for `lap` (neither being backed nor given back).
-constexpr bool chunk_backed_for(std::uint64_t word, std::uint64_t lap) noexcept {
-  return word >> 32 == lap + 1 && (word & (chunk_released_bit | chunk_backing_bit)) == 0;
-}
-// Backed for `lap` with slots not yet received: the only state in which anyone may
-// touch its slots' memory (a fully consumed chunk may be punched at any moment).
-constexpr bool chunk_readable(std::uint64_t word, std::uint64_t lap, std::uint64_t chunk_slots) noexcept {
-  return chunk_backed_for(word, lap) && chunk_consumed(word) < chunk_slots;
-}
+static_assert(std::atomic<ChunkWord>::is_always_lock_free);
 
 struct SlotHeader {
   std::atomic<std::uint64_t> state;

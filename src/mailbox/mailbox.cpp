@@ -178,7 +178,7 @@ Result<void> attach(MailboxState& state) {
         table[i].send_intent.store(0, std::memory_order_relaxed);
         table[i].active.store(0, std::memory_order_relaxed);
         const std::uint64_t generation = table[i].generation.fetch_add(1, std::memory_order_acq_rel) + 1;
-        state.chunk_tag = detail::chunk_worker_tag(generation, state.self);
+        state.chunk_tag = detail::ChunkWord::worker_tag(generation, state.self);
         table[i].roles.store(0, std::memory_order_relaxed);
         if (state.owner != 0) state.owner_watch = platform::ProcessWatch{state.owner};
         return {};

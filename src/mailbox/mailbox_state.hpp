@@ -81,7 +81,7 @@ struct MailboxState {
   std::byte* slots;
   std::uint16_t self = 0;  // attach index + 1; 0 when read-only (stat)
   AttachEntry* entry = nullptr;  // our attach entry, where our intents go
-  std::uint64_t chunk_tag = 0;   // chunk_worker_tag of our entry (layout.hpp)
+  std::uint64_t chunk_tag = 0;   // ChunkWord::worker_tag of our entry (layout.hpp)
   std::uint64_t process = 0;     // ProcessIdentity::packed() of this process, from attach
   // This process is registered for membarrier: its wake checks need no barrier of
   // their own, because sleepers issue a heavy one (design.md, Waiting and waking).

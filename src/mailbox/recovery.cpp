@@ -4,6 +4,7 @@
 #include <optional>
 #include <vector>
 
+#include "mailbox/chunks.hpp"
 #include "platform/process.hpp"
 
 namespace shmbox::detail {
@@ -61,10 +62,10 @@ bool cancel_orphaned_claim(MailboxState& state, std::uint16_t owner, std::uint64
   std::optional<ActiveGuard> inside;
   if (state.unbounded()) {
     inside.emplace(state, position);
-    const std::uint64_t word = state.chunk_of(position).word.load(std::memory_order_acquire);
+    const ChunkWord word = state.chunk_of(position).word.load(std::memory_order_acquire);
     // Not readable for its lap: every slot of the chunk was received, this one included
     // (so it was published), or the position's lap is long gone.
-    if (!chunk_readable(word, state.lap_of(position), state.geometry.chunks.slots)) return true;
+    if (!word.is_readable(state.lap_of(position), state.geometry.chunks.slots)) return true;
   }
   std::uint64_t expected = free_word;
   if (slot.state.compare_exchange_strong(expected, SlotState::pack(position, Phase::cancelled, 0),
@@ -72,49 +73,6 @@ bool cancel_orphaned_claim(MailboxState& state, std::uint16_t owner, std::uint64
     wake_receivers(state, true);
   }
   return true;  // cancelled now, or it held something else already: published or cancelled
-}
-
-// Whether the chunk work tagged `tag` was left by a handle that is gone: its entry now
-// has another generation (it was freed and taken again), or its holder is dead.
-bool worker_gone(const AttachEntry* table, const MailboxState& state, std::uint64_t tag) {
-  const auto index = static_cast<std::uint16_t>(tag & 0xffff);
-  if (index == 0 || index > state.geometry.attach_capacity) return false;  // garbage: leave it
-  const AttachEntry& entry = table[index - 1];
-  if ((entry.generation.load(std::memory_order_acquire) & 0xfff) != ((tag >> 16) & 0xfff)) return true;
-  const std::uint64_t holder = entry.identity.load(std::memory_order_acquire);
-  // Held by a recovery: its holder died.
-  return holder == 0 || (holder & attach_recovering_bit) != 0 ||
-         platform::liveness(holder) == platform::Liveness::dead;
-}
-
-// Chunk work a dead handle left half done: backing (the chunk goes back to "ready"
-// for the same lap), giving back (finished here), punching kept memory (the chunk goes
-// back to "ready, holds memory"). The worker is identified by its tag, checked just
-// before the CAS that takes the work over, so a live worker is never robbed.
-void finish_orphaned_chunk_work(MailboxState& state, const AttachEntry* attach) {
-  auto* table = state.chunk_table();
-  const std::uint64_t k = state.geometry.chunks.slots;
-  for (std::uint32_t c = 0; c < state.geometry.chunks.count; ++c) {
-    std::uint64_t word = table[c].word.load(std::memory_order_acquire);
-    const bool backing = (word & (chunk_backing_bit | chunk_released_bit)) == chunk_backing_bit;
-    const bool reclaiming = (word & (chunk_backing_bit | chunk_released_bit)) == (chunk_backing_bit | chunk_released_bit);
-    const bool releasing = (word & (chunk_releasing_bit | chunk_backing_bit | chunk_released_bit)) == chunk_releasing_bit;
-    if (!(backing || reclaiming || releasing) || !worker_gone(attach, state, word & chunk_tag_mask)) continue;
-    if (backing) {
-      table[c].word.compare_exchange_strong(word, chunk_ready_for((word >> 32) - 1), std::memory_order_acq_rel);
-    } else if (reclaiming) {
-      const std::uint64_t ready = (word & ~(chunk_backing_bit | chunk_tag_mask)) | chunk_holds_memory_bit;
-      table[c].word.compare_exchange_strong(word, ready, std::memory_order_acq_rel);
-    } else if (state.self != 0) {
-      // Take the release over (our tag in place of the dead one), then finish it.
-      const std::uint64_t mine = (word & ~chunk_tag_mask) | state.chunk_tag;
-      if (table[c].word.compare_exchange_strong(word, mine, std::memory_order_acq_rel)) {
-        const std::uint64_t lap = (word >> 32) - 1;
-        give_back_chunk(state, table[c], lap, lap * state.geometry.slot_count + c * k);
-      }
-    }
-  }
-  wake_senders(state, true);
 }
 
 // Positions [first, last) that a dead receiver holds (READING): adopt one; mark each

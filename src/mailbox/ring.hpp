@@ -51,16 +51,13 @@ bool still_published(const MailboxState& state, const SendClaim& claim) noexcept
 // Fails with: closed (and empty), corrupt, too_large.
 Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveClaim& claim);
 
-// Unbounded mailboxes: counts the slot consumed, and gives its chunk back when full.
+// Unbounded mailboxes: counts the slot consumed, and gives its chunk back when full
+// (chunks.cpp).
 void release_unbounded(MailboxState& state, const ReceiveClaim& claim) noexcept;
 
 // Puts a claimed message back unread (RETURNED): the next receive takes it, before the
 // messages at head. It keeps its position, so its sequence too.
 void put_back(MailboxState& state, const ReceiveClaim& claim) noexcept;
-
-// Punches (or zeroes) a fully received chunk and makes it ready for lap + 1. Called by
-// its releaser, or by recovery when the releaser died midway.
-void give_back_chunk(MailboxState& state, ChunkEntry& chunk, std::uint64_t lap, std::uint64_t any_position) noexcept;
 
 bool is_closed(const MailboxState& state) noexcept;
 
@@ -138,12 +135,12 @@ void for_each_readable_range(const MailboxState& state, std::uint64_t from, std:
   const auto* chunks = state.chunk_table();
   const std::uint64_t k = state.geometry.chunks.slots;
   for (std::uint64_t c = 0; c < state.geometry.chunks.count; ++c) {
-    const std::uint64_t word = chunks[c].word.load(std::memory_order_acquire);
-    if ((word & (chunk_released_bit | chunk_backing_bit)) != 0 || word == 0) continue;
-    const std::uint64_t first = ((word >> 32) - 1) * n + c * k;
+    const ChunkWord word = chunks[c].word.load(std::memory_order_acquire);
+    if (!word.is_backed()) continue;
+    const std::uint64_t first = word.lap() * n + c * k;
     if (first >= to || first + k <= from) continue;
     const ActiveGuard inside{state, first};
-    if (!chunk_readable(chunks[c].word.load(std::memory_order_acquire), (word >> 32) - 1, k)) continue;
+    if (!chunks[c].word.load(std::memory_order_acquire).is_readable(word.lap(), k)) continue;
     if (!visit(std::max(first, from), std::min(first + k, to))) return;
   }
 }
