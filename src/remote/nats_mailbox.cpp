@@ -11,6 +11,7 @@
 #include "name.hpp"
 #include "platform/process.hpp"
 #include "remote/lease.hpp"
+#include "remote/nats_handles.hpp"
 #include "remote/nats_streams.hpp"
 
 namespace shmbox::detail {
@@ -46,11 +47,9 @@ std::string id_of(std::uint64_t sequence, const std::string& mailbox, std::int64
 }
 
 HandedOver::Stored stored_as(natsMsg* message) {
-  jsMsgMetaData* meta = nullptr;
-  if (natsMsg_GetMetaData(&meta, message) != NATS_OK) return {};
-  const HandedOver::Stored stored{meta->Sequence.Stream, meta->Timestamp};
-  jsMsgMetaData_Destroy(meta);
-  return stored;
+  OwnedMsgMetaData meta;
+  if (natsMsg_GetMetaData(out(meta), message) != NATS_OK) return {};
+  return {meta->Sequence.Stream, meta->Timestamp};
 }
 
 // An ack that finds the consumer between leaders is asked again, for up to about the time
@@ -148,7 +147,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   }
   auto connection = NatsConnection::open(name);
   if (!connection) return std::unexpected(connection.error());
-  const std::int64_t max_payload = natsConnection_GetMaxPayload((*connection)->connection);
+  const std::int64_t max_payload = natsConnection_GetMaxPayload((*connection)->connection.get());
   if (static_cast<std::int64_t>(options.max_message_size) + header_allowance > max_payload) {
     return std::unexpected(Error{Errc::too_large, name.object,
                                  "max_message_size " + std::to_string(options.max_message_size) +
@@ -160,10 +159,9 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   // AddStream accepts a stream that exists with the same configuration: look first, so
   // that create is exclusive as it is for local mailboxes.
   // A process-owned one whose owner has gone is removed, as a local one would be.
-  jsStreamInfo* existing = nullptr;
-  if (js_GetStreamInfo(&existing, (*connection)->jetstream, stream.c_str(), nullptr, &code) == NATS_OK) {
+  OwnedStreamInfo existing;
+  if (js_GetStreamInfo(out(existing), (*connection)->jetstream.get(), stream.c_str(), nullptr, &code) == NATS_OK) {
     const OwnerMark previous = owner_mark_in(existing->Config->Description);
-    jsStreamInfo_Destroy(existing);
     if (previous.owner.empty() || !owner_has_gone(**connection, name, previous)) {
       return std::unexpected(Error{Errc::already_exists, name.object, "already exists on " + name.server});
     }
@@ -192,10 +190,9 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   config.Duplicates = duplicate_window_ns;
   config.Replicas = options.replicas;
   if (!description.empty()) config.Description = description.c_str();
-  jsStreamInfo* info = nullptr;
-  natsStatus status = js_AddStream(&info, (*connection)->jetstream, &config, nullptr, &code);
+  OwnedStreamInfo info;
+  natsStatus status = js_AddStream(out(info), (*connection)->jetstream.get(), &config, nullptr, &code);
   const std::int64_t created = status == NATS_OK ? info->Created : 0;
-  jsStreamInfo_Destroy(info);
   if (status != NATS_OK) {
     // The lease stream stays either way: another creator may use it (our subject ages out).
     if (code == JSStreamNameExistErr) return std::unexpected(Error{Errc::already_exists, name.object, "already exists on " + name.server});
@@ -209,14 +206,13 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
   // A receive acknowledges as soon as the bytes are the caller's, so the wait only has
   // to outlast a copy: a receiver that died holding a message has it redelivered this soon.
   consumer.AckWait = std::int64_t{2} * 1'000'000'000;
-  jsConsumerInfo* consumer_info = nullptr;
-  status = js_AddConsumer(&consumer_info, (*connection)->jetstream, stream.c_str(), &consumer, nullptr, &code);
-  jsConsumerInfo_Destroy(consumer_info);
+  OwnedConsumerInfo consumer_info;
+  status = js_AddConsumer(out(consumer_info), (*connection)->jetstream.get(), stream.c_str(), &consumer, nullptr, &code);
   if (status != NATS_OK) {
     if (owned) {
       (void)delete_mailbox_stream(**connection, name, owner);
     } else {
-      (void)js_DeleteStream((*connection)->jetstream, stream.c_str(), nullptr, nullptr);
+      (void)js_DeleteStream((*connection)->jetstream.get(), stream.c_str(), nullptr, nullptr);
     }
     return std::unexpected(nats_error(Errc::system, name, "cannot create its receivers' consumer", status));
   }
@@ -279,13 +275,13 @@ StreamFacts facts_of(const jsStreamInfo& info, natsConnection* connection) {
 // answers nothing meanwhile: seconds, more on a loaded machine). "Not found" is an
 // answer once the meta leader agrees.
 Result<StreamFacts> read_stream(const RemoteName& name, jsCtx* jetstream, natsConnection* connection) {
-  jsStreamInfo* info = nullptr;
+  OwnedStreamInfo info;
   jsErrCode code = static_cast<jsErrCode>(0);
   natsStatus status = NATS_OK;
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{30};
   for (;;) {
     code = static_cast<jsErrCode>(0);
-    status = js_GetStreamInfo(&info, jetstream, stream_of(name).c_str(), nullptr, &code);
+    status = js_GetStreamInfo(out(info), jetstream, stream_of(name).c_str(), nullptr, &code);
     if (status == NATS_OK || stream_removed(status, code, jetstream, stream_of(name))) break;
     if (std::chrono::steady_clock::now() >= give_up) break;
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
@@ -294,9 +290,7 @@ Result<StreamFacts> read_stream(const RemoteName& name, jsCtx* jetstream, natsCo
     if (missing(status, code)) return std::unexpected(not_found_error(name));
     return std::unexpected(nats_error(Errc::system, name, "cannot read its stream", status));
   }
-  const StreamFacts facts = facts_of(*info, connection);
-  jsStreamInfo_Destroy(info);
-  return facts;
+  return facts_of(*info, connection);
 }
 
 }  // namespace
@@ -304,7 +298,7 @@ Result<StreamFacts> read_stream(const RemoteName& name, jsCtx* jetstream, natsCo
 Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
   auto connection = NatsConnection::open(name);
   if (!connection) return std::unexpected(connection.error());
-  auto facts = read_stream(name, (*connection)->jetstream, (*connection)->connection);
+  auto facts = read_stream(name, (*connection)->jetstream.get(), (*connection)->connection.get());
   if (!facts) return std::unexpected(facts.error());
   if (!facts->owner.owner.empty() && owner_has_gone(**connection, name, facts->owner)) {
     (void)delete_mailbox_stream(**connection, name, facts->owner);
@@ -325,7 +319,7 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
 Result<MailboxStatus> NatsMailbox::stat(const RemoteName& name) {
   auto connection = NatsConnection::open(name);
   if (!connection) return std::unexpected(connection.error());
-  auto facts = read_stream(name, (*connection)->jetstream, (*connection)->connection);
+  auto facts = read_stream(name, (*connection)->jetstream.get(), (*connection)->connection.get());
   if (!facts) return std::unexpected(facts.error());
   MailboxStatus status{
       .name = name.server + "/" + name.name,
@@ -347,13 +341,12 @@ Result<MailboxStatus> NatsMailbox::stat(const RemoteName& name) {
   }
   // Receivers: pull requests waiting at the consumer now, and messages handed out but
   // not yet acknowledged (being received).
-  jsConsumerInfo* consumer = nullptr;
+  OwnedConsumerInfo consumer;
   jsErrCode code = static_cast<jsErrCode>(0);
-  if (js_GetConsumerInfo(&consumer, (*connection)->jetstream, stream_of(name).c_str(), durable_consumer, nullptr,
-                         &code) == NATS_OK) {
+  if (js_GetConsumerInfo(out(consumer), (*connection)->jetstream.get(), stream_of(name).c_str(), durable_consumer,
+                         nullptr, &code) == NATS_OK) {
     status.receivers = static_cast<std::uint32_t>(std::max<std::int64_t>(consumer->NumWaiting, 0));
     status.in_flight = static_cast<std::uint64_t>(std::max<std::int64_t>(consumer->NumAckPending, 0));
-    jsConsumerInfo_Destroy(consumer);
   }
   return status;
 }
@@ -362,7 +355,7 @@ namespace {
 
 // The full names of the mailboxes on the server `connection` reaches.
 Result<std::vector<std::string>> mailbox_names(NatsConnection& connection, const RemoteName& server) {
-  const auto streams = stream_names(connection.jetstream);
+  const auto streams = stream_names(connection.jetstream.get());
   if (!streams) return std::unexpected(nats_error(Errc::system, server, "cannot list its streams", streams.error()));
   std::vector<std::string> names;
   for (const std::string_view stream : *streams) {
@@ -391,10 +384,11 @@ Result<std::vector<RemovedObject>> NatsMailbox::collect_garbage(const RemoteName
   for (const std::string& full_name : *names) {
     auto name = parse_remote_name(full_name);
     if (!name) continue;
-    jsStreamInfo* info = nullptr;
-    if (js_GetStreamInfo(&info, (*connection)->jetstream, stream_of(*name).c_str(), nullptr, nullptr) != NATS_OK) continue;
+    OwnedStreamInfo info;
+    if (js_GetStreamInfo(out(info), (*connection)->jetstream.get(), stream_of(*name).c_str(), nullptr, nullptr) != NATS_OK) {
+      continue;
+    }
     OwnerMark owner = owner_mark_in(info->Config->Description);
-    jsStreamInfo_Destroy(info);
     if (owner.owner.empty() || keeps_lease(*name, owner)) continue;
     if (lease_state(**connection, *name, owner) == LeaseState::lapsed) lapsed.emplace_back(std::move(*name), std::move(owner));
   }
@@ -413,9 +407,9 @@ Result<void> NatsMailbox::remove(const RemoteName& name) {
   auto connection = NatsConnection::open(name);
   if (!connection) return std::unexpected(connection.error());
   jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus status = js_DeleteStream((*connection)->jetstream, stream_of(name).c_str(), nullptr, &code);
+  const natsStatus status = js_DeleteStream((*connection)->jetstream.get(), stream_of(name).c_str(), nullptr, &code);
   if (status == NATS_OK) {
-    (void)js_DeleteStream((*connection)->jetstream, lease_stream_of(name).c_str(), nullptr, nullptr);
+    (void)js_DeleteStream((*connection)->jetstream.get(), lease_stream_of(name).c_str(), nullptr, nullptr);
     drop_lease(name);  // whichever mailbox of this name this process kept
     return {};
   }
@@ -449,11 +443,10 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
     // wait for room, but every attempt waits to hear whether it was stored (a full
     // stream answers at once), so that an expired deadline never leaves the outcome open.
     options.MaxWait = 2000;
-    jsPubAck* ack = nullptr;
+    OwnedPubAck ack;
     jsErrCode code = static_cast<jsErrCode>(0);
-    const natsStatus status = js_Publish(&ack, connection_->jetstream, subject.c_str(), message.data(),
+    const natsStatus status = js_Publish(out(ack), connection_->jetstream.get(), subject.c_str(), message.data(),
                                          static_cast<int>(message.size()), &options, &code);
-    jsPubAck_Destroy(ack);
     if (status == NATS_OK) return {};
     if (status == NATS_NO_RESPONDERS || code == JSStreamNotFoundErr) {
       // Closed, removed, or a cluster between stream leaders (nobody answers for a moment).
@@ -488,16 +481,14 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
 // back (a cluster electing a leader, a reconnect) is no proof of either.
 std::optional<Error> NatsMailbox::closed_state() {
   if (auto gone = owner_gone()) return gone;
-  jsStreamInfo* info = nullptr;
+  OwnedStreamInfo info;
   jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus status = js_GetStreamInfo(&info, connection_->jetstream, stream_of(name_).c_str(), nullptr, &code);
-  const bool closed = status == NATS_OK && marked(info->Config->Description, closed_mark);
-  jsStreamInfo_Destroy(info);
-  if (closed) {
+  const natsStatus status = js_GetStreamInfo(out(info), connection_->jetstream.get(), stream_of(name_).c_str(), nullptr, &code);
+  if (status == NATS_OK && marked(info->Config->Description, closed_mark)) {
     closed_ = true;
     return Error{Errc::closed, name_.object, "is closed"};
   }
-  if (stream_removed(status, code, connection_->jetstream, stream_of(name_))) {
+  if (stream_removed(status, code, connection_->jetstream.get(), stream_of(name_))) {
     closed_ = true;
     return removed_error(name_);
   }
@@ -559,16 +550,15 @@ std::optional<Error> NatsMailbox::owner_gone() {
 // The stream moves to another subject, so sends find no stream, and its description
 // says why; what is queued stays for receivers to drain.
 Result<void> NatsMailbox::close() {
-  jsStreamInfo* info = nullptr;
+  OwnedStreamInfo info;
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus status = js_GetStreamInfo(&info, connection_->jetstream, stream_of(name_).c_str(), nullptr, &code);
+  natsStatus status = js_GetStreamInfo(out(info), connection_->jetstream.get(), stream_of(name_).c_str(), nullptr, &code);
   if (status != NATS_OK) {
     if (missing(status, code)) return std::unexpected(not_found_error(name_));
     return std::unexpected(nats_error(Errc::system, name_, "cannot read its stream", status));
   }
   jsStreamConfig& config = *info->Config;
   if (marked(config.Description, closed_mark)) {
-    jsStreamInfo_Destroy(info);
     closed_ = true;
     return {};
   }
@@ -583,13 +573,11 @@ Result<void> NatsMailbox::close() {
   config.Description = description.c_str();
   config.Subjects = subjects;
   config.SubjectsLen = 1;
-  jsStreamInfo* updated = nullptr;
-  status = js_UpdateStream(&updated, connection_->jetstream, &config, nullptr, &code);
+  OwnedStreamInfo updated;
+  status = js_UpdateStream(out(updated), connection_->jetstream.get(), &config, nullptr, &code);
   config.Description = own_description;
   config.Subjects = own_subjects;
   config.SubjectsLen = own_subjects_len;
-  jsStreamInfo_Destroy(updated);
-  jsStreamInfo_Destroy(info);
   if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, name_, "cannot close its stream", status));
   closed_ = true;
   return {};
@@ -605,14 +593,14 @@ Result<void> NatsMailbox::send_rendezvous(std::span<const std::byte> message, De
   std::chrono::microseconds backoff{100};
   auto next_check = Deadline::clock::now() + std::chrono::seconds{1};
   for (;;) {
-    natsMsg* reply = nullptr;
+    OwnedMsg reply;
     const std::int64_t wait = deadline.is_none() ? 2000 : deadline.is_forever() ? forever_ms : wait_ms(deadline, forever_ms);
-    natsStatus status = natsConnection_Request(&reply, connection_->connection, subject.c_str(), message.data(),
+    natsStatus status = natsConnection_Request(out(reply), connection_->connection.get(), subject.c_str(), message.data(),
                                                static_cast<int>(message.size()), wait);
-    const bool refused = status == NATS_OK && natsMsg_GetDataLength(reply) > 0 &&
-                         std::string_view{natsMsg_GetData(reply), static_cast<std::size_t>(natsMsg_GetDataLength(reply))} ==
-                             refused_reply;
-    natsMsg_Destroy(reply);
+    const bool refused =
+        status == NATS_OK && natsMsg_GetDataLength(reply.get()) > 0 &&
+        std::string_view{natsMsg_GetData(reply.get()), static_cast<std::size_t>(natsMsg_GetDataLength(reply.get()))} ==
+            refused_reply;
     if (refused) status = NATS_NO_RESPONDERS;  // the receiver did not take it: as if nobody waited
     if (status == NATS_OK) return {};
     if (status == NATS_TIMEOUT) {
@@ -641,21 +629,18 @@ template <class Take>
 Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& take) {
   // A closed one takes nothing more: look before joining (a round trip, as the join is).
   if (auto ended = closed_state()) return std::unexpected(*ended);
-  natsSubscription* subscription = nullptr;
-  natsStatus status = natsConnection_QueueSubscribeSync(&subscription, connection_->connection,
+  OwnedSubscription subscription;
+  natsStatus status = natsConnection_QueueSubscribeSync(out(subscription), connection_->connection.get(),
                                                          rendezvous_of(name_).c_str(), durable_consumer);
   // One message at most: the server stops routing to us after it, so no second sender's
   // request waits in our queue for a reply that never comes.
-  if (status == NATS_OK) status = natsSubscription_AutoUnsubscribe(subscription, 1);
-  if (status == NATS_OK) status = natsConnection_Flush(connection_->connection);  // the server knows we wait
-  if (status != NATS_OK) {
-    natsSubscription_Destroy(subscription);
-    return std::unexpected(nats_error(Errc::system, name_, "cannot wait for a sender", status));
-  }
-  natsMsg* message = nullptr;
+  if (status == NATS_OK) status = natsSubscription_AutoUnsubscribe(subscription.get(), 1);
+  if (status == NATS_OK) status = natsConnection_Flush(connection_->connection.get());  // the server knows we wait
+  if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, name_, "cannot wait for a sender", status));
+  OwnedMsg message;
   auto next_check = Deadline::clock::now() + std::chrono::seconds{1};
   for (;;) {
-    status = natsSubscription_NextMsg(&message, subscription, wait_ms(deadline, 1000));
+    status = natsSubscription_NextMsg(out(message), subscription.get(), wait_ms(deadline, 1000));
     if (status == NATS_OK) break;
     if (status != NATS_TIMEOUT) break;
     if (deadline.is_none() || deadline.expired()) break;
@@ -667,27 +652,26 @@ Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& ta
   if (message == nullptr) {
     // Leave by draining, then take what was routed to us before the server saw us
     // leave: a sender waits for its reply, so nothing that reached us may be dropped.
-    if (natsSubscription_Drain(subscription) == NATS_OK) {
-      (void)natsSubscription_NextMsg(&message, subscription, 200);
+    if (natsSubscription_Drain(subscription.get()) == NATS_OK) {
+      (void)natsSubscription_NextMsg(out(message), subscription.get(), 200);
     }
   }
-  natsSubscription_Destroy(subscription);
+  subscription.reset();  // out of the queue group before taking (destroying unsubscribes if need be)
   if (message == nullptr) {
     if (auto ended = closed_state()) return std::unexpected(*ended);
     if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
     return std::unexpected(Error{Errc::timeout, name_.object, "timed out"});
   }
-  const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
-  auto taken = take(std::span{data, static_cast<std::size_t>(natsMsg_GetDataLength(message))}, 0, std::string{});
+  const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message.get()));
+  auto taken = take(std::span{data, static_cast<std::size_t>(natsMsg_GetDataLength(message.get()))}, 0, std::string{});
   // Reply once it is ours; if `take` refused it (too large for the buffer, or a bridge's
   // destination refusing), say so, and its sender offers it again as if nobody waited.
-  if (natsMsg_GetReply(message) != nullptr) {
+  if (natsMsg_GetReply(message.get()) != nullptr) {
     const char* reply = taken ? "" : refused_reply.data();
-    (void)natsConnection_Publish(connection_->connection, natsMsg_GetReply(message), reply,
+    (void)natsConnection_Publish(connection_->connection.get(), natsMsg_GetReply(message.get()), reply,
                                  static_cast<int>(std::strlen(reply)));
-    (void)natsConnection_Flush(connection_->connection);
+    (void)natsConnection_Flush(connection_->connection.get());
   }
-  natsMsg_Destroy(message);
   return taken;
 }
 
@@ -703,26 +687,26 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
     jsSubOptions_Init(&bind);
     bind.Stream = stream.c_str();
     bind.Consumer = durable_consumer;
-    const natsStatus status = js_PullSubscribe(&connection_->receivers, connection_->jetstream,
+    const natsStatus status = js_PullSubscribe(out(connection_->receivers), connection_->jetstream.get(),
                                                subject_of(name_).c_str(), durable_consumer, nullptr, &bind, &code);
     if (status == NATS_OK) break;
-    connection_->receivers = nullptr;
+    connection_->receivers.reset();
     if (auto failed = wait_out(status, code, deadline, "cannot bind to its receivers' consumer")) {
       return std::unexpected(*failed);
     }
   }
   for (;;) {
     natsMsgList list{};
+    const OwnedMsgListContents fetched{&list};
     // Once it is known closed, nothing more can come: a drained mailbox answers at once.
-    const natsStatus status =
-        natsSubscription_Fetch(&list, connection_->receivers, 1, wait_ms(closed_ ? no_wait : deadline, 1000), &code);
+    const natsStatus status = natsSubscription_Fetch(&list, connection_->receivers.get(), 1,
+                                                     wait_ms(closed_ ? no_wait : deadline, 1000), &code);
     if (status == NATS_OK || status == NATS_TIMEOUT) failing_since_.reset();
     if (status == NATS_OK && list.Count > 0) {
       natsMsg* message = list.Msgs[0];
       const HandedOver::Stored stored = stored_as(message);
       if (handed_over_.contains(stored)) {
         acknowledge(message, !deadline.is_none());  // the caller has it already
-        natsMsgList_Destroy(&list);
         continue;
       }
       const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
@@ -732,7 +716,6 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
         taken = take(std::span{data, size}, stored.sequence, id_of(stored.sequence, name_.name, created_));
       } catch (...) {
         (void)natsMsg_Nak(message, nullptr);  // the caller could not take it: deliver it again now
-        natsMsgList_Destroy(&list);
         throw;
       }
       if (taken) {
@@ -743,10 +726,8 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
       } else {
         (void)natsMsg_Nak(message, nullptr);  // not taken (too large, the taker failed): it stays queued
       }
-      natsMsgList_Destroy(&list);
       return taken;
     }
-    natsMsgList_Destroy(&list);
     if (status != NATS_OK && status != NATS_TIMEOUT) {
       // No consumer answered the request: a removed mailbox has none, and a cluster
       // electing the consumer's leader has none for a moment.

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "remote/nats_handles.hpp"
 #include "remote/nats_mailbox.hpp"
 
 namespace shmbox::detail {
@@ -71,9 +72,10 @@ inline Error removed_error(const RemoteName& name) {
 }
 
 struct NatsConnection {
-  natsConnection* connection = nullptr;
-  jsCtx* jetstream = nullptr;
-  natsSubscription* receivers = nullptr;  // bound on the first receive
+  // Destroyed in the reverse order: the subscription and the context before the connection.
+  OwnedConnection connection;
+  OwnedJetStream jetstream;
+  OwnedSubscription receivers;  // bound on the first receive
 
   NatsConnection() = default;
   NatsConnection(const NatsConnection&) = delete;
