@@ -231,6 +231,12 @@ OwnerMark new_owner_mark() {
 
 std::string describe(const OwnerMark& mark) { return std::string{owner_mark} + mark.owner + " #" + mark.nonce; }
 
+std::string describe_owner(const OwnerMark& mark) {
+  const auto space = mark.owner.find(' ');
+  if (space == std::string::npos) return "process " + mark.owner;
+  return "process " + mark.owner.substr(0, space) + " (" + mark.owner.substr(space + 1) + ")";
+}
+
 Result<void> start_lease(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark,
                          std::int64_t replicas) {
   if (auto made = ensure_lease_stream(connection, name, replicas); !made) return made;
