@@ -48,10 +48,9 @@ Result<void> ensure_lease_stream(NatsConnection& connection, const RemoteName& n
   config.MaxAge = std::chrono::duration_cast<std::chrono::nanoseconds>(lease_time).count();
   config.Storage = js_MemoryStorage;
   config.Replicas = replicas;  // as many copies as the mailbox: losing a server is no death
-  jsStreamInfo* info = nullptr;
+  OwnedStreamInfo info;
   jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus status = js_AddStream(&info, connection.jetstream, &config, nullptr, &code);
-  jsStreamInfo_Destroy(info);
+  const natsStatus status = js_AddStream(out(info), connection.jetstream.get(), &config, nullptr, &code);
   if (status != NATS_OK && code != JSStreamNameExistErr) {
     return std::unexpected(nats_error(Errc::system, name, "cannot create its owner's lease", status));
   }
@@ -64,29 +63,25 @@ natsStatus store_heartbeat(NatsConnection& connection, const RemoteName& name, c
   jsPubOptions options;
   jsPubOptions_Init(&options);
   options.MaxWait = delete_wait_ms;
-  jsPubAck* ack = nullptr;
-  const natsStatus status = js_Publish(&ack, connection.jetstream, subject.c_str(), mark.owner.data(),
-                                       static_cast<int>(mark.owner.size()), &options, nullptr);
-  jsPubAck_Destroy(ack);
-  return status;
+  OwnedPubAck ack;
+  return js_Publish(out(ack), connection.jetstream.get(), subject.c_str(), mark.owner.data(),
+                    static_cast<int>(mark.owner.size()), &options, nullptr);
 }
 
 enum class Standing { ours, gone, unknown };
 // Whether the mailbox of `name` is still the one `mark` describes.
 Standing standing_of(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark) {
-  jsStreamInfo* info = nullptr;
+  OwnedStreamInfo info;
   jsErrCode code = static_cast<jsErrCode>(0);
   jsOptions options = bounded_wait();
-  const natsStatus status = js_GetStreamInfo(&info, connection.jetstream, stream_of(name).c_str(), &options, &code);
+  const natsStatus status = js_GetStreamInfo(out(info), connection.jetstream.get(), stream_of(name).c_str(), &options, &code);
   if (status != NATS_OK) {
     // A cluster's member still loading the stream says "not found" too: only the meta
     // leader's word lets a live lease go.
-    const bool removed = stream_removed(status, code, connection.jetstream, stream_of(name), &options);
+    const bool removed = stream_removed(status, code, connection.jetstream.get(), stream_of(name), &options);
     return removed ? Standing::gone : Standing::unknown;
   }
-  const bool ours = owner_mark_in(info->Config->Description).nonce == mark.nonce;
-  jsStreamInfo_Destroy(info);
-  return ours ? Standing::ours : Standing::gone;
+  return owner_mark_in(info->Config->Description).nonce == mark.nonce ? Standing::ours : Standing::gone;
 }
 
 // One thread per process renews every lease it keeps, on a fixed beat: the heartbeats
@@ -183,7 +178,7 @@ class LeaseKeeper {
           continue;
         }
         const std::string subject = lease_subject_of(lease.name, lease.mark);
-        (void)natsConnection_Publish(connection->connection, subject.c_str(), lease.mark.owner.data(),
+        (void)natsConnection_Publish(connection->connection.get(), subject.c_str(), lease.mark.owner.data(),
                                      static_cast<int>(lease.mark.owner.size()));
       }
       if (round % 3 == 0) {
@@ -236,6 +231,12 @@ OwnerMark new_owner_mark() {
 
 std::string describe(const OwnerMark& mark) { return std::string{owner_mark} + mark.owner + " #" + mark.nonce; }
 
+std::string describe_owner(const OwnerMark& mark) {
+  const auto space = mark.owner.find(' ');
+  if (space == std::string::npos) return "process " + mark.owner;
+  return "process " + mark.owner.substr(0, space) + " (" + mark.owner.substr(space + 1) + ")";
+}
+
 Result<void> start_lease(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark,
                          std::int64_t replicas) {
   if (auto made = ensure_lease_stream(connection, name, replicas); !made) return made;
@@ -253,7 +254,7 @@ void keep_lease(const RemoteName& name, const OwnerMark& mark, std::int64_t repl
     // else a new one, which gives up after its 2 s connect timeout if the server is
     // away: then the lease lapses and others remove the mailbox.
     NatsConnection* connection = LeaseKeeper::instance().connection_to(name.server);
-    if (connection != nullptr && natsConnection_Status(connection->connection) == NATS_CONN_STATUS_CONNECTED) {
+    if (connection != nullptr && natsConnection_Status(connection->connection.get()) == NATS_CONN_STATUS_CONNECTED) {
       (void)delete_mailbox_stream(*connection, name, mark);
     } else if (auto opened = NatsConnection::open(name)) {
       (void)delete_mailbox_stream(**opened, name, mark);
@@ -270,14 +271,13 @@ bool keeps_lease(const RemoteName& name, const OwnerMark& mark) { return LeaseKe
 
 LeaseState lease_state(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark) {
   if (mark.nonce.empty()) return LeaseState::unknown;  // a description someone else wrote
-  natsMsg* last = nullptr;
+  OwnedMsg last;
   jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus status = js_GetLastMsg(&last, connection.jetstream, lease_stream_of(name).c_str(),
+  const natsStatus status = js_GetLastMsg(out(last), connection.jetstream.get(), lease_stream_of(name).c_str(),
                                           lease_subject_of(name, mark).c_str(), nullptr, &code);
-  natsMsg_Destroy(last);
   if (status == NATS_OK) return LeaseState::live;
   if (code == JSNoMessageFoundErr) return LeaseState::lapsed;
-  if (stream_removed(status, code, connection.jetstream, lease_stream_of(name))) return LeaseState::lapsed;
+  if (stream_removed(status, code, connection.jetstream.get(), lease_stream_of(name))) return LeaseState::lapsed;
   return LeaseState::unknown;
 }
 
@@ -291,7 +291,7 @@ bool delete_mailbox_stream(NatsConnection& connection, const RemoteName& name, c
   // Still the mailbox that mark's owner made? A new one of the name is not ours to delete.
   if (standing_of(connection, name, mark) != Standing::ours) return false;
   jsOptions options = bounded_wait();
-  return js_DeleteStream(connection.jetstream, stream_of(name).c_str(), &options, nullptr) == NATS_OK;
+  return js_DeleteStream(connection.jetstream.get(), stream_of(name).c_str(), &options, nullptr) == NATS_OK;
 }
 
 }  // namespace shmbox::detail

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <string>
 
+#include "remote/nats_mailbox.hpp"
 #include "remote/nats_streams.hpp"
 
 namespace shmbox::detail {
@@ -25,6 +26,8 @@ OwnerMark owner_mark_in(const char* description);
 // A new owner mark for this process, with a fresh nonce; and as description text.
 OwnerMark new_owner_mark();
 std::string describe(const OwnerMark& mark);
+// "process 1234 (server@host)" from "1234 server@host".
+std::string describe_owner(const OwnerMark& mark);
 
 // Creates the lease stream (if need be) and stores the first heartbeat.
 Result<void> start_lease(NatsConnection& connection, const RemoteName& name, const OwnerMark& mark,

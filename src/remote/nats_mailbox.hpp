@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -19,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "remote/handed_over.hpp"
+#include "remote/remote_name.hpp"
 #include "shmbox/cleanup.hpp"
 #include "shmbox/error.hpp"
 #include "shmbox/mailbox.hpp"
@@ -28,52 +29,11 @@ namespace shmbox::detail {
 
 struct NatsConnection;
 
-inline constexpr std::string_view remote_scheme = "nats://";
-
-inline bool is_remote_name(std::string_view name) noexcept { return name.starts_with(remote_scheme); }
-
-struct RemoteName {
-  std::string server;  // "nats://host:port", or several joined by ',' (a cluster)
-  std::vector<std::string> servers;  // each "nats://host:port"
-  std::string name;    // the mailbox's name on that server
-  std::string object;  // "mailbox 'nats://host:port/name'" for errors
-};
-
 // What a process-owned remote mailbox's description records of its owner (lease.hpp).
 struct OwnerMark {
   std::string owner;  // "PID COMMAND@HOST"; empty: system-owned
   std::string nonce;  // this mailbox's, among the mailboxes ever made under its name
   pid_t pid = 0;
-};
-
-// Parses "nats://host[:port][,host[:port]...]/NAME" (several servers: members of one
-// cluster, any of which will do); NAME is 1 to 200 of [A-Za-z0-9_-] (what a stream name
-// and a subject token can both hold).
-Result<RemoteName> parse_remote_name(std::string_view text);
-// Parses "nats://host[:port][,host[:port]...]", a server without a mailbox (name empty).
-Result<RemoteName> parse_remote_server(std::string_view text);
-
-// The messages a handle handed over lately, to pass over their redeliveries: in a
-// cluster, a consumer leader killed before it replicated an ack (even one it confirmed)
-// or a delivery has its successor deliver the message again, and the caller has it
-// already. (Another receiver would take it again: delivery across receivers stays at
-// least once.) Kept for 30 s, an election and the AckWait after it, and at most 65,536
-// of them, so fewer seconds' worth above 2,000 messages a second.
-class HandedOver {
- public:
-  // A stored message: its stream sequence and the time the stream stored it. A mailbox
-  // removed and made again under its name reuses sequences, not times.
-  struct Stored {
-    std::uint64_t sequence = 0;  // 0: unknown, never passed over
-    std::int64_t time = 0;       // ns since the epoch
-    bool operator==(const Stored&) const = default;
-  };
-  bool contains(const Stored& message) const;
-  void add(const Stored& message);
-
- private:
-  std::deque<std::pair<Stored, Deadline::clock::time_point>> recent_;
-  std::uint64_t highest_ = 0;
 };
 
 class NatsMailbox {

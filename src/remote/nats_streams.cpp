@@ -5,13 +5,11 @@
 namespace shmbox::detail {
 
 std::expected<std::vector<std::string>, natsStatus> stream_names(jsCtx* jetstream, jsOptions* options) {
-  jsStreamNamesList* streams = nullptr;
-  const natsStatus status = js_StreamNames(&streams, jetstream, options, nullptr);
+  OwnedStreamNames streams;
+  const natsStatus status = js_StreamNames(out(streams), jetstream, options, nullptr);
   if (status == NATS_NOT_FOUND) return std::vector<std::string>{};  // no streams at all
   if (status != NATS_OK) return std::unexpected(status);
-  std::vector<std::string> names(streams->List, streams->List + streams->Count);
-  jsStreamNamesList_Destroy(streams);
-  return names;
+  return std::vector<std::string>(streams->List, streams->List + streams->Count);
 }
 
 bool stream_removed(natsStatus status, jsErrCode code, jsCtx* jetstream, const std::string& stream, jsOptions* options) {
@@ -24,16 +22,14 @@ NatsConnection::~NatsConnection() {
   // Closed first, which stops its reader thread: cnats 3.4 can crash delivering a late
   // message (a fetch's expiry notice) to a subscription being destroyed (nats.c #637,
   // fixed in 3.6).
-  if (connection != nullptr) natsConnection_Close(connection);
-  natsSubscription_Destroy(receivers);
-  jsCtx_Destroy(jetstream);
-  natsConnection_Destroy(connection);
+  if (connection != nullptr) natsConnection_Close(connection.get());
 }
 
 Result<std::unique_ptr<NatsConnection>> NatsConnection::open(const RemoteName& name) {
   auto made = std::make_unique<NatsConnection>();
-  natsOptions* options = nullptr;
-  natsStatus status = natsOptions_Create(&options);
+  OwnedOptions owned_options;
+  natsStatus status = natsOptions_Create(out(owned_options));
+  natsOptions* options = owned_options.get();
   std::vector<const char*> servers;
   for (const auto& server : name.servers) servers.push_back(server.c_str());
   if (status == NATS_OK) status = natsOptions_SetServers(options, servers.data(), static_cast<int>(servers.size()));
@@ -45,8 +41,7 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::open(const RemoteName& n
   // Write each request at once: by default the client holds a plain publish (a fetch's
   // pull request, a rendezvous reply) up to 1 ms for company, which set every receive's pace.
   if (status == NATS_OK) status = natsOptions_SetSendAsap(options, true);
-  if (status == NATS_OK) status = natsConnection_Connect(&made->connection, options);
-  natsOptions_Destroy(options);
+  if (status == NATS_OK) status = natsConnection_Connect(out(made->connection), options);
   if (status != NATS_OK) {
     return std::unexpected(nats_error(Errc::unreachable, name, "cannot reach the NATS server " + name.server, status));
   }
@@ -54,7 +49,7 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::open(const RemoteName& n
   jsOptions jetstream_options;
   jsOptions_Init(&jetstream_options);
   jetstream_options.Wait = 2000;
-  status = natsConnection_JetStream(&made->jetstream, made->connection, &jetstream_options);
+  status = natsConnection_JetStream(out(made->jetstream), made->connection.get(), &jetstream_options);
   if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, name, "cannot use JetStream", status));
   return made;
 }

@@ -5,19 +5,26 @@
 
 #include <nats/nats.h>
 
+#include <cstdint>
 #include <expected>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "remote/nats_mailbox.hpp"
+#include "remote/nats_handles.hpp"
+#include "remote/remote_name.hpp"
+#include "shmbox/error.hpp"
 
 namespace shmbox::detail {
 
 inline constexpr std::string_view stream_prefix = "SHMBOX_";
 inline std::string stream_of(const RemoteName& name) { return std::string{stream_prefix} + name.name; }
 inline std::string subject_of(const RemoteName& name) { return "shmbox.mb." + name.name; }
+// The durable pull consumer that every receiver binds to (zero capacity: the queue group).
+inline constexpr const char* durable_consumer = "receivers";
+// The server's size limit counts headers too, and every message carries its id in one.
+inline constexpr std::int32_t header_allowance = 256;
 // Zero capacity: a rendezvous over core request/reply on this subject, queue group
 // "receivers". Its stream holds no messages; it records that the mailbox exists.
 inline std::string rendezvous_of(const RemoteName& name) { return "shmbox.rv." + name.name; }
@@ -71,9 +78,10 @@ inline Error removed_error(const RemoteName& name) {
 }
 
 struct NatsConnection {
-  natsConnection* connection = nullptr;
-  jsCtx* jetstream = nullptr;
-  natsSubscription* receivers = nullptr;  // bound on the first receive
+  // Destroyed in the reverse order: the subscription and the context before the connection.
+  OwnedConnection connection;
+  OwnedJetStream jetstream;
+  OwnedSubscription receivers;  // bound on the first receive
 
   NatsConnection() = default;
   NatsConnection(const NatsConnection&) = delete;
