@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "endpoint/layout.hpp"
-#include "mailbox/mailbox_state.hpp"
+#include "local/mailbox_state.hpp"
 #include "shmbox/segment.hpp"
 
 namespace shmbox::fuzz {

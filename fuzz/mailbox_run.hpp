@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
-#include "mailbox/layout.hpp"
+#include "local/layout.hpp"
 #include "shmbox/mailbox.hpp"
 
 namespace shmbox::fuzz {

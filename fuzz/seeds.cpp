@@ -12,7 +12,7 @@
 
 #include "endpoint/layout.hpp"
 #include "fuzz_support.hpp"
-#include "mailbox/layout.hpp"
+#include "local/layout.hpp"
 #include "shmbox/endpoint.hpp"
 #include "shmbox/mailbox.hpp"
 

@@ -12,7 +12,7 @@
 #include <fstream>
 #include <thread>
 
-#include "mailbox/layout.hpp"
+#include "local/layout.hpp"
 #include "platform/process.hpp"
 #include "shmbox/cleanup.hpp"
 #include "shmbox/mailbox.hpp"

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "mailbox/layout.hpp"
+#include "local/layout.hpp"
 #include "shmbox/mailbox.hpp"
 #include "support/buffering.hpp"
 #include "support/process.hpp"
@@ -119,20 +119,20 @@ TEST_P(MailboxRequeue, AReceiverAsleepOnTheEmptyMailboxWakesForARequeuedMessage)
 TEST_P(MailboxRequeue, ATakerThatFailsOrThrowsLeavesTheMessageQueued) {
   auto sender = queue({"stays"});
   auto failed = box->receive_with(
-      [](std::span<const std::byte>, std::uint64_t) -> Result<void> {
+      [](const Delivery&) -> Result<void> {
         return std::unexpected(Error{Errc::system, "stdout", "cannot write"});
       },
       10s);
   ASSERT_FALSE(failed);
   EXPECT_EQ(failed.error().message(), "stdout: cannot write");
-  EXPECT_THROW((void)box->receive_with([](std::span<const std::byte>, std::uint64_t) -> Result<void> {
+  EXPECT_THROW((void)box->receive_with([](const Delivery&) -> Result<void> {
     throw std::runtime_error("taker failed");
   }),
                std::runtime_error);
   std::string taken;
   ASSERT_TRUE(box->receive_with(
-      [&](std::span<const std::byte> message, std::uint64_t) -> Result<void> {
-        taken = text_of(message);
+      [&](const Delivery& delivery) -> Result<void> {
+        taken = text_of(delivery.bytes);
         return {};
       },
       10s));

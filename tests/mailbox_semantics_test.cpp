@@ -296,14 +296,14 @@ TEST_P(MailboxSemantics, AMessageWhoseTakerFailsStaysQueuedAndComesNext) {
     if (!box || !box->send(as_bytes("first")) || !box->send(as_bytes("second"))) return 1;
     std::string seen;
     auto refused = box->receive_with(
-        [&](std::span<const std::byte> message, std::uint64_t) -> Result<void> {
-          seen = text_of(message);
+        [&](const Delivery& delivery) -> Result<void> {
+          seen = text_of(delivery.bytes);
           return std::unexpected(Error{Errc::system, "stdout", "cannot write"});
         },
         10s);
     if (refused || refused.error().message() != "stdout: cannot write" || seen != "first") return 2;
     try {
-      (void)box->receive_with([](std::span<const std::byte>, std::uint64_t) -> Result<void> {
+      (void)box->receive_with([](const Delivery&) -> Result<void> {
         throw std::runtime_error("taker failed");
       }, 10s);
       return 3;
@@ -317,8 +317,8 @@ TEST_P(MailboxSemantics, AMessageWhoseTakerFailsStaysQueuedAndComesNext) {
     std::vector<std::string> taken;
     for (int i = 0; i < 2; ++i) {
       auto got = box->receive_with(
-          [&](std::span<const std::byte> message, std::uint64_t) -> Result<void> {
-            taken.push_back(text_of(message));
+          [&](const Delivery& delivery) -> Result<void> {
+            taken.push_back(text_of(delivery.bytes));
             return {};
           },
           10s);

@@ -58,7 +58,6 @@ std::string check_moved_from(Mailbox& box) {
   if (!box.closed() || box.queued() != 0 || box.capacity() != 0 || box.max_message_size() != 0) {
     return "moved-from handle does not read as empty and closed";
   }
-  if (box.local() || box.remote()) return "moved-from handle says it is local or remote";
   std::vector<std::byte> message;
   std::array<std::byte, 8> buffer{};
   const auto refused = [](const auto& result) { return !result && result.error().errc() == Errc::invalid_argument; };
@@ -67,7 +66,7 @@ std::string check_moved_from(Mailbox& box) {
   if (!refused(box.receive(buffer, no_wait))) return "moved-from receive (span) was not refused";
   if (!refused(box.loan(1, no_wait))) return "moved-from loan was not refused";
   if (!refused(box.receive_in_place(no_wait))) return "moved-from receive_in_place was not refused";
-  if (!refused(box.receive_with([](auto, auto) -> Result<void> { return {}; }, no_wait))) {
+  if (!refused(box.receive_with([](auto) -> Result<void> { return {}; }, no_wait))) {
     return "moved-from receive_with was not refused";
   }
   if (!refused(box.close())) return "moved-from close was not refused";

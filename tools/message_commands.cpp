@@ -229,8 +229,8 @@ int receive_from_mailbox(const MessageArgs& args, Deadline deadline, Framing fra
   for (std::uint64_t written = 0; written < count; ++written) {
     std::optional<Error> output_failed;
     auto got = box->receive_with(
-        [&](std::span<const std::byte> message, std::uint64_t sequence) -> Result<void> {
-          auto done = output.write(record_of(message, {"mailbox", args.name, sequence}, framing));
+        [&](const Delivery& message) -> Result<void> {
+          auto done = output.write(record_of(message.bytes, {"mailbox", args.name, message.sequence}, framing));
           if (!done) output_failed = done.error();
           return done;
         },

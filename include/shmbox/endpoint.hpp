@@ -45,7 +45,7 @@
 #include <vector>
 
 #include "shmbox/error.hpp"
-#include "shmbox/mailbox.hpp"
+#include "shmbox/mailbox_types.hpp"
 #include "shmbox/wait.hpp"
 
 namespace shmbox {

@@ -46,65 +46,14 @@
 #include <vector>
 
 #include "shmbox/error.hpp"
+#include "shmbox/mailbox_types.hpp"
 #include "shmbox/wait.hpp"
 
 namespace shmbox {
 
-enum class Buffering : std::uint8_t { zero, bounded, unbounded };
-
-// Who a mailbox belongs to. A process-owned mailbox lives as long as the process that
-// created it: when that process removes it, exits or is killed, the mailbox is closed
-// (blocked calls wake with Errc::closed within 100 ms), later opens fail with
-// Errc::not_found, and its memory is freed. A system-owned mailbox belongs to no
-// process and stays until it is removed.
-enum class Ownership : std::uint8_t { process, system };
-
-struct MailboxOptions {
-  Buffering buffering = Buffering::bounded;
-  std::uint32_t capacity = 64;             // bounded only: messages queued at most
-  std::uint32_t max_message_size = 4096;   // bytes
-  mode_t mode = 0600;                      // applied exactly
-  std::uint32_t max_attached = 64;         // handles (processes) attached at once
-  Ownership ownership = Ownership::process;
-  // Process-owned local mailboxes: the running process that owns it (gone when that
-  // process exits); 0 = the calling process.
-  pid_t owner_pid = 0;
-  // nats:// mailboxes only: copies a NATS cluster keeps (1, 3 or 5), so that the loss of
-  // a server loses nothing. Unbounded and zero-capacity buffering only (a bounded one is
-  // InvalidArgument: see docs/design.md). Local mailboxes ignore it.
-  std::uint8_t replicas = 1;
-};
-
-struct MailboxStatus {
-  std::string name;
-  Buffering buffering = Buffering::bounded;
-  std::uint32_t capacity = 0;
-  std::uint32_t max_message_size = 0;
-  // Messages a receive can still get: not positions a sender took back or abandoned,
-  // and including a message a killed receiver held (it is received again).
-  std::uint64_t queued = 0;
-  bool closed = false;
-  mode_t mode = 0;
-  uid_t owner_uid = 0;
-  std::uint32_t attached = 0;   // handles of live processes (a killed one's is not counted)
-  std::uint32_t senders = 0;    // attached handles that have sent
-  std::uint32_t receivers = 0;  // attached handles that have received
-  std::size_t memory_bytes = 0;  // memory the mailbox holds in /dev/shm now
-  Ownership ownership = Ownership::process;
-  pid_t owner_pid = 0;         // process-owned only
-  std::string owner_name;      // the owner's command name; empty once it has exited
-  bool owner_alive = false;    // process-owned only
-  // nats:// mailboxes: memory_bytes is what the server stores, receivers are receives
-  // waiting at the server, and there is no mode, uid or attach table.
-  bool remote = false;
-  std::uint32_t replicas = 0;   // copies the cluster keeps
-  std::uint64_t in_flight = 0;  // handed to a receiver, not yet acknowledged
-};
-
 namespace detail {
-struct MailboxState;
-struct MailboxFactory;
-class NatsMailbox;
+class MailboxBackend;
+struct MailboxAccess;
 }
 
 class Mailbox;
@@ -131,12 +80,11 @@ class SendLoan {
 
  private:
   friend class Mailbox;
-  SendLoan(detail::MailboxState* mailbox, std::uint64_t position, std::span<std::byte> data) noexcept
+  friend struct detail::MailboxAccess;
+  SendLoan(detail::MailboxBackend* mailbox, std::uint64_t position, std::span<std::byte> data) noexcept
       : mailbox_(mailbox), position_(position), data_(data) {}
-  // The handle's state, not the Mailbox object: a loan survives the handle being moved.
-  // Releases the slot, or puts the message back unread.
-  void hand_back(bool put_back) noexcept;
-  detail::MailboxState* mailbox_ = nullptr;
+  // The handle's backend, not the Mailbox object: a loan survives the handle being moved.
+  detail::MailboxBackend* mailbox_ = nullptr;
   std::uint64_t position_ = 0;
   std::span<std::byte> data_;
 };
@@ -164,11 +112,12 @@ class ReceivedMessage {
 
  private:
   friend class Mailbox;
-  ReceivedMessage(detail::MailboxState* mailbox, std::uint64_t position, std::span<const std::byte> data) noexcept
+  friend struct detail::MailboxAccess;
+  ReceivedMessage(detail::MailboxBackend* mailbox, std::uint64_t position, std::span<const std::byte> data) noexcept
       : mailbox_(mailbox), position_(position), data_(data) {}
   // Releases the slot, or puts the message back unread.
   void hand_back(bool put_back) noexcept;
-  detail::MailboxState* mailbox_ = nullptr;
+  detail::MailboxBackend* mailbox_ = nullptr;
   std::uint64_t position_ = 0;
   std::span<const std::byte> data_;
 };
@@ -210,6 +159,11 @@ class Mailbox {
   std::size_t max_message_size() const noexcept;
 
   [[nodiscard]] Result<void> send(std::span<const std::byte> message, Deadline deadline = forever);
+  // As send(), naming the message `id` for a transport whose send may be retried after
+  // its answer was lost (nats://): the server stores one message per id within its
+  // two-minute duplicate window, however often the send is retried (zero capacity
+  // stores nothing, so it keeps no ids). A local send is never in doubt: it ignores ids.
+  [[nodiscard]] Result<void> send(std::span<const std::byte> message, Deadline deadline, std::string_view id);
 
   // Receives into `buffer` and returns the message's size. A message larger than the
   // buffer stays queued and the call fails with Errc::too_large; a buffer of
@@ -223,13 +177,12 @@ class Mailbox {
   // Zero-copy: the next message, read in place.
   [[nodiscard]] Result<ReceivedMessage> receive_in_place(Deadline deadline = forever);
 
-  // Hands the next message and its sequence to `take`, and removes it only if `take`
-  // succeeds: otherwise it is put back (a remote one handed back to the server), to be
-  // received next, and take's error is returned. For a reader that must pass a message
-  // on before it may leave the mailbox (a tool writing it out, a bridge). A remote
-  // mailbox's sequence is the stream's (0 for zero capacity).
-  using Taker = std::function<Result<void>(std::span<const std::byte> message, std::uint64_t sequence)>;
-  [[nodiscard]] Result<void> receive_with(const Taker& take, Deadline deadline = forever);
+  // Hands the next message to `take` (Delivery: its bytes, sequence and id), and removes
+  // it only if `take` succeeds: otherwise (an error, or an exception) it is put back (a
+  // remote one handed back to the server), to be received next, and take's error is
+  // returned. For a reader that must pass a message on before it may leave the mailbox
+  // (a tool writing it out, a bridge).
+  [[nodiscard]] Result<void> receive_with(const DeliveryTaker& take, Deadline deadline = forever);
 
   template <class T>
     requires std::is_trivially_copyable_v<T>
@@ -256,32 +209,13 @@ class Mailbox {
   // slots, so it costs time in proportion to the capacity.
   std::uint64_t queued() const noexcept;
 
-  // For a selector: the words to sleep on, and whether the mailbox can be received from.
-  // (Used by shmbox::Selector; not needed otherwise.)
-  detail::MailboxState& state() const noexcept { return *state_; }
-  bool local() const noexcept { return state_ != nullptr; }
-  bool remote() const noexcept { return remote_ != nullptr; }
-  // A remote mailbox's connection (used by shmbox::forward).
-  detail::NatsMailbox& remote_mailbox() const noexcept { return *remote_; }
-
  private:
-  friend class SendLoan;
-  friend class ReceivedMessage;
-  friend struct detail::MailboxFactory;
-  explicit Mailbox(std::unique_ptr<detail::MailboxState> state) noexcept;
+  friend struct detail::MailboxAccess;
+  explicit Mailbox(std::unique_ptr<detail::MailboxBackend> backend) noexcept;
   Error wrong_size_error(std::size_t got, std::size_t expected) const;
-
-  explicit Mailbox(std::unique_ptr<detail::NatsMailbox> remote) noexcept;
-  Error local_only(const char* what) const;
   static Error moved_from();
 
-  std::unique_ptr<detail::MailboxState> state_;
-  std::unique_ptr<detail::NatsMailbox> remote_;  // a nats:// mailbox instead
+  std::unique_ptr<detail::MailboxBackend> backend_;
 };
-
-// The bytes of a string, for sending text.
-inline std::span<const std::byte> as_bytes(std::string_view text) noexcept {
-  return std::as_bytes(std::span{text.data(), text.size()});
-}
 
 }  // namespace shmbox

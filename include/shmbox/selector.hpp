@@ -33,6 +33,10 @@
 
 namespace shmbox {
 
+namespace detail {
+struct MailboxState;
+}
+
 enum class Interest : std::uint8_t { receive, send };
 
 class Selector {

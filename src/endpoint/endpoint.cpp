@@ -13,16 +13,17 @@
 
 #include "endpoint/endpoint_files.hpp"
 #include "endpoint/layout.hpp"
-#include "mailbox/mailbox_state.hpp"
-#include "mailbox/ownership.hpp"
-#include "mailbox/recovery.hpp"
-#include "mailbox/ring.hpp"
-#include "mailbox/wait_any.hpp"
-#include "name.hpp"
+#include "local/local_mailbox.hpp"
+#include "local/mailbox_state.hpp"
+#include "local/ownership.hpp"
+#include "local/recovery.hpp"
+#include "local/ring.hpp"
+#include "local/wait_any.hpp"
+#include "base/name.hpp"
 #include "platform/futex.hpp"
 #include "platform/process.hpp"
 #include "platform/shm.hpp"
-#include "segment_factory.hpp"
+#include "segment/segment_factory.hpp"
 
 namespace shmbox {
 namespace detail {
@@ -187,7 +188,7 @@ bool may_read_and_write(uid_t uid, gid_t gid, const platform::FileStatus& file) 
 // or every message sent through it would wait unread. The lane is the endpoint's owner's
 // where we may give it (root: user and group; anyone: the group, if it is one of ours);
 // if its process still could not use it, sending is refused.
-Result<void> hand_lane_to_receiver(const Mailbox& lane, const EndpointView& peer) {
+Result<void> hand_lane_to_receiver(const LocalMailbox& lane, const EndpointView& peer) {
   const int fd = SegmentFactory::descriptor(*lane.state().mapping);
   if (!platform::change_owner(fd, ::geteuid() == 0 ? peer.file_uid : static_cast<uid_t>(-1), peer.file_gid)) {
     (void)platform::change_owner(fd, static_cast<uid_t>(-1), peer.file_gid);
@@ -214,13 +215,13 @@ struct Lane {
   std::uint32_t index;
   std::uint64_t sender;
   std::string from;
-  Mailbox box;
+  std::unique_ptr<LocalMailbox> box;
 };
 
 // Our lane into a peer's endpoint.
 struct Link {
   EndpointView peer;
-  Mailbox lane;
+  std::unique_ptr<LocalMailbox> lane;
 };
 
 // A lane's copy of a zero-capacity receiver's presence: while we wait in receive(),
@@ -229,7 +230,7 @@ class Presence {
  public:
   Presence(std::vector<Lane*>& lanes) : lanes_(lanes) {
     for (Lane* lane : lanes_) {
-      MailboxState& state = lane->box.state();
+      MailboxState& state = lane->box->state();
       if (state.geometry.buffering != Buffering::zero) continue;
       state.header->receivers_present.fetch_add(1, std::memory_order_seq_cst);
       wake_senders(state, true);
@@ -237,7 +238,7 @@ class Presence {
   }
   ~Presence() {
     for (Lane* lane : lanes_) {
-      MailboxState& state = lane->box.state();
+      MailboxState& state = lane->box->state();
       if (state.geometry.buffering == Buffering::zero) state.header->receivers_present.fetch_sub(1, std::memory_order_relaxed);
     }
   }
@@ -298,8 +299,8 @@ struct EndpointState {
       auto box = MailboxFactory::open(lane_file(self, i), wait, OwnerCheck::any_owner);
       if (!box) continue;
       // Made by a sender that ignored our limits (a legitimate one copies them): refuse it.
-      if (box->buffering() != self.lane.buffering || box->max_message_size() != self.lane.max_message_size ||
-          (self.lane.buffering == Buffering::bounded && box->capacity() != self.lane.capacity)) {
+      if ((*box)->buffering() != self.lane.buffering || (*box)->max_message_size() != self.lane.max_message_size ||
+          (self.lane.buffering == Buffering::bounded && (*box)->capacity() != self.lane.capacity)) {
         give_back(i, sender);
         continue;
       }
@@ -321,9 +322,9 @@ struct EndpointState {
     next_sweep = now + std::chrono::seconds{1};
     refresh(true);
     for (Lane& lane : lanes) {
-      if (lane.box.closed() || platform::liveness(lane.sender) == platform::Liveness::alive) continue;
-      (void)recover(lane.box.state(), nullptr);
-      (void)lane.box.close();
+      if (lane.box->closed() || platform::liveness(lane.sender) == platform::Liveness::alive) continue;
+      (void)recover(lane.box->state(), nullptr);
+      (void)lane.box->close();
     }
   }
 
@@ -348,7 +349,7 @@ struct EndpointState {
   Result<Link*> make_lane(EndpointView peer, std::uint32_t index);
 
   // Receives from the lanes `from` selects (all when empty), taking turns, with
-  // `take(Mailbox&)` doing the non-blocking receive. Returns the lane's sender.
+  // `take(LocalMailbox&)` doing the non-blocking receive. Returns the lane's sender.
   template <class Take>
   Result<std::string> receive(std::optional<std::string_view> from, Deadline deadline, Take&& take);
 };
@@ -374,7 +375,7 @@ Result<Link*> EndpointState::make_lane(EndpointView peer, std::uint32_t index) {
     }
     return std::unexpected(lane.error());
   }
-  if (auto usable = hand_lane_to_receiver(*lane, peer); !usable) {
+  if (auto usable = hand_lane_to_receiver(**lane, peer); !usable) {
     (void)MailboxFactory::remove(file);
     entry.sender.store(0, std::memory_order_release);
     return std::unexpected(usable.error());
@@ -393,7 +394,7 @@ Result<Link*> EndpointState::make_lane(EndpointView peer, std::uint32_t index) {
 
 Result<Link*> EndpointState::link_to(std::string_view to) {
   if (auto known = links.find(to); known != links.end()) {
-    if (!known->second.lane.closed()) return &known->second;
+    if (!known->second.lane->closed()) return &known->second;
     links.erase(known);
   }
   auto names = endpoint_file(to);
@@ -416,7 +417,7 @@ Result<Link*> EndpointState::link_to(std::string_view to) {
         std::memcmp(entry.name, self.names.name.data(), self.names.name.size()) != 0) {
       continue;
     }
-    if (auto lane = MailboxFactory::open(lane_file(*peer, i), wait, OwnerCheck::any_owner); lane && !lane->closed()) {
+    if (auto lane = MailboxFactory::open(lane_file(*peer, i), wait, OwnerCheck::any_owner); lane && !(*lane)->closed()) {
       std::string name = peer->names.name;
       auto [link, inserted] = links.insert_or_assign(std::move(name), Link{std::move(*peer), std::move(*lane)});
       return &link->second;
@@ -470,7 +471,7 @@ Result<std::string> EndpointState::receive(std::optional<std::string_view> from,
       const std::size_t i = (next + k) % count;
       Lane& lane = lanes[i];
       if (from && lane.from != *from) continue;
-      auto got = take(lane.box);
+      auto got = take(*lane.box);
       if (got) {
         next = (i + 1) % count;
         return lane.from;
@@ -494,7 +495,7 @@ Result<std::string> EndpointState::receive(std::optional<std::string_view> from,
     std::vector<WatchedWord> words;
     words.reserve(watched.size() + 1);
     for (Lane* lane : watched) {
-      Header& header = *lane->box.state().header;
+      Header& header = *lane->box->state().header;
       words.push_back({&header.data_epoch, &header.receive_selectors_sleeping, nullptr});
     }
     words.push_back({&self.header->doorbell, &self.header->doorbell_sleepers, nullptr});
@@ -505,7 +506,7 @@ Result<std::string> EndpointState::receive(std::optional<std::string_view> from,
                    [&]() -> std::optional<std::size_t> {
                      if (self.header->doorbell.load(std::memory_order_acquire) != bell) return watched.size();
                      for (std::size_t i = 0; i < watched.size(); ++i) {
-                       if (ready_to_receive(watched[i]->box.state())) return i;
+                       if (ready_to_receive(watched[i]->box->state())) return i;
                      }
                      return std::nullopt;
                    });
@@ -569,7 +570,7 @@ Result<Endpoint> Endpoint::join(std::string_view name, const EndpointOptions& op
   auto view = detail::view_endpoint(std::move(*names), std::move(*segment));
   if (!view) return std::unexpected(view.error());
   auto state = std::make_unique<detail::EndpointState>(*view, wait);
-  detail::retire_at_exit(view->names.file_name, state->me, [endpoint = *view] {
+  detail::run_at_exit(view->names.file_name, state->me, [endpoint = *view] {
     (void)detail::retire_endpoint(endpoint, detail::Retirer::owner);
   });
   return Endpoint{std::move(state)};
@@ -596,20 +597,20 @@ Result<void> Endpoint::send(std::string_view to, std::span<const std::byte> mess
     }
     return std::unexpected(link.error());
   }
-  auto sent = (*link)->lane.send(message, deadline);
+  auto sent = (*link)->lane->send(message, deadline, {});
   if (sent || sent.error() != Errc::closed) return sent;
   // Our lane was closed: the peer left (then this is the answer), or it is a new
   // process under the same name, which a fresh link reaches.
   auto again = state.link_to(to);
   if (!again) return again.error() == Errc::not_found ? sent : std::unexpected(again.error());
-  return (*again)->lane.send(message, deadline);
+  return (*again)->lane->send(message, deadline, {});
 }
 
 Result<std::size_t> Endpoint::receive_from(std::string_view from, std::span<std::byte> buffer, Deadline deadline) {
   if (!state_) return std::unexpected(moved_from());
   if (auto valid = detail::endpoint_file(from); !valid) return std::unexpected(valid.error());
   std::size_t size = 0;
-  auto sender = state_->receive(from, deadline, [&](Mailbox& lane) -> Result<void> {
+  auto sender = state_->receive(from, deadline, [&](detail::LocalMailbox& lane) -> Result<void> {
     auto got = lane.receive(buffer, no_wait);
     if (!got) return std::unexpected(got.error());
     size = *got;
@@ -622,7 +623,7 @@ Result<std::size_t> Endpoint::receive_from(std::string_view from, std::span<std:
 Result<void> Endpoint::receive_from(std::string_view from, std::vector<std::byte>& message, Deadline deadline) {
   if (!state_) return std::unexpected(moved_from());
   if (auto valid = detail::endpoint_file(from); !valid) return std::unexpected(valid.error());
-  auto sender = state_->receive(from, deadline, [&](Mailbox& lane) { return lane.receive(message, no_wait); });
+  auto sender = state_->receive(from, deadline, [&](detail::LocalMailbox& lane) { return lane.receive(message, no_wait); });
   if (!sender) return std::unexpected(sender.error());
   return {};
 }
@@ -630,7 +631,7 @@ Result<void> Endpoint::receive_from(std::string_view from, std::vector<std::byte
 Result<Received> Endpoint::receive(std::span<std::byte> buffer, Deadline deadline) {
   if (!state_) return std::unexpected(moved_from());
   std::size_t size = 0;
-  auto sender = state_->receive(std::nullopt, deadline, [&](Mailbox& lane) -> Result<void> {
+  auto sender = state_->receive(std::nullopt, deadline, [&](detail::LocalMailbox& lane) -> Result<void> {
     auto got = lane.receive(buffer, no_wait);
     if (!got) return std::unexpected(got.error());
     size = *got;
@@ -642,7 +643,7 @@ Result<Received> Endpoint::receive(std::span<std::byte> buffer, Deadline deadlin
 
 Result<std::string> Endpoint::receive(std::vector<std::byte>& message, Deadline deadline) {
   if (!state_) return std::unexpected(moved_from());
-  return state_->receive(std::nullopt, deadline, [&](Mailbox& lane) { return lane.receive(message, no_wait); });
+  return state_->receive(std::nullopt, deadline, [&](detail::LocalMailbox& lane) { return lane.receive(message, no_wait); });
 }
 
 Result<void> Endpoint::remove(std::string_view name) {

@@ -10,8 +10,8 @@
 #include <string_view>
 
 #include "endpoint/layout.hpp"
-#include "garbage.hpp"
-#include "mailbox/mailbox_state.hpp"
+#include "segment/garbage.hpp"
+#include "local/mailbox_state.hpp"
 #include "shmbox/endpoint.hpp"
 
 namespace shmbox::detail {

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "mailbox/layout.hpp"
+#include "local/layout.hpp"
 
 namespace shmbox::detail {
 

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "mailbox/ownership.hpp"
+#include "platform/exit_hooks.hpp"
 #include "platform/process.hpp"
 
 namespace shmbox::detail {
@@ -248,7 +248,7 @@ Result<void> start_lease(NatsConnection& connection, const RemoteName& name, con
 
 void keep_lease(const RemoteName& name, const OwnerMark& mark, std::int64_t replicas) {
   LeaseKeeper::instance().keep(name, mark, replicas);
-  retire_at_exit(exit_key(name), platform::current_process().packed(), [name, mark] {
+  run_at_exit(exit_key(name), platform::current_process().packed(), [name, mark] {
     LeaseKeeper::instance().drop(name);
     // Over the renewing connection while it is up (each request waits at most 1 s);
     // else a new one, which gives up after its 2 s connect timeout if the server is

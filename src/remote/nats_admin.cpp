@@ -7,7 +7,7 @@
 #include <chrono>
 #include <thread>
 
-#include "garbage.hpp"
+#include "segment/garbage.hpp"
 #include "remote/lease.hpp"
 #include "remote/nats_handles.hpp"
 #include "remote/nats_stream_facts.hpp"

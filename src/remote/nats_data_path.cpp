@@ -55,15 +55,13 @@ void acknowledge(natsMsg* message, bool may_wait) {
 
 }  // namespace
 
-Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline deadline) {
+Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline deadline, std::string_view given_id) {
   // One id per message, kept across retries: a publish stored but unacknowledged and
   // then retried is stored once (within the duplicate window).
-  return send(message, deadline,
-              std::to_string(platform::current_process().packed()) + "-" +
-                  std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" + std::to_string(++next_id_));
-}
-
-Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline deadline, const std::string& id) {
+  const std::string id = !given_id.empty() ? std::string{given_id}
+                                           : std::to_string(platform::current_process().packed()) + "-" +
+                                                 std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" +
+                                                 std::to_string(++next_id_);
   if (message.size() > max_message_size_) {
     return std::unexpected(Error{Errc::too_large, name_.object,
                                  "message of " + std::to_string(message.size()) + " bytes is over the mailbox's maximum of " +
@@ -208,7 +206,7 @@ Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& ta
 }
 
 template <class Take>
-Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
+Result<std::size_t> NatsMailbox::take_next(Deadline deadline, Take&& take) {
   if (auto gone = owner_gone()) return std::unexpected(*gone);
   if (buffering_ == Buffering::zero) return receive_rendezvous(deadline, take);
   jsErrCode code = static_cast<jsErrCode>(0);
@@ -273,10 +271,19 @@ Result<std::size_t> NatsMailbox::receive_with(Deadline deadline, Take&& take) {
   }
 }
 
-Result<std::size_t> NatsMailbox::receive_to(const Taker& take, Deadline deadline) { return receive_with(deadline, take); }
+Result<void> NatsMailbox::receive_with(const DeliveryTaker& take, Deadline deadline) {
+  auto taken = take_next(deadline, [&](std::span<const std::byte> message, std::uint64_t sequence,
+                                       const std::string& id) -> Result<std::size_t> {
+    auto delivered = take(Delivery{message, sequence, id});
+    if (!delivered) return std::unexpected(delivered.error());
+    return message.size();
+  });
+  if (!taken) return std::unexpected(taken.error());
+  return {};
+}
 
 Result<std::size_t> NatsMailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
-  return receive_with(deadline, [&](std::span<const std::byte> message, std::uint64_t, const std::string&) -> Result<std::size_t> {
+  return take_next(deadline, [&](std::span<const std::byte> message, std::uint64_t, const std::string&) -> Result<std::size_t> {
     if (message.size() > buffer.size()) {
       return std::unexpected(Error{Errc::too_large, name_.object,
                                    "next message is " + std::to_string(message.size()) + " bytes; the buffer holds " +
@@ -288,7 +295,7 @@ Result<std::size_t> NatsMailbox::receive(std::span<std::byte> buffer, Deadline d
 }
 
 Result<void> NatsMailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
-  auto got = receive_with(deadline, [&](std::span<const std::byte> bytes, std::uint64_t, const std::string&) -> Result<std::size_t> {
+  auto got = take_next(deadline, [&](std::span<const std::byte> bytes, std::uint64_t, const std::string&) -> Result<std::size_t> {
     message.assign(bytes.begin(), bytes.end());
     return bytes.size();
   });

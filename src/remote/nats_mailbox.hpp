@@ -18,11 +18,12 @@
 #include <utility>
 #include <vector>
 
+#include "mailbox/backend.hpp"
 #include "remote/handed_over.hpp"
 #include "remote/remote_name.hpp"
 #include "shmbox/cleanup.hpp"
 #include "shmbox/error.hpp"
-#include "shmbox/mailbox.hpp"
+#include "shmbox/mailbox_types.hpp"
 #include "shmbox/wait.hpp"
 
 namespace shmbox::detail {
@@ -36,7 +37,7 @@ struct OwnerMark {
   pid_t pid = 0;
 };
 
-class NatsMailbox {
+class NatsMailbox final : public MailboxBackend {
  public:
   static Result<std::unique_ptr<NatsMailbox>> create(const RemoteName& name, const MailboxOptions& options);
   static Result<std::unique_ptr<NatsMailbox>> open(const RemoteName& name);
@@ -46,42 +47,44 @@ class NatsMailbox {
   static Result<std::vector<std::string>> list(const RemoteName& server);
   // Removes the process-owned mailboxes on `server` whose owners' leases have lapsed.
   static Result<std::vector<RemovedObject>> collect_garbage(const RemoteName& server);
-  ~NatsMailbox();
-  NatsMailbox(const NatsMailbox&) = delete;
-  NatsMailbox& operator=(const NatsMailbox&) = delete;
+  ~NatsMailbox() override;
 
-  const std::string& name() const noexcept { return name_.name; }
-  Buffering buffering() const noexcept { return buffering_; }
-  std::uint32_t capacity() const noexcept { return capacity_; }
-  std::size_t max_message_size() const noexcept { return max_message_size_; }
+  const std::string& name() const noexcept override { return name_.name; }
+  const std::string& object() const noexcept override { return name_.object; }
+  Buffering buffering() const noexcept override { return buffering_; }
+  std::uint32_t capacity() const noexcept override { return capacity_; }
+  std::size_t max_message_size() const noexcept override { return max_message_size_; }
   // As last heard from the server (at open, or by a call that found it closed).
-  bool closed() const noexcept { return closed_; }
+  bool closed() const noexcept override { return closed_; }
+  // The stream's count, asked of the server (0 if it cannot be reached).
+  std::uint64_t queued() const noexcept override;
+  Result<void> close() override;
 
-  Result<void> close();
+  // Without an id, each message gets one of its own, kept across the retries of its
+  // publish. The server stores one message per id within its two-minute duplicate
+  // window (zero capacity keeps no ids: a rendezvous stores nothing).
+  Result<void> send(std::span<const std::byte> message, Deadline deadline, std::string_view id) override;
+  Result<std::size_t> receive(std::span<std::byte> buffer, Deadline deadline) override;
+  Result<void> receive(std::vector<std::byte>& message, Deadline deadline) override;
+  // The message is acknowledged only if `take` succeeds, and handed back at once
+  // otherwise. Its id: the mailbox's name, the stream's creation time (to tell it from an
+  // earlier mailbox of the same name) and the stream sequence.
+  Result<void> receive_with(const DeliveryTaker& take, Deadline deadline) override;
 
-  Result<void> send(std::span<const std::byte> message, Deadline deadline);
-  // Sends with the caller's message id: the server stores one message per id within its
-  // two-minute duplicate window, however often the send is retried (zero capacity keeps
-  // no ids: a rendezvous stores nothing).
-  Result<void> send(std::span<const std::byte> message, Deadline deadline, const std::string& id);
-  Result<std::size_t> receive(std::span<std::byte> buffer, Deadline deadline);
-  Result<void> receive(std::vector<std::byte>& message, Deadline deadline);
-
-  // Hands the next message to `take` with its stream sequence and an id that names it for
-  // good: the same when it is redelivered (the sequence, and the stream's creation time
-  // to tell a mailbox from an earlier one of the same name; both 0 and empty for zero
-  // capacity). The message is acknowledged only if `take` succeeds, and handed back at
-  // once otherwise.
-  using Taker = std::function<Result<std::size_t>(std::span<const std::byte> message, std::uint64_t sequence,
-                                                  const std::string& id)>;
-  Result<std::size_t> receive_to(const Taker& take, Deadline deadline);
+  // No memory to lend: loans and in-place receives need a local mailbox.
+  Result<Lent> loan(std::size_t size, Deadline deadline) override;
+  Result<void> commit_loan(const Lent& loan, std::size_t size, Deadline deadline) override;
+  void abandon_loan(const Lent& loan) noexcept override;
+  Result<Lent> receive_in_place(Deadline deadline) override;
+  void hand_back(const Lent& message, bool put_back) noexcept override;
 
  private:
   NatsMailbox(RemoteName name, std::unique_ptr<NatsConnection> connection) noexcept;
-  // Takes the next message and hands it to `take`, which returns its size or an error;
-  // the message is acknowledged only if `take` succeeded, and handed back otherwise.
+  // Takes the next message and hands it to `take` (bytes, sequence, id), which returns
+  // its size or an error; the message is acknowledged only if `take` succeeded, and
+  // handed back otherwise.
   template <class Take>
-  Result<std::size_t> receive_with(Deadline deadline, Take&& take);
+  Result<std::size_t> take_next(Deadline deadline, Take&& take);
   template <class Take>
   Result<std::size_t> receive_rendezvous(Deadline deadline, Take&& take);
   Result<void> send_rendezvous(std::span<const std::byte> message, Deadline deadline);
@@ -106,5 +109,8 @@ class NatsMailbox {
   Deadline::clock::time_point next_closed_check_{};  // by wait_out
   std::optional<Deadline::clock::time_point> failing_since_;  // errors that may be an election's
 };
+
+// nats:// names (remote/nats_transport.cpp; api/transports lists it).
+extern const Transport remote_transport;
 
 }  // namespace shmbox::detail

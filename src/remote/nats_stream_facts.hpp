@@ -9,7 +9,7 @@
 
 #include "remote/nats_mailbox.hpp"
 #include "shmbox/error.hpp"
-#include "shmbox/mailbox.hpp"
+#include "shmbox/mailbox_types.hpp"
 
 namespace shmbox::detail {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <string>
 
-#include "name.hpp"
+#include "base/name.hpp"
 
 namespace shmbox::detail {
 

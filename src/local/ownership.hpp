@@ -10,8 +10,9 @@
 #include <string>
 #include <string_view>
 
-#include "garbage.hpp"
-#include "mailbox/mailbox_state.hpp"
+#include "platform/exit_hooks.hpp"
+#include "segment/garbage.hpp"
+#include "local/mailbox_state.hpp"
 
 namespace shmbox::detail {
 
@@ -43,10 +44,6 @@ inline void watch_owner(MailboxState& state, std::chrono::steady_clock::time_poi
 // A process-owned mailbox this process created: removed when the process exits
 // normally (at exit), unless removed before.
 void remove_at_exit(const MailboxState& state);
-// Any process-owned object: `retire` runs at a normal exit of `owner` (not of a
-// forked child), unless forget_at_exit(file_name) ran first.
-void retire_at_exit(std::string file_name, std::uint64_t owner, std::function<void()> retire);
-void forget_at_exit(const std::string& file_name) noexcept;
 
 // Why `packed` cannot be a process's identity as its creator recorded it
 // (ProcessIdentity::packed()), or nullopt if it can: a pid outside the kernel's range,

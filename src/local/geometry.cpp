@@ -1,7 +1,7 @@
 #include <algorithm>
 #include <bit>
 
-#include "mailbox/mailbox_state.hpp"
+#include "local/mailbox_state.hpp"
 #include "platform/shm.hpp"
 
 namespace shmbox::detail {

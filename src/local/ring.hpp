@@ -11,7 +11,7 @@
 #include <climits>
 #include <utility>
 
-#include "mailbox/mailbox_state.hpp"
+#include "local/mailbox_state.hpp"
 #include "platform/futex.hpp"
 
 namespace shmbox::detail {

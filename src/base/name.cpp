@@ -1,4 +1,4 @@
-#include "name.hpp"
+#include "base/name.hpp"
 
 #include <array>
 

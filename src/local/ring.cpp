@@ -1,9 +1,9 @@
-#include "mailbox/ring.hpp"
+#include "local/ring.hpp"
 
 #include <optional>
 
-#include "mailbox/chunks.hpp"
-#include "mailbox/ring_steps.hpp"
+#include "local/chunks.hpp"
+#include "local/ring_steps.hpp"
 
 namespace shmbox::detail {
 namespace {

@@ -6,9 +6,9 @@
 #include <atomic>
 #include <optional>
 
-#include "mailbox/mailbox_state.hpp"
-#include "mailbox/ownership.hpp"
-#include "mailbox/ring.hpp"
+#include "local/mailbox_state.hpp"
+#include "local/ownership.hpp"
+#include "local/ring.hpp"
 #include "platform/barrier.hpp"
 #include "platform/futex.hpp"
 

@@ -7,8 +7,8 @@
 #include <optional>
 #include <string>
 
-#include "mailbox/recovery.hpp"
-#include "mailbox/ring.hpp"
+#include "local/recovery.hpp"
+#include "local/ring.hpp"
 
 namespace shmbox::detail {
 

@@ -1,10 +1,10 @@
-#include "mailbox/recovery.hpp"
+#include "local/recovery.hpp"
 
 #include <algorithm>
 #include <optional>
 #include <vector>
 
-#include "mailbox/chunks.hpp"
+#include "local/chunks.hpp"
 #include "platform/process.hpp"
 
 namespace shmbox::detail {

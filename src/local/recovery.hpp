@@ -2,8 +2,8 @@
 // says what is recovered and when.
 #pragma once
 
-#include "mailbox/mailbox_state.hpp"
-#include "mailbox/ring.hpp"
+#include "local/mailbox_state.hpp"
+#include "local/ring.hpp"
 
 namespace shmbox::detail {
 

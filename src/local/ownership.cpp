@@ -1,47 +1,11 @@
-#include "mailbox/ownership.hpp"
+#include "local/ownership.hpp"
 
-#include <cstdlib>
-#include <functional>
-#include <mutex>
-#include <vector>
-
-#include "mailbox/ring.hpp"
+#include "local/ring.hpp"
 #include "platform/shm.hpp"
-#include "segment_factory.hpp"
+#include "segment/segment_factory.hpp"
 
 namespace shmbox::detail {
 namespace {
-
-struct OwnedObject {
-  std::string file_name;
-  std::uint64_t owner;
-  std::function<void()> retire;
-};
-
-struct ExitRegistry {
-  std::mutex lock;
-  std::vector<OwnedObject> owned;
-};
-
-ExitRegistry& registry() {
-  // Never destroyed: the handler below may run after static destructors have begun.
-  static auto* instance = new ExitRegistry;
-  return *instance;
-}
-
-void remove_owned_at_exit() {
-  std::vector<OwnedObject> owned;
-  {
-    ExitRegistry& exiting = registry();
-    const std::scoped_lock guard{exiting.lock};
-    owned.swap(exiting.owned);
-  }
-  // A forked child inherits the list but owns none of it.
-  const std::uint64_t me = platform::current_process().packed();
-  for (OwnedObject& object : owned) {
-    if (object.owner == me) object.retire();
-  }
-}
 
 // Removes the name if it still names the file mapped as `mapping`, then closes the
 // mailbox: the kernel decides whether we may remove it, and a removal it refuses
@@ -103,25 +67,11 @@ std::optional<std::string> owner_record_fault(std::string_view file_name, std::u
   return std::nullopt;
 }
 
-void retire_at_exit(std::string file_name, std::uint64_t owner, std::function<void()> retire) {
-  ExitRegistry& exiting = registry();
-  const std::scoped_lock guard{exiting.lock};
-  static const bool registered = std::atexit(remove_owned_at_exit) == 0;
-  (void)registered;
-  exiting.owned.push_back({std::move(file_name), owner, std::move(retire)});
-}
-
 void remove_at_exit(const MailboxState& state) {
   // The mapping is kept so that exit can close the mailbox without opening it again.
-  retire_at_exit(state.file_name, state.owner, [file_name = state.file_name, mapping = state.mapping, header = state.header] {
+  run_at_exit(state.file_name, state.owner, [file_name = state.file_name, mapping = state.mapping, header = state.header] {
     (void)close_for_good(*header, file_name, *mapping);
   });
-}
-
-void forget_at_exit(const std::string& file_name) noexcept {
-  ExitRegistry& exiting = registry();
-  const std::scoped_lock guard{exiting.lock};
-  std::erase_if(exiting.owned, [&](const OwnedObject& object) { return object.file_name == file_name; });
 }
 
 }  // namespace shmbox::detail

@@ -7,8 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "mailbox/mailbox_state.hpp"
-#include "mailbox/ring.hpp"
+#include "local/mailbox_state.hpp"
+#include "local/ring.hpp"
 
 namespace shmbox::detail {
 

@@ -5,11 +5,11 @@
 #include <string_view>
 #include <utility>
 
-#include "name.hpp"
+#include "base/name.hpp"
 #include "platform/directory_watch.hpp"
 #include "platform/mapping.hpp"
 #include "platform/shm.hpp"
-#include "segment_factory.hpp"
+#include "segment/segment_factory.hpp"
 
 namespace shmbox {
 namespace {

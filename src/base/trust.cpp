@@ -7,7 +7,7 @@
 #include <mutex>
 #include <vector>
 
-#include "trust_check.hpp"
+#include "base/trust_check.hpp"
 
 namespace shmbox {
 namespace {

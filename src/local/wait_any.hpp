@@ -9,9 +9,9 @@
 #include <span>
 #include <thread>
 
-#include "mailbox/mailbox_state.hpp"
-#include "mailbox/ownership.hpp"
-#include "mailbox/waiting.hpp"
+#include "local/mailbox_state.hpp"
+#include "local/ownership.hpp"
+#include "local/waiting.hpp"
 #include "platform/barrier.hpp"
 #include "platform/futex.hpp"
 

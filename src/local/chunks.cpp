@@ -1,10 +1,10 @@
-#include "mailbox/chunks.hpp"
+#include "local/chunks.hpp"
 
-#include "mailbox/ring_steps.hpp"
+#include "local/ring_steps.hpp"
 #include "platform/barrier.hpp"
 #include "platform/process.hpp"
 #include "platform/shm.hpp"
-#include "segment_factory.hpp"
+#include "segment/segment_factory.hpp"
 
 namespace shmbox::detail {
 namespace {

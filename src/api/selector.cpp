@@ -3,9 +3,10 @@
 #include <array>
 #include <utility>
 
-#include "mailbox/mailbox_state.hpp"
-#include "mailbox/ring.hpp"
-#include "mailbox/wait_any.hpp"
+#include "api/mailbox_access.hpp"
+#include "local/mailbox_state.hpp"
+#include "local/ring.hpp"
+#include "local/wait_any.hpp"
 
 namespace shmbox {
 namespace {
@@ -29,17 +30,19 @@ Selector& Selector::operator=(Selector&& other) noexcept {
 }
 
 Result<std::size_t> Selector::add(Mailbox& mailbox, Interest interest) {
-  if (mailbox.remote()) {
-    return std::unexpected(Error{Errc::invalid_argument, "selector", "a remote mailbox cannot be watched; use a local one"});
-  }
-  if (!mailbox.local()) {
+  detail::MailboxBackend* backend = detail::MailboxAccess::backend(mailbox);
+  if (backend == nullptr) {
     return std::unexpected(Error{Errc::invalid_argument, "selector", "a moved-from mailbox cannot be watched"});
+  }
+  detail::MailboxState* state = backend->shared_memory();
+  if (state == nullptr) {
+    return std::unexpected(Error{Errc::invalid_argument, "selector", "a remote mailbox cannot be watched; use a local one"});
   }
   if (watched_.size() >= max_mailboxes) {
     return std::unexpected(Error{Errc::invalid_argument, "selector",
                                  "watches " + std::to_string(max_mailboxes) + " mailboxes already, its limit"});
   }
-  watched_.push_back({&mailbox.state(), interest});
+  watched_.push_back({state, interest});
   return watched_.size() - 1;
 }
 

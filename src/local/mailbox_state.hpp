@@ -10,11 +10,12 @@
 #include <optional>
 #include <string>
 
-#include "mailbox/layout.hpp"
+#include "local/layout.hpp"
 #include "platform/process.hpp"
-#include "shmbox/mailbox.hpp"
+#include "shmbox/mailbox_types.hpp"
 #include "shmbox/segment.hpp"
-#include "trust_check.hpp"
+#include "shmbox/wait.hpp"
+#include "base/trust_check.hpp"
 
 namespace shmbox::detail {
 
@@ -28,22 +29,6 @@ struct MailboxFile {
   std::string name;
   std::string file_name;
   std::string object;
-};
-
-// Mailboxes under any file name and with any owner: Mailbox's own calls, and the
-// lanes of endpoints, which are mailboxes under names of their own.
-struct MailboxFactory {
-  // owner: ProcessIdentity::packed() of the owning process, 0 for the system. A
-  // mailbox this process owns is also removed at its exit.
-  static Result<Mailbox> create(MailboxFile names, const MailboxOptions& options, const WaitPolicy& wait,
-                                std::uint64_t owner);
-  static Result<Mailbox> open(MailboxFile names, const WaitPolicy& wait, OwnerCheck check);
-  static Result<void> remove(const MailboxFile& names);
-  static Result<MailboxStatus> stat(const MailboxFile& names);
-  // Retires the mailbox under `names` if `owner` owns it or its owner has exited;
-  // whether it removed it. (For lanes: never removes a live endpoint's lane by mistake.)
-  // A mailbox this process owns is closed even where it may not remove the name.
-  static bool remove_if_owned_by(const MailboxFile& names, std::uint64_t owner);
 };
 
 struct Geometry {

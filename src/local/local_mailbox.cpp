@@ -1,28 +1,26 @@
-#include "shmbox/mailbox.hpp"
+#include "local/local_mailbox.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <mutex>
-#include <optional>
-#include <thread>
-#include <cstring>
 #include <new>
+#include <optional>
 
-#include "mailbox/mailbox_state.hpp"
-#include "mailbox/ownership.hpp"
-#include "mailbox/recovery.hpp"
-#include "mailbox/ring.hpp"
-#include "mailbox/waiting.hpp"
-#include "name.hpp"
+#include "base/name.hpp"
+#include "local/ownership.hpp"
+#include "local/recovery.hpp"
+#include "local/ring.hpp"
+#include "local/waiting.hpp"
 #include "platform/barrier.hpp"
 #include "platform/directory_watch.hpp"
-#include "remote/nats_mailbox.hpp"
 #include "platform/process.hpp"
 #include "platform/shm.hpp"
-#include "segment_factory.hpp"
+#include "segment/segment_factory.hpp"
 
 namespace shmbox {
 namespace {
@@ -116,7 +114,7 @@ Result<Segment> open_mailbox_file(const MailboxName& names, Access access,
 }
 
 // Maps and validates an opened mailbox file; the caller attaches if it will operate.
-Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment opened, const WaitPolicy& wait) {
+Result<std::unique_ptr<detail::LocalMailbox>> view(MailboxName name, Segment opened, const WaitPolicy& wait) {
   // Only read-write mappings are shared (stat's is read-only and short-lived).
   std::shared_ptr<const Segment> mapping = opened.access() == Access::read_write
                                                ? share_mapping(std::move(opened))
@@ -141,7 +139,7 @@ Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment opened, con
   if (auto fault = detail::owner_record_fault(name.file_name, owner, creator)) {
     return std::unexpected(Error{Errc::corrupt, name.object, "has a corrupt owner record: " + *fault});
   }
-  auto state = std::make_unique<MailboxState>(MailboxState{
+  MailboxState state{
       .name = std::move(name.name),
       .object = std::move(name.object),
       .file_name = std::move(name.file_name),
@@ -150,11 +148,11 @@ Result<std::unique_ptr<MailboxState>> view(MailboxName name, Segment opened, con
       .wait = wait,
       .header = reinterpret_cast<detail::Header*>(base),
       .slots = base + geometry->slots_offset,
-  });
+  };
   const std::uint64_t count = geometry->slot_count;
-  state->index_mask = (count & (count - 1)) == 0 ? count - 1 : 0;
-  state->owner = owner;
-  return state;
+  state.index_mask = (count & (count - 1)) == 0 ? count - 1 : 0;
+  state.owner = owner;
+  return std::make_unique<detail::LocalMailbox>(std::move(state));
 }
 
 Result<void> attach(MailboxState& state) {
@@ -231,6 +229,18 @@ Result<void> refuse_if_orphaned(MailboxState& state) {
                                    std::to_string(platform::ProcessIdentity::unpack(state.owner).pid) + ", exited"});
 }
 
+// What tells this mailbox from every other, of any name, on any machine, before or
+// after: its name, and its file (device and inode) on this boot of this machine.
+Result<std::string> instance_of(const MailboxState& state) {
+  struct stat st {};
+  const std::string boot = platform::boot_id();
+  if (boot.empty() || ::fstat(detail::SegmentFactory::descriptor(*state.mapping), &st) != 0) {
+    return std::unexpected(Error{Errc::system, state.object,
+                                 "cannot tell this mailbox's file from others (no boot id, or fstat failed)", errno});
+  }
+  return state.name + "-" + boot + "-" + std::to_string(st.st_dev) + "-" + std::to_string(st.st_ino) + "-";
+}
+
 Error too_large_error(const MailboxState& state, std::size_t size) {
   return Error{Errc::too_large, state.object,
                "message of " + std::to_string(size) + " bytes is over the mailbox's maximum of " +
@@ -250,37 +260,15 @@ std::optional<Garbage> remove_mailbox_if_garbage(const MailboxFile& names) {
   if (!segment) return std::nullopt;
   auto state = view(names, std::move(*segment), {});
   // Unreadable, its owner lives, or not ours to remove: left alone.
-  if (!state || !orphaned(**state) || !retire(**state)) return std::nullopt;
-  return Garbage::owner_exited(platform::ProcessIdentity::unpack((*state)->owner).pid);
+  if (!state || !orphaned((*state)->state()) || !retire((*state)->state())) return std::nullopt;
+  return Garbage::owner_exited(platform::ProcessIdentity::unpack((*state)->state().owner).pid);
 }
 
 }  // namespace detail
 
-Mailbox::Mailbox(std::unique_ptr<detail::MailboxState> state) noexcept : state_(std::move(state)) {}
-Mailbox::Mailbox(std::unique_ptr<detail::NatsMailbox> remote) noexcept : remote_(std::move(remote)) {}
-
-Error Mailbox::local_only(const char* what) const {
-  return Error{Errc::invalid_argument, "mailbox '" + remote_->name() + "'", std::string{what} + " needs a local mailbox"};
-}
-Error Mailbox::moved_from() {
-  return Error{Errc::invalid_argument, "mailbox", "this handle was moved from: it refers to no mailbox"};
-}
-Mailbox::Mailbox(Mailbox&& other) noexcept = default;
-Mailbox& Mailbox::operator=(Mailbox&& other) noexcept {
-  if (this != &other) {
-    if (state_) detach(*state_);
-    state_ = std::move(other.state_);
-    remote_ = std::move(other.remote_);
-  }
-  return *this;
-}
-Mailbox::~Mailbox() {
-  if (state_) detach(*state_);
-}
-
 namespace detail {
 
-Result<Mailbox> MailboxFactory::create(MailboxFile names, const MailboxOptions& options, const WaitPolicy& wait,
+Result<std::unique_ptr<LocalMailbox>> MailboxFactory::create(MailboxFile names, const MailboxOptions& options, const WaitPolicy& wait,
                                        std::uint64_t owner) {
   auto geometry = plan_geometry(options, names.object);
   if (!geometry) return std::unexpected(geometry.error());
@@ -298,19 +286,19 @@ Result<Mailbox> MailboxFactory::create(MailboxFile names, const MailboxOptions& 
   if (!segment) return std::unexpected(segment.error());
   auto state = view(std::move(names), std::move(*segment), wait);
   if (!state) return std::unexpected(state.error());
-  if (auto attached = attach(**state); !attached) return std::unexpected(attached.error());
-  if (owner == platform::current_process().packed()) remove_at_exit(**state);
-  return Mailbox{std::move(*state)};
+  if (auto attached = attach((*state)->state()); !attached) return std::unexpected(attached.error());
+  if (owner == platform::current_process().packed()) remove_at_exit((*state)->state());
+  return std::move(*state);
 }
 
-Result<Mailbox> MailboxFactory::open(MailboxFile names, const WaitPolicy& wait, OwnerCheck check) {
+Result<std::unique_ptr<LocalMailbox>> MailboxFactory::open(MailboxFile names, const WaitPolicy& wait, OwnerCheck check) {
   auto segment = open_mailbox_file(names, Access::read_write, check);
   if (!segment) return std::unexpected(segment.error());
   auto state = view(std::move(names), std::move(*segment), wait);
   if (!state) return std::unexpected(state.error());
-  if (auto present = refuse_if_orphaned(**state); !present) return std::unexpected(present.error());
-  if (auto attached = attach(**state); !attached) return std::unexpected(attached.error());
-  return Mailbox{std::move(*state)};
+  if (auto present = refuse_if_orphaned((*state)->state()); !present) return std::unexpected(present.error());
+  if (auto attached = attach((*state)->state()); !attached) return std::unexpected(attached.error());
+  return std::move(*state);
 }
 
 Result<void> MailboxFactory::remove(const MailboxFile& names) {
@@ -332,191 +320,26 @@ Result<void> MailboxFactory::remove(const MailboxFile& names) {
     if (!*unlinked) continue;
     forget_at_exit(names.file_name);
     // A corrupt mailbox is removed all the same, but not written to.
-    if (auto state = view(names, std::move(*segment), {})) close_mailbox(*(*state)->header);
+    if (auto state = view(names, std::move(*segment), {})) close_mailbox(*(*state)->state().header);
     return {};
   }
 }
 
 }  // namespace detail
 
-namespace {
+namespace detail {
 
-// The owner word a new mailbox records: 0 for the system, else the identity (pid and
-// start time) of the calling process or of the running process options.owner_pid names.
-Result<std::uint64_t> owner_of(const std::string& object, const MailboxOptions& options) {
-  if (options.ownership == Ownership::system) {
-    if (options.owner_pid != 0) {
-      return std::unexpected(Error{Errc::invalid_argument, object, "a system-owned mailbox has no owner process"});
-    }
-    return 0;
-  }
-  if (options.owner_pid == 0) return platform::current_process().packed();
-  const auto start_time = options.owner_pid > 0 ? platform::process_start_time(options.owner_pid) : std::nullopt;
-  if (!start_time) {
-    return std::unexpected(Error{Errc::invalid_argument, object,
-                                 "its owner, process " + std::to_string(options.owner_pid) + ", is not running"});
-  }
-  return platform::ProcessIdentity{options.owner_pid, *start_time}.packed();
-}
+LocalMailbox::~LocalMailbox() { detach(state_); }
 
-}  // namespace
+bool LocalMailbox::closed() const noexcept { return is_closed(state_); }
+std::uint64_t LocalMailbox::queued() const noexcept { return detail::queued(state_); }
 
-Result<Mailbox> Mailbox::create(std::string_view name, const MailboxOptions& options, const WaitPolicy& wait) {
-  if (detail::is_remote_name(name)) {
-    if (options.owner_pid != 0 && options.owner_pid != ::getpid()) {
-      return std::unexpected(Error{Errc::invalid_argument, detail::describe(kind, name),
-                                   "a nats:// mailbox can be owned only by the process that creates it "
-                                   "(it renews the owner's lease)"});
-    }
-    auto remote = detail::parse_remote_name(name);
-    if (!remote) return std::unexpected(remote.error());
-    auto made = detail::NatsMailbox::create(*remote, options);
-    if (!made) return std::unexpected(made.error());
-    return Mailbox{std::move(*made)};
-  }
-  auto names = mailbox_name(name);
-  if (!names) return std::unexpected(names.error());
-  auto owner = owner_of(names->object, options);
-  if (!owner) return std::unexpected(owner.error());
-  return detail::MailboxFactory::create(std::move(*names), options, wait, *owner);
-}
-
-Result<Mailbox> Mailbox::open(std::string_view name, const WaitPolicy& wait) {
-  if (detail::is_remote_name(name)) {
-    auto remote = detail::parse_remote_name(name);
-    if (!remote) return std::unexpected(remote.error());
-    auto opened = detail::NatsMailbox::open(*remote);
-    if (!opened) return std::unexpected(opened.error());
-    return Mailbox{std::move(*opened)};
-  }
-  auto names = mailbox_name(name);
-  if (!names) return std::unexpected(names.error());
-  return detail::MailboxFactory::open(std::move(*names), wait, detail::OwnerCheck::trusted_owner);
-}
-
-Result<Mailbox> Mailbox::open_wait(std::string_view name, Deadline deadline, const WaitPolicy& wait) {
-  // Watch before the first attempt, so that a creation between the attempt and the sleep
-  // still wakes us. The cap bounds the cost of a missed event, and paces a remote poll.
-  std::optional<platform::DirectoryWatch> watch;
-  if (!detail::is_remote_name(name)) {
-    auto watching = platform::DirectoryWatch::watch_shm_directory(detail::describe(kind, name));
-    if (!watching) return std::unexpected(watching.error());
-    watch.emplace(std::move(*watching));
-  }
-  for (;;) {
-    auto opened = open(name, wait);
-    if (opened || (opened.error() != Errc::not_found && opened.error() != Errc::not_ready)) return opened;
-    if (deadline.expired()) {
-      return std::unexpected(Error{Errc::timeout, opened.error().object(),
-                                   "did not appear in time (" + opened.error().detail() + ")"});
-    }
-    auto nap = std::chrono::milliseconds{100};
-    if (!deadline.is_forever()) {
-      nap = std::min(nap, std::chrono::ceil<std::chrono::milliseconds>(deadline.until() - Deadline::clock::now()));
-    }
-    nap = std::max(nap, std::chrono::milliseconds{0});
-    if (watch) {
-      watch->wait(nap);
-    } else {
-      std::this_thread::sleep_for(nap);
-    }
-  }
-}
-
-Result<void> Mailbox::remove(std::string_view name) {
-  if (detail::is_remote_name(name)) {
-    auto remote = detail::parse_remote_name(name);
-    if (!remote) return std::unexpected(remote.error());
-    return detail::NatsMailbox::remove(*remote);
-  }
-  auto names = mailbox_name(name);
-  if (!names) return std::unexpected(names.error());
-  return detail::MailboxFactory::remove(*names);
-}
-
-bool detail::MailboxFactory::remove_if_owned_by(const MailboxFile& names, std::uint64_t owner) {
-  auto segment = open_mailbox_file(names, Access::read_write);
-  if (!segment) return false;
-  auto state = view(names, std::move(*segment), {});
-  if (!state) return false;
-  if ((*state)->owner != owner && platform::liveness((*state)->owner) == platform::Liveness::alive) return false;
-  // Our own (an endpoint giving back or leaving its lanes): closed even where another
-  // user's sender made the file and we may not remove it, so that its blocked sends wake.
-  if ((*state)->owner == platform::current_process().packed()) return detail::close_for_good(**state);
-  return detail::retire(**state);
-}
-
-Result<MailboxStatus> Mailbox::stat(std::string_view name) {
-  if (detail::is_remote_name(name)) {
-    auto remote = detail::parse_remote_name(name);
-    if (!remote) return std::unexpected(remote.error());
-    return detail::NatsMailbox::stat(*remote);
-  }
-  auto names = mailbox_name(name);
-  if (!names) return std::unexpected(names.error());
-  return detail::MailboxFactory::stat(*names);
-}
-
-Result<MailboxStatus> detail::MailboxFactory::stat(const MailboxFile& names) {
-  auto info = detail::SegmentFactory::stat(names.file_name, names.object);
-  if (!info) return std::unexpected(info.error());
-  auto segment = open_mailbox_file(names, Access::read_only);
-  if (!segment) return std::unexpected(segment.error());
-  auto state = view(names, std::move(*segment), {});
-  if (!state) return std::unexpected(state.error());
-  const MailboxState& s = **state;
-  const AttachedCounts attached = count_attached(s);
-  const bool owner_alive = s.owner != 0 && platform::liveness(s.owner) == platform::Liveness::alive;
-  return MailboxStatus{
-      .name = s.name,
-      .buffering = s.geometry.buffering,
-      .capacity = s.geometry.capacity,
-      .max_message_size = s.geometry.max_message_size,
-      .queued = detail::queued(s),
-      .closed = detail::is_closed(s),
-      .mode = info->mode,
-      .owner_uid = info->owner_uid,
-      .attached = attached.handles,
-      .senders = attached.senders,
-      .receivers = attached.receivers,
-      .memory_bytes = info->allocated,
-      .ownership = s.owner == 0 ? Ownership::system : Ownership::process,
-      .owner_pid = s.owner == 0 ? 0 : platform::ProcessIdentity::unpack(s.owner).pid,
-      .owner_name = owner_alive ? platform::process_name(s.owner) : std::string{},
-      .owner_alive = owner_alive,
-  };
-}
-
-std::vector<std::string> Mailbox::list() { return platform::list_shm_names(detail::mailbox_file_prefix); }
-
-Result<std::vector<std::string>> Mailbox::list(std::string_view server) {
-  auto remote = detail::parse_remote_server(server);
-  if (!remote) return std::unexpected(remote.error());
-  return detail::NatsMailbox::list(*remote);
-}
-
-// A moved-from handle (neither local nor remote) answers as an empty, closed mailbox.
-const std::string& Mailbox::name() const noexcept {
-  static const std::string none;
-  return remote_ ? remote_->name() : state_ ? state_->name : none;
-}
-Buffering Mailbox::buffering() const noexcept {
-  return remote_ ? remote_->buffering() : state_ ? state_->geometry.buffering : Buffering::bounded;
-}
-std::uint32_t Mailbox::capacity() const noexcept {
-  return remote_ ? remote_->capacity() : state_ ? state_->geometry.capacity : 0;
-}
-std::size_t Mailbox::max_message_size() const noexcept {
-  return remote_ ? remote_->max_message_size() : state_ ? state_->geometry.max_message_size : 0;
-}
-bool Mailbox::closed() const noexcept { return remote_ ? remote_->closed() : !state_ || detail::is_closed(*state_); }
-std::uint64_t Mailbox::queued() const noexcept { return state_ ? detail::queued(*state_) : 0; }
-
-Result<void> Mailbox::close() {
-  if (!state_) return remote_ ? remote_->close() : std::unexpected(moved_from());
-  detail::close_mailbox(*state_->header);
+Result<void> LocalMailbox::close() {
+  close_mailbox(*state_.header);
   return {};
 }
+
+}  // namespace detail
 
 namespace {
 
@@ -559,9 +382,8 @@ Result<void> await_pick_up(MailboxState& state, const detail::SendClaim& claim, 
 
 }  // namespace
 
-Result<void> Mailbox::send(std::span<const std::byte> message, Deadline deadline) {
-  if (!state_) [[unlikely]] return remote_ ? remote_->send(message, deadline) : std::unexpected(moved_from());
-  MailboxState& state = *state_;
+Result<void> detail::LocalMailbox::send(std::span<const std::byte> message, Deadline deadline, std::string_view) {
+  MailboxState& state = state_;
   if (message.size() > state.geometry.max_message_size) return std::unexpected(too_large_error(state, message.size()));
   const bool zero = state.geometry.buffering == Buffering::zero;
   if (zero && deadline.is_none() && state.header->receivers_present.load(std::memory_order_seq_cst) == 0) {
@@ -600,9 +422,8 @@ detail::Waited claim_for_receive(MailboxState& state, std::size_t size_limit, De
 
 }  // namespace
 
-Result<std::size_t> Mailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
-  if (!state_) [[unlikely]] return remote_ ? remote_->receive(buffer, deadline) : std::unexpected(moved_from());
-  MailboxState& state = *state_;
+Result<std::size_t> detail::LocalMailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
+  MailboxState& state = state_;
   detail::ReceiveClaim claim{};
   const detail::Waited waited = claim_for_receive(state, buffer.size(), deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
@@ -611,9 +432,8 @@ Result<std::size_t> Mailbox::receive(std::span<std::byte> buffer, Deadline deadl
   return claim.size;
 }
 
-Result<void> Mailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
-  if (!state_) [[unlikely]] return remote_ ? remote_->receive(message, deadline) : std::unexpected(moved_from());
-  MailboxState& state = *state_;
+Result<void> detail::LocalMailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
+  MailboxState& state = state_;
   // Room first: an allocation that fails must fail before a message is taken.
   message.reserve(state.geometry.max_message_size);
   detail::ReceiveClaim claim{};
@@ -625,125 +445,199 @@ Result<void> Mailbox::receive(std::vector<std::byte>& message, Deadline deadline
   return {};
 }
 
-Result<SendLoan> Mailbox::loan(std::size_t size, Deadline deadline) {
-  if (!state_) return std::unexpected(remote_ ? local_only("a zero-copy loan") : moved_from());
-  MailboxState& state = *state_;
+Result<detail::Lent> detail::LocalMailbox::loan(std::size_t size, Deadline deadline) {
+  MailboxState& state = state_;
   if (size > state.geometry.max_message_size) return std::unexpected(too_large_error(state, size));
   detail::SendClaim claim{};
   const detail::Waited waited = claim_for_send(state, deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
-  return SendLoan{&state, claim.position, {state.payload(*claim.slot), size}};
+  return Lent{claim.position, {state.payload(*claim.slot), size}};
 }
 
-Result<ReceivedMessage> Mailbox::receive_in_place(Deadline deadline) {
-  if (!state_) return std::unexpected(remote_ ? local_only("a zero-copy receive") : moved_from());
-  MailboxState& state = *state_;
-  detail::ReceiveClaim claim{};
-  const detail::Waited waited = claim_for_receive(state, state.geometry.max_message_size, deadline, claim);
-  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
-  return ReceivedMessage{&state, claim.position, {state.payload(*claim.slot), claim.size}};
-}
-
-Result<void> Mailbox::receive_with(const Taker& take, Deadline deadline) {
-  if (remote_) {
-    auto got = remote_->receive_to(
-        [&](std::span<const std::byte> message, std::uint64_t sequence, const std::string&) -> Result<std::size_t> {
-          auto taken = take(message, sequence);
-          if (!taken) return std::unexpected(taken.error());
-          return message.size();
-        },
-        deadline);
-    if (!got) return std::unexpected(got.error());
-    return {};
-  }
-  auto message = receive_in_place(deadline);
-  if (!message) return std::unexpected(message.error());
-  Result<void> taken;
-  try {
-    taken = take(message->data(), message->sequence());
-  } catch (...) {
-    message->requeue();  // a taker that throws has not taken it either
-    throw;
-  }
-  if (!taken) message->requeue();
-  return taken;  // a taken message is released with `message`
-}
-
-Error Mailbox::wrong_size_error(std::size_t got, std::size_t expected) const {
-  return Error{Errc::invalid_argument, remote_ ? "mailbox '" + remote_->name() + "'" : state_->object,
-               "received a message of " + std::to_string(got) + " bytes where " + std::to_string(expected) +
-                   " were expected"};
-}
-
-SendLoan::SendLoan(SendLoan&& other) noexcept
-    : mailbox_(std::exchange(other.mailbox_, nullptr)),
-      position_(std::exchange(other.position_, 0)),
-      data_(std::exchange(other.data_, {})) {}
-SendLoan& SendLoan::operator=(SendLoan&& other) noexcept {
-  if (this != &other) {
-    abandon();
-    mailbox_ = std::exchange(other.mailbox_, nullptr);
-    position_ = std::exchange(other.position_, 0);
-    data_ = std::exchange(other.data_, {});
-  }
-  return *this;
-}
-SendLoan::~SendLoan() { abandon(); }
-
-Result<void> SendLoan::commit(std::size_t size, Deadline deadline) {
-  if (mailbox_ == nullptr) return std::unexpected(Error{Errc::invalid_argument, {}, "loan was already committed or abandoned"});
-  MailboxState& state = *mailbox_;
-  if (size > data_.size()) {
-    return std::unexpected(Error{Errc::too_large, state.object,
-                                 "commit of " + std::to_string(size) + " bytes exceeds the loan of " +
-                                     std::to_string(data_.size())});
-  }
-  const detail::SendClaim claim{position_, &state.slot(position_)};
-  mailbox_ = nullptr;
-  data_ = {};  // the slot is the receivers' now
+Result<void> detail::LocalMailbox::commit_loan(const Lent& loan, std::size_t size, Deadline deadline) {
+  MailboxState& state = state_;
+  const detail::SendClaim claim{loan.position, &state.slot(loan.position)};
   detail::publish(state, claim, static_cast<std::uint32_t>(size));
   if (state.geometry.buffering == Buffering::zero) return await_pick_up(state, claim, deadline);
   return {};
 }
 
-void SendLoan::abandon() noexcept {
-  if (mailbox_ == nullptr) return;
-  MailboxState& state = *mailbox_;
-  detail::abandon(state, detail::SendClaim{position_, &state.slot(position_)});
-  mailbox_ = nullptr;
-  data_ = {};
+void detail::LocalMailbox::abandon_loan(const Lent& loan) noexcept {
+  detail::abandon(state_, detail::SendClaim{loan.position, &state_.slot(loan.position)});
 }
 
-ReceivedMessage::ReceivedMessage(ReceivedMessage&& other) noexcept
-    : mailbox_(std::exchange(other.mailbox_, nullptr)),
-      position_(std::exchange(other.position_, 0)),
-      data_(std::exchange(other.data_, {})) {}
-ReceivedMessage& ReceivedMessage::operator=(ReceivedMessage&& other) noexcept {
-  if (this != &other) {
-    release();
-    mailbox_ = std::exchange(other.mailbox_, nullptr);
-    position_ = std::exchange(other.position_, 0);
-    data_ = std::exchange(other.data_, {});
-  }
-  return *this;
+Result<detail::Lent> detail::LocalMailbox::receive_in_place(Deadline deadline) {
+  MailboxState& state = state_;
+  detail::ReceiveClaim claim{};
+  const detail::Waited waited = claim_for_receive(state, state.geometry.max_message_size, deadline, claim);
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
+  return Lent{claim.position, {state.payload(*claim.slot), claim.size}};
 }
-ReceivedMessage::~ReceivedMessage() { release(); }
 
-void ReceivedMessage::release() noexcept { hand_back(false); }
-void ReceivedMessage::requeue() noexcept { hand_back(true); }
-
-void ReceivedMessage::hand_back(bool put_back) noexcept {
-  if (mailbox_ == nullptr) return;
-  MailboxState& state = *mailbox_;
-  const detail::ReceiveClaim claim{position_, &state.slot(position_), 0};
+void detail::LocalMailbox::hand_back(const Lent& message, bool put_back) noexcept {
+  const detail::ReceiveClaim claim{message.position, &state_.slot(message.position), 0};
   if (put_back) {
-    detail::put_back(state, claim);
+    detail::put_back(state_, claim);
   } else {
-    detail::release(state, claim);
+    detail::release(state_, claim);
   }
-  mailbox_ = nullptr;
-  position_ = 0;
-  data_ = {};
+}
+
+Result<void> detail::LocalMailbox::receive_with(const DeliveryTaker& take, Deadline deadline) {
+  if (delivery_prefix_.empty()) {
+    auto instance = instance_of(state_);
+    if (!instance) return std::unexpected(instance.error());
+    delivery_prefix_ = std::move(*instance);
+  }
+  auto message = receive_in_place(deadline);
+  if (!message) return std::unexpected(message.error());
+  const std::string id = delivery_prefix_ + std::to_string(message->position);
+  Result<void> taken;
+  try {
+    taken = take(Delivery{message->bytes, message->position, id});
+  } catch (...) {
+    hand_back(*message, true);  // a taker that throws has not taken it either
+    throw;
+  }
+  hand_back(*message, !taken);
+  return taken;
+}
+
+namespace {
+
+// The owner word a new mailbox records: 0 for the system, else the identity (pid and
+// start time) of the calling process or of the running process options.owner_pid names.
+Result<std::uint64_t> owner_of(const std::string& object, const MailboxOptions& options) {
+  if (options.ownership == Ownership::system) {
+    if (options.owner_pid != 0) {
+      return std::unexpected(Error{Errc::invalid_argument, object, "a system-owned mailbox has no owner process"});
+    }
+    return 0;
+  }
+  if (options.owner_pid == 0) return platform::current_process().packed();
+  const auto start_time = options.owner_pid > 0 ? platform::process_start_time(options.owner_pid) : std::nullopt;
+  if (!start_time) {
+    return std::unexpected(Error{Errc::invalid_argument, object,
+                                 "its owner, process " + std::to_string(options.owner_pid) + ", is not running"});
+  }
+  return platform::ProcessIdentity{options.owner_pid, *start_time}.packed();
+}
+
+}  // namespace
+
+namespace {
+
+Result<std::unique_ptr<detail::MailboxBackend>> create_local(std::string_view name, const MailboxOptions& options,
+                                                             const WaitPolicy& wait) {
+  auto names = mailbox_name(name);
+  if (!names) return std::unexpected(names.error());
+  auto owner = owner_of(names->object, options);
+  if (!owner) return std::unexpected(owner.error());
+  auto made = detail::MailboxFactory::create(std::move(*names), options, wait, *owner);
+  if (!made) return std::unexpected(made.error());
+  return std::move(*made);
+}
+
+Result<std::unique_ptr<detail::MailboxBackend>> open_local(std::string_view name, const WaitPolicy& wait) {
+  auto names = mailbox_name(name);
+  if (!names) return std::unexpected(names.error());
+  auto opened = detail::MailboxFactory::open(std::move(*names), wait, detail::OwnerCheck::trusted_owner);
+  if (!opened) return std::unexpected(opened.error());
+  return std::move(*opened);
+}
+
+// Woken by inotify: the cap that open_wait puts on a nap bounds the cost of a missed event.
+Result<std::function<void(std::chrono::milliseconds)>> local_appearance_waiter(std::string_view name) {
+  auto watching = platform::DirectoryWatch::watch_shm_directory(detail::describe(kind, name));
+  if (!watching) return std::unexpected(watching.error());
+  auto watch = std::make_shared<platform::DirectoryWatch>(std::move(*watching));
+  return [watch](std::chrono::milliseconds nap) { watch->wait(nap); };
+}
+
+Result<void> remove_local(std::string_view name) {
+  auto names = mailbox_name(name);
+  if (!names) return std::unexpected(names.error());
+  return detail::MailboxFactory::remove(*names);
+}
+
+Result<MailboxStatus> stat_local(std::string_view name) {
+  auto names = mailbox_name(name);
+  if (!names) return std::unexpected(names.error());
+  return detail::MailboxFactory::stat(*names);
+}
+
+Result<std::vector<std::string>> list_local(std::string_view) {
+  return platform::list_shm_names(detail::mailbox_file_prefix);
+}
+
+Result<std::vector<RemovedObject>> collect_local_garbage(std::string_view) {
+  return detail::remove_garbage_mailboxes(detail::mailbox_file_prefix, kind);
+}
+
+}  // namespace
+
+std::vector<RemovedObject> detail::remove_garbage_mailboxes(std::string_view file_prefix, std::string_view kind) {
+  std::vector<RemovedObject> removed;
+  for (const std::string& name : platform::list_shm_names(file_prefix)) {
+    const MailboxFile names{name, std::string{file_prefix} + name, describe(kind, name)};
+    if (auto garbage = remove_mailbox_if_garbage(names)) {
+      removed.push_back({std::string{kind}, name, garbage->owner_pid, std::move(garbage->cause)});
+    }
+  }
+  return removed;
+}
+
+const detail::Transport detail::local_transport{
+    .claims = [](std::string_view) { return true; },  // every name no other transport claims
+    .create = create_local,
+    .open = open_local,
+    .appearance_waiter = local_appearance_waiter,
+    .remove = remove_local,
+    .stat = stat_local,
+    .list = list_local,
+    .collect_garbage = collect_local_garbage,
+};
+
+bool detail::MailboxFactory::remove_if_owned_by(const MailboxFile& names, std::uint64_t owner) {
+  auto segment = open_mailbox_file(names, Access::read_write);
+  if (!segment) return false;
+  auto state = view(names, std::move(*segment), {});
+  if (!state) return false;
+  if ((*state)->state().owner != owner && platform::liveness((*state)->state().owner) == platform::Liveness::alive) return false;
+  // Our own (an endpoint giving back or leaving its lanes): closed even where another
+  // user's sender made the file and we may not remove it, so that its blocked sends wake.
+  if ((*state)->state().owner == platform::current_process().packed()) return detail::close_for_good((*state)->state());
+  return detail::retire((*state)->state());
+}
+
+Result<MailboxStatus> detail::MailboxFactory::stat(const MailboxFile& names) {
+  auto info = detail::SegmentFactory::stat(names.file_name, names.object);
+  if (!info) return std::unexpected(info.error());
+  auto segment = open_mailbox_file(names, Access::read_only);
+  if (!segment) return std::unexpected(segment.error());
+  auto state = view(names, std::move(*segment), {});
+  if (!state) return std::unexpected(state.error());
+  const MailboxState& s = (*state)->state();
+  const AttachedCounts attached = count_attached(s);
+  const bool owner_alive = s.owner != 0 && platform::liveness(s.owner) == platform::Liveness::alive;
+  return MailboxStatus{
+      .name = s.name,
+      .buffering = s.geometry.buffering,
+      .capacity = s.geometry.capacity,
+      .max_message_size = s.geometry.max_message_size,
+      .queued = detail::queued(s),
+      .closed = detail::is_closed(s),
+      .mode = info->mode,
+      .owner_uid = info->owner_uid,
+      .attached = attached.handles,
+      .senders = attached.senders,
+      .receivers = attached.receivers,
+      .memory_bytes = info->allocated,
+      .ownership = s.owner == 0 ? Ownership::system : Ownership::process,
+      .owner_pid = s.owner == 0 ? 0 : platform::ProcessIdentity::unpack(s.owner).pid,
+      .owner_name = owner_alive ? platform::process_name(s.owner) : std::string{},
+      .owner_alive = owner_alive,
+  };
 }
 
 }  // namespace shmbox

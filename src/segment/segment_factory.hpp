@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "shmbox/segment.hpp"
-#include "trust_check.hpp"
+#include "base/trust_check.hpp"
 
 namespace shmbox::detail {
 

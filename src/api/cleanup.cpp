@@ -1,0 +1,31 @@
+#include "shmbox/cleanup.hpp"
+
+#include <iterator>
+
+#include "endpoint/endpoint_files.hpp"
+#include "local/local_mailbox.hpp"
+#include "mailbox/backend.hpp"
+#include "platform/shm.hpp"
+
+namespace shmbox {
+
+std::vector<RemovedObject> collect_garbage() {
+  std::vector<RemovedObject> removed;
+  // Endpoints before lanes: retiring an endpoint removes its lanes with it.
+  for (const std::string& name : platform::list_shm_names(detail::endpoint_file_prefix)) {
+    if (auto garbage = detail::remove_endpoint_if_garbage(name)) {
+      removed.push_back({"endpoint", name, garbage->owner_pid, std::move(garbage->cause)});
+    }
+  }
+  auto mailboxes = detail::remove_garbage_mailboxes(detail::mailbox_file_prefix, "mailbox");
+  auto lanes = detail::remove_garbage_mailboxes(detail::lane_file_prefix, "lane");
+  removed.insert(removed.end(), std::make_move_iterator(mailboxes.begin()), std::make_move_iterator(mailboxes.end()));
+  removed.insert(removed.end(), std::make_move_iterator(lanes.begin()), std::make_move_iterator(lanes.end()));
+  return removed;
+}
+
+Result<std::vector<RemovedObject>> collect_garbage(std::string_view server) {
+  return detail::transport_for(server).collect_garbage(server);
+}
+
+}  // namespace shmbox

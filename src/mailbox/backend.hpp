@@ -1,0 +1,90 @@
+// The contract every transport of mailboxes keeps: a Mailbox forwards each call to its
+// backend without asking which kind it is. A transport is a folder that implements
+// MailboxBackend and a Transport (its static operations), and one line in
+// api/transports.cpp that resolves names to it. docs/design.md, "Transports".
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmbox/cleanup.hpp"
+#include "shmbox/error.hpp"
+#include "shmbox/mailbox_types.hpp"
+#include "shmbox/wait.hpp"
+
+namespace shmbox::detail {
+
+struct MailboxState;
+
+// A slot lent for a zero-copy send, or a message read in place: where it is and its
+// bytes. SendLoan and ReceivedMessage hold one with their backend.
+struct Lent {
+  std::uint64_t position = 0;
+  std::span<std::byte> bytes;
+};
+
+class MailboxBackend {
+ public:
+  MailboxBackend() = default;
+  MailboxBackend(const MailboxBackend&) = delete;
+  MailboxBackend& operator=(const MailboxBackend&) = delete;
+  virtual ~MailboxBackend() = default;  // detaches; the mailbox itself stays
+
+  virtual const std::string& name() const noexcept = 0;
+  virtual const std::string& object() const noexcept = 0;  // "mailbox 'NAME'", for errors
+  virtual Buffering buffering() const noexcept = 0;
+  virtual std::uint32_t capacity() const noexcept = 0;
+  virtual std::size_t max_message_size() const noexcept = 0;
+  virtual bool closed() const noexcept = 0;
+  virtual std::uint64_t queued() const noexcept = 0;
+  virtual Result<void> close() = 0;
+
+  // `id` (empty: none) names the message for a transport whose sends may be retried
+  // after an answer was lost: it stores one message per id. Others need no id.
+  virtual Result<void> send(std::span<const std::byte> message, Deadline deadline, std::string_view id) = 0;
+  virtual Result<std::size_t> receive(std::span<std::byte> buffer, Deadline deadline) = 0;
+  virtual Result<void> receive(std::vector<std::byte>& message, Deadline deadline) = 0;
+  // The next message goes to `take`, and leaves the mailbox only if `take` succeeds;
+  // otherwise (an error or an exception) it is put back, to be received next.
+  virtual Result<void> receive_with(const DeliveryTaker& take, Deadline deadline) = 0;
+
+  // Zero-copy, where the transport has memory to lend (Errc::invalid_argument where not).
+  virtual Result<Lent> loan(std::size_t size, Deadline deadline) = 0;
+  virtual Result<void> commit_loan(const Lent& loan, std::size_t size, Deadline deadline) = 0;
+  virtual void abandon_loan(const Lent& loan) noexcept = 0;
+  virtual Result<Lent> receive_in_place(Deadline deadline) = 0;
+  // Releases a message read in place, or puts it back unread.
+  virtual void hand_back(const Lent& message, bool put_back) noexcept = 0;
+
+  // The shared memory a selector sleeps on; nullptr for a transport without any.
+  virtual MailboxState* shared_memory() noexcept { return nullptr; }
+};
+
+// What a transport offers besides its handles: the operations on a name. `name` is the
+// whole name the user gave ("orders", "nats://host:4222/orders"); `where` for list and
+// collect_garbage is the transport's own ("" locally, "nats://host:4222").
+struct Transport {
+  bool (*claims)(std::string_view name);
+  Result<std::unique_ptr<MailboxBackend>> (*create)(std::string_view name, const MailboxOptions& options,
+                                                    const WaitPolicy& wait);
+  Result<std::unique_ptr<MailboxBackend>> (*open)(std::string_view name, const WaitPolicy& wait);
+  // For open_wait: a nap of up to the given time that ends early when a mailbox may
+  // have appeared under `name` (set up before the first open is tried).
+  Result<std::function<void(std::chrono::milliseconds)>> (*appearance_waiter)(std::string_view name);
+  Result<void> (*remove)(std::string_view name);
+  Result<MailboxStatus> (*stat)(std::string_view name);
+  Result<std::vector<std::string>> (*list)(std::string_view where);
+  Result<std::vector<RemovedObject>> (*collect_garbage)(std::string_view where);
+};
+
+// The transport a name belongs to (api/transports.cpp).
+const Transport& transport_for(std::string_view name) noexcept;
+
+}  // namespace shmbox::detail
