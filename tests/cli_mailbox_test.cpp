@@ -67,8 +67,8 @@ TEST_F(MailboxCliTest, StatCountsStayTrueAfterAReceiverIsKilledAndSendsTimeOut) 
     return 127;
   });
   ASSERT_EQ(progress.receive(), "starting");
-  for (int i = 0; i < 100 && Mailbox::stat(name)->receivers == 0; ++i) ::usleep(10'000);
-  ASSERT_EQ(Mailbox::stat(name)->receivers, 1u) << "the receiver never got into its receive";
+  for (int i = 0; i < 100 && Mailbox::stat(name)->local()->receivers == 0; ++i) ::usleep(10'000);
+  ASSERT_EQ(Mailbox::stat(name)->local()->receivers, 1u) << "the receiver never got into its receive";
   receiver.kill();
   ASSERT_TRUE(receiver.wait().killed_by(SIGKILL));
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(shmbox_cli({"send", name, "x", "--timeout", "5ms"}).status.exited_with(EX_TEMPFAIL));

@@ -34,7 +34,7 @@ class KilledMidCall : public ::testing::TestWithParam<Buffering> {
   bool zero() const { return GetParam() == Buffering::zero; }
   Counts counts() {
     const auto status = Mailbox::stat(name).value();
-    return {status.attached, status.senders, status.receivers, status.queued};
+    return {status.local()->attached, status.local()->senders, status.local()->receivers, status.queued};
   }
   // Receives until nothing comes for a while (long enough for recovery to hand on what
   // the dead held); how many it got.

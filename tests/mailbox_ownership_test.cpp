@@ -199,9 +199,9 @@ TEST_F(Ownership, StatNamesTheOwnerAndCountsSendersAndReceivers) {
   EXPECT_EQ(status->owner_pid, ::getpid());
   EXPECT_TRUE(status->owner_alive);
   EXPECT_EQ(status->owner_name, "shmbox_tests");
-  EXPECT_EQ(status->attached, 3u);
-  EXPECT_EQ(status->senders, 1u);
-  EXPECT_EQ(status->receivers, 1u);
+  EXPECT_EQ(status->local()->attached, 3u);
+  EXPECT_EQ(status->local()->senders, 1u);
+  EXPECT_EQ(status->local()->receivers, 1u);
 }
 
 TEST_F(Ownership, StatOfAMailboxWhoseOwnerDiedSaysSoWithoutRemovingIt) {

@@ -357,7 +357,7 @@ TEST_F(MailboxTest, IdleBlockedReceiverUsesNoCpuAfterItsSpinBudget) {
 
 TEST_F(MailboxTest, DefaultModeIs0600) {
   Mailbox box = make();
-  EXPECT_EQ(Mailbox::stat(name)->mode, 0600u);
+  EXPECT_EQ(Mailbox::stat(name)->local()->mode, 0600u);
 }
 
 TEST_F(MailboxTest, StatAndList) {
@@ -371,8 +371,8 @@ TEST_F(MailboxTest, StatAndList) {
   EXPECT_EQ(status->max_message_size, 100u);
   EXPECT_EQ(status->queued, 1u);
   EXPECT_FALSE(status->closed);
-  EXPECT_EQ(status->mode, 0640u);
-  EXPECT_EQ(status->attached, 1u);
+  EXPECT_EQ(status->local()->mode, 0640u);
+  EXPECT_EQ(status->local()->attached, 1u);
   const auto names = Mailbox::list();
   EXPECT_NE(std::find(names.begin(), names.end(), name), names.end());
 }
@@ -576,7 +576,7 @@ TEST_F(MailboxTest, AnEmptyFileWhoseCreatorHoldsALockIsNotGarbageUntilTheCreator
 namespace shmbox {
 namespace {
 
-std::size_t memory_of(const std::string& name) { return Mailbox::stat(name).value().memory_bytes; }
+std::size_t memory_of(const std::string& name) { return Mailbox::stat(name).value().local()->memory_bytes; }
 
 TEST_F(MailboxTest, UnboundedSenderNeverBlocksWhileItGrowsAHundredfoldAndTheMemoryComesBack) {
   Mailbox box = make({.buffering = Buffering::unbounded, .max_message_size = 1000});
@@ -657,7 +657,7 @@ TEST_F(MailboxTest, UnboundedRingWrapsAroundItsVirtualRange) {
     if (!box) return 1;
     std::array<std::byte, 48> message{};
     std::uint64_t next_in = 0, next_out = 0;
-    if (Mailbox::stat(name).value().memory_bytes > (1u << 20)) return 5;
+    if (Mailbox::stat(name).value().local()->memory_bytes > (1u << 20)) return 5;
     for (int round = 0; round < 600; ++round) {
       for (int i = 0; i < 1000; ++i, ++next_in) {
         std::memcpy(message.data(), &next_in, sizeof next_in);

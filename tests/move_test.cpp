@@ -80,7 +80,7 @@ class LocalMailboxMove : public ::testing::Test {
     (void)Mailbox::remove(second);
   }
   Mailbox make(const std::string& name) { return Mailbox::create(name, {.capacity = 4, .max_message_size = 64}).value(); }
-  std::uint32_t attached(const std::string& name) { return Mailbox::stat(name).value().attached; }
+  std::uint32_t attached(const std::string& name) { return Mailbox::stat(name).value().local()->attached; }
   std::string first = test::unique_name("move-a");
   std::string second = test::unique_name("move-b");
 };
@@ -456,7 +456,7 @@ TEST_F(RemoteMailboxMove, LocalFromRemote) {
     la = std::move(ra);
     return first_problem({{"moved-to", check_works(la, remote_a)},
                           {"moved-from", check_moved_from(ra)},
-                          {"left behind", Mailbox::stat(local_a)->attached == 0 ? "" : "still attached"}});
+                          {"left behind", Mailbox::stat(local_a)->local()->attached == 0 ? "" : "still attached"}});
   });
 }
 

@@ -71,7 +71,7 @@ TEST_F(Squatting, AMailboxAnotherUserCreatedFirstIsRefusedUntilTrusted) {
   // Stat and ls still show it, so that it can be found and removed.
   auto status = Mailbox::stat(name);
   ASSERT_TRUE(status);
-  EXPECT_EQ(status->owner_uid, nobody);
+  EXPECT_EQ(status->local()->owner_uid, nobody);
   // Creating it is refused as before: create never adopts what exists.
   EXPECT_EQ(Mailbox::create(name).error().errc(), Errc::already_exists);
   auto trusting = ChildProcess::spawn([&]() -> int {

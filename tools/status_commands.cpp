@@ -49,7 +49,8 @@ std::string owner_text(const MailboxStatus& status) {
 // The one schema: every key in every object.
 nlohmann::json to_json(const MailboxStatus& status) {
   const nlohmann::json null;
-  const bool local = !status.remote;
+  const LocalMailboxStatus* local = status.local();
+  const RemoteMailboxStatus* remote = status.remote();
   return {{"kind", "mailbox"},
           {"name", status.name},
           {"transport", local ? "local" : "nats"},
@@ -60,15 +61,15 @@ nlohmann::json to_json(const MailboxStatus& status) {
           {"capacity", status.capacity},
           {"max_message_size", status.max_message_size},
           {"queued", status.queued},
-          {"in_flight", local ? null : nlohmann::json(status.in_flight)},
+          {"in_flight", remote ? nlohmann::json(remote->in_flight) : null},
           {"closed", status.closed},
-          {"mode", local ? nlohmann::json(fmt::format("{:04o}", status.mode)) : null},
-          {"uid", local ? nlohmann::json(status.owner_uid) : null},
-          {"attached", local ? nlohmann::json(status.attached) : null},
-          {"senders", local ? nlohmann::json(status.senders) : null},
-          {"receivers", status.receivers},
-          {"memory_bytes", status.memory_bytes},
-          {"replicas", local ? null : nlohmann::json(status.replicas)},
+          {"mode", local ? nlohmann::json(fmt::format("{:04o}", local->mode)) : null},
+          {"uid", local ? nlohmann::json(local->owner_uid) : null},
+          {"attached", local ? nlohmann::json(local->attached) : null},
+          {"senders", local ? nlohmann::json(local->senders) : null},
+          {"receivers", local ? local->receivers : remote->waiting_receivers},
+          {"memory_bytes", local ? local->memory_bytes : remote->stored_bytes},
+          {"replicas", remote ? nlohmann::json(remote->replicas) : null},
           {"peers", null},
           {"max_peers", null}};
 }
@@ -102,22 +103,23 @@ nlohmann::json error_json(const char* kind, const std::string& name, const Error
 }
 
 std::string text_of(const MailboxStatus& status) {
-  if (status.remote) {
+  if (const RemoteMailboxStatus* remote = status.remote()) {
     return fmt::format(
         "mailbox {}\n  owner         {}\n  buffering     {}\n  capacity      {}\n  max size      {} bytes\n"
         "  queued        {} ({} being received)\n  state         {}\n  receivers     {} waiting\n"
         "  stored        {} bytes, {} {}\n",
         status.name, owner_text(status), buffering_name(status.buffering), status.capacity, status.max_message_size,
-        status.queued, status.in_flight, status.closed ? "closed" : "open", status.receivers, status.memory_bytes,
-        status.replicas, status.replicas == 1 ? "copy" : "copies");
+        status.queued, remote->in_flight, status.closed ? "closed" : "open", remote->waiting_receivers,
+        remote->stored_bytes, remote->replicas, remote->replicas == 1 ? "copy" : "copies");
   }
+  const LocalMailboxStatus& local = *status.local();
   return fmt::format(
       "mailbox {}\n  owner         {}\n  buffering     {}\n  capacity      {}\n  max size      {} bytes\n"
       "  queued        {}\n  state         {}\n  mode          {:04o}\n  owner uid     {}\n"
       "  attached      {} ({} sending, {} receiving)\n  memory        {} bytes\n",
       status.name, owner_text(status), buffering_name(status.buffering), status.capacity, status.max_message_size,
-      status.queued, status.closed ? "closed" : "open", status.mode, status.owner_uid, status.attached, status.senders,
-      status.receivers, status.memory_bytes);
+      status.queued, status.closed ? "closed" : "open", local.mode, local.owner_uid, local.attached, local.senders,
+      local.receivers, local.memory_bytes);
 }
 
 std::string text_of(const EndpointStatus& status) {
@@ -154,10 +156,12 @@ int stat(const StatusArgs& args) {
 constexpr const char* list_row = "{:<8} {:<24} {:<22} {:<9} {:>8} {:>9} {:>7} {:>7} {:>9} {:>5}  {}\n";
 
 std::string list_row_of(const MailboxStatus& status) {
+  const LocalMailboxStatus* local = status.local();
   return fmt::format(fmt::runtime(list_row), "mailbox", status.name, owner_text(status),
                      buffering_name(status.buffering), status.capacity, status.max_message_size, status.queued,
-                     status.remote ? "-" : std::to_string(status.senders), status.receivers,
-                     status.remote ? "-" : fmt::format("{:o}", status.mode), status.closed ? "closed" : "open");
+                     local ? std::to_string(local->senders) : "-",
+                     local ? local->receivers : status.remote()->waiting_receivers,
+                     local ? fmt::format("{:o}", local->mode) : "-", status.closed ? "closed" : "open");
 }
 
 std::string list_row_of(const EndpointStatus& status) {

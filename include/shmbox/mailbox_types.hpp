@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "shmbox/error.hpp"
 
@@ -41,30 +42,44 @@ struct MailboxOptions {
   std::uint8_t replicas = 1;
 };
 
+// What stat() tells of a local mailbox (a file in /dev/shm) besides the common fields.
+struct LocalMailboxStatus {
+  mode_t mode = 0;
+  uid_t owner_uid = 0;
+  std::uint32_t attached = 0;    // handles of live processes (a killed one's is not counted)
+  std::uint32_t senders = 0;     // attached handles that have sent
+  std::uint32_t receivers = 0;   // attached handles that have received
+  std::size_t memory_bytes = 0;  // memory the mailbox holds in /dev/shm now
+};
+
+// What stat() tells of a nats:// mailbox besides the common fields.
+struct RemoteMailboxStatus {
+  std::string server;                   // "nats://host:port" (several: a cluster)
+  std::uint32_t replicas = 0;           // copies the cluster keeps
+  std::uint64_t in_flight = 0;          // handed to a receiver, not yet acknowledged
+  std::uint32_t waiting_receivers = 0;  // receives waiting at the server now
+  std::size_t stored_bytes = 0;         // what the server stores for it
+};
+
+// The fields mean the same for every transport; `transport` holds the facts of one.
 struct MailboxStatus {
-  std::string name;
+  std::string name;  // as given to stat(): a remote one's in full
   Buffering buffering = Buffering::bounded;
   std::uint32_t capacity = 0;
   std::uint32_t max_message_size = 0;
   // Messages a receive can still get: not positions a sender took back or abandoned,
-  // and including a message a killed receiver held (it is received again).
+  // and including a message a killed receiver held (it is received again). Remote: the
+  // stream's count, which includes messages being received (in_flight).
   std::uint64_t queued = 0;
   bool closed = false;
-  mode_t mode = 0;
-  uid_t owner_uid = 0;
-  std::uint32_t attached = 0;   // handles of live processes (a killed one's is not counted)
-  std::uint32_t senders = 0;    // attached handles that have sent
-  std::uint32_t receivers = 0;  // attached handles that have received
-  std::size_t memory_bytes = 0;  // memory the mailbox holds in /dev/shm now
   Ownership ownership = Ownership::process;
   pid_t owner_pid = 0;         // process-owned only
-  std::string owner_name;      // the owner's command name; empty once it has exited
+  std::string owner_name;      // the owner's command name (remote: COMMAND@HOST); empty once it has exited
   bool owner_alive = false;    // process-owned only
-  // nats:// mailboxes: memory_bytes is what the server stores, receivers are receives
-  // waiting at the server, and there is no mode, uid or attach table.
-  bool remote = false;
-  std::uint32_t replicas = 0;   // copies the cluster keeps
-  std::uint64_t in_flight = 0;  // handed to a receiver, not yet acknowledged
+  std::variant<LocalMailboxStatus, RemoteMailboxStatus> transport;
+
+  const LocalMailboxStatus* local() const noexcept { return std::get_if<LocalMailboxStatus>(&transport); }
+  const RemoteMailboxStatus* remote() const noexcept { return std::get_if<RemoteMailboxStatus>(&transport); }
 };
 
 // A message handed to Mailbox::receive_with's taker, valid during the call.

@@ -627,16 +627,16 @@ Result<MailboxStatus> detail::MailboxFactory::stat(const MailboxFile& names) {
       .max_message_size = s.geometry.max_message_size,
       .queued = detail::queued(s),
       .closed = detail::is_closed(s),
-      .mode = info->mode,
-      .owner_uid = info->owner_uid,
-      .attached = attached.handles,
-      .senders = attached.senders,
-      .receivers = attached.receivers,
-      .memory_bytes = info->allocated,
       .ownership = s.owner == 0 ? Ownership::system : Ownership::process,
       .owner_pid = s.owner == 0 ? 0 : platform::ProcessIdentity::unpack(s.owner).pid,
       .owner_name = owner_alive ? platform::process_name(s.owner) : std::string{},
       .owner_alive = owner_alive,
+      .transport = LocalMailboxStatus{.mode = info->mode,
+                                      .owner_uid = info->owner_uid,
+                                      .attached = attached.handles,
+                                      .senders = attached.senders,
+                                      .receivers = attached.receivers,
+                                      .memory_bytes = info->allocated},
   };
 }
 

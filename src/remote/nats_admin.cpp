@@ -27,11 +27,10 @@ Result<MailboxStatus> NatsMailbox::stat(const RemoteName& name) {
       .max_message_size = static_cast<std::uint32_t>(std::min<std::size_t>(facts->max_message_size, UINT32_MAX)),
       .queued = facts->queued,
       .closed = facts->closed,
-      .memory_bytes = facts->stored_bytes,
       .ownership = facts->owner.owner.empty() ? Ownership::system : Ownership::process,
-      .remote = true,
-      .replicas = facts->replicas,
   };
+  RemoteMailboxStatus& remote = status.transport.emplace<RemoteMailboxStatus>(
+      RemoteMailboxStatus{.server = name.server, .replicas = facts->replicas, .stored_bytes = facts->stored_bytes});
   if (const OwnerMark& owner = facts->owner; !owner.owner.empty()) {
     const auto space = owner.owner.find(' ');
     status.owner_pid = owner.pid;
@@ -44,8 +43,8 @@ Result<MailboxStatus> NatsMailbox::stat(const RemoteName& name) {
   jsErrCode code = static_cast<jsErrCode>(0);
   if (js_GetConsumerInfo(out(consumer), (*connection)->jetstream.get(), stream_of(name).c_str(), durable_consumer,
                          nullptr, &code) == NATS_OK) {
-    status.receivers = static_cast<std::uint32_t>(std::max<std::int64_t>(consumer->NumWaiting, 0));
-    status.in_flight = static_cast<std::uint64_t>(std::max<std::int64_t>(consumer->NumAckPending, 0));
+    remote.waiting_receivers = static_cast<std::uint32_t>(std::max<std::int64_t>(consumer->NumWaiting, 0));
+    remote.in_flight = static_cast<std::uint64_t>(std::max<std::int64_t>(consumer->NumAckPending, 0));
   }
   return status;
 }
