@@ -43,6 +43,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "shmbox/error.hpp"
@@ -54,7 +55,35 @@ namespace shmbox {
 namespace detail {
 class MailboxBackend;
 struct MailboxAccess;
-}
+
+// What SendLoan and ReceivedMessage hold: bytes lent by a mailbox's backend (not by the
+// Mailbox object, so they survive the handle being moved). Moving hands them over;
+// assigning first lets go of what was held (Owner::let_go: abandon, release).
+template <class Byte, class Owner>
+class Lending {
+ protected:
+  Lending(MailboxBackend* mailbox, std::uint64_t position, std::span<Byte> data) noexcept
+      : mailbox_(mailbox), position_(position), data_(data) {}
+  Lending(Lending&& other) noexcept
+      : mailbox_(std::exchange(other.mailbox_, nullptr)),
+        position_(std::exchange(other.position_, 0)),
+        data_(std::exchange(other.data_, {})) {}
+  Lending& operator=(Lending&& other) noexcept {
+    if (this != &other) {
+      static_cast<Owner*>(this)->let_go();
+      mailbox_ = std::exchange(other.mailbox_, nullptr);
+      position_ = std::exchange(other.position_, 0);
+      data_ = std::exchange(other.data_, {});
+    }
+    return *this;
+  }
+  ~Lending() = default;
+
+  MailboxBackend* mailbox_ = nullptr;
+  std::uint64_t position_ = 0;
+  std::span<Byte> data_;
+};
+}  // namespace detail
 
 class Mailbox;
 
@@ -64,11 +93,11 @@ class Mailbox;
 // commit or abandon loans promptly. The Mailbox must outlive its loans. A moved-from,
 // committed or abandoned loan holds nothing: data() is empty, commit() fails with
 // Errc::invalid_argument, abandon() does nothing.
-class SendLoan {
+class SendLoan : private detail::Lending<std::byte, SendLoan> {
  public:
-  SendLoan(SendLoan&& other) noexcept;
-  SendLoan& operator=(SendLoan&& other) noexcept;
-  ~SendLoan();
+  SendLoan(SendLoan&& other) noexcept = default;
+  SendLoan& operator=(SendLoan&& other) noexcept = default;
+  ~SendLoan() { abandon(); }
 
   std::span<std::byte> data() const noexcept { return data_; }
   // Publishes the first `size` bytes (at most data().size()). On a zero-capacity
@@ -80,24 +109,20 @@ class SendLoan {
 
  private:
   friend class Mailbox;
-  friend struct detail::MailboxAccess;
-  SendLoan(detail::MailboxBackend* mailbox, std::uint64_t position, std::span<std::byte> data) noexcept
-      : mailbox_(mailbox), position_(position), data_(data) {}
-  // The handle's backend, not the Mailbox object: a loan survives the handle being moved.
-  detail::MailboxBackend* mailbox_ = nullptr;
-  std::uint64_t position_ = 0;
-  std::span<std::byte> data_;
+  friend class detail::Lending<std::byte, SendLoan>;
+  using Lending::Lending;
+  void let_go() noexcept { abandon(); }
 };
 
 // A message read in place (zero-copy). The bytes stay valid until it is destroyed or
 // release()d; then its slot returns to the mailbox. The Mailbox must outlive it. A
 // moved-from or released message holds nothing: data() is empty, sequence() is 0,
 // release() and requeue() do nothing.
-class ReceivedMessage {
+class ReceivedMessage : private detail::Lending<const std::byte, ReceivedMessage> {
  public:
-  ReceivedMessage(ReceivedMessage&& other) noexcept;
-  ReceivedMessage& operator=(ReceivedMessage&& other) noexcept;
-  ~ReceivedMessage();
+  ReceivedMessage(ReceivedMessage&& other) noexcept = default;
+  ReceivedMessage& operator=(ReceivedMessage&& other) noexcept = default;
+  ~ReceivedMessage() { release(); }
 
   std::span<const std::byte> data() const noexcept { return data_; }
   std::size_t size() const noexcept { return data_.size(); }
@@ -112,14 +137,11 @@ class ReceivedMessage {
 
  private:
   friend class Mailbox;
-  friend struct detail::MailboxAccess;
-  ReceivedMessage(detail::MailboxBackend* mailbox, std::uint64_t position, std::span<const std::byte> data) noexcept
-      : mailbox_(mailbox), position_(position), data_(data) {}
+  friend class detail::Lending<const std::byte, ReceivedMessage>;
+  using Lending::Lending;
+  void let_go() noexcept { release(); }
   // Releases the slot, or puts the message back unread.
   void hand_back(bool put_back) noexcept;
-  detail::MailboxBackend* mailbox_ = nullptr;
-  std::uint64_t position_ = 0;
-  std::span<const std::byte> data_;
 };
 
 class Mailbox {

@@ -148,21 +148,6 @@ Error Mailbox::wrong_size_error(std::size_t got, std::size_t expected) const {
                    " were expected"};
 }
 
-SendLoan::SendLoan(SendLoan&& other) noexcept
-    : mailbox_(std::exchange(other.mailbox_, nullptr)),
-      position_(std::exchange(other.position_, 0)),
-      data_(std::exchange(other.data_, {})) {}
-SendLoan& SendLoan::operator=(SendLoan&& other) noexcept {
-  if (this != &other) {
-    abandon();
-    mailbox_ = std::exchange(other.mailbox_, nullptr);
-    position_ = std::exchange(other.position_, 0);
-    data_ = std::exchange(other.data_, {});
-  }
-  return *this;
-}
-SendLoan::~SendLoan() { abandon(); }
-
 Result<void> SendLoan::commit(std::size_t size, Deadline deadline) {
   if (mailbox_ == nullptr) return std::unexpected(Error{Errc::invalid_argument, {}, "loan was already committed or abandoned"});
   if (size > data_.size()) {
@@ -181,21 +166,6 @@ void SendLoan::abandon() noexcept {
   std::exchange(mailbox_, nullptr)->abandon_loan(detail::Lent{position_, data_});
   data_ = {};
 }
-
-ReceivedMessage::ReceivedMessage(ReceivedMessage&& other) noexcept
-    : mailbox_(std::exchange(other.mailbox_, nullptr)),
-      position_(std::exchange(other.position_, 0)),
-      data_(std::exchange(other.data_, {})) {}
-ReceivedMessage& ReceivedMessage::operator=(ReceivedMessage&& other) noexcept {
-  if (this != &other) {
-    release();
-    mailbox_ = std::exchange(other.mailbox_, nullptr);
-    position_ = std::exchange(other.position_, 0);
-    data_ = std::exchange(other.data_, {});
-  }
-  return *this;
-}
-ReceivedMessage::~ReceivedMessage() { release(); }
 
 void ReceivedMessage::release() noexcept { hand_back(false); }
 void ReceivedMessage::requeue() noexcept { hand_back(true); }
