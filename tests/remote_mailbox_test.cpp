@@ -1,6 +1,6 @@
 // Remote mailboxes (nats://host:port/NAME) against a real nats-server with JetStream,
 // started by each test on loopback: what only they have (the semantics they share with
-// local mailboxes are in mailbox_semantics_test). Every use of the NATS client is in a child process:
+// local mailboxes are in mailbox_contract_test). Every use of the NATS client is in a child process:
 // the client is not fork-safe, so the test process itself never starts it.
 #include <gtest/gtest.h>
 #include <nats/nats.h>

@@ -14,7 +14,7 @@
 //
 // Guarantees:
 //   - A created segment appears under its name only once it is fully sized and, if
-//     SegmentOptions::initialize is given, initialised: no process ever opens it half-made.
+//     SegmentOptions::initialize is given, initialized: no process ever opens it half-made.
 //   - Its pages are reserved at creation and on every resize, so a full /dev/shm is an
 //     Errc::no_space error there, never a SIGBUS on a later write.
 //   - A Segment is move-only; destroying it unmaps and closes, it never removes the name.

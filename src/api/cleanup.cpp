@@ -4,6 +4,7 @@
 
 #include "endpoint/endpoint_files.hpp"
 #include "local/local_mailbox.hpp"
+#include "local/mailbox_file.hpp"
 #include "mailbox/backend.hpp"
 #include "platform/shm.hpp"
 

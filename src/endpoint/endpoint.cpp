@@ -14,6 +14,7 @@
 #include "endpoint/endpoint_files.hpp"
 #include "endpoint/layout.hpp"
 #include "local/local_mailbox.hpp"
+#include "local/mailbox_file.hpp"
 #include "local/mailbox_state.hpp"
 #include "local/ownership.hpp"
 #include "local/recovery.hpp"
@@ -37,7 +38,7 @@ void ring_doorbell(EndpointHeader& header) noexcept {
   platform::futex_wake(header.doorbell, INT_MAX);
 }
 
-void initialise(std::span<std::byte> memory, const EndpointOptions& options, std::uint32_t table_offset) {
+void initialize_endpoint(std::span<std::byte> memory, const EndpointOptions& options, std::uint32_t table_offset) {
   // On the unnamed file: nobody else sees it until it is linked.
   auto* header = new (memory.data()) EndpointHeader{};
   header->identity = EndpointIdentity{
@@ -547,7 +548,7 @@ Result<Endpoint> Endpoint::join(std::string_view name, const EndpointOptions& op
         {.mode = options.mode,
          .initialize =
              [&](std::span<std::byte> memory) {
-               detail::initialise(memory, options, static_cast<std::uint32_t>(detail::endpoint_header_bytes));
+               detail::initialize_endpoint(memory, options, static_cast<std::uint32_t>(detail::endpoint_header_bytes));
              }},
         size);
   };

@@ -1,7 +1,7 @@
 // The contract every transport of mailboxes keeps: a Mailbox forwards each call to its
 // backend without asking which kind it is. A transport is a folder that implements
 // MailboxBackend and a Transport (its static operations), and one line in
-// api/transports.cpp that resolves names to it. docs/design.md, "Transports".
+// api/mailbox.cpp (transport_for) that resolves names to it. docs/design.md, "Transports".
 #pragma once
 
 #include <chrono>
@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "shmbox/cleanup.hpp"
@@ -30,18 +31,28 @@ struct Lent {
   std::span<std::byte> bytes;
 };
 
+// What a mailbox is, fixed when a handle is made: every transport has the same.
+struct MailboxFacts {
+  std::string name;
+  std::string object;  // "mailbox 'NAME'", for errors
+  Buffering buffering = Buffering::bounded;
+  std::uint32_t capacity = 0;  // bounded only
+  std::size_t max_message_size = 0;
+};
+
 class MailboxBackend {
  public:
-  MailboxBackend() = default;
+  explicit MailboxBackend(MailboxFacts facts) noexcept : facts_(std::move(facts)) {}
   MailboxBackend(const MailboxBackend&) = delete;
   MailboxBackend& operator=(const MailboxBackend&) = delete;
   virtual ~MailboxBackend() = default;  // detaches; the mailbox itself stays
 
-  virtual const std::string& name() const noexcept = 0;
-  virtual const std::string& object() const noexcept = 0;  // "mailbox 'NAME'", for errors
-  virtual Buffering buffering() const noexcept = 0;
-  virtual std::uint32_t capacity() const noexcept = 0;
-  virtual std::size_t max_message_size() const noexcept = 0;
+  const std::string& name() const noexcept { return facts_.name; }
+  const std::string& object() const noexcept { return facts_.object; }
+  Buffering buffering() const noexcept { return facts_.buffering; }
+  std::uint32_t capacity() const noexcept { return facts_.capacity; }
+  std::size_t max_message_size() const noexcept { return facts_.max_message_size; }
+
   virtual bool closed() const noexcept = 0;
   virtual std::uint64_t queued() const noexcept = 0;
   virtual Result<void> close() = 0;
@@ -65,6 +76,21 @@ class MailboxBackend {
 
   // The shared memory a selector sleeps on; nullptr for a transport without any.
   virtual MailboxState* shared_memory() noexcept { return nullptr; }
+
+ private:
+  MailboxFacts facts_;
+};
+
+// A transport with no memory to lend (a network's): zero-copy calls are refused with
+// InvalidArgument, naming the mailbox, and change nothing.
+class BackendWithoutLoans : public MailboxBackend {
+ public:
+  using MailboxBackend::MailboxBackend;
+  Result<Lent> loan(std::size_t size, Deadline deadline) final;
+  Result<void> commit_loan(const Lent& loan, std::size_t size, Deadline deadline) final;
+  void abandon_loan(const Lent& loan) noexcept final;
+  Result<Lent> receive_in_place(Deadline deadline) final;
+  void hand_back(const Lent& message, bool put_back) noexcept final;
 };
 
 // What a transport offers besides its handles: the operations on a name. `name` is the
@@ -84,7 +110,15 @@ struct Transport {
   Result<std::vector<RemovedObject>> (*collect_garbage)(std::string_view where);
 };
 
-// The transport a name belongs to (api/transports.cpp).
+// A transport whose operations are the static functions of `Names` (claims, create,
+// open, appearance_waiter, remove, stat, list, collect_garbage).
+template <class Names>
+constexpr Transport transport_of() noexcept {
+  return Transport{Names::claims, Names::create, Names::open,  Names::appearance_waiter,
+                   Names::remove, Names::stat,   Names::list, Names::collect_garbage};
+}
+
+// The transport a name belongs to (api/mailbox.cpp).
 const Transport& transport_for(std::string_view name) noexcept;
 
 }  // namespace shmbox::detail

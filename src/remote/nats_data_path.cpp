@@ -62,13 +62,13 @@ Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline dead
                                            : std::to_string(platform::current_process().packed()) + "-" +
                                                  std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" +
                                                  std::to_string(++next_id_);
-  if (message.size() > max_message_size_) {
+  if (message.size() > max_message_size()) {
     return std::unexpected(Error{Errc::too_large, name_.object,
                                  "message of " + std::to_string(message.size()) + " bytes is over the mailbox's maximum of " +
-                                     std::to_string(max_message_size_)});
+                                     std::to_string(max_message_size())});
   }
   if (auto gone = owner_gone()) return std::unexpected(*gone);
-  if (buffering_ == Buffering::zero) return send_rendezvous(message, deadline);
+  if (buffering() == Buffering::zero) return send_rendezvous(message, deadline);
   const std::string subject = subject_of(name_);
   auto backoff = std::chrono::milliseconds{1};
   for (;;) {
@@ -208,7 +208,7 @@ Result<std::size_t> NatsMailbox::receive_rendezvous(Deadline deadline, Take&& ta
 template <class Take>
 Result<std::size_t> NatsMailbox::take_next(Deadline deadline, Take&& take) {
   if (auto gone = owner_gone()) return std::unexpected(*gone);
-  if (buffering_ == Buffering::zero) return receive_rendezvous(deadline, take);
+  if (buffering() == Buffering::zero) return receive_rendezvous(deadline, take);
   jsErrCode code = static_cast<jsErrCode>(0);
   const std::string stream = stream_of(name_);
   while (connection_->receivers == nullptr) {

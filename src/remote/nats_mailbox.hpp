@@ -37,7 +37,7 @@ struct OwnerMark {
   pid_t pid = 0;
 };
 
-class NatsMailbox final : public MailboxBackend {
+class NatsMailbox final : public BackendWithoutLoans {
  public:
   static Result<std::unique_ptr<NatsMailbox>> create(const RemoteName& name, const MailboxOptions& options);
   static Result<std::unique_ptr<NatsMailbox>> open(const RemoteName& name);
@@ -49,11 +49,6 @@ class NatsMailbox final : public MailboxBackend {
   static Result<std::vector<RemovedObject>> collect_garbage(const RemoteName& server);
   ~NatsMailbox() override;
 
-  const std::string& name() const noexcept override { return name_.name; }
-  const std::string& object() const noexcept override { return name_.object; }
-  Buffering buffering() const noexcept override { return buffering_; }
-  std::uint32_t capacity() const noexcept override { return capacity_; }
-  std::size_t max_message_size() const noexcept override { return max_message_size_; }
   // As last heard from the server (at open, or by a call that found it closed).
   bool closed() const noexcept override { return closed_; }
   // The stream's count, asked of the server (0 if it cannot be reached).
@@ -71,15 +66,9 @@ class NatsMailbox final : public MailboxBackend {
   // earlier mailbox of the same name) and the stream sequence.
   Result<void> receive_with(const DeliveryTaker& take, Deadline deadline) override;
 
-  // No memory to lend: loans and in-place receives need a local mailbox.
-  Result<Lent> loan(std::size_t size, Deadline deadline) override;
-  Result<void> commit_loan(const Lent& loan, std::size_t size, Deadline deadline) override;
-  void abandon_loan(const Lent& loan) noexcept override;
-  Result<Lent> receive_in_place(Deadline deadline) override;
-  void hand_back(const Lent& message, bool put_back) noexcept override;
-
  private:
-  NatsMailbox(RemoteName name, std::unique_ptr<NatsConnection> connection) noexcept;
+  NatsMailbox(RemoteName name, std::unique_ptr<NatsConnection> connection, Buffering buffering,
+              std::uint32_t capacity, std::size_t max_message_size) noexcept;
   // Takes the next message and hands it to `take` (bytes, sequence, id), which returns
   // its size or an error; the message is acknowledged only if `take` succeeded, and
   // handed back otherwise.
@@ -96,9 +85,6 @@ class NatsMailbox final : public MailboxBackend {
 
   RemoteName name_;
   std::unique_ptr<NatsConnection> connection_;
-  Buffering buffering_ = Buffering::bounded;
-  std::uint32_t capacity_ = 0;
-  std::size_t max_message_size_ = 0;
   std::uint64_t next_id_ = 0;
   std::int64_t created_ = 0;  // the stream's creation time, ns since the epoch
   bool closed_ = false;

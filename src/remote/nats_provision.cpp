@@ -18,8 +18,12 @@ constexpr std::int64_t duplicate_window_ns = std::int64_t{120} * 1'000'000'000;
 
 }  // namespace
 
-NatsMailbox::NatsMailbox(RemoteName name, std::unique_ptr<NatsConnection> connection) noexcept
-    : name_(std::move(name)), connection_(std::move(connection)) {}
+// Named as a user would: "mailbox 'nats://host:port/NAME'" in errors, NAME as name().
+NatsMailbox::NatsMailbox(RemoteName name, std::unique_ptr<NatsConnection> connection, Buffering buffering,
+                         std::uint32_t capacity, std::size_t max_message_size) noexcept
+    : BackendWithoutLoans(MailboxFacts{name.name, name.object, buffering, capacity, max_message_size}),
+      name_(std::move(name)),
+      connection_(std::move(connection)) {}
 
 NatsMailbox::~NatsMailbox() = default;
 
@@ -107,10 +111,9 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::create(const RemoteName& name,
     return std::unexpected(nats_error(Errc::system, name, "cannot create its receivers' consumer", status));
   }
   if (owned) keep_lease(name, owner, options.replicas);
-  auto mailbox = std::unique_ptr<NatsMailbox>(new NatsMailbox(name, std::move(*connection)));
-  mailbox->buffering_ = options.buffering;
-  mailbox->capacity_ = options.buffering == Buffering::bounded ? options.capacity : 0;
-  mailbox->max_message_size_ = options.max_message_size;
+  auto mailbox = std::unique_ptr<NatsMailbox>(
+      new NatsMailbox(name, std::move(*connection), options.buffering,
+                      options.buffering == Buffering::bounded ? options.capacity : 0, options.max_message_size));
   mailbox->created_ = created;
   mailbox->owner_ = owner;
   return mailbox;
@@ -127,10 +130,8 @@ Result<std::unique_ptr<NatsMailbox>> NatsMailbox::open(const RemoteName& name) {
                                  "does not exist on " + name.server + ": its owner, " + describe_owner(facts->owner) +
                                      ", has gone"});
   }
-  auto mailbox = std::unique_ptr<NatsMailbox>(new NatsMailbox(name, std::move(*connection)));
-  mailbox->buffering_ = facts->buffering;
-  mailbox->capacity_ = facts->capacity;
-  mailbox->max_message_size_ = facts->max_message_size;
+  auto mailbox = std::unique_ptr<NatsMailbox>(
+      new NatsMailbox(name, std::move(*connection), facts->buffering, facts->capacity, facts->max_message_size));
   mailbox->closed_ = facts->closed;
   mailbox->created_ = facts->created;
   mailbox->owner_ = facts->owner;

@@ -1,5 +1,5 @@
-// nats:// names as a transport (mailbox/backend.hpp): the static operations resolved
-// from a name, and what a remote handle cannot do.
+// nats:// names as a transport (mailbox/backend.hpp): the operations resolved from a
+// name, and a handle's count of what is queued (a question to the server).
 #include <unistd.h>
 
 #include <new>
@@ -14,11 +14,20 @@
 namespace shmbox::detail {
 namespace {
 
-Error needs_local(const std::string& object, const char* what) {
-  return Error{Errc::invalid_argument, object, std::string{what} + " needs a local mailbox"};
-}
+// nats:// names: a mailbox held by a NATS server or cluster.
+struct RemoteNames {
+  static bool claims(std::string_view name) noexcept { return is_remote_name(name); }
+  static Result<std::unique_ptr<MailboxBackend>> create(std::string_view name, const MailboxOptions& options,
+                                                        const WaitPolicy& wait);
+  static Result<std::unique_ptr<MailboxBackend>> open(std::string_view name, const WaitPolicy& wait);
+  static Result<std::function<void(std::chrono::milliseconds)>> appearance_waiter(std::string_view name);
+  static Result<void> remove(std::string_view name);
+  static Result<MailboxStatus> stat(std::string_view name);
+  static Result<std::vector<std::string>> list(std::string_view server);
+  static Result<std::vector<RemovedObject>> collect_garbage(std::string_view server);
+};
 
-Result<std::unique_ptr<MailboxBackend>> create_remote(std::string_view name, const MailboxOptions& options,
+Result<std::unique_ptr<MailboxBackend>> RemoteNames::create(std::string_view name, const MailboxOptions& options,
                                                       const WaitPolicy&) {
   if (options.owner_pid != 0 && options.owner_pid != ::getpid()) {
     return std::unexpected(Error{Errc::invalid_argument, describe("mailbox", name),
@@ -32,7 +41,7 @@ Result<std::unique_ptr<MailboxBackend>> create_remote(std::string_view name, con
   return std::move(*made);
 }
 
-Result<std::unique_ptr<MailboxBackend>> open_remote(std::string_view name, const WaitPolicy&) {
+Result<std::unique_ptr<MailboxBackend>> RemoteNames::open(std::string_view name, const WaitPolicy&) {
   auto remote = parse_remote_name(name);
   if (!remote) return std::unexpected(remote.error());
   auto opened = NatsMailbox::open(*remote);
@@ -41,29 +50,29 @@ Result<std::unique_ptr<MailboxBackend>> open_remote(std::string_view name, const
 }
 
 // The server has no news of creations to give: open_wait asks again after each nap.
-Result<std::function<void(std::chrono::milliseconds)>> remote_appearance_waiter(std::string_view) {
+Result<std::function<void(std::chrono::milliseconds)>> RemoteNames::appearance_waiter(std::string_view) {
   return [](std::chrono::milliseconds nap) { std::this_thread::sleep_for(nap); };
 }
 
-Result<void> remove_remote(std::string_view name) {
+Result<void> RemoteNames::remove(std::string_view name) {
   auto remote = parse_remote_name(name);
   if (!remote) return std::unexpected(remote.error());
   return NatsMailbox::remove(*remote);
 }
 
-Result<MailboxStatus> stat_remote(std::string_view name) {
+Result<MailboxStatus> RemoteNames::stat(std::string_view name) {
   auto remote = parse_remote_name(name);
   if (!remote) return std::unexpected(remote.error());
   return NatsMailbox::stat(*remote);
 }
 
-Result<std::vector<std::string>> list_remote(std::string_view server) {
+Result<std::vector<std::string>> RemoteNames::list(std::string_view server) {
   auto remote = parse_remote_server(server);
   if (!remote) return std::unexpected(remote.error());
   return NatsMailbox::list(*remote);
 }
 
-Result<std::vector<RemovedObject>> collect_remote_garbage(std::string_view server) {
+Result<std::vector<RemovedObject>> RemoteNames::collect_garbage(std::string_view server) {
   auto remote = parse_remote_server(server);
   if (!remote) return std::unexpected(remote.error());
   return NatsMailbox::collect_garbage(*remote);
@@ -71,16 +80,7 @@ Result<std::vector<RemovedObject>> collect_remote_garbage(std::string_view serve
 
 }  // namespace
 
-const Transport remote_transport{
-    .claims = is_remote_name,
-    .create = create_remote,
-    .open = open_remote,
-    .appearance_waiter = remote_appearance_waiter,
-    .remove = remove_remote,
-    .stat = stat_remote,
-    .list = list_remote,
-    .collect_garbage = collect_remote_garbage,
-};
+const Transport remote_transport = transport_of<RemoteNames>();
 
 std::uint64_t NatsMailbox::queued() const noexcept {
   try {
@@ -90,16 +90,5 @@ std::uint64_t NatsMailbox::queued() const noexcept {
     return 0;
   }
 }
-
-Result<Lent> NatsMailbox::loan(std::size_t, Deadline) { return std::unexpected(needs_local(name_.object, "a zero-copy loan")); }
-Result<Lent> NatsMailbox::receive_in_place(Deadline) {
-  return std::unexpected(needs_local(name_.object, "a zero-copy receive"));
-}
-// Never called: nothing is ever lent.
-Result<void> NatsMailbox::commit_loan(const Lent&, std::size_t, Deadline) {
-  return std::unexpected(needs_local(name_.object, "a zero-copy loan"));
-}
-void NatsMailbox::abandon_loan(const Lent&) noexcept {}
-void NatsMailbox::hand_back(const Lent&, bool) noexcept {}
 
 }  // namespace shmbox::detail

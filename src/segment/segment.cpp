@@ -86,7 +86,7 @@ Result<Segment> detail::SegmentFactory::create(const std::string& file_name, con
   if (auto ok = check_mode(options.mode, object); !ok) return std::unexpected(ok.error());
 
   // Built unnamed and linked in last: nobody can open it before it is sized and
-  // initialised, and a crash before the link leaves nothing behind in /dev/shm.
+  // initialized, and a crash before the link leaves nothing behind in /dev/shm.
   auto fd = platform::create_unnamed_shm_file(options.mode, object);
   if (!fd) return std::unexpected(fd.error());
   if (reserved < size) {
