@@ -24,12 +24,12 @@ struct MailboxFileLayout {
 
   explicit MailboxFileLayout(std::span<std::byte> bytes)
       : file(bytes),
-        attach_offset(read_field<std::uint64_t>(bytes, offsetof(detail::Identity, attach_offset))),
-        slots_offset(read_field<std::uint64_t>(bytes, offsetof(detail::Identity, slots_offset))),
+        attach_offset(read_field<std::uint64_t>(bytes, offsetof(detail::Identity, placement) + offsetof(detail::Placement, attach_offset))),
+        slots_offset(read_field<std::uint64_t>(bytes, offsetof(detail::Identity, placement) + offsetof(detail::Placement, slots_offset))),
         table_offset(read_field<std::uint64_t>(bytes, offsetof(detail::Header, chunks.table_offset))),
-        slot_stride(read_field<std::uint32_t>(bytes, offsetof(detail::Identity, slot_stride))),
-        slot_count(read_field<std::uint32_t>(bytes, offsetof(detail::Identity, slot_count))),
-        attach_capacity(read_field<std::uint32_t>(bytes, offsetof(detail::Identity, attach_capacity))),
+        slot_stride(read_field<std::uint32_t>(bytes, offsetof(detail::Identity, dimensions) + offsetof(detail::Dimensions, slot_stride))),
+        slot_count(read_field<std::uint32_t>(bytes, offsetof(detail::Identity, dimensions) + offsetof(detail::Dimensions, slot_count))),
+        attach_capacity(read_field<std::uint32_t>(bytes, offsetof(detail::Identity, dimensions) + offsetof(detail::Dimensions, attach_capacity))),
         chunk_count(read_field<std::uint32_t>(bytes, offsetof(detail::Header, chunks.count))),
         chunk_slots(read_field<std::uint32_t>(bytes, offsetof(detail::Header, chunks.slots))) {}
 

@@ -92,7 +92,7 @@ void chunks_seeds(const fs::path& dir) {
   const Bytes bytes = file_bytes("shmbox.mb." + name, detail::header_bytes);
   (void)Mailbox::remove(name);
   std::uint32_t slot_count = 0, chunk_slots = 0;
-  std::memcpy(&slot_count, bytes.data() + offsetof(detail::Identity, slot_count), sizeof slot_count);
+  std::memcpy(&slot_count, bytes.data() + offsetof(detail::Identity, dimensions) + offsetof(detail::Dimensions, slot_count), sizeof slot_count);
   std::memcpy(&chunk_slots, bytes.data() + offsetof(detail::Header, chunks.slots), sizeof chunk_slots);
   const std::uint64_t edge = chunk_slots - 2;
   write(dir / "queued", {3});

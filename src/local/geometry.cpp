@@ -104,14 +104,8 @@ Result<Geometry> validate_identity(const Identity& identity, const ChunkGeometry
   if (identity.buffering > static_cast<std::uint32_t>(BufferingCode::unbounded)) return corrupt("buffering field is invalid");
   Geometry geometry{};
   geometry.buffering = static_cast<Buffering>(identity.buffering);
-  geometry.capacity = identity.capacity;
-  geometry.max_message_size = identity.max_message_size;
-  geometry.slot_stride = identity.slot_stride;
-  geometry.slot_count = identity.slot_count;
-  geometry.attach_capacity = identity.attach_capacity;
-  geometry.attach_offset = identity.attach_offset;
-  geometry.slots_offset = identity.slots_offset;
-  geometry.file_size = identity.file_size;
+  static_cast<Dimensions&>(geometry) = identity.dimensions;
+  static_cast<Placement&>(geometry) = identity.placement;
   if (geometry.max_message_size > max_message_size_limit) return corrupt("max message size field is out of range");
   if (geometry.slot_stride != stride_for(geometry.max_message_size)) return corrupt("slot stride field is inconsistent");
   if (geometry.attach_capacity == 0 || geometry.attach_capacity > max_attach_capacity) {

@@ -17,22 +17,32 @@ inline constexpr std::uint32_t mailbox_layout_version = 4;
 
 enum class BufferingCode : std::uint32_t { zero = 0, bounded = 1, unbounded = 2 };
 
+// The sizes a mailbox is laid out by, and where its parts start: recorded in its
+// identity line, and, once validated, copied into each handle's Geometry.
+struct Dimensions {
+  std::uint32_t capacity;
+  std::uint32_t max_message_size;
+  std::uint32_t slot_stride;
+  std::uint32_t slot_count;
+  std::uint32_t attach_capacity;
+};
+struct Placement {
+  std::uint64_t attach_offset;
+  std::uint64_t slots_offset;
+  std::uint64_t file_size;
+};
+
 // Line 0: written once by the creator before the mailbox gets its name; never again.
 struct Identity {
   std::uint64_t magic;
   std::uint32_t layout_version;
   std::uint32_t header_size;
   std::uint32_t buffering;
-  std::uint32_t capacity;
-  std::uint32_t max_message_size;
-  std::uint32_t slot_stride;
-  std::uint32_t slot_count;
-  std::uint32_t attach_capacity;
-  std::uint64_t attach_offset;
-  std::uint64_t slots_offset;
-  std::uint64_t file_size;
+  Dimensions dimensions;
+  Placement placement;
 };
 static_assert(sizeof(Identity) == cache_line);
+static_assert(offsetof(Identity, dimensions) == 20 && offsetof(Identity, placement) == 40);
 
 struct ChunkGeometry {
   std::uint64_t table_offset;  // chunk table: chunk_count ChunkEntry words

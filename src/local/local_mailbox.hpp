@@ -17,20 +17,23 @@ class LocalMailbox final : public MailboxBackend {
   explicit LocalMailbox(MailboxState state) noexcept;
   ~LocalMailbox() override;
 
-  bool closed() const noexcept override;
-  std::uint64_t queued() const noexcept override;
-  Result<void> close() override;
-
+  // Sending: a position claimed on the ring, written (copied, or in place through a
+  // loan), then published; a zero-capacity send then waits for a receiver's claim.
   Result<void> send(std::span<const std::byte> message, Deadline deadline, std::string_view id) override;
-  Result<std::size_t> receive(std::span<std::byte> buffer, Deadline deadline) override;
-  Result<void> receive(std::vector<std::byte>& message, Deadline deadline) override;
-  Result<void> receive_with(const DeliveryTaker& take, Deadline deadline) override;
-
   Result<Lent> loan(std::size_t size, Deadline deadline) override;
   Result<void> commit_loan(const Lent& loan, std::size_t size, Deadline deadline) override;
   void abandon_loan(const Lent& loan) noexcept override;
+
+  // Receiving: a slot claimed, read (copied, or in place), then released or put back.
+  Result<std::size_t> receive(std::span<std::byte> buffer, Deadline deadline) override;
+  Result<void> receive(std::vector<std::byte>& message, Deadline deadline) override;
   Result<Lent> receive_in_place(Deadline deadline) override;
   void hand_back(const Lent& message, bool put_back) noexcept override;
+  Result<void> receive_with(const DeliveryTaker& take, Deadline deadline) override;
+
+  bool closed() const noexcept override;
+  std::uint64_t queued() const noexcept override;  // reads the slots: costs time in proportion to the capacity
+  Result<void> close() override;
 
   MailboxState* shared_memory() noexcept override { return &state_; }
   MailboxState& state() noexcept { return state_; }
@@ -42,7 +45,7 @@ class LocalMailbox final : public MailboxBackend {
   std::string delivery_prefix_;
 };
 
-// The local transport's operations on names (api/transports.cpp lists it).
+// The local transport's operations on names (transport_for, api/mailbox.cpp, lists it).
 extern const Transport local_transport;
 
 }  // namespace shmbox::detail

@@ -42,14 +42,8 @@ void initialize_mailbox(std::span<std::byte> memory, const detail::Geometry& geo
       .layout_version = detail::mailbox_layout_version,
       .header_size = static_cast<std::uint32_t>(detail::header_bytes),
       .buffering = static_cast<std::uint32_t>(geometry.buffering),
-      .capacity = geometry.capacity,
-      .max_message_size = geometry.max_message_size,
-      .slot_stride = geometry.slot_stride,
-      .slot_count = geometry.slot_count,
-      .attach_capacity = geometry.attach_capacity,
-      .attach_offset = geometry.attach_offset,
-      .slots_offset = geometry.slots_offset,
-      .file_size = geometry.file_size,
+      .dimensions = geometry,
+      .placement = geometry,
   };
   header->chunks = geometry.chunks;
   // A process-owned mailbox records its owner as its creator, also when it was made

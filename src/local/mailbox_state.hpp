@@ -31,16 +31,9 @@ struct MailboxFile {
   std::string object;
 };
 
-struct Geometry {
+// A handle's validated copy of the identity, with what follows from it.
+struct Geometry : Dimensions, Placement {
   Buffering buffering;
-  std::uint32_t capacity;
-  std::uint32_t max_message_size;
-  std::uint32_t slot_stride;
-  std::uint32_t slot_count;
-  std::uint32_t attach_capacity;
-  std::uint64_t attach_offset;
-  std::uint64_t slots_offset;
-  std::uint64_t file_size;
   std::uint64_t reserved_size;  // bytes reserved at creation: all but an unbounded mailbox's slots
   ChunkGeometry chunks;          // unbounded only
 };

@@ -96,7 +96,7 @@ class NatsMailbox final : public BackendWithoutLoans {
   std::optional<Deadline::clock::time_point> failing_since_;  // errors that may be an election's
 };
 
-// nats:// names (remote/nats_transport.cpp; api/transports lists it).
+// nats:// names (remote/nats_transport.cpp; transport_for, api/mailbox.cpp, lists it).
 extern const Transport remote_transport;
 
 }  // namespace shmbox::detail
