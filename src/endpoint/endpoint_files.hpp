@@ -37,9 +37,16 @@ struct EndpointView {
 };
 
 Result<EndpointFile> endpoint_file(std::string_view name);
+// Makes the endpoint file for a process joining as `names`: a name held by an endpoint
+// whose process has exited is taken over; one held by a live process is AlreadyExists.
+Result<EndpointView> create_endpoint(EndpointFile names, const EndpointOptions& options);
 MailboxFile lane_file(const EndpointView& endpoint, std::uint32_t index);
 Result<EndpointView> view_endpoint(EndpointFile names, Segment opened);
 Result<EndpointView> open_endpoint(EndpointFile names, Access access, OwnerCheck check = OwnerCheck::any_owner);
+
+// Wakes every sleeper on the endpoint's doorbell: a lane added or given back, or the
+// endpoint closed. Rare, so it wakes everyone rather than counting first.
+void ring_doorbell(EndpointHeader& header) noexcept;
 
 // Who retires an endpoint: its own process as it leaves, or another that found that
 // process dead.
