@@ -3,8 +3,12 @@
 // the protocol that keeps wake-ups from being lost.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <optional>
+#include <span>
+#include <thread>
 
 #include "local/mailbox_state.hpp"
 #include "local/ownership.hpp"
@@ -67,6 +71,72 @@ inline std::optional<platform::MonotonicTime> nap_deadline(std::optional<platfor
   return until && *until < cap ? until : std::optional{cap};
 }
 
+// A futex word to sleep on, and the count of those sleeping on it (its wakers wake
+// everyone while it is not zero); and the mailbox whose owner to watch meanwhile.
+struct WatchedWord {
+  std::atomic<std::uint32_t>* epoch;     // bumped by whoever makes the thing ready
+  std::atomic<std::uint32_t>* sleepers;  // counts us while we sleep
+  MailboxState* mailbox;                 // whose owner to watch; null for none
+};
+
+inline constexpr std::size_t max_watched_words = 128;  // futex_waitv's limit
+
+// The one way to wait, for a single mailbox and for many: `attempt` (returning an
+// optional: empty while it cannot proceed) runs first; then, as the policy says, we spin,
+// running it whenever `may_be_ready` (a cheap hint) says so and every 64 rounds regardless
+// (that is how a spinner sees close); then we sleep on `words`. A wake-up cannot be lost:
+// we count ourselves on every word, issue the heavy barrier, read every epoch, and only
+// then attempt once more before sleeping (design.md, Waiting and waking). `tick(now)` runs
+// every 16 spins and after every sleep (owner checks, recovery requests). Empty once the
+// deadline passed (at once for no_wait).
+template <class AttemptFn, class HintFn, class TickFn>
+auto wait_until_done(const WaitPolicy& policy, Deadline deadline, std::span<const WatchedWord> words, bool owned,
+                     AttemptFn&& attempt, HintFn&& may_be_ready, TickFn&& tick) -> decltype(attempt()) {
+  using Clock = Deadline::clock;
+  if (auto done = attempt()) return done;
+  if (deadline.is_none()) return std::nullopt;
+  if (policy.mode != WaitMode::sleep) {
+    const auto spin_until = Clock::now() + policy.spin;
+    for (std::uint32_t round = 1;; ++round) {
+      platform::cpu_relax();
+      if (round % 64 == 0 || may_be_ready()) {
+        if (auto done = attempt()) return done;
+      }
+      if (round % 16 == 0) {
+        const auto now = Clock::now();
+        if (!deadline.is_forever() && now >= deadline.until()) return std::nullopt;
+        if (policy.mode == WaitMode::adaptive && now >= spin_until) break;
+        tick(now);
+        // On an overcommitted machine the peer we wait for may need this CPU.
+        if (round % 512 == 0) platform::yield_cpu();
+      }
+    }
+  }
+  const std::size_t count = std::min(words.size(), max_watched_words);
+  std::array<platform::FutexWaitTarget, max_watched_words> targets{};
+  const std::optional<platform::MonotonicTime> until =
+      deadline.is_forever() ? std::nullopt : std::optional{deadline.until()};
+  for (;;) {
+    for (std::size_t i = 0; i < count; ++i) words[i].sleepers->fetch_add(1, std::memory_order_seq_cst);
+    const bool barrier_issued = platform::heavy_barrier();
+    for (std::size_t i = 0; i < count; ++i) targets[i] = {words[i].epoch, words[i].epoch->load(std::memory_order_acquire)};
+    auto done = attempt();
+    const bool expired = !done && deadline.expired();
+    if (!done && !expired) {
+      const auto nap_until = nap_deadline(until, barrier_issued, owned);
+      if (count == 1) {
+        platform::futex_wait(*targets[0].word, targets[0].expected, nap_until);
+      } else if (platform::futex_wait_any({targets.data(), count}, nap_until) == platform::FutexWait::unsupported) {
+        // No futex_waitv (Linux before 5.16): nap briefly and look again.
+        std::this_thread::sleep_until(std::min(*nap_until, Clock::now() + std::chrono::milliseconds{1}));
+      }
+    }
+    for (std::size_t i = 0; i < count; ++i) words[i].sleepers->fetch_sub(1, std::memory_order_relaxed);
+    if (done || expired) return done;
+    tick(Clock::now());
+  }
+}
+
 enum class Waited : std::uint8_t {
   done,     // the attempt claimed what it wanted
   failed,   // it failed: the error is in state.failure
@@ -74,68 +144,37 @@ enum class Waited : std::uint8_t {
 };
 
 // Repeats `attempt` (returning Attempt) until it claims or fails, or the deadline
-// passes. Spins, then sleeps, as the handle's WaitPolicy says.
-// `may_be_ready` is a cheap hint read while spinning (ring.hpp); a full attempt runs
-// when it says so, and every 64 rounds regardless (that is how a spinner sees close).
+// passes, on one mailbox's side (wait_until_done). `may_be_ready` is ring.hpp's cheap hint.
 template <class AttemptFn>
 Waited wait_for(MailboxState& state, Side side, Deadline deadline, AttemptFn&& attempt) {
   const auto may_be_ready = side == Side::receive ? receive_may_be_ready : send_may_be_ready;
-  using Clock = Deadline::clock;
-  auto outcome = [](Attempt attempt_result) { return attempt_result == Attempt::claimed ? Waited::done : Waited::failed; };
-  if (const Attempt first = attempt(); first != Attempt::not_yet) return outcome(first);
+  if (const Attempt first = attempt(); first != Attempt::not_yet) {
+    return first == Attempt::claimed ? Waited::done : Waited::failed;
+  }
   if (deadline.is_none()) return Waited::expired;
-
   const PresenceGuard present{state, side};
-  const WaitPolicy& policy = state.wait;
   // A waiter asks for recovery every so often: what it waits for may be held by a
   // process that died (design.md, Crash recovery).
   constexpr auto recovery_interval = std::chrono::milliseconds{50};
-  auto next_recovery = Clock::now() + recovery_interval;
-  if (policy.mode != WaitMode::sleep) {
-    const auto spin_until = Clock::now() + policy.spin;
-    for (std::uint32_t round = 1;; ++round) {
-      platform::cpu_relax();
-      if (round % 64 == 0 || may_be_ready(state)) {
-        if (const Attempt result = attempt(); result != Attempt::not_yet) return outcome(result);
-      }
-      if (round % 16 == 0) {
-        const auto now = Clock::now();
-        if (!deadline.is_forever() && now >= deadline.until()) return Waited::expired;
-        if (policy.mode == WaitMode::adaptive && now >= spin_until) break;
+  auto next_recovery = Deadline::clock::now() + recovery_interval;
+  const WaitWords sides = wait_words(state, side);
+  const WatchedWord word{&sides.epoch, &sides.sleeping, &state};
+  const auto outcome = wait_until_done(
+      state.wait, deadline, std::span{&word, 1}, state.owner != 0,
+      [&]() -> std::optional<Waited> {
+        const Attempt result = attempt();
+        if (result == Attempt::not_yet) return std::nullopt;
+        return result == Attempt::claimed ? Waited::done : Waited::failed;
+      },
+      [&] { return may_be_ready(state); },
+      [&](Deadline::clock::time_point now) {
         if (now >= next_recovery) {
           state.recovery_requested = true;
           next_recovery = now + recovery_interval;
         }
         watch_owner(state, now);
-        // On an overcommitted machine the peer we wait for may need this CPU.
-        if (round % 512 == 0) platform::yield_cpu();
-      }
-    }
-  }
-
-  const WaitWords words = wait_words(state, side);
-  const std::optional<platform::MonotonicTime> until =
-      deadline.is_forever() ? std::nullopt : std::optional{deadline.until()};
-  for (;;) {
-    // Count ourselves, make that visible to every waker (the heavy barrier pairs with
-    // their compiler barrier), read the epoch, then re-check (design.md, Waiting).
-    words.sleeping.fetch_add(1, std::memory_order_seq_cst);
-    const bool barrier_issued = platform::heavy_barrier();
-    const std::uint32_t epoch = words.epoch.load(std::memory_order_acquire);
-    const Attempt result = attempt();
-    if (result != Attempt::not_yet || deadline.expired()) {
-      words.sleeping.fetch_sub(1, std::memory_order_relaxed);
-      return result != Attempt::not_yet ? outcome(result) : Waited::expired;
-    }
-    platform::futex_wait(words.epoch, epoch, nap_deadline(until, barrier_issued, state.owner != 0));
-    words.sleeping.fetch_sub(1, std::memory_order_relaxed);
-    const auto now = Clock::now();
-    if (now >= next_recovery) {
-      state.recovery_requested = true;
-      next_recovery = now + recovery_interval;
-    }
-    watch_owner(state, now);
-  }
+      });
+  return outcome.value_or(Waited::expired);
 }
 
 }  // namespace shmbox::detail
