@@ -35,31 +35,6 @@ struct Link {
   std::unique_ptr<LocalMailbox> lane;
 };
 
-// A lane's copy of a zero-capacity receiver's presence: while we wait in receive(),
-// non-blocking rendezvous sends to the lanes we watch may go ahead.
-class Presence {
- public:
-  Presence(std::vector<Lane*>& lanes) : lanes_(lanes) {
-    for (Lane* lane : lanes_) {
-      MailboxState& state = lane->box->state();
-      if (state.geometry.buffering != Buffering::zero) continue;
-      state.header->receivers_present.fetch_add(1, std::memory_order_seq_cst);
-      wake_senders(state, true);
-    }
-  }
-  ~Presence() {
-    for (Lane* lane : lanes_) {
-      MailboxState& state = lane->box->state();
-      if (state.geometry.buffering == Buffering::zero) state.header->receivers_present.fetch_sub(1, std::memory_order_relaxed);
-    }
-  }
-  Presence(const Presence&) = delete;
-  Presence& operator=(const Presence&) = delete;
-
- private:
-  std::vector<Lane*>& lanes_;
-};
-
 struct EndpointState {
   EndpointState(EndpointView view, const WaitPolicy& policy) : self(std::move(view)), wait(policy) {}
   EndpointState(const EndpointState&) = delete;
@@ -145,7 +120,9 @@ Result<std::string> EndpointState::receive(std::optional<std::string_view> from,
     }
     words.push_back({&self.header->doorbell, &self.header->doorbell_sleepers, nullptr});
     const std::uint32_t bell = *seen_doorbell;
-    const Presence present{watched};
+    std::vector<MailboxState*> receiving;
+    for (Lane* lane : watched) receiving.push_back(&lane->box->state());
+    const ReceiverPresence present{receiving};
     const auto nap_end = Deadline::clock::now() + sweep_interval;
     (void)wait_any(wait, deadline.is_forever() || nap_end < deadline.until() ? Deadline{nap_end} : deadline, words,
                    [&]() -> std::optional<std::size_t> {

@@ -34,27 +34,30 @@ inline WaitWords wait_words(MailboxState& state, Side side) noexcept {
 inline Error would_block_error() { return Error{Errc::would_block, {}, {}}; }  // allocation-free
 inline Error timeout_error(const MailboxState& state) { return Error{Errc::timeout, state.object, "timed out"}; }
 
-// Counts a receiver inside a receive that waits (zero-capacity senders look at it).
-class PresenceGuard {
+// A receiver inside a receive that waits, counted on each zero-capacity mailbox it waits
+// on: their senders look at the count (a non-blocking rendezvous send goes ahead only
+// while a receiver is there), and a selector waiting to send may go now. Other mailboxes
+// are left alone: they skip the shared write.
+class ReceiverPresence {
  public:
-  // Only zero-capacity senders read the count: other mailboxes skip the shared write.
-  PresenceGuard(MailboxState& state, Side side) noexcept
-      : counter_(side == Side::receive && state.geometry.buffering == Buffering::zero
-                     ? &state.header->receivers_present
-                     : nullptr) {
-    if (counter_ != nullptr) {
-      counter_->fetch_add(1, std::memory_order_seq_cst);
-      wake_senders(state, true);  // a selector waiting to send here may go now
+  explicit ReceiverPresence(std::span<MailboxState* const> mailboxes) noexcept : mailboxes_(mailboxes) {
+    for (MailboxState* state : mailboxes_) {
+      if (!counted(*state)) continue;
+      state->header->receivers_present.fetch_add(1, std::memory_order_seq_cst);
+      wake_senders(*state, true);
     }
   }
-  ~PresenceGuard() {
-    if (counter_ != nullptr) counter_->fetch_sub(1, std::memory_order_relaxed);
+  ~ReceiverPresence() {
+    for (MailboxState* state : mailboxes_) {
+      if (counted(*state)) state->header->receivers_present.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
-  PresenceGuard(const PresenceGuard&) = delete;
-  PresenceGuard& operator=(const PresenceGuard&) = delete;
+  ReceiverPresence(const ReceiverPresence&) = delete;
+  ReceiverPresence& operator=(const ReceiverPresence&) = delete;
 
  private:
-  std::atomic<std::uint32_t>* counter_;
+  static bool counted(const MailboxState& state) noexcept { return state.geometry.buffering == Buffering::zero; }
+  std::span<MailboxState* const> mailboxes_;
 };
 
 // How long one sleep may last. Never more than 100 ms: a sleeper re-checks at least
@@ -152,7 +155,8 @@ Waited wait_for(MailboxState& state, Side side, Deadline deadline, AttemptFn&& a
     return first == Attempt::claimed ? Waited::done : Waited::failed;
   }
   if (deadline.is_none()) return Waited::expired;
-  const PresenceGuard present{state, side};
+  MailboxState* const receiving[] = {&state};
+  const ReceiverPresence present{std::span{receiving, side == Side::receive ? 1u : 0u}};
   // A waiter asks for recovery every so often: what it waits for may be held by a
   // process that died (design.md, Crash recovery).
   constexpr auto recovery_interval = std::chrono::milliseconds{50};
