@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "endpoint/layout.hpp"
-#include "local/mailbox_state.hpp"
+#include "local/mapped_mailbox.hpp"
 #include "shmbox/segment.hpp"
 
 namespace shmbox::fuzz {

@@ -102,11 +102,11 @@ inline void run_mailbox(Input& input, const MailboxOptions& options, std::uint8_
   if (auto got = box->receive_in_place(no_wait)) got->release();
   // A taker that fails puts the message back; one that succeeds takes it.
   (void)box->receive_with(
-      [](std::span<const std::byte>, std::uint64_t) -> Result<void> {
+      [](const Delivery&) -> Result<void> {
         return std::unexpected(Error{Errc::system, "fuzz", "taker failed"});
       },
       no_wait);
-  (void)box->receive_with([](std::span<const std::byte>, std::uint64_t) -> Result<void> { return {}; }, no_wait);
+  (void)box->receive_with([](const Delivery&) -> Result<void> { return {}; }, no_wait);
   if (!zero) {
     if (auto lent = box->loan(message.size(), no_wait)) (void)lent->commit(message.size(), no_wait);
   }

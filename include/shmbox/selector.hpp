@@ -34,7 +34,7 @@
 namespace shmbox {
 
 namespace detail {
-struct MailboxState;
+struct MappedMailbox;
 }
 
 enum class Interest : std::uint8_t { receive, send };
@@ -64,7 +64,7 @@ class Selector {
 
  private:
   struct Watched {
-    detail::MailboxState* mailbox;
+    detail::MappedMailbox* mailbox;
     Interest interest;
   };
   std::size_t first_ready() const noexcept;  // size() if none

@@ -4,14 +4,14 @@
 #include <utility>
 
 #include "api/mailbox_access.hpp"
-#include "local/mailbox_state.hpp"
+#include "local/mapped_mailbox.hpp"
 #include "local/ring.hpp"
 #include "local/wait_any.hpp"
 
 namespace shmbox {
 namespace {
 
-bool ready(detail::MailboxState& state, Interest interest) noexcept {
+bool ready(detail::MappedMailbox& state, Interest interest) noexcept {
   return interest == Interest::receive ? detail::ready_to_receive(state) : detail::ready_to_send(state);
 }
 
@@ -34,7 +34,7 @@ Result<std::size_t> Selector::add(Mailbox& mailbox, Interest interest) {
   if (backend == nullptr) {
     return std::unexpected(Error{Errc::invalid_argument, "selector", "a moved-from mailbox cannot be watched"});
   }
-  detail::MailboxState* state = backend->shared_memory();
+  detail::MappedMailbox* state = backend->shared_memory();
   if (state == nullptr) {
     return std::unexpected(Error{Errc::invalid_argument, "selector", "a remote mailbox cannot be watched; use a local one"});
   }
@@ -60,7 +60,7 @@ Result<std::size_t> Selector::wait(Deadline deadline) {
   // wake-up meant for us goes to a lone receiver.
   std::array<detail::WatchedWord, max_mailboxes> words{};
   for (std::size_t i = 0; i < watched_.size(); ++i) {
-    detail::MailboxState& state = *watched_[i].mailbox;
+    detail::MappedMailbox& state = *watched_[i].mailbox;
     detail::Header& header = *state.header;
     words[i] = watched_[i].interest == Interest::receive
                    ? detail::WatchedWord{&header.data_epoch, &header.receive_selectors_sleeping, &state}

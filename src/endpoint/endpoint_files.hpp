@@ -11,7 +11,7 @@
 
 #include "endpoint/layout.hpp"
 #include "segment/garbage.hpp"
-#include "local/mailbox_state.hpp"
+#include "local/mapped_mailbox.hpp"
 #include "shmbox/endpoint.hpp"
 
 namespace shmbox::detail {

@@ -26,7 +26,7 @@ bool may_read_and_write(uid_t uid, gid_t gid, const platform::FileStatus& file) 
 // where we may give it (root: user and group; anyone: the group, if it is one of ours);
 // if its process still could not use it, sending is refused.
 Result<void> hand_lane_to_receiver(const LocalMailbox& lane, const EndpointView& peer) {
-  const int fd = SegmentFactory::descriptor(*lane.state().mapping);
+  const int fd = SegmentFactory::descriptor(*lane.mapped().mapping);
   if (!platform::change_owner(fd, ::geteuid() == 0 ? peer.file_uid : static_cast<uid_t>(-1), peer.file_gid)) {
     (void)platform::change_owner(fd, static_cast<uid_t>(-1), peer.file_gid);
   }
@@ -99,7 +99,7 @@ void EndpointState::sweep() {
   refresh(true);
   for (Lane& lane : lanes) {
     if (lane.box->closed() || platform::liveness(lane.sender) == platform::Liveness::alive) continue;
-    (void)recover(lane.box->state(), nullptr);
+    (void)recover(lane.box->mapped(), nullptr);
     (void)lane.box->close();
   }
 }

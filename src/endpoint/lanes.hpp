@@ -115,20 +115,20 @@ Result<std::string> EndpointState::receive(std::optional<std::string_view> from,
     std::vector<WatchedWord> words;
     words.reserve(watched.size() + 1);
     for (Lane* lane : watched) {
-      Header& header = *lane->box->state().header;
+      Header& header = *lane->box->mapped().header;
       words.push_back({&header.data_epoch, &header.receive_selectors_sleeping, nullptr});
     }
     words.push_back({&self.header->doorbell, &self.header->doorbell_sleepers, nullptr});
     const std::uint32_t bell = *seen_doorbell;
-    std::vector<MailboxState*> receiving;
-    for (Lane* lane : watched) receiving.push_back(&lane->box->state());
+    std::vector<MappedMailbox*> receiving;
+    for (Lane* lane : watched) receiving.push_back(&lane->box->mapped());
     const ReceiverPresence present{receiving};
     const auto nap_end = Deadline::clock::now() + sweep_interval;
     (void)wait_any(wait, deadline.is_forever() || nap_end < deadline.until() ? Deadline{nap_end} : deadline, words,
                    [&]() -> std::optional<std::size_t> {
                      if (self.header->doorbell.load(std::memory_order_acquire) != bell) return watched.size();
                      for (std::size_t i = 0; i < watched.size(); ++i) {
-                       if (ready_to_receive(watched[i]->box->state())) return i;
+                       if (ready_to_receive(watched[i]->box->mapped())) return i;
                      }
                      return std::nullopt;
                    });

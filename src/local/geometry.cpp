@@ -1,7 +1,7 @@
 #include <algorithm>
 #include <bit>
 
-#include "local/mailbox_state.hpp"
+#include "local/mapped_mailbox.hpp"
 #include "platform/shm.hpp"
 
 namespace shmbox::detail {

@@ -18,32 +18,32 @@
 namespace shmbox {
 namespace {
 
-using detail::MailboxState;
+using detail::MappedMailbox;
 
 constexpr std::string_view kind = "mailbox";
 
-Error too_large_error(const MailboxState& state, std::size_t size) {
-  return Error{Errc::too_large, state.object,
+Error too_large_error(const MappedMailbox& mailbox, std::size_t size) {
+  return Error{Errc::too_large, mailbox.object,
                "message of " + std::to_string(size) + " bytes is over the mailbox's maximum of " +
-                   std::to_string(state.geometry.max_message_size)};
+                   std::to_string(mailbox.geometry.max_message_size)};
 }
 
 }  // namespace
 
 namespace detail {
 
-LocalMailbox::LocalMailbox(MailboxState state) noexcept
-    : MailboxBackend(MailboxFacts{state.name, state.object, state.geometry.buffering, state.geometry.capacity,
-                                  state.geometry.max_message_size}),
-      state_(std::move(state)) {}
+LocalMailbox::LocalMailbox(MappedMailbox mailbox) noexcept
+    : MailboxBackend(MailboxFacts{mailbox.name, mailbox.object, mailbox.geometry.buffering, mailbox.geometry.capacity,
+                                  mailbox.geometry.max_message_size}),
+      mapped_(std::move(mailbox)) {}
 
-LocalMailbox::~LocalMailbox() { detach(state_); }
+LocalMailbox::~LocalMailbox() { detach(mapped_); }
 
-bool LocalMailbox::closed() const noexcept { return is_closed(state_); }
-std::uint64_t LocalMailbox::queued() const noexcept { return detail::queued(state_); }
+bool LocalMailbox::closed() const noexcept { return is_closed(mapped_); }
+std::uint64_t LocalMailbox::queued() const noexcept { return detail::queued(mapped_); }
 
 Result<void> LocalMailbox::close() {
-  close_mailbox(*state_.header);
+  close_mailbox(*mapped_.header);
   return {};
 }
 
@@ -52,58 +52,58 @@ Result<void> LocalMailbox::close() {
 namespace {
 
 // The error a wait that did not claim ends with.
-Error wait_error(MailboxState& state, detail::Waited waited, Deadline deadline) {
-  if (waited == detail::Waited::failed) return std::move(*state.failure);
-  return deadline.is_none() ? detail::would_block_error() : detail::timeout_error(state);
+Error wait_error(MappedMailbox& mailbox, detail::Waited waited, Deadline deadline) {
+  if (waited == detail::Waited::failed) return std::move(*mailbox.failure);
+  return deadline.is_none() ? detail::would_block_error() : detail::timeout_error(mailbox);
 }
 
 // Claims a position to send at, waiting as the deadline allows.
-detail::Waited claim_for_send(MailboxState& state, Deadline deadline, detail::SendClaim& claim) {
+detail::Waited claim_for_send(MappedMailbox& mailbox, Deadline deadline, detail::SendClaim& claim) {
   // A sender that never waits would never look at the owner: look every 1024 sends,
   // so that sends into a mailbox whose owner has gone start failing.
-  if (--state.sends_until_check == 0) {
-    state.sends_until_check = 1024;
-    detail::watch_owner(state, std::chrono::steady_clock::now());
+  if (--mailbox.sends_until_check == 0) {
+    mailbox.sends_until_check = 1024;
+    detail::watch_owner(mailbox, std::chrono::steady_clock::now());
   }
-  state.record_role(detail::role_sender);
-  return detail::wait_for(state, detail::Side::send, deadline, [&] { return detail::try_claim_send(state, claim); });
+  mailbox.record_role(detail::role_sender);
+  return detail::wait_for(mailbox, detail::Side::send, deadline, [&] { return detail::try_claim_send(mailbox, claim); });
 }
 
 // Zero capacity: after publishing, the send completes only once a receiver has
 // claimed the message. On expiry or close the sender takes it back if it can; if a
 // receiver claimed it first, the send succeeded after all.
-Result<void> await_pick_up(MailboxState& state, const detail::SendClaim& claim, Deadline deadline) {
+Result<void> await_pick_up(MappedMailbox& mailbox, const detail::SendClaim& claim, Deadline deadline) {
   // A non-blocking send goes ahead only when a receiver is waiting; that receiver may
   // be asleep, so give it time for a kernel wake-up (2 ms covers one on a loaded
   // machine) before taking the message back.
   const bool non_blocking = deadline.is_none();
-  if (non_blocking) deadline = Deadline{std::max<std::chrono::microseconds>(state.wait.spin, std::chrono::milliseconds{2})};
-  const detail::Waited waited = detail::wait_for(state, detail::Side::send, deadline, [&] {
-    if (!detail::still_published(state, claim)) return detail::Attempt::claimed;
-    if (detail::is_closed(state)) return state.fail(state.closed_error(), detail::Attempt::failed);
+  if (non_blocking) deadline = Deadline{std::max<std::chrono::microseconds>(mailbox.wait.spin, std::chrono::milliseconds{2})};
+  const detail::Waited waited = detail::wait_for(mailbox, detail::Side::send, deadline, [&] {
+    if (!detail::still_published(mailbox, claim)) return detail::Attempt::claimed;
+    if (detail::is_closed(mailbox)) return mailbox.fail(mailbox.closed_error(), detail::Attempt::failed);
     return detail::Attempt::not_yet;
   });
   if (waited == detail::Waited::done) return {};
-  if (!detail::take_back(state, claim)) return {};  // a receiver claimed it first
-  return std::unexpected(wait_error(state, waited, non_blocking ? Deadline::none() : deadline));
+  if (!detail::take_back(mailbox, claim)) return {};  // a receiver claimed it first
+  return std::unexpected(wait_error(mailbox, waited, non_blocking ? Deadline::none() : deadline));
 }
 
 }  // namespace
 
 Result<void> detail::LocalMailbox::send(std::span<const std::byte> message, Deadline deadline, std::string_view) {
-  MailboxState& state = state_;
-  if (message.size() > state.geometry.max_message_size) return std::unexpected(too_large_error(state, message.size()));
-  const bool zero = state.geometry.buffering == Buffering::zero;
-  if (zero && deadline.is_none() && state.header->receivers_present.load(std::memory_order_seq_cst) == 0) {
-    if (detail::is_closed(state)) return std::unexpected(state.closed_error());
+  MappedMailbox& mailbox = mapped_;
+  if (message.size() > mailbox.geometry.max_message_size) return std::unexpected(too_large_error(mailbox, message.size()));
+  const bool zero = mailbox.geometry.buffering == Buffering::zero;
+  if (zero && deadline.is_none() && mailbox.header->receivers_present.load(std::memory_order_seq_cst) == 0) {
+    if (detail::is_closed(mailbox)) return std::unexpected(mailbox.closed_error());
     return std::unexpected(detail::would_block_error());
   }
   detail::SendClaim claim{};
-  const detail::Waited waited = claim_for_send(state, deadline, claim);
-  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
-  if (!message.empty()) std::memcpy(state.payload(*claim.slot), message.data(), message.size());
-  detail::publish(state, claim, static_cast<std::uint32_t>(message.size()));
-  if (zero) return await_pick_up(state, claim, deadline);
+  const detail::Waited waited = claim_for_send(mailbox, deadline, claim);
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));
+  if (!message.empty()) std::memcpy(mailbox.payload(*claim.slot), message.data(), message.size());
+  detail::publish(mailbox, claim, static_cast<std::uint32_t>(message.size()));
+  if (zero) return await_pick_up(mailbox, claim, deadline);
   return {};
 }
 
@@ -111,89 +111,89 @@ namespace {
 
 // Claims the next message no larger than `size_limit`, waiting as the deadline
 // allows. An out-parameter and a one-byte result keep the hot path free of Error.
-detail::Waited claim_for_receive(MailboxState& state, std::size_t size_limit, Deadline deadline,
+detail::Waited claim_for_receive(MappedMailbox& mailbox, std::size_t size_limit, Deadline deadline,
                                  detail::ReceiveClaim& claim) {
   // In a mailbox that is never empty nobody waits, so recovery would never run from a
   // wait: adopt orphaned messages periodically too (a clock read per 1024 receives).
-  if (--state.receives_until_check == 0) {
-    state.receives_until_check = 1024;
-    if (const auto now = std::chrono::steady_clock::now(); now >= state.next_periodic_recovery) {
-      state.next_periodic_recovery = now + std::chrono::seconds{1};
-      detail::watch_owner(state, now);
-      if (detail::recover(state, &claim)) return detail::Waited::done;
+  if (--mailbox.receives_until_check == 0) {
+    mailbox.receives_until_check = 1024;
+    if (const auto now = std::chrono::steady_clock::now(); now >= mailbox.next_periodic_recovery) {
+      mailbox.next_periodic_recovery = now + std::chrono::seconds{1};
+      detail::watch_owner(mailbox, now);
+      if (detail::recover(mailbox, &claim)) return detail::Waited::done;
     }
   }
-  state.record_role(detail::role_receiver);
-  return detail::wait_for(state, detail::Side::receive, deadline,
-                          [&] { return detail::try_claim_receive(state, size_limit, claim); });
+  mailbox.record_role(detail::role_receiver);
+  return detail::wait_for(mailbox, detail::Side::receive, deadline,
+                          [&] { return detail::try_claim_receive(mailbox, size_limit, claim); });
 }
 
 }  // namespace
 
 Result<std::size_t> detail::LocalMailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
-  MailboxState& state = state_;
+  MappedMailbox& mailbox = mapped_;
   detail::ReceiveClaim claim{};
-  const detail::Waited waited = claim_for_receive(state, buffer.size(), deadline, claim);
-  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
-  if (claim.size != 0) std::memcpy(buffer.data(), state.payload(*claim.slot), claim.size);
-  detail::release(state, claim);
+  const detail::Waited waited = claim_for_receive(mailbox, buffer.size(), deadline, claim);
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));
+  if (claim.size != 0) std::memcpy(buffer.data(), mailbox.payload(*claim.slot), claim.size);
+  detail::release(mailbox, claim);
   return claim.size;
 }
 
 Result<void> detail::LocalMailbox::receive(std::vector<std::byte>& message, Deadline deadline) {
-  MailboxState& state = state_;
+  MappedMailbox& mailbox = mapped_;
   // Room first: an allocation that fails must fail before a message is taken.
-  message.reserve(state.geometry.max_message_size);
+  message.reserve(mailbox.geometry.max_message_size);
   detail::ReceiveClaim claim{};
-  const detail::Waited waited = claim_for_receive(state, state.geometry.max_message_size, deadline, claim);
-  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
+  const detail::Waited waited = claim_for_receive(mailbox, mailbox.geometry.max_message_size, deadline, claim);
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));
   message.resize(claim.size);  // within the capacity reserved: cannot throw
-  if (claim.size != 0) std::memcpy(message.data(), state.payload(*claim.slot), claim.size);
-  detail::release(state, claim);
+  if (claim.size != 0) std::memcpy(message.data(), mailbox.payload(*claim.slot), claim.size);
+  detail::release(mailbox, claim);
   return {};
 }
 
 Result<detail::Lent> detail::LocalMailbox::loan(std::size_t size, Deadline deadline) {
-  MailboxState& state = state_;
-  if (size > state.geometry.max_message_size) return std::unexpected(too_large_error(state, size));
+  MappedMailbox& mailbox = mapped_;
+  if (size > mailbox.geometry.max_message_size) return std::unexpected(too_large_error(mailbox, size));
   detail::SendClaim claim{};
-  const detail::Waited waited = claim_for_send(state, deadline, claim);
-  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
-  return Lent{claim.position, {state.payload(*claim.slot), size}};
+  const detail::Waited waited = claim_for_send(mailbox, deadline, claim);
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));
+  return Lent{claim.position, {mailbox.payload(*claim.slot), size}};
 }
 
 Result<void> detail::LocalMailbox::commit_loan(const Lent& loan, std::size_t size, Deadline deadline) {
-  MailboxState& state = state_;
-  const detail::SendClaim claim{loan.position, &state.slot(loan.position)};
-  detail::publish(state, claim, static_cast<std::uint32_t>(size));
-  if (state.geometry.buffering == Buffering::zero) return await_pick_up(state, claim, deadline);
+  MappedMailbox& mailbox = mapped_;
+  const detail::SendClaim claim{loan.position, &mailbox.slot(loan.position)};
+  detail::publish(mailbox, claim, static_cast<std::uint32_t>(size));
+  if (mailbox.geometry.buffering == Buffering::zero) return await_pick_up(mailbox, claim, deadline);
   return {};
 }
 
 void detail::LocalMailbox::abandon_loan(const Lent& loan) noexcept {
-  detail::abandon(state_, detail::SendClaim{loan.position, &state_.slot(loan.position)});
+  detail::abandon(mapped_, detail::SendClaim{loan.position, &mapped_.slot(loan.position)});
 }
 
 Result<detail::Lent> detail::LocalMailbox::receive_in_place(Deadline deadline) {
-  MailboxState& state = state_;
+  MappedMailbox& mailbox = mapped_;
   detail::ReceiveClaim claim{};
-  const detail::Waited waited = claim_for_receive(state, state.geometry.max_message_size, deadline, claim);
-  if (waited != detail::Waited::done) return std::unexpected(wait_error(state, waited, deadline));
-  return Lent{claim.position, {state.payload(*claim.slot), claim.size}};
+  const detail::Waited waited = claim_for_receive(mailbox, mailbox.geometry.max_message_size, deadline, claim);
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));
+  return Lent{claim.position, {mailbox.payload(*claim.slot), claim.size}};
 }
 
 void detail::LocalMailbox::hand_back(const Lent& message, bool put_back) noexcept {
-  const detail::ReceiveClaim claim{message.position, &state_.slot(message.position), 0};
+  const detail::ReceiveClaim claim{message.position, &mapped_.slot(message.position), 0};
   if (put_back) {
-    detail::put_back(state_, claim);
+    detail::put_back(mapped_, claim);
   } else {
-    detail::release(state_, claim);
+    detail::release(mapped_, claim);
   }
 }
 
 Result<void> detail::LocalMailbox::receive_with(const DeliveryTaker& take, Deadline deadline) {
   if (delivery_prefix_.empty()) {
-    auto instance = instance_of(state_);
+    auto instance = instance_of(mapped_);
     if (!instance) return std::unexpected(instance.error());
     delivery_prefix_ = std::move(*instance);
   }

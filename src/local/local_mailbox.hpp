@@ -7,14 +7,14 @@
 #include <optional>
 #include <string>
 
-#include "local/mailbox_state.hpp"
+#include "local/mapped_mailbox.hpp"
 #include "mailbox/backend.hpp"
 
 namespace shmbox::detail {
 
 class LocalMailbox final : public MailboxBackend {
  public:
-  explicit LocalMailbox(MailboxState state) noexcept;
+  explicit LocalMailbox(MappedMailbox mailbox) noexcept;
   ~LocalMailbox() override;
 
   // Sending: a position claimed on the ring, written (copied, or in place through a
@@ -35,12 +35,12 @@ class LocalMailbox final : public MailboxBackend {
   std::uint64_t queued() const noexcept override;  // reads the slots: costs time in proportion to the capacity
   Result<void> close() override;
 
-  MailboxState* shared_memory() noexcept override { return &state_; }
-  MailboxState& state() noexcept { return state_; }
-  const MailboxState& state() const noexcept { return state_; }
+  MappedMailbox* shared_memory() noexcept override { return &mapped_; }
+  MappedMailbox& mapped() noexcept { return mapped_; }
+  const MappedMailbox& mapped() const noexcept { return mapped_; }
 
  private:
-  MailboxState state_;
+  MappedMailbox mapped_;
   // What Delivery ids start with: this mailbox's file on this boot (made on first use).
   std::string delivery_prefix_;
 };

@@ -27,7 +27,7 @@ namespace shmbox {
 namespace {
 
 
-using detail::MailboxState;
+using detail::MappedMailbox;
 
 constexpr std::string_view kind = "mailbox";
 
@@ -120,7 +120,7 @@ Result<std::unique_ptr<detail::LocalMailbox>> view(MailboxName name, Segment ope
   if (auto fault = detail::owner_record_fault(name.file_name, owner, creator)) {
     return std::unexpected(Error{Errc::corrupt, name.object, "has a corrupt owner record: " + *fault});
   }
-  MailboxState state{
+  MappedMailbox mailbox{
       .name = std::move(name.name),
       .object = std::move(name.object),
       .file_name = std::move(name.file_name),
@@ -131,41 +131,41 @@ Result<std::unique_ptr<detail::LocalMailbox>> view(MailboxName name, Segment ope
       .slots = base + geometry->slots_offset,
   };
   const std::uint64_t count = geometry->slot_count;
-  state.index_mask = (count & (count - 1)) == 0 ? count - 1 : 0;
-  state.owner = owner;
-  return std::make_unique<detail::LocalMailbox>(std::move(state));
+  mailbox.index_mask = (count & (count - 1)) == 0 ? count - 1 : 0;
+  mailbox.owner = owner;
+  return std::make_unique<detail::LocalMailbox>(std::move(mailbox));
 }
 
-Result<void> attach(MailboxState& state) {
+Result<void> attach(MappedMailbox& mailbox) {
   const std::uint64_t me = platform::current_process().packed();
-  state.process = me;  // recover() marks the entries it works on with it
+  mailbox.process = me;  // recover() marks the entries it works on with it
   // Per process, so after a fork the child registers itself when it attaches.
-  state.light_wake_checks = platform::register_for_heavy_barriers();
-  detail::AttachEntry* table = state.attach_entries();
+  mailbox.light_wake_checks = platform::register_for_heavy_barriers();
+  detail::AttachEntry* table = mailbox.attach_entries();
   // A free entry; failing that, recover what dead processes' entries hold, which
   // frees those entries (an entry is never reused while a slot still names it), and
   // look again. pid reuse cannot fool the liveness check: the identity carries the
   // process's start time.
   for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1) (void)detail::recover(state, nullptr);
-    for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
+    if (pass == 1) (void)detail::recover(mailbox, nullptr);
+    for (std::uint32_t i = 0; i < mailbox.geometry.attach_capacity; ++i) {
       std::uint64_t holder = table[i].identity.load(std::memory_order_acquire);
       if (holder != 0) continue;
       if (table[i].identity.compare_exchange_strong(holder, me, std::memory_order_acq_rel)) {
-        state.self = static_cast<std::uint16_t>(i + 1);
-        state.entry = &table[i];
+        mailbox.self = static_cast<std::uint16_t>(i + 1);
+        mailbox.entry = &table[i];
         table[i].send_intent.store(0, std::memory_order_relaxed);
         table[i].active.store(0, std::memory_order_relaxed);
         const std::uint64_t generation = table[i].generation.fetch_add(1, std::memory_order_acq_rel) + 1;
-        state.chunk_tag = detail::ChunkWord::worker_tag(generation, state.self);
+        mailbox.chunk_tag = detail::ChunkWord::worker_tag(generation, mailbox.self);
         table[i].roles.store(0, std::memory_order_relaxed);
-        if (state.owner != 0) state.owner_watch = platform::ProcessWatch{state.owner};
+        if (mailbox.owner != 0) mailbox.owner_watch = platform::ProcessWatch{mailbox.owner};
         return {};
       }
     }
   }
-  return std::unexpected(Error{Errc::no_space, state.object,
-                               "all " + std::to_string(state.geometry.attach_capacity) +
+  return std::unexpected(Error{Errc::no_space, mailbox.object,
+                               "all " + std::to_string(mailbox.geometry.attach_capacity) +
                                    " attach entries are held by live handles (raise max_attached)"});
 }
 
@@ -176,11 +176,11 @@ struct AttachedCounts {
 // Handles of live processes only: a killed process's entry stays held until a recovery
 // frees it, and what it held is then someone else's (a dead receiver's message is counted
 // as queued).
-AttachedCounts count_attached(const MailboxState& state) {
-  const detail::AttachEntry* table = state.attach_entries();
+AttachedCounts count_attached(const MappedMailbox& mailbox) {
+  const detail::AttachEntry* table = mailbox.attach_entries();
   AttachedCounts counts;
-  for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
-    if (!detail::held_by_live_handle(state, static_cast<std::uint16_t>(i + 1))) continue;
+  for (std::uint32_t i = 0; i < mailbox.geometry.attach_capacity; ++i) {
+    if (!detail::held_by_live_handle(mailbox, static_cast<std::uint16_t>(i + 1))) continue;
     const std::uint64_t roles = table[i].roles.load(std::memory_order_relaxed);
     ++counts.handles;
     if ((roles & detail::role_sender) != 0) ++counts.senders;
@@ -189,18 +189,18 @@ AttachedCounts count_attached(const MailboxState& state) {
   return counts;
 }
 
-bool orphaned(const MailboxState& state) {
-  return state.owner != 0 && platform::liveness(state.owner) == platform::Liveness::dead;
+bool orphaned(const MappedMailbox& mailbox) {
+  return mailbox.owner != 0 && platform::liveness(mailbox.owner) == platform::Liveness::dead;
 }
 
 // A process-owned mailbox whose owner has exited is no longer there for anyone: close
 // it, remove its name, and answer as if it did not exist.
-Result<void> refuse_if_orphaned(MailboxState& state) {
-  if (!orphaned(state)) return {};
-  (void)detail::retire(state);  // left as it is if this process may not remove it
-  return std::unexpected(Error{Errc::not_found, state.object,
+Result<void> refuse_if_orphaned(MappedMailbox& mailbox) {
+  if (!orphaned(mailbox)) return {};
+  (void)detail::retire(mailbox);  // left as it is if this process may not remove it
+  return std::unexpected(Error{Errc::not_found, mailbox.object,
                                "does not exist: its owner, process " +
-                                   std::to_string(platform::ProcessIdentity::unpack(state.owner).pid) + ", exited"});
+                                   std::to_string(platform::ProcessIdentity::unpack(mailbox.owner).pid) + ", exited"});
 }
 
 }  // namespace
@@ -214,10 +214,10 @@ std::optional<Garbage> remove_mailbox_if_garbage(const MailboxFile& names) {
   }
   auto segment = open_mailbox_file(names, Access::read_write);
   if (!segment) return std::nullopt;
-  auto state = view(names, std::move(*segment), {});
+  auto mailbox = view(names, std::move(*segment), {});
   // Unreadable, its owner lives, or not ours to remove: left alone.
-  if (!state || !orphaned((*state)->state()) || !retire((*state)->state())) return std::nullopt;
-  return Garbage::owner_exited(platform::ProcessIdentity::unpack((*state)->state().owner).pid);
+  if (!mailbox || !orphaned((*mailbox)->mapped()) || !retire((*mailbox)->mapped())) return std::nullopt;
+  return Garbage::owner_exited(platform::ProcessIdentity::unpack((*mailbox)->mapped().owner).pid);
 }
 
 }  // namespace detail
@@ -240,21 +240,21 @@ Result<std::unique_ptr<LocalMailbox>> MailboxFactory::create(MailboxFile names, 
   // left so), it is free to reuse.
   if (!segment && segment.error() == Errc::already_exists && remove_mailbox_if_garbage(names)) segment = make();
   if (!segment) return std::unexpected(segment.error());
-  auto state = view(std::move(names), std::move(*segment), wait);
-  if (!state) return std::unexpected(state.error());
-  if (auto attached = attach((*state)->state()); !attached) return std::unexpected(attached.error());
-  if (owner == platform::current_process().packed()) remove_at_exit((*state)->state());
-  return std::move(*state);
+  auto mailbox = view(std::move(names), std::move(*segment), wait);
+  if (!mailbox) return std::unexpected(mailbox.error());
+  if (auto attached = attach((*mailbox)->mapped()); !attached) return std::unexpected(attached.error());
+  if (owner == platform::current_process().packed()) remove_at_exit((*mailbox)->mapped());
+  return std::move(*mailbox);
 }
 
 Result<std::unique_ptr<LocalMailbox>> MailboxFactory::open(MailboxFile names, const WaitPolicy& wait, OwnerCheck check) {
   auto segment = open_mailbox_file(names, Access::read_write, check);
   if (!segment) return std::unexpected(segment.error());
-  auto state = view(std::move(names), std::move(*segment), wait);
-  if (!state) return std::unexpected(state.error());
-  if (auto present = refuse_if_orphaned((*state)->state()); !present) return std::unexpected(present.error());
-  if (auto attached = attach((*state)->state()); !attached) return std::unexpected(attached.error());
-  return std::move(*state);
+  auto mailbox = view(std::move(names), std::move(*segment), wait);
+  if (!mailbox) return std::unexpected(mailbox.error());
+  if (auto present = refuse_if_orphaned((*mailbox)->mapped()); !present) return std::unexpected(present.error());
+  if (auto attached = attach((*mailbox)->mapped()); !attached) return std::unexpected(attached.error());
+  return std::move(*mailbox);
 }
 
 Result<void> MailboxFactory::remove(const MailboxFile& names) {
@@ -276,7 +276,7 @@ Result<void> MailboxFactory::remove(const MailboxFile& names) {
     if (!*unlinked) continue;
     forget_at_exit(names.file_name);
     // A corrupt mailbox is removed all the same, but not written to.
-    if (auto state = view(names, std::move(*segment), {})) close_mailbox(*(*state)->state().header);
+    if (auto mailbox = view(names, std::move(*segment), {})) close_mailbox(*(*mailbox)->mapped().header);
     return {};
   }
 }
@@ -300,21 +300,21 @@ Result<MailboxFile> mailbox_file(std::string_view name) {
   return MailboxFile{std::move(*valid), std::move(file_name), std::move(object)};
 }
 
-void detach(MailboxState& state) noexcept {
-  if (state.self == 0) return;
-  state.attach_entries()[state.self - 1].identity.store(0, std::memory_order_release);
-  state.self = 0;
-  state.entry = nullptr;
+void detach(MappedMailbox& mailbox) noexcept {
+  if (mailbox.self == 0) return;
+  mailbox.attach_entries()[mailbox.self - 1].identity.store(0, std::memory_order_release);
+  mailbox.self = 0;
+  mailbox.entry = nullptr;
 }
 
-Result<std::string> instance_of(const MailboxState& state) {
+Result<std::string> instance_of(const MappedMailbox& mailbox) {
   struct stat st {};
   const std::string boot = platform::boot_id();
-  if (boot.empty() || ::fstat(SegmentFactory::descriptor(*state.mapping), &st) != 0) {
-    return std::unexpected(Error{Errc::system, state.object,
+  if (boot.empty() || ::fstat(SegmentFactory::descriptor(*mailbox.mapping), &st) != 0) {
+    return std::unexpected(Error{Errc::system, mailbox.object,
                                  "cannot tell this mailbox's file from others (no boot id, or fstat failed)", errno});
   }
-  return state.name + "-" + boot + "-" + std::to_string(st.st_dev) + "-" + std::to_string(st.st_ino) + "-";
+  return mailbox.name + "-" + boot + "-" + std::to_string(st.st_dev) + "-" + std::to_string(st.st_ino) + "-";
 }
 
 Result<std::uint64_t> owner_of(const std::string& object, const MailboxOptions& options) {
@@ -333,12 +333,12 @@ Result<std::uint64_t> owner_of(const std::string& object, const MailboxOptions& 
   return platform::ProcessIdentity{options.owner_pid, *start_time}.packed();
 }
 
-std::vector<RemovedObject> remove_garbage_mailboxes(std::string_view file_prefix, std::string_view kind) {
+std::vector<RemovedObject> remove_garbage_mailboxes(std::string_view file_prefix, std::string_view shown_as) {
   std::vector<RemovedObject> removed;
   for (const std::string& name : platform::list_shm_names(file_prefix)) {
-    const MailboxFile names{name, std::string{file_prefix} + name, describe(kind, name)};
+    const MailboxFile names{name, std::string{file_prefix} + name, describe(shown_as, name)};
     if (auto garbage = remove_mailbox_if_garbage(names)) {
-      removed.push_back({std::string{kind}, name, garbage->owner_pid, std::move(garbage->cause)});
+      removed.push_back({std::string{shown_as}, name, garbage->owner_pid, std::move(garbage->cause)});
     }
   }
   return removed;
@@ -349,13 +349,13 @@ std::vector<RemovedObject> remove_garbage_mailboxes(std::string_view file_prefix
 bool detail::MailboxFactory::remove_if_owned_by(const MailboxFile& names, std::uint64_t owner) {
   auto segment = open_mailbox_file(names, Access::read_write);
   if (!segment) return false;
-  auto state = view(names, std::move(*segment), {});
-  if (!state) return false;
-  if ((*state)->state().owner != owner && platform::liveness((*state)->state().owner) == platform::Liveness::alive) return false;
+  auto mailbox = view(names, std::move(*segment), {});
+  if (!mailbox) return false;
+  if ((*mailbox)->mapped().owner != owner && platform::liveness((*mailbox)->mapped().owner) == platform::Liveness::alive) return false;
   // Our own (an endpoint giving back or leaving its lanes): closed even where another
   // user's sender made the file and we may not remove it, so that its blocked sends wake.
-  if ((*state)->state().owner == platform::current_process().packed()) return detail::close_for_good((*state)->state());
-  return detail::retire((*state)->state());
+  if ((*mailbox)->mapped().owner == platform::current_process().packed()) return detail::close_for_good((*mailbox)->mapped());
+  return detail::retire((*mailbox)->mapped());
 }
 
 Result<MailboxStatus> detail::MailboxFactory::stat(const MailboxFile& names) {
@@ -363,9 +363,9 @@ Result<MailboxStatus> detail::MailboxFactory::stat(const MailboxFile& names) {
   if (!info) return std::unexpected(info.error());
   auto segment = open_mailbox_file(names, Access::read_only);
   if (!segment) return std::unexpected(segment.error());
-  auto state = view(names, std::move(*segment), {});
-  if (!state) return std::unexpected(state.error());
-  const MailboxState& s = (*state)->state();
+  auto mailbox = view(names, std::move(*segment), {});
+  if (!mailbox) return std::unexpected(mailbox.error());
+  const MappedMailbox& s = (*mailbox)->mapped();
   const AttachedCounts attached = count_attached(s);
   const bool owner_alive = s.owner != 0 && platform::liveness(s.owner) == platform::Liveness::alive;
   return MailboxStatus{

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "base/trust_check.hpp"
-#include "local/mailbox_state.hpp"
+#include "local/mapped_mailbox.hpp"
 #include "shmbox/cleanup.hpp"
 #include "shmbox/mailbox_types.hpp"
 
@@ -25,11 +25,11 @@ Result<MailboxFile> mailbox_file(std::string_view name);
 Result<std::uint64_t> owner_of(const std::string& object, const MailboxOptions& options);
 
 // Gives the handle's attach entry back (a handle that never attached holds none).
-void detach(MailboxState& state) noexcept;
+void detach(MappedMailbox& mailbox) noexcept;
 
 // What tells this mailbox from every other, of any name, on any machine, before or
 // after: its name, and its file (device and inode) on this boot of this machine.
-Result<std::string> instance_of(const MailboxState& state);
+Result<std::string> instance_of(const MappedMailbox& mailbox);
 
 // Local mailboxes under any file name and with any owner: the local transport's own
 // calls, and the lanes of endpoints, which are mailboxes under names of their own.
@@ -48,7 +48,7 @@ struct MailboxFactory {
 };
 
 // Removes the garbage among the mailbox files named `file_prefix`NAME
-// (remove_mailbox_if_garbage), and says what it removed as `kind`s.
-std::vector<RemovedObject> remove_garbage_mailboxes(std::string_view file_prefix, std::string_view kind);
+// (remove_mailbox_if_garbage), and says what it removed, each shown as a `shown_as`.
+std::vector<RemovedObject> remove_garbage_mailboxes(std::string_view file_prefix, std::string_view shown_as);
 
 }  // namespace shmbox::detail

@@ -28,21 +28,21 @@ bool close_for_good(Header& header, const std::string& file_name, const Segment&
 
 }  // namespace
 
-bool close_for_good(MailboxState& state) noexcept {
-  const bool removed = close_for_good(*state.header, state.file_name, *state.mapping);
-  forget_at_exit(state.file_name);
+bool close_for_good(MappedMailbox& mailbox) noexcept {
+  const bool removed = close_for_good(*mailbox.header, mailbox.file_name, *mailbox.mapping);
+  forget_at_exit(mailbox.file_name);
   return removed;
 }
 
-bool retire(MailboxState& state) noexcept {
-  if (!unlink_then_close(*state.header, state.file_name, *state.mapping)) return false;
-  forget_at_exit(state.file_name);
+bool retire(MappedMailbox& mailbox) noexcept {
+  if (!unlink_then_close(*mailbox.header, mailbox.file_name, *mailbox.mapping)) return false;
+  forget_at_exit(mailbox.file_name);
   return true;
 }
 
-bool retire_if_orphaned(MailboxState& state) noexcept {
-  if (state.owner == 0 || !state.owner_watch.exited()) return false;
-  (void)close_for_good(state);
+bool retire_if_orphaned(MappedMailbox& mailbox) noexcept {
+  if (mailbox.owner == 0 || !mailbox.owner_watch.exited()) return false;
+  (void)close_for_good(mailbox);
   return true;
 }
 
@@ -67,9 +67,9 @@ std::optional<std::string> owner_record_fault(std::string_view file_name, std::u
   return std::nullopt;
 }
 
-void remove_at_exit(const MailboxState& state) {
+void remove_at_exit(const MappedMailbox& mailbox) {
   // The mapping is kept so that exit can close the mailbox without opening it again.
-  run_at_exit(state.file_name, state.owner, [file_name = state.file_name, mapping = state.mapping, header = state.header] {
+  run_at_exit(mailbox.file_name, mailbox.owner, [file_name = mailbox.file_name, mapping = mailbox.mapping, header = mailbox.header] {
     (void)close_for_good(*header, file_name, *mapping);
   });
 }

@@ -12,7 +12,7 @@
 
 #include "platform/exit_hooks.hpp"
 #include "segment/garbage.hpp"
-#include "local/mailbox_state.hpp"
+#include "local/mapped_mailbox.hpp"
 
 namespace shmbox::detail {
 
@@ -23,27 +23,27 @@ inline constexpr std::chrono::milliseconds owner_check_interval{20};
 // Removes the mailbox's name if it still belongs to this file, then closes it for
 // everyone and wakes every waiter. Returns false, having changed nothing, if this
 // process may not remove the name.
-bool retire(MailboxState& state) noexcept;
+bool retire(MappedMailbox& mailbox) noexcept;
 
 // For a mailbox whose owner is gone or leaving: removes its name if this process may,
 // and closes it for everyone either way. Whether the name was removed (or already gone).
-bool close_for_good(MailboxState& state) noexcept;
+bool close_for_good(MappedMailbox& mailbox) noexcept;
 
 // If the owner has exited: closes the mailbox (whether or not this process may remove
 // its name: it is gone for everyone) and removes its name if it may; returns whether
 // the owner had exited. One poll().
-bool retire_if_orphaned(MailboxState& state) noexcept;
+bool retire_if_orphaned(MappedMailbox& mailbox) noexcept;
 
 // For waiters: looks at the owner at most once per owner_check_interval.
-inline void watch_owner(MailboxState& state, std::chrono::steady_clock::time_point now) noexcept {
-  if (state.owner == 0 || now < state.next_owner_check) return;
-  state.next_owner_check = now + owner_check_interval;
-  (void)retire_if_orphaned(state);
+inline void watch_owner(MappedMailbox& mailbox, std::chrono::steady_clock::time_point now) noexcept {
+  if (mailbox.owner == 0 || now < mailbox.next_owner_check) return;
+  mailbox.next_owner_check = now + owner_check_interval;
+  (void)retire_if_orphaned(mailbox);
 }
 
 // A process-owned mailbox this process created: removed when the process exits
 // normally (at exit), unless removed before.
-void remove_at_exit(const MailboxState& state);
+void remove_at_exit(const MappedMailbox& mailbox);
 
 // Why `packed` cannot be a process's identity as its creator recorded it
 // (ProcessIdentity::packed()), or nullopt if it can: a pid outside the kernel's range,

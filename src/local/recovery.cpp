@@ -30,10 +30,10 @@ Orphan* find_orphan(std::vector<Orphan>& orphans, std::uint16_t owner) {
 // stores its intent before it moves tail (release), so that intent is visible now, or
 // what it stored after publishing (release stores too: then our CAS finds the slot
 // published). A live claimer's entry is neither free nor held by a recovery.
-bool claimed_elsewhere(const MailboxState& state, std::uint16_t owner, std::uint64_t intent,
+bool claimed_elsewhere(const MappedMailbox& mailbox, std::uint16_t owner, std::uint64_t intent,
                        const std::vector<Orphan>& orphans) {
-  const AttachEntry* table = state.attach_entries();
-  for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
+  const AttachEntry* table = mailbox.attach_entries();
+  for (std::uint32_t i = 0; i < mailbox.geometry.attach_capacity; ++i) {
     if (i + 1 == owner || table[i].send_intent.load(std::memory_order_acquire) != intent) continue;
     const std::uint64_t holder = table[i].identity.load(std::memory_order_acquire);
     if (holder == 0 || (holder & attach_recovering_bit) != 0) continue;
@@ -47,30 +47,30 @@ bool claimed_elsewhere(const MailboxState& state, std::uint16_t owner, std::uint
 // intent is settled and may be forgotten: the claim never happened, the position was
 // published or cancelled, or we cancelled it now. (Forgetting an unsettled intent would
 // leave its position held for ever.)
-bool cancel_orphaned_claim(MailboxState& state, std::uint16_t owner, std::uint64_t intent,
+bool cancel_orphaned_claim(MappedMailbox& mailbox, std::uint16_t owner, std::uint64_t intent,
                            const std::vector<Orphan>& orphans) {
   const std::uint64_t position = intent - 1;
-  const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire) & ~closed_bit;
+  const std::uint64_t tail = mailbox.header->tail.load(std::memory_order_acquire) & ~closed_bit;
   // tail <= position: the dead sender's claim never happened, and now never will.
   if (tail <= position) return true;
   // Another handle's intent for the same position: that sender may hold it; look again
   // later. Read only now, after tail: once tail has passed the position nobody can claim
   // it any more. (Intents read before tail could miss a sender that claimed it since.)
-  if (claimed_elsewhere(state, owner, intent, orphans)) return false;
-  SlotHeader& slot = state.slot(position);
-  const std::uint64_t free_word = state.unbounded() ? 0 : SlotState::pack(position, Phase::free, 0);
+  if (claimed_elsewhere(mailbox, owner, intent, orphans)) return false;
+  SlotHeader& slot = mailbox.slot(position);
+  const std::uint64_t free_word = mailbox.unbounded() ? 0 : SlotState::pack(position, Phase::free, 0);
   std::optional<ActiveGuard> inside;
-  if (state.unbounded()) {
-    inside.emplace(state, position);
-    const ChunkWord word = state.chunk_of(position).word.load(std::memory_order_acquire);
+  if (mailbox.unbounded()) {
+    inside.emplace(mailbox, position);
+    const ChunkWord word = mailbox.chunk_of(position).word.load(std::memory_order_acquire);
     // Not readable for its lap: every slot of the chunk was received, this one included
     // (so it was published), or the position's lap is long gone.
-    if (!word.is_readable(state.lap_of(position), state.geometry.chunks.slots)) return true;
+    if (!word.is_readable(mailbox.lap_of(position), mailbox.geometry.chunks.slots)) return true;
   }
   std::uint64_t expected = free_word;
   if (slot.state.compare_exchange_strong(expected, SlotState::pack(position, Phase::cancelled, 0),
                                          std::memory_order_acq_rel)) {
-    wake_receivers(state, true);
+    wake_receivers(mailbox, true);
   }
   return true;  // cancelled now, or it held something else already: published or cancelled
 }
@@ -78,11 +78,11 @@ bool cancel_orphaned_claim(MailboxState& state, std::uint16_t owner, std::uint64
 // Positions [first, last) that a dead receiver holds (READING): adopt one; mark each
 // orphan that still names a slot as still held. Cancelled positions a dead handle was
 // freeing (SKIPPING) are taken over into `skipped`, to be freed by the caller.
-void adopt_orphaned_messages(MailboxState& state, std::uint64_t first, std::uint64_t last,
+void adopt_orphaned_messages(MappedMailbox& mailbox, std::uint64_t first, std::uint64_t last,
                              std::vector<Orphan>& orphans, ReceiveClaim* adopt, bool& adopted,
                              std::vector<ReceiveClaim>& skipped) {
   for (std::uint64_t position = first; position < last; ++position) {
-    SlotHeader& slot = state.slot(position);
+    SlotHeader& slot = mailbox.slot(position);
     std::uint64_t word = slot.state.load(std::memory_order_acquire);
     const SlotState current = SlotState::unpack(word);
     const bool skipping = current.phase == static_cast<std::uint8_t>(Phase::skipping);
@@ -90,8 +90,8 @@ void adopt_orphaned_messages(MailboxState& state, std::uint64_t first, std::uint
       // Put back by a receiver that may have died before bumping the hint, so that no
       // receiver looks for it: take it here.
       const std::uint32_t size = slot.size.load(std::memory_order_relaxed);
-      if (adopt != nullptr && !adopted && state.self != 0 && size <= state.geometry.max_message_size &&
-          slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
+      if (adopt != nullptr && !adopted && mailbox.self != 0 && size <= mailbox.geometry.max_message_size &&
+          slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, mailbox.self),
                                              std::memory_order_acq_rel)) {
         *adopt = ReceiveClaim{position, &slot, size};
         adopted = true;
@@ -109,31 +109,31 @@ void adopt_orphaned_messages(MailboxState& state, std::uint64_t first, std::uint
     // the dead identity, the index may have passed to a live process (freed once nothing
     // named it), whose claim this is. If it does, the slot is the dead one's: an entry
     // is freed only once no slot names it, and this CAS fails if the slot changed.
-    if (state.attach_entries()[current.owner - 1].identity.load(std::memory_order_acquire) != reader->was) {
+    if (mailbox.attach_entries()[current.owner - 1].identity.load(std::memory_order_acquire) != reader->was) {
       reader->still_held = true;
       continue;
     }
     if (skipping) {
       // No message in it: it is freed, never delivered.
-      if (state.self != 0 &&
-          slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::skipping, state.self),
+      if (mailbox.self != 0 &&
+          slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::skipping, mailbox.self),
                                              std::memory_order_acq_rel)) {
         std::uint64_t expected = position;  // it may have died before moving head past it
-        state.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
+        mailbox.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
         skipped.push_back(ReceiveClaim{position, &slot, 0});
       } else {
         reader->still_held = true;
       }
       continue;
     }
-    if (adopt != nullptr && !adopted && state.self != 0 && size <= state.geometry.max_message_size &&
-        slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
+    if (adopt != nullptr && !adopted && mailbox.self != 0 && size <= mailbox.geometry.max_message_size &&
+        slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, mailbox.self),
                                            std::memory_order_acq_rel)) {
       *adopt = ReceiveClaim{position, &slot, size};
       adopted = true;
       // It may have died before moving head past its claim.
       std::uint64_t expected = position;
-      state.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
+      mailbox.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
       continue;
     }
     reader->still_held = true;
@@ -142,14 +142,14 @@ void adopt_orphaned_messages(MailboxState& state, std::uint64_t first, std::uint
 
 }  // namespace
 
-bool recover(MailboxState& state, ReceiveClaim* adopt) {
-  if (state.process == 0) return false;  // not attached: we could not hold entries (below)
-  AttachEntry* table = state.attach_entries();
+bool recover(MappedMailbox& mailbox, ReceiveClaim* adopt) {
+  if (mailbox.process == 0) return false;  // not attached: we could not hold entries (below)
+  AttachEntry* table = mailbox.attach_entries();
   std::vector<Orphan> orphans;
-  for (std::uint32_t i = 0; i < state.geometry.attach_capacity; ++i) {
+  for (std::uint32_t i = 0; i < mailbox.geometry.attach_capacity; ++i) {
     const std::uint64_t holder = table[i].identity.load(std::memory_order_acquire);
     const auto owner = static_cast<std::uint16_t>(i + 1);
-    if (holder == 0 || owner == state.self) continue;
+    if (holder == 0 || owner == mailbox.self) continue;
     // Held by a recovery (see below) that died too: as dead as its holder.
     if (platform::liveness(holder & ~attach_recovering_bit) == platform::Liveness::dead) {
       orphans.push_back(Orphan{owner, holder});
@@ -163,7 +163,7 @@ bool recover(MailboxState& state, ReceiveClaim* adopt) {
   // clear them: its identity goes from the dead one's to ours | attach_recovering_bit
   // and back, a CAS each way. An entry we cannot hold was freed (or is held by another
   // recovery): we leave it alone.
-  const std::uint64_t mine = state.process | attach_recovering_bit;
+  const std::uint64_t mine = mailbox.process | attach_recovering_bit;
   for (Orphan& orphan : orphans) {
     AttachEntry& entry = table[orphan.owner - 1];
     std::uint64_t expected = orphan.was;
@@ -172,7 +172,7 @@ bool recover(MailboxState& state, ReceiveClaim* adopt) {
       continue;
     }
     if (const std::uint64_t intent = entry.send_intent.load(std::memory_order_acquire); intent != 0) {
-      if (cancel_orphaned_claim(state, orphan.owner, intent, orphans)) {
+      if (cancel_orphaned_claim(mailbox, orphan.owner, intent, orphans)) {
         entry.send_intent.store(0, std::memory_order_release);
       } else {
         orphan.still_held = true;
@@ -184,18 +184,18 @@ bool recover(MailboxState& state, ReceiveClaim* adopt) {
   }
   std::erase_if(orphans, [](const Orphan& orphan) { return orphan.owner == 0; });
   if (orphans.empty()) return false;
-  if (state.unbounded()) finish_orphaned_chunk_work(state, table);
+  if (mailbox.unbounded()) finish_orphaned_chunk_work(mailbox, table);
 
   // Messages dead receivers claimed and never released lie behind head (or at it).
-  const std::uint64_t head = state.header->head.load(std::memory_order_acquire);
+  const std::uint64_t head = mailbox.header->head.load(std::memory_order_acquire);
   bool adopted = false;
   std::vector<ReceiveClaim> skipped;
-  for_each_range_behind_head(state, head, [&](std::uint64_t first, std::uint64_t last) {
-    adopt_orphaned_messages(state, first, last, orphans, adopt, adopted, skipped);
+  for_each_range_behind_head(mailbox, head, [&](std::uint64_t first, std::uint64_t last) {
+    adopt_orphaned_messages(mailbox, first, last, orphans, adopt, adopted, skipped);
     return true;
   });
   // Outside the chunk guard above: the last count of a chunk gives it back.
-  for (const ReceiveClaim& claim : skipped) release(state, claim);
+  for (const ReceiveClaim& claim : skipped) release(mailbox, claim);
 
   // A dead entry is freed once nothing names it: its index may then pass to a new
   // process. A CAS from the identity we found dead, so that an entry freed and taken

@@ -2,7 +2,7 @@
 // says what is recovered and when.
 #pragma once
 
-#include "local/mailbox_state.hpp"
+#include "local/mapped_mailbox.hpp"
 #include "local/ring.hpp"
 
 namespace shmbox::detail {
@@ -14,6 +14,6 @@ namespace shmbox::detail {
 // the next receiver that recovers. An entry whose holder is dead is freed once nothing
 // names it any more. Returns true if a message was adopted into *adopt.
 // Costs a /proc read per attached handle: call it only from slow paths.
-bool recover(MailboxState& state, ReceiveClaim* adopt);
+bool recover(MappedMailbox& mailbox, ReceiveClaim* adopt);
 
 }  // namespace shmbox::detail

@@ -11,24 +11,24 @@ namespace {
 // Claims a message put back (RETURNED) behind head, the oldest first. nullopt when there
 // is none; the hint is then cleared, unless a put-back bumped it since we read it (its
 // RETURNED store came before its bump, so a scan after reading the bump sees it).
-[[gnu::noinline]] std::optional<Attempt> take_returned(MailboxState& state, std::size_t size_limit,
+[[gnu::noinline]] std::optional<Attempt> take_returned(MappedMailbox& mailbox, std::size_t size_limit,
                                                       ReceiveClaim& claim) {
-  Header& header = *state.header;
+  Header& header = *mailbox.header;
   // Acquire: pairs with the put-back's release bump, so the scan sees its RETURNED store.
   std::uint32_t hint = header.returned.load(std::memory_order_acquire);
   std::optional<Attempt> taken;
-  for_each_range_behind_head(state, header.head.load(std::memory_order_acquire),
+  for_each_range_behind_head(mailbox, header.head.load(std::memory_order_acquire),
                              [&](std::uint64_t first, std::uint64_t last) {
     for (std::uint64_t position = first; position < last && !taken; ++position) {
-      SlotHeader& slot = state.slot(position);
+      SlotHeader& slot = mailbox.slot(position);
       std::uint64_t word = slot.state.load(std::memory_order_acquire);
       if (word != SlotState::pack(position, Phase::returned, 0)) continue;
       const std::uint32_t size = slot.size.load(std::memory_order_relaxed);
-      if (size > state.geometry.max_message_size) {
-        taken = fail_slot(state, position, "holds a size over the mailbox's maximum");
+      if (size > mailbox.geometry.max_message_size) {
+        taken = fail_slot(mailbox, position, "holds a size over the mailbox's maximum");
       } else if (size > size_limit) {
-        taken = fail_too_large(state, size, size_limit);
-      } else if (slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, state.self),
+        taken = fail_too_large(mailbox, size, size_limit);
+      } else if (slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, mailbox.self),
                                                     std::memory_order_acq_rel, std::memory_order_acquire)) {
         claim = ReceiveClaim{position, &slot, size};
         taken = Attempt::claimed;
@@ -42,78 +42,78 @@ namespace {
 
 }  // namespace
 
-void put_back(MailboxState& state, const ReceiveClaim& claim) noexcept {
+void put_back(MappedMailbox& mailbox, const ReceiveClaim& claim) noexcept {
   // The slot is ours alone (READING names us): a plain store hands it back. Release:
   // pairs with a taker's acquire load of the state.
   claim.slot->state.store(SlotState::pack(claim.position, Phase::returned, 0), std::memory_order_release);
   // After the store: a receiver that reads the bump finds the slot (take_returned). Dying
   // between the two leaves it to recovery, which adopts RETURNED slots.
-  state.header->returned.fetch_add(1, std::memory_order_release);
-  wake_receivers(state, false);
+  mailbox.header->returned.fetch_add(1, std::memory_order_release);
+  wake_receivers(mailbox, false);
 }
 
-bool is_closed(const MailboxState& state) noexcept {
-  return (state.header->tail.load(std::memory_order_acquire) & closed_bit) != 0;
+bool is_closed(const MappedMailbox& mailbox) noexcept {
+  return (mailbox.header->tail.load(std::memory_order_acquire) & closed_bit) != 0;
 }
 
-bool receive_may_be_ready(const MailboxState& state) noexcept {
-  if (state.unbounded() || state.header->returned.load(std::memory_order_relaxed) != 0) return true;
-  const std::uint64_t head = state.header->head.load(std::memory_order_relaxed);
-  return state.slot(head).state.load(std::memory_order_relaxed) != SlotState::pack(head, Phase::free, 0);
+bool receive_may_be_ready(const MappedMailbox& mailbox) noexcept {
+  if (mailbox.unbounded() || mailbox.header->returned.load(std::memory_order_relaxed) != 0) return true;
+  const std::uint64_t head = mailbox.header->head.load(std::memory_order_relaxed);
+  return mailbox.slot(head).state.load(std::memory_order_relaxed) != SlotState::pack(head, Phase::free, 0);
 }
 
-bool send_may_be_ready(const MailboxState& state) noexcept {
-  if (state.unbounded() || zero_capacity(state)) return true;
-  const std::uint64_t tail = state.header->tail.load(std::memory_order_relaxed);
-  return state.slot(tail).state.load(std::memory_order_relaxed) == SlotState::pack(tail, Phase::free, 0);
+bool send_may_be_ready(const MappedMailbox& mailbox) noexcept {
+  if (mailbox.unbounded() || zero_capacity(mailbox)) return true;
+  const std::uint64_t tail = mailbox.header->tail.load(std::memory_order_relaxed);
+  return mailbox.slot(tail).state.load(std::memory_order_relaxed) == SlotState::pack(tail, Phase::free, 0);
 }
 
-bool ready_to_receive(const MailboxState& state) noexcept {
-  const std::uint64_t head = state.header->head.load(std::memory_order_acquire);
-  const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire);
-  if ((tail & closed_bit) != 0 || state.header->returned.load(std::memory_order_acquire) != 0) return true;
+bool ready_to_receive(const MappedMailbox& mailbox) noexcept {
+  const std::uint64_t head = mailbox.header->head.load(std::memory_order_acquire);
+  const std::uint64_t tail = mailbox.header->tail.load(std::memory_order_acquire);
+  if ((tail & closed_bit) != 0 || mailbox.header->returned.load(std::memory_order_acquire) != 0) return true;
   if (head == tail) return false;
   // Unbounded: a chunk not readable at head's lap means nothing is at head yet, or head
   // is stale; either way ready only if head moved, which the caller's receive sorts out.
   std::optional<ActiveGuard> inside;
-  if (state.unbounded()) {
-    inside.emplace(state, head);
-    if (!state.chunk_of(head).word.load(std::memory_order_acquire).is_readable(state.lap_of(head),
-                                                                                state.geometry.chunks.slots)) {
-      return state.header->head.load(std::memory_order_acquire) != head;
+  if (mailbox.unbounded()) {
+    inside.emplace(mailbox, head);
+    if (!mailbox.chunk_of(head).word.load(std::memory_order_acquire).is_readable(mailbox.lap_of(head),
+                                                                                mailbox.geometry.chunks.slots)) {
+      return mailbox.header->head.load(std::memory_order_acquire) != head;
     }
   }
-  const SlotState current = SlotState::unpack(state.slot(head).state.load(std::memory_order_acquire));
+  const SlotState current = SlotState::unpack(mailbox.slot(head).state.load(std::memory_order_acquire));
   // CANCELLED or READING at head is ready too: the caller's receive skips it (or moves
   // head past it) and may find a message behind it, whose wake-up has already passed.
   return current.position == (head & position_mask) && current.phase != static_cast<std::uint8_t>(Phase::free);
 }
 
-bool ready_to_send(const MailboxState& state) noexcept {
-  const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire);
-  if ((tail & closed_bit) != 0 || state.unbounded()) return true;
+bool ready_to_send(const MappedMailbox& mailbox) noexcept {
+  const std::uint64_t tail = mailbox.header->tail.load(std::memory_order_acquire);
+  if ((tail & closed_bit) != 0 || mailbox.unbounded()) return true;
   // A rendezvous needs a receiver: a sender always finds a slot.
-  if (zero_capacity(state)) return state.header->receivers_present.load(std::memory_order_acquire) != 0;
-  const SlotState current = SlotState::unpack(state.slot(tail).state.load(std::memory_order_acquire));
+  if (zero_capacity(mailbox)) return mailbox.header->receivers_present.load(std::memory_order_acquire) != 0;
+  const SlotState current = SlotState::unpack(mailbox.slot(tail).state.load(std::memory_order_acquire));
   return current.position == (tail & position_mask) && current.phase == static_cast<std::uint8_t>(Phase::free);
 }
 
-bool held_by_live_handle(const MailboxState& state, std::uint16_t owner) noexcept {
-  if (owner == 0 || owner > state.geometry.attach_capacity) return false;
-  const std::uint64_t holder = state.attach_entries()[owner - 1].identity.load(std::memory_order_acquire);
+bool held_by_live_handle(const MappedMailbox& mailbox, std::uint16_t owner) noexcept {
+  if (owner == 0 || owner > mailbox.geometry.attach_capacity) return false;
+  const std::uint64_t holder = mailbox.attach_entries()[owner - 1].identity.load(std::memory_order_acquire);
   return holder != 0 && (holder & attach_recovering_bit) == 0 && platform::liveness(holder) == platform::Liveness::alive;
 }
 
-std::uint64_t queued(const MailboxState& state) noexcept {
-  const std::uint64_t head = state.header->head.load(std::memory_order_acquire);
-  const std::uint64_t tail = state.header->tail.load(std::memory_order_acquire) & ~closed_bit;
+std::uint64_t queued(const MappedMailbox& mailbox) noexcept {
+  const std::uint64_t head = mailbox.header->head.load(std::memory_order_acquire);
+  const std::uint64_t tail = mailbox.header->tail.load(std::memory_order_acquire) & ~closed_bit;
   std::uint64_t count = 0;
   // Past head, only published messages: a taken-back, abandoned or dead sender's
   // position is skipped by receivers, and one still being written is not sent yet.
-  if (tail - head <= state.geometry.slot_count) {
-    for_each_readable_range(state, head, tail, [&](std::uint64_t first, std::uint64_t last) {
+  if (tail - head <= mailbox.geometry.slot_count) {
+    for_each_readable_range(mailbox, head, tail, [&](std::uint64_t first, std::uint64_t last) {
       for (std::uint64_t position = first; position < last; ++position) {
-        const SlotState current = SlotState::unpack(state.slot(position).state.load(std::memory_order_relaxed));
+        const SlotState current = SlotState::unpack(mailbox.slot(position).state.load(std::memory_order_relaxed));
         count += current.position == (position & position_mask) &&
                  current.phase == static_cast<std::uint8_t>(Phase::full);
       }
@@ -121,14 +121,14 @@ std::uint64_t queued(const MailboxState& state) noexcept {
     });
   }
   // Behind head: put back, or held by a receiver that died (recovery hands it on).
-  for_each_range_behind_head(state, head, [&](std::uint64_t first, std::uint64_t last) {
+  for_each_range_behind_head(mailbox, head, [&](std::uint64_t first, std::uint64_t last) {
     for (std::uint64_t position = first; position < last; ++position) {
-      const std::uint64_t word = state.slot(position).state.load(std::memory_order_relaxed);
+      const std::uint64_t word = mailbox.slot(position).state.load(std::memory_order_relaxed);
       const SlotState current = SlotState::unpack(word);
       if (current.position != (position & position_mask)) continue;
       count += word == SlotState::pack(position, Phase::returned, 0) ||
                (current.phase == static_cast<std::uint8_t>(Phase::reading) &&
-                !held_by_live_handle(state, current.owner));
+                !held_by_live_handle(mailbox, current.owner));
     }
     return true;
   });
@@ -136,14 +136,14 @@ std::uint64_t queued(const MailboxState& state) noexcept {
 }
 
 
-Attempt try_claim_send(MailboxState& state, SendClaim& claim) {
-  if (state.unbounded()) return try_claim_send_unbounded(state, claim);
-  Header& header = *state.header;
-  const auto n = static_cast<std::int64_t>(state.geometry.slot_count);
+Attempt try_claim_send(MappedMailbox& mailbox, SendClaim& claim) {
+  if (mailbox.unbounded()) return try_claim_send_unbounded(mailbox, claim);
+  Header& header = *mailbox.header;
+  const auto n = static_cast<std::int64_t>(mailbox.geometry.slot_count);
   for (;;) {
     const std::uint64_t tail = header.tail.load(std::memory_order_acquire);
-    if ((tail & closed_bit) != 0) return fail_closed(state);
-    SlotHeader& slot = state.slot(tail);
+    if ((tail & closed_bit) != 0) return fail_closed(mailbox);
+    SlotHeader& slot = mailbox.slot(tail);
     // We will write this line: fetch it for ownership in one transfer, not a shared
     // copy now and an upgrade at the first store.
     __builtin_prefetch(&slot, 1, 3);
@@ -152,8 +152,8 @@ Attempt try_claim_send(MailboxState& state, SendClaim& claim) {
     const SlotState current = SlotState::unpack(slot.state.load(std::memory_order_acquire));
     const std::int64_t distance = position_distance(current.position, tail);
     if (distance == 0 && current.phase == static_cast<std::uint8_t>(Phase::free)) {
-      if (current.owner != 0) return fail_slot(state, tail, "is free but has an owner");
-      if (claim_tail(state, tail)) {
+      if (current.owner != 0) return fail_slot(mailbox, tail, "is free but has an owner");
+      if (claim_tail(mailbox, tail)) {
         claim = SendClaim{tail, &slot};
         return Attempt::claimed;
       }
@@ -167,52 +167,52 @@ Attempt try_claim_send(MailboxState& state, SendClaim& claim) {
       if (current.phase == static_cast<std::uint8_t>(Phase::cancelled) &&
           header.head.load(std::memory_order_acquire) == tail - static_cast<std::uint64_t>(n)) {
         const std::uint64_t position = tail - static_cast<std::uint64_t>(n);
-        if (claim_for_receive(state, slot, SlotState::pack(position, Phase::cancelled, current.owner), position,
+        if (claim_for_receive(mailbox, slot, SlotState::pack(position, Phase::cancelled, current.owner), position,
                               Phase::skipping)) {
-          release(state, ReceiveClaim{position, &slot, 0});
+          release(mailbox, ReceiveClaim{position, &slot, 0});
         }
         continue;
       }
-      return send_not_yet(state);
+      return send_not_yet(mailbox);
     }
     // Anything else is a position some other sender already published: our tail is
     // stale, or the slot is corrupt if tail has not moved.
     if (header.tail.load(std::memory_order_acquire) != tail) continue;
-    return fail_slot(state, tail, "holds a position that does not fit the ring");
+    return fail_slot(mailbox, tail, "holds a position that does not fit the ring");
   }
 }
 
-void abandon(MailboxState& state, const SendClaim& claim) noexcept {
-  claim.slot->state.store(SlotState::pack(claim.position, Phase::cancelled, state.self), std::memory_order_release);
-  state.entry->send_intent.store(0, std::memory_order_release);  // after CANCELLED, for recovery
-  wake_receivers(state, true);  // a receiver waiting for this position moves past it
+void abandon(MappedMailbox& mailbox, const SendClaim& claim) noexcept {
+  claim.slot->state.store(SlotState::pack(claim.position, Phase::cancelled, mailbox.self), std::memory_order_release);
+  mailbox.entry->send_intent.store(0, std::memory_order_release);  // after CANCELLED, for recovery
+  wake_receivers(mailbox, true);  // a receiver waiting for this position moves past it
 }
 
-bool take_back(MailboxState& state, const SendClaim& claim) noexcept {
-  std::uint64_t expected = SlotState::pack(claim.position, Phase::full, state.self);
+bool take_back(MappedMailbox& mailbox, const SendClaim& claim) noexcept {
+  std::uint64_t expected = SlotState::pack(claim.position, Phase::full, mailbox.self);
   const bool taken_back = claim.slot->state.compare_exchange_strong(
-      expected, SlotState::pack(claim.position, Phase::cancelled, state.self), std::memory_order_acq_rel,
+      expected, SlotState::pack(claim.position, Phase::cancelled, mailbox.self), std::memory_order_acq_rel,
       std::memory_order_acquire);
-  if (taken_back) wake_receivers(state, true);
+  if (taken_back) wake_receivers(mailbox, true);
   return taken_back;
 }
 
-bool still_published(const MailboxState& state, const SendClaim& claim) noexcept {
+bool still_published(const MappedMailbox& mailbox, const SendClaim& claim) noexcept {
   return claim.slot->state.load(std::memory_order_acquire) ==
-         SlotState::pack(claim.position, Phase::full, state.self);
+         SlotState::pack(claim.position, Phase::full, mailbox.self);
 }
 
-Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveClaim& claim) {
-  Header& header = *state.header;
+Attempt try_claim_receive(MappedMailbox& mailbox, std::size_t size_limit, ReceiveClaim& claim) {
+  Header& header = *mailbox.header;
   // On head's line, so one more load of a line we read anyway.
   if (header.returned.load(std::memory_order_relaxed) != 0) [[unlikely]] {
-    if (const auto taken = take_returned(state, size_limit, claim)) return *taken;
+    if (const auto taken = take_returned(mailbox, size_limit, claim)) return *taken;
   }
-  if (state.unbounded()) return try_claim_receive_unbounded(state, size_limit, claim);
-  const std::uint64_t n = state.geometry.slot_count;
+  if (mailbox.unbounded()) return try_claim_receive_unbounded(mailbox, size_limit, claim);
+  const std::uint64_t n = mailbox.geometry.slot_count;
   for (;;) {
     const std::uint64_t head = header.head.load(std::memory_order_acquire);
-    SlotHeader& slot = state.slot(head);
+    SlotHeader& slot = mailbox.slot(head);
     // Acquire: pairs with the sender's release store of FULL.
     const std::uint64_t word = slot.state.load(std::memory_order_acquire);
     const SlotState current = SlotState::unpack(word);
@@ -220,11 +220,11 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
     if (distance == 0) {
       switch (static_cast<Phase>(current.phase)) {
         case Phase::full:
-          if (const auto taken = take_published(state, slot, word, head, size_limit, claim)) return *taken;
+          if (const auto taken = take_published(mailbox, slot, word, head, size_limit, claim)) return *taken;
           continue;
         case Phase::cancelled:
           // Claimed and freed like a message, so that FREE is stored only after head passed.
-          if (claim_for_receive(state, slot, word, head, Phase::skipping)) release(state, ReceiveClaim{head, &slot, 0});
+          if (claim_for_receive(mailbox, slot, word, head, Phase::skipping)) release(mailbox, ReceiveClaim{head, &slot, 0});
           continue;
         case Phase::reading:
         case Phase::skipping:
@@ -237,17 +237,17 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
           const std::uint64_t tail_word = header.tail.load(std::memory_order_acquire);
           const std::uint64_t tail = tail_word & ~closed_bit;
           if (head == tail) {
-            if ((tail_word & closed_bit) != 0) return closed_and_drained(state, claim);
-            return receive_not_yet(state, claim);
+            if ((tail_word & closed_bit) != 0) return closed_and_drained(mailbox, claim);
+            return receive_not_yet(mailbox, claim);
           }
           if (tail - head > n) {
             if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
-            return fail_apart(state, head, tail);
+            return fail_apart(mailbox, head, tail);
           }
-          return receive_not_yet(state, claim);  // claimed by a sender that is still writing it
+          return receive_not_yet(mailbox, claim);  // claimed by a sender that is still writing it
         }
       }
-      return fail_slot(state, head, "has an invalid phase");
+      return fail_slot(mailbox, head, "has an invalid phase");
     }
     if (distance == -static_cast<std::int64_t>(n)) {
       // The previous lap's message is still being read: nothing at head yet (no
@@ -256,13 +256,13 @@ Attempt try_claim_receive(MailboxState& state, std::size_t size_limit, ReceiveCl
       const std::uint64_t tail = tail_word & ~closed_bit;
       if (tail - head > n) {
         if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
-        return fail_apart(state, head, tail);
+        return fail_apart(mailbox, head, tail);
       }
-      if (tail == head && (tail_word & closed_bit) != 0) return closed_and_drained(state, claim);
-      return receive_not_yet(state, claim);
+      if (tail == head && (tail_word & closed_bit) != 0) return closed_and_drained(mailbox, claim);
+      return receive_not_yet(mailbox, claim);
     }
     if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
-    return fail_slot(state, head, "holds a position that does not fit the ring");
+    return fail_slot(mailbox, head, "holds a position that does not fit the ring");
   }
 }
 

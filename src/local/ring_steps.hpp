@@ -14,30 +14,30 @@ namespace shmbox::detail {
 
 // Failures build their Error out of line: keeping string code out of the claim
 // loops keeps those loops small (fewer saved registers, less code in the cache).
-[[gnu::cold, gnu::noinline]] inline Attempt fail_slot(MailboxState& state, std::uint64_t position, const char* what) {
-  return state.fail(state.corrupt("slot for position " + std::to_string(position) + " " + what), Attempt::failed);
+[[gnu::cold, gnu::noinline]] inline Attempt fail_slot(MappedMailbox& mailbox, std::uint64_t position, const char* what) {
+  return mailbox.fail(mailbox.corrupt("slot for position " + std::to_string(position) + " " + what), Attempt::failed);
 }
 
-[[gnu::cold, gnu::noinline]] inline Attempt fail_closed(MailboxState& state) {
-  return state.fail(state.closed_error(), Attempt::failed);
+[[gnu::cold, gnu::noinline]] inline Attempt fail_closed(MappedMailbox& mailbox) {
+  return mailbox.fail(mailbox.closed_error(), Attempt::failed);
 }
 
-[[gnu::cold, gnu::noinline]] inline Attempt fail_too_large(MailboxState& state, std::uint32_t size, std::size_t limit) {
+[[gnu::cold, gnu::noinline]] inline Attempt fail_too_large(MappedMailbox& mailbox, std::uint32_t size, std::size_t limit) {
   // We may have been woken for this message: pass the wake-up on to a receiver that
   // can take it, or it would sleep past a message it could have had.
-  wake_receivers(state, false);
-  return state.fail(Error{Errc::too_large, state.object,
+  wake_receivers(mailbox, false);
+  return mailbox.fail(Error{Errc::too_large, mailbox.object,
                           "next message is " + std::to_string(size) + " bytes, the buffer holds " + std::to_string(limit)},
                     Attempt::failed);
 }
 
-[[gnu::cold, gnu::noinline]] inline Attempt fail_apart(MailboxState& state, std::uint64_t head, std::uint64_t tail) {
-  return state.fail(state.corrupt("head " + std::to_string(head) + " and tail " + std::to_string(tail) +
+[[gnu::cold, gnu::noinline]] inline Attempt fail_apart(MappedMailbox& mailbox, std::uint64_t head, std::uint64_t tail) {
+  return mailbox.fail(mailbox.corrupt("head " + std::to_string(head) + " and tail " + std::to_string(tail) +
                                   " are further apart than the capacity"),
                     Attempt::failed);
 }
 
-inline bool zero_capacity(const MailboxState& state) noexcept { return state.geometry.buffering == Buffering::zero; }
+inline bool zero_capacity(const MappedMailbox& mailbox) noexcept { return mailbox.geometry.buffering == Buffering::zero; }
 
 // Moves head past `head` if nobody has yet; the claim was made on the slot.
 inline void help_head(Header& header, std::uint64_t head) noexcept {
@@ -52,38 +52,38 @@ inline void help_head(Header& header, std::uint64_t head) noexcept {
 // take-back CAS races with, so exactly one of them wins. The state then names the
 // reader, for recovery if it dies. Returns false if another receiver (or a take-back) won.
 // A CANCELLED slot is claimed `as` SKIPPING: recovery must never deliver it.
-inline bool claim_for_receive(MailboxState& state, SlotHeader& slot, std::uint64_t word, std::uint64_t position,
+inline bool claim_for_receive(MappedMailbox& mailbox, SlotHeader& slot, std::uint64_t word, std::uint64_t position,
                               Phase as = Phase::reading) noexcept {
   // acq_rel: pairs with the sender's release store of FULL (and its take-back CAS).
-  if (!slot.state.compare_exchange_strong(word, SlotState::pack(position, as, state.self),
+  if (!slot.state.compare_exchange_strong(word, SlotState::pack(position, as, mailbox.self),
                                           std::memory_order_acq_rel, std::memory_order_acquire)) {
     return false;
   }
-  help_head(*state.header, position);
-  if (zero_capacity(state)) wake_senders(state, true);  // the sender waits for this pick-up
+  help_head(*mailbox.header, position);
+  if (zero_capacity(mailbox)) wake_senders(mailbox, true);  // the sender waits for this pick-up
   return true;
 }
 
 // An attempt that cannot proceed. If its waiter has waited a while, it first looks for
 // a dead process holding what it waits for (recovery.hpp); a receiver may come back
 // with a message a dead receiver held.
-inline Attempt receive_not_yet(MailboxState& state, ReceiveClaim& claim) {
-  if (!state.recovery_requested) return Attempt::not_yet;
-  state.recovery_requested = false;
-  return recover(state, &claim) ? Attempt::claimed : Attempt::not_yet;
+inline Attempt receive_not_yet(MappedMailbox& mailbox, ReceiveClaim& claim) {
+  if (!mailbox.recovery_requested) return Attempt::not_yet;
+  mailbox.recovery_requested = false;
+  return recover(mailbox, &claim) ? Attempt::claimed : Attempt::not_yet;
 }
 
 // Closed and nothing at head: but a message a dead receiver held is queued too, and
 // receivers drain everything queued before they get Closed.
-inline Attempt closed_and_drained(MailboxState& state, ReceiveClaim& claim) {
-  if (recover(state, &claim)) return Attempt::claimed;
-  return fail_closed(state);
+inline Attempt closed_and_drained(MappedMailbox& mailbox, ReceiveClaim& claim) {
+  if (recover(mailbox, &claim)) return Attempt::claimed;
+  return fail_closed(mailbox);
 }
 
-inline Attempt send_not_yet(MailboxState& state) {
-  if (state.recovery_requested) {
-    state.recovery_requested = false;
-    (void)recover(state, nullptr);
+inline Attempt send_not_yet(MappedMailbox& mailbox) {
+  if (mailbox.recovery_requested) {
+    mailbox.recovery_requested = false;
+    (void)recover(mailbox, nullptr);
   }
   return Attempt::not_yet;
 }
@@ -92,26 +92,26 @@ inline Attempt send_not_yet(MailboxState& state) {
 // the intent is visible before tail moves). False if another sender took the
 // position first, or if close set bit 63. Every intent store is a release, so that a
 // recovery that reads it also sees our earlier publishes (recovery.cpp).
-inline bool claim_tail(MailboxState& state, std::uint64_t tail) noexcept {
-  state.entry->send_intent.store(tail + 1, std::memory_order_release);
+inline bool claim_tail(MappedMailbox& mailbox, std::uint64_t tail) noexcept {
+  mailbox.entry->send_intent.store(tail + 1, std::memory_order_release);
   std::uint64_t expected = tail;
-  return state.header->tail.compare_exchange_strong(expected, tail + 1, std::memory_order_acq_rel,
+  return mailbox.header->tail.compare_exchange_strong(expected, tail + 1, std::memory_order_acq_rel,
                                                     std::memory_order_acquire);
 }
 
 // A receiver found `head` published (FULL) in `slot`: checks the size, then claims it.
 // nullopt when another receiver (or a take-back) won the slot: look again.
-inline std::optional<Attempt> take_published(MailboxState& state, SlotHeader& slot, std::uint64_t word,
+inline std::optional<Attempt> take_published(MappedMailbox& mailbox, SlotHeader& slot, std::uint64_t word,
                                              std::uint64_t head, std::size_t size_limit, ReceiveClaim& claim) {
   // Written by the sender before its release store of FULL; the claim CAS confirms
   // the slot did not change since.
   const std::uint32_t size = slot.size.load(std::memory_order_relaxed);
-  if (size > state.geometry.max_message_size) return fail_slot(state, head, "holds a size over the mailbox's maximum");
-  if (size > size_limit) return fail_too_large(state, size, size_limit);
+  if (size > mailbox.geometry.max_message_size) return fail_slot(mailbox, head, "holds a size over the mailbox's maximum");
+  if (size > size_limit) return fail_too_large(mailbox, size, size_limit);
   // Our release will write this line: start taking ownership as soon as the message
   // is seen (never while polling, which would pull the line away from the sender).
   __builtin_prefetch(&slot, 1, 3);
-  if (!claim_for_receive(state, slot, word, head)) return std::nullopt;
+  if (!claim_for_receive(mailbox, slot, word, head)) return std::nullopt;
   claim = ReceiveClaim{head, &slot, size};
   return Attempt::claimed;
 }

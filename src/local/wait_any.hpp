@@ -6,7 +6,7 @@
 #include <optional>
 #include <span>
 
-#include "local/mailbox_state.hpp"
+#include "local/mapped_mailbox.hpp"
 #include "local/ownership.hpp"
 #include "local/waiting.hpp"
 #include "platform/barrier.hpp"

@@ -10,7 +10,7 @@
 #include <span>
 #include <thread>
 
-#include "local/mailbox_state.hpp"
+#include "local/mapped_mailbox.hpp"
 #include "local/ownership.hpp"
 #include "local/ring.hpp"
 #include "platform/barrier.hpp"
@@ -25,14 +25,14 @@ struct WaitWords {
   std::atomic<std::uint32_t>& epoch;
 };
 
-inline WaitWords wait_words(MailboxState& state, Side side) noexcept {
-  Header& header = *state.header;
+inline WaitWords wait_words(MappedMailbox& mailbox, Side side) noexcept {
+  Header& header = *mailbox.header;
   if (side == Side::receive) return {header.receivers_sleeping, header.data_epoch};
   return {header.senders_sleeping, header.space_epoch};
 }
 
 inline Error would_block_error() { return Error{Errc::would_block, {}, {}}; }  // allocation-free
-inline Error timeout_error(const MailboxState& state) { return Error{Errc::timeout, state.object, "timed out"}; }
+inline Error timeout_error(const MappedMailbox& mailbox) { return Error{Errc::timeout, mailbox.object, "timed out"}; }
 
 // A receiver inside a receive that waits, counted on each zero-capacity mailbox it waits
 // on: their senders look at the count (a non-blocking rendezvous send goes ahead only
@@ -40,24 +40,24 @@ inline Error timeout_error(const MailboxState& state) { return Error{Errc::timeo
 // are left alone: they skip the shared write.
 class ReceiverPresence {
  public:
-  explicit ReceiverPresence(std::span<MailboxState* const> mailboxes) noexcept : mailboxes_(mailboxes) {
-    for (MailboxState* state : mailboxes_) {
-      if (!counted(*state)) continue;
-      state->header->receivers_present.fetch_add(1, std::memory_order_seq_cst);
-      wake_senders(*state, true);
+  explicit ReceiverPresence(std::span<MappedMailbox* const> mailboxes) noexcept : mailboxes_(mailboxes) {
+    for (MappedMailbox* mailbox : mailboxes_) {
+      if (!counted(*mailbox)) continue;
+      mailbox->header->receivers_present.fetch_add(1, std::memory_order_seq_cst);
+      wake_senders(*mailbox, true);
     }
   }
   ~ReceiverPresence() {
-    for (MailboxState* state : mailboxes_) {
-      if (counted(*state)) state->header->receivers_present.fetch_sub(1, std::memory_order_relaxed);
+    for (MappedMailbox* mailbox : mailboxes_) {
+      if (counted(*mailbox)) mailbox->header->receivers_present.fetch_sub(1, std::memory_order_relaxed);
     }
   }
   ReceiverPresence(const ReceiverPresence&) = delete;
   ReceiverPresence& operator=(const ReceiverPresence&) = delete;
 
  private:
-  static bool counted(const MailboxState& state) noexcept { return state.geometry.buffering == Buffering::zero; }
-  std::span<MailboxState* const> mailboxes_;
+  static bool counted(const MappedMailbox& mailbox) noexcept { return mailbox.geometry.buffering == Buffering::zero; }
+  std::span<MappedMailbox* const> mailboxes_;
 };
 
 // How long one sleep may last. Never more than 100 ms: a sleeper re-checks at least
@@ -79,7 +79,7 @@ inline std::optional<platform::MonotonicTime> nap_deadline(std::optional<platfor
 struct WatchedWord {
   std::atomic<std::uint32_t>* epoch;     // bumped by whoever makes the thing ready
   std::atomic<std::uint32_t>* sleepers;  // counts us while we sleep
-  MailboxState* mailbox;                 // whose owner to watch; null for none
+  MappedMailbox* mailbox;                 // whose owner to watch; null for none
 };
 
 inline constexpr std::size_t max_watched_words = 128;  // futex_waitv's limit
@@ -149,34 +149,34 @@ enum class Waited : std::uint8_t {
 // Repeats `attempt` (returning Attempt) until it claims or fails, or the deadline
 // passes, on one mailbox's side (wait_until_done). `may_be_ready` is ring.hpp's cheap hint.
 template <class AttemptFn>
-Waited wait_for(MailboxState& state, Side side, Deadline deadline, AttemptFn&& attempt) {
+Waited wait_for(MappedMailbox& mailbox, Side side, Deadline deadline, AttemptFn&& attempt) {
   const auto may_be_ready = side == Side::receive ? receive_may_be_ready : send_may_be_ready;
   if (const Attempt first = attempt(); first != Attempt::not_yet) {
     return first == Attempt::claimed ? Waited::done : Waited::failed;
   }
   if (deadline.is_none()) return Waited::expired;
-  MailboxState* const receiving[] = {&state};
+  MappedMailbox* const receiving[] = {&mailbox};
   const ReceiverPresence present{std::span{receiving, side == Side::receive ? 1u : 0u}};
   // A waiter asks for recovery every so often: what it waits for may be held by a
   // process that died (design.md, Crash recovery).
   constexpr auto recovery_interval = std::chrono::milliseconds{50};
   auto next_recovery = Deadline::clock::now() + recovery_interval;
-  const WaitWords sides = wait_words(state, side);
-  const WatchedWord word{&sides.epoch, &sides.sleeping, &state};
+  const WaitWords sides = wait_words(mailbox, side);
+  const WatchedWord word{&sides.epoch, &sides.sleeping, &mailbox};
   const auto outcome = wait_until_done(
-      state.wait, deadline, std::span{&word, 1}, state.owner != 0,
+      mailbox.wait, deadline, std::span{&word, 1}, mailbox.owner != 0,
       [&]() -> std::optional<Waited> {
         const Attempt result = attempt();
         if (result == Attempt::not_yet) return std::nullopt;
         return result == Attempt::claimed ? Waited::done : Waited::failed;
       },
-      [&] { return may_be_ready(state); },
+      [&] { return may_be_ready(mailbox); },
       [&](Deadline::clock::time_point now) {
         if (now >= next_recovery) {
-          state.recovery_requested = true;
+          mailbox.recovery_requested = true;
           next_recovery = now + recovery_interval;
         }
-        watch_owner(state, now);
+        watch_owner(mailbox, now);
       });
   return outcome.value_or(Waited::expired);
 }

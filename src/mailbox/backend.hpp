@@ -22,7 +22,7 @@
 
 namespace shmbox::detail {
 
-struct MailboxState;
+struct MappedMailbox;
 
 // A slot lent for a zero-copy send, or a message read in place: where it is and its
 // bytes. SendLoan and ReceivedMessage hold one with their backend.
@@ -75,7 +75,7 @@ class MailboxBackend {
   virtual void hand_back(const Lent& message, bool put_back) noexcept = 0;
 
   // The shared memory a selector sleeps on; nullptr for a transport without any.
-  virtual MailboxState* shared_memory() noexcept { return nullptr; }
+  virtual MappedMailbox* shared_memory() noexcept { return nullptr; }
 
  private:
   MailboxFacts facts_;

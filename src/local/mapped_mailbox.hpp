@@ -45,7 +45,7 @@ Result<Geometry> plan_geometry(const MailboxOptions& options, const std::string&
 Result<Geometry> validate_identity(const Identity& identity, const ChunkGeometry& chunks, std::uint64_t mapped_size,
                                    const std::string& object);
 
-struct MailboxState {
+struct MappedMailbox {
   std::string name;    // the user's name
   std::string object;  // "mailbox 'name'" for errors
   std::string file_name;  // in /dev/shm
