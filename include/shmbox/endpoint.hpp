@@ -80,7 +80,7 @@ struct Received {
 };
 
 namespace detail {
-struct EndpointState;
+struct JoinedEndpoint;
 }
 
 class Endpoint {
@@ -134,9 +134,9 @@ class Endpoint {
   [[nodiscard]] Result<std::string> receive(std::vector<std::byte>& message, Deadline deadline = forever);
 
  private:
-  explicit Endpoint(std::unique_ptr<detail::EndpointState> state) noexcept;
+  explicit Endpoint(std::unique_ptr<detail::JoinedEndpoint> joined) noexcept;
   static Error moved_from();
-  std::unique_ptr<detail::EndpointState> state_;
+  std::unique_ptr<detail::JoinedEndpoint> joined_;
 };
 
 }  // namespace shmbox

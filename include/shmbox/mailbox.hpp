@@ -165,7 +165,7 @@ class Mailbox {
   [[nodiscard]] static Result<std::vector<std::string>> list(std::string_view server);
 
   // Moving hands the handle over, local or remote, with its loans and in-place
-  // messages (they belong to the handle's state, not to the object). A moved-from
+  // messages (they belong to the handle's backend, not to the object). A moved-from
   // Mailbox refers to no mailbox: it may be destroyed or assigned to; name() is "",
   // closed() is true, queued(), capacity() and max_message_size() are 0, and every
   // other call fails with Errc::invalid_argument.

@@ -19,7 +19,7 @@
 // polling, and no CPU while idle after the spin budget.
 //
 // Thread contract: one thread uses a Selector at a time; the mailboxes must outlive it.
-// It watches a mailbox handle's state, not the Mailbox object: a watched Mailbox may be
+// It watches a mailbox handle's mapping, not the Mailbox object: a watched Mailbox may be
 // moved (into another object, which must then outlive the selector).
 #pragma once
 

@@ -11,10 +11,10 @@
 
 namespace shmbox {
 
-Endpoint::Endpoint(std::unique_ptr<detail::EndpointState> state) noexcept : state_(std::move(state)) {}
+Endpoint::Endpoint(std::unique_ptr<detail::JoinedEndpoint> joined) noexcept : joined_(std::move(joined)) {}
 Endpoint::Endpoint(Endpoint&& other) noexcept = default;
 Endpoint& Endpoint::operator=(Endpoint&& other) noexcept {
-  if (this != &other) state_ = std::move(other.state_);  // leaves the endpoint this one held
+  if (this != &other) joined_ = std::move(other.joined_);  // leaves the endpoint this one held
   return *this;
 }
 Endpoint::~Endpoint() = default;
@@ -38,27 +38,27 @@ Result<Endpoint> Endpoint::join(std::string_view name, const EndpointOptions& op
   if (auto valid = detail::plan_geometry(lane, names->object); !valid) return std::unexpected(valid.error());
   auto view = detail::create_endpoint(std::move(*names), options);
   if (!view) return std::unexpected(view.error());
-  auto state = std::make_unique<detail::EndpointState>(*view, wait);
-  detail::run_at_exit(view->names.file_name, state->me, [endpoint = *view] {
+  auto joined = std::make_unique<detail::JoinedEndpoint>(*view, wait);
+  detail::run_at_exit(view->names.file_name, joined->me, [endpoint = *view] {
     (void)detail::retire_endpoint(endpoint, detail::Retirer::owner);
   });
-  return Endpoint{std::move(state)};
+  return Endpoint{std::move(joined)};
 }
 
 const std::string& Endpoint::name() const noexcept {
   static const std::string none;
-  return state_ ? state_->self.names.name : none;
+  return joined_ ? joined_->self.names.name : none;
 }
 
 Result<void> Endpoint::send(std::string_view to, std::span<const std::byte> message, Deadline deadline) {
-  if (!state_) return std::unexpected(moved_from());
-  detail::EndpointState& state = *state_;
-  auto link = state.link_to(to);
+  if (!joined_) return std::unexpected(moved_from());
+  detail::JoinedEndpoint& joined = *joined_;
+  auto link = joined.link_to(to);
   // Every lane is taken: the receiver was asked to give back those of dead senders.
   // Waiting for one is rare, so it polls rather than sleeping on the peer's doorbell.
   while (!link && link.error() == Errc::no_space && !deadline.is_none() && !deadline.expired()) {
     std::this_thread::sleep_for(std::chrono::milliseconds{2});
-    link = state.link_to(to);
+    link = joined.link_to(to);
   }
   if (!link) {
     if (link.error() == Errc::no_space && !deadline.is_none()) {
@@ -70,16 +70,16 @@ Result<void> Endpoint::send(std::string_view to, std::span<const std::byte> mess
   if (sent || sent.error() != Errc::closed) return sent;
   // Our lane was closed: the peer left (then this is the answer), or it is a new
   // process under the same name, which a fresh link reaches.
-  auto again = state.link_to(to);
+  auto again = joined.link_to(to);
   if (!again) return again.error() == Errc::not_found ? sent : std::unexpected(again.error());
   return (*again)->lane->send(message, deadline, {});
 }
 
 Result<std::size_t> Endpoint::receive_from(std::string_view from, std::span<std::byte> buffer, Deadline deadline) {
-  if (!state_) return std::unexpected(moved_from());
+  if (!joined_) return std::unexpected(moved_from());
   if (auto valid = detail::endpoint_file(from); !valid) return std::unexpected(valid.error());
   std::size_t size = 0;
-  auto sender = state_->receive(from, deadline, [&](detail::LocalMailbox& lane) -> Result<void> {
+  auto sender = joined_->receive(from, deadline, [&](detail::LocalMailbox& lane) -> Result<void> {
     auto got = lane.receive(buffer, no_wait);
     if (!got) return std::unexpected(got.error());
     size = *got;
@@ -90,17 +90,17 @@ Result<std::size_t> Endpoint::receive_from(std::string_view from, std::span<std:
 }
 
 Result<void> Endpoint::receive_from(std::string_view from, std::vector<std::byte>& message, Deadline deadline) {
-  if (!state_) return std::unexpected(moved_from());
+  if (!joined_) return std::unexpected(moved_from());
   if (auto valid = detail::endpoint_file(from); !valid) return std::unexpected(valid.error());
-  auto sender = state_->receive(from, deadline, [&](detail::LocalMailbox& lane) { return lane.receive(message, no_wait); });
+  auto sender = joined_->receive(from, deadline, [&](detail::LocalMailbox& lane) { return lane.receive(message, no_wait); });
   if (!sender) return std::unexpected(sender.error());
   return {};
 }
 
 Result<Received> Endpoint::receive(std::span<std::byte> buffer, Deadline deadline) {
-  if (!state_) return std::unexpected(moved_from());
+  if (!joined_) return std::unexpected(moved_from());
   std::size_t size = 0;
-  auto sender = state_->receive(std::nullopt, deadline, [&](detail::LocalMailbox& lane) -> Result<void> {
+  auto sender = joined_->receive(std::nullopt, deadline, [&](detail::LocalMailbox& lane) -> Result<void> {
     auto got = lane.receive(buffer, no_wait);
     if (!got) return std::unexpected(got.error());
     size = *got;
@@ -111,8 +111,8 @@ Result<Received> Endpoint::receive(std::span<std::byte> buffer, Deadline deadlin
 }
 
 Result<std::string> Endpoint::receive(std::vector<std::byte>& message, Deadline deadline) {
-  if (!state_) return std::unexpected(moved_from());
-  return state_->receive(std::nullopt, deadline, [&](detail::LocalMailbox& lane) { return lane.receive(message, no_wait); });
+  if (!joined_) return std::unexpected(moved_from());
+  return joined_->receive(std::nullopt, deadline, [&](detail::LocalMailbox& lane) { return lane.receive(message, no_wait); });
 }
 
 }  // namespace shmbox

@@ -49,14 +49,14 @@ Error gone_error(const EndpointView& endpoint) {
 
 }  // namespace
 
-EndpointState::~EndpointState() {
+JoinedEndpoint::~JoinedEndpoint() {
   lanes.clear();
   links.clear();
   // A forked child's copy is not the endpoint: only its process leaves.
   if (me == platform::current_process().packed()) (void)retire_endpoint(self, Retirer::owner);
 }
 
-void EndpointState::refresh(bool force) {
+void JoinedEndpoint::refresh(bool force) {
   const std::uint32_t bell = self.header->doorbell.load(std::memory_order_acquire);
   if (!force && seen_doorbell == bell) return;
   seen_doorbell = bell;
@@ -89,7 +89,7 @@ void EndpointState::refresh(bool force) {
   }
 }
 
-void EndpointState::sweep() {
+void JoinedEndpoint::sweep() {
   const auto now = std::chrono::steady_clock::now();
   // A sender waiting for a lane asked: sweep now, but at most every 10 ms.
   const bool asked = self.header->sweep_requested.exchange(0, std::memory_order_acq_rel) != 0;
@@ -104,13 +104,13 @@ void EndpointState::sweep() {
   }
 }
 
-void EndpointState::retire_lane(std::size_t position) {
+void JoinedEndpoint::retire_lane(std::size_t position) {
   const Lane lane = std::move(lanes[position]);
   lanes.erase(lanes.begin() + static_cast<std::ptrdiff_t>(position));
   give_back(lane.index, lane.sender);
 }
 
-void EndpointState::give_back(std::uint32_t index, std::uint64_t sender) {
+void JoinedEndpoint::give_back(std::uint32_t index, std::uint64_t sender) {
   (void)MailboxFactory::remove_if_owned_by(lane_file(self, index), self.owner);
   self.table[index].ready.store(0, std::memory_order_release);
   // A CAS, not a store: a sender that found the entry's dead claimer with `ready` 0
@@ -120,7 +120,7 @@ void EndpointState::give_back(std::uint32_t index, std::uint64_t sender) {
   ring_doorbell(*self.header);  // for a sender waiting for a free lane
 }
 
-Result<Link*> EndpointState::make_lane(EndpointView peer, std::uint32_t index) {
+Result<Link*> JoinedEndpoint::make_lane(EndpointView peer, std::uint32_t index) {
   LaneEntry& entry = peer.table[index];
   entry.name_length.store(static_cast<std::uint32_t>(self.names.name.size()), std::memory_order_relaxed);
   std::memcpy(entry.name, self.names.name.data(), self.names.name.size());
@@ -158,7 +158,7 @@ Result<Link*> EndpointState::make_lane(EndpointView peer, std::uint32_t index) {
   return &link->second;
 }
 
-Result<Link*> EndpointState::link_to(std::string_view to) {
+Result<Link*> JoinedEndpoint::link_to(std::string_view to) {
   if (auto known = links.find(to); known != links.end()) {
     if (!known->second.lane->closed()) return &known->second;
     links.erase(known);

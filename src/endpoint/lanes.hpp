@@ -35,10 +35,10 @@ struct Link {
   std::unique_ptr<LocalMailbox> lane;
 };
 
-struct EndpointState {
-  EndpointState(EndpointView view, const WaitPolicy& policy) : self(std::move(view)), wait(policy) {}
-  EndpointState(const EndpointState&) = delete;
-  EndpointState& operator=(const EndpointState&) = delete;
+struct JoinedEndpoint {
+  JoinedEndpoint(EndpointView view, const WaitPolicy& policy) : self(std::move(view)), wait(policy) {}
+  JoinedEndpoint(const JoinedEndpoint&) = delete;
+  JoinedEndpoint& operator=(const JoinedEndpoint&) = delete;
 
   EndpointView self;
   WaitPolicy wait;
@@ -52,7 +52,7 @@ struct EndpointState {
   // Sending: our lanes into peers' endpoints, by peer name.
   std::map<std::string, Link, std::less<>> links;
 
-  ~EndpointState();
+  ~JoinedEndpoint();
 
   // Brings `lanes` up to date with the table when the doorbell rang (or `force`).
   void refresh(bool force);
@@ -78,7 +78,7 @@ struct EndpointState {
 };
 
 template <class Take>
-Result<std::string> EndpointState::receive(std::optional<std::string_view> from, Deadline deadline, Take&& take) {
+Result<std::string> JoinedEndpoint::receive(std::optional<std::string_view> from, Deadline deadline, Take&& take) {
   const Deadline::clock::duration sweep_interval = std::chrono::seconds{1};
   std::vector<Lane*> watched;
   for (;;) {
