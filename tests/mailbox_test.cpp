@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "shmbox/cleanup.hpp"
 #include "shmbox/segment.hpp"
 #include "support/build.hpp"
 #include "support/open_elsewhere.hpp"
@@ -809,6 +810,20 @@ TEST_F(MailboxTest, UnboundedRingWrapsUnderConcurrentSendersAndReceivers) {
   const auto status = child.wait(240s);
   if (status.exited_with(10)) GTEST_SKIP() << "cannot mount a private /dev/shm here (no CAP_SYS_ADMIN?)";
   EXPECT_TRUE(status.exited_with(0)) << status.describe();
+}
+
+// The calls that take a server refuse a name that is no server's, rather than answering
+// for this machine's mailboxes.
+TEST(MailboxNames, ListingOrCollectingGarbageOnWhatIsNoServerIsInvalidName) {
+  const std::string said = "server 'orders': a server is nats://host[:port][,host[:port]...]";
+  auto listed = Mailbox::list("orders");
+  ASSERT_FALSE(listed);
+  EXPECT_EQ(listed.error().errc(), Errc::invalid_name);
+  EXPECT_EQ(listed.error().message(), said);
+  auto collected = collect_garbage("orders");
+  ASSERT_FALSE(collected);
+  EXPECT_EQ(collected.error().errc(), Errc::invalid_name);
+  EXPECT_EQ(collected.error().message(), said);
 }
 
 }  // namespace

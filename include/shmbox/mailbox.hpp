@@ -227,8 +227,9 @@ class Mailbox {
   [[nodiscard]] Result<void> close();
   bool closed() const noexcept;
 
-  // Messages queued now (a snapshot), counted as MailboxStatus::queued: it reads the
-  // slots, so it costs time in proportion to the capacity.
+  // Messages queued now (a snapshot), counted as MailboxStatus::queued. A local mailbox
+  // reads its slots (time in proportion to the capacity); a remote one asks its server
+  // (a round trip, longer while a cluster elects a leader; 0 if it cannot be reached).
   std::uint64_t queued() const noexcept;
 
  private:

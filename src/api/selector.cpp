@@ -11,8 +11,8 @@
 namespace shmbox {
 namespace {
 
-bool ready(detail::MappedMailbox& state, Interest interest) noexcept {
-  return interest == Interest::receive ? detail::ready_to_receive(state) : detail::ready_to_send(state);
+bool ready(detail::MappedMailbox& mailbox, Interest interest) noexcept {
+  return interest == Interest::receive ? detail::ready_to_receive(mailbox) : detail::ready_to_send(mailbox);
 }
 
 }  // namespace
@@ -34,15 +34,15 @@ Result<std::size_t> Selector::add(Mailbox& mailbox, Interest interest) {
   if (backend == nullptr) {
     return std::unexpected(Error{Errc::invalid_argument, "selector", "a moved-from mailbox cannot be watched"});
   }
-  detail::MappedMailbox* state = backend->shared_memory();
-  if (state == nullptr) {
+  detail::MappedMailbox* mapped = backend->shared_memory();
+  if (mapped == nullptr) {
     return std::unexpected(Error{Errc::invalid_argument, "selector", "a remote mailbox cannot be watched; use a local one"});
   }
   if (watched_.size() >= max_mailboxes) {
     return std::unexpected(Error{Errc::invalid_argument, "selector",
                                  "watches " + std::to_string(max_mailboxes) + " mailboxes already, its limit"});
   }
-  watched_.push_back({state, interest});
+  watched_.push_back({mapped, interest});
   return watched_.size() - 1;
 }
 
@@ -60,11 +60,11 @@ Result<std::size_t> Selector::wait(Deadline deadline) {
   // wake-up meant for us goes to a lone receiver.
   std::array<detail::WatchedWord, max_mailboxes> words{};
   for (std::size_t i = 0; i < watched_.size(); ++i) {
-    detail::MappedMailbox& state = *watched_[i].mailbox;
-    detail::Header& header = *state.header;
+    detail::MappedMailbox& mapped = *watched_[i].mailbox;
+    detail::Header& header = *mapped.header;
     words[i] = watched_[i].interest == Interest::receive
-                   ? detail::WatchedWord{&header.data_epoch, &header.receive_selectors_sleeping, &state}
-                   : detail::WatchedWord{&header.space_epoch, &header.send_selectors_sleeping, &state};
+                   ? detail::WatchedWord{&header.data_epoch, &header.receive_selectors_sleeping, &mapped}
+                   : detail::WatchedWord{&header.space_epoch, &header.send_selectors_sleeping, &mapped};
   }
   const auto index = detail::wait_any(wait_, deadline, std::span{words.data(), watched_.size()}, [&] {
     const std::size_t ready = first_ready();

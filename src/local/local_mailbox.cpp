@@ -32,7 +32,7 @@ Error too_large_error(const MappedMailbox& mailbox, std::size_t size) {
 
 namespace detail {
 
-LocalMailbox::LocalMailbox(MappedMailbox mailbox) noexcept
+LocalMailbox::LocalMailbox(MappedMailbox mailbox)
     : MailboxBackend(MailboxFacts{mailbox.name, mailbox.object, mailbox.geometry.buffering, mailbox.geometry.capacity,
                                   mailbox.geometry.max_message_size}),
       mapped_(std::move(mailbox)) {}
@@ -192,16 +192,14 @@ void detail::LocalMailbox::hand_back(const Lent& message, bool put_back) noexcep
 }
 
 Result<void> detail::LocalMailbox::receive_with(const DeliveryTaker& take, Deadline deadline) {
-  if (delivery_prefix_.empty()) {
-    auto instance = instance_of(mapped_);
-    if (!instance) return std::unexpected(instance.error());
-    delivery_prefix_ = std::move(*instance);
-  }
+  // A mailbox whose file cannot be told from others' (no boot id) names its messages
+  // with no id: a de-duplicating destination then stores each copy it is sent.
+  if (!delivery_prefix_) delivery_prefix_ = instance_of(mapped_).value_or(std::string{});
   auto message = receive_in_place(deadline);
   if (!message) return std::unexpected(message.error());
-  const std::string id = delivery_prefix_ + std::to_string(message->position);
   Result<void> taken;
   try {
+    const std::string id = delivery_prefix_->empty() ? std::string{} : *delivery_prefix_ + std::to_string(message->position);
     taken = take(Delivery{message->bytes, message->position, id});
   } catch (...) {
     hand_back(*message, true);  // a taker that throws has not taken it either
@@ -265,11 +263,21 @@ Result<MailboxStatus> LocalNames::stat(std::string_view name) {
   return detail::MailboxFactory::stat(*names);
 }
 
-Result<std::vector<std::string>> LocalNames::list(std::string_view) {
+// Local mailboxes live on this machine, not on a server: `where` is empty, and anything
+// else names a server that no transport claims.
+Result<void> no_server(std::string_view where) {
+  if (where.empty()) return {};
+  return std::unexpected(Error{Errc::invalid_name, detail::describe("server", where),
+                               "a server is nats://host[:port][,host[:port]...]"});
+}
+
+Result<std::vector<std::string>> LocalNames::list(std::string_view where) {
+  if (auto local = no_server(where); !local) return std::unexpected(local.error());
   return platform::list_shm_names(detail::mailbox_file_prefix);
 }
 
-Result<std::vector<RemovedObject>> LocalNames::collect_garbage(std::string_view) {
+Result<std::vector<RemovedObject>> LocalNames::collect_garbage(std::string_view where) {
+  if (auto local = no_server(where); !local) return std::unexpected(local.error());
   return detail::remove_garbage_mailboxes(detail::mailbox_file_prefix, kind);
 }
 

@@ -14,7 +14,7 @@ namespace shmbox::detail {
 
 class LocalMailbox final : public MailboxBackend {
  public:
-  explicit LocalMailbox(MappedMailbox mailbox) noexcept;
+  explicit LocalMailbox(MappedMailbox mailbox);
   ~LocalMailbox() override;
 
   // Sending: a position claimed on the ring, written (copied, or in place through a
@@ -41,8 +41,9 @@ class LocalMailbox final : public MailboxBackend {
 
  private:
   MappedMailbox mapped_;
-  // What Delivery ids start with: this mailbox's file on this boot (made on first use).
-  std::string delivery_prefix_;
+  // What Delivery ids start with: this mailbox's file on this boot (found on first use;
+  // empty if it cannot be told).
+  std::optional<std::string> delivery_prefix_;
 };
 
 // The local transport's operations on names (transport_for, api/mailbox.cpp, lists it).

@@ -27,7 +27,7 @@ struct ReceiveClaim {
   std::uint32_t size;
 };
 
-// What one attempt came to. On `failed` the error is in state.failure; it is built
+// What one attempt came to. On `failed` the error is in mailbox.failure; it is built
 // only then, so that the hot path moves one byte, not an Error.
 enum class Attempt : std::uint8_t { claimed, not_yet, failed };
 

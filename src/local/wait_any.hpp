@@ -19,6 +19,8 @@ namespace shmbox::detail {
 template <class FindReady>
 std::optional<std::size_t> wait_any(const WaitPolicy& policy, Deadline deadline, std::span<const WatchedWord> words,
                                     FindReady&& find_ready) {
+  if (auto index = find_ready()) return index;
+  if (deadline.is_none()) return std::nullopt;
   const bool owned = std::any_of(words.begin(), words.end(), [](const WatchedWord& word) {
     return word.mailbox != nullptr && word.mailbox->owner != 0;
   });

@@ -84,8 +84,9 @@ struct WatchedWord {
 
 inline constexpr std::size_t max_watched_words = 128;  // futex_waitv's limit
 
-// The one way to wait, for a single mailbox and for many: `attempt` (returning an
-// optional: empty while it cannot proceed) runs first; then, as the policy says, we spin,
+// The one way to wait, for a single mailbox and for many, once a first attempt has found
+// that the caller must wait: `attempt` (returning an optional: empty while it cannot
+// proceed) runs again as, by the policy, we spin,
 // running it whenever `may_be_ready` (a cheap hint) says so and every 64 rounds regardless
 // (that is how a spinner sees close); then we sleep on `words`. A wake-up cannot be lost:
 // we count ourselves on every word, issue the heavy barrier, read every epoch, and only
@@ -96,8 +97,6 @@ template <class AttemptFn, class HintFn, class TickFn>
 auto wait_until_done(const WaitPolicy& policy, Deadline deadline, std::span<const WatchedWord> words, bool owned,
                      AttemptFn&& attempt, HintFn&& may_be_ready, TickFn&& tick) -> decltype(attempt()) {
   using Clock = Deadline::clock;
-  if (auto done = attempt()) return done;
-  if (deadline.is_none()) return std::nullopt;
   if (policy.mode != WaitMode::sleep) {
     const auto spin_until = Clock::now() + policy.spin;
     for (std::uint32_t round = 1;; ++round) {
@@ -142,7 +141,7 @@ auto wait_until_done(const WaitPolicy& policy, Deadline deadline, std::span<cons
 
 enum class Waited : std::uint8_t {
   done,     // the attempt claimed what it wanted
-  failed,   // it failed: the error is in state.failure
+  failed,   // it failed: the error is in mailbox.failure
   expired,  // the deadline passed first (at once for no_wait)
 };
 

@@ -68,7 +68,7 @@ class NatsMailbox final : public BackendWithoutLoans {
 
  private:
   NatsMailbox(RemoteName name, std::unique_ptr<NatsConnection> connection, Buffering buffering,
-              std::uint32_t capacity, std::size_t max_message_size) noexcept;
+              std::uint32_t capacity, std::size_t max_message_size);
   // Takes the next message and hands it to `take` (bytes, sequence, id), which returns
   // its size or an error; the message is acknowledged only if `take` succeeded, and
   // handed back otherwise.

@@ -20,7 +20,7 @@ constexpr std::int64_t duplicate_window_ns = std::int64_t{120} * 1'000'000'000;
 
 // Named as a user would: "mailbox 'nats://host:port/NAME'" in errors, NAME as name().
 NatsMailbox::NatsMailbox(RemoteName name, std::unique_ptr<NatsConnection> connection, Buffering buffering,
-                         std::uint32_t capacity, std::size_t max_message_size) noexcept
+                         std::uint32_t capacity, std::size_t max_message_size)
     : BackendWithoutLoans(MailboxFacts{name.name, name.object, buffering, capacity, max_message_size}),
       name_(std::move(name)),
       connection_(std::move(connection)) {}
