@@ -22,12 +22,6 @@ using detail::MappedMailbox;
 
 constexpr std::string_view kind = "mailbox";
 
-Error too_large_error(const MappedMailbox& mailbox, std::size_t size) {
-  return Error{Errc::too_large, mailbox.object,
-               "message of " + std::to_string(size) + " bytes is over the mailbox's maximum of " +
-                   std::to_string(mailbox.geometry.max_message_size)};
-}
-
 }  // namespace
 
 namespace detail {
@@ -92,7 +86,7 @@ Result<void> await_pick_up(MappedMailbox& mailbox, const detail::SendClaim& clai
 
 Result<void> detail::LocalMailbox::send(std::span<const std::byte> message, Deadline deadline, std::string_view) {
   MappedMailbox& mailbox = mapped_;
-  if (message.size() > mailbox.geometry.max_message_size) return std::unexpected(too_large_error(mailbox, message.size()));
+  if (message.size() > mailbox.geometry.max_message_size) return std::unexpected(too_large(message.size()));
   const bool zero = mailbox.geometry.buffering == Buffering::zero;
   if (zero && deadline.is_none() && mailbox.header->receivers_present.load(std::memory_order_seq_cst) == 0) {
     if (detail::is_closed(mailbox)) return std::unexpected(mailbox.closed_error());
@@ -155,7 +149,7 @@ Result<void> detail::LocalMailbox::receive(std::vector<std::byte>& message, Dead
 
 Result<detail::Lent> detail::LocalMailbox::loan(std::size_t size, Deadline deadline) {
   MappedMailbox& mailbox = mapped_;
-  if (size > mailbox.geometry.max_message_size) return std::unexpected(too_large_error(mailbox, size));
+  if (size > mailbox.geometry.max_message_size) return std::unexpected(too_large(size));
   detail::SendClaim claim{};
   const detail::Waited waited = claim_for_send(mailbox, deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));

@@ -9,6 +9,12 @@ Error needs_local(const std::string& object, const char* what) {
 
 }  // namespace
 
+Error MailboxBackend::too_large(std::size_t size) const {
+  return Error{Errc::too_large, object(),
+               "message of " + std::to_string(size) + " bytes is over the mailbox's maximum of " +
+                   std::to_string(max_message_size())};
+}
+
 Result<Lent> BackendWithoutLoans::loan(std::size_t, Deadline) {
   return std::unexpected(needs_local(object(), "a zero-copy loan"));
 }

@@ -52,6 +52,9 @@ class MailboxBackend {
   Buffering buffering() const noexcept { return facts_.buffering; }
   std::uint32_t capacity() const noexcept { return facts_.capacity; }
   std::size_t max_message_size() const noexcept { return facts_.max_message_size; }
+  // TooLarge for a message of `size` bytes: what every transport refuses a send or a loan
+  // over the maximum with.
+  Error too_large(std::size_t size) const;
 
   virtual bool closed() const noexcept = 0;
   virtual std::uint64_t queued() const noexcept = 0;

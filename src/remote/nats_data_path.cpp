@@ -56,17 +56,13 @@ void acknowledge(natsMsg* message, bool may_wait) {
 }  // namespace
 
 Result<void> NatsMailbox::send(std::span<const std::byte> message, Deadline deadline, std::string_view given_id) {
+  if (message.size() > max_message_size()) return std::unexpected(too_large(message.size()));
   // One id per message, kept across retries: a publish stored but unacknowledged and
   // then retried is stored once (within the duplicate window).
   const std::string id = !given_id.empty() ? std::string{given_id}
                                            : std::to_string(platform::current_process().packed()) + "-" +
                                                  std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" +
                                                  std::to_string(++next_id_);
-  if (message.size() > max_message_size()) {
-    return std::unexpected(Error{Errc::too_large, name_.object,
-                                 "message of " + std::to_string(message.size()) + " bytes is over the mailbox's maximum of " +
-                                     std::to_string(max_message_size())});
-  }
   if (auto gone = owner_gone()) return std::unexpected(*gone);
   if (buffering() == Buffering::zero) return send_rendezvous(message, deadline);
   const std::string subject = subject_of(name_);
