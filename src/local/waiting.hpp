@@ -115,7 +115,9 @@ auto wait_until_done(const WaitPolicy& policy, Deadline deadline, std::span<cons
     }
   }
   const std::size_t count = std::min(words.size(), max_watched_words);
-  std::array<platform::FutexWaitTarget, max_watched_words> targets{};
+  // Not zeroed: a wait on one mailbox would clear 2 KiB each time it goes to sleep; the first
+  // `count` entries are written before every use.
+  std::array<platform::FutexWaitTarget, max_watched_words> targets;
   const std::optional<platform::MonotonicTime> until =
       deadline.is_forever() ? std::nullopt : std::optional{deadline.until()};
   for (;;) {
