@@ -18,7 +18,7 @@ inline constexpr int io_error = EX_IOERR;
 inline constexpr std::array<std::pair<int, const char*>, 11> table{{
     {EX_OK, "success"},
     {EX_USAGE, "usage: unknown command or option, malformed value or name"},
-    {EX_DATAERR, "data: message too large, object corrupt or of another layout version"},
+    {EX_DATAERR, "data: message too large, object corrupt or of another layout version, or a lock's data left unrepaired"},
     {EX_NOINPUT, "not found: no such mailbox, endpoint, segment or input file"},
     {EX_UNAVAILABLE, "unavailable: the mailbox is closed, or its NATS server cannot be reached"},
     {EX_OSERR, "system: out of memory or space (/dev/shm full), or another system call failed"},
@@ -36,7 +36,8 @@ constexpr int exit_code(Errc code) noexcept {
     case Errc::invalid_argument: return EX_USAGE;
     case Errc::too_large:
     case Errc::corrupt:
-    case Errc::version_mismatch: return EX_DATAERR;
+    case Errc::version_mismatch:
+    case Errc::not_recoverable: return EX_DATAERR;
     case Errc::not_found: return EX_NOINPUT;
     case Errc::closed:
     case Errc::unreachable: return EX_UNAVAILABLE;

@@ -37,6 +37,7 @@ enum class Errc : int {
   system,             // any other system error (see system_errno())
   unreachable,        // a remote server (nats://) could not be reached
   in_use,             // a live process holds the object, and it goes when that process does
+  not_recoverable,    // a lock's holder died and the data it guarded was never repaired
 };
 
 const std::error_category& error_category() noexcept;

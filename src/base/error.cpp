@@ -27,6 +27,7 @@ class Category final : public std::error_category {
       case Errc::system: return "system error";
       case Errc::unreachable: return "unreachable";
       case Errc::in_use: return "in use";
+      case Errc::not_recoverable: return "not recoverable";
     }
     return "unknown shmbox error " + std::to_string(value);
   }

@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <string>
@@ -75,6 +77,14 @@ ProcessIdentity current_process() noexcept {
     if (const auto start = process_start_time(pid)) return {pid, *start};
   }
   return {pid, 0};
+}
+
+std::uint64_t fork_generation() noexcept {
+  static std::atomic<std::uint64_t> generation{0};
+  // pthread_atfork cannot fail but for memory; then children are not told apart, as before.
+  [[maybe_unused]] static const int registered =
+      ::pthread_atfork(nullptr, nullptr, [] { generation.fetch_add(1, std::memory_order_relaxed); });
+  return generation.load(std::memory_order_relaxed);
 }
 
 Liveness liveness(std::uint64_t packed) noexcept {

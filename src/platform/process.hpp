@@ -30,6 +30,12 @@ struct ProcessIdentity {
 // This process (re-read after fork: the child has its own pid and start time).
 ProcessIdentity current_process() noexcept;
 
+// Counts the forks between the first call and now in this process's line: a handle that
+// took something in shared memory for its process compares it, so that a forked child
+// (which inherits the handle but is another process) takes its own rather than use its
+// parent's. One atomic load.
+std::uint64_t fork_generation() noexcept;
+
 // The start time of `pid`, or nullopt if no such process exists.
 std::optional<std::uint64_t> process_start_time(pid_t pid) noexcept;
 
