@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "shmbox/endpoint.hpp"
+#include "shmbox/lock.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
 #include "support/cli.hpp"
@@ -291,7 +292,7 @@ TEST_F(CliScriptTest, LsAndStatShareOneJsonSchema) {
   const std::set<std::string> keys{"kind",     "name",      "transport", "owner",    "buffering", "capacity",
                                    "max_message_size", "queued", "in_flight", "closed", "mode",   "uid",
                                    "attached", "senders",   "receivers", "memory_bytes", "replicas", "peers",
-                                   "max_peers"};
+                                   "max_peers", "holders", "waiters", "consistency"};
   const auto keys_of = [](const nlohmann::json& object) {
     std::set<std::string> found;
     for (const auto& [key, value] : object.items()) found.insert(key);
@@ -323,6 +324,15 @@ TEST_F(CliScriptTest, LsAndStatShareOneJsonSchema) {
   EXPECT_EQ(listed_as("endpoint", endpoint_name), endpoint_stat);
   EXPECT_EQ(endpoint_stat["owner"]["pid"], ::getpid());
   EXPECT_TRUE(endpoint_stat["peers"].is_array());
+
+  const std::string lock_name = name + "-lock";
+  ASSERT_TRUE(Lock::create(lock_name).has_value());
+  const auto lock_stat = nlohmann::json::parse(shmbox_cli({"stat", "--lock", lock_name, "--json"}).out);
+  EXPECT_EQ(keys_of(lock_stat), keys);
+  EXPECT_EQ(listed_as("lock", lock_name), lock_stat);
+  EXPECT_TRUE(lock_stat["holders"].is_array());
+  EXPECT_EQ(lock_stat["consistency"], "consistent");
+  (void)Lock::remove(lock_name);
 }
 
 }  // namespace

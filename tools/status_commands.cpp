@@ -13,6 +13,7 @@
 #include "exit_codes.hpp"
 #include "output.hpp"
 #include "shmbox/endpoint.hpp"
+#include "shmbox/lock.hpp"
 #include "shmbox/mailbox.hpp"
 
 namespace shmbox::cli {
@@ -21,6 +22,7 @@ namespace {
 struct StatusArgs {
   std::string name;
   bool endpoint = false;
+  bool lock = false;
   bool json = false;
 };
 
@@ -71,7 +73,10 @@ nlohmann::json to_json(const MailboxStatus& status) {
           {"memory_bytes", local ? local->memory_bytes : remote->stored_bytes},
           {"replicas", remote ? nlohmann::json(remote->replicas) : null},
           {"peers", null},
-          {"max_peers", null}};
+          {"max_peers", null},
+          {"holders", null},
+          {"waiters", null},
+          {"consistency", null}};
 }
 
 // An endpoint: one receiver (its process, while it lives), a lane per sender.
@@ -95,7 +100,85 @@ nlohmann::json to_json(const EndpointStatus& status) {
           {"memory_bytes", null},
           {"replicas", null},
           {"peers", status.senders},
-          {"max_peers", status.max_peers}};
+          {"max_peers", status.max_peers},
+          {"holders", null},
+          {"waiters", null},
+          {"consistency", null}};
+}
+
+const char* mode_name(LockMode mode) { return mode == LockMode::exclusive ? "exclusive" : "shared"; }
+
+const char* consistency_name(LockConsistency consistency) {
+  switch (consistency) {
+    case LockConsistency::consistent: return "consistent";
+    case LockConsistency::owner_died: return "owner_died";
+    case LockConsistency::repairing: return "repairing";
+    case LockConsistency::not_recoverable: return "not_recoverable";
+  }
+  return "?";
+}
+
+nlohmann::json to_json(const std::vector<LockParticipant>& participants) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& one : participants) {
+    list.push_back({{"pid", one.pid}, {"mode", mode_name(one.mode)}, {"alive", one.alive}});
+  }
+  return list;
+}
+
+// A lock: its holders and waiters (pids); capacity is the handles it has room for.
+nlohmann::json to_json(const LockStatus& status) {
+  const nlohmann::json null;
+  return {{"kind", "lock"},
+          {"name", status.name},
+          {"transport", "local"},
+          {"owner", null},
+          {"buffering", null},
+          {"capacity", status.max_handles},
+          {"max_message_size", null},
+          {"queued", status.waiters.size()},
+          {"in_flight", null},
+          {"closed", false},
+          {"mode", fmt::format("{:04o}", status.mode)},
+          {"uid", status.owner_uid},
+          {"attached", null},
+          {"senders", null},
+          {"receivers", null},
+          {"memory_bytes", null},
+          {"replicas", null},
+          {"peers", null},
+          {"max_peers", null},
+          {"holders", to_json(status.holders)},
+          {"waiters", to_json(status.waiters)},
+          {"consistency", consistency_name(status.consistency)}};
+}
+
+// "1234 exclusive, 5678 shared (exited)", or "none".
+std::string participants_text(const std::vector<LockParticipant>& participants) {
+  std::string text;
+  for (const auto& one : participants) {
+    text += fmt::format("{}{} {}{}", text.empty() ? "" : ", ", one.pid, mode_name(one.mode), one.alive ? "" : " (exited)");
+  }
+  return text.empty() ? "none" : text;
+}
+
+std::string consistency_text(const LockStatus& status) {
+  switch (status.consistency) {
+    case LockConsistency::consistent: return "consistent";
+    case LockConsistency::owner_died: return fmt::format("owner died (process {}), not yet told", status.died_holding);
+    case LockConsistency::repairing: return fmt::format("being repaired (process {} died holding it)", status.died_holding);
+    case LockConsistency::not_recoverable:
+      return fmt::format("not recoverable (process {} died holding it; never repaired)", status.died_holding);
+  }
+  return "?";
+}
+
+std::string text_of(const LockStatus& status) {
+  return fmt::format(
+      "lock {}\n  owner         system\n  state         {}\n  holders       {}\n  waiters       {}\n"
+      "  mode          {:04o}\n  owner uid     {}\n  handles       at most {}\n",
+      status.name, consistency_text(status), participants_text(status.holders), participants_text(status.waiters),
+      status.mode, status.owner_uid, status.max_handles);
 }
 
 nlohmann::json error_json(const char* kind, const std::string& name, const Error& error) {
@@ -149,7 +232,11 @@ int stat_report(const Result<Status>& status, bool json) {
 }
 
 int stat(const StatusArgs& args) {
+  if (args.endpoint && args.lock) {
+    return fail(Error{Errc::invalid_argument, "usage", "--endpoint and --lock exclude each other"});
+  }
   if (args.endpoint) return stat_report(Endpoint::stat(args.name), args.json);
+  if (args.lock) return stat_report(Lock::stat(args.name), args.json);
   return stat_report(Mailbox::stat(args.name), args.json);
 }
 
@@ -170,6 +257,13 @@ std::string list_row_of(const EndpointStatus& status) {
                      buffering_name(status.buffering), status.capacity, status.max_message_size, status.queued,
                      status.senders.size(), status.owner_alive ? 1 : 0, fmt::format("{:o}", status.mode),
                      status.owner_alive ? "open" : "orphaned");
+}
+
+std::string list_row_of(const LockStatus& status) {
+  std::string state = status.holders.empty() ? "free" : "held by " + participants_text(status.holders);
+  if (status.consistency != LockConsistency::consistent) state += "; " + consistency_text(status);
+  return fmt::format(fmt::runtime(list_row), "lock", status.name, "system", "-", status.max_handles, "-",
+                     status.waiters.size(), "-", "-", fmt::format("{:o}", status.mode), state);
 }
 
 // The rows of ls, as text or as one JSON array. An object that cannot be read is
@@ -211,6 +305,7 @@ int list(const StatusArgs& args) {
   }
   for (const auto& name : Mailbox::list()) listing.add("mailbox", name, Mailbox::stat(name));
   for (const auto& name : Endpoint::list()) listing.add("endpoint", name, Endpoint::stat(name));
+  for (const auto& name : Lock::list()) listing.add("lock", name, Lock::stat(name));
   return listing.print();
 }
 
@@ -219,14 +314,15 @@ int list(const StatusArgs& args) {
 void add_status_commands(CLI::App& app, int& exit_status) {
   auto args = std::make_shared<StatusArgs>();
 
-  auto* ls_cmd = app.add_subcommand("ls", "List local mailboxes and endpoints, or a NATS server's mailboxes");
+  auto* ls_cmd = app.add_subcommand("ls", "List local mailboxes, endpoints and locks, or a NATS server's mailboxes");
   ls_cmd->add_option("server", args->name, "List the mailboxes of this server instead, e.g. nats://host:4222");
   ls_cmd->add_flag("--json", args->json, "Print one JSON array (schema: docs/cli.md)");
   ls_cmd->callback([args, &exit_status] { exit_status = list(*args); });
 
-  auto* stat_cmd = app.add_subcommand("stat", "Show a mailbox's (or an endpoint's) limits, contents and state");
+  auto* stat_cmd = app.add_subcommand("stat", "Show a mailbox's (an endpoint's, a lock's) limits, contents and state");
   stat_cmd->add_option("name", args->name, "Mailbox name (or endpoint name, with --endpoint)")->required();
   stat_cmd->add_flag("--endpoint", args->endpoint, "NAME is an endpoint");
+  stat_cmd->add_flag("--lock", args->lock, "NAME is a lock (holders, waiters, and whether a holder died)");
   stat_cmd->add_flag("--json", args->json, "Print one JSON object (schema: docs/cli.md)");
   stat_cmd->callback([args, &exit_status] { exit_status = stat(*args); });
 }
