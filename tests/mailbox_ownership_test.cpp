@@ -324,12 +324,15 @@ TEST_F(Ownership, CollectGarbageRemovesFilesLeftEmptyForOverTwoSeconds) {
       const int fd = ::open(("/dev/shm/" + file_name).c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
       return fd >= 0 && ::close(fd) == 0;
     };
-    if (!make_empty("shmbox.ep." + name) || !make_empty("shmbox.ln." + name + ".0")) return 3;
+    if (!make_empty("shmbox.ep." + name) || !make_empty("shmbox.ln." + name + ".0") ||
+        !make_empty("shmbox.lk." + name)) {
+      return 3;
+    }
     std::this_thread::sleep_for(2200ms);
     if (!make_empty("shmbox.mb." + name + "-young")) return 4;  // may be another program's, in the making
     const auto removed = collect_garbage();
     const std::vector<std::pair<std::string, std::string>> expected{
-        {"endpoint", name}, {"mailbox", name}, {"lane", name + ".0"}};
+        {"endpoint", name}, {"mailbox", name}, {"lane", name + ".0"}, {"lock", name}};
     if (removed.size() != expected.size()) return 5;
     for (std::size_t i = 0; i < removed.size(); ++i) {
       if (removed[i].kind != expected[i].first || removed[i].name != expected[i].second) return 6;

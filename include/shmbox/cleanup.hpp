@@ -15,7 +15,7 @@
 namespace shmbox {
 
 struct RemovedObject {
-  std::string kind;  // "mailbox", "endpoint", "lane"
+  std::string kind;  // "mailbox", "endpoint", "lane", "lock"
   std::string name;
   pid_t owner_pid = 0;  // the owner that had exited; 0 if it was removed for another cause
   // Why it was garbage, in words: "its owner, process 123, had exited", or "it had been
@@ -24,7 +24,7 @@ struct RemovedObject {
 };
 
 // Removes every object in /dev/shm whose owning process has exited, and every mailbox,
-// lane or endpoint file left empty (0 bytes: truncated, or never sized by a creator that
+// lane, endpoint or lock file left empty (0 bytes: truncated, or never sized by a creator that
 // is gone) for over 2 s, and says what it removed. Objects the caller may not remove,
 // and corrupt ones, are left alone.
 [[nodiscard]] std::vector<RemovedObject> collect_garbage();

@@ -7,6 +7,8 @@
 #include "local/mailbox_file.hpp"
 #include "mailbox/backend.hpp"
 #include "platform/shm.hpp"
+#include "segment/segment_factory.hpp"
+#include "sharing/lock_layout.hpp"
 
 namespace shmbox {
 
@@ -22,6 +24,13 @@ std::vector<RemovedObject> collect_garbage() {
   auto lanes = detail::remove_garbage_mailboxes(detail::lane_file_prefix, "lane");
   removed.insert(removed.end(), std::make_move_iterator(mailboxes.begin()), std::make_move_iterator(mailboxes.end()));
   removed.insert(removed.end(), std::make_move_iterator(lanes.begin()), std::make_move_iterator(lanes.end()));
+  // Locks belong to the system: only one left empty is garbage (named only once sized).
+  for (const std::string& name : platform::list_shm_names(detail::lock_file_prefix)) {
+    if (detail::SegmentFactory::remove_if_left_unsized(std::string{detail::lock_file_prefix} + name)) {
+      auto garbage = detail::Garbage::left_unsized();
+      removed.push_back({"lock", name, garbage.owner_pid, std::move(garbage.cause)});
+    }
+  }
   return removed;
 }
 

@@ -14,8 +14,6 @@
 namespace shmbox {
 namespace detail {
 
-inline constexpr std::string_view lock_file_prefix = "shmbox.lk.";
-
 // One handle's mapping and slot, shared by the Lock and the HeldLock it gave out, so that
 // either may go first.
 struct LockHandle {

@@ -5,8 +5,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace shmbox::detail {
+
+// A standalone lock's file in /dev/shm is this prefix and its name.
+inline constexpr std::string_view lock_file_prefix = "shmbox.lk.";
 
 inline constexpr std::uint64_t lock_magic = 0x4b4c584f424d4853ull;  // "SHMBOXLK" little-endian
 inline constexpr std::uint32_t lock_layout_version = 1;
