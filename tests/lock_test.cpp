@@ -317,6 +317,43 @@ TEST_F(LockTest, AForkedChildTakesASlotOfItsOwn) {
   ASSERT_TRUE(held.has_value()) << held.error().message();
 }
 
+TEST_F(LockTest, AForkedChildsCopyOfAHoldReleasesNothing) {
+  auto lock = Lock::create(name);
+  ASSERT_TRUE(lock.has_value());
+  auto inherited = lock->lock(LockMode::shared);
+  ASSERT_TRUE(inherited.has_value());
+  ChildProcess child = ChildProcess::spawn([&] {
+    auto mine = lock->lock(LockMode::shared, 1s);  // a slot and a hold of its own
+    if (!mine) return 1;
+    inherited->unlock();  // the parent's hold: not the child's to give up, nor its own
+    auto status = lock->status();
+    return status && status->holders.size() == 2 ? 0 : 2;
+  });
+  EXPECT_TRUE(child.wait().exited_with(0));
+}
+
+TEST_F(LockTest, AWriterKilledWhileReadersWereStillInLeavesNothingToRepair) {
+  auto lock = Lock::create(name);
+  ASSERT_TRUE(lock.has_value());
+  auto reading = lock->lock(LockMode::shared);
+  ASSERT_TRUE(reading.has_value());
+  ChildProcess writer = ChildProcess::spawn([&] {
+    auto mine = Lock::open(name);
+    return mine && mine->lock(LockMode::exclusive) ? 0 : 1;
+  });
+  for (int i = 0; i < 500; ++i) {
+    auto status = lock->status();
+    if (status && !status->waiters.empty()) break;
+    std::this_thread::sleep_for(2ms);
+  }
+  writer.kill();
+  (void)writer.wait();
+  reading->unlock();
+  auto held = lock->lock(LockMode::exclusive, 1s);
+  ASSERT_TRUE(held.has_value()) << held.error().message();
+  EXPECT_FALSE(held->owner_died());  // it never got in, so it wrote nothing
+}
+
 TEST_F(LockTest, ASecondLockThroughOneHandleIsRefused) {
   auto lock = Lock::create(name);
   ASSERT_TRUE(lock.has_value());

@@ -111,12 +111,16 @@ class [[nodiscard]] HeldLock {
 
  private:
   friend class Lock;
-  HeldLock(std::shared_ptr<detail::LockHandle> handle, LockMode mode, pid_t died_holding) noexcept
-      : handle_(std::move(handle)), mode_(mode), died_holding_(died_holding) {}
+  HeldLock(std::shared_ptr<detail::LockHandle> handle, LockMode mode, pid_t died_holding,
+           std::uint64_t fork_generation) noexcept
+      : handle_(std::move(handle)), mode_(mode), died_holding_(died_holding), fork_generation_(fork_generation) {}
+  // Whether this is the hold itself, not a forked child's copy of it (which holds nothing).
+  bool ours() const noexcept;
   // Shared with the Lock: the mapping and the slot stay while either lives.
   std::shared_ptr<detail::LockHandle> handle_;
   LockMode mode_ = LockMode::exclusive;
   pid_t died_holding_ = 0;
+  std::uint64_t fork_generation_ = 0;
 };
 
 class Lock {

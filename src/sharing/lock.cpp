@@ -273,7 +273,7 @@ Result<HeldLock> Lock::lock(LockMode mode, Deadline deadline) {
     case detail::Granted::owner_died:
       handle.held = true;
       handle.held_mode = mode;
-      return HeldLock{handle_, mode, grant.died_holding};
+      return HeldLock{handle_, mode, grant.died_holding, handle.slot_fork_generation};
     case detail::Granted::not_recoverable:
       return std::unexpected(Error{Errc::not_recoverable, handle.object,
                                    "a holder died holding it and the data it guards was never marked consistent "
@@ -294,7 +294,14 @@ Lock& Lock::operator=(Lock&& other) noexcept = default;
 Lock::~Lock() = default;
 
 HeldLock::HeldLock(HeldLock&& other) noexcept
-    : handle_(std::move(other.handle_)), mode_(other.mode_), died_holding_(other.died_holding_) {}
+    : handle_(std::move(other.handle_)),
+      mode_(other.mode_),
+      died_holding_(other.died_holding_),
+      fork_generation_(other.fork_generation_) {}
+
+bool HeldLock::ours() const noexcept {
+  return handle_ && handle_->slot_is_ours() && fork_generation_ == handle_->slot_fork_generation;
+}
 
 HeldLock& HeldLock::operator=(HeldLock&& other) noexcept {
   if (this != &other) {
@@ -302,6 +309,7 @@ HeldLock& HeldLock::operator=(HeldLock&& other) noexcept {
     handle_ = std::move(other.handle_);
     mode_ = other.mode_;
     died_holding_ = other.died_holding_;
+    fork_generation_ = other.fork_generation_;
   }
   return *this;
 }
@@ -310,10 +318,9 @@ HeldLock::~HeldLock() { unlock(); }
 
 void HeldLock::unlock() noexcept {
   if (!handle_) return;
-  detail::LockHandle& handle = *handle_;
-  if (handle.slot_is_ours() && handle.held) {
-    handle.lock.release(*handle.slot, mode_);
-    handle.held = false;
+  if (ours() && handle_->held) {
+    handle_->lock.release(*handle_->slot, mode_);
+    handle_->held = false;
   }
   handle_.reset();
 }
@@ -321,7 +328,7 @@ void HeldLock::unlock() noexcept {
 Result<void> HeldLock::mark_consistent() {
   if (!handle_) return std::unexpected(Error{Errc::invalid_argument, "lock", "this held lock was released or moved from"});
   detail::LockHandle& handle = *handle_;
-  if (died_holding_ == 0 || !handle.slot_is_ours() || !handle.lock.mark_consistent(*handle.slot)) {
+  if (died_holding_ == 0 || !ours() || !handle.lock.mark_consistent(*handle.slot)) {
     return std::unexpected(Error{Errc::invalid_argument, handle.object, "has no death to repair through this hold"});
   }
   died_holding_ = 0;

@@ -26,10 +26,13 @@ struct LockIdentity {
 
 // The holder/waiter word and the fast paths' one word. Bits 0-12: 1 + the slot of the
 // exclusive holder (0: none). Bit 32: someone waits in the queue (fast paths are off, so
-// that newcomers queue behind them).
+// that newcomers queue behind them). Bit 33: the writer has seen the readers leave and is
+// in (only then can its death have left the data half-written).
 struct LockState {
   static constexpr std::uint64_t writer_mask = 0x1fff;
   static constexpr std::uint64_t queued_bit = std::uint64_t{1} << 32;
+  static constexpr std::uint64_t entered_bit = std::uint64_t{1} << 33;
+  static constexpr std::uint64_t writer_bits = writer_mask | entered_bit;
   static constexpr std::uint64_t writer(std::uint64_t word) noexcept { return word & writer_mask; }
 };
 
@@ -81,6 +84,8 @@ struct TicketWord {
     return number << 3 | waiting | (exclusive_mode ? exclusive : 0);
   }
   static constexpr std::uint64_t number(std::uint64_t word) noexcept { return word >> 3; }
+  // Numbers as stored (61 bits): a waiter compares its own in the same domain.
+  static constexpr std::uint64_t stored(std::uint64_t number) noexcept { return number << 3 >> 3; }
 };
 
 // After the header: one bit per slot of the readers holding a share (64 per word, in

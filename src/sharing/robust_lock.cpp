@@ -54,6 +54,7 @@ std::optional<std::uint32_t> RobustLock::claim_slot(std::uint64_t process) noexc
       std::uint64_t free = 0;
       if (slots_[i].owner.compare_exchange_strong(free, process, order)) {
         slots_[i].ticket.store(0, order);
+        reader_word(i).fetch_and(~reader_bit(i), order);  // garbage a free slot may carry
         return i;
       }
     }
@@ -72,8 +73,12 @@ void RobustLock::wake_all() noexcept {
 }
 
 bool RobustLock::readers_present() const noexcept {
-  for (std::size_t i = 0; i < reader_words(slot_count_); ++i) {
-    if (readers_[i].load(order) != 0) return true;
+  const std::size_t words = reader_words(slot_count_);
+  for (std::size_t i = 0; i < words; ++i) {
+    std::uint64_t bits = readers_[i].load(order);
+    // Bits past the last slot belong to nobody: garbage, never waited for.
+    if (i + 1 == words && slot_count_ % 64 != 0) bits &= (std::uint64_t{1} << (slot_count_ % 64)) - 1;
+    if (bits != 0) return true;
   }
   return false;
 }
@@ -112,9 +117,10 @@ RobustLock::Turn RobustLock::queue_turn(std::uint32_t slot, std::uint64_t number
       platform::cpu_relax();
       ticket = slots_[j].ticket.load(order);
     }
-    if ((ticket & TicketWord::choosing) != 0) return Turn::not_yet;  // a dead chooser is reclaimed
+    if ((ticket & TicketWord::choosing) != 0) return Turn::someone_choosing;  // a dead chooser is reclaimed
     if ((ticket & TicketWord::waiting) == 0) continue;
-    if (TicketWord::number(ticket) < number && (exclusive || (ticket & TicketWord::exclusive) != 0)) {
+    if (TicketWord::number(ticket) < TicketWord::stored(number) &&
+        (exclusive || (ticket & TicketWord::exclusive) != 0)) {
       return Turn::not_yet;
     }
   }
@@ -151,22 +157,29 @@ bool RobustLock::nap(std::uint32_t seen, Deadline deadline, Deadline::clock::tim
 }
 
 bool RobustLock::drain_readers(std::uint32_t slot, Deadline deadline) noexcept {
+  if (!readers_present()) return mark_entered();
   const auto spin_until = Deadline::clock::now() + spin_time;
   while (readers_present() && Deadline::clock::now() < spin_until) platform::cpu_relax();
   auto next_check = Deadline::clock::now() + lock_liveness_interval;
   for (;;) {
     const std::uint32_t seen = header_->wake.load(order);
-    if (!readers_present()) return true;
+    if (!readers_present()) return mark_entered();
     if (deadline.is_none() || nap(seen, deadline, next_check, slot)) {
       // Give the writer's place up: readers held back by it may go.
       std::uint64_t state = header_->state.load(order);
       while (LockState::writer(state) == slot + 1 &&
-             !header_->state.compare_exchange_weak(state, state & ~LockState::writer_mask, order)) {
+             !header_->state.compare_exchange_weak(state, state & ~LockState::writer_bits, order)) {
       }
       wake_all();
       return false;
     }
   }
+}
+
+// Only this writer or the reclaim of its dead process touches the writer's bits now.
+bool RobustLock::mark_entered() noexcept {
+  header_->state.fetch_or(LockState::entered_bit, order);
+  return true;
 }
 
 Grant RobustLock::acquire(std::uint32_t slot, LockMode mode, Deadline deadline) noexcept {
@@ -189,16 +202,22 @@ Grant RobustLock::acquire(std::uint32_t slot, LockMode mode, Deadline deadline) 
       slots_[slot].ticket.store(TicketWord::make(number, exclusive), order);
       header_->state.fetch_or(LockState::queued_bit, order);
       const auto spin_until = Deadline::clock::now() + spin_time;
-      auto next_check = Deadline::clock::now() + lock_liveness_interval;
-      for (;;) {
+      auto next_check = spin_until + lock_liveness_interval;
+      for (std::uint32_t round = 1;; ++round) {
         const std::uint32_t seen = header_->wake.load(order);
-        if (queue_turn(slot, number, exclusive) == Turn::mine && try_take(slot, mode)) break;
+        const Turn turn = queue_turn(slot, number, exclusive);
+        if (turn == Turn::mine && try_take(slot, mode)) break;
         // A waiter that was served may have cleared the bit as we drew our number.
         if ((header_->state.load(order) & LockState::queued_bit) == 0 &&
             (header_->state.fetch_or(LockState::queued_bit, order) & LockState::queued_bit) == 0) {
           continue;
         }
-        if (Deadline::clock::now() < spin_until && !deadline.is_none()) {
+        // One choosing its number publishes it without waking anyone: do not sleep on it.
+        if (turn == Turn::someone_choosing && !deadline.expired() && Deadline::clock::now() < next_check) {
+          platform::yield_cpu();
+          continue;
+        }
+        if (!deadline.is_none() && (round % 16 != 0 || Deadline::clock::now() < spin_until)) {
           platform::cpu_relax();
           continue;
         }
@@ -216,7 +235,7 @@ Grant RobustLock::acquire(std::uint32_t slot, LockMode mode, Deadline deadline) 
     // Another taker is repairing what a dead holder left: wait for it, then start over.
     if (deadline.expired()) return grant;
     const std::uint32_t seen = header_->wake.load(order);
-    auto next_check = Deadline::clock::now();
+    auto next_check = Deadline::clock::now() + lock_liveness_interval;
     if (nap(seen, deadline, next_check, slot)) return grant;
   }
 }
@@ -250,21 +269,25 @@ Grant RobustLock::check_consistency(std::uint32_t slot, LockMode mode) noexcept 
 
 void RobustLock::release(std::uint32_t slot, LockMode mode) noexcept {
   std::uint64_t word = header_->consistency.load(order);
-  if (ConsistencyWord::kind(word) == ConsistencyWord::repairing && ConsistencyWord::repairer(word) == slot + 1) {
+  const bool repairing =
+      ConsistencyWord::kind(word) == ConsistencyWord::repairing && ConsistencyWord::repairer(word) == slot + 1;
+  if (repairing) {
     // Told of a death and released without repairing: nobody can trust the data now.
     (void)header_->consistency.compare_exchange_strong(
         word, ConsistencyWord::make(ConsistencyWord::not_recoverable, 0, ConsistencyWord::dead_pid(word)), order);
   }
   if (mode == LockMode::shared) {
     withdraw_share(slot);
-    return;
+  } else {
+    std::uint64_t state = header_->state.load(order);
+    const bool alone = state == ((slot + 1) | LockState::entered_bit) || state == slot + 1;
+    if (alone && header_->state.compare_exchange_strong(state, 0, order)) return;  // nobody waits
+    while (LockState::writer(state) == slot + 1 &&
+           !header_->state.compare_exchange_weak(state, state & ~LockState::writer_bits, order)) {
+    }
   }
-  std::uint64_t state = slot + 1;
-  if (header_->state.compare_exchange_strong(state, 0, order)) return;  // nobody waits
-  while (LockState::writer(state) == slot + 1 &&
-         !header_->state.compare_exchange_weak(state, state & ~LockState::writer_mask, order)) {
-  }
-  wake_all();
+  // Those waiting for a repair to end are not in the state word: wake them too.
+  if (repairing || mode == LockMode::exclusive) wake_all();
 }
 
 bool RobustLock::mark_consistent(std::uint32_t slot) noexcept {
@@ -272,20 +295,36 @@ bool RobustLock::mark_consistent(std::uint32_t slot) noexcept {
   if (ConsistencyWord::kind(word) != ConsistencyWord::repairing || ConsistencyWord::repairer(word) != slot + 1) {
     return false;
   }
-  return header_->consistency.compare_exchange_strong(word, ConsistencyWord::make(ConsistencyWord::consistent, 0, 0),
-                                                      order);
+  if (!header_->consistency.compare_exchange_strong(word, ConsistencyWord::make(ConsistencyWord::consistent, 0, 0),
+                                                    order)) {
+    return false;
+  }
+  wake_all();  // readers waiting for the repair to end
+  return true;
 }
 
 void RobustLock::reclaim_dead_blockers(std::uint32_t slot) noexcept {
-  const std::uint64_t writer = LockState::writer(header_->state.load(order));
+  std::uint64_t state = header_->state.load(order);
+  // A writer field naming no slot is garbage some process wrote: nobody will clear it.
+  while (LockState::writer(state) > slot_count_ &&
+         !header_->state.compare_exchange_weak(state, state & ~LockState::writer_bits, order)) {
+  }
+  const std::uint64_t writer = LockState::writer(state);
   if (writer != 0 && writer <= slot_count_) reclaim_if_dead(static_cast<std::uint32_t>(writer - 1));
   for (std::uint32_t j = 0; j < slot_count_; ++j) {
     if (j == slot) continue;
     const bool reading = (reader_word(j).load(order) & reader_bit(j)) != 0;
     if (reading || slots_[j].ticket.load(order) != 0) reclaim_if_dead(j);
   }
-  const std::uint64_t repairer = ConsistencyWord::repairer(header_->consistency.load(order));
-  if (repairer != 0 && repairer <= slot_count_) reclaim_if_dead(static_cast<std::uint32_t>(repairer - 1));
+  std::uint64_t word = header_->consistency.load(order);
+  const std::uint64_t repairer = ConsistencyWord::repairer(word);
+  if (ConsistencyWord::kind(word) == ConsistencyWord::repairing && (repairer == 0 || repairer > slot_count_)) {
+    // A repair by nobody: garbage. Whoever comes next is told, which is the safe side.
+    (void)header_->consistency.compare_exchange_strong(
+        word, ConsistencyWord::make(ConsistencyWord::owner_died, 0, ConsistencyWord::dead_pid(word)), order);
+  } else if (repairer != 0 && repairer <= slot_count_) {
+    reclaim_if_dead(static_cast<std::uint32_t>(repairer - 1));
+  }
 }
 
 // Clears what a dead participant held, in an order that a reclaimer killed at any point
@@ -294,7 +333,8 @@ void RobustLock::reclaim_dead_blockers(std::uint32_t slot) noexcept {
 void RobustLock::reclaim_if_dead(std::uint32_t dead) noexcept {
   LockSlot& entry = slots_[dead];
   std::uint64_t owner = entry.owner.load(order);
-  if (owner == 0 || platform::liveness(owner & ~slot_reclaiming_bit) == platform::Liveness::alive) return;
+  // A free slot holds nothing, unless garbage was written into it: cleared the same way.
+  if (owner != 0 && platform::liveness(owner & ~slot_reclaiming_bit) == platform::Liveness::alive) return;
   const std::uint64_t me = platform::current_process().packed() | slot_reclaiming_bit;
   if (!entry.owner.compare_exchange_strong(owner, me, order)) return;
   const auto died = static_cast<std::uint32_t>(pid_of(owner));
@@ -304,24 +344,26 @@ void RobustLock::reclaim_if_dead(std::uint32_t dead) noexcept {
     (void)header_->consistency.compare_exchange_strong(
         word, ConsistencyWord::make(ConsistencyWord::owner_died, 0, died), order);
   }
-  // An exclusive holder: the data may be half-written. Say so before letting anyone in.
+  // An exclusive holder that was in (not one still waiting for readers to leave): the data
+  // may be half-written. Say so before letting anyone in; an earlier death not yet told
+  // stays the one told.
   std::uint64_t state = header_->state.load(order);
   if (LockState::writer(state) == dead + 1) {
-    word = header_->consistency.load(order);
-    while (ConsistencyWord::kind(word) == ConsistencyWord::consistent ||
-           ConsistencyWord::kind(word) == ConsistencyWord::owner_died) {
-      if (header_->consistency.compare_exchange_weak(word, ConsistencyWord::make(ConsistencyWord::owner_died, 0, died),
-                                                     order)) {
-        break;
+    if ((state & LockState::entered_bit) != 0 && owner != 0) {
+      word = header_->consistency.load(order);
+      if (ConsistencyWord::kind(word) == ConsistencyWord::consistent) {
+        (void)header_->consistency.compare_exchange_strong(
+            word, ConsistencyWord::make(ConsistencyWord::owner_died, 0, died), order);
       }
     }
     while (LockState::writer(state) == dead + 1 &&
-           !header_->state.compare_exchange_weak(state, state & ~LockState::writer_mask, order)) {
+           !header_->state.compare_exchange_weak(state, state & ~LockState::writer_bits, order)) {
     }
   }
   reader_word(dead).fetch_and(~reader_bit(dead), order);
   entry.ticket.store(0, order);
-  entry.owner.store(0, order);
+  std::uint64_t mine = me;
+  (void)entry.owner.compare_exchange_strong(mine, 0, order);  // not if a later reclaim took it over
   wake_all();
 }
 

@@ -57,7 +57,7 @@ class RobustLock {
   std::uint32_t slot_count() const noexcept { return slot_count_; }
 
  private:
-  enum class Turn : std::uint8_t { mine, not_yet };
+  enum class Turn : std::uint8_t { mine, not_yet, someone_choosing };
   Turn queue_turn(std::uint32_t slot, std::uint64_t number, bool exclusive) const noexcept;
   bool try_take(std::uint32_t slot, LockMode mode) noexcept;
   bool readers_present() const noexcept;
@@ -65,6 +65,8 @@ class RobustLock {
   void leave_queue(std::uint32_t slot) noexcept;
   // Wait for the reader shares to go, holding the writer's place.
   bool drain_readers(std::uint32_t slot, Deadline deadline) noexcept;
+  // The writer is in: its death from now on may leave the data half-written.
+  bool mark_entered() noexcept;
   Grant check_consistency(std::uint32_t slot, LockMode mode) noexcept;
   // Reclaims every participant that blocks `slot` and whose process is dead.
   void reclaim_dead_blockers(std::uint32_t slot) noexcept;
