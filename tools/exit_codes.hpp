@@ -24,7 +24,7 @@ inline constexpr std::array<std::pair<int, const char*>, 11> table{{
     {EX_OSERR, "system: out of memory or space (/dev/shm full), or another system call failed"},
     {EX_CANTCREAT, "exists: the name is taken"},
     {EX_IOERR, "output or input: writing stdout or reading the input failed (what was not written stays queued)"},
-    {EX_TEMPFAIL, "try again: would block (--nonblock), timed out, not ready yet, or in use by a live process"},
+    {EX_TEMPFAIL, "try again: would block (--nonblock), timed out, not ready yet, in use by a live process, or another writer got there first (--if-version)"},
     {EX_NOPERM, "permission denied"},
     {EX_SOFTWARE, "internal error (a bug: please report it)"},
 }};
@@ -45,7 +45,8 @@ constexpr int exit_code(Errc code) noexcept {
     case Errc::not_ready:
     case Errc::would_block:
     case Errc::timeout:
-    case Errc::in_use: return EX_TEMPFAIL;
+    case Errc::in_use:
+    case Errc::conflict: return EX_TEMPFAIL;
     case Errc::permission_denied: return EX_NOPERM;
     case Errc::no_space:
     case Errc::out_of_memory:

@@ -38,6 +38,7 @@ enum class Errc : int {
   unreachable,        // a remote server (nats://) could not be reached
   in_use,             // a live process holds the object, and it goes when that process does
   not_recoverable,    // a lock's holder died and the data it guarded was never repaired
+  conflict,           // a conditional write found another writer had got there first
 };
 
 const std::error_category& error_category() noexcept;

@@ -8,6 +8,8 @@
 #include "mailbox/backend.hpp"
 #include "platform/shm.hpp"
 #include "segment/segment_factory.hpp"
+#include "sharing/board_layout.hpp"
+#include "sharing/local_board.hpp"
 #include "sharing/lock_layout.hpp"
 
 namespace shmbox {
@@ -29,6 +31,11 @@ std::vector<RemovedObject> collect_garbage() {
     if (detail::SegmentFactory::remove_if_left_unsized(std::string{detail::lock_file_prefix} + name)) {
       auto garbage = detail::Garbage::left_unsized();
       removed.push_back({"lock", name, garbage.owner_pid, std::move(garbage.cause)});
+    }
+  }
+  for (const std::string& name : platform::list_shm_names(detail::board_file_prefix)) {
+    if (auto garbage = detail::remove_board_if_garbage(name)) {
+      removed.push_back({"board", name, garbage->owner_pid, std::move(garbage->cause)});
     }
   }
   return removed;

@@ -28,6 +28,7 @@ class Category final : public std::error_category {
       case Errc::unreachable: return "unreachable";
       case Errc::in_use: return "in use";
       case Errc::not_recoverable: return "not recoverable";
+      case Errc::conflict: return "conflict";
     }
     return "unknown shmbox error " + std::to_string(value);
   }

@@ -51,4 +51,10 @@ Result<std::string> validate_name(std::string_view kind, std::string_view name) 
   return std::string{bare};
 }
 
+Result<FileNames> file_names(std::string_view kind, std::string_view file_prefix, std::string_view name) {
+  auto valid = validate_name(kind, name);
+  if (!valid) return std::unexpected(valid.error());
+  return FileNames{*valid, std::string{file_prefix} + *valid, describe(kind, *valid)};
+}
+
 }  // namespace shmbox::detail

@@ -17,4 +17,24 @@ std::string describe(std::string_view kind, std::string_view name);
 // Checks a user's name and returns it without the optional leading '/'.
 Result<std::string> validate_name(std::string_view kind, std::string_view name);
 
+// What an object kept in a file of /dev/shm is called: its name, its file's name (the
+// kind's prefix and the name) and how errors name it.
+struct FileNames {
+  std::string name;
+  std::string file_name;
+  std::string object;
+};
+Result<FileNames> file_names(std::string_view kind, std::string_view file_prefix, std::string_view name);
+
+// open(), else create(), else open() again when another process created it between.
+template <class Open, class Create>
+auto open_or_create(Open&& open, Create&& create) -> decltype(open()) {
+  for (;;) {
+    auto opened = open();
+    if (opened || opened.error() != Errc::not_found) return opened;
+    auto created = create();
+    if (created || created.error() != Errc::already_exists) return created;
+  }
+}
+
 }  // namespace shmbox::detail

@@ -103,7 +103,7 @@ Result<EndpointView> view_endpoint(EndpointFile names, Segment opened) {
                             .max_message_size = identity.lane_max_message_size};
   if (!plan_geometry(lane, names.object)) return corrupt("has lane options out of range");
   // Garbage here must never pass for a dead owner: that would retire the endpoint.
-  if (auto fault = implausible_process(identity.owner)) {
+  if (auto fault = platform::implausible_process(identity.owner)) {
     return std::unexpected(Error{Errc::corrupt, names.object, "has a corrupt owner record: " + *fault});
   }
   auto info = platform::file_status(SegmentFactory::descriptor(opened), names.object);

@@ -46,18 +46,9 @@ bool retire_if_orphaned(MappedMailbox& mailbox) noexcept {
   return true;
 }
 
-std::optional<std::string> implausible_process(std::uint64_t packed) {
-  const platform::ProcessIdentity identity = platform::ProcessIdentity::unpack(packed);
-  if (const pid_t max = platform::max_pid(); identity.pid <= 0 || identity.pid > max) {
-    return "pid " + std::to_string(identity.pid) + " is not a process ID (1 to " + std::to_string(max) + ")";
-  }
-  if (identity.start_time == 0) return "process " + std::to_string(identity.pid) + " has no start time";
-  return std::nullopt;
-}
-
 std::optional<std::string> owner_record_fault(std::string_view file_name, std::uint64_t owner, std::uint64_t creator) {
   if (owner == 0) return std::nullopt;
-  if (auto fault = implausible_process(owner)) return fault;
+  if (auto fault = platform::implausible_process(owner)) return fault;
   if (file_name.starts_with(mailbox_file_prefix) && owner != creator) {
     return "it names process " + std::to_string(platform::ProcessIdentity::unpack(owner).pid) +
            ", but the mailbox was created for process " +

@@ -45,12 +45,6 @@ inline void watch_owner(MappedMailbox& mailbox, std::chrono::steady_clock::time_
 // normally (at exit), unless removed before.
 void remove_at_exit(const MappedMailbox& mailbox);
 
-// Why `packed` cannot be a process's identity as its creator recorded it
-// (ProcessIdentity::packed()), or nullopt if it can: a pid outside the kernel's range,
-// or no start time. For owner records, which must never pass garbage off as a dead
-// owner (design.md, Ownership).
-std::optional<std::string> implausible_process(std::uint64_t packed);
-
 // Why a mailbox's owner record (0: the system) cannot be one its creator wrote, or
 // nullopt if it can. A mailbox file belongs to the process it was created for (its
 // creator, or MailboxOptions::owner_pid) or the system; a lane

@@ -165,4 +165,13 @@ bool ProcessWatch::exited() noexcept {
   return exited_;
 }
 
+std::optional<std::string> implausible_process(std::uint64_t packed) {
+  const ProcessIdentity identity = ProcessIdentity::unpack(packed);
+  if (const pid_t max = max_pid(); identity.pid <= 0 || identity.pid > max) {
+    return "pid " + std::to_string(identity.pid) + " is not a process ID (1 to " + std::to_string(max) + ")";
+  }
+  if (identity.start_time == 0) return "process " + std::to_string(identity.pid) + " has no start time";
+  return std::nullopt;
+}
+
 }  // namespace shmbox::platform

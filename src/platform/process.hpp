@@ -39,6 +39,12 @@ std::uint64_t fork_generation() noexcept;
 // The start time of `pid`, or nullopt if no such process exists.
 std::optional<std::uint64_t> process_start_time(pid_t pid) noexcept;
 
+// Why `packed` cannot be a process's identity as its creator recorded it
+// (ProcessIdentity::packed()), or nullopt if it can: a pid outside the kernel's range,
+// or no start time. For owner records, which must never pass garbage off as a dead
+// owner (design.md, Ownership).
+std::optional<std::string> implausible_process(std::uint64_t packed);
+
 // The largest pid the kernel may hand out now: /proc/sys/kernel/pid_max less one (read
 // on every call: it can be raised while we run), or the kernel's own limit, 2^22 - 1,
 // if that cannot be read.

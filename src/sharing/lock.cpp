@@ -41,17 +41,7 @@ struct LockHandle {
 
 namespace {
 
-struct LockNames {
-  std::string name;
-  std::string file_name;
-  std::string object;
-};
-
-Result<LockNames> lock_names(std::string_view name) {
-  auto valid = validate_name("lock", name);
-  if (!valid) return std::unexpected(valid.error());
-  return LockNames{*valid, std::string{lock_file_prefix} + *valid, describe("lock", *valid)};
-}
+Result<FileNames> lock_names(std::string_view name) { return file_names("lock", lock_file_prefix, name); }
 
 std::string in_segment_object(std::string_view segment_name, std::size_t offset) {
   return "lock in " + describe("segment", segment_name) + " at offset " + std::to_string(offset);
@@ -66,9 +56,9 @@ Result<std::uint32_t> checked_slot_count(std::uint32_t max_handles, const std::s
   return max_handles;
 }
 
-// Checks what is at `offset` of `mapping` against the lock layout; the slot count read
-// here is the only one used afterwards.
-Result<std::uint32_t> validate(const Segment& mapping, std::size_t offset, const std::string& object) {
+}  // namespace
+
+Result<std::uint32_t> validate_lock_record(const Segment& mapping, std::size_t offset, const std::string& object) {
   const auto bytes = mapping.bytes();
   if (offset > bytes.size() || bytes.size() - offset < sizeof(LockHeader)) {
     return std::unexpected(Error{Errc::corrupt, object, "is smaller than a lock header"});
@@ -93,6 +83,8 @@ Result<std::uint32_t> validate(const Segment& mapping, std::size_t offset, const
   return identity.slot_count;
 }
 
+namespace {
+
 std::string in_segment_name(std::string_view segment_name, std::size_t offset) {
   return std::string{segment_name} + "@" + std::to_string(offset);
 }
@@ -102,7 +94,7 @@ std::string in_segment_name(std::string_view segment_name, std::size_t offset) {
 struct LockFactory {
   // A handle on the lock at `offset` of `mapping`, once what is there passes validation.
   static Result<Lock> over(Segment mapping, std::size_t offset, std::string name, std::string object) {
-    auto slots = validate(mapping, offset, object);
+    auto slots = validate_lock_record(mapping, offset, object);
     if (!slots) return std::unexpected(slots.error());
     auto* record = const_cast<std::byte*>(mapping.bytes().data()) + offset;
     return Lock{std::make_shared<LockHandle>(std::move(name), std::move(object), std::move(mapping),
@@ -122,9 +114,9 @@ LockStatus status_of(std::string name, const RobustLock& lock) {
                     .waiters = snapshot.waiters};
 }
 
-// Looking needs only read access, and nothing is trusted but what validate() checked.
+// Looking needs only read access, and nothing is trusted but what validate_lock_record() checked.
 Result<LockStatus> stat_over(Segment mapping, std::size_t offset, std::string name, std::string object) {
-  auto slots = validate(mapping, offset, object);
+  auto slots = validate_lock_record(mapping, offset, object);
   if (!slots) return std::unexpected(slots.error());
   auto* record = const_cast<std::byte*>(mapping.bytes().data()) + offset;
   return status_of(std::move(name), RobustLock{record, *slots});
@@ -159,13 +151,7 @@ Result<Lock> Lock::open(std::string_view name) {
 }
 
 Result<Lock> Lock::open_or_create(std::string_view name, const LockOptions& options) {
-  // Each round opens what exists or creates; losing a create race sends us back to open.
-  for (;;) {
-    auto opened = open(name);
-    if (opened || opened.error() != Errc::not_found) return opened;
-    auto created = create(name, options);
-    if (created || created.error() != Errc::already_exists) return created;
-  }
+  return detail::open_or_create([&] { return open(name); }, [&] { return create(name, options); });
 }
 
 Result<void> Lock::remove(std::string_view name) {

@@ -8,10 +8,12 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "sharing/lock_layout.hpp"
 #include "shmbox/lock.hpp"
+#include "shmbox/segment.hpp"
 #include "shmbox/wait.hpp"
 
 namespace shmbox::detail {
@@ -27,6 +29,10 @@ struct Grant {
   Granted outcome;
   pid_t died_holding = 0;
 };
+
+// Checks what is at `offset` of `mapping` against the lock layout: the slot count (the
+// only one used afterwards), or why it is not a lock this build can use.
+Result<std::uint32_t> validate_lock_record(const Segment& mapping, std::size_t offset, const std::string& object);
 
 class RobustLock {
  public:
