@@ -20,6 +20,7 @@
 
 #include "shmbox/lock.hpp"
 #include "shmbox/segment.hpp"
+#include "support/chaos.hpp"
 #include "support/process.hpp"
 
 namespace shmbox {
@@ -49,25 +50,18 @@ static_assert(sizeof(Guarded) <= lock_offset);
 // The test's own records, shared by the supervisor and every worker.
 struct Ledger {
   std::atomic<bool> stop;
-  std::atomic<std::uint64_t> violations;
+  test::Violations violations;
   std::atomic<std::uint64_t> repairs;
   std::atomic<std::uint64_t> report_count;
   std::atomic<std::int64_t> reports[max_reports];  // died_holding() of each owner_died grant
-  char violation[256];
 };
-
-void record_violation(Ledger& ledger, const std::string& what) {
-  if (ledger.violations.fetch_add(1) == 0) {
-    std::strncpy(ledger.violation, what.c_str(), sizeof ledger.violation - 1);
-  }
-}
 
 // A grant told of a death: undo the update the dead holder left half-done.
 void repair(Guarded& data, Ledger& ledger, HeldLock& held) {
   const auto index = ledger.report_count.fetch_add(1);
   if (index < max_reports) ledger.reports[index] = held.died_holding();
   if (data.holder != 0 && data.holder != held.died_holding()) {
-    record_violation(ledger, "told that " + std::to_string(held.died_holding()) + " died, but " +
+    ledger.violations.record("told that " + std::to_string(held.died_holding()) + " died, but " +
                                  std::to_string(data.holder) + " was inside");
   }
   if (data.in_progress != 0) {
@@ -77,7 +71,7 @@ void repair(Guarded& data, Ledger& ledger, HeldLock& held) {
     ledger.repairs.fetch_add(1);
   }
   data.holder = 0;
-  if (!held.mark_consistent()) record_violation(ledger, "mark_consistent failed");
+  if (!held.mark_consistent()) ledger.violations.record("mark_consistent failed");
 }
 
 std::uint64_t sum_committed(const Guarded& data) {
@@ -101,17 +95,17 @@ int run_worker(const std::string& segment_name, Ledger& ledger, int worker) {
   while (!ledger.stop.load()) {
     auto held = lock->lock(writer ? LockMode::exclusive : LockMode::shared, 10s);
     if (!held) {
-      record_violation(ledger, "lock() failed: " + held.error().message());
+      ledger.violations.record("lock() failed: " + held.error().message());
       return 2;
     }
     if (held->owner_died()) {
       repair(data, ledger, *held);
     } else if (data.in_progress != 0 || data.holder != 0) {
-      record_violation(ledger, "granted without being told, and an update was half-done (holder " +
+      ledger.violations.record("granted without being told, and an update was half-done (holder " +
                                    std::to_string(data.holder) + ")");
     }
     if (!writer) {
-      if (data.counter != sum_committed(data)) record_violation(ledger, "a reader saw a torn counter");
+      if (data.counter != sum_committed(data)) ledger.violations.record("a reader saw a torn counter");
       hold_for(50us);
       continue;
     }
@@ -129,8 +123,7 @@ int run_worker(const std::string& segment_name, Ledger& ledger, int worker) {
 }
 
 TEST(LockChaos, KilledHoldersAreToldToOneTakerEachAndTheCounterStaysExact) {
-  const char* soak = std::getenv("SHMBOX_CHAOS_SECONDS");
-  const auto soak_for = std::chrono::seconds{soak != nullptr ? std::atoi(soak) : 0};
+  const auto soak_for = test::chaos_soak_duration();
   // At least this many kills, of which this many inside the critical section.
   const int target_kills = soak_for.count() > 0 ? 1 << 26 : 600;
   const int target_inside = soak_for.count() > 0 ? 0 : 500;
@@ -154,7 +147,7 @@ TEST(LockChaos, KilledHoldersAreToldToOneTakerEachAndTheCounterStaysExact) {
   int kills = 0;
   int died_inside = 0;
   while ((kills < target_kills || died_inside < target_inside) && kills < 10 * target_kills &&
-         ledger.violations.load() == 0 &&
+         ledger.violations.count.load() == 0 &&
          (soak_for.count() == 0 || std::chrono::steady_clock::now() - started < soak_for)) {
     // Three kills in four go to a writer inside the critical section (waiting up to 100 ms
     // for one to be there), the rest anywhere.
@@ -180,7 +173,7 @@ TEST(LockChaos, KilledHoldersAreToldToOneTakerEachAndTheCounterStaysExact) {
   ledger.stop = true;
   for (auto& child : running) EXPECT_TRUE(child.wait(30s).exited_with(0));
 
-  EXPECT_EQ(ledger.violations.load(), 0u) << ledger.violation;
+  EXPECT_EQ(ledger.violations.count.load(), 0u) << ledger.violations.first;
   auto lock = Lock::open_in(name, lock_offset);
   ASSERT_TRUE(lock.has_value());
   {
