@@ -3,6 +3,7 @@
 
 #include "base/name.hpp"
 #include "platform/shm.hpp"
+#include "remote/nats_board.hpp"
 #include "remote/remote_name.hpp"
 #include "sharing/board_layout.hpp"
 #include "sharing/board_backend.hpp"
@@ -18,10 +19,10 @@ constexpr BoardTransport board_transport_of() noexcept {
 }
 
 constexpr BoardTransport local_boards = board_transport_of<LocalBoards>();
+constexpr BoardTransport nats_boards = board_transport_of<NatsBoards>();
 
 const BoardTransport& board_transport_for(std::string_view name) noexcept {
-  (void)is_remote_name(name);
-  return local_boards;
+  return is_remote_name(name) ? nats_boards : local_boards;
 }
 
 Error moved_from() { return Error{Errc::invalid_argument, "board", "this handle was moved from"}; }
