@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "shmbox/endpoint.hpp"
+#include "shmbox/board.hpp"
 #include "shmbox/lock.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
@@ -292,7 +293,7 @@ TEST_F(CliScriptTest, LsAndStatShareOneJsonSchema) {
   const std::set<std::string> keys{"kind",     "name",      "transport", "owner",    "buffering", "capacity",
                                    "max_message_size", "queued", "in_flight", "closed", "mode",   "uid",
                                    "attached", "senders",   "receivers", "memory_bytes", "replicas", "peers",
-                                   "max_peers", "holders", "waiters", "consistency"};
+                                   "max_peers", "holders", "waiters", "consistency", "version", "value_size", "views"};
   const auto keys_of = [](const nlohmann::json& object) {
     std::set<std::string> found;
     for (const auto& [key, value] : object.items()) found.insert(key);
@@ -333,6 +334,15 @@ TEST_F(CliScriptTest, LsAndStatShareOneJsonSchema) {
   EXPECT_TRUE(lock_stat["holders"].is_array());
   EXPECT_EQ(lock_stat["consistency"], "consistent");
   (void)Lock::remove(lock_name);
+
+  const std::string board_name = name + "-board";
+  ASSERT_TRUE(Board::create(board_name).has_value());
+  const auto board_stat = nlohmann::json::parse(shmbox_cli({"stat", "--board", board_name, "--json"}).out);
+  EXPECT_EQ(keys_of(board_stat), keys);
+  EXPECT_EQ(listed_as("board", board_name), board_stat);
+  EXPECT_EQ(board_stat["version"], 0);
+  EXPECT_EQ(board_stat["owner"]["pid"], ::getpid());
+  (void)Board::remove(board_name);
 }
 
 }  // namespace

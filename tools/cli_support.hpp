@@ -34,6 +34,9 @@ Result<std::uint64_t> parse_size(const std::string& option, const std::string& t
 Result<std::uint64_t> parse_count(const std::string& option, const std::string& text, std::uint64_t minimum,
                                   std::uint64_t maximum);
 
+// Whether NAME is a remote one ("nats://host:port/NAME").
+inline bool is_remote(const std::string& name) { return name.starts_with("nats://"); }
+
 // "mailbox 'NAME'" as the library names it in errors (quoting what must be quoted).
 std::string mailbox_object(const std::string& name);
 std::string endpoint_object(const std::string& name);

@@ -35,8 +35,6 @@ struct LifeArgs {
   bool endpoint = false;
 };
 
-bool is_remote(const std::string& name) { return name.starts_with("nats://"); }
-
 Result<MailboxOptions> options_of(const LifeArgs& args) {
   auto max_size = parse_size("--max-size", args.max_size, std::numeric_limits<std::uint32_t>::max());
   if (!max_size) return std::unexpected(max_size.error());

@@ -2,7 +2,6 @@
 // leaves its mailbox only once it has been written out (a failed write puts it back);
 // input is read in bounded memory; a partial success says exactly what was done.
 #include <fmt/core.h>
-#include <openssl/evp.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -182,14 +181,6 @@ int send(MessageArgs args) {
 }
 
 // --- recv -----------------------------------------------------------------------------
-
-std::string base64(std::span<const std::byte> bytes) {
-  std::string encoded(4 * ((bytes.size() + 2) / 3), '\0');
-  const int length = ::EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
-                                       reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  encoded.resize(static_cast<std::size_t>(length));
-  return encoded;
-}
 
 // What is known of a received message besides its bytes.
 struct Metadata {

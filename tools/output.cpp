@@ -1,5 +1,6 @@
 #include "output.hpp"
 
+#include <openssl/evp.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -53,6 +54,14 @@ Result<void> Output::wait_until_read() {
       return std::unexpected(write_error(EPIPE));
     }
   }
+}
+
+std::string base64(std::span<const std::byte> bytes) {
+  std::string encoded(4 * ((bytes.size() + 2) / 3), '\0');
+  const int length = ::EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
+                                       reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  encoded.resize(static_cast<std::size_t>(length));
+  return encoded;
 }
 
 }  // namespace shmbox::cli

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "shmbox/error.hpp"
@@ -28,5 +29,8 @@ class Output {
   int fd_;
   bool pipe_;
 };
+
+// `bytes` in base64, for the --json records.
+std::string base64(std::span<const std::byte> bytes);
 
 }  // namespace shmbox::cli

@@ -12,6 +12,7 @@
 #include "commands.hpp"
 #include "exit_codes.hpp"
 #include "output.hpp"
+#include "shmbox/board.hpp"
 #include "shmbox/endpoint.hpp"
 #include "shmbox/lock.hpp"
 #include "shmbox/mailbox.hpp"
@@ -23,6 +24,7 @@ struct StatusArgs {
   std::string name;
   bool endpoint = false;
   bool lock = false;
+  bool board = false;
   bool json = false;
 };
 
@@ -76,7 +78,10 @@ nlohmann::json to_json(const MailboxStatus& status) {
           {"max_peers", null},
           {"holders", null},
           {"waiters", null},
-          {"consistency", null}};
+          {"consistency", null},
+          {"version", null},
+          {"value_size", null},
+          {"views", null}};
 }
 
 // An endpoint: one receiver (its process, while it lives), a lane per sender.
@@ -103,7 +108,10 @@ nlohmann::json to_json(const EndpointStatus& status) {
           {"max_peers", status.max_peers},
           {"holders", null},
           {"waiters", null},
-          {"consistency", null}};
+          {"consistency", null},
+          {"version", null},
+          {"value_size", null},
+          {"views", null}};
 }
 
 const char* mode_name(LockMode mode) { return mode == LockMode::exclusive ? "exclusive" : "shared"; }
@@ -150,7 +158,58 @@ nlohmann::json to_json(const LockStatus& status) {
           {"max_peers", null},
           {"holders", to_json(status.holders)},
           {"waiters", to_json(status.waiters)},
-          {"consistency", consistency_name(status.consistency)}};
+          {"consistency", consistency_name(status.consistency)},
+          {"version", null},
+          {"value_size", null},
+          {"views", null}};
+}
+
+// A board: its latest version and value's size; its writer (local) as a lock holder.
+nlohmann::json to_json(const BoardStatus& status) {
+  const nlohmann::json null;
+  const bool local = status.server.empty();
+  nlohmann::json holders = local ? nlohmann::json::array() : null;
+  if (status.writer_pid != 0) holders.push_back({{"pid", status.writer_pid}, {"mode", "exclusive"}, {"alive", true}});
+  return {{"kind", "board"},
+          {"name", status.name},
+          {"transport", local ? "local" : "nats"},
+          {"owner", status.ownership == Ownership::system ? null : owner_json(status.owner_pid, status.owner_alive, "")},
+          {"buffering", null},
+          {"capacity", null},
+          {"max_message_size", status.max_size},
+          {"queued", null},
+          {"in_flight", null},
+          {"closed", false},
+          {"mode", local ? nlohmann::json(fmt::format("{:04o}", status.mode)) : null},
+          {"uid", local ? nlohmann::json(status.owner_uid) : null},
+          {"attached", null},
+          {"senders", null},
+          {"receivers", null},
+          {"memory_bytes", null},
+          {"replicas", null},
+          {"peers", null},
+          {"max_peers", null},
+          {"holders", holders},
+          {"waiters", null},
+          {"consistency", null},
+          {"version", status.version},
+          {"value_size", status.size},
+          {"views", local ? nlohmann::json{{"held", status.views_held}, {"max", status.max_views}} : null}};
+}
+
+std::string board_owner_text(const BoardStatus& status) {
+  if (status.ownership == Ownership::system) return "system";
+  return fmt::format("{} ({})", status.owner_pid, status.owner_alive ? "alive" : "exited");
+}
+
+std::string text_of(const BoardStatus& status) {
+  std::string text = fmt::format("board {}\n  owner         {}\n  version       {}\n  value         {} bytes (at most {})\n",
+                                 status.name, board_owner_text(status), status.version, status.size, status.max_size);
+  if (!status.server.empty()) return text + fmt::format("  server        {}\n", status.server);
+  return text + fmt::format(
+                    "  writer        {}\n  views         {} held (at most {})\n  mode          {:04o}\n  owner uid     {}\n",
+                    status.writer_pid == 0 ? "none" : std::to_string(status.writer_pid), status.views_held,
+                    status.max_views, status.mode, status.owner_uid);
 }
 
 // "1234 exclusive, 5678 shared (exited)", or "none".
@@ -232,9 +291,10 @@ int stat_report(const Result<Status>& status, bool json) {
 }
 
 int stat(const StatusArgs& args) {
-  if (args.endpoint && args.lock) {
-    return fail(Error{Errc::invalid_argument, "usage", "--endpoint and --lock exclude each other"});
+  if (args.endpoint + args.lock + args.board > 1) {
+    return fail(Error{Errc::invalid_argument, "usage", "--endpoint, --lock and --board exclude each other"});
   }
+  if (args.board) return stat_report(Board::stat(args.name), args.json);
   if (args.endpoint) return stat_report(Endpoint::stat(args.name), args.json);
   if (args.lock) return stat_report(Lock::stat(args.name), args.json);
   return stat_report(Mailbox::stat(args.name), args.json);
@@ -257,6 +317,14 @@ std::string list_row_of(const EndpointStatus& status) {
                      buffering_name(status.buffering), status.capacity, status.max_message_size, status.queued,
                      status.senders.size(), status.owner_alive ? 1 : 0, fmt::format("{:o}", status.mode),
                      status.owner_alive ? "open" : "orphaned");
+}
+
+std::string list_row_of(const BoardStatus& status) {
+  return fmt::format(fmt::runtime(list_row), "board", status.name, board_owner_text(status), "-",
+                     "-", status.max_size, "-", "-", "-",
+                     status.server.empty() ? fmt::format("{:o}", status.mode) : "-",
+                     fmt::format("version {}, {} bytes{}", status.version, status.size,
+                                 status.writer_pid == 0 ? "" : fmt::format(", written by {}", status.writer_pid)));
 }
 
 std::string list_row_of(const LockStatus& status) {
@@ -306,6 +374,7 @@ int list(const StatusArgs& args) {
   for (const auto& name : Mailbox::list()) listing.add("mailbox", name, Mailbox::stat(name));
   for (const auto& name : Endpoint::list()) listing.add("endpoint", name, Endpoint::stat(name));
   for (const auto& name : Lock::list()) listing.add("lock", name, Lock::stat(name));
+  for (const auto& name : Board::list()) listing.add("board", name, Board::stat(name));
   return listing.print();
 }
 
@@ -314,15 +383,16 @@ int list(const StatusArgs& args) {
 void add_status_commands(CLI::App& app, int& exit_status) {
   auto args = std::make_shared<StatusArgs>();
 
-  auto* ls_cmd = app.add_subcommand("ls", "List local mailboxes, endpoints and locks, or a NATS server's mailboxes");
+  auto* ls_cmd = app.add_subcommand("ls", "List local mailboxes, endpoints, locks and boards, or a NATS server's mailboxes");
   ls_cmd->add_option("server", args->name, "List the mailboxes of this server instead, e.g. nats://host:4222");
   ls_cmd->add_flag("--json", args->json, "Print one JSON array (schema: docs/cli.md)");
   ls_cmd->callback([args, &exit_status] { exit_status = list(*args); });
 
-  auto* stat_cmd = app.add_subcommand("stat", "Show a mailbox's (an endpoint's, a lock's) limits, contents and state");
+  auto* stat_cmd = app.add_subcommand("stat", "Show a mailbox's (an endpoint's, a lock's, a board's) limits, contents and state");
   stat_cmd->add_option("name", args->name, "Mailbox name (or endpoint name, with --endpoint)")->required();
   stat_cmd->add_flag("--endpoint", args->endpoint, "NAME is an endpoint");
   stat_cmd->add_flag("--lock", args->lock, "NAME is a lock (holders, waiters, and whether a holder died)");
+  stat_cmd->add_flag("--board", args->board, "NAME is a board (version, value size, writer, views)");
   stat_cmd->add_flag("--json", args->json, "Print one JSON object (schema: docs/cli.md)");
   stat_cmd->callback([args, &exit_status] { exit_status = stat(*args); });
 }
