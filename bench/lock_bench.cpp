@@ -10,10 +10,8 @@
 // the reported ratio is the median of the per-repetition ratios.
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,7 +19,6 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -29,11 +26,9 @@
 #include <exception>
 #include <fmt/core.h>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <stdexcept>
-#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,11 +38,12 @@
 #include <boost/interprocess/sync/scoped_lock.hpp>
 #endif
 
+#include "bench_support.hpp"
 #include "shmbox/lock.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using namespace bench;
 using namespace std::chrono_literals;
 
 struct Config {
@@ -78,28 +74,7 @@ void remove_objects() {
 
 // Callable from any thread of the parent (the watchdog's among them); never from a child,
 // which leaves the objects to the parent.
-[[noreturn]] void fail(const std::string& message) {
-  std::fflush(stdout);
-  fmt::print(stderr, "lock_bench: {}\n", message);
-  remove_objects();
-  std::fflush(nullptr);
-  ::_exit(1);
-}
-
-[[noreturn]] void throw_error(const char* call, int error) {
-  throw std::runtime_error(fmt::format("{}: {}", call, std::strerror(error)));
-}
-
-void pin(unsigned cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  ::sched_setaffinity(0, sizeof set, &set);
-}
-
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-}
+[[noreturn]] void fail(const std::string& message) { fail_run("lock_bench", message, remove_objects); }
 
 // What both processes of a measurement use, in an anonymous MAP_SHARED mapping made before
 // any fork: the baselines' mutexes, the data the locks guard, and the start handshake. The
@@ -143,18 +118,9 @@ void update(Shared& shared, int holder) {
   }
 }
 
-Shared& map_shared(std::size_t max_child_batches) {
-  void* memory = ::mmap(nullptr, sizeof(Shared) + max_child_batches * sizeof(double), PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (memory == MAP_FAILED) throw_error("mmap", errno);
-  auto* shared = new (memory) Shared{};
-  pthread_mutexattr_t attributes;
-  ::pthread_mutexattr_init(&attributes);
-  ::pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
-  ::pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
-  const int error = ::pthread_mutex_init(&shared->pthread_mutex, &attributes);
-  ::pthread_mutexattr_destroy(&attributes);
-  if (error != 0) throw_error("pthread_mutex_init", error);
+Shared& map_shared_state(std::size_t max_child_batches) {
+  auto* shared = new (map_shared(sizeof(Shared) + max_child_batches * sizeof(double))) Shared{};
+  init_robust_mutex(shared->pthread_mutex);
   return *shared;
 }
 
@@ -235,49 +201,20 @@ class FlockLocker {
 
 // ---- measurements ------------------------------------------------------------------------
 
-// Fails the run when a measurement does not end: a lock that loses a wake-up would
-// otherwise hang the benchmark, and the CI job that runs it, without a word.
-class Watchdog {
- public:
-  Watchdog(std::string what, pid_t child)
-      : thread_{[what = std::move(what), child](std::stop_token stop) {
-          std::mutex mutex;
-          std::condition_variable_any stopped;
-          std::unique_lock hold{mutex};
-          if (stopped.wait_for(hold, stop, stuck_after, [&] { return stop.stop_requested(); })) return;
-          if (child > 0) ::kill(child, SIGKILL);
-          fail(fmt::format("{}: still running after {} s (a lock is stuck?)", what, stuck_after.count()));
-        }} {}
-
- private:
-  std::jthread thread_;
-};
+// A measurement that does not end fails the run (a lock that loses a wake-up hangs).
+Watchdog watchdog(std::string what, pid_t child) { return Watchdog{std::move(what), child, stuck_after, fail}; }
 
 // Runs `ns_per_acquire.size()` batches of acquire + update + release; each sample is a
 // batch's ns per acquisition.
 template <class Locker>
 void run_batches(Locker& locker, Shared& shared, int holder, std::span<double> ns_per_acquire) {
-  for (double& sample : ns_per_acquire) {
-    const auto start = Clock::now();
-    for (std::size_t i = 0; i < batch; ++i) locker.locked([&] { update(shared, holder); });
-    sample = std::chrono::duration<double, std::nano>(Clock::now() - start).count() / static_cast<double>(batch);
-  }
-}
-
-struct Percentiles {
-  double median, p99;
-};
-
-Percentiles percentiles(std::vector<double> samples) {
-  std::sort(samples.begin(), samples.end());
-  auto at = [&](double q) { return samples[static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1))]; };
-  return {at(0.5), at(0.99)};
+  time_batches(ns_per_acquire, batch, [&] { locker.locked([&] { update(shared, holder); }); });
 }
 
 // ns per acquire + release pair, one process, nobody else in the way.
 template <class MakeLocker>
 Percentiles uncontended(const std::string& label, Shared& shared, std::size_t pairs, MakeLocker make_locker) {
-  const Watchdog watchdog{label, 0};
+  const Watchdog stuck = watchdog(label, 0);
   auto locker = make_locker();
   std::vector<double> samples(std::max<std::size_t>(pairs / batch, 1));
   // Warm-up: the first acquisitions fault pages in and claim the shmbox handle's slot.
@@ -302,31 +239,20 @@ template <class MakeLocker>
 Handoff handed(const std::string& label, Shared& shared, std::size_t rounds, MakeLocker make_locker) {
   const std::size_t batches = std::max<std::size_t>(rounds / batch, 1);
   shared.reset();
-  std::fflush(nullptr);
-  const pid_t child = ::fork();
-  if (child < 0) fail(fmt::format("fork: {}", std::strerror(errno)));
-  if (child == 0) {
-    pin(1);
-    int status = 0;
-    try {
-      auto locker = make_locker();
-      shared.child_ready.store(true);
-      // The two CPUs of a VM are not always both running: the child can see `go` a
-      // millisecond late, which is why the parent waits for its start.
-      while (!shared.go.load()) std::this_thread::yield();
-      shared.child_start_ns.store(now_ns());
-      run_batches(locker, shared, 1, shared.child_batches(batches));
-      shared.child_end_ns.store(now_ns());
-    } catch (const std::exception& error) {
-      std::snprintf(shared.child_error, sizeof shared.child_error, "%s", error.what());
-      status = 1;
-    }
-    ::_exit(status);
-  }
+  const pid_t child = fork_pinned(1, shared.child_error, [&] {
+    auto locker = make_locker();
+    shared.child_ready.store(true);
+    // The two CPUs of a VM are not always both running: the child can see `go` a
+    // millisecond late, which is why the parent waits for its start.
+    while (!shared.go.load()) std::this_thread::yield();
+    shared.child_start_ns.store(now_ns());
+    run_batches(locker, shared, 1, shared.child_batches(batches));
+    shared.child_end_ns.store(now_ns());
+  });
   std::vector<double> samples(batches);
   std::int64_t start = 0, parent_end = 0;
   {
-    const Watchdog watchdog{label, child};
+    const Watchdog stuck = watchdog(label, child);
     try {
       auto locker = make_locker();
       while (!shared.child_ready.load()) std::this_thread::yield();
@@ -337,15 +263,11 @@ Handoff handed(const std::string& label, Shared& shared, std::size_t rounds, Mak
       run_batches(locker, shared, 0, samples);
       parent_end = now_ns();
     } catch (const std::exception& error) {
-      ::kill(child, SIGKILL);
-      ::waitpid(child, nullptr, 0);
+      kill_child(child);
       fail(fmt::format("{}: {}", label, error.what()));
     }
-    int status = 0;
-    ::waitpid(child, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      fail(fmt::format("{}: the child process failed: {}", label,
-                       shared.child_error[0] != '\0' ? shared.child_error : fmt::format("status {:#x}", status)));
+    if (const std::string problem = reap(child, shared.child_error); !problem.empty()) {
+      fail(fmt::format("{}: the child process failed: {}", label, problem));
     }
   }
   const std::uint64_t acquires = 2 * batches * batch;
@@ -362,21 +284,6 @@ Handoff handed(const std::string& label, Shared& shared, std::size_t rounds, Mak
 }
 
 // ---- report ------------------------------------------------------------------------------
-
-struct Summary {
-  double median, min, max;
-};
-
-Summary summarise(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return {values[values.size() / 2], values.front(), values.back()};
-}
-
-// "median (min-max)", for a column of its own width.
-std::string spread(const Summary& summary, int decimals, const char* unit = "", double scale = 1) {
-  return fmt::format("{:.{}f}{} ({:.{}f}-{:.{}f}{})", summary.median / scale, decimals, unit, summary.min / scale,
-                     decimals, summary.max / scale, decimals, unit);
-}
 
 void print_uncontended(const std::string& label, const Config& config, const std::function<Percentiles()>& baseline,
                        const std::function<Percentiles()>& measure) {
@@ -420,7 +327,7 @@ void run(const Config& config) {
   } else {
     fail(fmt::format("{}: {}", objects.flock_path, std::strerror(errno)));
   }
-  Shared& shared = map_shared(config.handoff_rounds / batch + 1);  // the most batches a child times
+  Shared& shared = map_shared_state(config.handoff_rounds / batch + 1);  // the most batches a child times
   pin(0);
 
   const auto pthread_robust = [&] { return PthreadRobustLocker{shared}; };
