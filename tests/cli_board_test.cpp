@@ -10,6 +10,7 @@
 
 #include "shmbox/board.hpp"
 #include "support/cli.hpp"
+#include "support/nats_test.hpp"
 #include "support/process.hpp"
 
 namespace shmbox {
@@ -190,6 +191,42 @@ TEST_F(BoardCliTest, RmRemovesItAndLsAndStatShowIt) {
   EXPECT_TRUE(again.err.starts_with("shmbox: " + object() + ": ")) << again.err;
   auto gone = shmbox_cli({"board", "get", name});
   EXPECT_TRUE(gone.status.exited_with(EX_NOINPUT));
+}
+
+// The same commands on a nats:// board; what has no meaning there is refused and makes nothing.
+TEST(BoardCliRemoteTest, TheSameCommandsWorkOnANatsBoard) {
+  std::optional<test::NatsServer> server;
+  test::start_nats_or_skip(server);
+  if (!server) return;
+  const std::string name = test::remote_name(*server, "cliboard");
+  const std::string object = "board '" + name + "'";
+  auto with_mode = shmbox_cli({"board", "create", name, "--mode", "644"});
+  EXPECT_TRUE(with_mode.status.exited_with(EX_USAGE));
+  EXPECT_EQ(with_mode.err,
+            "shmbox: --mode: a nats:// board has no permission bits: the server's accounts decide who may use it\n");
+  auto with_views = shmbox_cli({"board", "create", name, "--max-views", "4"});
+  EXPECT_TRUE(with_views.status.exited_with(EX_USAGE));
+  EXPECT_EQ(with_views.err, "shmbox: --max-views: a nats:// board's views are copies: there is nothing to pin\n");
+  EXPECT_TRUE(shmbox_cli({"board", "get", name}).status.exited_with(EX_NOINPUT));
+
+  ASSERT_TRUE(shmbox_cli({"board", "create", name, "--max-size", "1KiB"}).status.exited_with(EX_OK));
+  EXPECT_EQ(shmbox_cli({"board", "put", name, "first"}).out, "1\n");
+  EXPECT_EQ(shmbox_cli({"board", "put", name, "second", "--if-version", "1"}).out, "2\n");
+  auto stale = shmbox_cli({"board", "put", name, "third", "--if-version", "1"});
+  EXPECT_TRUE(stale.status.exited_with(EX_TEMPFAIL));
+  EXPECT_EQ(stale.err, "shmbox: " + object + ": version 1 is no longer the latest: version 2 is\n");
+  EXPECT_EQ(shmbox_cli({"board", "get", name}).out, "second");
+  EXPECT_EQ(shmbox_cli({"board", "get", name, "--version"}).out, "2\n");
+  EXPECT_EQ(shmbox_cli({"board", "watch", name, "--after", "1", "--count", "1"}).out, "second\n");
+  auto stat = nlohmann::json::parse(shmbox_cli({"stat", "--board", name, "--json"}).out);
+  EXPECT_EQ(stat["kind"], "board");
+  EXPECT_EQ(stat["transport"], "nats");
+  EXPECT_EQ(stat["version"], 2);
+  EXPECT_EQ(stat["value_size"], 6);
+  EXPECT_TRUE(shmbox_cli({"board", "rm", name}).status.exited_with(EX_OK));
+  auto gone = shmbox_cli({"board", "get", name});
+  EXPECT_TRUE(gone.status.exited_with(EX_NOINPUT));
+  EXPECT_EQ(gone.err, "shmbox: " + object + ": does not exist on " + server->url() + "\n");
 }
 
 }  // namespace

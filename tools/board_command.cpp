@@ -22,7 +22,7 @@ namespace {
 struct BoardArgs {
   std::string name;
   std::string max_size = "64KiB";
-  std::string max_views = "8";
+  std::optional<std::string> max_views;
   std::string mode = "600";
   bool mode_given = false;
   std::string replicas;
@@ -55,6 +55,9 @@ int create(const BoardArgs& args) {
       return fail(Error{Errc::invalid_argument, "--mode",
                         "a nats:// board has no permission bits: the server's accounts decide who may use it"});
     }
+    if (args.max_views) {
+      return fail(Error{Errc::invalid_argument, "--max-views", "a nats:// board's views are copies: there is nothing to pin"});
+    }
     if (!args.replicas.empty()) {
       auto replicas = parse_count("--replicas", args.replicas, 1, 5);
       if (!replicas) return fail(replicas.error());
@@ -67,9 +70,11 @@ int create(const BoardArgs& args) {
     auto mode = parse_mode("--mode", args.mode);
     if (!mode) return fail(mode.error());
     options.mode = *mode;
-    auto views = parse_count("--max-views", args.max_views, 1, max_board_views);
-    if (!views) return fail(views.error());
-    options.max_views = static_cast<std::uint32_t>(*views);
+    if (args.max_views) {
+      auto views = parse_count("--max-views", *args.max_views, 1, max_board_views);
+      if (!views) return fail(views.error());
+      options.max_views = static_cast<std::uint32_t>(*views);
+    }
   }
   auto board = Board::create(args.name, options);
   return board ? EX_OK : fail(board.error());

@@ -18,15 +18,15 @@ inline constexpr int io_error = EX_IOERR;
 inline constexpr std::array<std::pair<int, const char*>, 11> table{{
     {EX_OK, "success"},
     {EX_USAGE, "usage: unknown command or option, malformed value or name"},
-    {EX_DATAERR, "data: message too large, object corrupt or of another layout version, or a lock's data left unrepaired"},
-    {EX_NOINPUT, "not found: no such mailbox, endpoint, segment or input file"},
-    {EX_UNAVAILABLE, "unavailable: the mailbox is closed, or its NATS server cannot be reached"},
+    {EX_DATAERR, "data: message or board value too large, object corrupt or of another layout version, or a lock's data left unrepaired"},
+    {EX_NOINPUT, "not found: no such mailbox, endpoint, segment, board or input file"},
+    {EX_UNAVAILABLE, "unavailable: the mailbox is closed, the board was removed (board watch), or its NATS server cannot be reached"},
     {EX_OSERR, "system: out of memory or space (/dev/shm full), or another system call failed"},
     {EX_CANTCREAT, "exists: the name is taken"},
     {EX_IOERR, "output or input: writing stdout or reading the input failed (what was not written stays queued)"},
-    {EX_TEMPFAIL, "try again: would block (--nonblock), timed out, not ready yet, in use by a live process, or another writer got there first (--if-version)"},
+    {EX_TEMPFAIL, "try again: would block (--nonblock), timed out, not ready yet, in use by a live process (rm --endpoint), or another writer got there first (board put --if-version)"},
     {EX_NOPERM, "permission denied"},
-    {EX_SOFTWARE, "internal error (a bug: please report it)"},
+    {EX_SOFTWARE, "internal error (a bug)"},
 }};
 }  // namespace exit_codes
 

@@ -389,7 +389,7 @@ void add_status_commands(CLI::App& app, int& exit_status) {
   ls_cmd->callback([args, &exit_status] { exit_status = list(*args); });
 
   auto* stat_cmd = app.add_subcommand("stat", "Show a mailbox's (an endpoint's, a lock's, a board's) limits, contents and state");
-  stat_cmd->add_option("name", args->name, "Mailbox name (or endpoint name, with --endpoint)")->required();
+  stat_cmd->add_option("name", args->name, "Mailbox name (or endpoint, lock or board name, with --endpoint, --lock or --board)")->required();
   stat_cmd->add_flag("--endpoint", args->endpoint, "NAME is an endpoint");
   stat_cmd->add_flag("--lock", args->lock, "NAME is a lock (holders, waiters, and whether a holder died)");
   stat_cmd->add_flag("--board", args->board, "NAME is a board (version, value size, writer, views)");
