@@ -146,8 +146,9 @@ class Value {
 // Board::get(std::vector<std::byte>&) does; false if it could not before `give_up` (only
 // the seqlock, whose reader a flat-out writer can starve). Failures throw.
 
-// Word by word through relaxed atomic accesses, as a board copies (src/sharing/local_board.cpp):
-// no data race with a writer for the language or ThreadSanitizer, but no vector moves either.
+// Word by word through relaxed atomic accesses, the strictly conforming copy (a board copies
+// so only under ThreadSanitizer): no data race with a writer for the language, but no vector
+// moves either.
 void copy_words_out(const std::byte* source, std::byte* target, std::size_t length) {
   const auto* words = reinterpret_cast<const std::uint64_t*>(source);
   for (std::size_t i = 0; i < length / 8; ++i) {
@@ -165,7 +166,7 @@ void copy_words_in(const std::byte* source, std::byte* target, std::size_t lengt
   }
 }
 
-// The textbook seqlock copies with memcpy (the floor); with WordCopy, the board's way, which
+// The textbook seqlock copies with memcpy (the floor); with WordCopy, word by word, which
 // tells the board's protocol apart from its copy.
 template <bool WordCopy>
 class SeqlockCell {

@@ -29,56 +29,49 @@ constexpr std::chrono::milliseconds owner_check_interval{100};
 Result<FileNames> board_names(std::string_view name) { return file_names("board", board_file_prefix, name); }
 
 // Buffers are read while a writer may be filling them (a reader finds out afterwards and
-// reads again), so both sides move whole words with atomic accesses: plain moves on x86,
-// and no data race for the language or ThreadSanitizer. Buffers are whole lines, so the
-// last word never reaches past one.
-//
-// The seqlock's fences (Boehm, "Can seqlocks get along with programming language memory
-// models?") keep the words between the two stamp accesses. ThreadSanitizer does not model
-// fences, so under it every word is ordered on its own instead: slower, same guarantee.
+// reads again). The seqlock's fences (Boehm, "Can seqlocks get along with programming
+// language memory models?") keep the copy between the two stamp accesses, and the copy is
+// a plain memcpy, as in the kernel's seqcount: a torn copy is never used, and a buffer in
+// memory that another process maps is nothing the compiler can reason about. Under
+// ThreadSanitizer, which neither models fences nor accepts the racing memcpy, both sides
+// move whole words with ordered atomic accesses instead: slower, same guarantee. Buffers
+// are whole lines, so the last word never reaches past one.
 #if defined(__SANITIZE_THREAD__)
-constexpr int word_load_order = __ATOMIC_ACQUIRE;
-constexpr int word_store_order = __ATOMIC_RELEASE;
 constexpr std::memory_order length_load_order = std::memory_order_acquire;
 constexpr std::memory_order length_store_order = std::memory_order_release;
-void fence_before_words() noexcept {}
-void fence_after_words() noexcept {}
-#else
-constexpr int word_load_order = __ATOMIC_RELAXED;
-constexpr int word_store_order = __ATOMIC_RELAXED;
-constexpr std::memory_order length_load_order = std::memory_order_relaxed;
-constexpr std::memory_order length_store_order = std::memory_order_relaxed;
-void fence_before_words() noexcept { std::atomic_thread_fence(std::memory_order_release); }
-void fence_after_words() noexcept { std::atomic_thread_fence(std::memory_order_acquire); }
-#endif
+void fence_before_copy_in() noexcept {}
+void fence_after_copy_out() noexcept {}
 
 void copy_out(const std::byte* buffer, std::byte* target, std::size_t length) noexcept {
   const auto* words = reinterpret_cast<const std::uint64_t*>(buffer);
-  const std::size_t whole = length / 8;
-  for (std::size_t i = 0; i < whole; ++i) {
-    const std::uint64_t word = __atomic_load_n(words + i, word_load_order);
-    std::memcpy(target + i * 8, &word, 8);
-  }
-  if (const std::size_t rest = length % 8; rest != 0) {
-    const std::uint64_t word = __atomic_load_n(words + whole, word_load_order);
-    std::memcpy(target + whole * 8, &word, rest);
+  for (std::size_t i = 0; i * 8 < length; ++i) {
+    const std::uint64_t word = __atomic_load_n(words + i, __ATOMIC_ACQUIRE);
+    std::memcpy(target + i * 8, &word, std::min<std::size_t>(8, length - i * 8));
   }
 }
 
 void copy_in(std::span<const std::byte> value, std::byte* buffer) noexcept {
   auto* words = reinterpret_cast<std::uint64_t*>(buffer);
-  const std::size_t whole = value.size() / 8;
-  for (std::size_t i = 0; i < whole; ++i) {
-    std::uint64_t word;
-    std::memcpy(&word, value.data() + i * 8, 8);
-    __atomic_store_n(words + i, word, word_store_order);
-  }
-  if (const std::size_t rest = value.size() % 8; rest != 0) {
+  for (std::size_t i = 0; i * 8 < value.size(); ++i) {
     std::uint64_t word = 0;
-    std::memcpy(&word, value.data() + whole * 8, rest);
-    __atomic_store_n(words + whole, word, word_store_order);
+    std::memcpy(&word, value.data() + i * 8, std::min<std::size_t>(8, value.size() - i * 8));
+    __atomic_store_n(words + i, word, __ATOMIC_RELEASE);
   }
 }
+#else
+constexpr std::memory_order length_load_order = std::memory_order_relaxed;
+constexpr std::memory_order length_store_order = std::memory_order_relaxed;
+void fence_before_copy_in() noexcept { std::atomic_thread_fence(std::memory_order_release); }
+void fence_after_copy_out() noexcept { std::atomic_thread_fence(std::memory_order_acquire); }
+
+void copy_out(const std::byte* buffer, std::byte* target, std::size_t length) noexcept {
+  std::memcpy(target, buffer, length);
+}
+
+void copy_in(std::span<const std::byte> value, std::byte* buffer) noexcept {
+  std::memcpy(buffer, value.data(), value.size());
+}
+#endif
 
 // A validated board: where its parts are. Everything else read from it is checked where
 // it is used.
@@ -281,7 +274,7 @@ class LocalBoard final : public BoardBackend {
     // stamp move also sees the publish that let the buffer be reused (read_into).
     BufferDescriptor& descriptor = record_.descriptors[*target];
     descriptor.stamp.store(BufferDescriptor::being_written, std::memory_order_seq_cst);
-    fence_before_words();
+    fence_before_copy_in();
     copy_in(value, record_.buffer(*target));
     descriptor.length.store(value.size(), length_store_order);
     const std::uint64_t next = version + 1;
@@ -423,13 +416,13 @@ class LocalBoard final : public BoardBackend {
       }
       const std::uint64_t length = descriptor.length.load(length_load_order);
       if (length > record_.max_size) {
-        fence_after_words();
+        fence_after_copy_out();
         if (descriptor.stamp.load(std::memory_order_relaxed) == version) return std::unexpected(bad_length(buffer, length));
         continue;
       }
       bytes.resize(length);
       copy_out(record_.buffer(buffer), bytes.data(), length);
-      fence_after_words();
+      fence_after_copy_out();
       if (descriptor.stamp.load(std::memory_order_relaxed) == version) return version;
     }
   }
