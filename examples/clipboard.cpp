@@ -63,7 +63,9 @@ int fail_io(const char* what) {
 
 bool write_out(std::span<const std::byte> bytes) {
   // Flushed at once: a watch feeds pipelines that act on each clip as it comes.
-  return std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size() && std::fflush(stdout) == 0;
+  // An empty clip may come with a null pointer, which fwrite must not be given.
+  const bool written = bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size();
+  return written && std::fflush(stdout) == 0;
 }
 
 // Reads at most `limit` bytes, so that an endless input is refused as too large instead

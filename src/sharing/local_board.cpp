@@ -64,12 +64,13 @@ constexpr std::memory_order length_store_order = std::memory_order_relaxed;
 void fence_before_copy_in() noexcept { std::atomic_thread_fence(std::memory_order_release); }
 void fence_after_copy_out() noexcept { std::atomic_thread_fence(std::memory_order_acquire); }
 
+// An empty value may come with a null pointer, which memcpy must not be given.
 void copy_out(const std::byte* buffer, std::byte* target, std::size_t length) noexcept {
-  std::memcpy(target, buffer, length);
+  if (length != 0) std::memcpy(target, buffer, length);
 }
 
 void copy_in(std::span<const std::byte> value, std::byte* buffer) noexcept {
-  std::memcpy(buffer, value.data(), value.size());
+  if (!value.empty()) std::memcpy(buffer, value.data(), value.size());
 }
 #endif
 
