@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "sharing/lock_layout.hpp"
@@ -330,6 +331,38 @@ TEST_F(LockTest, AForkedChildsCopyOfAHoldReleasesNothing) {
     return status && status->holders.size() == 2 ? 0 : 2;
   });
   EXPECT_TRUE(child.wait().exited_with(0));
+}
+
+TEST_F(LockTest, AHoldOutlivesItsLockAndReleasesWhenItGoes) {
+  std::optional<HeldLock> held;
+  {
+    auto lock = Lock::create(name);
+    ASSERT_TRUE(lock.has_value());
+    auto taken = lock->lock();
+    ASSERT_TRUE(taken.has_value());
+    held.emplace(std::move(*taken));
+    auto replaced = Lock::open(name);
+    ASSERT_TRUE(replaced.has_value());
+    *lock = std::move(*replaced);  // the holding handle's Lock goes, by assignment
+  }
+  auto other = Lock::open(name);
+  ASSERT_TRUE(other.has_value());
+  ChildProcess blocked = ChildProcess::spawn([&] {
+    auto mine = Lock::open(name);
+    if (!mine) return 1;
+    auto refused = mine->try_lock();
+    return !refused && refused.error() == Errc::would_block ? 0 : 2;
+  });
+  EXPECT_TRUE(blocked.wait().exited_with(0));
+  held.reset();  // the last of that handle: released and its slot freed
+  ChildProcess taker = ChildProcess::spawn([&] {
+    auto mine = Lock::open(name);
+    return mine && mine->try_lock() ? 0 : 1;
+  });
+  EXPECT_TRUE(taker.wait().exited_with(0));
+  auto status = other->status();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->holders.empty());
 }
 
 TEST_F(LockTest, AWriterKilledWhileReadersWereStillInLeavesNothingToRepair) {

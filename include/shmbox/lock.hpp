@@ -27,7 +27,9 @@
 //
 // Thread contract: a Lock is one participant. It holds the lock at most once at a time (a
 // second lock() on a handle that holds it fails with Errc::invalid_argument rather than
-// deadlocking); threads that each take the lock use a handle each.
+// deadlocking); threads that each take the lock use a handle each. A HeldLock may outlive
+// its Lock (the handle stays until the hold goes); a Lock and its HeldLock are used by one
+// thread at a time.
 #pragma once
 
 #include <sys/types.h>
@@ -111,13 +113,14 @@ class [[nodiscard]] HeldLock {
 
  private:
   friend class Lock;
-  HeldLock(std::shared_ptr<detail::LockHandle> handle, LockMode mode, pid_t died_holding,
-           std::uint64_t fork_generation) noexcept
-      : handle_(std::move(handle)), mode_(mode), died_holding_(died_holding), fork_generation_(fork_generation) {}
+  HeldLock(detail::LockHandle* handle, LockMode mode, pid_t died_holding, std::uint64_t fork_generation) noexcept
+      : handle_(handle), mode_(mode), died_holding_(died_holding), fork_generation_(fork_generation) {}
   // Whether this is the hold itself, not a forked child's copy of it (which holds nothing).
   bool ours() const noexcept;
-  // Shared with the Lock: the mapping and the slot stay while either lives.
-  std::shared_ptr<detail::LockHandle> handle_;
+  // The Lock's handle. Not shared ownership: its reference count would cost two atomic
+  // operations per lock and unlock; the handle counts its holds instead and outlives the
+  // Lock while one is out (detail::LockHandle).
+  detail::LockHandle* handle_ = nullptr;
   LockMode mode_ = LockMode::exclusive;
   pid_t died_holding_ = 0;
   std::uint64_t fork_generation_ = 0;

@@ -14,8 +14,8 @@
 namespace shmbox {
 namespace detail {
 
-// One handle's mapping and slot, shared by the Lock and the HeldLock it gave out, so that
-// either may go first.
+// One handle's mapping and slot: owned by the Lock, and by itself while a HeldLock it gave
+// out outlives the Lock, so that either may go first.
 struct LockHandle {
   std::string name;
   std::string object;
@@ -31,6 +31,18 @@ struct LockHandle {
   }
 
   LockMode held_mode = LockMode::exclusive;
+  // HeldLocks that point here (a forked child's copies included: they are in its memory).
+  std::uint32_t holds_out = 0;
+  // Set when the Lock went while holds were out; the last hold's end drops it.
+  std::shared_ptr<LockHandle> kept_for_holds;
+
+  // The Lock lets go of its handle: gone now, or when the last hold goes.
+  static void let_go(std::shared_ptr<LockHandle> handle) noexcept {
+    if (handle && handle->holds_out > 0) {
+      LockHandle& self = *handle;
+      self.kept_for_holds = std::move(handle);
+    }
+  }
 
   ~LockHandle() {
     if (!slot_is_ours()) return;
@@ -259,7 +271,8 @@ Result<HeldLock> Lock::lock(LockMode mode, Deadline deadline) {
     case detail::Granted::owner_died:
       handle.held = true;
       handle.held_mode = mode;
-      return HeldLock{handle_, mode, grant.died_holding, handle.slot_fork_generation};
+      ++handle.holds_out;
+      return HeldLock{&handle, mode, grant.died_holding, handle.slot_fork_generation};
     case detail::Granted::not_recoverable:
       return std::unexpected(Error{Errc::not_recoverable, handle.object,
                                    "a holder died holding it and the data it guards was never marked consistent "
@@ -276,11 +289,19 @@ Result<LockStatus> Lock::status() const {
 }
 
 Lock::Lock(Lock&& other) noexcept = default;
-Lock& Lock::operator=(Lock&& other) noexcept = default;
-Lock::~Lock() = default;
+
+Lock& Lock::operator=(Lock&& other) noexcept {
+  if (this != &other) {
+    detail::LockHandle::let_go(std::move(handle_));
+    handle_ = std::move(other.handle_);
+  }
+  return *this;
+}
+
+Lock::~Lock() { detail::LockHandle::let_go(std::move(handle_)); }
 
 HeldLock::HeldLock(HeldLock&& other) noexcept
-    : handle_(std::move(other.handle_)),
+    : handle_(std::exchange(other.handle_, nullptr)),
       mode_(other.mode_),
       died_holding_(other.died_holding_),
       fork_generation_(other.fork_generation_) {}
@@ -292,7 +313,7 @@ bool HeldLock::ours() const noexcept {
 HeldLock& HeldLock::operator=(HeldLock&& other) noexcept {
   if (this != &other) {
     unlock();
-    handle_ = std::move(other.handle_);
+    handle_ = std::exchange(other.handle_, nullptr);
     mode_ = other.mode_;
     died_holding_ = other.died_holding_;
     fork_generation_ = other.fork_generation_;
@@ -308,7 +329,10 @@ void HeldLock::unlock() noexcept {
     handle_->lock.release(*handle_->slot, mode_);
     handle_->held = false;
   }
-  handle_.reset();
+  detail::LockHandle* handle = std::exchange(handle_, nullptr);
+  // The last hold of a handle whose Lock is gone takes the handle with it (reset() empties
+  // the member before the handle it is part of is destroyed).
+  if (--handle->holds_out == 0) handle->kept_for_holds.reset();
 }
 
 Result<void> HeldLock::mark_consistent() {
