@@ -3,7 +3,7 @@
 #   cmake -DSOURCE_DIR=<project root> -P cmake/CheckLayers.cmake
 #
 # Layers, lowest first. The two transports (local and remote) share a layer and do not
-# include each other. bridge and tools stand on the public headers alone.
+# include each other. bridge, pool and tools stand on the public headers alone.
 set(layer_base 0)
 set(layer_platform 1)
 set(layer_segment 2)
@@ -14,6 +14,7 @@ set(layer_remote 4)
 set(layer_endpoint 5)
 set(layer_api 6)
 set(layer_bridge 7)
+set(layer_pool 7)
 set(layer_tools 8)
 # Each public header belongs to the lowest layer whose code needs it: the terms (errors,
 # deadlines, mailbox options) below, the handles above the transports.
@@ -29,6 +30,7 @@ set(public_mailbox api)
 set(public_selector api)
 set(public_endpoint endpoint)
 set(public_bridge bridge)
+set(public_pool pool)
 
 if(NOT SOURCE_DIR)
   message(FATAL_ERROR "CheckLayers: set SOURCE_DIR")

@@ -29,10 +29,10 @@ TEST(Error, CodeIsInTheShmboxCategory) {
 
 TEST(Error, EveryCodeHasItsOwnText) {
   std::set<std::string> texts;
-  for (int value = static_cast<int>(Errc::invalid_name); value <= static_cast<int>(Errc::conflict); ++value) {
+  for (int value = static_cast<int>(Errc::invalid_name); value <= static_cast<int>(Errc::task_failed); ++value) {
     texts.insert(error_category().message(value));
   }
-  EXPECT_EQ(texts.size(), static_cast<std::size_t>(Errc::conflict));
+  EXPECT_EQ(texts.size(), static_cast<std::size_t>(Errc::task_failed));
   EXPECT_EQ(error_category().message(999), "unknown shmbox error 999");
 }
 

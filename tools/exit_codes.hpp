@@ -35,6 +35,7 @@ constexpr int exit_code(Errc code) noexcept {
     case Errc::invalid_name:
     case Errc::invalid_argument: return EX_USAGE;
     case Errc::too_large:
+    case Errc::task_failed:
     case Errc::corrupt:
     case Errc::version_mismatch:
     case Errc::not_recoverable: return EX_DATAERR;

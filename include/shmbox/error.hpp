@@ -39,6 +39,7 @@ enum class Errc : int {
   in_use,             // a live process holds the object, and it goes when that process does
   not_recoverable,    // a lock's holder died and the data it guarded was never repaired
   conflict,           // a conditional write found another writer had got there first
+  task_failed,        // a pool's task failed on each of its attempts
 };
 
 const std::error_category& error_category() noexcept;

@@ -29,6 +29,7 @@ class Category final : public std::error_category {
       case Errc::in_use: return "in use";
       case Errc::not_recoverable: return "not recoverable";
       case Errc::conflict: return "conflict";
+      case Errc::task_failed: return "task failed";
     }
     return "unknown shmbox error " + std::to_string(value);
   }
