@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "shmbox/error.hpp"
 #include "shmbox/wait.hpp"
@@ -33,6 +34,14 @@ Result<std::uint64_t> parse_size(const std::string& option, const std::string& t
 // A whole number in [minimum, maximum], decimal digits only.
 Result<std::uint64_t> parse_count(const std::string& option, const std::string& text, std::uint64_t minimum,
                                   std::uint64_t maximum);
+
+// A command's words as the argv that exec and posix_spawn take (valid while `command` is).
+inline std::vector<char*> argv_of(const std::vector<std::string>& command) {
+  std::vector<char*> argv;
+  for (const auto& word : command) argv.push_back(const_cast<char*>(word.c_str()));
+  argv.push_back(nullptr);
+  return argv;
+}
 
 // Whether NAME is a remote one ("nats://host:port/NAME").
 inline bool is_remote(const std::string& name) { return name.starts_with("nats://"); }

@@ -18,7 +18,7 @@ inline constexpr int io_error = EX_IOERR;
 inline constexpr std::array<std::pair<int, const char*>, 11> table{{
     {EX_OK, "success"},
     {EX_USAGE, "usage: unknown command or option, malformed value or name"},
-    {EX_DATAERR, "data: message or board value too large, object corrupt or of another layout version, or a lock's data left unrepaired"},
+    {EX_DATAERR, "data: message or board value too large, object corrupt or of another layout version, a lock's data left unrepaired, or tasks that failed (parallel)"},
     {EX_NOINPUT, "not found: no such mailbox, endpoint, segment, board or input file"},
     {EX_UNAVAILABLE, "unavailable: the mailbox is closed, the board was removed (board watch), or its NATS server cannot be reached"},
     {EX_OSERR, "system: out of memory or space (/dev/shm full), or another system call failed"},

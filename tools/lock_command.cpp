@@ -36,9 +36,7 @@ constexpr int command_not_executable = 126;
 // Runs `command` with `extra_environment` added, and returns its exit status as a shell
 // would (128 + the signal for a command killed by one).
 int run(const std::vector<std::string>& command, const std::vector<std::string>& extra_environment) {
-  std::vector<char*> argv;
-  for (const auto& word : command) argv.push_back(const_cast<char*>(word.c_str()));
-  argv.push_back(nullptr);
+  std::vector<char*> argv = argv_of(command);
   std::vector<char*> environment;
   for (char** entry = environ; *entry != nullptr; ++entry) environment.push_back(*entry);
   for (const auto& entry : extra_environment) environment.push_back(const_cast<char*>(entry.c_str()));

@@ -370,22 +370,23 @@ struct PoolState {
 
   Result<TaskOutcome> result(std::uint64_t id, Deadline deadline) {
     if (cancelled) return std::unexpected(closed_error());
-    for (;;) {
+    for (bool looked = false;; looked = true) {
       if (unclaimed.contains(id)) return claim(id);
       if (!outstanding.contains(id)) {
         return std::unexpected(Error{Errc::not_found, object, "has no task " + std::to_string(id) + " to wait for"});
       }
-      if (deadline.expired()) return std::unexpected(waited_too_long(deadline, "task " + std::to_string(id)));
+      // Even without waiting, what has come in is taken in once.
+      if (looked && deadline.expired()) return std::unexpected(waited_too_long(deadline, "task " + std::to_string(id)));
       if (auto collected = collect(deadline); !collected) return std::unexpected(collected.error());
     }
   }
 
   Result<TaskOutcome> next_finished(Deadline deadline) {
     if (cancelled) return std::unexpected(closed_error());
-    for (;;) {
+    for (bool looked = false;; looked = true) {
       if (!finish_order.empty()) return claim(finish_order.front());
       if (outstanding.empty()) return std::unexpected(Error{Errc::not_found, object, "has no task running"});
-      if (deadline.expired()) return std::unexpected(waited_too_long(deadline, "a task"));
+      if (looked && deadline.expired()) return std::unexpected(waited_too_long(deadline, "a task"));
       if (auto collected = collect(deadline); !collected) return std::unexpected(collected.error());
     }
   }
