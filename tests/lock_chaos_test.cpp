@@ -54,16 +54,30 @@ struct Ledger {
   std::atomic<std::uint64_t> repairs;
   std::atomic<std::uint64_t> report_count;
   std::atomic<std::int64_t> reports[max_reports];  // died_holding() of each owner_died grant
+  std::atomic<std::uint64_t> kill_count;
+  std::atomic<std::int64_t> killed[max_reports];  // written by the supervisor before each kill
+
+  bool was_killed(std::int64_t pid) const {
+    const auto count = std::min<std::uint64_t>(kill_count.load(), max_reports);
+    for (std::uint64_t i = 0; i < count; ++i) {
+      if (killed[i].load() == pid) return true;
+    }
+    return false;
+  }
 };
 
 // A grant told of a death: undo the update the dead holder left half-done.
 void repair(Guarded& data, Ledger& ledger, HeldLock& held) {
   const auto index = ledger.report_count.fetch_add(1);
   if (index < max_reports) ledger.reports[index] = held.died_holding();
-  if (data.holder != 0 && data.holder != held.died_holding()) {
+  // The holder named is the one told of, unless a taker told of its death was killed in
+  // turn before it could take its place: that taker's death is told, and the first holder
+  // was killed too.
+  if (data.holder != 0 && data.holder != held.died_holding() && !ledger.was_killed(data.holder)) {
     ledger.violations.record("told that " + std::to_string(held.died_holding()) + " died, but " +
                                  std::to_string(data.holder) + " was inside");
   }
+  data.holder = ::getpid();  // the repair is this taker's update now: its death is told next
   if (data.in_progress != 0) {
     data.counter = data.old_counter;
     data.committed[data.in_progress - 1] = data.old_committed;
@@ -163,6 +177,10 @@ TEST(LockChaos, KilledHoldersAreToldToOneTakerEachAndTheCounterStaysExact) {
       }
     }
     killed.insert(running[victim].pid());
+    if (const auto index = ledger.kill_count.load(); index < max_reports) {
+      ledger.killed[index] = running[victim].pid();
+      ledger.kill_count = index + 1;
+    }
     running[victim].kill();
     const auto status = running[victim].wait(10s);
     if (data.holder == running[victim].pid()) ++died_inside;
