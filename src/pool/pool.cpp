@@ -454,7 +454,11 @@ Result<Pool> Pool::fork(TaskFunction function, const PoolOptions& options) {
                                                       options.max_task_size + sizeof(detail::TaskHeader)),
                                                   .max_attached = workers * 2 + 8});
   if (!tasks) return std::unexpected(tasks.error());
-  auto results = Mailbox::create(name + "-results", {.buffering = Buffering::unbounded,
+  // Room for an outcome of every task in flight, and a duplicate from each worker: a
+  // worker never waits for the caller, who may be waiting for room in the task queue.
+  const std::size_t window = detail::window_for(capacity + workers);
+  auto results = Mailbox::create(name + "-results", {.buffering = Buffering::bounded,
+                                                      .capacity = static_cast<std::uint32_t>(window + 2 * workers),
                                                       .max_message_size = static_cast<std::uint32_t>(
                                                           options.max_result_size + sizeof(detail::ResultHeader)),
                                                       .max_attached = workers * 2 + 8});
@@ -462,7 +466,7 @@ Result<Pool> Pool::fork(TaskFunction function, const PoolOptions& options) {
     (void)Mailbox::remove(name + "-tasks");
     return std::unexpected(results.error());
   }
-  auto counters = detail::SharedCounters::make(detail::window_for(capacity + workers), object);
+  auto counters = detail::SharedCounters::make(window, object);
   if (!counters) {
     (void)Mailbox::remove(name + "-tasks");
     (void)Mailbox::remove(name + "-results");
