@@ -161,7 +161,9 @@ TEST(PoolTest, ATaskThatKillsItsWorkerIsReportedAfterItsAttempts) {
   EXPECT_FALSE(deadly.ok);
   EXPECT_EQ(deadly.error, "its worker died during each of its 2 attempts");
   EXPECT_EQ(deadly.attempts, 2u);
-  EXPECT_EQ(pool->progress().workers_replaced, 2u);
+  // The second death may not have been looked at yet (every 20 ms while the pool waits).
+  EXPECT_GE(pool->progress().workers_replaced, 1u);
+  EXPECT_LE(pool->progress().workers_replaced, 2u);
   EXPECT_EQ(pool->worker_pids().size(), 2u);
 }
 
