@@ -20,7 +20,6 @@
 #include <limits>
 #include <map>
 #include <optional>
-#include <set>
 #include <thread>
 #include <utility>
 
@@ -212,9 +211,17 @@ struct PoolState {
   bool cancelled = false;
 
   std::uint64_t next_id = 0;
-  std::set<std::uint64_t> outstanding;  // submitted, no outcome yet
+  // Which tasks of the window [lowest_outstanding, next_id) have their outcome: a ring of
+  // the window's size, so that counting an outcome once costs no allocation.
+  std::vector<std::uint8_t> finished_ring;
+  std::uint64_t lowest_outstanding = 0;
+  std::uint64_t outstanding_count = 0;
   std::map<std::uint64_t, TaskOutcome> unclaimed;
   std::deque<std::uint64_t> finish_order;  // of the unclaimed, as they finished
+  // While map() runs: its outcomes go straight to their place.
+  std::vector<TaskOutcome>* map_sink = nullptr;
+  std::uint64_t map_first = 0;
+  std::uint64_t map_missing = 0;
   PoolProgress progress;
   std::vector<std::byte> buffer;
   std::vector<std::byte> task_message;
@@ -230,7 +237,8 @@ struct PoolState {
         plan(std::move(worker_plan)),
         tasks(std::move(task_mailbox)),
         results(std::move(result_mailbox)),
-        counters(std::move(shared)) {}
+        counters(std::move(shared)),
+        finished_ring(counters.window(), 1) {}
 
   PoolState(const PoolState&) = delete;
   PoolState& operator=(const PoolState&) = delete;
@@ -306,7 +314,12 @@ struct PoolState {
       return std::unexpected(Error{Errc::corrupt, object, "got an outcome for task " + std::to_string(header.id) +
                                                               " that makes no sense"});
     }
-    if (outstanding.erase(header.id) == 0) return {};  // counted already
+    if (!outstanding(header.id)) return {};  // counted already
+    finished_ring[header.id % finished_ring.size()] = 1;
+    --outstanding_count;
+    while (lowest_outstanding < next_id && finished_ring[lowest_outstanding % finished_ring.size()] == 1) {
+      ++lowest_outstanding;
+    }
     TaskOutcome outcome{.task = header.id, .ok = header.ok == 1, .attempts = header.attempts};
     const auto body = std::span{buffer}.subspan(sizeof header);
     if (outcome.ok) {
@@ -316,13 +329,20 @@ struct PoolState {
       ++progress.failed;
     }
     ++progress.done;
-    unclaimed.emplace(header.id, std::move(outcome));
-    finish_order.push_back(header.id);
+    if (map_sink != nullptr && header.id >= map_first && header.id - map_first < map_sink->size()) {
+      (*map_sink)[header.id - map_first] = std::move(outcome);
+      --map_missing;
+    } else {
+      unclaimed.emplace(header.id, std::move(outcome));
+      finish_order.push_back(header.id);
+    }
     if (options.on_progress) options.on_progress(progress);
     return {};
   }
 
-  std::uint64_t lowest_outstanding() const { return outstanding.empty() ? next_id : *outstanding.begin(); }
+  bool outstanding(std::uint64_t id) const {
+    return id >= lowest_outstanding && id < next_id && finished_ring[id % finished_ring.size()] == 0;
+  }
 
   Result<std::uint64_t> submit(std::span<const std::byte> task, Deadline deadline) {
     if (cancelled) return std::unexpected(closed_error());
@@ -339,7 +359,7 @@ struct PoolState {
     for (;;) {
       // The take counters hold a window of tasks: no task is queued a window past one that
       // has no outcome yet.
-      if (id - lowest_outstanding() < counters.window()) {
+      if (id - lowest_outstanding < finished_ring.size()) {
         auto sent = tasks.send(task_message, Deadline::none());
         if (sent) break;
         if (sent.error() != Errc::would_block) return std::unexpected(sent.error());
@@ -354,7 +374,8 @@ struct PoolState {
       }
     }
     ++next_id;
-    outstanding.insert(id);
+    finished_ring[id % finished_ring.size()] = 0;
+    ++outstanding_count;
     ++progress.submitted;
     return id;
   }
@@ -372,7 +393,7 @@ struct PoolState {
     if (cancelled) return std::unexpected(closed_error());
     for (bool looked = false;; looked = true) {
       if (unclaimed.contains(id)) return claim(id);
-      if (!outstanding.contains(id)) {
+      if (!outstanding(id)) {
         return std::unexpected(Error{Errc::not_found, object, "has no task " + std::to_string(id) + " to wait for"});
       }
       // Even without waiting, what has come in is taken in once.
@@ -385,7 +406,7 @@ struct PoolState {
     if (cancelled) return std::unexpected(closed_error());
     for (bool looked = false;; looked = true) {
       if (!finish_order.empty()) return claim(finish_order.front());
-      if (outstanding.empty()) return std::unexpected(Error{Errc::not_found, object, "has no task running"});
+      if (outstanding_count == 0) return std::unexpected(Error{Errc::not_found, object, "has no task running"});
       if (looked && deadline.expired()) return std::unexpected(waited_too_long(deadline, "a task"));
       if (auto collected = collect(deadline); !collected) return std::unexpected(collected.error());
     }
@@ -518,19 +539,22 @@ Result<std::vector<TaskOutcome>> Pool::map(std::span<const std::vector<std::byte
 Result<std::vector<TaskOutcome>> Pool::map(std::size_t count,
                                            const std::function<std::span<const std::byte>(std::size_t)>& task_at) {
   if (!state_) return std::unexpected(moved_from());
-  std::vector<std::uint64_t> ids;
-  ids.reserve(count);
+  detail::PoolState& state = *state_;
+  std::vector<TaskOutcome> outcomes(count);
+  // Outcomes go straight to their place while the tasks are submitted and after.
+  state.map_sink = &outcomes;
+  state.map_first = state.next_id;
+  state.map_missing = count;
+  struct Unhook {
+    detail::PoolState& state;
+    ~Unhook() { state.map_sink = nullptr; }
+  } unhook{state};
   for (std::size_t i = 0; i < count; ++i) {
-    auto id = state_->submit(task_at(i), forever);
-    if (!id) return std::unexpected(id.error());
-    ids.push_back(*id);
+    if (auto id = state.submit(task_at(i), forever); !id) return std::unexpected(id.error());
   }
-  std::vector<TaskOutcome> outcomes;
-  outcomes.reserve(ids.size());
-  for (const std::uint64_t id : ids) {
-    auto outcome = state_->result(id, forever);
-    if (!outcome) return std::unexpected(outcome.error());
-    outcomes.push_back(std::move(*outcome));
+  while (state.map_missing > 0) {
+    if (state.cancelled) return std::unexpected(state.closed_error());
+    if (auto collected = state.collect(forever); !collected) return std::unexpected(collected.error());
   }
   return outcomes;
 }
