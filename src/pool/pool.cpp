@@ -25,6 +25,7 @@
 
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
+#include "shmbox/selector.hpp"
 
 namespace shmbox {
 namespace detail {
@@ -364,13 +365,15 @@ struct PoolState {
         if (sent) break;
         if (sent.error() != Errc::would_block) return std::unexpected(sent.error());
       }
+      // Outcomes make room; waiting for one is short, then the queue is tried again. Even
+      // without waiting, the workers are looked after: the queue may be full of copies of
+      // finished tasks that their killed workers gave back, which only new workers clear.
+      if (auto collected = collect(earlier(deadline, Deadline{Deadline::clock::now() + 1ms})); !collected) {
+        return std::unexpected(collected.error());
+      }
       if (deadline.expired()) {
         if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, object, "has a full task queue"});
         return std::unexpected(Error{Errc::timeout, object, "timed out waiting for room in its task queue"});
-      }
-      // Outcomes make room; waiting for one is short, then the queue is tried again.
-      if (auto collected = collect(earlier(deadline, Deadline{Deadline::clock::now() + 1ms})); !collected) {
-        return std::unexpected(collected.error());
       }
     }
     ++next_id;
@@ -616,6 +619,11 @@ Result<std::vector<TaskOutcome>> map_chunks(std::string_view segment, std::size_
 
 void Pool::cancel() noexcept {
   if (state_) state_->stop();
+}
+
+Result<std::size_t> Pool::add_to(Selector& selector) {
+  if (!state_) return std::unexpected(moved_from());
+  return selector.add(state_->results);
 }
 
 PoolProgress Pool::progress() const noexcept { return state_ ? state_->progress : PoolProgress{}; }
