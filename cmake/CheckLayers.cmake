@@ -31,6 +31,7 @@ set(public_selector api)
 set(public_endpoint endpoint)
 set(public_bridge bridge)
 set(public_pool pool)
+set(public_graph pool)
 
 if(NOT SOURCE_DIR)
   message(FATAL_ERROR "CheckLayers: set SOURCE_DIR")

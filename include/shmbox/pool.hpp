@@ -48,6 +48,8 @@
 
 namespace shmbox {
 
+class Selector;
+
 namespace detail {
 struct PoolState;
 }
@@ -147,6 +149,12 @@ class Pool {
   // pool's mailboxes and segment are removed. Later calls fail with Errc::closed. The
   // destructor does the same.
   void cancel() noexcept;
+
+  // Watches the pool's outcomes with `selector` (ready when an outcome has come in), so that
+  // one thread can wait on several pools; follow a wait with next_finished(no_wait). Call
+  // next_finished at least every few tens of milliseconds while waiting: that is when the
+  // pool looks after its workers. The selector's index for it, or the selector's error.
+  [[nodiscard]] Result<std::size_t> add_to(Selector& selector);
 
   PoolProgress progress() const noexcept;
   // The workers' pids now (a replaced worker's successor in its place).
