@@ -20,6 +20,7 @@
 #include "shmbox/pool.hpp"
 #include "shmbox/segment.hpp"
 #include "support/chaos.hpp"
+#include "support/cli.hpp"
 #include "support/process.hpp"
 
 namespace shmbox {
@@ -419,6 +420,108 @@ TEST(PoolTest, AFullQueueRefusesANonBlockingSubmit) {
   auto timed = pool->submit(bytes_of(1), 50ms);
   ASSERT_FALSE(timed.has_value());
   EXPECT_EQ(timed.error().message(), "pool '" + pool->name() + "': timed out waiting for room in its task queue");
+}
+
+// Workers that are not the pool's children: processes that join it by name.
+TEST(PoolTest, ProcessesStartedElsewhereServeANamedPool) {
+  const std::string name = test::unique_name("served");
+  auto pool = Pool::create({.name = name, .workers = 2});
+  ASSERT_TRUE(pool.has_value()) << pool.error().message();
+  EXPECT_EQ(pool->name(), name);
+  EXPECT_TRUE(pool->worker_pids().empty());
+  std::vector<ChildProcess> servers;
+  for (int i = 0; i < 2; ++i) {
+    servers.push_back(ChildProcess::spawn([&] {
+      auto served = serve_pool(name, collatz_task);
+      if (!served) std::fprintf(stderr, "%s\n", served.error().message().c_str());
+      return served ? 0 : 1;
+    }));
+  }
+  std::vector<std::vector<std::byte>> inputs;
+  for (std::uint64_t i = 0; i < 2000; ++i) inputs.push_back(bytes_of(i));
+  auto outcomes = pool->map(inputs);
+  ASSERT_TRUE(outcomes.has_value()) << outcomes.error().message();
+  for (std::uint64_t i = 0; i < inputs.size(); ++i) {
+    ASSERT_TRUE((*outcomes)[i].ok) << (*outcomes)[i].error;
+    ASSERT_EQ(value_of((*outcomes)[i].result), collatz_steps(i));
+  }
+  // The pool's end is the servers' end.
+  pool->cancel();
+  for (auto& server : servers) EXPECT_TRUE(server.wait(10s).exited_with(0));
+  auto gone = serve_pool(name, collatz_task);
+  ASSERT_FALSE(gone.has_value());
+  EXPECT_EQ(gone.error(), Errc::not_found);
+  EXPECT_EQ(gone.error().message(), "pool '" + name + "': does not exist (no mailbox '" + name + "-tasks')");
+}
+
+TEST(PoolTest, AServerKilledMidTaskLosesNothingAndItsTaskCountsTheAttempt) {
+  const std::string name = test::unique_name("served");
+  auto pool = Pool::create({.name = name, .workers = 2, .attempts = 2});
+  ASSERT_TRUE(pool.has_value()) << pool.error().message();
+  auto& started = *new (::mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                               -1, 0)) std::atomic<int>{0};
+  const auto slow = [&](std::span<const std::byte> task) {
+    started.fetch_add(1);
+    std::this_thread::sleep_for(30ms);
+    return collatz_task(task);
+  };
+  ChildProcess victim = ChildProcess::spawn([&] { return serve_pool(name, slow) ? 0 : 1; });
+  std::vector<std::uint64_t> ids;
+  for (std::uint64_t i = 0; i < 6; ++i) ids.push_back(pool->submit(bytes_of(i)).value());
+  while (started.load() == 0) std::this_thread::sleep_for(1ms);  // the victim holds task 0
+  victim.kill();
+  ChildProcess survivor = ChildProcess::spawn([&] { return serve_pool(name, slow) ? 0 : 1; });
+  bool some_task_took_two = false;
+  for (const std::uint64_t id : ids) {
+    auto outcome = pool->result(id, 30s);
+    ASSERT_TRUE(outcome.has_value()) << outcome.error().message();
+    ASSERT_TRUE(outcome->ok) << outcome->error;
+    EXPECT_EQ(value_of(outcome->result), collatz_steps(id));
+    some_task_took_two = some_task_took_two || outcome->attempts == 2;
+  }
+  EXPECT_TRUE(some_task_took_two);  // the task the victim held was taken again
+  pool->cancel();
+  EXPECT_TRUE(survivor.wait(10s).exited_with(0));
+}
+
+TEST(PoolTest, ExecStartsAProgramThatServesThePool) {
+  auto pool = Pool::exec({SHMBOX_CLI_PATH, "worker", "-", "--", "sh", "-c", "read n; echo $((n * n))"}, {.workers = 2});
+  ASSERT_TRUE(pool.has_value()) << pool.error().message();
+  ASSERT_EQ(pool->worker_pids().size(), 2u);
+  std::vector<std::vector<std::byte>> inputs;
+  for (int i = 0; i < 40; ++i) {
+    const std::string line = std::to_string(i);
+    inputs.emplace_back(reinterpret_cast<const std::byte*>(line.data()),
+                        reinterpret_cast<const std::byte*>(line.data()) + line.size());
+  }
+  auto outcomes = pool->map(inputs);
+  ASSERT_TRUE(outcomes.has_value()) << outcomes.error().message();
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE((*outcomes)[static_cast<std::size_t>(i)].ok) << (*outcomes)[static_cast<std::size_t>(i)].error;
+    EXPECT_EQ(text_of((*outcomes)[static_cast<std::size_t>(i)].result), std::to_string(i * i) + "\n");
+  }
+  const auto workers = pool->worker_pids();
+  pool->cancel();
+  for (const pid_t worker : workers) EXPECT_FALSE(alive(worker));
+}
+
+TEST(PoolTest, AProgramThatCannotServeFailsThePoolInsteadOfStartingAgainForEver) {
+  auto missing = Pool::exec({"/nonexistent/program"}, {.workers = 1});
+  ASSERT_TRUE(missing.has_value()) << missing.error().message();
+  auto outcome = missing->map(std::vector<std::vector<std::byte>>{bytes_of(1)});
+  ASSERT_FALSE(outcome.has_value());
+  EXPECT_EQ(outcome.error(), Errc::system);
+  EXPECT_EQ(outcome.error().message(),
+            "pool '" + missing->name() + "': a worker failed: it exited with status 71 (its error is on stderr)");
+  auto no_program = Pool::exec({});
+  ASSERT_FALSE(no_program.has_value());
+  EXPECT_EQ(no_program.error().message(), "pool: needs a program to run");
+  auto no_name = Pool::create({});
+  ASSERT_FALSE(no_name.has_value());
+  EXPECT_EQ(no_name.error().message(), "pool: needs a name, for its workers to join it by");
+  auto no_function = serve_pool("anything", TaskFunction{});
+  ASSERT_FALSE(no_function.has_value());
+  EXPECT_EQ(no_function.error().message(), "pool 'anything': needs a function to serve it with");
 }
 
 }  // namespace

@@ -118,13 +118,17 @@ class SendLoan : private detail::Lending<std::byte, SendLoan> {
 // release()d; then its slot returns to the mailbox. The Mailbox must outlive it. A
 // moved-from or released message holds nothing: data() is empty, sequence() is 0,
 // release() and requeue() do nothing.
-class ReceivedMessage : private detail::Lending<const std::byte, ReceivedMessage> {
+class ReceivedMessage : private detail::Lending<std::byte, ReceivedMessage> {
  public:
   ReceivedMessage(ReceivedMessage&& other) noexcept = default;
   ReceivedMessage& operator=(ReceivedMessage&& other) noexcept = default;
   ~ReceivedMessage() { release(); }
 
   std::span<const std::byte> data() const noexcept { return data_; }
+  // The same bytes, to change in place while the message is held: what the holder writes
+  // stays with the message when it goes back (requeue(), or the holder's death), so a
+  // receiver can mark it, e.g. count the attempts made at it.
+  std::span<std::byte> writable_data() noexcept { return data_; }
   std::size_t size() const noexcept { return data_.size(); }
   // Its place in the mailbox: no two messages of one mailbox share it, and a message
   // recovered from a receiver that died holding it keeps it (so it tells a redelivery).
@@ -137,7 +141,7 @@ class ReceivedMessage : private detail::Lending<const std::byte, ReceivedMessage
 
  private:
   friend class Mailbox;
-  friend class detail::Lending<const std::byte, ReceivedMessage>;
+  friend class detail::Lending<std::byte, ReceivedMessage>;
   using Lending::Lending;
   void let_go() noexcept { release(); }
   // Releases the slot, or puts the message back unread.

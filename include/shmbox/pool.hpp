@@ -11,8 +11,14 @@
 //   auto words = shmbox::map_chunks("corpus", 1 << 20, count_words_in_chunk, std::uint64_t{0},
 //                                   [](std::uint64_t sum, std::uint64_t part) { return sum + part; });
 //
-// Workers are forks of the calling process that take tasks from the pool's task mailbox
-// (each task to exactly one worker) and send what the function returns back to the pool.
+// Workers take tasks from the pool's task mailbox (each task to exactly one worker) and
+// send what the function returns back to the pool. They are forks of the calling process
+// (Pool::fork), or a program it starts (Pool::exec), or processes started elsewhere that
+// join a named pool (serve_pool, or `shmbox worker NAME -- COMMAND`):
+//
+//   auto pool = shmbox::Pool::create({.name = "thumbnails"}).value();   // no workers of its own
+//   // in any process of this machine, as often as wanted:
+//   shmbox::serve_pool("thumbnails", make_thumbnail);                    // returns when the pool ends
 //
 // Guarantees (docs/design.md, "Pools"):
 //   - A worker killed at any instruction loses nothing: the task it held goes to another
@@ -35,6 +41,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <span>
 #include <stdexcept>
@@ -65,7 +72,11 @@ struct PoolProgress {
 };
 
 struct PoolOptions {
-  // Worker processes; 0: one per CPU this process may run on.
+  // Names the pool's mailboxes (NAME-tasks, NAME-results), for workers started elsewhere
+  // to join it by; empty: a name of its own ("pool-PID-N").
+  std::string name;
+  // Worker processes (for a pool made by create(): how many are expected, which sizes its
+  // queues); 0: one per CPU this process may run on.
   std::uint32_t workers = 0;
   // Tries per task, 1 to 100: a task that throws or kills its worker this often fails.
   std::uint32_t attempts = 3;
@@ -90,6 +101,14 @@ class Pool {
  public:
   // Starts the workers, forks of this process running `function`.
   [[nodiscard]] static Result<Pool> fork(TaskFunction function, const PoolOptions& options = {});
+  // Starts the workers by running `command` (the program, then its arguments, found on
+  // PATH), with the pool's name in the environment: the program serves it with
+  // serve_pool(*pool_to_serve(), ...) or is `shmbox worker -- COMMAND`. A worker that
+  // exits by itself (rather than being killed) fails the pool: it would only exit again.
+  [[nodiscard]] static Result<Pool> exec(std::vector<std::string> command, const PoolOptions& options = {});
+  // A named pool with no workers of its own: processes of this machine join it with
+  // serve_pool() or `shmbox worker NAME -- COMMAND`, and a task waits until one does.
+  [[nodiscard]] static Result<Pool> create(const PoolOptions& options);
   // The same for values: tasks are `In`s and results `Out`s, both trivially copyable.
   template <class In, class Out>
     requires std::is_trivially_copyable_v<In> && std::is_trivially_copyable_v<Out> &&
@@ -170,8 +189,18 @@ class Pool {
 
  private:
   explicit Pool(std::unique_ptr<detail::PoolState> state) noexcept;
+  static Result<Pool> start(TaskFunction function, std::vector<std::string> command, const PoolOptions& options,
+                            bool own_workers);
   std::unique_ptr<detail::PoolState> state_;
 };
+
+// Serves the pool `name` from this process: takes its tasks one at a time and runs
+// `function` on each, until the pool ends (then it returns). A worker killed while it holds
+// a task loses nothing: the task goes to another worker, its attempt counted.
+// Errc::not_found when there is no such pool.
+[[nodiscard]] Result<void> serve_pool(std::string_view name, const TaskFunction& function);
+// The name of the pool that started this process with Pool::exec, if one did.
+std::optional<std::string> pool_to_serve();
 
 // Split data. A chunk of a segment's bytes: `data` is all of them (mapped read-only, never
 // copied), the chunk is [offset, offset + length); a function that must not cut a record in

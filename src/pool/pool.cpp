@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -41,9 +42,13 @@ constexpr int worker_failed = 71;
 constexpr auto cancel_grace = 200ms;
 constexpr std::uint32_t max_attempts = 100;
 
-// A task message: its id, then the task's bytes.
+// A task message: its id, the takes so far (counted in the message itself by each worker
+// that takes it, so that the count survives a worker's death and needs no other shared
+// memory), the attempts allowed, then the task's bytes.
 struct TaskHeader {
   std::uint64_t id;
+  std::uint32_t takes;
+  std::uint32_t attempts;
 };
 // A result message: the task's id, how it went, its attempts; then the result's bytes or
 // the error's text.
@@ -53,57 +58,33 @@ struct ResultHeader {
   std::uint32_t attempts;
 };
 
-// Memory the pool and its forked workers share without a name (nothing to leave behind):
-// the cancel flag, then one take counter per task in the window: id << 8 | takes.
-class SharedCounters {
- public:
-  static Result<SharedCounters> make(std::size_t window, const std::string& object) {
-    const std::size_t bytes = 64 + window * sizeof(std::uint64_t);
-    void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) {
-      return std::unexpected(Error{Errc::out_of_memory, object, "cannot map its counters of " +
-                                                                    std::to_string(bytes) + " bytes", errno});
-    }
-    return SharedCounters{static_cast<std::byte*>(memory), bytes, window};
-  }
-  SharedCounters(SharedCounters&& other) noexcept
-      : memory_(std::exchange(other.memory_, nullptr)), bytes_(other.bytes_), window_(other.window_) {}
-  SharedCounters& operator=(SharedCounters&&) = delete;
-  ~SharedCounters() {
-    if (memory_ != nullptr) ::munmap(memory_, bytes_);
-  }
+// Where a pool's workers look for its name when they were started by exec.
+constexpr const char* pool_variable = "SHMBOX_POOL";
 
-  std::atomic_ref<std::uint32_t> cancelled() const noexcept {
-    return std::atomic_ref<std::uint32_t>{*reinterpret_cast<std::uint32_t*>(memory_)};
+// A flag the pool and its forked workers share without a name (nothing to leave behind):
+// set when the pool is cancelled, so that a forked worker leaves before its next task.
+// Workers started by exec or elsewhere see the task mailbox closed instead.
+class CancelFlag {
+ public:
+  static Result<CancelFlag> make(const std::string& object) {
+    void* memory = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) {
+      return std::unexpected(Error{Errc::out_of_memory, object, "cannot map its cancel flag", errno});
+    }
+    return CancelFlag{static_cast<std::uint32_t*>(memory)};
   }
-  std::atomic_ref<std::uint64_t> takes_of(std::uint64_t id) const noexcept {
-    return std::atomic_ref<std::uint64_t>{reinterpret_cast<std::uint64_t*>(memory_ + 64)[id % window_]};
+  CancelFlag(CancelFlag&& other) noexcept : word_(std::exchange(other.word_, nullptr)) {}
+  CancelFlag& operator=(CancelFlag&&) = delete;
+  ~CancelFlag() {
+    if (word_ != nullptr) ::munmap(word_, page);
   }
-  std::size_t window() const noexcept { return window_; }
+  std::atomic_ref<std::uint32_t> flag() const noexcept { return std::atomic_ref<std::uint32_t>{*word_}; }
 
  private:
-  SharedCounters(std::byte* memory, std::size_t bytes, std::size_t window) noexcept
-      : memory_(memory), bytes_(bytes), window_(window) {}
-  std::byte* memory_;
-  std::size_t bytes_;
-  std::size_t window_;
+  static constexpr std::size_t page = 4096;
+  explicit CancelFlag(std::uint32_t* word) noexcept : word_(word) {}
+  std::uint32_t* word_;
 };
-
-enum class Take { run, finished_already };
-
-// Counts a worker's take of task `id`; how many takes it has had, this one included. A
-// counter that names a later task means `id` is finished: the pool submits a task only
-// once every task a window before it has its outcome.
-std::pair<Take, std::uint32_t> count_take(const SharedCounters& counters, std::uint64_t id) {
-  auto word = counters.takes_of(id);
-  std::uint64_t seen = word.load(std::memory_order_relaxed);
-  for (;;) {
-    const std::uint64_t seen_id = seen >> 8;
-    if (seen_id > id) return {Take::finished_already, 0};
-    const std::uint32_t takes = seen_id == id ? std::min<std::uint32_t>((seen & 0xff) + 1, 0xff) : 1;
-    if (word.compare_exchange_weak(seen, id << 8 | takes, std::memory_order_acq_rel)) return {Take::run, takes};
-  }
-}
 
 std::size_t cpus_to_use() {
   cpu_set_t set;
@@ -117,25 +98,17 @@ std::size_t window_for(std::size_t in_flight) {
   return window;
 }
 
-// What a worker knows, from before the fork.
-struct WorkerPlan {
-  std::string tasks_name;
-  std::string results_name;
-  std::uint32_t attempts;
-  std::size_t max_result_size;
-  pid_t pool_pid;
-};
+std::string tasks_name_of(std::string_view pool) { return std::string{pool} + "-tasks"; }
+std::string results_name_of(std::string_view pool) { return std::string{pool} + "-results"; }
 
-// The worker process's life: take a task, run the function, send the outcome, and only
-// then let the task go. Returns the exit status.
-int run_worker(const WorkerPlan& plan, const TaskFunction& function, const SharedCounters& counters) {
-  auto tasks = Mailbox::open(plan.tasks_name);
-  auto results = Mailbox::open(plan.results_name);
-  if (!tasks || !results) {
-    std::fprintf(stderr, "shmbox: pool worker: %s\n",
-                 (tasks ? results.error() : tasks.error()).message().c_str());
-    return worker_failed;
-  }
+// The worker's life: take a task, count the take in the message, run the function, send
+// the outcome, and only then let the task go. Ends when the pool does (its mailboxes
+// closed, or the cancel flag of a forked worker's pool set).
+Result<void> serve(Mailbox& tasks, Mailbox& results, const TaskFunction& function, const CancelFlag* cancel) {
+  const auto cancelled = [cancel] {
+    return cancel != nullptr && cancel->flag().load(std::memory_order_acquire) != 0;
+  };
+  const std::size_t max_result_size = results.max_message_size() - sizeof(ResultHeader);
   std::vector<std::byte> outcome;
   const auto send_outcome = [&](std::uint64_t id, bool ok, std::uint32_t attempts,
                                 std::span<const std::byte> bytes) -> Result<void> {
@@ -143,36 +116,42 @@ int run_worker(const WorkerPlan& plan, const TaskFunction& function, const Share
     outcome.resize(sizeof header + bytes.size());
     std::memcpy(outcome.data(), &header, sizeof header);
     if (!bytes.empty()) std::memcpy(outcome.data() + sizeof header, bytes.data(), bytes.size());
-    return results->send(outcome);
+    return results.send(outcome);
   };
   const auto send_failure = [&](std::uint64_t id, std::uint32_t attempts, std::string error) {
-    if (error.size() > plan.max_result_size) error.resize(plan.max_result_size);
+    if (error.size() > max_result_size) error.resize(max_result_size);
     return send_outcome(id, false, attempts, as_bytes(error));
   };
-  while (counters.cancelled().load(std::memory_order_acquire) == 0) {
-    auto message = tasks->receive_in_place();
-    if (!message) return message.error() == Errc::closed ? 0 : worker_failed;
-    if (counters.cancelled().load(std::memory_order_acquire) != 0) return 0;
-    const auto bytes = message->data();
+  const auto ended = [](const Error& error) { return error == Errc::closed || error == Errc::not_found; };
+  while (!cancelled()) {
+    auto message = tasks.receive_in_place();
+    if (!message) {
+      if (ended(message.error())) return {};
+      return std::unexpected(message.error());
+    }
+    if (cancelled()) return {};
+    const auto bytes = message->writable_data();
     TaskHeader header{};
     if (bytes.size() < sizeof header) continue;  // not a task: released unread
     std::memcpy(&header, bytes.data(), sizeof header);
-    const auto [take, takes] = count_take(counters, header.id);
-    if (take == Take::finished_already) continue;  // a copy whose outcome the pool has
+    // Counted before the function runs: a take that kills its worker counts too.
+    header.takes = std::min(header.takes, max_attempts) + 1;
+    std::memcpy(bytes.data() + offsetof(TaskHeader, takes), &header.takes, sizeof header.takes);
+    const std::uint32_t attempts = std::clamp(header.attempts, 1u, max_attempts);
     Result<void> sent;
-    if (takes > plan.attempts) {
+    if (header.takes > attempts) {
       // The attempt before this one ended with its worker's death.
-      sent = send_failure(header.id, takes - 1,
-                          "its worker died during each of its " + std::to_string(takes - 1) + " attempts");
+      sent = send_failure(header.id, header.takes - 1,
+                          "its worker died during each of its " + std::to_string(header.takes - 1) + " attempts");
     } else {
       std::optional<std::string> failure;
       try {
         const auto result = function(bytes.subspan(sizeof header));
-        if (result.size() > plan.max_result_size) {
+        if (result.size() > max_result_size) {
           failure = "returned " + std::to_string(result.size()) + " bytes, over the pool's max_result_size of " +
-                    std::to_string(plan.max_result_size);
+                    std::to_string(max_result_size);
         } else {
-          sent = send_outcome(header.id, true, takes, result);
+          sent = send_outcome(header.id, true, header.takes, result);
         }
       } catch (const std::exception& error) {
         failure = error.what();
@@ -180,20 +159,42 @@ int run_worker(const WorkerPlan& plan, const TaskFunction& function, const Share
         failure = "threw something that is not a std::exception";
       }
       if (failure) {
-        if (takes < plan.attempts) {
+        if (header.takes < attempts) {
           message->requeue();  // first in line again, for the next attempt
           continue;
         }
-        sent = send_failure(header.id, takes, *failure);
+        sent = send_failure(header.id, header.takes, *failure);
       }
     }
     // Unsent, the task stays: released only once its outcome is on its way.
     if (!sent) {
-      std::fprintf(stderr, "shmbox: pool worker: %s\n", sent.error().message().c_str());
-      return worker_failed;
+      if (ended(sent.error())) {
+        message->requeue();
+        return {};
+      }
+      return std::unexpected(sent.error());
     }
   }
-  return 0;
+  return {};
+}
+
+// What a worker knows, from before the fork.
+struct WorkerPlan {
+  std::string pool_name;
+  std::vector<std::string> command;  // exec'd workers: the program and its arguments
+  pid_t pool_pid;
+};
+
+// A forked worker's life, as its exit status.
+int run_forked_worker(const WorkerPlan& plan, const TaskFunction& function, const CancelFlag& cancel) {
+  auto tasks = Mailbox::open(tasks_name_of(plan.pool_name));
+  auto results = Mailbox::open(results_name_of(plan.pool_name));
+  Result<void> served = !tasks ? std::unexpected(tasks.error())
+                        : !results ? std::unexpected(results.error())
+                                   : serve(*tasks, *results, function, &cancel);
+  if (served) return 0;
+  std::fprintf(stderr, "shmbox: pool worker: %s\n", served.error().message().c_str());
+  return worker_failed;
 }
 
 }  // namespace
@@ -207,7 +208,7 @@ struct PoolState {
   WorkerPlan plan;
   Mailbox tasks;
   Mailbox results;
-  SharedCounters counters;
+  CancelFlag cancel;
   std::vector<pid_t> workers;
   bool cancelled = false;
 
@@ -229,7 +230,8 @@ struct PoolState {
   Deadline::clock::time_point next_worker_check{};
 
   PoolState(std::string pool_name, TaskFunction task_function, const PoolOptions& pool_options, std::uint32_t count,
-            WorkerPlan worker_plan, Mailbox task_mailbox, Mailbox result_mailbox, SharedCounters shared)
+            WorkerPlan worker_plan, Mailbox task_mailbox, Mailbox result_mailbox, CancelFlag cancel_flag,
+            std::size_t window)
       : name(std::move(pool_name)),
         object("pool '" + name + "'"),
         function(std::move(task_function)),
@@ -238,8 +240,8 @@ struct PoolState {
         plan(std::move(worker_plan)),
         tasks(std::move(task_mailbox)),
         results(std::move(result_mailbox)),
-        counters(std::move(shared)),
-        finished_ring(counters.window(), 1) {}
+        cancel(std::move(cancel_flag)),
+        finished_ring(window, 1) {}
 
   PoolState(const PoolState&) = delete;
   PoolState& operator=(const PoolState&) = delete;
@@ -255,8 +257,17 @@ struct PoolState {
       // Die with the pool, even if it is killed; it may have died already.
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != plan.pool_pid) ::_exit(0);
+      if (!plan.command.empty()) {
+        std::vector<char*> argv;
+        for (const std::string& argument : plan.command) argv.push_back(const_cast<char*>(argument.c_str()));
+        argv.push_back(nullptr);
+        ::setenv(pool_variable, plan.pool_name.c_str(), 1);
+        ::execvp(argv[0], argv.data());
+        std::fprintf(stderr, "shmbox: %s: cannot run '%s': %s\n", object.c_str(), argv[0], std::strerror(errno));
+        ::_exit(worker_failed);
+      }
       // _exit: the pool's handles and buffers in this copy are the pool's, not ours.
-      ::_exit(run_worker(plan, function, counters));
+      ::_exit(run_forked_worker(plan, function, cancel));
     }
     return pid;
   }
@@ -267,8 +278,11 @@ struct PoolState {
       int status = 0;
       const pid_t gone = ::waitpid(worker, &status, WNOHANG);
       if (gone == 0 || (gone < 0 && errno == EINTR)) continue;
-      if (gone > 0 && WIFEXITED(status) && WEXITSTATUS(status) == worker_failed) {
-        return std::unexpected(Error{Errc::system, object, "a worker failed (its error is on stderr)"});
+      // A program that exits by itself (not killed) would only exit again if started again.
+      if (gone > 0 && WIFEXITED(status) && (WEXITSTATUS(status) == worker_failed || !plan.command.empty())) {
+        return std::unexpected(Error{Errc::system, object,
+                                     "a worker failed: it exited with status " + std::to_string(WEXITSTATUS(status)) +
+                                         " (its error is on stderr)"});
       }
       auto replacement = start_worker();
       if (!replacement) return std::unexpected(replacement.error());
@@ -353,12 +367,12 @@ struct PoolState {
                                        std::to_string(options.max_task_size)});
     }
     const std::uint64_t id = next_id;
-    const TaskHeader header{.id = id};
+    const TaskHeader header{.id = id, .takes = 0, .attempts = options.attempts};
     task_message.resize(sizeof header + task.size());
     std::memcpy(task_message.data(), &header, sizeof header);
     if (!task.empty()) std::memcpy(task_message.data() + sizeof header, task.data(), task.size());
     for (;;) {
-      // The take counters hold a window of tasks: no task is queued a window past one that
+      // The ring of finished tasks holds a window: no task is queued a window past one that
       // has no outcome yet.
       if (id - lowest_outstanding < finished_ring.size()) {
         auto sent = tasks.send(task_message, Deadline::none());
@@ -425,8 +439,9 @@ struct PoolState {
   void stop() noexcept {
     if (cancelled) return;
     cancelled = true;
-    counters.cancelled().store(1, std::memory_order_release);
+    cancel.flag().store(1, std::memory_order_release);
     (void)tasks.close();
+    (void)results.close();  // workers of other processes leave when they next send
     const auto give_up = Deadline::clock::now() + cancel_grace;
     for (const pid_t worker : workers) {
       int status = 0;
@@ -441,8 +456,8 @@ struct PoolState {
       }
     }
     workers.clear();
-    (void)Mailbox::remove(plan.tasks_name);
-    (void)Mailbox::remove(plan.results_name);
+    (void)Mailbox::remove(tasks_name_of(name));
+    (void)Mailbox::remove(results_name_of(name));
   }
 };
 
@@ -458,6 +473,23 @@ Error pool_error(Errc errc, std::string detail) { return Error{errc, "pool", std
 
 Result<Pool> Pool::fork(TaskFunction function, const PoolOptions& options) {
   if (!function) return std::unexpected(pool_error(Errc::invalid_argument, "needs a function"));
+  return start(std::move(function), {}, options, true);
+}
+
+Result<Pool> Pool::exec(std::vector<std::string> command, const PoolOptions& options) {
+  if (command.empty() || command[0].empty()) return std::unexpected(pool_error(Errc::invalid_argument, "needs a program to run"));
+  return start({}, std::move(command), options, true);
+}
+
+Result<Pool> Pool::create(const PoolOptions& options) {
+  if (options.name.empty()) {
+    return std::unexpected(pool_error(Errc::invalid_argument, "needs a name, for its workers to join it by"));
+  }
+  return start({}, {}, options, false);
+}
+
+Result<Pool> Pool::start(TaskFunction function, std::vector<std::string> command, const PoolOptions& options,
+                         bool own_workers) {
   if (options.attempts == 0 || options.attempts > detail::max_attempts) {
     return std::unexpected(pool_error(Errc::invalid_argument, "attempts must be 1 to " +
                                                                    std::to_string(detail::max_attempts) + ", not " +
@@ -466,49 +498,75 @@ Result<Pool> Pool::fork(TaskFunction function, const PoolOptions& options) {
   const std::uint32_t workers =
       options.workers != 0 ? options.workers : static_cast<std::uint32_t>(detail::cpus_to_use());
   const std::uint32_t capacity = options.queue_capacity != 0 ? options.queue_capacity : 4 * workers;
-  const std::string name = "pool-" + std::to_string(::getpid()) + "-" + std::to_string(pools_made.fetch_add(1));
+  const std::string name = !options.name.empty() ? options.name
+                                                 : "pool-" + std::to_string(::getpid()) + "-" +
+                                                       std::to_string(pools_made.fetch_add(1));
   const std::string object = "pool '" + name + "'";
   if (options.max_task_size + sizeof(detail::TaskHeader) > std::numeric_limits<std::uint32_t>::max() ||
       options.max_result_size + sizeof(detail::ResultHeader) > std::numeric_limits<std::uint32_t>::max()) {
     return std::unexpected(Error{Errc::too_large, object, "max_task_size and max_result_size must be under 4 GiB"});
   }
-  auto tasks = Mailbox::create(name + "-tasks", {.buffering = Buffering::bounded,
-                                                  .capacity = capacity,
-                                                  .max_message_size = static_cast<std::uint32_t>(
-                                                      options.max_task_size + sizeof(detail::TaskHeader)),
-                                                  .max_attached = workers * 2 + 8});
+  // Room to attach for the workers, their replacements, and workers that join from
+  // elsewhere.
+  const std::uint32_t attached = workers * 2 + 64;
+  auto tasks = Mailbox::create(detail::tasks_name_of(name),
+                               {.buffering = Buffering::bounded,
+                                .capacity = capacity,
+                                .max_message_size = static_cast<std::uint32_t>(options.max_task_size +
+                                                                               sizeof(detail::TaskHeader)),
+                                .max_attached = attached});
   if (!tasks) return std::unexpected(tasks.error());
   // Room for an outcome of every task in flight, and a duplicate from each worker: a
   // worker never waits for the caller, who may be waiting for room in the task queue.
   const std::size_t window = detail::window_for(capacity + workers);
-  auto results = Mailbox::create(name + "-results", {.buffering = Buffering::bounded,
-                                                      .capacity = static_cast<std::uint32_t>(window + 2 * workers),
-                                                      .max_message_size = static_cast<std::uint32_t>(
-                                                          options.max_result_size + sizeof(detail::ResultHeader)),
-                                                      .max_attached = workers * 2 + 8});
+  auto results = Mailbox::create(detail::results_name_of(name),
+                                 {.buffering = Buffering::bounded,
+                                  .capacity = static_cast<std::uint32_t>(window + 2 * workers),
+                                  .max_message_size = static_cast<std::uint32_t>(options.max_result_size +
+                                                                                 sizeof(detail::ResultHeader)),
+                                  .max_attached = attached});
   if (!results) {
-    (void)Mailbox::remove(name + "-tasks");
+    (void)Mailbox::remove(detail::tasks_name_of(name));
     return std::unexpected(results.error());
   }
-  auto counters = detail::SharedCounters::make(window, object);
-  if (!counters) {
-    (void)Mailbox::remove(name + "-tasks");
-    (void)Mailbox::remove(name + "-results");
-    return std::unexpected(counters.error());
+  auto cancel = detail::CancelFlag::make(object);
+  if (!cancel) {
+    (void)Mailbox::remove(detail::tasks_name_of(name));
+    (void)Mailbox::remove(detail::results_name_of(name));
+    return std::unexpected(cancel.error());
   }
-  detail::WorkerPlan plan{.tasks_name = name + "-tasks",
-                          .results_name = name + "-results",
-                          .attempts = options.attempts,
-                          .max_result_size = options.max_result_size,
-                          .pool_pid = ::getpid()};
+  detail::WorkerPlan plan{.pool_name = name, .command = std::move(command), .pool_pid = ::getpid()};
   auto state = std::make_unique<detail::PoolState>(name, std::move(function), options, workers, std::move(plan),
-                                                   std::move(*tasks), std::move(*results), std::move(*counters));
-  for (std::uint32_t i = 0; i < workers; ++i) {
+                                                   std::move(*tasks), std::move(*results), std::move(*cancel), window);
+  for (std::uint32_t i = 0; own_workers && i < workers; ++i) {
     auto worker = state->start_worker();
     if (!worker) return std::unexpected(worker.error());  // the state's destructor stops those started
     state->workers.push_back(*worker);
   }
   return Pool{std::move(state)};
+}
+
+Result<void> serve_pool(std::string_view name, const TaskFunction& function) {
+  const std::string object = "pool '" + std::string{name} + "'";
+  if (!function) return std::unexpected(Error{Errc::invalid_argument, object, "needs a function to serve it with"});
+  const auto open = [&](const std::string& mailbox) -> Result<Mailbox> {
+    auto opened = Mailbox::open(mailbox);
+    if (!opened && opened.error() == Errc::not_found) {
+      return std::unexpected(Error{Errc::not_found, object, "does not exist (no mailbox '" + mailbox + "')"});
+    }
+    return opened;
+  };
+  auto tasks = open(detail::tasks_name_of(name));
+  if (!tasks) return std::unexpected(tasks.error());
+  auto results = open(detail::results_name_of(name));
+  if (!results) return std::unexpected(results.error());
+  return detail::serve(*tasks, *results, function, nullptr);
+}
+
+std::optional<std::string> pool_to_serve() {
+  const char* name = std::getenv(detail::pool_variable);
+  if (name == nullptr || *name == '\0') return std::nullopt;
+  return std::string{name};
 }
 
 Pool::Pool(std::unique_ptr<detail::PoolState> state) noexcept : state_(std::move(state)) {}
