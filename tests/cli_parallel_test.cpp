@@ -155,4 +155,36 @@ TEST(ParallelCli, BadInputAndOptionsSayWhatIsWrong) {
 }
 
 }  // namespace
+TEST(ParallelCli, WorkersFromOtherProcessesServeANamedRun) {
+  const std::string name = test::unique_name("joined");
+  // Standard input through fd 3: a background command's own is /dev/null. Each worker
+  // tries until the pool exists, then serves it until it ends.
+  auto run = test::shell("exec 3<&0; $SHMBOX parallel --name " + name + " --workers 0 <&3 > out.$$ & p=$!; "
+                         "for w in 1 2; do (for t in $(seq 200); do $SHMBOX worker " + name +
+                             " -- sh -c 'read n; echo $((n * n))' 2>/dev/null && exit 0; sleep 0.05; done; exit 1) & "
+                             "done; wait $p; echo \"parallel $?\"; wait; cat out.$$; rm -f out.$$",
+                         numbers(200));
+  EXPECT_TRUE(run.status.exited_with(EX_OK)) << run.err;
+  EXPECT_EQ(run.out, "parallel 0\n" + squares(200));
+}
+
+TEST(ParallelCli, AWorkerSaysWhatIsWrong) {
+  auto missing = shmbox_cli({"worker", "no-such-pool", "--", "cat"});
+  EXPECT_TRUE(missing.status.exited_with(EX_NOINPUT));
+  EXPECT_EQ(missing.err, "shmbox: pool 'no-such-pool': does not exist (no mailbox 'no-such-pool-tasks')\n");
+  auto no_command = shmbox_cli({"worker", "some-pool"});
+  EXPECT_TRUE(no_command.status.exited_with(EX_USAGE));
+  EXPECT_EQ(no_command.err, "shmbox: usage: worker needs a pool and a command: worker NAME -- COMMAND\n");
+  auto not_started = shmbox_cli({"worker", "-", "--", "cat"});
+  EXPECT_TRUE(not_started.status.exited_with(EX_USAGE));
+  EXPECT_EQ(not_started.err, "shmbox: usage: worker -: no pool started this process (SHMBOX_POOL is unset)\n");
+  auto nothing_here = shmbox_cli({"parallel", "--name", "x", "--workers", "0", "--", "cat"}, "1\n");
+  EXPECT_TRUE(nothing_here.status.exited_with(EX_USAGE));
+  EXPECT_EQ(nothing_here.err,
+            "shmbox: usage: parallel --workers 0 runs no command here: the workers that join bring theirs\n");
+  auto unnamed = shmbox_cli({"parallel", "--workers", "0", "--", "cat"}, "1\n");
+  EXPECT_TRUE(unnamed.status.exited_with(EX_USAGE));
+  EXPECT_EQ(unnamed.err.rfind("shmbox: --workers '0': ", 0), 0u) << unnamed.err;
+}
+
 }  // namespace shmbox

@@ -14,5 +14,6 @@ void add_bridge_command(CLI::App& app, int& exit_status);
 void add_lock_command(CLI::App& app, int& exit_status);
 void add_board_command(CLI::App& app, int& exit_status);
 void add_parallel_command(CLI::App& app, int& exit_status);
+void add_worker_command(CLI::App& app, int& exit_status);
 
 }  // namespace shmbox::cli

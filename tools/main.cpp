@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   shmbox::cli::add_lock_command(app, exit_status);
   shmbox::cli::add_board_command(app, exit_status);
   shmbox::cli::add_parallel_command(app, exit_status);
+  shmbox::cli::add_worker_command(app, exit_status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
