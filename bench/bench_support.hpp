@@ -17,8 +17,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <fstream>
+#include <string>
 #include <fmt/core.h>
 #include <mutex>
 #include <span>
@@ -173,6 +176,16 @@ inline std::string reap(pid_t child, std::span<const char> error) {
   ::waitpid(child, &status, 0);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
   return error[0] != '\0' ? std::string{error.data()} : fmt::format("status {:#x}", status);
+}
+
+// Draws `script` (a gnuplot script that writes `file`) with gnuplot; empty, or what went wrong.
+inline std::string draw_with_gnuplot(const std::string& file, const std::string& script) {
+  const std::string script_file = file + ".gp";
+  std::ofstream(script_file) << script;
+  const int status = std::system(("gnuplot '" + script_file + "'").c_str());
+  std::remove(script_file.c_str());
+  if (status != 0) return "gnuplot failed (is it installed? Debian: gnuplot-nox)";
+  return {};
 }
 
 }  // namespace bench

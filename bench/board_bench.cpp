@@ -506,12 +506,7 @@ std::string write_plot(const std::string& file, const std::array<Repetitions, va
     script += "\n";
   }
   script += "unset multiplot\n";
-  const std::string script_file = file + ".gp";
-  std::ofstream(script_file) << script;
-  const int status = std::system(("gnuplot '" + script_file + "'").c_str());
-  std::remove(script_file.c_str());
-  if (status != 0) return "gnuplot failed (is it installed? Debian: gnuplot-nox)";
-  return {};
+  return bench::draw_with_gnuplot(file, script);
 }
 
 void run(const Config& config) {

@@ -8,7 +8,8 @@
 // 2. Speedup of 2 workers over 1 for tasks of 1 us to 10 ms of CPU work, with two threads
 //    in one process as the upper bound.
 //
-// Usage: pool_bench [--quick] [--repeat N] [--shmbox PATH]
+// Usage: pool_bench [--quick] [--repeat N] [--shmbox PATH] [--plot FILE.svg]
+// --plot draws both tables' medians with gnuplot.
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,7 +19,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <fmt/core.h>
 #include <optional>
 #include <string>
@@ -38,6 +41,7 @@ struct Settings {
   bool quick = false;
   int repeat = 5;
   std::string shmbox = SHMBOX_CLI_PATH;
+  std::string plot_file;
 };
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
@@ -287,6 +291,39 @@ std::vector<SpeedupRow> measure_speedup(const Settings& settings) {
 
 std::string task_size(double us) { return us >= 1000 ? fmt::format("{:g} ms", us / 1000) : fmt::format("{:g} us", us); }
 
+// Two panels drawn by gnuplot: each way's cost of an empty task (us, log scale), and the
+// speedups by task size. An empty string, or what went wrong.
+std::string write_plot(const std::string& file, const std::vector<OverheadRow>& overhead,
+                       const std::vector<SpeedupRow>& speedup) {
+  std::string script = fmt::format(
+      "set terminal svg size 1400,520 font ',11'\nset output '{}'\nset termoption noenhanced\n"
+      "set multiplot layout 1,2\nset grid ytics\n",
+      file);
+  script += "$overhead << EOD\n";
+  for (const auto& row : overhead) script += fmt::format("\"{}\" {:.6g}\n", row.name, row.per_task_us.median());
+  script += "EOD\n$speedup << EOD\n";
+  for (const auto& row : speedup) {
+    const double two = row.two_workers_s.median();
+    const double sequential = row.sequential_s.median();
+    script += fmt::format("{:g} {:.4f} {:.4f} {:.4f}\n", row.task_us, row.one_worker_s.median() / two, sequential / two,
+                          sequential / row.two_threads_s.median());
+  }
+  script += "EOD\n";
+  script +=
+      "set title 'an empty task, 2 workers: us per task, median (lower is better)'\n"
+      "set style data histogram\nset style fill solid 0.85 border -1\nset logscale y\nset yrange [0.5:*]\n"
+      "set xtics rotate by -35 font ',9'\nset bmargin 11\nunset key\n"
+      "plot $overhead using 2:xtic(1) lc rgb '#4878a8'\n";
+  script +=
+      "set title 'speedup on 2 cores by task size (higher is better)'\n"
+      "unset logscale y\nset logscale x\nset xtics norotate font ',11'\nset bmargin 4\nset yrange [0:2.2]\n"
+      "set xlabel 'task (us of CPU work)'\nset key bottom right\nset style data linespoints\n"
+      "plot $speedup using 1:2 title '2 workers / 1 worker' lw 2, '' using 1:3 title '2 workers / sequential' lw 2, "
+      "'' using 1:4 title '2 threads / sequential (the bound)' lw 2 dt 2\n";
+  script += "unset multiplot\n";
+  return bench::draw_with_gnuplot(file, script);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -299,8 +336,10 @@ int main(int argc, char** argv) {
       settings.repeat = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--shmbox" && i + 1 < argc) {
       settings.shmbox = argv[++i];
+    } else if (arg == "--plot" && i + 1 < argc) {
+      settings.plot_file = argv[++i];
     } else {
-      fmt::print(stderr, "usage: pool_bench [--quick] [--repeat N] [--shmbox PATH]\n");
+      fmt::print(stderr, "usage: pool_bench [--quick] [--repeat N] [--shmbox PATH] [--plot FILE.svg]\n");
       return 64;
     }
   }
@@ -340,6 +379,13 @@ int main(int argc, char** argv) {
                  task_size(row.task_us), row.tasks, sequential, row.one_worker_s.median(), two,
                  row.two_threads_s.median(), fmt::format("{:.2f}x", row.one_worker_s.median() / two),
                  fmt::format("{:.2f}x", sequential / two), fmt::format("{:.2f}x", sequential / row.two_threads_s.median()));
+    }
+    if (!settings.plot_file.empty()) {
+      if (const std::string problem = write_plot(settings.plot_file, overhead, speedup); !problem.empty()) {
+        fmt::print(stderr, "pool_bench: {}\n", problem);
+        return 1;
+      }
+      fmt::print("\nplot: {}\n", settings.plot_file);
     }
   } catch (const std::exception& error) {
     fmt::print(stderr, "pool_bench: {}\n", error.what());
