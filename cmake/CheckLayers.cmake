@@ -3,7 +3,7 @@
 #   cmake -DSOURCE_DIR=<project root> -P cmake/CheckLayers.cmake
 #
 # Layers, lowest first. The two transports (local and remote) share a layer and do not
-# include each other. bridge, pool and tools stand on the public headers alone.
+# include each other. bridge, pool and tools stand on the public headers (and their own) alone.
 set(layer_base 0)
 set(layer_platform 1)
 set(layer_segment 2)
@@ -60,8 +60,8 @@ function(check_file file folder kind)
       set(target_folder ${CMAKE_MATCH_1})
       if(NOT DEFINED layer_${target_folder})
         list(APPEND violations "${shown}: includes ${target}, outside the library's layers")
-      elseif(kind STREQUAL "public" OR own_layer GREATER_EQUAL ${layer_bridge})
-        list(APPEND violations "${shown} (${folder}): includes ${target}; it may use the public headers only")
+      elseif(kind STREQUAL "public" OR (own_layer GREATER_EQUAL ${layer_bridge} AND NOT target_folder STREQUAL folder))
+        list(APPEND violations "${shown} (${folder}): includes ${target}; it may use the public headers (and its own) only")
       elseif(NOT target_folder STREQUAL folder AND NOT ${layer_${target_folder}} LESS own_layer)
         list(APPEND violations "${shown} (${folder}, layer ${own_layer}): includes ${target} (${target_folder}, layer ${layer_${target_folder}})")
       endif()

@@ -27,6 +27,7 @@
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
 #include "shmbox/selector.hpp"
+#include "pool/protocol.hpp"
 
 namespace shmbox {
 namespace detail {
@@ -36,55 +37,13 @@ using namespace std::chrono_literals;
 
 // How often a pool waiting for outcomes looks at its workers.
 constexpr auto worker_check_interval = 20ms;
-// The exit status of a worker that cannot go on (its mailboxes failed): the pool stops.
-constexpr int worker_failed = 71;
+// A worker that lends nothing in place and has not been heard from for this long (it
+// says it is alive every second) is taken for lost, and its task is sent again.
+constexpr auto lease_timeout = 5s;
+// A task sent again may wait this much longer in the queue before it counts as lost.
+constexpr auto queued_grace = 60s;
 // How long a cancelled worker may take to leave before it is killed.
 constexpr auto cancel_grace = 200ms;
-constexpr std::uint32_t max_attempts = 100;
-
-// A task message: its id, the takes so far (counted in the message itself by each worker
-// that takes it, so that the count survives a worker's death and needs no other shared
-// memory), the attempts allowed, then the task's bytes.
-struct TaskHeader {
-  std::uint64_t id;
-  std::uint32_t takes;
-  std::uint32_t attempts;
-};
-// A result message: the task's id, how it went, its attempts; then the result's bytes or
-// the error's text.
-struct ResultHeader {
-  std::uint64_t id;
-  std::uint32_t ok;
-  std::uint32_t attempts;
-};
-
-// Where a pool's workers look for its name when they were started by exec.
-constexpr const char* pool_variable = "SHMBOX_POOL";
-
-// A flag the pool and its forked workers share without a name (nothing to leave behind):
-// set when the pool is cancelled, so that a forked worker leaves before its next task.
-// Workers started by exec or elsewhere see the task mailbox closed instead.
-class CancelFlag {
- public:
-  static Result<CancelFlag> make(const std::string& object) {
-    void* memory = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) {
-      return std::unexpected(Error{Errc::out_of_memory, object, "cannot map its cancel flag", errno});
-    }
-    return CancelFlag{static_cast<std::uint32_t*>(memory)};
-  }
-  CancelFlag(CancelFlag&& other) noexcept : word_(std::exchange(other.word_, nullptr)) {}
-  CancelFlag& operator=(CancelFlag&&) = delete;
-  ~CancelFlag() {
-    if (word_ != nullptr) ::munmap(word_, page);
-  }
-  std::atomic_ref<std::uint32_t> flag() const noexcept { return std::atomic_ref<std::uint32_t>{*word_}; }
-
- private:
-  static constexpr std::size_t page = 4096;
-  explicit CancelFlag(std::uint32_t* word) noexcept : word_(word) {}
-  std::uint32_t* word_;
-};
 
 std::size_t cpus_to_use() {
   cpu_set_t set;
@@ -96,86 +55,6 @@ std::size_t window_for(std::size_t in_flight) {
   std::size_t window = 64;
   while (window < 4 * in_flight) window *= 2;
   return window;
-}
-
-std::string tasks_name_of(std::string_view pool) { return std::string{pool} + "-tasks"; }
-std::string results_name_of(std::string_view pool) { return std::string{pool} + "-results"; }
-
-// The worker's life: take a task, count the take in the message, run the function, send
-// the outcome, and only then let the task go. Ends when the pool does (its mailboxes
-// closed, or the cancel flag of a forked worker's pool set).
-Result<void> serve(Mailbox& tasks, Mailbox& results, const TaskFunction& function, const CancelFlag* cancel) {
-  const auto cancelled = [cancel] {
-    return cancel != nullptr && cancel->flag().load(std::memory_order_acquire) != 0;
-  };
-  const std::size_t max_result_size = results.max_message_size() - sizeof(ResultHeader);
-  std::vector<std::byte> outcome;
-  const auto send_outcome = [&](std::uint64_t id, bool ok, std::uint32_t attempts,
-                                std::span<const std::byte> bytes) -> Result<void> {
-    const ResultHeader header{.id = id, .ok = ok ? 1u : 0u, .attempts = attempts};
-    outcome.resize(sizeof header + bytes.size());
-    std::memcpy(outcome.data(), &header, sizeof header);
-    if (!bytes.empty()) std::memcpy(outcome.data() + sizeof header, bytes.data(), bytes.size());
-    return results.send(outcome);
-  };
-  const auto send_failure = [&](std::uint64_t id, std::uint32_t attempts, std::string error) {
-    if (error.size() > max_result_size) error.resize(max_result_size);
-    return send_outcome(id, false, attempts, as_bytes(error));
-  };
-  const auto ended = [](const Error& error) { return error == Errc::closed || error == Errc::not_found; };
-  while (!cancelled()) {
-    auto message = tasks.receive_in_place();
-    if (!message) {
-      if (ended(message.error())) return {};
-      return std::unexpected(message.error());
-    }
-    if (cancelled()) return {};
-    const auto bytes = message->writable_data();
-    TaskHeader header{};
-    if (bytes.size() < sizeof header) continue;  // not a task: released unread
-    std::memcpy(&header, bytes.data(), sizeof header);
-    // Counted before the function runs: a take that kills its worker counts too.
-    header.takes = std::min(header.takes, max_attempts) + 1;
-    std::memcpy(bytes.data() + offsetof(TaskHeader, takes), &header.takes, sizeof header.takes);
-    const std::uint32_t attempts = std::clamp(header.attempts, 1u, max_attempts);
-    Result<void> sent;
-    if (header.takes > attempts) {
-      // The attempt before this one ended with its worker's death.
-      sent = send_failure(header.id, header.takes - 1,
-                          "its worker died during each of its " + std::to_string(header.takes - 1) + " attempts");
-    } else {
-      std::optional<std::string> failure;
-      try {
-        const auto result = function(bytes.subspan(sizeof header));
-        if (result.size() > max_result_size) {
-          failure = "returned " + std::to_string(result.size()) + " bytes, over the pool's max_result_size of " +
-                    std::to_string(max_result_size);
-        } else {
-          sent = send_outcome(header.id, true, header.takes, result);
-        }
-      } catch (const std::exception& error) {
-        failure = error.what();
-      } catch (...) {
-        failure = "threw something that is not a std::exception";
-      }
-      if (failure) {
-        if (header.takes < attempts) {
-          message->requeue();  // first in line again, for the next attempt
-          continue;
-        }
-        sent = send_failure(header.id, header.takes, *failure);
-      }
-    }
-    // Unsent, the task stays: released only once its outcome is on its way.
-    if (!sent) {
-      if (ended(sent.error())) {
-        message->requeue();
-        return {};
-      }
-      return std::unexpected(sent.error());
-    }
-  }
-  return {};
 }
 
 // What a worker knows, from before the fork.
@@ -191,7 +70,7 @@ int run_forked_worker(const WorkerPlan& plan, const TaskFunction& function, cons
   auto results = Mailbox::open(results_name_of(plan.pool_name));
   Result<void> served = !tasks ? std::unexpected(tasks.error())
                         : !results ? std::unexpected(results.error())
-                                   : serve(*tasks, *results, function, &cancel);
+                                   : serve(*tasks, *results, results_name_of(plan.pool_name), function, &cancel);
   if (served) return 0;
   std::fprintf(stderr, "shmbox: pool worker: %s\n", served.error().message().c_str());
   return worker_failed;
@@ -219,6 +98,15 @@ struct PoolState {
   std::uint64_t lowest_outstanding = 0;
   std::uint64_t outstanding_count = 0;
   std::map<std::uint64_t, TaskOutcome> unclaimed;
+  // Tasks taken by workers that lend nothing in place (remote ones), by id.
+  struct Lease {
+    std::string worker;
+    std::vector<std::byte> task;
+    Deadline::clock::time_point heard;  // its worker's last word
+    std::uint32_t takes = 0;
+    bool running = false;  // taken, or queued again; false: waiting for room in the queue
+  };
+  std::map<std::uint64_t, Lease> leases;
   std::deque<std::uint64_t> finish_order;  // of the unclaimed, as they finished
   // While map() runs: its outcomes go straight to their place.
   std::vector<TaskOutcome>* map_sink = nullptr;
@@ -300,6 +188,7 @@ struct PoolState {
       const auto now = Deadline::clock::now();
       if (now >= next_worker_check) {
         if (auto looked = look_after_workers(); !looked) return looked;
+        if (auto looked = look_after_leases(); !looked) return looked;
         next_worker_check = now + worker_check_interval;
       }
       const Deadline wait = waited ? Deadline::none() : earlier(deadline, Deadline{next_worker_check});
@@ -308,7 +197,7 @@ struct PoolState {
         if (received.error() == Errc::would_block || received.error() == Errc::timeout) return {};
         return std::unexpected(received.error());
       }
-      if (auto taken = take_outcome(); !taken) return taken;
+      if (auto taken = take_report(); !taken) return taken;
     }
   }
 
@@ -318,25 +207,110 @@ struct PoolState {
     return a.until() < b.until() ? a : b;
   }
 
-  Result<void> take_outcome() {
+  Result<void> take_report() {
     ResultHeader header{};
     if (buffer.size() < sizeof header) {
-      return std::unexpected(Error{Errc::corrupt, object, "got an outcome of " + std::to_string(buffer.size()) +
+      return std::unexpected(Error{Errc::corrupt, object, "got a report of " + std::to_string(buffer.size()) +
                                                               " bytes, shorter than its header"});
     }
     std::memcpy(&header, buffer.data(), sizeof header);
-    if (header.id >= next_id || header.ok > 1) {
-      return std::unexpected(Error{Errc::corrupt, object, "got an outcome for task " + std::to_string(header.id) +
+    if (header.report > Report::attempt_failed || (header.report != Report::alive && header.id >= next_id)) {
+      return std::unexpected(Error{Errc::corrupt, object, "got a report on task " + std::to_string(header.id) +
                                                               " that makes no sense"});
     }
-    if (!outstanding(header.id)) return {};  // counted already
-    finished_ring[header.id % finished_ring.size()] = 1;
+    const auto body = std::span<const std::byte>{buffer}.subspan(sizeof header);
+    if (header.report == Report::alive) {
+      const std::string_view worker{reinterpret_cast<const char*>(body.data()), body.size()};
+      for (auto& [id, lease] : leases) {
+        if (lease.worker == worker) lease.heard = Deadline::clock::now();
+      }
+      return {};
+    }
+    if (!outstanding(header.id)) return {};  // finished already: a duplicate
+    switch (header.report) {
+      case Report::took: return take_lease(header.id, body);
+      case Report::attempt_failed: {
+        const std::string error{reinterpret_cast<const char*>(body.data()), body.size()};
+        auto found = leases.find(header.id);
+        if (found == leases.end()) return finish(header.id, false, 1, as_bytes(error));
+        if (found->second.takes >= options.attempts) return finish(header.id, false, found->second.takes, as_bytes(error));
+        return send_again(found->second, header.id);
+      }
+      case Report::succeeded:
+      case Report::failed: {
+        auto found = leases.find(header.id);
+        // A leased task's attempts are the pool's count, not the worker's.
+        const std::uint32_t attempts = found != leases.end() ? found->second.takes : header.attempts;
+        return finish(header.id, header.report == Report::succeeded, attempts, body);
+      }
+      case Report::alive: break;
+    }
+    return {};
+  }
+
+  // A worker that lends nothing in place took the task: what it said is its lease.
+  Result<void> take_lease(std::uint64_t id, std::span<const std::byte> body) {
+    std::uint32_t name_length = 0;
+    if (body.size() < sizeof name_length) {
+      return std::unexpected(Error{Errc::corrupt, object, "got a take of task " + std::to_string(id) + " without its worker"});
+    }
+    std::memcpy(&name_length, body.data(), sizeof name_length);
+    if (name_length > body.size() - sizeof name_length) {
+      return std::unexpected(Error{Errc::corrupt, object, "got a take of task " + std::to_string(id) + " that makes no sense"});
+    }
+    Lease& lease = leases[id];
+    lease.worker.assign(reinterpret_cast<const char*>(body.data()) + sizeof name_length, name_length);
+    lease.task.assign(body.begin() + static_cast<std::ptrdiff_t>(sizeof name_length + name_length), body.end());
+    lease.heard = Deadline::clock::now();
+    lease.running = true;
+    ++lease.takes;
+    return {};
+  }
+
+  // Leases whose worker has gone quiet: the task goes out again, or fails after its attempts.
+  Result<void> look_after_leases() {
+    const auto now = Deadline::clock::now();
+    for (auto it = leases.begin(); it != leases.end();) {
+      const std::uint64_t id = it->first;
+      Lease& lease = (it++)->second;
+      if (lease.running && now - lease.heard < lease_timeout) continue;
+      if (lease.running && lease.takes >= options.attempts) {
+        const std::string error = "its worker was lost (" + lease.worker + " went quiet) during each of its " +
+                                  std::to_string(lease.takes) + " attempts";
+        if (auto finished = finish(id, false, lease.takes, as_bytes(error)); !finished) return finished;
+        continue;
+      }
+      if (auto sent = send_again(lease, id); !sent) return sent;
+    }
+    return {};
+  }
+
+  // Puts a leased task back in the queue; tried again later while the queue is full.
+  Result<void> send_again(Lease& lease, std::uint64_t id) {
+    lease.running = false;
+    const TaskHeader header{.id = id, .takes = 0, .attempts = options.attempts};
+    task_message.resize(sizeof header + lease.task.size());
+    std::memcpy(task_message.data(), &header, sizeof header);
+    if (!lease.task.empty()) std::memcpy(task_message.data() + sizeof header, lease.task.data(), lease.task.size());
+    auto sent = tasks.send(task_message, Deadline::none());
+    if (sent) {
+      lease.running = true;  // in the queue: only a new take (a new lease) or a quiet worker changes that
+      lease.heard = Deadline::clock::now() + queued_grace;
+      return {};
+    }
+    if (sent.error() == Errc::would_block) return {};
+    return std::unexpected(sent.error());
+  }
+
+  // A task's outcome, counted once.
+  Result<void> finish(std::uint64_t id, bool ok, std::uint32_t attempts, std::span<const std::byte> body) {
+    leases.erase(id);
+    finished_ring[id % finished_ring.size()] = 1;
     --outstanding_count;
     while (lowest_outstanding < next_id && finished_ring[lowest_outstanding % finished_ring.size()] == 1) {
       ++lowest_outstanding;
     }
-    TaskOutcome outcome{.task = header.id, .ok = header.ok == 1, .attempts = header.attempts};
-    const auto body = std::span{buffer}.subspan(sizeof header);
+    TaskOutcome outcome{.task = id, .ok = ok, .attempts = attempts};
     if (outcome.ok) {
       outcome.result.assign(body.begin(), body.end());
     } else {
@@ -344,12 +318,12 @@ struct PoolState {
       ++progress.failed;
     }
     ++progress.done;
-    if (map_sink != nullptr && header.id >= map_first && header.id - map_first < map_sink->size()) {
-      (*map_sink)[header.id - map_first] = std::move(outcome);
+    if (map_sink != nullptr && id >= map_first && id - map_first < map_sink->size()) {
+      (*map_sink)[id - map_first] = std::move(outcome);
       --map_missing;
     } else {
-      unclaimed.emplace(header.id, std::move(outcome));
-      finish_order.push_back(header.id);
+      unclaimed.emplace(id, std::move(outcome));
+      finish_order.push_back(id);
     }
     if (options.on_progress) options.on_progress(progress);
     return {};
@@ -502,6 +476,11 @@ Result<Pool> Pool::start(TaskFunction function, std::vector<std::string> command
                                                  : "pool-" + std::to_string(::getpid()) + "-" +
                                                        std::to_string(pools_made.fetch_add(1));
   const std::string object = "pool '" + name + "'";
+  if (own_workers && command.empty() && name.starts_with("nats://")) {
+    return std::unexpected(Error{Errc::invalid_argument, object,
+                                 "cannot fork workers that use NATS (its client does not survive a fork): start "
+                                 "them with Pool::exec, or let workers join (serve_pool, shmbox worker)"});
+  }
   if (options.max_task_size + sizeof(detail::TaskHeader) > std::numeric_limits<std::uint32_t>::max() ||
       options.max_result_size + sizeof(detail::ResultHeader) > std::numeric_limits<std::uint32_t>::max()) {
     return std::unexpected(Error{Errc::too_large, object, "max_task_size and max_result_size must be under 4 GiB"});
@@ -544,29 +523,6 @@ Result<Pool> Pool::start(TaskFunction function, std::vector<std::string> command
     state->workers.push_back(*worker);
   }
   return Pool{std::move(state)};
-}
-
-Result<void> serve_pool(std::string_view name, const TaskFunction& function) {
-  const std::string object = "pool '" + std::string{name} + "'";
-  if (!function) return std::unexpected(Error{Errc::invalid_argument, object, "needs a function to serve it with"});
-  const auto open = [&](const std::string& mailbox) -> Result<Mailbox> {
-    auto opened = Mailbox::open(mailbox);
-    if (!opened && opened.error() == Errc::not_found) {
-      return std::unexpected(Error{Errc::not_found, object, "does not exist (no mailbox '" + mailbox + "')"});
-    }
-    return opened;
-  };
-  auto tasks = open(detail::tasks_name_of(name));
-  if (!tasks) return std::unexpected(tasks.error());
-  auto results = open(detail::results_name_of(name));
-  if (!results) return std::unexpected(results.error());
-  return detail::serve(*tasks, *results, function, nullptr);
-}
-
-std::optional<std::string> pool_to_serve() {
-  const char* name = std::getenv(detail::pool_variable);
-  if (name == nullptr || *name == '\0') return std::nullopt;
-  return std::string{name};
 }
 
 Pool::Pool(std::unique_ptr<detail::PoolState> state) noexcept : state_(std::move(state)) {}
