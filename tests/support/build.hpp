@@ -11,4 +11,12 @@ inline constexpr bool sanitized_build = true;
 inline constexpr bool sanitized_build = false;
 #endif
 
+// ThreadSanitizer is the slowest of them: it checks memory orders, which a few hundred
+// kills exercise as well as a thousand.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool thread_sanitized_build = true;
+#else
+inline constexpr bool thread_sanitized_build = false;
+#endif
+
 }  // namespace shmbox::test
