@@ -2,7 +2,6 @@
 // docs/design.md ("Pools") has the protocol and what a kill at each point leaves.
 #include "shmbox/pool.hpp"
 
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <sched.h>
@@ -285,13 +284,18 @@ struct PoolState {
     return {};
   }
 
+  // The message for task `id`, in task_message: its header (no takes yet), then its bytes.
+  void frame_task(std::uint64_t id, std::span<const std::byte> task) {
+    const TaskHeader header{.id = id, .takes = 0, .attempts = options.attempts};
+    task_message.resize(sizeof header + task.size());
+    std::memcpy(task_message.data(), &header, sizeof header);
+    if (!task.empty()) std::memcpy(task_message.data() + sizeof header, task.data(), task.size());
+  }
+
   // Puts a leased task back in the queue; tried again later while the queue is full.
   Result<void> send_again(Lease& lease, std::uint64_t id) {
     lease.running = false;
-    const TaskHeader header{.id = id, .takes = 0, .attempts = options.attempts};
-    task_message.resize(sizeof header + lease.task.size());
-    std::memcpy(task_message.data(), &header, sizeof header);
-    if (!lease.task.empty()) std::memcpy(task_message.data() + sizeof header, lease.task.data(), lease.task.size());
+    frame_task(id, lease.task);
     auto sent = tasks.send(task_message, Deadline::none());
     if (sent) {
       lease.running = true;  // in the queue: only a new take (a new lease) or a quiet worker changes that
@@ -341,10 +345,7 @@ struct PoolState {
                                        std::to_string(options.max_task_size)});
     }
     const std::uint64_t id = next_id;
-    const TaskHeader header{.id = id, .takes = 0, .attempts = options.attempts};
-    task_message.resize(sizeof header + task.size());
-    std::memcpy(task_message.data(), &header, sizeof header);
-    if (!task.empty()) std::memcpy(task_message.data() + sizeof header, task.data(), task.size());
+    frame_task(id, task);
     for (;;) {
       // The ring of finished tasks holds a window: no task is queued a window past one that
       // has no outcome yet.
