@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "shmbox/selector.hpp"
+#include "pool/protocol.hpp"
 
 namespace shmbox {
 namespace {
@@ -66,10 +67,6 @@ std::vector<std::span<const std::byte>> unframe_parts(std::span<const std::byte>
   }
   if (offset != task.size()) fail();
   return parts;
-}
-
-std::string attempts_text(std::uint32_t attempts) {
-  return std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts");
 }
 
 // One run of a graph: the stages' pools, and each key in flight.
@@ -233,7 +230,7 @@ class GraphRun {
       if (!state.failed) {
         state.failed = true;
         outcomes_[key].stage = stage.definition->name;
-        outcomes_[key].error = "failed after " + attempts_text(outcome.attempts) + ": " + outcome.error;
+        outcomes_[key].error = detail::failed_after(outcome.attempts, outcome.error);
       }
     } else if (!state.failed) {
       for (const Graph::Stage next : stage.next) {

@@ -577,12 +577,6 @@ Result<std::vector<TaskOutcome>> Pool::map(std::size_t count,
   return outcomes;
 }
 
-namespace {
-std::string attempts_text(std::uint32_t attempts) {
-  return std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts");
-}
-}  // namespace
-
 Error Pool::failure(const TaskOutcome& outcome, std::size_t expected_size) const {
   const std::string object = state_ ? state_->object : "pool";
   const std::string task = "task " + std::to_string(outcome.task);
@@ -590,7 +584,7 @@ Error Pool::failure(const TaskOutcome& outcome, std::size_t expected_size) const
     return Error{Errc::task_failed, object, task + " returned " + std::to_string(outcome.result.size()) +
                                                 " bytes, not a value of " + std::to_string(expected_size)};
   }
-  return Error{Errc::task_failed, object, task + " failed after " + attempts_text(outcome.attempts) + ": " + outcome.error};
+  return Error{Errc::task_failed, object, task + " " + detail::failed_after(outcome.attempts, outcome.error)};
 }
 
 Error chunk_failure(std::string_view segment, const TaskOutcome& outcome) {
@@ -600,7 +594,7 @@ Error chunk_failure(std::string_view segment, const TaskOutcome& outcome) {
     return Error{Errc::task_failed, object, chunk + " gave " + std::to_string(outcome.result.size()) +
                                                 " bytes, not a value of the type asked for"};
   }
-  return Error{Errc::task_failed, object, chunk + " failed after " + attempts_text(outcome.attempts) + ": " + outcome.error};
+  return Error{Errc::task_failed, object, chunk + " " + detail::failed_after(outcome.attempts, outcome.error)};
 }
 
 Result<std::vector<TaskOutcome>> map_chunks(std::string_view segment, std::size_t chunk_size, ChunkFunction function,

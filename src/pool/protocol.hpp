@@ -27,6 +27,11 @@ inline constexpr const char* pool_variable = "SHMBOX_POOL";
 inline std::string tasks_name_of(std::string_view pool) { return std::string{pool} + "-tasks"; }
 inline std::string results_name_of(std::string_view pool) { return std::string{pool} + "-results"; }
 
+// How a failed task is told: "failed after 3 attempts: <its last error>".
+inline std::string failed_after(std::uint32_t attempts, const std::string& error) {
+  return "failed after " + std::to_string(attempts) + (attempts == 1 ? " attempt: " : " attempts: ") + error;
+}
+
 // A task message: its id, the takes so far (counted in the message itself by each worker
 // that takes it in place, so that the count survives a worker's death and needs no other
 // shared memory), the attempts allowed, then the task's bytes.
