@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <fstream>
 #include <cstring>
 #include <random>
 #include <set>
@@ -88,6 +89,12 @@ TEST(PoolTest, MapGivesEveryOutcomeInInputOrderEqualToTheSequentialOne) {
   EXPECT_EQ(progress.done, 5000u);
   EXPECT_EQ(progress.failed, 0u);
   EXPECT_EQ(progress.workers_replaced, 0u);
+  // Named for ps, top and pkill -x (by now each has served: the name is set).
+  for (const pid_t worker : workers) {
+    std::string name;
+    std::getline(std::ifstream{"/proc/" + std::to_string(worker) + "/comm"}, name);
+    EXPECT_EQ(name, "shmbox worker");
+  }
 }
 
 TEST(PoolTest, OutcomesAreHandedOutOnceByIdOrAsTheyFinish) {

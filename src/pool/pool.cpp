@@ -43,6 +43,8 @@ constexpr auto lease_timeout = 5s;
 constexpr auto queued_grace = 60s;
 // How long a cancelled worker may take to leave before it is killed.
 constexpr auto cancel_grace = 200ms;
+// A forked worker's process name (at most 15 characters).
+constexpr const char* worker_process_name = "shmbox worker";
 
 std::size_t cpus_to_use() {
   cpu_set_t set;
@@ -153,6 +155,8 @@ struct PoolState {
         std::fprintf(stderr, "shmbox: %s: cannot run '%s': %s\n", object.c_str(), argv[0], std::strerror(errno));
         ::_exit(worker_failed);
       }
+      // Told apart from the pool's process by ps, top and pkill -x.
+      ::prctl(PR_SET_NAME, worker_process_name);
       // _exit: the pool's handles and buffers in this copy are the pool's, not ours.
       ::_exit(run_forked_worker(plan, function, cancel));
     }
