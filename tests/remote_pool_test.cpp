@@ -1,16 +1,26 @@
-// Pools on a NATS server (nats://host:port/NAME). The pool runs in a child process: the
-// NATS client is not fork-safe, so the test process itself never starts it.
+// Pools on a NATS server (nats://host:port/NAME): workers join from other processes, as
+// they would from other machines, and one lost mid-task has its task done again. The pool
+// runs in a child process and the workers are `shmbox worker` programs: the NATS client is
+// not fork-safe, so the test process itself never starts it.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sysexits.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include "shmbox/pool.hpp"
+#include "support/cli.hpp"
 #include "support/nats_test.hpp"
 #include "support/process.hpp"
 
 namespace shmbox {
 namespace {
+
+using namespace std::chrono_literals;
+using test::ChildProcess;
 
 class RemotePool : public ::testing::Test {
  protected:
@@ -19,9 +29,72 @@ class RemotePool : public ::testing::Test {
     if (server) name = test::remote_name(*server, "pool");
   }
 
+  // `shmbox worker NAME -- COMMAND` as a process of its own (exec'd: its pid is the worker's).
+  ChildProcess start_worker(const std::string& command) {
+    return ChildProcess::spawn([this, command] {
+      ::execl(SHMBOX_CLI_PATH, SHMBOX_CLI_PATH, "worker", name.c_str(), "--", "sh", "-c", command.c_str(), nullptr);
+      return 127;
+    });
+  }
+
+  // Until the pool's task mailbox exists (asked through the CLI: not from this process).
+  bool wait_for_pool() {
+    for (int tries = 0; tries < 300; ++tries) {
+      if (test::shmbox_cli({"stat", name + "-tasks"}).status.exited_with(EX_OK)) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+
   std::optional<test::NatsServer> server;
   std::string name;
 };
+
+// Enough tasks that the queue is still full, and a submit waiting for room, when the lost
+// worker's lease runs out (after 5 s): the task sent again must not take a submitted
+// task's place.
+TEST_F(RemotePool, WorkersJoinANatsPoolAndOneLostMidTaskHasItsTaskDoneAgain) {
+  constexpr int count = 150;
+  ChildProcess pool_process = ChildProcess::spawn([this] {
+    auto pool = Pool::create({.name = name, .workers = 2, .attempts = 3});
+    if (!pool) {
+      std::fprintf(stderr, "%s\n", pool.error().message().c_str());
+      return 1;
+    }
+    std::vector<std::vector<std::byte>> inputs;
+    for (int n = 0; n < count; ++n) {
+      const std::string line = std::to_string(n);
+      const auto bytes = as_bytes(line);
+      inputs.emplace_back(bytes.begin(), bytes.end());
+    }
+    auto outcomes = pool->map(inputs);
+    if (!outcomes) {
+      std::fprintf(stderr, "%s\n", outcomes.error().message().c_str());
+      return 2;
+    }
+    std::uint32_t most_attempts = 0;
+    for (int n = 0; n < count; ++n) {
+      const TaskOutcome& outcome = (*outcomes)[static_cast<std::size_t>(n)];
+      const std::string result(reinterpret_cast<const char*>(outcome.result.data()), outcome.result.size());
+      if (!outcome.ok || result != std::to_string(n * n) + "\n") {
+        std::fprintf(stderr, "task %d: %s%s\n", n, outcome.error.c_str(), result.c_str());
+        return 3;
+      }
+      most_attempts = std::max(most_attempts, outcome.attempts);
+    }
+    std::printf("remote pool: %d tasks exact, the most attempts %u\n", count, most_attempts);
+    return most_attempts >= 2 ? 0 : 4;  // the lost worker's task was taken twice
+  });
+  ASSERT_TRUE(wait_for_pool());
+  const std::string task = "read n; sleep 0.05; echo $((n * n))";
+  ChildProcess victim = start_worker(task);
+  std::this_thread::sleep_for(1s);  // it has taken a task, likely several
+  ChildProcess survivor = start_worker(task);
+  victim.kill();  // its machine is gone: it says nothing more
+  const auto status = pool_process.wait(90s);
+  EXPECT_TRUE(status.exited_with(0)) << status.describe();
+  EXPECT_TRUE(survivor.wait(30s).exited_with(0));
+}
 
 TEST_F(RemotePool, ForkedWorkersAreRefusedOnNats) {
   test::expect_child_succeeds([this] {

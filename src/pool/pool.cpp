@@ -115,7 +115,10 @@ struct PoolState {
   std::uint64_t map_missing = 0;
   PoolProgress progress;
   std::vector<std::byte> buffer;
+  // A task being submitted waits in task_message while outcomes are collected, and a
+  // leased task may be sent again meanwhile: each has its own buffer.
   std::vector<std::byte> task_message;
+  std::vector<std::byte> resent_message;
   Deadline::clock::time_point next_worker_check{};
 
   PoolState(std::string pool_name, TaskFunction task_function, const PoolOptions& pool_options, std::uint32_t count,
@@ -288,19 +291,19 @@ struct PoolState {
     return {};
   }
 
-  // The message for task `id`, in task_message: its header (no takes yet), then its bytes.
-  void frame_task(std::uint64_t id, std::span<const std::byte> task) {
+  // The message for task `id` in `message`: its header (no takes yet), then its bytes.
+  void frame_task(std::uint64_t id, std::span<const std::byte> task, std::vector<std::byte>& message) const {
     const TaskHeader header{.id = id, .takes = 0, .attempts = options.attempts};
-    task_message.resize(sizeof header + task.size());
-    std::memcpy(task_message.data(), &header, sizeof header);
-    if (!task.empty()) std::memcpy(task_message.data() + sizeof header, task.data(), task.size());
+    message.resize(sizeof header + task.size());
+    std::memcpy(message.data(), &header, sizeof header);
+    if (!task.empty()) std::memcpy(message.data() + sizeof header, task.data(), task.size());
   }
 
   // Puts a leased task back in the queue; tried again later while the queue is full.
   Result<void> send_again(Lease& lease, std::uint64_t id) {
     lease.running = false;
-    frame_task(id, lease.task);
-    auto sent = tasks.send(task_message, Deadline::none());
+    frame_task(id, lease.task, resent_message);
+    auto sent = tasks.send(resent_message, Deadline::none());
     if (sent) {
       lease.running = true;  // in the queue: only a new take (a new lease) or a quiet worker changes that
       lease.heard = Deadline::clock::now() + queued_grace;
@@ -349,7 +352,7 @@ struct PoolState {
                                        std::to_string(options.max_task_size)});
     }
     const std::uint64_t id = next_id;
-    frame_task(id, task);
+    frame_task(id, task, task_message);
     for (;;) {
       // The ring of finished tasks holds a window: no task is queued a window past one that
       // has no outcome yet.
