@@ -149,14 +149,23 @@ TEST_F(BoardCliTest, WatchSaysHowItEndedAndWhatItWrote) {
   auto timed_out = shmbox_cli({"board", "watch", name, "--timeout", "100ms", "--count", "3"});
   EXPECT_TRUE(timed_out.status.exited_with(EX_TEMPFAIL));
   EXPECT_EQ(timed_out.err, "shmbox: " + object() + ": timed out waiting for a version after 0; 0 of 3 written\n");
-  ChildProcess remover = ChildProcess::spawn([&] {
-    std::this_thread::sleep_for(300ms);
+  // Removed once the watch has written what it saw (however slowly it started): its
+  // output goes to a file the remover reads, and is printed after.
+  {
     auto board = Board::open(name);
-    if (!board || !board->put(as_bytes("last"))) return 1;
-    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(board && board->put(as_bytes("last")));
+  }
+  test::TemporaryDirectory directory;
+  const std::string written = directory.path() + "/written";
+  ChildProcess remover = ChildProcess::spawn([&] {
+    for (std::string line; line != "last";) {
+      std::this_thread::sleep_for(10ms);
+      std::ifstream{written} >> line;
+    }
     return Board::remove(name) ? 0 : 2;
   });
-  auto removed = shmbox_cli({"board", "watch", name, "--timeout", "20s"});
+  auto removed = shell("$SHMBOX board watch " + name + " --after 0 --timeout 20s > " + written +
+                       "; status=$?; cat " + written + "; exit $status");
   EXPECT_TRUE(removed.status.exited_with(EX_UNAVAILABLE));
   EXPECT_EQ(removed.out, "last\n");
   EXPECT_EQ(removed.err, "shmbox: " + object() + ": was removed; 1 written\n");
