@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -94,6 +95,28 @@ TEST_F(RemotePool, WorkersJoinANatsPoolAndOneLostMidTaskHasItsTaskDoneAgain) {
   const auto status = pool_process.wait(90s);
   EXPECT_TRUE(status.exited_with(0)) << status.describe();
   EXPECT_TRUE(survivor.wait(30s).exited_with(0));
+}
+
+// The tool's default size on nats:// (512KiB) fits the server's 1MiB messages with room for
+// every report: a task of exactly that size is taken (its took report carries it whole,
+// with the worker's name); an output over the pool's size that the transport still
+// carries is refused by the pool, named exactly.
+TEST_F(RemotePool, TheToolsDefaultSizeFitsTheServerAndTheResultSizeIsKept) {
+  const std::string at_the_size(512 * 1024 - 1, 'x');  // and its newline
+  test::TemporaryDirectory directory;  // the input is over what a pipe holds
+  const std::string input = directory.path() + "/tasks";
+  std::ofstream{input} << at_the_size << "\n" << at_the_size << "\n" << "z\n";
+  auto run = test::shell("$SHMBOX parallel --name " + name + " --workers 0 --attempts 1 < " + input + " & pool=$!; "
+                         "until $SHMBOX stat " + name + "-tasks > /dev/null 2>&1; do sleep 0.1; done; "
+                         "$SHMBOX worker " + name + " --max-size 1MiB -- sh -c "
+                         "'n=$(wc -c); if [ $n = 2 ]; then yes | head -c 524300; else echo $n; fi' & "
+                         "wait $pool");
+  EXPECT_TRUE(run.status.exited_with(EX_DATAERR)) << run.err;
+  EXPECT_EQ(run.out, "524288\n524288\n");
+  EXPECT_EQ(run.err,
+            "shmbox: task 2 (line 3 of the input): failed after 1 attempt: returned 524300 bytes, over the pool's "
+            "max_result_size of 524288\n"
+            "shmbox: parallel: 1 of 3 tasks failed\n");
 }
 
 TEST_F(RemotePool, ForkedWorkersAreRefusedOnNats) {

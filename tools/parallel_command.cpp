@@ -32,12 +32,16 @@ extern char** environ;
 namespace shmbox::cli {
 namespace {
 
+// A NATS server takes messages of up to 1MiB unless told otherwise: a task and its report
+// must fit with their headers.
+std::string default_max_size(const std::string& pool) { return is_remote(pool) ? "512KiB" : "1MiB"; }
+
 struct ParallelArgs {
   std::vector<std::string> command;
   std::string name;
   std::string workers;
   std::string attempts = "3";
-  std::string max_size = "1MiB";
+  std::optional<std::string> max_size;  // default_max_size when not given
   bool unordered = false;
   bool null = false;
   bool persistent = false;
@@ -90,7 +94,8 @@ int run_parallel(const ParallelArgs& args) {
   auto attempts = parse_count("--attempts", args.attempts, 1, 100);
   if (!attempts) return fail(attempts.error());
   options.attempts = static_cast<std::uint32_t>(*attempts);
-  auto max_size = parse_size("--max-size", args.max_size, max_record_size);
+  auto max_size = parse_size("--max-size", args.max_size.value_or(default_max_size(args.name)),
+                             max_record_size);
   if (!max_size) return fail(max_size.error());
   options.max_task_size = *max_size;
   options.max_result_size = *max_size;
@@ -200,7 +205,7 @@ void add_parallel_command(CLI::App& app, int& exit_status) {
   cmd->add_option("--name", args->name, "Name the pool, so that `shmbox worker NAME -- COMMAND` processes can join it");
   cmd->add_option("--workers", args->workers, "Worker processes (default: one per CPU; 0 with --name: only those that join)");
   cmd->add_option("--attempts", args->attempts, "Tries per task before it is reported failed, 1 to 100 (default 3)");
-  cmd->add_option("--max-size", args->max_size, "Largest task and output, e.g. 64KiB (default 1MiB)");
+  cmd->add_option("--max-size", args->max_size, "Largest task and output, e.g. 64KiB (default 1MiB; 512KiB on nats://)");
   cmd->add_flag("--unordered", args->unordered, "Print outputs as tasks finish, not in input order");
   cmd->add_flag("--null", args->null, "Tasks end with NUL instead of newline (and so do --persistent answers)");
   cmd->add_flag("--persistent", args->persistent,
@@ -218,7 +223,7 @@ namespace {
 struct WorkerArgs {
   std::string name;
   std::vector<std::string> command;
-  std::string max_size = "1MiB";
+  std::optional<std::string> max_size;  // default_max_size when not given
   bool null = false;
   bool persistent = false;
 };
@@ -235,7 +240,8 @@ int run_worker(const WorkerArgs& args) {
     }
     name = *started_by;
   }
-  auto max_size = parse_size("--max-size", args.max_size, max_record_size);
+  auto max_size =
+      parse_size("--max-size", args.max_size.value_or(default_max_size(name)), max_record_size);
   if (!max_size) return fail(max_size.error());
   auto served = serve_pool(name, command_task(args.command, args.persistent, args.null ? '\0' : '\n', *max_size));
   if (!served) return fail(served.error());
@@ -250,7 +256,7 @@ void add_worker_command(CLI::App& app, int& exit_status) {
   cmd->add_option("name", args->name, "The pool (shmbox parallel --name NAME); - for the pool that started this process")
       ->required();
   cmd->add_option("command", args->command, "The command and its arguments, after --");
-  cmd->add_option("--max-size", args->max_size, "Largest output of a task, e.g. 64KiB (default 1MiB)");
+  cmd->add_option("--max-size", args->max_size, "Largest output of a task, e.g. 64KiB (default 1MiB; 512KiB on nats://)");
   cmd->add_flag("--null", args->null, "Tasks end with NUL instead of newline (and so do --persistent answers)");
   cmd->add_flag("--persistent", args->persistent,
                 "Start COMMAND once; it answers each line of input with one line of output");

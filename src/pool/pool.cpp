@@ -233,10 +233,14 @@ struct PoolState {
       return {};
     }
     if (!outstanding(header.id)) return {};  // finished already: a duplicate
-    switch (header.report) {
+    // A leased pool's result mailbox holds more than max_result_size (room for a took
+    // report): a result over it is a failed attempt, as a worker in place reports it.
+    const bool too_large = header.report == Report::succeeded && body.size() > options.max_result_size;
+    switch (too_large ? Report::attempt_failed : header.report) {
       case Report::took: return take_lease(header.id, body);
       case Report::attempt_failed: {
-        const std::string error{reinterpret_cast<const char*>(body.data()), body.size()};
+        const std::string error = too_large ? result_too_large(body.size(), options.max_result_size)
+                                            : std::string{reinterpret_cast<const char*>(body.data()), body.size()};
         auto found = leases.find(header.id);
         if (found == leases.end()) return finish(header.id, false, 1, as_bytes(error));
         if (found->second.takes >= options.attempts) return finish(header.id, false, found->second.takes, as_bytes(error));
@@ -484,13 +488,17 @@ Result<Pool> Pool::start(TaskFunction function, std::vector<std::string> command
                                                  : "pool-" + std::to_string(::getpid()) + "-" +
                                                        std::to_string(pools_made.fetch_add(1));
   const std::string object = "pool '" + name + "'";
-  if (own_workers && command.empty() && name.starts_with("nats://")) {
+  if (own_workers && command.empty() && detail::takes_with_leases(name)) {
     return std::unexpected(Error{Errc::invalid_argument, object,
                                  "cannot fork workers that use NATS (its client does not survive a fork): start "
                                  "them with Pool::exec, or let workers join (serve_pool, shmbox worker)"});
   }
+  const std::size_t max_report_size =
+      std::max(options.max_result_size,
+               detail::takes_with_leases(name) ? options.max_task_size + detail::took_overhead : 0) +
+      sizeof(detail::ResultHeader);
   if (options.max_task_size + sizeof(detail::TaskHeader) > std::numeric_limits<std::uint32_t>::max() ||
-      options.max_result_size + sizeof(detail::ResultHeader) > std::numeric_limits<std::uint32_t>::max()) {
+      max_report_size > std::numeric_limits<std::uint32_t>::max()) {
     return std::unexpected(Error{Errc::too_large, object, "max_task_size and max_result_size must be under 4 GiB"});
   }
   // Room to attach for the workers, their replacements, and workers that join from
@@ -509,8 +517,7 @@ Result<Pool> Pool::start(TaskFunction function, std::vector<std::string> command
   auto results = Mailbox::create(detail::results_name_of(name),
                                  {.buffering = Buffering::bounded,
                                   .capacity = static_cast<std::uint32_t>(window + 2 * workers),
-                                  .max_message_size = static_cast<std::uint32_t>(options.max_result_size +
-                                                                                 sizeof(detail::ResultHeader)),
+                                  .max_message_size = static_cast<std::uint32_t>(max_report_size),
                                   .max_attached = attached});
   if (!results) {
     (void)Mailbox::remove(detail::tasks_name_of(name));

@@ -27,6 +27,19 @@ inline constexpr const char* pool_variable = "SHMBOX_POOL";
 inline std::string tasks_name_of(std::string_view pool) { return std::string{pool} + "-tasks"; }
 inline std::string results_name_of(std::string_view pool) { return std::string{pool} + "-results"; }
 
+// Workers of a pool on NATS get no message in place: they take tasks with leases.
+inline bool takes_with_leases(std::string_view pool) { return pool.starts_with("nats://"); }
+// A worker's name in its reports, "host:pid": a host name of at most 255 bytes, a pid.
+inline constexpr std::size_t max_worker_name_size = 255 + 1 + 10;
+// What a took report adds to the task's bytes: the name's length (u32) and the name. The
+// result mailbox of a pool with leases has room for a took report of the largest task.
+inline constexpr std::size_t took_overhead = sizeof(std::uint32_t) + max_worker_name_size;
+
+inline std::string result_too_large(std::size_t size, std::size_t max_result_size) {
+  return "returned " + std::to_string(size) + " bytes, over the pool's max_result_size of " +
+         std::to_string(max_result_size);
+}
+
 // How a failed task is told: "failed after 3 attempts: <its last error>".
 inline std::string failed_after(std::uint32_t attempts, const std::string& error) {
   return "failed after " + std::to_string(attempts) + (attempts == 1 ? " attempt: " : " attempts: ") + error;

@@ -49,10 +49,8 @@ class Reporter {
                                                                     std::span<const std::byte> task) const {
     try {
       auto result = function(task);
-      if (result.size() > max_size_) {
-        return {{}, "returned " + std::to_string(result.size()) + " bytes, over the pool's max_result_size of " +
-                        std::to_string(max_size_)};
-      }
+      // With leases the mailbox has room for more (a took report): the pool checks again.
+      if (result.size() > max_size_) return {{}, result_too_large(result.size(), max_size_)};
       return {std::move(result), std::nullopt};
     } catch (const std::exception& error) {
       return {{}, std::string{error.what()}};
