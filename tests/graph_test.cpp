@@ -13,6 +13,7 @@
 #include <random>
 #include <set>
 #include <stdexcept>
+#include <stop_token>
 #include <thread>
 
 #include "shmbox/graph.hpp"
@@ -290,6 +291,40 @@ TEST(GraphTest, ARunLeavesNoProcessOrMailboxBehind) {
   auto none = graph.run(std::span<const std::vector<std::byte>>{});
   ASSERT_TRUE(none.has_value());
   EXPECT_TRUE(none->empty());
+}
+
+// A stop requested from the progress callback, or from another thread while every worker
+// is deep in a long task: the run ends at once, with no process or mailbox left behind.
+TEST(GraphTest, AStoppedRunEndsAndLeavesNoProcessOrMailboxBehind) {
+  const Graph graph = fan_out_and_join(2);
+  std::stop_source stop;
+  auto stopped = graph.run(numbers(1000), {.on_progress = [&](const GraphProgress& progress) {
+                                             if (progress.done == 50) stop.request_stop();
+                                           },
+                                           .stop = stop.get_token()});
+  ASSERT_FALSE(stopped.has_value());
+  EXPECT_EQ(stopped.error(), Errc::closed);
+  EXPECT_EQ(stopped.error().message(), "graph: was cancelled after 50 of 1000 inputs");
+  EXPECT_TRUE(children_of(::getpid()).empty());
+  EXPECT_TRUE(pool_mailboxes().empty());
+
+  Graph slow;
+  (void)slow.source("sleep", [](std::span<const std::byte> task) {
+    std::this_thread::sleep_for(60s);
+    return std::vector<std::byte>(task.begin(), task.end());
+  }, {.workers = 2}).value();
+  std::stop_source from_elsewhere;
+  std::jthread stopper{[&] {
+    std::this_thread::sleep_for(300ms);
+    from_elsewhere.request_stop();
+  }};
+  const auto start = std::chrono::steady_clock::now();
+  auto cut = slow.run(numbers(10), {.stop = from_elsewhere.get_token()});
+  ASSERT_FALSE(cut.has_value());
+  EXPECT_EQ(cut.error().message(), "graph: was cancelled after 0 of 10 inputs");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);  // not the tasks' minute
+  EXPECT_TRUE(children_of(::getpid()).empty());
+  EXPECT_TRUE(pool_mailboxes().empty());
 }
 
 TEST(GraphTest, DefinitionErrorsNameTheStageAndTheCause) {

@@ -31,6 +31,7 @@
 #include <functional>
 #include <initializer_list>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,10 @@ struct GraphOptions {
   std::uint32_t max_in_flight = 0;
   // Called in the calling process each time an input comes out of the graph.
   std::function<void(const GraphProgress&)> on_progress;
+  // Once a stop is requested (from on_progress or another thread), the run ends within
+  // about 20 ms: every stage's workers are stopped and waited for and its mailboxes are
+  // removed, and run() fails with Errc::closed ("graph: was cancelled after D of N inputs").
+  std::stop_token stop;
 };
 
 // What became of one input.

@@ -85,6 +85,11 @@ class GraphRun {
       if (auto added = stage.pool.add_to(selector); !added) return std::unexpected(added.error());
     }
     while (progress_.done < count_) {
+      // The stages' pools stop their workers and remove their mailboxes as the run ends.
+      if (options_.stop.stop_requested()) {
+        return std::unexpected(Error{Errc::closed, "graph", "was cancelled after " + std::to_string(progress_.done) +
+                                                                " of " + std::to_string(count_) + " inputs"});
+      }
       moved_ = false;
       if (auto admitted = admit(); !admitted) return std::unexpected(admitted.error());
       if (auto flushed = flush(); !flushed) return std::unexpected(flushed.error());
