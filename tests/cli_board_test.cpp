@@ -117,8 +117,17 @@ TEST_F(BoardCliTest, CreateAppliesTheModeExactly) {
 TEST_F(BoardCliTest, WatchPrintsEachNewValueOnItsOwnLine) {
   ASSERT_TRUE(shmbox_cli({"board", "create", name}).status.exited_with(EX_OK));
   ASSERT_TRUE(shmbox_cli({"board", "put", name, "before"}).status.exited_with(EX_OK));
+  // The writer starts once the watch sleeps on the board (in futex(2), syscall 202): it
+  // has taken the version it starts from, however slowly it started.
+  test::TemporaryDirectory directory;
+  const std::string pid_file = directory.path() + "/pid";
   ChildProcess writer = ChildProcess::spawn([&] {
-    std::this_thread::sleep_for(300ms);
+    for (std::string syscall;; std::this_thread::sleep_for(5ms)) {
+      pid_t watch = 0;
+      if (!(std::ifstream{pid_file} >> watch)) continue;
+      std::ifstream{"/proc/" + std::to_string(watch) + "/syscall"} >> syscall;
+      if (syscall == "202") break;
+    }
     auto board = Board::open(name);
     if (!board) return 1;
     for (const char* value : {"one", "two"}) {
@@ -128,7 +137,7 @@ TEST_F(BoardCliTest, WatchPrintsEachNewValueOnItsOwnLine) {
     return 0;
   });
   // Only what comes after it starts; the value, nothing else, one per line.
-  auto watched = shmbox_cli({"board", "watch", name, "--count", "2", "--timeout", "20s"});
+  auto watched = shell("$SHMBOX board watch " + name + " --count 2 --timeout 20s & echo $! > " + pid_file + "; wait $!");
   EXPECT_TRUE(watched.status.exited_with(EX_OK)) << watched.err;
   EXPECT_EQ(watched.out, "one\ntwo\n");
   EXPECT_TRUE(writer.wait().exited_with(0));

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sysexits.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -97,8 +98,15 @@ TEST_F(LockCliTest, ACommandThatFailsToRepairLeavesTheLockNotRecoverable) {
 }
 
 TEST_F(LockCliTest, LsAndStatShowHoldersAndWaiters) {
+  // Held until the test has looked (however slow the machine), then let go.
+  test::TemporaryDirectory directory;
+  const std::string done = directory.path() + "/done";
   auto holder = test::ChildProcess::spawn([&] {
-    return test::shmbox_cli({"lock", "--mode", "640", name, "--", "sleep", "1"}).status.exited_with(0) ? 0 : 1;
+    return test::shmbox_cli({"lock", "--mode", "640", name, "--", "sh", "-c",
+                             "until [ -e " + done + " ]; do sleep 0.02; done"})
+                   .status.exited_with(0)
+               ? 0
+               : 1;
   });
   for (int i = 0; i < 200; ++i) {
     auto status = Lock::stat(name);
@@ -131,6 +139,7 @@ TEST_F(LockCliTest, LsAndStatShowHoldersAndWaiters) {
   EXPECT_NE(text.out.find("  waiters       " + std::to_string(row["waiters"][0]["pid"].get<int>()) + " shared\n"),
             std::string::npos)
       << text.out;
+  std::ofstream{done} << "done\n";
   EXPECT_TRUE(holder.wait().exited_with(0));
   EXPECT_TRUE(waiter.wait().exited_with(0));
 }
