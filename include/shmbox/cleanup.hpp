@@ -15,7 +15,7 @@
 namespace shmbox {
 
 struct RemovedObject {
-  std::string kind;  // "mailbox", "endpoint", "lane", "lock", "board"
+  std::string kind;  // "mailbox", "endpoint", "lane", "lock", "board", "topic"
   std::string name;
   pid_t owner_pid = 0;  // the owner that had exited; 0 if it was removed for another cause
   // Why it was garbage, in words: "its owner, process 123, had exited", or "it had been

@@ -11,6 +11,8 @@
 #include "sharing/board_layout.hpp"
 #include "sharing/local_board.hpp"
 #include "sharing/lock_layout.hpp"
+#include "topic/local_topic.hpp"
+#include "topic/topic_layout.hpp"
 
 namespace shmbox {
 
@@ -36,6 +38,11 @@ std::vector<RemovedObject> collect_garbage() {
   for (const std::string& name : platform::list_shm_names(detail::board_file_prefix)) {
     if (auto garbage = detail::remove_board_if_garbage(name)) {
       removed.push_back({"board", name, garbage->owner_pid, std::move(garbage->cause)});
+    }
+  }
+  for (const std::string& name : platform::list_shm_names(detail::topic_file_prefix)) {
+    if (auto garbage = detail::remove_topic_if_garbage(name)) {
+      removed.push_back({"topic", name, garbage->owner_pid, std::move(garbage->cause)});
     }
   }
   return removed;

@@ -101,6 +101,13 @@ Liveness liveness(std::uint64_t packed) noexcept {
   return (fields.start_time & 0xffffffffu) == identity.start_time ? Liveness::alive : Liveness::dead;
 }
 
+bool stopped(std::uint64_t packed) noexcept {
+  const ProcessIdentity identity = ProcessIdentity::unpack(packed);
+  StatFields fields{};
+  if (identity.pid <= 0 || read_stat(identity.pid, fields) != StatRead::ok) return false;
+  return (fields.state == 'T' || fields.state == 't') && (fields.start_time & 0xffffffffu) == identity.start_time;
+}
+
 namespace {
 
 // The first line of a small /proc file, or "" if it cannot be read.

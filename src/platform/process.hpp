@@ -54,6 +54,9 @@ enum class Liveness { alive, dead };
 
 // Whether the process `packed` describes still runs (same pid, same start time).
 Liveness liveness(std::uint64_t packed) noexcept;
+// Whether the process `packed` describes is stopped (SIGSTOP, a debugger): alive, but it
+// will not move until something else lets it.
+bool stopped(std::uint64_t packed) noexcept;
 
 // The command name of the process `packed` describes (/proc/<pid>/comm), or "" if it
 // is not running.

@@ -201,8 +201,8 @@ Result<void> detail::SegmentFactory::remove(const std::string& file_name, const 
 
 std::vector<std::string> Segment::list() {
   // Spelled out rather than taken from the mailbox and endpoint code: segments sit below them.
-  constexpr std::array<std::string_view, 6> not_segments{"shmbox.mb.", "shmbox.ep.", "shmbox.ln.", "shmbox.lk.",
-                                                         "shmbox.bd.", "sem."};
+  constexpr std::array<std::string_view, 7> not_segments{"shmbox.mb.", "shmbox.ep.", "shmbox.ln.", "shmbox.lk.",
+                                                         "shmbox.bd.", "shmbox.tp.", "sem."};
   auto names = platform::list_shm_names("");
   std::erase_if(names, [&](const std::string& name) {
     return std::ranges::any_of(not_segments, [&](std::string_view prefix) { return name.starts_with(prefix); });

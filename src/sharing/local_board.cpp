@@ -12,10 +12,12 @@
 #include <mutex>
 
 #include "base/name.hpp"
+#include "base/seqlock_copy.hpp"
 #include "platform/exit_hooks.hpp"
 #include "platform/futex.hpp"
 #include "platform/process.hpp"
 #include "platform/shm.hpp"
+#include "segment/owned_file.hpp"
 #include "segment/segment_factory.hpp"
 #include "sharing/board_layout.hpp"
 #include "sharing/robust_lock.hpp"
@@ -27,52 +29,6 @@ namespace {
 constexpr std::chrono::milliseconds owner_check_interval{100};
 
 Result<FileNames> board_names(std::string_view name) { return file_names("board", board_file_prefix, name); }
-
-// Buffers are read while a writer may be filling them (a reader finds out afterwards and
-// reads again). The seqlock's fences (Boehm, "Can seqlocks get along with programming
-// language memory models?") keep the copy between the two stamp accesses, and the copy is
-// a plain memcpy, as in the kernel's seqcount: a torn copy is never used, and a buffer in
-// memory that another process maps is nothing the compiler can reason about. Under
-// ThreadSanitizer, which neither models fences nor accepts the racing memcpy, both sides
-// move whole words with ordered atomic accesses instead: slower, same guarantee. Buffers
-// are whole lines, so the last word never reaches past one.
-#if defined(__SANITIZE_THREAD__)
-constexpr std::memory_order length_load_order = std::memory_order_acquire;
-constexpr std::memory_order length_store_order = std::memory_order_release;
-void fence_before_copy_in() noexcept {}
-void fence_after_copy_out() noexcept {}
-
-void copy_out(const std::byte* buffer, std::byte* target, std::size_t length) noexcept {
-  const auto* words = reinterpret_cast<const std::uint64_t*>(buffer);
-  for (std::size_t i = 0; i * 8 < length; ++i) {
-    const std::uint64_t word = __atomic_load_n(words + i, __ATOMIC_ACQUIRE);
-    std::memcpy(target + i * 8, &word, std::min<std::size_t>(8, length - i * 8));
-  }
-}
-
-void copy_in(std::span<const std::byte> value, std::byte* buffer) noexcept {
-  auto* words = reinterpret_cast<std::uint64_t*>(buffer);
-  for (std::size_t i = 0; i * 8 < value.size(); ++i) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, value.data() + i * 8, std::min<std::size_t>(8, value.size() - i * 8));
-    __atomic_store_n(words + i, word, __ATOMIC_RELEASE);
-  }
-}
-#else
-constexpr std::memory_order length_load_order = std::memory_order_relaxed;
-constexpr std::memory_order length_store_order = std::memory_order_relaxed;
-void fence_before_copy_in() noexcept { std::atomic_thread_fence(std::memory_order_release); }
-void fence_after_copy_out() noexcept { std::atomic_thread_fence(std::memory_order_acquire); }
-
-// An empty value may come with a null pointer, which memcpy must not be given.
-void copy_out(const std::byte* buffer, std::byte* target, std::size_t length) noexcept {
-  if (length != 0) std::memcpy(target, buffer, length);
-}
-
-void copy_in(std::span<const std::byte> value, std::byte* buffer) noexcept {
-  if (!value.empty()) std::memcpy(buffer, value.data(), value.size());
-}
-#endif
 
 // A validated board: where its parts are. Everything else read from it is checked where
 // it is used.
@@ -126,15 +82,7 @@ Result<BoardRecord> validate(const Segment& mapping, const std::string& object) 
                                                " bytes for what its header records, but has " +
                                                std::to_string(bytes.size())));
   }
-  if (identity.owner != 0) {
-    if (auto fault = platform::implausible_process(identity.owner)) {
-      return std::unexpected(corrupt(object, "has an owner record that makes no sense: " + *fault));
-    }
-    if (identity.owner != identity.creator) {
-      return std::unexpected(corrupt(object, "has an owner record that makes no sense: it names another process than "
-                                             "the board's creator, and a board belongs to its creator or the system"));
-    }
-  }
+  if (auto fault = implausible_owner(identity.owner, identity.creator, object, "board")) return std::unexpected(*fault);
   auto lock_slots = validate_lock_record(mapping, geometry.lock_offset(), "writers' lock of " + object);
   if (!lock_slots) return std::unexpected(lock_slots.error());
   if (*lock_slots != identity.writer_slots) {
@@ -161,15 +109,8 @@ void mark_removed(BoardHeader& header) noexcept {
   platform::futex_wake(header.changed, INT_MAX);
 }
 
-// Removes the name if it still names `mapping`'s file, then marks the board removed. A
-// removal the kernel refuses changes nothing.
-Result<void> retire(const Segment& mapping, BoardHeader& header, const std::string& file_name,
-                    const std::string& object) {
-  auto unlinked = platform::unlink_shm_file_if_same(file_name, SegmentFactory::descriptor(mapping), object);
-  if (!unlinked && unlinked.error() != Errc::not_found) return std::unexpected(unlinked.error());
-  mark_removed(header);
-  forget_at_exit(file_name);
-  return {};
+OwnedFile board_file(const std::string& file_name, const std::string& object) {
+  return owned_file<BoardHeader>(file_name, object, validate, mark_removed);
 }
 
 Error owner_exited(const std::string& object, std::uint64_t owner) {
@@ -351,7 +292,7 @@ class LocalBoard final : public BoardBackend {
       if (record_.owner != 0) {
         if (now >= next_owner_check) {
           if (owner_watch_.exited()) {
-            (void)retire(*mapping_, header, file_name_, object());
+            (void)board_file(file_name_, object()).retire(*mapping_);
             return std::unexpected(owner_exited(object(), record_.owner));
           }
           next_owner_check = now + owner_check_interval;
@@ -512,12 +453,8 @@ Result<std::unique_ptr<BoardBackend>> handle_on(FileNames names, Segment mapping
   if (record->header->removed.load(std::memory_order_acquire) != 0) {
     return std::unexpected(Error{Errc::closed, names.object, "was removed"});
   }
-  if (record->owner != 0 && platform::liveness(record->owner) == platform::Liveness::dead) {
-    (void)retire(mapping, *record->header, names.file_name, names.object);
-    return std::unexpected(Error{Errc::not_found, names.object,
-                                 "its owner, process " +
-                                     std::to_string(platform::ProcessIdentity::unpack(record->owner).pid) +
-                                     ", had exited: it was removed"});
+  if (auto exited = board_file(names.file_name, names.object).retire_if_owner_exited(mapping, record->owner)) {
+    return std::unexpected(*exited);
   }
   auto shared = std::make_shared<Segment>(std::move(mapping));
   return std::make_unique<LocalBoard>(std::move(names), std::move(shared), *record);
@@ -570,9 +507,8 @@ Result<std::unique_ptr<BoardBackend>> LocalBoards::create(std::string_view name,
   if (!record) return std::unexpected(record.error());
   auto shared = std::make_shared<Segment>(std::move(*mapping));
   if (owner != 0) {
-    run_at_exit(names->file_name, owner, [file_name = names->file_name, object = names->object, mapping = shared,
-                                          header = record->header] {
-      (void)retire(*mapping, *header, file_name, object);
+    run_at_exit(names->file_name, owner, [file = board_file(names->file_name, names->object), mapping = shared] {
+      (void)file.retire(*mapping);
     });
   }
   return std::make_unique<LocalBoard>(std::move(*names), std::move(shared), *record);
@@ -591,21 +527,7 @@ Result<std::unique_ptr<BoardBackend>> LocalBoards::open(std::string_view name) {
 Result<void> LocalBoards::remove(std::string_view name) {
   auto names = board_names(name);
   if (!names) return std::unexpected(names.error());
-  auto mapping = SegmentFactory::open(names->file_name, names->object, Access::read_write);
-  if (!mapping) {
-    if (mapping.error() == Errc::not_found || mapping.error() == Errc::permission_denied) {
-      return std::unexpected(mapping.error());
-    }
-    // Not a board we can read (corrupt, half-made): the name goes all the same.
-    forget_at_exit(names->file_name);
-    return SegmentFactory::remove(names->file_name, names->object);
-  }
-  auto record = validate(*mapping, names->object);
-  if (!record) {
-    forget_at_exit(names->file_name);
-    return SegmentFactory::remove(names->file_name, names->object);
-  }
-  return retire(*mapping, *record->header, names->file_name, names->object);
+  return board_file(names->file_name, names->object).remove();
 }
 
 Result<BoardStatus> LocalBoards::stat(std::string_view name) {
@@ -624,17 +546,7 @@ Result<BoardStatus> LocalBoards::stat(std::string_view name) {
 }
 
 std::optional<Garbage> remove_board_if_garbage(const std::string& name) {
-  const std::string file_name = std::string{board_file_prefix} + name;
-  if (SegmentFactory::remove_if_left_unsized(file_name)) return Garbage::left_unsized();
-  const std::string object = describe("board", name);
-  auto mapping = SegmentFactory::open(file_name, object, Access::read_write);
-  if (!mapping) return std::nullopt;
-  auto record = validate(*mapping, object);
-  if (!record || record->owner == 0 || platform::liveness(record->owner) != platform::Liveness::dead) {
-    return std::nullopt;
-  }
-  if (!retire(*mapping, *record->header, file_name, object)) return std::nullopt;
-  return Garbage::owner_exited(platform::ProcessIdentity::unpack(record->owner).pid);
+  return board_file(std::string{board_file_prefix} + name, describe("board", name)).remove_if_garbage();
 }
 
 }  // namespace shmbox::detail

@@ -1,0 +1,200 @@
+// Topics: every subscriber gets every message (publish/subscribe), where a mailbox gives
+// each message to one receiver.
+//
+//   auto topic = shmbox::Topic::create("prices", {.capacity = 256, .history = 16}).value();
+//   auto publisher = topic.publisher().value();
+//   publisher.publish(shmbox::as_bytes("EURUSD 1.0841"));
+//
+//   auto subscriber = shmbox::Topic::open("prices").value().subscribe(16).value();  // the last 16 too
+//   std::vector<std::byte> message;
+//   auto got = subscriber.receive(message, 1s);   // got->lost: messages it missed just before
+//
+// A publisher writes a message once, into a chunk of the topic's shared memory, and each
+// subscriber reads it from there: by copy, or in place (receive_in_place, no copy at all).
+// What a publish costs does not depend on how many subscribers there are.
+//
+// Guarantees (docs/design.md, "Topics"):
+//   - Each subscriber gets the messages published after it subscribed (and the history it
+//     asked for) in publish order, which keeps each publisher's own order.
+//   - Overflow::block: a publisher waits while the oldest message the topic keeps has not
+//     been read by every live, running subscriber; nothing is lost. A subscriber process
+//     that dies, or is stopped (SIGSTOP), holds publishers back for at most 100 ms: a dead
+//     one's slot is recovered, a stopped one is passed over (it is told what it lost when
+//     it runs again).
+//   - Overflow::overwrite: a publisher never waits; a subscriber that falls more than
+//     `capacity` messages behind loses the oldest, and the next message it gets says how
+//     many (Delivered::lost).
+//   - A message read in place stays valid and unchanged until released, whatever the
+//     publishers do meanwhile.
+//   - A publisher or subscriber killed at any instruction leaves the topic working: what
+//     it claimed is recovered by the next process that waits on it (within 100 ms).
+//
+// Thread contract: a Publisher or Subscriber is used by one thread at a time; a Topic
+// handle may make publishers and subscribers from several threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmbox/error.hpp"
+#include "shmbox/mailbox_types.hpp"
+#include "shmbox/wait.hpp"
+
+namespace shmbox {
+
+namespace detail {
+struct TopicState;
+}
+
+enum class Overflow : std::uint8_t {
+  block,      // publishers wait for the slowest live subscriber
+  overwrite,  // slow subscribers lose the oldest messages, and are told how many
+};
+
+inline constexpr std::uint32_t max_topic_subscribers = 128;
+inline constexpr std::uint32_t max_topic_publishers = 256;
+inline constexpr std::uint32_t max_topic_capacity = 16384;
+inline constexpr std::size_t max_topic_message_size = std::size_t{64} << 20;
+
+struct TopicOptions {
+  std::uint32_t capacity = 64;        // the messages the topic keeps (1 to max_topic_capacity)
+  std::uint32_t history = 0;          // the most a late subscriber may ask for (at most capacity)
+  std::uint32_t max_message_size = 4096;
+  std::uint32_t max_subscribers = 16;
+  std::uint32_t max_publishers = 8;
+  std::uint32_t held_per_subscriber = 4;  // messages one subscriber may hold in place at once
+  Overflow overflow = Overflow::block;
+  Ownership ownership = Ownership::process;
+  std::uint32_t mode = 0600;
+  WaitPolicy wait{};
+};
+
+// What a receive got besides the bytes.
+struct Delivered {
+  std::size_t size = 0;
+  std::uint64_t sequence = 0;  // the topic's number for the message, from 1 up
+  std::uint64_t lost = 0;      // messages overwritten before this subscriber read them, just before this one
+};
+
+// A message read in place: valid, and unchanged, until it is released or destroyed.
+class TopicMessage {
+ public:
+  TopicMessage() = default;
+  TopicMessage(TopicMessage&& other) noexcept;
+  TopicMessage& operator=(TopicMessage&& other) noexcept;
+  TopicMessage(const TopicMessage&) = delete;
+  TopicMessage& operator=(const TopicMessage&) = delete;
+  ~TopicMessage() { release(); }
+
+  std::span<const std::byte> data() const noexcept { return data_; }
+  const Delivered& info() const noexcept { return info_; }
+  void release() noexcept;
+
+ private:
+  friend class Subscriber;
+  std::shared_ptr<detail::TopicState> state_;
+  std::uint32_t slot_ = 0;
+  std::uint32_t chunk_ = 0;
+  std::span<const std::byte> data_;
+  Delivered info_;
+};
+
+// Room for a message in the topic's memory, filled in place and then published. Given back
+// unpublished if destroyed.
+class TopicLoan {
+ public:
+  TopicLoan() = default;
+  TopicLoan(TopicLoan&& other) noexcept;
+  TopicLoan& operator=(TopicLoan&& other) noexcept;
+  TopicLoan(const TopicLoan&) = delete;
+  TopicLoan& operator=(const TopicLoan&) = delete;
+  ~TopicLoan() { give_back(); }
+
+  std::span<std::byte> data() const noexcept { return data_; }
+
+ private:
+  friend class Publisher;
+  void give_back() noexcept;
+  std::shared_ptr<detail::TopicState> state_;
+  std::uint32_t slot_ = 0;
+  std::uint32_t chunk_ = 0;
+  std::span<std::byte> data_;
+};
+
+class Publisher {
+ public:
+  Publisher() = default;
+  Publisher(Publisher&& other) noexcept;
+  Publisher& operator=(Publisher&& other) noexcept;
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+  ~Publisher();
+
+  // Copies `message` in and publishes it; its sequence number. A blocking topic waits
+  // (until `deadline`) while a live subscriber has not read the oldest message it keeps.
+  [[nodiscard]] Result<std::uint64_t> publish(std::span<const std::byte> message, Deadline deadline = forever);
+  // Room for `size` bytes in the topic's memory (one loan at a time per publisher).
+  [[nodiscard]] Result<TopicLoan> loan(std::size_t size);
+  // Publishes what was written into `loan`; its sequence number. A loan it refuses
+  // (timed out, would block) is given back.
+  [[nodiscard]] Result<std::uint64_t> publish(TopicLoan&& loan, Deadline deadline = forever);
+
+ private:
+  friend class Topic;
+  void leave() noexcept;
+  std::shared_ptr<detail::TopicState> state_;
+  std::uint32_t slot_ = 0;
+  std::uint64_t fork_generation_ = 0;
+  bool loaned_ = false;
+};
+
+class Subscriber {
+ public:
+  Subscriber() = default;
+  Subscriber(Subscriber&& other) noexcept;
+  Subscriber& operator=(Subscriber&& other) noexcept;
+  Subscriber(const Subscriber&) = delete;
+  Subscriber& operator=(const Subscriber&) = delete;
+  ~Subscriber();
+
+  // The next message, copied into `message`.
+  [[nodiscard]] Result<Delivered> receive(std::vector<std::byte>& message, Deadline deadline = forever);
+  // The next message, in place: no copy. At most held_per_subscriber at once.
+  [[nodiscard]] Result<TopicMessage> receive_in_place(Deadline deadline = forever);
+  // Messages this subscriber lost in all.
+  std::uint64_t lost() const noexcept;
+
+ private:
+  friend class Topic;
+  void leave() noexcept;
+  std::shared_ptr<detail::TopicState> state_;
+  std::uint32_t slot_ = 0;
+  std::uint64_t fork_generation_ = 0;
+};
+
+class Topic {
+ public:
+  // Errc::already_exists if the name is taken.
+  [[nodiscard]] static Result<Topic> create(std::string_view name, const TopicOptions& options = {});
+  [[nodiscard]] static Result<Topic> open(std::string_view name, const WaitPolicy& wait = {});
+  // Every handle's calls fail with Errc::closed from now on; sleepers wake.
+  [[nodiscard]] static Result<void> remove(std::string_view name);
+
+  [[nodiscard]] Result<Publisher> publisher() const;
+  // Messages published from now on, and the last `history` ones the topic still keeps
+  // (at most its own history).
+  [[nodiscard]] Result<Subscriber> subscribe(std::uint32_t history = 0) const;
+
+  const std::string& name() const noexcept;
+  std::size_t max_message_size() const noexcept;
+
+ private:
+  std::shared_ptr<detail::TopicState> state_;
+};
+
+}  // namespace shmbox

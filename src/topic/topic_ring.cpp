@@ -1,0 +1,497 @@
+// The topic algorithm. docs/design.md ("Topics") gives the protocol; the comments here say
+// which access pairs with which.
+#include "topic/topic_ring.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <thread>
+
+#include "base/seqlock_copy.hpp"
+#include "platform/futex.hpp"
+#include "platform/process.hpp"
+
+namespace shmbox::detail {
+namespace {
+
+using namespace std::chrono_literals;
+
+// How long a waiter sleeps at most before it looks for dead processes to recover (and
+// for the topic's owner): a dead peer never makes anyone wait longer than this.
+constexpr auto liveness_interval = 100ms;
+// How long a reader waits for a publisher that has a chunk it pinned marked as being
+// written (a publisher that saw the pin puts the mark back at once).
+constexpr int being_written_spins = 1 << 16;
+
+// Where `entry_sequence` (48 bits) stands against `sequence`: -1 older, 0 the same, 1 newer.
+int compare_sequence(std::uint64_t entry_sequence, std::uint64_t sequence) noexcept {
+  const std::uint64_t difference = (entry_sequence - sequence) & topic_sequence_mask;
+  if (difference == 0) return 0;
+  return difference <= (topic_sequence_mask >> 1) ? 1 : -1;
+}
+
+std::uint64_t this_process() noexcept { return platform::current_process().packed(); }
+
+bool is_dead(std::uint64_t owner) noexcept {
+  return owner != 0 && platform::liveness(owner) == platform::Liveness::dead;
+}
+
+std::uint64_t holder_bit(std::uint32_t slot) noexcept { return std::uint64_t{1} << (slot % 64); }
+
+// Wakes every sleeper of an event word that has its sleeping bit set, moving it on.
+void announce(std::atomic<std::uint32_t>& word, std::uint32_t value) noexcept {
+  const std::uint32_t before = word.exchange(value & ~EventWord::sleeping, std::memory_order_seq_cst);
+  if ((before & EventWord::sleeping) != 0) platform::futex_wake(word, INT_MAX);
+}
+
+// Sets the sleeping bit of `word` if it still reads `seen`; false if it moved on.
+bool mark_sleeping(std::atomic<std::uint32_t>& word, std::uint32_t seen) noexcept {
+  if ((seen & EventWord::sleeping) != 0) return true;
+  return word.compare_exchange_strong(seen, seen | EventWord::sleeping, std::memory_order_seq_cst);
+}
+
+std::optional<platform::MonotonicTime> nap_until(Deadline deadline) {
+  const auto cap = Deadline::clock::now() + liveness_interval;
+  if (deadline.is_forever()) return cap;
+  return std::min(deadline.until(), cap);
+}
+
+// Whether a waiter that started at `started` should still spin (WaitPolicy), or sleep.
+bool still_spinning(const WaitPolicy& wait, Deadline::clock::time_point started) noexcept {
+  switch (wait.mode) {
+    case WaitMode::busy_poll: return true;
+    case WaitMode::sleep: return false;
+    case WaitMode::adaptive: return Deadline::clock::now() - started < wait.spin;
+  }
+  return false;
+}
+
+}  // namespace
+
+TopicRing::Look TopicRing::look(std::uint64_t sequence) const noexcept {
+  const std::uint64_t entry = record_.entries[sequence % record_.geometry.capacity].load(std::memory_order_seq_cst);
+  const int order = compare_sequence(RingEntry::sequence(entry), sequence);
+  if (order < 0) return {Found::not_yet, entry};
+  if (order > 0) return {Found::overwritten, entry};
+  return {RingEntry::chunk(entry) == topic_no_chunk ? Found::abandoned : Found::message, entry};
+}
+
+// ---- publishers ----
+
+Result<std::uint32_t> TopicRing::join_publisher() {
+  const std::uint64_t me = this_process();
+  for (int round = 0; round < 2; ++round) {
+    for (std::uint32_t i = 0; i < record_.geometry.publisher_slots; ++i) {
+      PublisherSlot& slot = record_.publishers[i];
+      std::uint64_t owner = slot.owner.load(std::memory_order_acquire);
+      if (owner != 0 && round == 1 && is_dead(owner) && recover_publisher(i, owner)) owner = 0;
+      if (owner != 0) continue;
+      if (!slot.owner.compare_exchange_strong(owner, me, std::memory_order_acq_rel)) continue;
+      slot.claiming.store(0, std::memory_order_relaxed);
+      slot.chunk.store(topic_no_chunk, std::memory_order_relaxed);
+      slot.published.store(0, std::memory_order_relaxed);
+      return i;
+    }
+  }
+  return std::unexpected(Error{Errc::in_use, object_,
+                               "has no publisher slot free: all " + std::to_string(record_.geometry.publisher_slots) +
+                                   " are held by live processes"});
+}
+
+void TopicRing::leave_publisher(std::uint32_t slot) noexcept {
+  PublisherSlot& publisher = record_.publishers[slot];
+  publisher.claiming.store(0, std::memory_order_relaxed);
+  publisher.chunk.store(topic_no_chunk, std::memory_order_relaxed);
+  publisher.owner.store(0, std::memory_order_release);
+}
+
+Result<std::uint32_t> TopicRing::take_chunk(std::uint32_t slot) {
+  PublisherSlot& publisher = record_.publishers[slot];
+  const std::uint32_t count = record_.geometry.chunk_count;
+  std::uint64_t last_head = 0;
+  bool recovered = false;
+  for (;;) {
+    // A chunk whose message has left the ring: its sequence number is older than any the
+    // ring still holds (head - capacity), or it was never used or given back (0).
+    const std::uint64_t head = record_.header->head.load(std::memory_order_acquire);
+    if (head == last_head) {
+      // A whole look found nothing and nobody has published since (other publishers take
+      // chunks ahead of a slow look, so it looks again while they do). There are chunks for
+      // every message the ring holds, every pin and every publisher: only the dead can
+      // hold the rest.
+      if (recovered || recover_dead() == 0) break;
+      recovered = true;
+    }
+    last_head = head;
+    const std::uint64_t window_start = head > record_.geometry.capacity ? head - record_.geometry.capacity : 0;
+    const std::uint32_t start = record_.header->next_chunk.fetch_add(1, std::memory_order_relaxed) % count;
+    for (std::uint32_t n = 0; n < count; ++n) {
+      const std::uint32_t index = (start + n) % count;
+      ChunkHeader& chunk = record_.chunk(index);
+      std::uint64_t sequence = chunk.sequence.load(std::memory_order_acquire);
+      if (sequence == ChunkHeader::being_written || (sequence != 0 && sequence >= window_start)) continue;
+      if ((chunk.holders[0].load(std::memory_order_relaxed) | chunk.holders[1].load(std::memory_order_relaxed)) != 0) {
+        continue;
+      }
+      // Named before it is taken: whoever finds this process dead gives it back.
+      publisher.chunk.store(index, std::memory_order_seq_cst);
+      if (!chunk.sequence.compare_exchange_strong(sequence, ChunkHeader::being_written, std::memory_order_seq_cst)) {
+        continue;
+      }
+      // Dekker with a reader's pin (receive_pinned): it sets its bit, then reads the
+      // sequence number; we set the sequence number, then read the bits. One of us sees
+      // the other: a pinned chunk is put back as it was.
+      if ((chunk.holders[0].load(std::memory_order_seq_cst) | chunk.holders[1].load(std::memory_order_seq_cst)) != 0) {
+        chunk.sequence.store(sequence, std::memory_order_seq_cst);
+        continue;
+      }
+      record_.header->next_chunk.store(index + 1, std::memory_order_relaxed);
+      return index;
+    }
+    publisher.chunk.store(topic_no_chunk, std::memory_order_relaxed);
+  }
+  return std::unexpected(Error{Errc::corrupt, object_,
+                               "has no free chunk among " + std::to_string(count) +
+                                   ", which its live publishers and subscribers cannot all hold"});
+}
+
+void TopicRing::give_back(std::uint32_t slot, std::uint32_t chunk) noexcept {
+  record_.chunk(chunk).sequence.store(0, std::memory_order_release);
+  // Unless its publisher has left meanwhile and the slot is another's.
+  std::uint32_t named = chunk;
+  record_.publishers[slot].chunk.compare_exchange_strong(named, topic_no_chunk, std::memory_order_acq_rel);
+}
+
+std::uint64_t TopicRing::lowest_cursor() noexcept {
+  std::uint64_t lowest = record_.header->head.load(std::memory_order_seq_cst);
+  for (std::uint32_t i = 0; i < record_.geometry.subscriber_slots; ++i) {
+    const SubscriberSlot& subscriber = record_.subscribers[i];
+    if (subscriber.owner.load(std::memory_order_seq_cst) == 0) continue;
+    if (subscriber.evicted.load(std::memory_order_relaxed) != 0) continue;
+    lowest = std::min(lowest, subscriber.cursor.load(std::memory_order_seq_cst));
+  }
+  return lowest;
+}
+
+Result<std::uint64_t> TopicRing::claim_sequence(std::uint32_t slot, Deadline deadline) {
+  TopicHeader& header = *record_.header;
+  PublisherSlot& publisher = record_.publishers[slot];
+  const std::uint64_t capacity = record_.geometry.capacity;
+  const auto started = Deadline::clock::now();
+  auto next_liveness_check = started + liveness_interval;
+  for (;;) {
+    std::uint64_t next = header.head.load(std::memory_order_acquire);
+    // A blocking topic hands out `next` only once every live subscriber has read the
+    // message it replaces in the ring (next - capacity).
+    if (record_.overflow == TopicOverflow::block && next > capacity &&
+        next - capacity >= header.gate.load(std::memory_order_acquire)) {
+      const std::uint32_t seen = header.consumed.load(std::memory_order_seq_cst);
+      std::uint64_t lowest = lowest_cursor();
+      std::uint64_t gate = header.gate.load(std::memory_order_relaxed);
+      while (gate < lowest && !header.gate.compare_exchange_weak(gate, lowest, std::memory_order_acq_rel)) {
+      }
+      if (next - capacity >= lowest) {
+        if (removed()) return std::unexpected(removed_error());
+        if (deadline.is_none()) {
+          return std::unexpected(Error{Errc::would_block, object_, "is full: a subscriber has not read the oldest message"});
+        }
+        if (deadline.expired()) {
+          return std::unexpected(Error{Errc::timeout, object_, "timed out waiting for a subscriber to read"});
+        }
+        const auto now = Deadline::clock::now();
+        if (now >= next_liveness_check) {
+          next_liveness_check = now + liveness_interval;
+          // The slowest: dead ones are recovered, stopped ones passed over until they run.
+          for (std::uint32_t i = 0; i < record_.geometry.subscriber_slots; ++i) {
+            SubscriberSlot& subscriber = record_.subscribers[i];
+            const std::uint64_t owner = subscriber.owner.load(std::memory_order_acquire);
+            if (owner == 0 || subscriber.cursor.load(std::memory_order_acquire) != lowest) continue;
+            if (is_dead(owner)) {
+              (void)recover_subscriber(i, owner);
+            } else if (platform::stopped(owner)) {
+              subscriber.evicted.store(1, std::memory_order_seq_cst);
+            }
+          }
+          continue;
+        }
+        if (still_spinning(wait_, started)) {
+          platform::cpu_relax();
+          continue;
+        }
+        // Dekker with advance(): we set the sleeping bit, then read the cursors; a
+        // subscriber stores its cursor, then reads the bit.
+        if (!mark_sleeping(header.consumed, seen)) continue;
+        if (next - capacity < lowest_cursor()) continue;
+        (void)platform::futex_wait(header.consumed, seen | EventWord::sleeping, nap_until(deadline));
+        continue;
+      }
+    }
+    // Named before it is claimed: whoever finds this process dead abandons it.
+    publisher.claiming.store(next, std::memory_order_seq_cst);
+    if (header.head.compare_exchange_weak(next, next + 1, std::memory_order_seq_cst)) return next;
+  }
+}
+
+Result<std::uint64_t> TopicRing::commit(std::uint32_t slot, std::uint32_t index, std::size_t size, Deadline deadline) {
+  if (removed()) return std::unexpected(removed_error());
+  auto claimed = claim_sequence(slot, deadline);
+  if (!claimed) return claimed;
+  const std::uint64_t sequence = *claimed;
+  ChunkHeader& chunk = record_.chunk(index);
+  chunk.size.store(size, length_store_order);
+  // Pairs with a reader's acquire of the sequence number: the bytes come with it.
+  chunk.sequence.store(sequence, std::memory_order_release);
+  std::atomic<std::uint64_t>& entry = record_.entries[sequence % record_.geometry.capacity];
+  std::uint64_t current = entry.load(std::memory_order_acquire);
+  for (;;) {
+    // Overwritten before it was in (an overwriting topic whose later publisher was
+    // quicker): published and at once lost, as if read by nobody in time.
+    if (compare_sequence(RingEntry::sequence(current), sequence) >= 0) {
+      chunk.sequence.store(0, std::memory_order_release);
+      break;
+    }
+    if (entry.compare_exchange_weak(current, RingEntry::make(sequence, index), std::memory_order_seq_cst)) break;
+  }
+  PublisherSlot& publisher = record_.publishers[slot];
+  publisher.claiming.store(0, std::memory_order_release);
+  publisher.chunk.store(topic_no_chunk, std::memory_order_release);
+  publisher.published.fetch_add(1, std::memory_order_relaxed);
+  // Dekker with a sleeping subscriber: the entry above, then the word (seq_cst both).
+  announce(record_.header->published, static_cast<std::uint32_t>(sequence));
+  return sequence;
+}
+
+bool TopicRing::recover_publisher(std::uint32_t slot, std::uint64_t dead_owner) {
+  PublisherSlot& publisher = record_.publishers[slot];
+  // Ours while we recover it: if we die too, our identity is dead and the next one redoes it.
+  if (!publisher.owner.compare_exchange_strong(dead_owner, this_process(), std::memory_order_acq_rel)) return false;
+  const std::uint64_t claiming = publisher.claiming.load(std::memory_order_acquire);
+  const std::uint32_t index = publisher.chunk.load(std::memory_order_acquire);
+  const auto named_by_another = [&](auto field, std::uint64_t value) {
+    for (std::uint32_t i = 0; i < record_.geometry.publisher_slots; ++i) {
+      if (i == slot) continue;
+      const PublisherSlot& other = record_.publishers[i];
+      const std::uint64_t owner = other.owner.load(std::memory_order_acquire);
+      if (owner != 0 && !is_dead(owner) && (other.*field).load(std::memory_order_seq_cst) == value) return true;
+    }
+    return false;
+  };
+  // A sequence number it claimed and never committed: nobody will, so readers pass it.
+  // Only if it was handed out (head is past it) and no live publisher is committing it.
+  if (claiming != 0 && record_.header->head.load(std::memory_order_seq_cst) > claiming &&
+      !named_by_another(&PublisherSlot::claiming, claiming)) {
+    std::atomic<std::uint64_t>& entry = record_.entries[claiming % record_.geometry.capacity];
+    std::uint64_t current = entry.load(std::memory_order_acquire);
+    while (compare_sequence(RingEntry::sequence(current), claiming) < 0 &&
+           !entry.compare_exchange_weak(current, RingEntry::make(claiming, topic_no_chunk), std::memory_order_seq_cst)) {
+    }
+    announce(record_.header->published, static_cast<std::uint32_t>(claiming));
+  }
+  // A chunk it was writing, unless a live publisher holds it (its claim failed, another's won).
+  if (index < record_.geometry.chunk_count && !named_by_another(&PublisherSlot::chunk, index)) {
+    std::uint64_t expected = ChunkHeader::being_written;
+    (void)record_.chunk(index).sequence.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
+  }
+  publisher.claiming.store(0, std::memory_order_relaxed);
+  publisher.chunk.store(topic_no_chunk, std::memory_order_relaxed);
+  publisher.owner.store(0, std::memory_order_release);
+  return true;
+}
+
+// ---- subscribers ----
+
+void TopicRing::clear_holder_bit(std::uint32_t slot) noexcept {
+  const std::uint64_t bit = holder_bit(slot);
+  for (std::uint32_t i = 0; i < record_.geometry.chunk_count; ++i) {
+    std::atomic<std::uint64_t>& holders = record_.chunk(i).holders[slot / 64];
+    if ((holders.load(std::memory_order_relaxed) & bit) != 0) holders.fetch_and(~bit, std::memory_order_release);
+  }
+}
+
+Result<std::uint32_t> TopicRing::join_subscriber(std::uint32_t history) {
+  const std::uint64_t me = this_process();
+  for (int round = 0; round < 2; ++round) {
+    for (std::uint32_t i = 0; i < record_.geometry.subscriber_slots; ++i) {
+      SubscriberSlot& slot = record_.subscribers[i];
+      std::uint64_t owner = slot.owner.load(std::memory_order_acquire);
+      if (owner != 0 && round == 1 && is_dead(owner) && recover_subscriber(i, owner)) owner = 0;
+      if (owner != 0) continue;
+      if (!slot.owner.compare_exchange_strong(owner, me, std::memory_order_acq_rel)) continue;
+      clear_holder_bit(i);  // none should be left; a slot is never trusted to be clean
+      slot.lost.store(0, std::memory_order_relaxed);
+      slot.received.store(0, std::memory_order_relaxed);
+      slot.evicted.store(0, std::memory_order_relaxed);
+      TopicHeader& header = *record_.header;
+      const std::uint64_t head = header.head.load(std::memory_order_seq_cst);
+      const std::uint64_t wanted = std::min(history, record_.history);
+      const std::uint64_t oldest = head > record_.geometry.capacity ? head - record_.geometry.capacity : 1;
+      const std::uint64_t start = std::max(head > wanted ? head - wanted : 1, oldest);
+      slot.cursor.store(start, std::memory_order_seq_cst);
+      // Publishers judge by the gate first: it must not be above a cursor.
+      std::uint64_t gate = header.gate.load(std::memory_order_acquire);
+      while (gate > start && !header.gate.compare_exchange_weak(gate, start, std::memory_order_acq_rel)) {
+      }
+      return i;
+    }
+  }
+  return std::unexpected(Error{Errc::in_use, object_,
+                               "has no subscriber slot free: all " + std::to_string(record_.geometry.subscriber_slots) +
+                                   " are held by live processes"});
+}
+
+void TopicRing::leave_subscriber(std::uint32_t slot) noexcept {
+  clear_holder_bit(slot);
+  record_.subscribers[slot].owner.store(0, std::memory_order_seq_cst);
+  // A blocked publisher may go now.
+  announce(record_.header->consumed, EventWord::next(record_.header->consumed.load(std::memory_order_relaxed)));
+}
+
+bool TopicRing::recover_subscriber(std::uint32_t slot, std::uint64_t dead_owner) {
+  SubscriberSlot& subscriber = record_.subscribers[slot];
+  if (!subscriber.owner.compare_exchange_strong(dead_owner, this_process(), std::memory_order_acq_rel)) return false;
+  leave_subscriber(slot);
+  return true;
+}
+
+std::uint32_t TopicRing::recover_dead() {
+  std::uint32_t recovered = 0;
+  for (std::uint32_t i = 0; i < record_.geometry.publisher_slots; ++i) {
+    const std::uint64_t owner = record_.publishers[i].owner.load(std::memory_order_acquire);
+    if (is_dead(owner) && recover_publisher(i, owner)) ++recovered;
+  }
+  for (std::uint32_t i = 0; i < record_.geometry.subscriber_slots; ++i) {
+    const std::uint64_t owner = record_.subscribers[i].owner.load(std::memory_order_acquire);
+    if (is_dead(owner) && recover_subscriber(i, owner)) ++recovered;
+  }
+  return recovered;
+}
+
+std::uint64_t TopicRing::skip_overwritten(std::uint32_t slot, std::uint64_t& cursor) const noexcept {
+  const std::uint64_t head = record_.header->head.load(std::memory_order_acquire);
+  const std::uint64_t oldest = head > record_.geometry.capacity ? head - record_.geometry.capacity : 1;
+  const std::uint64_t next = std::max(cursor + 1, oldest);
+  const std::uint64_t skipped = next - cursor;
+  cursor = next;
+  record_.subscribers[slot].evicted.store(0, std::memory_order_relaxed);
+  return skipped;
+}
+
+void TopicRing::advance(std::uint32_t slot, std::uint64_t cursor, std::uint64_t lost) noexcept {
+  SubscriberSlot& subscriber = record_.subscribers[slot];
+  if (lost != 0) subscriber.lost.fetch_add(lost, std::memory_order_relaxed);
+  // Dekker with a publisher waiting for room (claim_sequence): the cursor, then the bit.
+  subscriber.cursor.store(cursor, std::memory_order_seq_cst);
+  if (record_.overflow != TopicOverflow::block) return;
+  const std::uint32_t seen = record_.header->consumed.load(std::memory_order_seq_cst);
+  if ((seen & EventWord::sleeping) != 0) announce(record_.header->consumed, EventWord::next(seen));
+}
+
+Result<void> TopicRing::wait_for_commit(std::uint32_t seen, std::uint64_t sequence, Deadline deadline) {
+  if (removed()) return std::unexpected(removed_error());
+  if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+  if (deadline.expired()) return std::unexpected(Error{Errc::timeout, object_, "timed out"});
+  // Dekker with commit(): the sleeping bit, then the entry; it does the entry, then the word.
+  if (!mark_sleeping(record_.header->published, seen)) return {};
+  if (look(sequence).found != Found::not_yet) return {};
+  (void)platform::futex_wait(record_.header->published, seen | EventWord::sleeping, nap_until(deadline));
+  return {};
+}
+
+Error TopicRing::too_large(std::uint64_t sequence, std::uint64_t size) const {
+  return Error{Errc::corrupt, object_,
+               "holds message " + std::to_string(sequence) + " of " + std::to_string(size) +
+                   " bytes, over its maximum of " + std::to_string(record_.max_message_size)};
+}
+
+// The loop both receives share: what is at the cursor, and waiting for it. `take` gets a
+// message's chunk and sequence number and answers its size, nullopt when it found the
+// message overwritten meanwhile, or an error.
+template <class Take>
+Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadline, Take&& take) {
+  std::uint64_t cursor = record_.subscribers[slot].cursor.load(std::memory_order_relaxed);
+  std::uint64_t lost = 0;
+  const auto started = Deadline::clock::now();
+  auto next_liveness_check = started + liveness_interval;
+  for (;;) {
+    const std::uint32_t seen = record_.header->published.load(std::memory_order_seq_cst);
+    const Look found = look(cursor);
+    switch (found.found) {
+      case Found::message: {
+        const std::uint32_t index = RingEntry::chunk(found.entry);
+        if (index >= record_.geometry.chunk_count) {
+          return std::unexpected(Error{Errc::corrupt, object_,
+                                       "has a ring entry naming chunk " + std::to_string(index) + " of " +
+                                           std::to_string(record_.geometry.chunk_count)});
+        }
+        Result<std::optional<std::size_t>> taken = take(index, cursor);
+        if (!taken) return std::unexpected(taken.error());
+        if (!*taken) {
+          lost += skip_overwritten(slot, cursor);
+          continue;
+        }
+        advance(slot, cursor + 1, lost);
+        return TopicDelivery{.sequence = cursor, .lost = lost, .chunk = index, .size = **taken};
+      }
+      case Found::abandoned:
+        advance(slot, ++cursor, 0);
+        continue;
+      case Found::overwritten:
+        lost += skip_overwritten(slot, cursor);
+        continue;
+      case Found::not_yet: break;
+    }
+    if (const auto now = Deadline::clock::now(); now >= next_liveness_check) {
+      next_liveness_check = now + liveness_interval;
+      // A publisher that claimed this number and died never commits it.
+      if (record_.header->head.load(std::memory_order_acquire) > cursor && recover_dead() > 0) continue;
+    }
+    if (!deadline.is_none() && still_spinning(wait_, started)) {
+      platform::cpu_relax();
+      continue;
+    }
+    if (auto waited = wait_for_commit(seen, cursor, deadline); !waited) return std::unexpected(waited.error());
+  }
+}
+
+Result<TopicDelivery> TopicRing::receive_copy(std::uint32_t slot, std::vector<std::byte>& bytes, Deadline deadline) {
+  return receive_with(slot, deadline, [&](std::uint32_t index, std::uint64_t sequence) -> Result<std::optional<std::size_t>> {
+    const ChunkHeader& chunk = record_.chunk(index);
+    // Seqlock read: the sequence number before and after the copy.
+    if (chunk.sequence.load(std::memory_order_acquire) != sequence) return std::nullopt;
+    const std::uint64_t size = chunk.size.load(length_load_order);
+    const std::size_t copied = static_cast<std::size_t>(std::min<std::uint64_t>(size, record_.max_message_size));
+    bytes.resize(copied);
+    copy_out(record_.chunk_bytes(index), bytes.data(), copied);
+    fence_after_copy_out();
+    if (chunk.sequence.load(std::memory_order_relaxed) != sequence) return std::nullopt;
+    if (size > record_.max_message_size) return std::unexpected(too_large(sequence, size));
+    return copied;
+  });
+}
+
+Result<TopicDelivery> TopicRing::receive_pinned(std::uint32_t slot, Deadline deadline) {
+  const std::uint64_t bit = holder_bit(slot);
+  return receive_with(slot, deadline, [&](std::uint32_t index, std::uint64_t sequence) -> Result<std::optional<std::size_t>> {
+    ChunkHeader& chunk = record_.chunk(index);
+    // Dekker with take_chunk(): the pin, then the sequence number.
+    chunk.holders[slot / 64].fetch_or(bit, std::memory_order_seq_cst);
+    std::uint64_t found = chunk.sequence.load(std::memory_order_seq_cst);
+    for (int spin = 0; found == ChunkHeader::being_written && spin < being_written_spins; ++spin) {
+      platform::cpu_relax();
+      found = chunk.sequence.load(std::memory_order_seq_cst);
+    }
+    const std::uint64_t size = chunk.size.load(std::memory_order_relaxed);
+    if (found != sequence || size > record_.max_message_size) {
+      chunk.holders[slot / 64].fetch_and(~bit, std::memory_order_release);
+      if (found != sequence) return std::nullopt;
+      return std::unexpected(too_large(sequence, size));
+    }
+    return static_cast<std::size_t>(size);
+  });
+}
+
+void TopicRing::unpin(std::uint32_t slot, std::uint32_t chunk) noexcept {
+  // Release: our reads of the bytes come before a publisher's reuse of the chunk.
+  record_.chunk(chunk).holders[slot / 64].fetch_and(~holder_bit(slot), std::memory_order_release);
+}
+
+}  // namespace shmbox::detail
