@@ -277,6 +277,46 @@ TEST_F(TopicTest, AKilledOwnersTopicIsRemovedByGc) {
   EXPECT_EQ(Topic::open(name).error(), Errc::not_found);
 }
 
+// A loan is written in place and published; one dropped unpublished is given back and the
+// publisher goes on. A forked child's copies of a publisher and a subscriber refuse to work
+// (the slots are the parent's), and the parent's keep working.
+TEST_F(TopicTest, LoansAndForkedCopies) {
+  auto topic = Topic::create(name, {.capacity = 4, .ownership = Ownership::system});
+  ASSERT_TRUE(topic.has_value()) << topic.error().message();
+  auto subscriber = topic->subscribe().value();
+  auto publisher = topic->publisher().value();
+  {
+    auto dropped = publisher.loan(8);
+    ASSERT_TRUE(dropped.has_value()) << dropped.error().message();
+    auto second = publisher.loan(8);
+    ASSERT_FALSE(second.has_value());
+    EXPECT_EQ(second.error().message(), "topic '" + name + "': this publisher holds a loan already");
+  }
+  auto loan = publisher.loan(8);
+  ASSERT_TRUE(loan.has_value()) << loan.error().message();
+  const std::uint64_t value = 42;
+  std::memcpy(loan->data().data(), &value, sizeof value);
+  ASSERT_TRUE(publisher.publish(std::move(*loan)).has_value());
+  ChildProcess child = ChildProcess::spawn([&]() -> int {
+    const std::string expected_publisher =
+        "topic '" + name + "': this publisher was made by the parent process; make another in this one";
+    const std::string expected_subscriber =
+        "topic '" + name + "': this subscriber was made by the parent process; make another in this one";
+    auto published = publisher.publish(number(1), no_wait);
+    if (published || published.error().message() != expected_publisher) return 10;
+    std::vector<std::byte> bytes;
+    auto received = subscriber.receive(bytes, no_wait);
+    if (received || received.error().message() != expected_subscriber) return 11;
+    return 0;
+  });
+  EXPECT_TRUE(child.wait().exited_with(0));
+  std::vector<std::byte> bytes;
+  auto received = subscriber.receive(bytes, 1s);
+  ASSERT_TRUE(received.has_value()) << received.error().message();
+  EXPECT_EQ(number_in(bytes), 42u);
+  EXPECT_TRUE(publisher.publish(number(2), no_wait).has_value());
+}
+
 TEST_F(TopicTest, ErrorsNameTheTopicAndTheCause) {
   auto missing = Topic::open(name);
   ASSERT_FALSE(missing.has_value());

@@ -30,7 +30,9 @@
 //     it claimed is recovered by the next process that waits on it (within 100 ms).
 //
 // Thread contract: a Publisher or Subscriber is used by one thread at a time; a Topic
-// handle may make publishers and subscribers from several threads.
+// handle may make publishers and subscribers from several threads. A Publisher or
+// Subscriber belongs to the process that made it: a forked child's copy refuses to work
+// (Errc::invalid_argument) and leaves the parent's slot alone; the child makes its own.
 #pragma once
 
 #include <cstddef>
@@ -102,10 +104,11 @@ class TopicMessage {
   std::uint32_t chunk_ = 0;
   std::span<const std::byte> data_;
   Delivered info_;
+  std::uint64_t fork_generation_ = 0;
 };
 
 // Room for a message in the topic's memory, filled in place and then published. Given back
-// unpublished if destroyed.
+// unpublished if destroyed. Publish or destroy it before its Publisher goes.
 class TopicLoan {
  public:
   TopicLoan() = default;
@@ -124,6 +127,7 @@ class TopicLoan {
   std::uint32_t slot_ = 0;
   std::uint32_t chunk_ = 0;
   std::span<std::byte> data_;
+  std::uint64_t fork_generation_ = 0;
 };
 
 class Publisher {
@@ -150,7 +154,6 @@ class Publisher {
   std::shared_ptr<detail::TopicState> state_;
   std::uint32_t slot_ = 0;
   std::uint64_t fork_generation_ = 0;
-  bool loaned_ = false;
 };
 
 class Subscriber {

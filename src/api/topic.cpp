@@ -1,6 +1,7 @@
 // The public topic handles, over the state a mapping's handles share (topic/local_topic).
 #include "shmbox/topic.hpp"
 
+#include <atomic>
 #include <utility>
 
 #include "base/seqlock_copy.hpp"
@@ -12,6 +13,13 @@ namespace shmbox {
 namespace {
 
 Error moved_from(const char* what) { return Error{Errc::invalid_argument, what, "is empty (moved from)"}; }
+
+// A publisher or subscriber holds a slot for its process: a forked child's copy is not
+// that process, and may not act on the slot (it makes its own).
+Error made_by_parent(const std::string& object, const char* what) {
+  return Error{Errc::invalid_argument, object,
+               std::string{"this "} + what + " was made by the parent process; make another in this one"};
+}
 
 }  // namespace
 
@@ -75,10 +83,7 @@ std::size_t Topic::max_message_size() const noexcept {
 // ---- Publisher ----
 
 Publisher::Publisher(Publisher&& other) noexcept
-    : state_(std::move(other.state_)),
-      slot_(other.slot_),
-      fork_generation_(other.fork_generation_),
-      loaned_(std::exchange(other.loaned_, false)) {}
+    : state_(std::move(other.state_)), slot_(other.slot_), fork_generation_(other.fork_generation_) {}
 
 Publisher& Publisher::operator=(Publisher&& other) noexcept {
   if (this != &other) {
@@ -86,7 +91,6 @@ Publisher& Publisher::operator=(Publisher&& other) noexcept {
     state_ = std::move(other.state_);
     slot_ = other.slot_;
     fork_generation_ = other.fork_generation_;
-    loaned_ = std::exchange(other.loaned_, false);
   }
   return *this;
 }
@@ -116,7 +120,8 @@ Result<TopicLoan> Publisher::loan(std::size_t size) {
                                  "a message of " + std::to_string(size) + " bytes is over its maximum of " +
                                      std::to_string(ring.record().max_message_size)});
   }
-  if (loaned_) {
+  if (fork_generation_ != platform::fork_generation()) return std::unexpected(made_by_parent(ring.object(), "publisher"));
+  if (ring.record().publishers[slot_].chunk.load(std::memory_order_relaxed) != detail::topic_no_chunk) {
     return std::unexpected(Error{Errc::invalid_argument, ring.object(), "this publisher holds a loan already"});
   }
   auto chunk = ring.take_chunk(slot_);
@@ -126,7 +131,7 @@ Result<TopicLoan> Publisher::loan(std::size_t size) {
   loan.slot_ = slot_;
   loan.chunk_ = *chunk;
   loan.data_ = {ring.record().chunk_bytes(*chunk), size};
-  loaned_ = true;
+  loan.fork_generation_ = fork_generation_;
   return loan;
 }
 
@@ -135,17 +140,23 @@ Result<std::uint64_t> Publisher::publish(TopicLoan&& loan, Deadline deadline) {
   if (loan.state_ != state_ || loan.slot_ != slot_) {
     return std::unexpected(Error{Errc::invalid_argument, state_->ring.object(), "the loan is not this publisher's"});
   }
+  if (fork_generation_ != platform::fork_generation()) {
+    return std::unexpected(made_by_parent(state_->ring.object(), "publisher"));
+  }
   TopicLoan taken = std::move(loan);
   auto committed = state_->ring.commit(slot_, taken.chunk_, taken.data_.size(), deadline);
   if (committed) taken.state_.reset();  // published: nothing to give back
-  loaned_ = false;
   return committed;
 }
 
 // ---- TopicLoan ----
 
 TopicLoan::TopicLoan(TopicLoan&& other) noexcept
-    : state_(std::move(other.state_)), slot_(other.slot_), chunk_(other.chunk_), data_(other.data_) {}
+    : state_(std::move(other.state_)),
+      slot_(other.slot_),
+      chunk_(other.chunk_),
+      data_(other.data_),
+      fork_generation_(other.fork_generation_) {}
 
 TopicLoan& TopicLoan::operator=(TopicLoan&& other) noexcept {
   if (this != &other) {
@@ -154,12 +165,13 @@ TopicLoan& TopicLoan::operator=(TopicLoan&& other) noexcept {
     slot_ = other.slot_;
     chunk_ = other.chunk_;
     data_ = other.data_;
+    fork_generation_ = other.fork_generation_;
   }
   return *this;
 }
 
 void TopicLoan::give_back() noexcept {
-  if (state_) state_->ring.give_back(slot_, chunk_);
+  if (state_ && fork_generation_ == platform::fork_generation()) state_->ring.give_back(slot_, chunk_);
   state_.reset();
 }
 
@@ -192,6 +204,9 @@ void Subscriber::leave() noexcept {
 
 Result<Delivered> Subscriber::receive(std::vector<std::byte>& message, Deadline deadline) {
   if (!state_) return std::unexpected(moved_from("subscriber"));
+  if (fork_generation_ != platform::fork_generation()) {
+    return std::unexpected(made_by_parent(state_->ring.object(), "subscriber"));
+  }
   auto delivered = state_->ring.receive_copy(slot_, message, deadline);
   if (!delivered) return std::unexpected(delivered.error());
   return Delivered{.size = delivered->size, .sequence = delivered->sequence, .lost = delivered->lost};
@@ -200,6 +215,7 @@ Result<Delivered> Subscriber::receive(std::vector<std::byte>& message, Deadline 
 Result<TopicMessage> Subscriber::receive_in_place(Deadline deadline) {
   if (!state_) return std::unexpected(moved_from("subscriber"));
   detail::TopicRing& ring = state_->ring;
+  if (fork_generation_ != platform::fork_generation()) return std::unexpected(made_by_parent(ring.object(), "subscriber"));
   {
     const std::scoped_lock guard{state_->mutex};
     auto& use = state_->subscribers[slot_];
@@ -221,6 +237,7 @@ Result<TopicMessage> Subscriber::receive_in_place(Deadline deadline) {
   message.chunk_ = delivered->chunk;
   message.data_ = {ring.record().chunk_bytes(delivered->chunk), delivered->size};
   message.info_ = Delivered{.size = delivered->size, .sequence = delivered->sequence, .lost = delivered->lost};
+  message.fork_generation_ = fork_generation_;
   return message;
 }
 
@@ -231,7 +248,12 @@ std::uint64_t Subscriber::lost() const noexcept {
 // ---- TopicMessage ----
 
 TopicMessage::TopicMessage(TopicMessage&& other) noexcept
-    : state_(std::move(other.state_)), slot_(other.slot_), chunk_(other.chunk_), data_(other.data_), info_(other.info_) {}
+    : state_(std::move(other.state_)),
+      slot_(other.slot_),
+      chunk_(other.chunk_),
+      data_(other.data_),
+      info_(other.info_),
+      fork_generation_(other.fork_generation_) {}
 
 TopicMessage& TopicMessage::operator=(TopicMessage&& other) noexcept {
   if (this != &other) {
@@ -241,12 +263,19 @@ TopicMessage& TopicMessage::operator=(TopicMessage&& other) noexcept {
     chunk_ = other.chunk_;
     data_ = other.data_;
     info_ = other.info_;
+    fork_generation_ = other.fork_generation_;
   }
   return *this;
 }
 
 void TopicMessage::release() noexcept {
   if (!state_) return;
+  // A forked child's copy pins nothing of its own.
+  if (fork_generation_ != platform::fork_generation()) {
+    state_.reset();
+    data_ = {};
+    return;
+  }
   state_->ring.unpin(slot_, chunk_);
   try {
     state_->release_subscriber_use(slot_, false, true);

@@ -47,7 +47,7 @@ Result<TopicRecord> validate(const Segment& mapping, const std::string& object) 
                                                std::to_string(identity.max_message_size) + " bytes in chunks of " +
                                                std::to_string(identity.stride)));
   }
-  if (identity.held_per_subscriber == 0 ||
+  if (identity.held_per_subscriber == 0 || identity.held_per_subscriber > topic_max_held_per_subscriber ||
       identity.chunk_count != TopicGeometry::chunks_for(identity.capacity, identity.subscriber_slots,
                                                         identity.held_per_subscriber, identity.publisher_slots) ||
       identity.chunk_count > topic_max_chunks) {
@@ -147,16 +147,18 @@ Result<std::shared_ptr<TopicState>> LocalTopics::create(std::string_view name, c
     return invalid("max_publishers must be 1 to " + std::to_string(max_topic_publishers) + ", not " +
                    std::to_string(options.max_publishers));
   }
-  if (options.held_per_subscriber == 0 || options.held_per_subscriber > 64) {
-    return invalid("held_per_subscriber must be 1 to 64, not " + std::to_string(options.held_per_subscriber));
+  if (options.held_per_subscriber == 0 || options.held_per_subscriber > topic_max_held_per_subscriber) {
+    return invalid("held_per_subscriber must be 1 to " + std::to_string(topic_max_held_per_subscriber) + ", not " +
+                   std::to_string(options.held_per_subscriber));
   }
-  const std::uint32_t chunks = TopicGeometry::chunks_for(options.capacity, options.max_subscribers,
+  const std::uint64_t chunks = TopicGeometry::chunks_for(options.capacity, options.max_subscribers,
                                                          options.held_per_subscriber, options.max_publishers);
   if (chunks > topic_max_chunks) {
     return invalid("capacity + 1 + max_subscribers * held_per_subscriber + max_publishers is " +
                    std::to_string(chunks) + ", over the limit of " + std::to_string(topic_max_chunks));
   }
-  const TopicGeometry geometry{options.capacity, chunks, options.max_subscribers, options.max_publishers,
+  const TopicGeometry geometry{options.capacity, static_cast<std::uint32_t>(chunks), options.max_subscribers,
+                               options.max_publishers,
                                TopicGeometry::stride_for(options.max_message_size)};
   const std::uint64_t me = platform::current_process().packed();
   const std::uint64_t owner = options.ownership == Ownership::process ? me : 0;
@@ -169,7 +171,7 @@ Result<std::shared_ptr<TopicState>> LocalTopics::create(std::string_view name, c
                                      .capacity = options.capacity,
                                      .history = options.history,
                                      .max_message_size = options.max_message_size,
-                                     .chunk_count = chunks,
+                                     .chunk_count = geometry.chunk_count,
                                      .subscriber_slots = options.max_subscribers,
                                      .publisher_slots = options.max_publishers,
                                      .held_per_subscriber = options.held_per_subscriber,

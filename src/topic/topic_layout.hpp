@@ -21,6 +21,7 @@ inline constexpr std::uint32_t topic_max_subscribers = 64 * topic_holder_words;
 // Chunk indexes are 16 bits in a ring entry; the all-ones index means "no message".
 inline constexpr std::uint32_t topic_no_chunk = 0xffff;
 inline constexpr std::uint32_t topic_max_chunks = topic_no_chunk;
+inline constexpr std::uint32_t topic_max_held_per_subscriber = 64;
 // Sequence numbers are 48 bits in a ring entry: compared modulo 2^48, which a subscriber
 // never falls 2^47 behind.
 inline constexpr std::uint64_t topic_sequence_mask = (std::uint64_t{1} << 48) - 1;
@@ -79,10 +80,16 @@ struct RingEntry {
 };
 
 // At the start of each chunk, its bytes after it. sequence: the message it holds, 0 while
-// free (never used, or given back), or being_written while a publisher owns it. holders:
-// a bit per subscriber slot that reads it in place.
+// free (never used, or given back), or being_written(slot) while the publisher of that slot
+// owns it (bit 63, which no sequence number reaches, and the slot: whoever recovers a dead
+// publisher's slot frees exactly its chunk). holders: a bit per subscriber slot that reads
+// it in place.
 struct alignas(topic_line) ChunkHeader {
-  static constexpr std::uint64_t being_written = ~std::uint64_t{0};
+  static constexpr std::uint64_t being_written_bit = std::uint64_t{1} << 63;
+  static constexpr std::uint64_t being_written(std::uint32_t publisher_slot) noexcept {
+    return being_written_bit | publisher_slot;
+  }
+  static constexpr bool is_being_written(std::uint64_t sequence) noexcept { return (sequence & being_written_bit) != 0; }
   std::atomic<std::uint64_t> sequence;
   std::atomic<std::uint64_t> size;
   std::atomic<std::uint64_t> holders[topic_holder_words];
@@ -102,8 +109,9 @@ struct alignas(topic_line) SubscriberSlot {
 static_assert(sizeof(SubscriberSlot) == topic_line);
 
 // One line per publisher. owner as above. chunk: the chunk it writes (topic_no_chunk: none).
-// claiming: the sequence number it is committing (0: none). Both are written before the
-// shared words they stand for, so that whoever finds the publisher dead can undo its step.
+// claiming: the sequence number it is claiming (0: none), written just before its CAS of
+// head and cleared if that fails, so that whoever finds the publisher dead knows what it
+// may have claimed and not committed.
 struct alignas(topic_line) PublisherSlot {
   std::atomic<std::uint64_t> owner;
   std::atomic<std::uint64_t> claiming;
@@ -136,8 +144,8 @@ struct TopicGeometry {
   }
   constexpr std::size_t file_size() const noexcept { return chunks_offset() + std::size_t{chunk_count} * stride; }
 
-  static constexpr std::uint32_t chunks_for(std::uint32_t capacity, std::uint32_t subscribers,
-                                            std::uint32_t held_per_subscriber, std::uint32_t publishers) noexcept {
+  static constexpr std::uint64_t chunks_for(std::uint64_t capacity, std::uint64_t subscribers,
+                                            std::uint64_t held_per_subscriber, std::uint64_t publishers) noexcept {
     return capacity + 1 + subscribers * held_per_subscriber + publishers;
   }
   static constexpr std::uint32_t stride_for(std::uint32_t max_message_size) noexcept {

@@ -37,9 +37,12 @@ bool is_dead(std::uint64_t owner) noexcept {
 
 std::uint64_t holder_bit(std::uint32_t slot) noexcept { return std::uint64_t{1} << (slot % 64); }
 
-// Wakes every sleeper of an event word that has its sleeping bit set, moving it on.
-void announce(std::atomic<std::uint32_t>& word, std::uint32_t value) noexcept {
-  const std::uint32_t before = word.exchange(value & ~EventWord::sleeping, std::memory_order_seq_cst);
+// Moves an event word on (a count, so that no value comes back soon) and wakes its
+// sleepers if its sleeping bit was set.
+void announce(std::atomic<std::uint32_t>& word) noexcept {
+  std::uint32_t before = word.load(std::memory_order_relaxed);
+  while (!word.compare_exchange_weak(before, EventWord::next(before), std::memory_order_seq_cst)) {
+  }
   if ((before & EventWord::sleeping) != 0) platform::futex_wake(word, INT_MAX);
 }
 
@@ -108,18 +111,18 @@ Result<std::uint32_t> TopicRing::take_chunk(std::uint32_t slot) {
   PublisherSlot& publisher = record_.publishers[slot];
   const std::uint32_t count = record_.geometry.chunk_count;
   std::uint64_t last_head = 0;
-  bool recovered = false;
+  int idle_looks = 0;
   for (;;) {
     // A chunk whose message has left the ring: its sequence number is older than any the
     // ring still holds (head - capacity), or it was never used or given back (0).
     const std::uint64_t head = record_.header->head.load(std::memory_order_acquire);
-    if (head == last_head) {
-      // A whole look found nothing and nobody has published since (other publishers take
-      // chunks ahead of a slow look, so it looks again while they do). There are chunks for
-      // every message the ring holds, every pin and every publisher: only the dead can
-      // hold the rest.
-      if (recovered || recover_dead() == 0) break;
-      recovered = true;
+    if (head != last_head) {
+      idle_looks = 0;  // other publishers take chunks ahead of a slow look: look again
+    } else if (++idle_looks > 3 && recover_dead() == 0) {
+      // Nobody publishes and a few looks found nothing (a pin or loan let go meanwhile
+      // would have shown). There are chunks for every message the ring holds, every pin
+      // and every publisher: only the dead can hold the rest, and there are none.
+      break;
     }
     last_head = head;
     const std::uint64_t window_start = head > record_.geometry.capacity ? head - record_.geometry.capacity : 0;
@@ -128,13 +131,14 @@ Result<std::uint32_t> TopicRing::take_chunk(std::uint32_t slot) {
       const std::uint32_t index = (start + n) % count;
       ChunkHeader& chunk = record_.chunk(index);
       std::uint64_t sequence = chunk.sequence.load(std::memory_order_acquire);
-      if (sequence == ChunkHeader::being_written || (sequence != 0 && sequence >= window_start)) continue;
+      if (ChunkHeader::is_being_written(sequence) || (sequence != 0 && sequence >= window_start)) continue;
       if ((chunk.holders[0].load(std::memory_order_relaxed) | chunk.holders[1].load(std::memory_order_relaxed)) != 0) {
         continue;
       }
       // Named before it is taken: whoever finds this process dead gives it back.
       publisher.chunk.store(index, std::memory_order_seq_cst);
-      if (!chunk.sequence.compare_exchange_strong(sequence, ChunkHeader::being_written, std::memory_order_seq_cst)) {
+      if (!chunk.sequence.compare_exchange_strong(sequence, ChunkHeader::being_written(slot),
+                                                  std::memory_order_seq_cst)) {
         continue;
       }
       // Dekker with a reader's pin (receive_pinned): it sets its bit, then reads the
@@ -145,6 +149,8 @@ Result<std::uint32_t> TopicRing::take_chunk(std::uint32_t slot) {
         continue;
       }
       record_.header->next_chunk.store(index + 1, std::memory_order_relaxed);
+      // The seqlock writer's fence: no byte written into the chunk is seen before the mark.
+      fence_before_copy_in();
       return index;
     }
     publisher.chunk.store(topic_no_chunk, std::memory_order_relaxed);
@@ -155,7 +161,8 @@ Result<std::uint32_t> TopicRing::take_chunk(std::uint32_t slot) {
 }
 
 void TopicRing::give_back(std::uint32_t slot, std::uint32_t chunk) noexcept {
-  record_.chunk(chunk).sequence.store(0, std::memory_order_release);
+  std::uint64_t ours = ChunkHeader::being_written(slot);
+  record_.chunk(chunk).sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
   // Unless its publisher has left meanwhile and the slot is another's.
   std::uint32_t named = chunk;
   record_.publishers[slot].chunk.compare_exchange_strong(named, topic_no_chunk, std::memory_order_acq_rel);
@@ -177,7 +184,6 @@ Result<std::uint64_t> TopicRing::claim_sequence(std::uint32_t slot, Deadline dea
   PublisherSlot& publisher = record_.publishers[slot];
   const std::uint64_t capacity = record_.geometry.capacity;
   const auto started = Deadline::clock::now();
-  auto next_liveness_check = started + liveness_interval;
   for (;;) {
     std::uint64_t next = header.head.load(std::memory_order_acquire);
     // A blocking topic hands out `next` only once every live subscriber has read the
@@ -197,17 +203,15 @@ Result<std::uint64_t> TopicRing::claim_sequence(std::uint32_t slot, Deadline dea
         if (deadline.expired()) {
           return std::unexpected(Error{Errc::timeout, object_, "timed out waiting for a subscriber to read"});
         }
-        const auto now = Deadline::clock::now();
-        if (now >= next_liveness_check) {
-          next_liveness_check = now + liveness_interval;
-          // The slowest: dead ones are recovered, stopped ones passed over until they run.
+        if (recovery_due()) {
+          // The dead (subscribers, and publishers the slowest may wait on) are recovered;
+          // the slowest that is stopped is passed over until it reads again.
+          (void)recover_dead();
           for (std::uint32_t i = 0; i < record_.geometry.subscriber_slots; ++i) {
             SubscriberSlot& subscriber = record_.subscribers[i];
             const std::uint64_t owner = subscriber.owner.load(std::memory_order_acquire);
             if (owner == 0 || subscriber.cursor.load(std::memory_order_acquire) != lowest) continue;
-            if (is_dead(owner)) {
-              (void)recover_subscriber(i, owner);
-            } else if (platform::stopped(owner)) {
+            if (platform::stopped(owner) && subscriber.owner.load(std::memory_order_acquire) == owner) {
               subscriber.evicted.store(1, std::memory_order_seq_cst);
             }
           }
@@ -225,9 +229,11 @@ Result<std::uint64_t> TopicRing::claim_sequence(std::uint32_t slot, Deadline dea
         continue;
       }
     }
-    // Named before it is claimed: whoever finds this process dead abandons it.
+    // Named before it is claimed: whoever finds this process dead abandons it. Cleared
+    // when the claim fails, so that a live slot names only what it may yet commit.
     publisher.claiming.store(next, std::memory_order_seq_cst);
     if (header.head.compare_exchange_weak(next, next + 1, std::memory_order_seq_cst)) return next;
+    publisher.claiming.store(0, std::memory_order_seq_cst);
   }
 }
 
@@ -246,7 +252,9 @@ Result<std::uint64_t> TopicRing::commit(std::uint32_t slot, std::uint32_t index,
     // Overwritten before it was in (an overwriting topic whose later publisher was
     // quicker): published and at once lost, as if read by nobody in time.
     if (compare_sequence(RingEntry::sequence(current), sequence) >= 0) {
-      chunk.sequence.store(0, std::memory_order_release);
+      // Freed unless another publisher has taken it meanwhile (it is out of the window).
+      std::uint64_t ours = sequence;
+      chunk.sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
       break;
     }
     if (entry.compare_exchange_weak(current, RingEntry::make(sequence, index), std::memory_order_seq_cst)) break;
@@ -256,45 +264,52 @@ Result<std::uint64_t> TopicRing::commit(std::uint32_t slot, std::uint32_t index,
   publisher.chunk.store(topic_no_chunk, std::memory_order_release);
   publisher.published.fetch_add(1, std::memory_order_relaxed);
   // Dekker with a sleeping subscriber: the entry above, then the word (seq_cst both).
-  announce(record_.header->published, static_cast<std::uint32_t>(sequence));
+  announce(record_.header->published);
   return sequence;
 }
 
 bool TopicRing::recover_publisher(std::uint32_t slot, std::uint64_t dead_owner) {
   PublisherSlot& publisher = record_.publishers[slot];
-  // Ours while we recover it: if we die too, our identity is dead and the next one redoes it.
-  if (!publisher.owner.compare_exchange_strong(dead_owner, this_process(), std::memory_order_acq_rel)) return false;
+  // Ours while we recover it: if we die too, our identity is dead and the next one redoes
+  // it; and no new publisher takes the slot (and its chunk mark) meanwhile.
+  const std::uint64_t me = this_process();
+  if (!publisher.owner.compare_exchange_strong(dead_owner, me, std::memory_order_acq_rel)) return false;
   const std::uint64_t claiming = publisher.claiming.load(std::memory_order_acquire);
-  const std::uint32_t index = publisher.chunk.load(std::memory_order_acquire);
-  const auto named_by_another = [&](auto field, std::uint64_t value) {
-    for (std::uint32_t i = 0; i < record_.geometry.publisher_slots; ++i) {
-      if (i == slot) continue;
-      const PublisherSlot& other = record_.publishers[i];
-      const std::uint64_t owner = other.owner.load(std::memory_order_acquire);
-      if (owner != 0 && !is_dead(owner) && (other.*field).load(std::memory_order_seq_cst) == value) return true;
-    }
-    return false;
-  };
   // A sequence number it claimed and never committed: nobody will, so readers pass it.
-  // Only if it was handed out (head is past it) and no live publisher is committing it.
-  if (claiming != 0 && record_.header->head.load(std::memory_order_seq_cst) > claiming &&
-      !named_by_another(&PublisherSlot::claiming, claiming)) {
+  // Only if it was handed out (head is past it). A live slot naming it too is between its
+  // own store and its CAS (which will fail, as head is past it): look again later.
+  if (claiming != 0 && record_.header->head.load(std::memory_order_seq_cst) > claiming) {
+    for (std::uint32_t i = 0; i < record_.geometry.publisher_slots; ++i) {
+      if (i == slot || record_.publishers[i].claiming.load(std::memory_order_seq_cst) != claiming) continue;
+      const std::uint64_t owner = record_.publishers[i].owner.load(std::memory_order_acquire);
+      if (owner != 0 && !is_dead(owner)) {
+        publisher.owner.store(dead_owner, std::memory_order_release);
+        return false;
+      }
+    }
     std::atomic<std::uint64_t>& entry = record_.entries[claiming % record_.geometry.capacity];
     std::uint64_t current = entry.load(std::memory_order_acquire);
     while (compare_sequence(RingEntry::sequence(current), claiming) < 0 &&
            !entry.compare_exchange_weak(current, RingEntry::make(claiming, topic_no_chunk), std::memory_order_seq_cst)) {
     }
-    announce(record_.header->published, static_cast<std::uint32_t>(claiming));
+    announce(record_.header->published);
   }
-  // A chunk it was writing, unless a live publisher holds it (its claim failed, another's won).
-  if (index < record_.geometry.chunk_count && !named_by_another(&PublisherSlot::chunk, index)) {
-    std::uint64_t expected = ChunkHeader::being_written;
-    (void)record_.chunk(index).sequence.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
+  // The chunk it was writing: marked with its slot, so exactly that one.
+  for (std::uint32_t i = 0; i < record_.geometry.chunk_count; ++i) {
+    std::uint64_t ours = ChunkHeader::being_written(slot);
+    (void)record_.chunk(i).sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
   }
   publisher.claiming.store(0, std::memory_order_relaxed);
   publisher.chunk.store(topic_no_chunk, std::memory_order_relaxed);
   publisher.owner.store(0, std::memory_order_release);
   return true;
+}
+
+bool TopicRing::recovery_due() noexcept {
+  const std::int64_t now = Deadline::clock::now().time_since_epoch().count();
+  std::int64_t last = last_recovery_.load(std::memory_order_relaxed);
+  const std::int64_t interval = std::chrono::duration_cast<Deadline::clock::duration>(liveness_interval).count();
+  return now - last >= interval && last_recovery_.compare_exchange_strong(last, now, std::memory_order_relaxed);
 }
 
 // ---- subscribers ----
@@ -342,7 +357,7 @@ void TopicRing::leave_subscriber(std::uint32_t slot) noexcept {
   clear_holder_bit(slot);
   record_.subscribers[slot].owner.store(0, std::memory_order_seq_cst);
   // A blocked publisher may go now.
-  announce(record_.header->consumed, EventWord::next(record_.header->consumed.load(std::memory_order_relaxed)));
+  announce(record_.header->consumed);
 }
 
 bool TopicRing::recover_subscriber(std::uint32_t slot, std::uint64_t dead_owner) {
@@ -365,13 +380,12 @@ std::uint32_t TopicRing::recover_dead() {
   return recovered;
 }
 
-std::uint64_t TopicRing::skip_overwritten(std::uint32_t slot, std::uint64_t& cursor) const noexcept {
+std::uint64_t TopicRing::skip_overwritten(std::uint64_t& cursor) const noexcept {
   const std::uint64_t head = record_.header->head.load(std::memory_order_acquire);
   const std::uint64_t oldest = head > record_.geometry.capacity ? head - record_.geometry.capacity : 1;
   const std::uint64_t next = std::max(cursor + 1, oldest);
   const std::uint64_t skipped = next - cursor;
   cursor = next;
-  record_.subscribers[slot].evicted.store(0, std::memory_order_relaxed);
   return skipped;
 }
 
@@ -380,9 +394,16 @@ void TopicRing::advance(std::uint32_t slot, std::uint64_t cursor, std::uint64_t 
   if (lost != 0) subscriber.lost.fetch_add(lost, std::memory_order_relaxed);
   // Dekker with a publisher waiting for room (claim_sequence): the cursor, then the bit.
   subscriber.cursor.store(cursor, std::memory_order_seq_cst);
+  if (subscriber.evicted.load(std::memory_order_relaxed) != 0) {
+    // Running again: publishers wait for it from here on (the gate comes down to it).
+    subscriber.evicted.store(0, std::memory_order_seq_cst);
+    std::uint64_t gate = record_.header->gate.load(std::memory_order_acquire);
+    while (gate > cursor && !record_.header->gate.compare_exchange_weak(gate, cursor, std::memory_order_acq_rel)) {
+    }
+  }
   if (record_.overflow != TopicOverflow::block) return;
   const std::uint32_t seen = record_.header->consumed.load(std::memory_order_seq_cst);
-  if ((seen & EventWord::sleeping) != 0) announce(record_.header->consumed, EventWord::next(seen));
+  if ((seen & EventWord::sleeping) != 0) announce(record_.header->consumed);
 }
 
 Result<void> TopicRing::wait_for_commit(std::uint32_t seen, std::uint64_t sequence, Deadline deadline) {
@@ -410,7 +431,6 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
   std::uint64_t cursor = record_.subscribers[slot].cursor.load(std::memory_order_relaxed);
   std::uint64_t lost = 0;
   const auto started = Deadline::clock::now();
-  auto next_liveness_check = started + liveness_interval;
   for (;;) {
     const std::uint32_t seen = record_.header->published.load(std::memory_order_seq_cst);
     const Look found = look(cursor);
@@ -425,7 +445,7 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
         Result<std::optional<std::size_t>> taken = take(index, cursor);
         if (!taken) return std::unexpected(taken.error());
         if (!*taken) {
-          lost += skip_overwritten(slot, cursor);
+          lost += skip_overwritten(cursor);
           continue;
         }
         advance(slot, cursor + 1, lost);
@@ -435,15 +455,12 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
         advance(slot, ++cursor, 0);
         continue;
       case Found::overwritten:
-        lost += skip_overwritten(slot, cursor);
+        lost += skip_overwritten(cursor);
         continue;
       case Found::not_yet: break;
     }
-    if (const auto now = Deadline::clock::now(); now >= next_liveness_check) {
-      next_liveness_check = now + liveness_interval;
-      // A publisher that claimed this number and died never commits it.
-      if (record_.header->head.load(std::memory_order_acquire) > cursor && recover_dead() > 0) continue;
-    }
+    // A publisher that claimed this number and died never commits it.
+    if (record_.header->head.load(std::memory_order_acquire) > cursor && recovery_due() && recover_dead() > 0) continue;
     if (!deadline.is_none() && still_spinning(wait_, started)) {
       platform::cpu_relax();
       continue;
@@ -475,7 +492,7 @@ Result<TopicDelivery> TopicRing::receive_pinned(std::uint32_t slot, Deadline dea
     // Dekker with take_chunk(): the pin, then the sequence number.
     chunk.holders[slot / 64].fetch_or(bit, std::memory_order_seq_cst);
     std::uint64_t found = chunk.sequence.load(std::memory_order_seq_cst);
-    for (int spin = 0; found == ChunkHeader::being_written && spin < being_written_spins; ++spin) {
+    for (int spin = 0; ChunkHeader::is_being_written(found) && spin < being_written_spins; ++spin) {
       platform::cpu_relax();
       found = chunk.sequence.load(std::memory_order_seq_cst);
     }

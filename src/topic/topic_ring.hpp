@@ -5,6 +5,7 @@
 // ("Topics") has the protocol, its memory orders and what a kill at each step leaves.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -94,7 +95,7 @@ class TopicRing {
   };
   Look look(std::uint64_t sequence) const noexcept;
   // Moves the subscriber past what was overwritten; how many it skipped.
-  std::uint64_t skip_overwritten(std::uint32_t slot, std::uint64_t& cursor) const noexcept;
+  std::uint64_t skip_overwritten(std::uint64_t& cursor) const noexcept;
   void advance(std::uint32_t slot, std::uint64_t cursor, std::uint64_t lost) noexcept;
   // Waits for the next commit after `seen` (an event word value), or until the deadline.
   Result<void> wait_for_commit(std::uint32_t seen, std::uint64_t sequence, Deadline deadline);
@@ -104,6 +105,9 @@ class TopicRing {
   Result<std::uint64_t> claim_sequence(std::uint32_t slot, Deadline deadline);
   std::uint64_t lowest_cursor() noexcept;
   bool recover_publisher(std::uint32_t slot, std::uint64_t dead_owner);
+  // Whether this process should look for the dead now: at most once per liveness interval,
+  // counted across calls (a caller that never waits long still gets there).
+  bool recovery_due() noexcept;
   bool recover_subscriber(std::uint32_t slot, std::uint64_t dead_owner);
   void clear_holder_bit(std::uint32_t slot) noexcept;
   Error removed_error() const { return Error{Errc::closed, object_, "was removed"}; }
@@ -111,6 +115,7 @@ class TopicRing {
   TopicRecord record_;
   std::string object_;
   WaitPolicy wait_;
+  std::atomic<std::int64_t> last_recovery_{0};
 };
 
 }  // namespace shmbox::detail
