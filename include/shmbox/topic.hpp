@@ -87,7 +87,8 @@ struct Delivered {
 class TopicMessage {
  public:
   TopicMessage() = default;
-  TopicMessage(TopicMessage&& other) noexcept;
+  // Moving hands over what is held: the moved-from handle's state is empty.
+  TopicMessage(TopicMessage&& other) noexcept = default;
   TopicMessage& operator=(TopicMessage&& other) noexcept;
   TopicMessage(const TopicMessage&) = delete;
   TopicMessage& operator=(const TopicMessage&) = delete;
@@ -112,7 +113,7 @@ class TopicMessage {
 class TopicLoan {
  public:
   TopicLoan() = default;
-  TopicLoan(TopicLoan&& other) noexcept;
+  TopicLoan(TopicLoan&& other) noexcept = default;
   TopicLoan& operator=(TopicLoan&& other) noexcept;
   TopicLoan(const TopicLoan&) = delete;
   TopicLoan& operator=(const TopicLoan&) = delete;
@@ -133,7 +134,7 @@ class TopicLoan {
 class Publisher {
  public:
   Publisher() = default;
-  Publisher(Publisher&& other) noexcept;
+  Publisher(Publisher&& other) noexcept = default;
   Publisher& operator=(Publisher&& other) noexcept;
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
@@ -159,7 +160,7 @@ class Publisher {
 class Subscriber {
  public:
   Subscriber() = default;
-  Subscriber(Subscriber&& other) noexcept;
+  Subscriber(Subscriber&& other) noexcept = default;
   Subscriber& operator=(Subscriber&& other) noexcept;
   Subscriber(const Subscriber&) = delete;
   Subscriber& operator=(const Subscriber&) = delete;

@@ -82,9 +82,6 @@ std::size_t Topic::max_message_size() const noexcept {
 
 // ---- Publisher ----
 
-Publisher::Publisher(Publisher&& other) noexcept
-    : state_(std::move(other.state_)), slot_(other.slot_), fork_generation_(other.fork_generation_) {}
-
 Publisher& Publisher::operator=(Publisher&& other) noexcept {
   if (this != &other) {
     leave();
@@ -151,13 +148,6 @@ Result<std::uint64_t> Publisher::publish(TopicLoan&& loan, Deadline deadline) {
 
 // ---- TopicLoan ----
 
-TopicLoan::TopicLoan(TopicLoan&& other) noexcept
-    : state_(std::move(other.state_)),
-      slot_(other.slot_),
-      chunk_(other.chunk_),
-      data_(other.data_),
-      fork_generation_(other.fork_generation_) {}
-
 TopicLoan& TopicLoan::operator=(TopicLoan&& other) noexcept {
   if (this != &other) {
     give_back();
@@ -176,9 +166,6 @@ void TopicLoan::give_back() noexcept {
 }
 
 // ---- Subscriber ----
-
-Subscriber::Subscriber(Subscriber&& other) noexcept
-    : state_(std::move(other.state_)), slot_(other.slot_), fork_generation_(other.fork_generation_) {}
 
 Subscriber& Subscriber::operator=(Subscriber&& other) noexcept {
   if (this != &other) {
@@ -246,14 +233,6 @@ std::uint64_t Subscriber::lost() const noexcept {
 }
 
 // ---- TopicMessage ----
-
-TopicMessage::TopicMessage(TopicMessage&& other) noexcept
-    : state_(std::move(other.state_)),
-      slot_(other.slot_),
-      chunk_(other.chunk_),
-      data_(other.data_),
-      info_(other.info_),
-      fork_generation_(other.fork_generation_) {}
 
 TopicMessage& TopicMessage::operator=(TopicMessage&& other) noexcept {
   if (this != &other) {
