@@ -87,10 +87,14 @@ TEST_F(RemotePool, WorkersJoinANatsPoolAndOneLostMidTaskHasItsTaskDoneAgain) {
     return most_attempts >= 2 ? 0 : 4;  // the lost worker's task was taken twice
   });
   ASSERT_TRUE(wait_for_pool());
-  const std::string task = "read n; sleep 0.05; echo $((n * n))";
-  ChildProcess victim = start_worker(task);
-  std::this_thread::sleep_for(1s);  // it has taken a task, likely several
-  ChildProcess survivor = start_worker(task);
+  // The victim marks that it holds a task and then never finishes it; killed once marked,
+  // it is certainly mid-task (a slow start under a sanitizer made a fixed wait miss).
+  test::TemporaryDirectory directory;
+  const std::string mark = directory.path() + "/taken";
+  ChildProcess victim = start_worker("read n; : > " + mark + "; sleep 60");
+  for (int tries = 0; tries < 600 && ::access(mark.c_str(), F_OK) != 0; ++tries) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(::access(mark.c_str(), F_OK), 0) << "the victim took no task in 30 s";
+  ChildProcess survivor = start_worker("read n; sleep 0.05; echo $((n * n))");
   victim.kill();  // its machine is gone: it says nothing more
   const auto status = pool_process.wait(90s);
   EXPECT_TRUE(status.exited_with(0)) << status.describe();
