@@ -15,6 +15,7 @@
 #include "shmbox/board.hpp"
 #include "shmbox/lock.hpp"
 #include "shmbox/mailbox.hpp"
+#include "shmbox/topic.hpp"
 #include "shmbox/segment.hpp"
 #include "support/cli.hpp"
 #include "support/process.hpp"
@@ -293,7 +294,8 @@ TEST_F(CliScriptTest, LsAndStatShareOneJsonSchema) {
   const std::set<std::string> keys{"kind",     "name",      "transport", "owner",    "buffering", "capacity",
                                    "max_message_size", "queued", "in_flight", "closed", "mode",   "uid",
                                    "attached", "senders",   "receivers", "memory_bytes", "replicas", "peers",
-                                   "max_peers", "holders", "waiters", "consistency", "version", "value_size", "views"};
+                                   "max_peers", "holders", "waiters", "consistency", "version", "value_size", "views",
+                                   "overflow", "history", "published", "publishers", "subscribers"};
   const auto keys_of = [](const nlohmann::json& object) {
     std::set<std::string> found;
     for (const auto& [key, value] : object.items()) found.insert(key);
@@ -342,7 +344,17 @@ TEST_F(CliScriptTest, LsAndStatShareOneJsonSchema) {
   EXPECT_EQ(listed_as("board", board_name), board_stat);
   EXPECT_EQ(board_stat["version"], 0);
   EXPECT_EQ(board_stat["owner"]["pid"], ::getpid());
+  EXPECT_TRUE(board_stat["subscribers"].is_null());
   (void)Board::remove(board_name);
+
+  const std::string topic_name = name + "-topic";
+  ASSERT_TRUE(Topic::create(topic_name, {.ownership = Ownership::system}).has_value());
+  const auto topic_stat = nlohmann::json::parse(shmbox_cli({"stat", "--topic", topic_name, "--json"}).out);
+  EXPECT_EQ(keys_of(topic_stat), keys);
+  EXPECT_EQ(listed_as("topic", topic_name), topic_stat);
+  EXPECT_TRUE(topic_stat["subscribers"].is_array());
+  EXPECT_TRUE(topic_stat["queued"].is_null());
+  (void)Topic::remove(topic_name);
 }
 
 }  // namespace

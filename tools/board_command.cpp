@@ -13,6 +13,7 @@
 #include "cli_support.hpp"
 #include "commands.hpp"
 #include "input.hpp"
+#include "message_io.hpp"
 #include "output.hpp"
 #include "shmbox/board.hpp"
 
@@ -154,11 +155,6 @@ std::string record_of(const std::string& name, const BoardValue& value, const Bo
   std::string record{reinterpret_cast<const char*>(value.bytes.data()), value.bytes.size()};
   record += args.null ? '\0' : '\n';
   return record;
-}
-
-// "; 2 of 5 written", or "; 2 written" when watching without a count.
-std::string written_so_far(std::uint64_t written, std::optional<std::uint64_t> count) {
-  return count ? fmt::format("; {} of {} written", written, *count) : fmt::format("; {} written", written);
 }
 
 int watch(const BoardArgs& args) {

@@ -15,15 +15,13 @@
 #include "commands.hpp"
 #include "exit_codes.hpp"
 #include "input.hpp"
+#include "message_io.hpp"
 #include "output.hpp"
 #include "shmbox/endpoint.hpp"
 #include "shmbox/mailbox.hpp"
 
 namespace shmbox::cli {
 namespace {
-
-// How received messages are written out.
-enum class Framing { lines, nul, json, raw };
 
 struct MessageArgs {
   std::string name;
@@ -58,82 +56,10 @@ Result<Endpoint> join_as(const MessageArgs& args) {
                         EndpointOptions{.mode = *mode});
 }
 
-std::string plural(std::uint64_t count, const char* noun) {
-  return fmt::format("{} {}{}", count, noun, count == 1 ? "" : "s");
-}
-
 // --- send -----------------------------------------------------------------------------
 
-// Where the messages to send come from: the arguments, a file, or standard input.
-class MessageSource {
- public:
-  static MessageSource of(const MessageArgs& args, std::size_t max_size) { return MessageSource{args, max_size}; }
-
-  // The next message; nullopt when there are no more.
-  Result<std::optional<std::span<const std::byte>>> next() {
-    if (reader_) return reader_->next();
-    if (from_file_) {
-      if (file_taken_) return std::nullopt;
-      file_taken_ = true;
-      auto read = read_whole_file(file_, max_size_);
-      if (!read) return std::unexpected(read.error());
-      file_message_ = std::move(*read);
-      return std::span<const std::byte>{file_message_};
-    }
-    if (index_ == arguments_.size()) return std::nullopt;
-    return as_bytes(arguments_[index_++]);
-  }
-  // How many messages there are, when known before they are read.
-  std::optional<std::size_t> total() const {
-    if (reader_) return std::nullopt;
-    return from_file_ ? 1 : arguments_.size();
-  }
-
- private:
-  MessageSource(const MessageArgs& args, std::size_t max_size)
-      : arguments_(args.messages), file_(args.file), from_file_(!args.file.empty()), max_size_(max_size) {
-    if (arguments_.empty() && !from_file_) reader_.emplace(STDIN_FILENO, "standard input", args.null ? '\0' : '\n', max_size);
-  }
-
-  const std::vector<std::string>& arguments_;
-  std::string file_;
-  bool from_file_;
-  bool file_taken_ = false;
-  std::vector<std::byte> file_message_;
-  std::size_t max_size_;
-  std::size_t index_ = 0;
-  std::optional<RecordReader> reader_;
-};
-
-// Sends every message of `source` with `send_one`; on the first failure reports what
-// was sent and what was not, in one line naming `object`.
-template <class SendOne>
-int send_all(MessageSource& source, const std::string& object, SendOne&& send_one) {
-  std::uint64_t sent = 0;
-  for (;;) {
-    auto message = source.next();
-    if (message && !*message) return EX_OK;
-    Result<void> done = message ? send_one(**message) : Result<void>{std::unexpected(message.error())};
-    if (done) {
-      ++sent;
-      continue;
-    }
-    const Error& failure = done.error();
-    const std::string what_was_sent =
-        sent == 0 ? "nothing was sent"
-        : source.total()
-            ? fmt::format("{} of {} were sent, message {} and those after it were not", sent, *source.total(), sent + 1)
-            : fmt::format("{} sent, message {} and the rest of standard input were not", plural(sent, "message"),
-                          sent + 1);
-    // would_block carries no object (it is allocation-free): name the destination here.
-    // One message given: its error says all, except that "is full" alone might leave a
-    // doubt about whether it went.
-    const bool say_what_was_sent = source.total() != 1 || failure.errc() == Errc::would_block;
-    const Error report{failure.errc(), failure.object().empty() ? object : std::string{},
-                       say_what_was_sent ? failure.message() + "; " + what_was_sent : failure.message()};
-    if (!message && failure.errc() == Errc::system) return fail_io(report);
-    return fail(report);
-  }
+MessageSource source_of(const MessageArgs& args, std::size_t max_size) {
+  return MessageSource{args.messages, args.file, args.null, max_size};
 }
 
 std::size_t endpoint_max_size(const std::string& to) {
@@ -158,7 +84,7 @@ int send(MessageArgs args) {
   if (!args.to.empty()) {
     auto me = join_as(args);
     if (!me) return fail(me.error());
-    auto source = MessageSource::of(args, endpoint_max_size(args.to));
+    auto source = source_of(args, endpoint_max_size(args.to));
     return send_all(source, endpoint_object(args.to), [&](std::span<const std::byte> message) -> Result<void> {
       auto sent = me->send(args.to, message, *deadline);
       if (!sent && sent.error().errc() == Errc::would_block) {
@@ -169,7 +95,7 @@ int send(MessageArgs args) {
   }
   auto box = Mailbox::open(args.name);
   if (!box) return fail(box.error());
-  auto source = MessageSource::of(args, box->max_message_size());
+  auto source = source_of(args, box->max_message_size());
   return send_all(source, mailbox_object(args.name), [&](std::span<const std::byte> message) -> Result<void> {
     auto sent = box->send(message, *deadline);
     if (!sent && sent.error().errc() == Errc::would_block) {
@@ -181,30 +107,6 @@ int send(MessageArgs args) {
 }
 
 // --- recv -----------------------------------------------------------------------------
-
-// What is known of a received message besides its bytes.
-struct Metadata {
-  const char* kind;  // "mailbox" or "endpoint"
-  const std::string& at;
-  std::optional<std::uint64_t> sequence;  // mailboxes
-  const std::string* sender = nullptr;    // endpoints
-};
-
-// One message as written out, with its framing.
-std::string record_of(std::span<const std::byte> message, const Metadata& metadata, Framing framing) {
-  if (framing == Framing::json) {
-    nlohmann::json record{{metadata.kind, metadata.at}, {"size", message.size()}, {"data", base64(message)}};
-    if (metadata.sequence) record["sequence"] = *metadata.sequence;
-    if (metadata.sender != nullptr) record["sender"] = *metadata.sender;
-    return record.dump() + "\n";
-  }
-  std::string record;
-  if (metadata.sender != nullptr && framing == Framing::lines) record = *metadata.sender + ": ";
-  record.append(reinterpret_cast<const char*>(message.data()), message.size());
-  if (framing == Framing::lines) record += '\n';
-  if (framing == Framing::nul) record += '\0';
-  return record;
-}
 
 // A receive that ended early: what came out, and why no more did.
 Error stopped_after(const Error& cause, std::uint64_t written, std::uint64_t count) {

@@ -16,6 +16,7 @@
 #include "shmbox/endpoint.hpp"
 #include "shmbox/lock.hpp"
 #include "shmbox/mailbox.hpp"
+#include "shmbox/topic.hpp"
 
 namespace shmbox::cli {
 namespace {
@@ -25,6 +26,7 @@ struct StatusArgs {
   bool endpoint = false;
   bool lock = false;
   bool board = false;
+  bool topic = false;
   bool json = false;
 };
 
@@ -240,6 +242,94 @@ std::string text_of(const LockStatus& status) {
       status.mode, status.owner_uid, status.max_handles);
 }
 
+// The one schema's keys (docs/cli.md): every object has each, null where it does not apply.
+constexpr const char* schema_keys[] = {
+    "kind",     "name",      "transport",   "owner",     "buffering",   "capacity",   "max_message_size",
+    "queued",   "in_flight", "closed",      "mode",      "uid",         "attached",   "senders",
+    "receivers", "memory_bytes", "replicas", "peers",    "max_peers",   "holders",    "waiters",
+    "consistency", "version", "value_size", "views",     "overflow",    "history",    "published",
+    "publishers", "subscribers"};
+
+const char* overflow_name(Overflow overflow) { return overflow == Overflow::block ? "block" : "overwrite"; }
+
+nlohmann::json to_json(const TopicStatus& status) {
+  nlohmann::json subscribers = nlohmann::json::array();
+  for (const auto& one : status.subscribers) {
+    subscribers.push_back({{"pid", one.pid},
+                           {"alive", one.alive},
+                           {"passed_over", one.passed_over},
+                           {"lag", one.lag},
+                           {"received", one.received},
+                           {"lost", one.lost}});
+  }
+  nlohmann::json publishers = nlohmann::json::array();
+  for (const auto& one : status.publishers) {
+    publishers.push_back({{"pid", one.pid}, {"alive", one.alive}, {"published", one.published}});
+  }
+  return {{"kind", "topic"},
+          {"name", status.name},
+          {"transport", "local"},
+          {"owner", status.ownership == Ownership::system ? nlohmann::json()
+                                                          : owner_json(status.owner_pid, status.owner_alive, "")},
+          {"capacity", status.capacity},
+          {"max_message_size", status.max_message_size},
+          {"closed", false},
+          {"mode", fmt::format("{:04o}", status.mode)},
+          {"uid", status.owner_uid},
+          {"memory_bytes", status.memory_bytes},
+          {"overflow", overflow_name(status.overflow)},
+          {"history", status.history},
+          {"published", status.published},
+          {"publishers", publishers},
+          {"subscribers", subscribers}};
+}
+
+// Every key of the one schema (docs/cli.md) in `object`: those it lacks as null.
+nlohmann::json with_every_key(nlohmann::json object) {
+  for (const char* key : schema_keys) {
+    if (!object.contains(key)) object[key] = nullptr;
+  }
+  return object;
+}
+
+std::string subscribers_text(const TopicStatus& status) {
+  std::string text;
+  for (const auto& one : status.subscribers) {
+    text += fmt::format("    {:<8} lag {}, received {}, lost {}{}\n", one.pid, one.lag, one.received, one.lost,
+                        !one.alive          ? " (dead, not yet recovered)"
+                        : one.passed_over ? " (stopped: publishers do not wait for it)"
+                                          : "");
+  }
+  return text;
+}
+
+std::string publishers_text(const TopicStatus& status) {
+  std::string text;
+  for (const auto& one : status.publishers) {
+    text += fmt::format("{}{} ({} published{})", text.empty() ? ": " : ", ", one.pid, one.published,
+                        one.alive ? "" : ", dead");
+  }
+  return text;
+}
+
+std::string text_of(const TopicStatus& status) {
+  return fmt::format(
+      "topic {}\n  owner         {}\n  overflow      {}\n  capacity      {} (history {})\n  max size      {} bytes\n"
+      "  published     {}\n  mode          {:04o}\n  owner uid     {}\n  memory        {} bytes\n"
+      "  publishers    {} of at most {}{}\n  subscribers   {} of at most {}\n{}",
+      status.name,
+      status.ownership == Ownership::system ? "system" : owner_text(status.owner_pid, status.owner_alive, "alive"),
+      overflow_name(status.overflow), status.capacity, status.history, status.max_message_size, status.published,
+      status.mode, status.owner_uid, status.memory_bytes, status.publishers.size(), status.max_publishers,
+      publishers_text(status), status.subscribers.size(), status.max_subscribers, subscribers_text(status));
+}
+
+std::uint64_t largest_lag(const TopicStatus& status) {
+  std::uint64_t lag = 0;
+  for (const auto& one : status.subscribers) lag = std::max(lag, one.lag);
+  return lag;
+}
+
 nlohmann::json error_json(const char* kind, const std::string& name, const Error& error) {
   return {{"kind", kind}, {"name", name}, {"error", error.message()}, {"exit_code", exit_code(error.errc())}};
 }
@@ -287,14 +377,15 @@ template <class Status>
 int stat_report(const Result<Status>& status, bool json) {
   if (!status) return fail(status.error());
   auto output = Output::standard_output();
-  return print(output, json ? to_json(*status).dump() + "\n" : text_of(*status));
+  return print(output, json ? with_every_key(to_json(*status)).dump() + "\n" : text_of(*status));
 }
 
 int stat(const StatusArgs& args) {
-  if (args.endpoint + args.lock + args.board > 1) {
-    return fail(Error{Errc::invalid_argument, "usage", "--endpoint, --lock and --board exclude each other"});
+  if (args.endpoint + args.lock + args.board + args.topic > 1) {
+    return fail(Error{Errc::invalid_argument, "usage", "--endpoint, --lock, --board and --topic exclude each other"});
   }
   if (args.board) return stat_report(Board::stat(args.name), args.json);
+  if (args.topic) return stat_report(Topic::stat(args.name), args.json);
   if (args.endpoint) return stat_report(Endpoint::stat(args.name), args.json);
   if (args.lock) return stat_report(Lock::stat(args.name), args.json);
   return stat_report(Mailbox::stat(args.name), args.json);
@@ -334,6 +425,15 @@ std::string list_row_of(const LockStatus& status) {
                      status.waiters.size(), "-", "-", fmt::format("{:o}", status.mode), state);
 }
 
+std::string list_row_of(const TopicStatus& status) {
+  return fmt::format(fmt::runtime(list_row), "topic", status.name,
+                     status.ownership == Ownership::system ? "system"
+                                                           : owner_text(status.owner_pid, status.owner_alive, "alive"),
+                     overflow_name(status.overflow), status.capacity, status.max_message_size, "-",
+                     status.publishers.size(), status.subscribers.size(), fmt::format("{:o}", status.mode),
+                     fmt::format("published {}, the slowest {} behind", status.published, largest_lag(status)));
+}
+
 // The rows of ls, as text or as one JSON array. An object that cannot be read is
 // listed with its error (and the listing goes on).
 class Listing {
@@ -347,7 +447,7 @@ class Listing {
   template <class Status>
   void add(const char* kind, const std::string& name, const Result<Status>& status) {
     if (json_) {
-      rows_.push_back(status ? to_json(*status) : error_json(kind, name, status.error()));
+      rows_.push_back(status ? with_every_key(to_json(*status)) : error_json(kind, name, status.error()));
     } else {
       text_ += status ? list_row_of(*status) : fmt::format("{:<8} {:<24} {}\n", kind, name, status.error().message());
     }
@@ -375,6 +475,7 @@ int list(const StatusArgs& args) {
   for (const auto& name : Endpoint::list()) listing.add("endpoint", name, Endpoint::stat(name));
   for (const auto& name : Lock::list()) listing.add("lock", name, Lock::stat(name));
   for (const auto& name : Board::list()) listing.add("board", name, Board::stat(name));
+  for (const auto& name : Topic::list()) listing.add("topic", name, Topic::stat(name));
   return listing.print();
 }
 
@@ -383,16 +484,17 @@ int list(const StatusArgs& args) {
 void add_status_commands(CLI::App& app, int& exit_status) {
   auto args = std::make_shared<StatusArgs>();
 
-  auto* ls_cmd = app.add_subcommand("ls", "List local mailboxes, endpoints, locks and boards, or a NATS server's mailboxes");
+  auto* ls_cmd = app.add_subcommand("ls", "List local mailboxes, endpoints, locks, boards and topics, or a NATS server's mailboxes");
   ls_cmd->add_option("server", args->name, "List the mailboxes of this server instead, e.g. nats://host:4222");
   ls_cmd->add_flag("--json", args->json, "Print one JSON array (schema: docs/cli.md)");
   ls_cmd->callback([args, &exit_status] { exit_status = list(*args); });
 
-  auto* stat_cmd = app.add_subcommand("stat", "Show a mailbox's (an endpoint's, a lock's, a board's) limits, contents and state");
-  stat_cmd->add_option("name", args->name, "Mailbox name (or endpoint, lock or board name, with --endpoint, --lock or --board)")->required();
+  auto* stat_cmd = app.add_subcommand("stat", "Show a mailbox's (an endpoint's, a lock's, a board's, a topic's) limits, contents and state");
+  stat_cmd->add_option("name", args->name, "Mailbox name (or endpoint, lock, board or topic name, with --endpoint, --lock, --board or --topic)")->required();
   stat_cmd->add_flag("--endpoint", args->endpoint, "NAME is an endpoint");
   stat_cmd->add_flag("--lock", args->lock, "NAME is a lock (holders, waiters, and whether a holder died)");
   stat_cmd->add_flag("--board", args->board, "NAME is a board (version, value size, writer, views)");
+  stat_cmd->add_flag("--topic", args->topic, "NAME is a topic (publishers, and each subscriber's lag and losses)");
   stat_cmd->add_flag("--json", args->json, "Print one JSON object (schema: docs/cli.md)");
   stat_cmd->callback([args, &exit_status] { exit_status = stat(*args); });
 }

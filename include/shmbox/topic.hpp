@@ -35,6 +35,8 @@
 // (Errc::invalid_argument) and leaves the parent's slot alone; the child makes its own.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -181,6 +183,41 @@ class Subscriber {
   std::uint64_t fork_generation_ = 0;
 };
 
+// A subscriber as stat sees it. lag: messages published that it has not read yet.
+struct TopicSubscriberStatus {
+  pid_t pid = 0;
+  bool alive = false;        // false: dead, its slot not yet recovered
+  bool passed_over = false;  // stopped (SIGSTOP): a blocking topic's publishers do not wait for it
+  std::uint64_t lag = 0;
+  std::uint64_t received = 0;
+  std::uint64_t lost = 0;    // overwritten before it read them
+};
+
+struct TopicPublisherStatus {
+  pid_t pid = 0;
+  bool alive = false;
+  std::uint64_t published = 0;
+};
+
+struct TopicStatus {
+  std::string name;
+  Overflow overflow = Overflow::block;
+  std::uint32_t capacity = 0;
+  std::uint32_t history = 0;
+  std::size_t max_message_size = 0;
+  std::uint64_t published = 0;  // messages published since it was made (the last sequence number)
+  std::uint32_t max_subscribers = 0;
+  std::uint32_t max_publishers = 0;
+  std::vector<TopicSubscriberStatus> subscribers;
+  std::vector<TopicPublisherStatus> publishers;
+  Ownership ownership = Ownership::system;
+  pid_t owner_pid = 0;       // process-owned only
+  bool owner_alive = false;  // process-owned only
+  mode_t mode = 0;           // the file's permission bits
+  uid_t owner_uid = 0;
+  std::size_t memory_bytes = 0;
+};
+
 class Topic {
  public:
   // Errc::already_exists if the name is taken.
@@ -188,6 +225,10 @@ class Topic {
   [[nodiscard]] static Result<Topic> open(std::string_view name, const WaitPolicy& wait = {});
   // Every handle's calls fail with Errc::closed from now on; sleepers wake.
   [[nodiscard]] static Result<void> remove(std::string_view name);
+  // What the topic holds and who uses it, read without joining it.
+  [[nodiscard]] static Result<TopicStatus> stat(std::string_view name);
+  // The names of this machine's topics.
+  [[nodiscard]] static std::vector<std::string> list();
 
   [[nodiscard]] Result<Publisher> publisher() const;
   // Messages published from now on, and the last `history` ones the topic still keeps

@@ -6,6 +6,7 @@
 
 #include "base/seqlock_copy.hpp"
 #include "platform/process.hpp"
+#include "platform/shm.hpp"
 #include "topic/local_topic.hpp"
 
 namespace shmbox {
@@ -42,6 +43,10 @@ Result<Topic> Topic::open(std::string_view name, const WaitPolicy& wait) {
 }
 
 Result<void> Topic::remove(std::string_view name) { return detail::LocalTopics::remove(name); }
+
+Result<TopicStatus> Topic::stat(std::string_view name) { return detail::LocalTopics::stat(name); }
+
+std::vector<std::string> Topic::list() { return platform::list_shm_names(detail::topic_file_prefix); }
 
 Result<Publisher> Topic::publisher() const {
   if (!state_) return std::unexpected(moved_from("topic"));

@@ -8,8 +8,11 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <type_traits>
 
+#include "base/name.hpp"
 #include "segment/garbage.hpp"
+#include "segment/segment_factory.hpp"
 #include "shmbox/error.hpp"
 #include "shmbox/segment.hpp"
 
@@ -49,6 +52,26 @@ OwnedFile owned_file(const std::string& file_name, const std::string& object, Va
                    .mark_removed = [mark_removed](const Segment& mapping) {
                      mark_removed(*reinterpret_cast<Header*>(const_cast<std::byte*>(mapping.bytes().data())));
                    }};
+}
+
+// A file opened read-only to report on (stat), as its validated record and the file's facts.
+template <class Record>
+struct Inspected {
+  Segment mapping;  // what `record` points into
+  Record record;
+  SegmentInfo info;
+};
+
+template <class Validate>
+auto inspect(const FileNames& names, Validate validate)
+    -> Result<Inspected<typename std::invoke_result_t<Validate, const Segment&, const std::string&>::value_type>> {
+  auto mapping = SegmentFactory::open(names.file_name, names.object, Access::read_only);
+  if (!mapping) return std::unexpected(mapping.error());
+  auto record = validate(*mapping, names.object);
+  if (!record) return std::unexpected(record.error());
+  auto info = SegmentFactory::stat(names.file_name, names.object);
+  if (!info) return std::unexpected(info.error());
+  return Inspected<std::remove_cvref_t<decltype(*record)>>{std::move(*mapping), *record, *info};
 }
 
 // Why an owner record (0: the system) cannot be what its creator wrote: an implausible

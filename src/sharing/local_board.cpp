@@ -533,15 +533,11 @@ Result<void> LocalBoards::remove(std::string_view name) {
 Result<BoardStatus> LocalBoards::stat(std::string_view name) {
   auto names = board_names(name);
   if (!names) return std::unexpected(names.error());
-  auto mapping = SegmentFactory::open(names->file_name, names->object, Access::read_only);
-  if (!mapping) return std::unexpected(mapping.error());
-  auto record = validate(*mapping, names->object);
-  if (!record) return std::unexpected(record.error());
-  auto info = SegmentFactory::stat(names->file_name, names->object);
-  if (!info) return std::unexpected(info.error());
-  BoardStatus status = status_of(names->name, *record);
-  status.mode = info->mode;
-  status.owner_uid = info->owner_uid;
+  auto inspected = inspect(*names, validate);
+  if (!inspected) return std::unexpected(inspected.error());
+  BoardStatus status = status_of(names->name, inspected->record);
+  status.mode = inspected->info.mode;
+  status.owner_uid = inspected->info.owner_uid;
   return status;
 }
 

@@ -218,6 +218,54 @@ Result<void> LocalTopics::remove(std::string_view name) {
   return topic_file(names->file_name, names->object).remove();
 }
 
+Result<TopicStatus> LocalTopics::stat(std::string_view name) {
+  auto names = topic_names(name);
+  if (!names) return std::unexpected(names.error());
+  auto inspected = inspect(*names, validate);
+  if (!inspected) return std::unexpected(inspected.error());
+  const TopicRecord& record = inspected->record;
+  const TopicHeader& header = *record.header;
+  const std::uint64_t head = header.head.load(std::memory_order_acquire);
+  TopicStatus status{.name = names->name,
+                     .overflow = record.overflow == TopicOverflow::block ? Overflow::block : Overflow::overwrite,
+                     .capacity = record.geometry.capacity,
+                     .history = record.history,
+                     .max_message_size = record.max_message_size,
+                     .published = head > 0 ? head - 1 : 0,
+                     .max_subscribers = record.geometry.subscriber_slots,
+                     .max_publishers = record.geometry.publisher_slots,
+                     .ownership = record.owner == 0 ? Ownership::system : Ownership::process,
+                     .mode = inspected->info.mode,
+                     .owner_uid = inspected->info.owner_uid,
+                     .memory_bytes = inspected->info.allocated};
+  if (record.owner != 0) {
+    status.owner_pid = platform::ProcessIdentity::unpack(record.owner).pid;
+    status.owner_alive = platform::liveness(record.owner) == platform::Liveness::alive;
+  }
+  // Untrusted numbers: a cursor ahead of head (scribbled on) shows as no lag.
+  for (std::uint32_t i = 0; i < record.geometry.subscriber_slots; ++i) {
+    const SubscriberSlot& slot = record.subscribers[i];
+    const std::uint64_t owner = slot.owner.load(std::memory_order_acquire);
+    if (owner == 0) continue;
+    const std::uint64_t cursor = slot.cursor.load(std::memory_order_acquire);
+    status.subscribers.push_back({.pid = platform::ProcessIdentity::unpack(owner).pid,
+                                  .alive = platform::liveness(owner) == platform::Liveness::alive,
+                                  .passed_over = slot.evicted.load(std::memory_order_relaxed) != 0,
+                                  .lag = head > cursor ? head - cursor : 0,
+                                  .received = slot.received.load(std::memory_order_relaxed),
+                                  .lost = slot.lost.load(std::memory_order_relaxed)});
+  }
+  for (std::uint32_t i = 0; i < record.geometry.publisher_slots; ++i) {
+    const PublisherSlot& slot = record.publishers[i];
+    const std::uint64_t owner = slot.owner.load(std::memory_order_acquire);
+    if (owner == 0) continue;
+    status.publishers.push_back({.pid = platform::ProcessIdentity::unpack(owner).pid,
+                                 .alive = platform::liveness(owner) == platform::Liveness::alive,
+                                 .published = slot.published.load(std::memory_order_relaxed)});
+  }
+  return status;
+}
+
 std::optional<Garbage> remove_topic_if_garbage(const std::string& name) {
   return topic_file(std::string{topic_file_prefix} + name, describe("topic", name)).remove_if_garbage();
 }

@@ -47,6 +47,7 @@ struct LocalTopics {
   static Result<std::shared_ptr<TopicState>> create(std::string_view name, const TopicOptions& options);
   static Result<std::shared_ptr<TopicState>> open(std::string_view name, const WaitPolicy& wait);
   static Result<void> remove(std::string_view name);
+  static Result<TopicStatus> stat(std::string_view name);
 };
 
 }  // namespace shmbox::detail

@@ -448,6 +448,9 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
           lost += skip_overwritten(cursor);
           continue;
         }
+        // Only this subscriber writes its count: no locked instruction needed.
+        std::atomic<std::uint64_t>& received = record_.subscribers[slot].received;
+        received.store(received.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         advance(slot, cursor + 1, lost);
         return TopicDelivery{.sequence = cursor, .lost = lost, .chunk = index, .size = **taken};
       }
