@@ -65,7 +65,7 @@ TEST_F(SelectorTest, TimesOutAndWouldBlock) {
   auto late = selector.wait(100ms);
   ASSERT_FALSE(late);
   EXPECT_EQ(late.error().errc(), Errc::timeout);
-  EXPECT_EQ(late.error().message(), "selector: no mailbox became ready in time");
+  EXPECT_EQ(late.error().message(), "selector: nothing it watches became ready in time");
   EXPECT_GE(std::chrono::steady_clock::now() - start, 100ms);
 }
 
@@ -130,12 +130,72 @@ TEST_F(SelectorTest, IdleSelectorUsesNoCpu) {
   EXPECT_LT(cpu_us(after) - cpu_us(before), 100'000L);
 }
 
+// A subscriber beside mailboxes: the selector sleeps on the topic's event word too, and
+// wakes for a message another process publishes; and for the topic's removal.
+TEST_F(SelectorTest, WakesForATopicSubscriberBesideMailboxes) {
+  const std::string topic_name = test::unique_name("select-topic");
+  auto topic = Topic::create(topic_name, {.ownership = Ownership::system}).value();
+  auto subscriber = topic.subscribe().value();
+  Selector selector{{.mode = WaitMode::sleep}};
+  for (auto& box : boxes) ASSERT_TRUE(selector.add(box));
+  EXPECT_EQ(selector.add(subscriber).value(), 3u);
+  EXPECT_EQ(selector.wait(no_wait).error().errc(), Errc::would_block);
+  auto publisher = ChildProcess::spawn([&] {
+    std::this_thread::sleep_for(100ms);
+    auto opened = Topic::open(topic_name);
+    if (!opened) return 1;
+    auto one = opened->publisher();
+    return one && one->publish(as_bytes("news")) ? 0 : 2;
+  });
+  EXPECT_EQ(selector.wait(10s).value(), 3u);
+  std::vector<std::byte> message;
+  EXPECT_EQ(subscriber.receive(message, no_wait).value().sequence, 1u);
+  EXPECT_TRUE(publisher.wait().exited_with(0));
+  EXPECT_EQ(selector.wait(no_wait).error().errc(), Errc::would_block);
+  // A mailbox and the subscriber both ready: each in turn.
+  ASSERT_TRUE(boxes[0].send(as_bytes("mail")));
+  ASSERT_TRUE(topic.publisher().value().publish(as_bytes("more")));
+  EXPECT_EQ(selector.wait(no_wait).value(), 0u);
+  EXPECT_EQ(selector.wait(no_wait).value(), 3u);
+  ASSERT_TRUE(subscriber.receive(message, no_wait));
+  ASSERT_TRUE(boxes[0].receive(message, no_wait));
+  auto remover = ChildProcess::spawn([&] {
+    std::this_thread::sleep_for(100ms);
+    return Topic::remove(topic_name) ? 0 : 1;
+  });
+  EXPECT_EQ(selector.wait(10s).value(), 3u);
+  EXPECT_EQ(subscriber.receive(message, no_wait).error().errc(), Errc::closed);
+  EXPECT_TRUE(remover.wait().exited_with(0));
+}
+
+TEST(Selector, RefusesAMovedFromOrInheritedSubscriber) {
+  const std::string topic_name = test::unique_name("select-topic");
+  auto topic = Topic::create(topic_name).value();
+  auto subscriber = topic.subscribe().value();
+  Subscriber taken = std::move(subscriber);
+  Selector selector;
+  auto moved = selector.add(subscriber);
+  ASSERT_FALSE(moved);
+  EXPECT_EQ(moved.error().message(), "selector: a moved-from subscriber cannot be watched");
+  auto child = ChildProcess::spawn([&] {
+    Selector in_child;
+    auto inherited = in_child.add(taken);
+    return !inherited && inherited.error().message() ==
+                             "selector: this subscriber was made by the parent process; make another in this one"
+               ? 0
+               : 1;
+  });
+  EXPECT_TRUE(child.wait().exited_with(0));
+  EXPECT_EQ(selector.add(taken).value(), 0u);
+  (void)Topic::remove(topic_name);
+}
+
 TEST(Selector, LimitsAndEmptiness) {
   Selector empty;
   auto nothing = empty.wait(no_wait);
   ASSERT_FALSE(nothing);
   EXPECT_EQ(nothing.error().errc(), Errc::invalid_argument);
-  EXPECT_EQ(nothing.error().message(), "selector: watches no mailbox");
+  EXPECT_EQ(nothing.error().message(), "selector: watches no mailbox or subscriber");
   const std::string name = test::unique_name("select-many");
   auto box = Mailbox::create(name).value();
   Selector full;
@@ -143,7 +203,7 @@ TEST(Selector, LimitsAndEmptiness) {
   auto over = full.add(box);
   ASSERT_FALSE(over);
   EXPECT_EQ(over.error().errc(), Errc::invalid_argument);
-  EXPECT_EQ(over.error().message(), "selector: watches 128 mailboxes already, its limit");
+  EXPECT_EQ(over.error().message(), "selector: watches 128 mailboxes and subscribers already, its limit");
   (void)Mailbox::remove(name);
 }
 

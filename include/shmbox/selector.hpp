@@ -1,4 +1,5 @@
-// Waiting on several mailboxes at once, so that one process serves many links.
+// Waiting on several mailboxes and topic subscribers at once, so that one process serves
+// many links.
 //
 //   shmbox::Selector selector;
 //   const auto orders = selector.add(orders_box);                        // receive interest
@@ -11,30 +12,35 @@
 //
 // A mailbox is ready to receive from when a message is waiting at its head or it is
 // closed (a receive then says Closed), and ready to send to when a slot is free or it
-// is closed. Readiness is a hint: another process may take the message first, so
+// is closed. A subscriber is ready when a message (or news of lost ones) waits for it,
+// or its topic was removed. Readiness is a hint: another process may take the message first, so
 // follow a wait with a non-blocking call. wait() checks from the mailbox after the
 // one it reported last, so that a busy mailbox cannot starve the others.
 //
-// Sleeping uses futex_waitv (Linux 5.16+) over every mailbox's futex word: no
-// polling, and no CPU while idle after the spin budget.
+// Sleeping uses futex_waitv (Linux 5.16+) over every mailbox's and topic's futex word:
+// no polling, and no CPU while idle after the spin budget.
 //
-// Thread contract: one thread uses a Selector at a time; the mailboxes must outlive it.
+// Thread contract: one thread uses a Selector at a time; the mailboxes and subscribers
+// must outlive it.
 // It watches a mailbox handle's mapping, not the Mailbox object: a watched Mailbox may be
 // moved (into another object, which must then outlive the selector).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "shmbox/error.hpp"
 #include "shmbox/mailbox.hpp"
+#include "shmbox/topic.hpp"
 #include "shmbox/wait.hpp"
 
 namespace shmbox {
 
 namespace detail {
 struct MappedMailbox;
+struct TopicState;
 }
 
 enum class Interest : std::uint8_t { receive, send };
@@ -55,6 +61,9 @@ class Selector {
   // Watches `mailbox`; returns the index wait() reports it by.
   // Errc::invalid_argument past max_mailboxes, or for a remote or moved-from mailbox.
   [[nodiscard]] Result<std::size_t> add(Mailbox& mailbox, Interest interest = Interest::receive);
+  // Watches `subscriber` for messages to receive. Errc::invalid_argument past
+  // max_mailboxes, or for a moved-from subscriber or one made by the parent process.
+  [[nodiscard]] Result<std::size_t> add(Subscriber& subscriber);
 
   // The index of a ready mailbox. Errc::would_block (no_wait) or Errc::timeout when
   // none became ready; Errc::invalid_argument when nothing is watched.
@@ -63,10 +72,15 @@ class Selector {
   std::size_t size() const noexcept { return watched_.size(); }
 
  private:
+  // A mailbox's mapping, or a subscriber's topic and slot.
   struct Watched {
-    detail::MappedMailbox* mailbox;
-    Interest interest;
+    detail::MappedMailbox* mailbox = nullptr;
+    Interest interest = Interest::receive;
+    std::shared_ptr<detail::TopicState> topic;
+    std::uint32_t slot = 0;
   };
+  bool ready(const Watched& watched) const noexcept;
+  Result<void> room_for_one_more() const;
   std::size_t first_ready() const noexcept;  // size() if none
 
   WaitPolicy wait_;

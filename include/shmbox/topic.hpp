@@ -177,6 +177,7 @@ class Subscriber {
 
  private:
   friend class Topic;
+  friend class Selector;  // watches the subscriber's slot
   void leave() noexcept;
   std::shared_ptr<detail::TopicState> state_;
   std::uint32_t slot_ = 0;

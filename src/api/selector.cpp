@@ -7,15 +7,22 @@
 #include "local/mapped_mailbox.hpp"
 #include "local/ring.hpp"
 #include "local/wait_any.hpp"
+#include "platform/process.hpp"
+#include "topic/local_topic.hpp"
 
 namespace shmbox {
-namespace {
 
-bool ready(detail::MappedMailbox& mailbox, Interest interest) noexcept {
-  return interest == Interest::receive ? detail::ready_to_receive(mailbox) : detail::ready_to_send(mailbox);
+bool Selector::ready(const Watched& watched) const noexcept {
+  if (watched.topic) return watched.topic->ring.ready_to_receive(watched.slot);
+  return watched.interest == Interest::receive ? detail::ready_to_receive(*watched.mailbox)
+                                               : detail::ready_to_send(*watched.mailbox);
 }
 
-}  // namespace
+Result<void> Selector::room_for_one_more() const {
+  if (watched_.size() < max_mailboxes) return {};
+  return std::unexpected(Error{Errc::invalid_argument, "selector",
+                               "watches " + std::to_string(max_mailboxes) + " mailboxes and subscribers already, its limit"});
+}
 
 Selector::Selector(Selector&& other) noexcept
     : wait_(other.wait_), watched_(std::exchange(other.watched_, {})), next_(std::exchange(other.next_, 0)) {}
@@ -38,28 +45,44 @@ Result<std::size_t> Selector::add(Mailbox& mailbox, Interest interest) {
   if (mapped == nullptr) {
     return std::unexpected(Error{Errc::invalid_argument, "selector", "a remote mailbox cannot be watched; use a local one"});
   }
-  if (watched_.size() >= max_mailboxes) {
-    return std::unexpected(Error{Errc::invalid_argument, "selector",
-                                 "watches " + std::to_string(max_mailboxes) + " mailboxes already, its limit"});
+  if (auto room = room_for_one_more(); !room) return std::unexpected(room.error());
+  watched_.push_back({.mailbox = mapped, .interest = interest});
+  return watched_.size() - 1;
+}
+
+Result<std::size_t> Selector::add(Subscriber& subscriber) {
+  if (!subscriber.state_) {
+    return std::unexpected(Error{Errc::invalid_argument, "selector", "a moved-from subscriber cannot be watched"});
   }
-  watched_.push_back({mapped, interest});
+  if (subscriber.fork_generation_ != platform::fork_generation()) {
+    return std::unexpected(Error{Errc::invalid_argument, "selector",
+                                 "this subscriber was made by the parent process; make another in this one"});
+  }
+  if (auto room = room_for_one_more(); !room) return std::unexpected(room.error());
+  watched_.push_back({.topic = subscriber.state_, .slot = subscriber.slot_});
   return watched_.size() - 1;
 }
 
 std::size_t Selector::first_ready() const noexcept {
   for (std::size_t i = 0; i < watched_.size(); ++i) {
     const std::size_t index = (next_ + i) % watched_.size();
-    if (ready(*watched_[index].mailbox, watched_[index].interest)) return index;
+    if (ready(watched_[index])) return index;
   }
   return watched_.size();
 }
 
 Result<std::size_t> Selector::wait(Deadline deadline) {
-  if (watched_.empty()) return std::unexpected(Error{Errc::invalid_argument, "selector", "watches no mailbox"});
+  if (watched_.empty()) {
+    return std::unexpected(Error{Errc::invalid_argument, "selector", "watches no mailbox or subscriber"});
+  }
   // Registering as a selector makes wakers wake everyone on the word, so that no
   // wake-up meant for us goes to a lone receiver.
   std::array<detail::WatchedWord, max_mailboxes> words{};
   for (std::size_t i = 0; i < watched_.size(); ++i) {
+    if (watched_[i].topic) {
+      words[i] = {&watched_[i].topic->ring.published_word(), nullptr, nullptr, detail::EventWord::sleeping};
+      continue;
+    }
     detail::MappedMailbox& mapped = *watched_[i].mailbox;
     detail::Header& header = *mapped.header;
     words[i] = watched_[i].interest == Interest::receive
@@ -72,7 +95,7 @@ Result<std::size_t> Selector::wait(Deadline deadline) {
   });
   if (!index) {
     if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
-    return std::unexpected(Error{Errc::timeout, "selector", "no mailbox became ready in time"});
+    return std::unexpected(Error{Errc::timeout, "selector", "nothing it watches became ready in time"});
   }
   next_ = (*index + 1) % watched_.size();
   return *index;

@@ -74,12 +74,15 @@ inline std::optional<platform::MonotonicTime> nap_deadline(std::optional<platfor
   return until && *until < cap ? until : std::optional{cap};
 }
 
-// A futex word to sleep on, and the count of those sleeping on it (its wakers wake
-// everyone while it is not zero); and the mailbox whose owner to watch meanwhile.
+// A futex word to sleep on, and how its wakers learn that someone sleeps: a count of
+// the sleepers (they wake everyone while it is not zero) or, for a topic's event words,
+// a bit of the word itself (set by each sleeper; the waker that moves the word on clears
+// it and wakes everyone). And the mailbox whose owner to watch meanwhile.
 struct WatchedWord {
-  std::atomic<std::uint32_t>* epoch;     // bumped by whoever makes the thing ready
-  std::atomic<std::uint32_t>* sleepers;  // counts us while we sleep
+  std::atomic<std::uint32_t>* epoch;     // moved on by whoever makes the thing ready
+  std::atomic<std::uint32_t>* sleepers;  // counts us while we sleep; null: sleeping_bit instead
   MappedMailbox* mailbox;                 // whose owner to watch; null for none
+  std::uint32_t sleeping_bit = 0;        // with no sleepers count: the bit of epoch that says so
 };
 
 inline constexpr std::size_t max_watched_words = 128;  // futex_waitv's limit
@@ -121,7 +124,13 @@ auto wait_until_done(const WaitPolicy& policy, Deadline deadline, std::span<cons
   const std::optional<platform::MonotonicTime> until =
       deadline.is_forever() ? std::nullopt : std::optional{deadline.until()};
   for (;;) {
-    for (std::size_t i = 0; i < count; ++i) words[i].sleepers->fetch_add(1, std::memory_order_seq_cst);
+    for (std::size_t i = 0; i < count; ++i) {
+      if (words[i].sleepers != nullptr) {
+        words[i].sleepers->fetch_add(1, std::memory_order_seq_cst);
+      } else {
+        words[i].epoch->fetch_or(words[i].sleeping_bit, std::memory_order_seq_cst);
+      }
+    }
     const bool barrier_issued = platform::heavy_barrier();
     for (std::size_t i = 0; i < count; ++i) targets[i] = {words[i].epoch, words[i].epoch->load(std::memory_order_acquire)};
     auto done = attempt();
@@ -135,7 +144,10 @@ auto wait_until_done(const WaitPolicy& policy, Deadline deadline, std::span<cons
         std::this_thread::sleep_until(std::min(*nap_until, Clock::now() + std::chrono::milliseconds{1}));
       }
     }
-    for (std::size_t i = 0; i < count; ++i) words[i].sleepers->fetch_sub(1, std::memory_order_relaxed);
+    // A sleeping bit stays set: the next waker clears it (and makes one needless wake call).
+    for (std::size_t i = 0; i < count; ++i) {
+      if (words[i].sleepers != nullptr) words[i].sleepers->fetch_sub(1, std::memory_order_relaxed);
+    }
     if (done || expired) return done;
     tick(Clock::now());
   }

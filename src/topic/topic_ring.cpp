@@ -472,6 +472,16 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
   }
 }
 
+bool TopicRing::ready_to_receive(std::uint32_t slot) noexcept {
+  if (removed()) return true;
+  const std::uint64_t cursor = record_.subscribers[slot].cursor.load(std::memory_order_relaxed);
+  if (look(cursor).found != Found::not_yet) return true;
+  if (record_.header->head.load(std::memory_order_acquire) > cursor && recovery_due() && recover_dead() > 0) {
+    return look(cursor).found != Found::not_yet;
+  }
+  return false;
+}
+
 Result<TopicDelivery> TopicRing::receive_copy(std::uint32_t slot, std::vector<std::byte>& bytes, Deadline deadline) {
   return receive_with(slot, deadline, [&](std::uint32_t index, std::uint64_t sequence) -> Result<std::optional<std::size_t>> {
     const ChunkHeader& chunk = record_.chunk(index);

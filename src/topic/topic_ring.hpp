@@ -81,6 +81,12 @@ class TopicRing {
   Result<TopicDelivery> receive_pinned(std::uint32_t slot, Deadline deadline);
   void unpin(std::uint32_t slot, std::uint32_t chunk) noexcept;
 
+  // Whether a receive would find something now: a message (or a loss) at the subscriber's
+  // cursor, or the topic removed. For selectors: a hint, cheap enough to spin on. A number
+  // claimed by a publisher that died is recovered here when due, as a receive would.
+  bool ready_to_receive(std::uint32_t slot) noexcept;
+  std::atomic<std::uint32_t>& published_word() const noexcept { return record_.header->published; }
+
   // Recovers the slots of dead publishers and subscribers (what they claimed, pinned or
   // held back); how many.
   std::uint32_t recover_dead();
