@@ -1,0 +1,107 @@
+// What clients and servers of a service say to each other: a request in the service's
+// mailbox, answers in the client's. docs/design.md ("Request/response") has the protocol.
+// Everything read from a message is untrusted: a message that does not parse is dropped.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "shmbox/mailbox.hpp"
+
+namespace shmbox::detail {
+
+inline constexpr std::uint32_t request_magic = 0x51524253;  // "SBRQ" little-endian
+inline constexpr std::uint32_t answer_magic = 0x4e414253;   // "SBAN"
+// A client's answer mailbox is named after the service and the client: room for that.
+inline constexpr std::size_t max_answers_name_length = 255;
+inline constexpr std::size_t max_service_name_length = 200;
+inline constexpr std::uint32_t max_service_attempts = 100;
+
+// A request: this header, the name of the client's answer mailbox, the request's bytes.
+struct RequestHeader {
+  std::uint32_t magic;
+  std::uint32_t takes;  // counted in place by each server that takes it: survives its death
+  std::uint64_t id;     // the client's number for it
+  std::uint64_t client;  // ProcessIdentity::packed() of the client
+  std::int64_t deadline_ns;  // steady clock; 0: none
+  std::uint32_t max_answer_size;
+  std::uint32_t answers_name_size;
+};
+
+enum class AnswerKind : std::uint32_t {
+  part = 0,    // one answer of a stream, more to come
+  last = 1,    // the last answer (the whole answer of a plain call); may be empty
+  failed = 2,  // the request failed: the text says why
+};
+
+// An answer: this header and its bytes. part: its index in the stream, so that a client
+// drops what a server that died had sent already when another answers afresh.
+struct AnswerHeader {
+  std::uint32_t magic;
+  AnswerKind kind;
+  std::uint64_t id;
+  std::uint64_t part;
+};
+
+inline std::string service_object(std::string_view name) { return "service '" + std::string{name} + "'"; }
+
+// Room is kept for the answer mailboxes' names, which add to the service's.
+inline Result<void> check_service_name(std::string_view name) {
+  if (name.size() <= max_service_name_length) return {};
+  return std::unexpected(Error{Errc::invalid_name, service_object(name),
+                               "name is " + std::to_string(name.size()) + " characters long, the limit is " +
+                                   std::to_string(max_service_name_length)});
+}
+
+// A request message read: its parts, pointing into the message.
+struct ParsedRequest {
+  RequestHeader header;
+  std::string_view answers_name;
+  std::span<const std::byte> bytes;
+};
+
+inline std::optional<ParsedRequest> parse_request(std::span<const std::byte> message) {
+  ParsedRequest parsed{};
+  if (message.size() < sizeof parsed.header) return std::nullopt;
+  std::memcpy(&parsed.header, message.data(), sizeof parsed.header);
+  const RequestHeader& header = parsed.header;
+  if (header.magic != request_magic || header.answers_name_size == 0 ||
+      header.answers_name_size > max_answers_name_length ||
+      header.answers_name_size > message.size() - sizeof header) {
+    return std::nullopt;
+  }
+  parsed.answers_name = {reinterpret_cast<const char*>(message.data() + sizeof header), header.answers_name_size};
+  parsed.bytes = message.subspan(sizeof header + header.answers_name_size);
+  return parsed;
+}
+
+struct ParsedAnswer {
+  AnswerHeader header;
+  std::span<const std::byte> bytes;
+};
+
+inline std::optional<ParsedAnswer> parse_answer(std::span<const std::byte> message) {
+  ParsedAnswer parsed{};
+  if (message.size() < sizeof parsed.header) return std::nullopt;
+  std::memcpy(&parsed.header, message.data(), sizeof parsed.header);
+  const AnswerKind kind = parsed.header.kind;
+  if (parsed.header.magic != answer_magic ||
+      (kind != AnswerKind::part && kind != AnswerKind::last && kind != AnswerKind::failed)) {
+    return std::nullopt;
+  }
+  parsed.bytes = message.subspan(sizeof parsed.header);
+  return parsed;
+}
+
+// A service's mailbox holds a request of max_request_size with its header and the
+// longest answer mailbox name.
+inline std::uint32_t request_message_size(std::uint32_t max_request_size) {
+  return max_request_size + static_cast<std::uint32_t>(sizeof(RequestHeader) + max_answers_name_length);
+}
+
+}  // namespace shmbox::detail
