@@ -105,13 +105,7 @@ int put(const BoardArgs& args) {
   auto board = Board::open(args.name);
   if (!board) return fail(board.error());
   auto value = value_of(args, board->max_size());
-  if (!value) {
-    if (value.error() == Errc::system) return fail_io(value.error());
-    if (value.error() != Errc::too_large) return fail(value.error());
-    return fail(Error{Errc::too_large, board_object(args.name),
-                      fmt::format("the value from {} is over its maximum of {} bytes; nothing was put",
-                                  value.error().object(), board->max_size())});
-  }
+  if (!value) return fail_input(value.error(), board_object(args.name), "the value", board->max_size(), "nothing was put");
   auto version = expected ? board->put_if(*expected, *value, *deadline) : board->put(*value, *deadline);
   if (!version) return fail(version.error());
   auto written = Output::standard_output().write(fmt::format("{}\n", *version));

@@ -199,15 +199,16 @@ class Coprocess {
 
 }  // namespace
 
-TaskFunction command_task(const std::vector<std::string>& command, bool persistent, char delimiter,
+TaskFunction command_task(const std::vector<std::string>& command, bool persistent, std::optional<char> delimiter,
                           std::size_t max_size) {
   if (persistent) {
     // One per worker process: each fork gets its own copy, started on its first task.
-    auto coprocess = std::make_shared<Coprocess>(command, delimiter, max_size);
+    auto coprocess = std::make_shared<Coprocess>(command, delimiter.value_or('\n'), max_size);
     return [coprocess](std::span<const std::byte> task) { return coprocess->ask(task); };
   }
   return [command, max_size, delimiter](std::span<const std::byte> task) {
-    return run_once(command, with_delimiter(task, delimiter), max_size);
+    if (!delimiter) return run_once(command, {task.begin(), task.end()}, max_size);
+    return run_once(command, with_delimiter(task, *delimiter), max_size);
   };
 }
 

@@ -14,6 +14,7 @@ void add_bridge_command(CLI::App& app, int& exit_status);
 void add_lock_command(CLI::App& app, int& exit_status);
 void add_board_command(CLI::App& app, int& exit_status);
 void add_topic_command(CLI::App& app, int& exit_status);
+void add_service_commands(CLI::App& app, int& exit_status);
 void add_parallel_command(CLI::App& app, int& exit_status);
 void add_worker_command(CLI::App& app, int& exit_status);
 

@@ -18,8 +18,8 @@ inline constexpr int io_error = EX_IOERR;
 inline constexpr std::array<std::pair<int, const char*>, 11> table{{
     {EX_OK, "success"},
     {EX_USAGE, "usage: unknown command or option, malformed value or name"},
-    {EX_DATAERR, "data: message or board value too large, object corrupt or of another layout version, a lock's data left unrepaired, or tasks that failed (parallel)"},
-    {EX_NOINPUT, "not found: no such mailbox, endpoint, segment, board, topic or input file"},
+    {EX_DATAERR, "data: message or board value too large, object corrupt or of another layout version, a lock's data left unrepaired, or tasks or requests that failed (parallel, call)"},
+    {EX_NOINPUT, "not found: no such mailbox, endpoint, segment, board, topic, service or input file"},
     {EX_UNAVAILABLE, "unavailable: the mailbox is closed, the board or topic was removed (board watch, topic sub), or its NATS server cannot be reached"},
     {EX_OSERR, "system: out of memory or space (/dev/shm full), or another system call failed"},
     {EX_CANTCREAT, "exists: the name is taken"},

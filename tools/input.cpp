@@ -1,12 +1,15 @@
 #include "input.hpp"
 
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "cli_support.hpp"
 
 namespace shmbox::cli {
 namespace {
@@ -88,6 +91,15 @@ Result<std::vector<std::byte>> read_whole_file(const std::string& path, std::siz
   auto data = read_at_most(fd, object, max_size);
   ::close(fd);
   return data;
+}
+
+int fail_input(const Error& error, const std::string& object, const char* what, std::size_t max_size,
+               const char* nothing_done) {
+  if (error == Errc::system) return fail_io(error);
+  if (error != Errc::too_large) return fail(error);
+  return fail(Error{Errc::too_large, object,
+                    fmt::format("{} from {} is over its maximum of {} bytes; {}", what, error.object(), max_size,
+                                nothing_done)});
 }
 
 }  // namespace shmbox::cli

@@ -43,4 +43,10 @@ Result<std::vector<std::byte>> read_at_most(int fd, const std::string& object, s
 // without ever holding more than max_size + 1 bytes.
 Result<std::vector<std::byte>> read_whole_file(const std::string& path, std::size_t max_size);
 
+// The report of a whole input (read_at_most, read_whole_file) that failed: reading it
+// (74), or over `max_size` for `object` (65: "the value from standard input is over its
+// maximum of N bytes; nothing was put", with `what` and `nothing_done`); its exit code.
+int fail_input(const Error& error, const std::string& object, const char* what, std::size_t max_size,
+               const char* nothing_done);
+
 }  // namespace shmbox::cli

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   shmbox::cli::add_lock_command(app, exit_status);
   shmbox::cli::add_board_command(app, exit_status);
   shmbox::cli::add_topic_command(app, exit_status);
+  shmbox::cli::add_service_commands(app, exit_status);
   shmbox::cli::add_parallel_command(app, exit_status);
   shmbox::cli::add_worker_command(app, exit_status);
   try {
