@@ -80,24 +80,49 @@ TopicRing::Look TopicRing::look(std::uint64_t sequence) const noexcept {
 
 // ---- publishers ----
 
-Result<std::uint32_t> TopicRing::join_publisher() {
+// Takes a slot among `count` for this process: a free one, else one whose holder is dead
+// (`recover(i, owner)` frees it). While the slots change hands it looks again, for at most
+// the liveness interval: a process recovering a slot holds it under its own identity for a
+// moment, and a dead publisher's claim waits for a live one that names it too.
+template <class OwnerOf, class Recover>
+std::optional<std::uint32_t> TopicRing::take_slot(std::uint32_t count, OwnerOf&& owner_of, Recover&& recover) {
   const std::uint64_t me = this_process();
-  for (int round = 0; round < 2; ++round) {
-    for (std::uint32_t i = 0; i < record_.geometry.publisher_slots; ++i) {
-      PublisherSlot& slot = record_.publishers[i];
-      std::uint64_t owner = slot.owner.load(std::memory_order_acquire);
-      if (owner != 0 && round == 1 && is_dead(owner) && recover_publisher(i, owner)) owner = 0;
+  const auto started = Deadline::clock::now();
+  std::vector<std::uint64_t> seen(count, 0);
+  for (int round = 0;; ++round) {
+    bool changing = false;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      std::atomic<std::uint64_t>& owner_word = owner_of(i);
+      std::uint64_t owner = owner_word.load(std::memory_order_acquire);
+      if (round > 0 && owner != seen[i]) changing = true;
+      if (round > 0 && is_dead(owner)) {
+        if (recover(i, owner)) owner = 0;
+        else changing = true;
+      }
+      seen[i] = owner;
       if (owner != 0) continue;
-      if (!slot.owner.compare_exchange_strong(owner, me, std::memory_order_acq_rel)) continue;
-      slot.claiming.store(0, std::memory_order_relaxed);
-      slot.chunk.store(topic_no_chunk, std::memory_order_relaxed);
-      slot.published.store(0, std::memory_order_relaxed);
-      return i;
+      if (owner_word.compare_exchange_strong(owner, me, std::memory_order_acq_rel)) return i;
+      changing = true;
     }
+    if (round > 0 && (!changing || Deadline::clock::now() - started >= liveness_interval)) return std::nullopt;
+    if (round > 0) platform::yield_cpu();
   }
-  return std::unexpected(Error{Errc::in_use, object_,
-                               "has no publisher slot free: all " + std::to_string(record_.geometry.publisher_slots) +
-                                   " are held by live processes"});
+}
+
+Result<std::uint32_t> TopicRing::join_publisher() {
+  const auto taken = take_slot(
+      record_.geometry.publisher_slots, [&](std::uint32_t i) -> auto& { return record_.publishers[i].owner; },
+      [&](std::uint32_t i, std::uint64_t owner) { return recover_publisher(i, owner); });
+  if (!taken) {
+    return std::unexpected(Error{Errc::in_use, object_,
+                                 "has no publisher slot free: all " + std::to_string(record_.geometry.publisher_slots) +
+                                     " are held by live processes"});
+  }
+  PublisherSlot& slot = record_.publishers[*taken];
+  slot.claiming.store(0, std::memory_order_relaxed);
+  slot.chunk.store(topic_no_chunk, std::memory_order_relaxed);
+  slot.published.store(0, std::memory_order_relaxed);
+  return *taken;
 }
 
 void TopicRing::leave_publisher(std::uint32_t slot) noexcept {
@@ -323,34 +348,30 @@ void TopicRing::clear_holder_bit(std::uint32_t slot) noexcept {
 }
 
 Result<std::uint32_t> TopicRing::join_subscriber(std::uint32_t history) {
-  const std::uint64_t me = this_process();
-  for (int round = 0; round < 2; ++round) {
-    for (std::uint32_t i = 0; i < record_.geometry.subscriber_slots; ++i) {
-      SubscriberSlot& slot = record_.subscribers[i];
-      std::uint64_t owner = slot.owner.load(std::memory_order_acquire);
-      if (owner != 0 && round == 1 && is_dead(owner) && recover_subscriber(i, owner)) owner = 0;
-      if (owner != 0) continue;
-      if (!slot.owner.compare_exchange_strong(owner, me, std::memory_order_acq_rel)) continue;
-      clear_holder_bit(i);  // none should be left; a slot is never trusted to be clean
-      slot.lost.store(0, std::memory_order_relaxed);
-      slot.received.store(0, std::memory_order_relaxed);
-      slot.evicted.store(0, std::memory_order_relaxed);
-      TopicHeader& header = *record_.header;
-      const std::uint64_t head = header.head.load(std::memory_order_seq_cst);
-      const std::uint64_t wanted = std::min(history, record_.history);
-      const std::uint64_t oldest = head > record_.geometry.capacity ? head - record_.geometry.capacity : 1;
-      const std::uint64_t start = std::max(head > wanted ? head - wanted : 1, oldest);
-      slot.cursor.store(start, std::memory_order_seq_cst);
-      // Publishers judge by the gate first: it must not be above a cursor.
-      std::uint64_t gate = header.gate.load(std::memory_order_acquire);
-      while (gate > start && !header.gate.compare_exchange_weak(gate, start, std::memory_order_acq_rel)) {
-      }
-      return i;
-    }
+  const auto taken = take_slot(
+      record_.geometry.subscriber_slots, [&](std::uint32_t i) -> auto& { return record_.subscribers[i].owner; },
+      [&](std::uint32_t i, std::uint64_t owner) { return recover_subscriber(i, owner); });
+  if (!taken) {
+    return std::unexpected(Error{Errc::in_use, object_,
+                                 "has no subscriber slot free: all " +
+                                     std::to_string(record_.geometry.subscriber_slots) + " are held by live processes"});
   }
-  return std::unexpected(Error{Errc::in_use, object_,
-                               "has no subscriber slot free: all " + std::to_string(record_.geometry.subscriber_slots) +
-                                   " are held by live processes"});
+  SubscriberSlot& slot = record_.subscribers[*taken];
+  clear_holder_bit(*taken);  // none should be left; a slot is never trusted to be clean
+  slot.lost.store(0, std::memory_order_relaxed);
+  slot.received.store(0, std::memory_order_relaxed);
+  slot.evicted.store(0, std::memory_order_relaxed);
+  TopicHeader& header = *record_.header;
+  const std::uint64_t head = header.head.load(std::memory_order_seq_cst);
+  const std::uint64_t wanted = std::min(history, record_.history);
+  const std::uint64_t oldest = head > record_.geometry.capacity ? head - record_.geometry.capacity : 1;
+  const std::uint64_t start = std::max(head > wanted ? head - wanted : 1, oldest);
+  slot.cursor.store(start, std::memory_order_seq_cst);
+  // Publishers judge by the gate first: it must not be above a cursor.
+  std::uint64_t gate = header.gate.load(std::memory_order_acquire);
+  while (gate > start && !header.gate.compare_exchange_weak(gate, start, std::memory_order_acq_rel)) {
+  }
+  return *taken;
 }
 
 void TopicRing::leave_subscriber(std::uint32_t slot) noexcept {

@@ -108,6 +108,8 @@ class TopicRing {
   template <class Take>
   Result<TopicDelivery> receive_with(std::uint32_t slot, Deadline deadline, Take&& take);
   Error too_large(std::uint64_t sequence, std::uint64_t size) const;
+  template <class OwnerOf, class Recover>
+  std::optional<std::uint32_t> take_slot(std::uint32_t count, OwnerOf&& owner_of, Recover&& recover);
   Result<std::uint64_t> claim_sequence(std::uint32_t slot, Deadline deadline);
   std::uint64_t lowest_cursor() noexcept;
   bool recover_publisher(std::uint32_t slot, std::uint64_t dead_owner);
