@@ -157,33 +157,15 @@ TEST(BoardChaos, KilledWritersAndViewersNeverTearAValueOrStopTheBoard) {
   for (int w = 0; w < workers; ++w) {
     running.push_back(ChildProcess::spawn([&, w] { return run_worker(name, ledger, w); }));
   }
-  std::mt19937 random{std::random_device{}()};
-  const auto started = std::chrono::steady_clock::now();
-  int kills = 0;
-  int died_inside = 0;
-  while ((kills < target_kills || died_inside < target_inside) && kills < 10 * target_kills &&
-         ledger.violations.count.load() == 0 &&
-         (soak_for.count() == 0 || std::chrono::steady_clock::now() - started < soak_for)) {
-    // Three kills in four go to a writer inside put() (waiting up to 100 ms for one to be
-    // there), the rest to any worker, viewers holding views among them.
-    auto victim = static_cast<std::size_t>(random() % workers);
-    if (random() % 4 != 0) {
-      const auto give_up = std::chrono::steady_clock::now() + 100ms;
-      for (bool found = false; !found && std::chrono::steady_clock::now() < give_up;) {
-        const auto w = static_cast<std::size_t>(random() % writers);
-        if (ledger.putting[w] == running[w].pid()) victim = w, found = true;
-        if (!found) std::this_thread::sleep_for(20us);
-      }
-    }
-    const bool inside = victim < writers && ledger.putting[victim] == running[victim].pid();
-    running[victim].kill();
-    const auto status = running[victim].wait(10s);
-    ASSERT_TRUE(status.killed_by(9)) << "worker " << victim << ": " << status.describe();
-    if (inside) ++died_inside;
-    if (victim < writers) ledger.putting[victim] = 0;
-    running[victim] = ChildProcess::spawn([&, victim] { return run_worker(name, ledger, static_cast<int>(victim)); });
-    ++kills;
-  }
+  // Three kills in four go to a writer inside put(), the rest to any worker, viewers
+  // holding views among them.
+  const auto tally = test::kill_and_restart(
+      running, writers, ledger.putting,
+      [&](int w) { return ChildProcess::spawn([&, w] { return run_worker(name, ledger, w); }); }, ledger.violations,
+      target_kills, target_inside, 4);
+  const int kills = tally.kills;
+  const int died_inside = tally.inside;
+  EXPECT_TRUE(tally.all_killed_by_sigkill);
   ledger.stop = true;
   for (auto& child : running) EXPECT_TRUE(child.wait(30s).exited_with(0));
   EXPECT_EQ(ledger.violations.count.load(), 0u) << ledger.violations.first;

@@ -7,7 +7,13 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <random>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include "support/process.hpp"
 
 namespace shmbox::test {
 
@@ -26,5 +32,51 @@ struct Violations {
     if (count.fetch_add(1) == 0) std::strncpy(first, what.c_str(), sizeof first - 1);
   }
 };
+
+// The supervisor's side: workers 0 to `inside_workers - 1` record their pid in
+// `inside[w]` while inside the operation under test (0 outside). Kills one worker at a time
+// with SIGKILL and starts it again with `start(w)`: `one_in_any - 1` kills in `one_in_any`
+// wait (up to 100 ms) for a worker inside the operation, the rest go to any worker. Stops at
+// `target_kills` kills with `target_inside` of them inside (or at the soak's end, or at the
+// first violation); `pause` (random, up to it) between kills lets the workers move on.
+struct KillTally {
+  int kills = 0;
+  int inside = 0;
+  bool all_killed_by_sigkill = true;
+};
+
+inline KillTally kill_and_restart(std::vector<ChildProcess>& running, int inside_workers,
+                                  std::atomic<std::int64_t>* inside, const std::function<ChildProcess(int)>& start,
+                                  const Violations& violations, int target_kills, int target_inside, int one_in_any,
+                                  std::chrono::microseconds pause = {}) {
+  using namespace std::chrono_literals;
+  const auto soak_for = chaos_soak_duration();
+  std::mt19937 random{std::random_device{}()};
+  const auto started = std::chrono::steady_clock::now();
+  const auto workers = running.size();
+  KillTally tally;
+  while ((tally.kills < target_kills || tally.inside < target_inside) && tally.kills < 10 * target_kills &&
+         violations.count.load() == 0 &&
+         (soak_for.count() == 0 || std::chrono::steady_clock::now() - started < soak_for)) {
+    auto victim = static_cast<std::size_t>(random() % workers);
+    if (random() % static_cast<unsigned>(one_in_any) != 0) {
+      const auto give_up = std::chrono::steady_clock::now() + 100ms;
+      for (bool found = false; !found && std::chrono::steady_clock::now() < give_up;) {
+        const auto w = static_cast<std::size_t>(random() % static_cast<unsigned>(inside_workers));
+        if (inside[w] == running[w].pid()) victim = w, found = true;
+        if (!found) std::this_thread::sleep_for(20us);
+      }
+    }
+    const bool was_inside = victim < static_cast<std::size_t>(inside_workers) && inside[victim] == running[victim].pid();
+    running[victim].kill();
+    if (!running[victim].wait(10s).killed_by(9)) tally.all_killed_by_sigkill = false;
+    if (was_inside) ++tally.inside;
+    if (victim < static_cast<std::size_t>(inside_workers)) inside[victim] = 0;
+    running[victim] = start(static_cast<int>(victim));
+    ++tally.kills;
+    if (pause.count() > 0) std::this_thread::sleep_for(std::chrono::microseconds{static_cast<std::int64_t>(random() % static_cast<std::uint64_t>(pause.count()))});
+  }
+  return tally;
+}
 
 }  // namespace shmbox::test
