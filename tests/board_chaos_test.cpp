@@ -8,8 +8,6 @@
 // SHMBOX_CHAOS_SECONDS=N turns it into a soak of N seconds (default: 600 kills, at least 500
 // of them inside a put).
 #include <gtest/gtest.h>
-#include <sys/mman.h>
-
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -149,19 +147,15 @@ TEST(BoardChaos, KilledWritersAndViewersNeverTearAValueOrStopTheBoard) {
   const std::string name = test::unique_name("board-chaos");
   auto board = Board::create(name, {.max_size = max_value, .max_views = viewers, .ownership = Ownership::system});
   ASSERT_TRUE(board.has_value()) << board.error().message();
-  void* mapped = ::mmap(nullptr, sizeof(Ledger), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(mapped, MAP_FAILED);
-  auto& ledger = *new (mapped) Ledger{};
+  auto& ledger = test::shared_with_workers<Ledger>();
 
-  std::vector<ChildProcess> running;
-  for (int w = 0; w < workers; ++w) {
-    running.push_back(ChildProcess::spawn([&, w] { return run_worker(name, ledger, w); }));
-  }
+  const auto start = [&](int w) { return ChildProcess::spawn([&, w] { return run_worker(name, ledger, w); }); };
+  auto running = test::start_workers(workers, start);
   // Three kills in four go to a writer inside put(), the rest to any worker, viewers
   // holding views among them.
   const auto tally = test::kill_and_restart(
       running, writers, ledger.putting,
-      [&](int w) { return ChildProcess::spawn([&, w] { return run_worker(name, ledger, w); }); }, ledger.violations,
+      start, ledger.violations,
       target_kills, target_inside, 4);
   const int kills = tally.kills;
   const int died_inside = tally.inside;

@@ -8,8 +8,6 @@
 // SHMBOX_CHAOS_SECONDS=N turns it into a soak of N seconds (default: 300 kills, at least
 // 150 of them of a server holding a request).
 #include <gtest/gtest.h>
-#include <sys/mman.h>
-
 #include <atomic>
 #include <random>
 #include <thread>
@@ -91,17 +89,15 @@ TEST(ServiceChaos, KilledServersAndClientsNeverLoseRepeatOrMixUpAnAnswer) {
   const int target_inside = soak_for.count() > 0 ? 0 : 150;
   const std::string name = test::unique_name("service-chaos");
   ASSERT_TRUE(Server::join(name, {.attempts = 100}).has_value());
-  void* mapped = ::mmap(nullptr, sizeof(Ledger), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(mapped, MAP_FAILED);
-  auto& ledger = *new (mapped) Ledger{};
+  auto& ledger = test::shared_with_workers<Ledger>();
 
-  std::vector<ChildProcess> running;
-  for (int w = 0; w < workers; ++w) running.push_back(ChildProcess::spawn([&, w] { return run_worker(name, ledger, w); }));
+  const auto start = [&](int w) { return ChildProcess::spawn([&, w] { return run_worker(name, ledger, w); }); };
+  auto running = test::start_workers(workers, start);
   // Two kills in three go to a server holding a request, the rest to any worker, clients
   // waiting for answers among them.
   const auto tally = test::kill_and_restart(
       running, servers, ledger.holding,
-      [&](int w) { return ChildProcess::spawn([&, w] { return run_worker(name, ledger, w); }); }, ledger.violations,
+      start, ledger.violations,
       target_kills, target_inside, 3, 2ms);
   ledger.stop_calling = true;
   for (int w = servers; w < workers; ++w) EXPECT_TRUE(running[static_cast<std::size_t>(w)].wait(60s).exited_with(0));

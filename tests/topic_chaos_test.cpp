@@ -11,8 +11,6 @@
 // SHMBOX_CHAOS_SECONDS=N turns it into a soak of N seconds (default: 300 kills, at least
 // 150 of them inside a publish).
 #include <gtest/gtest.h>
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -152,17 +150,15 @@ TEST(TopicChaos, KilledPublishersAndSubscribersNeverTearLoseOrStallATopic) {
                                     .held_per_subscriber = 2,
                                     .ownership = Ownership::system});
   ASSERT_TRUE(topic.has_value()) << topic.error().message();
-  void* mapped = ::mmap(nullptr, sizeof(Ledger), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(mapped, MAP_FAILED);
-  auto& ledger = *new (mapped) Ledger{};
+  auto& ledger = test::shared_with_workers<Ledger>();
 
-  std::vector<ChildProcess> running;
-  for (int w = 0; w < workers; ++w) running.push_back(ChildProcess::spawn([&, w] { return run_worker(name, ledger, w); }));
+  const auto start = [&](int w) { return ChildProcess::spawn([&, w] { return run_worker(name, ledger, w); }); };
+  auto running = test::start_workers(workers, start);
   // Two kills in three go to a publisher inside publish(), the rest to any worker,
   // subscribers holding messages among them.
   const auto tally = test::kill_and_restart(
       running, publishers, ledger.publishing,
-      [&](int w) { return ChildProcess::spawn([&, w] { return run_worker(name, ledger, w); }); }, ledger.violations,
+      start, ledger.violations,
       target_kills, target_inside, 3, 2ms);
   const int kills = tally.kills;
   const int died_inside = tally.inside;

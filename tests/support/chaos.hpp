@@ -2,12 +2,15 @@
 // kept in memory every forked worker shares.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <new>
 #include <random>
 #include <string>
 #include <thread>
@@ -32,6 +35,22 @@ struct Violations {
     if (count.fetch_add(1) == 0) std::strncpy(first, what.c_str(), sizeof first - 1);
   }
 };
+
+// A `T` in memory that the test process and every worker it forks share (never unmapped:
+// the test's process ends soon after).
+template <class T>
+T& shared_with_workers() {
+  void* mapped = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mapped == MAP_FAILED) std::abort();
+  return *new (mapped) T{};
+}
+
+// Workers 0 to count - 1, each started by `start(w)`.
+inline std::vector<ChildProcess> start_workers(int count, const std::function<ChildProcess(int)>& start) {
+  std::vector<ChildProcess> running;
+  for (int w = 0; w < count; ++w) running.push_back(start(w));
+  return running;
+}
 
 // The supervisor's side: workers 0 to `inside_workers - 1` record their pid in
 // `inside[w]` while inside the operation under test (0 outside). Kills one worker at a time
