@@ -1,8 +1,10 @@
-// Two-process mailbox benchmark: round-trip latency and one-way throughput between
-// processes pinned to CPU 0 and CPU 1, against baselines measured in the same run
-// (a pipe, and two processes ping-ponging one cache line: the floor).
+// Two-process benchmark of mailboxes and topics: round-trip latency and one-way throughput
+// between processes pinned to CPU 0 and CPU 1, against baselines measured in the same run
+// (a pipe, two processes ping-ponging one cache line: the latency floor, and a raw
+// single-producer single-consumer ring: the throughput floor). Topics also: what a publish
+// costs with 1, 4, 16 and 64 subscribers.
 //
-//   mailbox_bench [--quick] [--repeat N] [--only latency|throughput|many|kills|idle]
+//   mailbox_bench [--quick] [--repeat N] [--only latency|throughput|many|kills|idle|topics]
 //
 // Every figure is repeated; the report gives the median of the repetitions with their
 // min-max. Latency figures are per-sample percentiles within a repetition.
@@ -28,6 +30,7 @@
 #include "shmbox/endpoint.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
+#include "shmbox/topic.hpp"
 
 namespace {
 
@@ -40,7 +43,7 @@ struct Config {
   std::size_t round_trips = 200'000;
   std::size_t small_messages = 5'000'000;
   std::size_t large_messages = 50'000;
-  std::string only;  // one section: latency, throughput, many, kills, idle
+  std::string only;  // one section: latency, throughput, many, kills, idle, topics
   bool wants(const char* section) const { return only.empty() || only == section; }
 };
 
@@ -566,6 +569,143 @@ void print_kill_costs(const Config& config) {
   });
 }
 
+// ---- topics ------------------------------------------------------------------------------
+
+// One publisher (parent) and one subscriber (child), each message checked by its sequence.
+Throughput topic_throughput(std::size_t size, std::size_t count, bool in_place) {
+  const std::string name = unique("topic-stream");
+  auto topic = shmbox::Topic::create(name, {.capacity = size <= 1024 ? 1024u : 64u,
+                                            .max_message_size = static_cast<std::uint32_t>(size)})
+                   .value();
+  std::int64_t parent_cpu = 0;
+  auto result = run_pair(
+      [&](Control& control) {
+        auto publisher = topic.publisher().value();
+        wait_ready(control, 1);
+        std::vector<std::byte> message(size, std::byte{7});
+        const std::int64_t cpu_before = cpu_us();
+        const std::int64_t start = now_ns();
+        for (std::uint64_t i = 0; i < count; ++i) {
+          std::memcpy(message.data(), &i, sizeof i);
+          (void)publisher.publish(message);
+        }
+        parent_cpu = cpu_us() - cpu_before;
+        while (control.end_ns.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+        return control.end_ns.load() - start;
+      },
+      [&](Control& control) {
+        auto subscriber = shmbox::Topic::open(name).value().subscribe().value();
+        std::vector<std::byte> message(size);
+        control.ready.fetch_add(1);
+        for (std::uint64_t i = 0; i < count; ++i) {
+          std::uint64_t sequence = 0;
+          if (in_place) {
+            auto got = subscriber.receive_in_place().value();
+            std::memcpy(&sequence, got.data().data(), sizeof sequence);
+          } else {
+            (void)subscriber.receive(message).value();
+            std::memcpy(&sequence, message.data(), sizeof sequence);
+          }
+          if (sequence != i) control.failures.fetch_add(1);
+        }
+        control.end_ns.store(now_ns(), std::memory_order_release);
+        return 0;
+      });
+  (void)shmbox::Topic::remove(name);
+  const double seconds = static_cast<double>(result) / 1e9;
+  return {static_cast<double>(count) / seconds, static_cast<double>(count * size) / seconds,
+          static_cast<double>(parent_cpu) * 1000.0 / static_cast<double>(count), 0};
+}
+
+// Ping on one topic, pong on another: each side publishes on one and subscribes to the other.
+Percentiles topic_round_trip(const Config& config, std::size_t size) {
+  const std::string ping = unique("topic-ping"), pong = unique("topic-pong");
+  const shmbox::TopicOptions options{.capacity = 64, .max_message_size = static_cast<std::uint32_t>(size)};
+  auto ping_topic = shmbox::Topic::create(ping, options).value();
+  auto pong_topic = shmbox::Topic::create(pong, options).value();
+  const std::size_t total = config.round_trips + config.round_trips / 10;
+  auto result = run_pair(
+      [&](Control& control) {
+        auto out = ping_topic.publisher().value();
+        auto in = pong_topic.subscribe().value();
+        wait_ready(control, 1);
+        std::vector<std::byte> message(size, std::byte{1});
+        std::vector<double> samples;
+        samples.reserve(config.round_trips);
+        for (std::size_t i = 0; i < total; ++i) {
+          const auto start = Clock::now();
+          (void)out.publish(message);
+          (void)in.receive(message);
+          if (i >= total - config.round_trips) {
+            samples.push_back(std::chrono::duration<double, std::nano>(Clock::now() - start).count());
+          }
+        }
+        return percentiles(std::move(samples));
+      },
+      [&](Control& control) {
+        auto in = shmbox::Topic::open(ping).value().subscribe().value();
+        auto out = shmbox::Topic::open(pong).value().publisher().value();
+        std::vector<std::byte> message(size);
+        control.ready.fetch_add(1);
+        for (std::size_t i = 0; i < total; ++i) {
+          if (!in.receive(message) || !out.publish(message)) return 1;
+        }
+        return 0;
+      });
+  (void)shmbox::Topic::remove(ping);
+  (void)shmbox::Topic::remove(pong);
+  return result;
+}
+
+// What one publish() costs the publisher with `subscribers` subscriber processes (unpinned,
+// on both CPUs), at a pace they keep up with (one message every 20 us): ns per call.
+Percentiles publish_cost(const Config& config, int subscribers) {
+  const std::string name = unique("topic-fanout");
+  auto topic = shmbox::Topic::create(name, {.capacity = 1024, .max_message_size = 64,
+                                            .max_subscribers = static_cast<std::uint32_t>(subscribers)})
+                   .value();
+  const std::size_t count = config.round_trips / 4;
+  const std::string control_name = unique("fanout-control");
+  auto segment = shmbox::Segment::create(control_name, sizeof(Control)).value();
+  auto* control = new (segment.writable_bytes()->data()) Control{};
+  std::vector<pid_t> children;
+  std::fflush(nullptr);
+  for (int s = 0; s < subscribers; ++s) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      auto subscriber = shmbox::Topic::open(name).value().subscribe().value();
+      control->ready.fetch_add(1);
+      std::vector<std::byte> message(64);
+      for (std::size_t i = 0; i < count; ++i) {
+        auto got = subscriber.receive(message);
+        if (!got || got->lost != 0) control->failures.fetch_add(1);
+      }
+      ::_exit(0);
+    }
+    children.push_back(pid);
+  }
+  auto publisher = topic.publisher().value();
+  wait_ready(*control, subscribers);
+  std::vector<std::byte> message(64, std::byte{3});
+  std::vector<double> samples;
+  samples.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto start = Clock::now();
+    (void)publisher.publish(message);
+    samples.push_back(std::chrono::duration<double, std::nano>(Clock::now() - start).count());
+    while (Clock::now() - start < 20us) {
+    }
+  }
+  for (const pid_t pid : children) ::waitpid(pid, nullptr, 0);
+  if (control->failures.load() != 0) {
+    fmt::print(stderr, "a subscriber lost or failed to receive a message\n");
+    std::exit(1);
+  }
+  (void)shmbox::Segment::remove(control_name);
+  (void)shmbox::Topic::remove(name);
+  return percentiles(std::move(samples));
+}
+
 // ---- report ----------------------------------------------------------------------------
 
 template <class T, class F>
@@ -641,7 +781,7 @@ int main(int argc, char** argv) {
     } else if (arg == "--only" && i + 1 < argc) {
       config.only = argv[++i];
     } else {
-      fmt::print(stderr, "usage: mailbox_bench [--quick] [--repeat N] [--only latency|throughput|many|kills|idle]\n");
+      fmt::print(stderr, "usage: mailbox_bench [--quick] [--repeat N] [--only latency|throughput|many|kills|idle|topics]\n");
       return 64;
     }
   }
@@ -713,6 +853,36 @@ int main(int argc, char** argv) {
                "/ base");
     fmt::print("|{:-<62}|{:-<8}|{:-<8}|{:-<10}|{:-<10}|\n", "", "", "", "", "");
     print_kill_costs(config);
+  }
+
+  if (config.wants("topics")) {
+    fmt::print("\n## Topics: one publisher, one subscriber, 64 B (as above: ratios to the floors measured just before)\n\n");
+    fmt::print("| {:<34} | {:>24} | {:>18} | {:>5} | {:>17} |\n", "transport", "messages/s", "GB/s", "ns/msg",
+               "/ raw ring");
+    fmt::print("|{:-<36}|{:-<26}|{:-<20}|{:-<7}|{:-<19}|\n", "", "", "", "", "");
+    const std::function<Throughput()> small_ring = [&] { return raw_ring_throughput(64, config.small_messages); };
+    print_throughput("raw SPSC ring (floor), 64 B", config, small_ring, small_ring);
+    print_throughput("mailbox adaptive, 64 B", config, small_ring,
+                     [&] { return shmbox_throughput(adaptive, 64, config.small_messages, false); });
+    print_throughput("topic, 64 B, copied", config, small_ring,
+                     [&] { return topic_throughput(64, config.small_messages, false); });
+    print_throughput("topic, 64 B, in place", config, small_ring,
+                     [&] { return topic_throughput(64, config.small_messages, true); });
+    fmt::print("\n| {:<34} | {:>17} | {:>7} | {:>7} | {:>8} | {:>18} |\n", "round trip, 64 B (ns)", "median", "p99",
+               "p99.9", "max", "/ floor");
+    fmt::print("|{:-<36}|{:-<19}|{:-<9}|{:-<9}|{:-<10}|{:-<20}|\n", "", "", "", "", "", "");
+    const std::function<Percentiles()> floor = [&] { return cache_line_round_trip(config); };
+    print_latency("cache line (floor)", config, floor, floor);
+    print_latency("mailbox adaptive", config, floor, [&] { return shmbox_round_trip(config, adaptive, 64, false); });
+    print_latency("topic adaptive", config, floor, [&] { return topic_round_trip(config, 64); });
+    fmt::print("\n| {:<34} | {:>17} | {:>7} | {:>7} | {:>8} | {:>18} |\n", "publish() call, 64 B (ns)", "median",
+               "p99", "p99.9", "max", "/ 1 subscriber");
+    fmt::print("|{:-<36}|{:-<19}|{:-<9}|{:-<9}|{:-<10}|{:-<20}|\n", "", "", "", "", "", "");
+    const std::function<Percentiles()> one = [&] { return publish_cost(config, 1); };
+    for (const int subscribers : {1, 4, 16, 64}) {
+      print_latency(fmt::format("{} subscriber{}", subscribers, subscribers == 1 ? "" : "s"), config, one,
+                    [&] { return publish_cost(config, subscribers); });
+    }
   }
 
   if (config.wants("idle")) {

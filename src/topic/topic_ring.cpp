@@ -37,13 +37,16 @@ bool is_dead(std::uint64_t owner) noexcept {
 
 std::uint64_t holder_bit(std::uint32_t slot) noexcept { return std::uint64_t{1} << (slot % 64); }
 
-// Moves an event word on (a count, so that no value comes back soon) and wakes its
-// sleepers if its sleeping bit was set.
+// Wakes the sleepers of an event word, if its sleeping bit says there are any: moves the
+// word on (a count, so that no value comes back soon), clearing the bit, and wakes them all.
+// Called after the seq_cst write that made the event (Dekker with a sleeper, which sets the
+// bit and then reads what we wrote). An event nobody sleeps on costs one load.
 void announce(std::atomic<std::uint32_t>& word) noexcept {
-  std::uint32_t before = word.load(std::memory_order_relaxed);
+  std::uint32_t before = word.load(std::memory_order_seq_cst);
+  if ((before & EventWord::sleeping) == 0) return;
   while (!word.compare_exchange_weak(before, EventWord::next(before), std::memory_order_seq_cst)) {
   }
-  if ((before & EventWord::sleeping) != 0) platform::futex_wake(word, INT_MAX);
+  platform::futex_wake(word, INT_MAX);
 }
 
 // Sets the sleeping bit of `word` if it still reads `seen`; false if it moved on.
@@ -151,7 +154,8 @@ Result<std::uint32_t> TopicRing::take_chunk(std::uint32_t slot) {
     }
     last_head = head;
     const std::uint64_t window_start = head > record_.geometry.capacity ? head - record_.geometry.capacity : 0;
-    const std::uint32_t start = record_.header->next_chunk.fetch_add(1, std::memory_order_relaxed) % count;
+    // A hint only (publishers that read the same one collide on a chunk's CAS): no locked add.
+    const std::uint32_t start = record_.header->next_chunk.load(std::memory_order_relaxed) % count;
     for (std::uint32_t n = 0; n < count; ++n) {
       const std::uint32_t index = (start + n) % count;
       ChunkHeader& chunk = record_.chunk(index);
@@ -160,8 +164,9 @@ Result<std::uint32_t> TopicRing::take_chunk(std::uint32_t slot) {
       if ((chunk.holders[0].load(std::memory_order_relaxed) | chunk.holders[1].load(std::memory_order_relaxed)) != 0) {
         continue;
       }
-      // Named before it is taken: whoever finds this process dead gives it back.
-      publisher.chunk.store(index, std::memory_order_seq_cst);
+      // Named before it is taken: whoever finds this process dead gives it back (the CAS
+      // below publishes it).
+      publisher.chunk.store(index, std::memory_order_relaxed);
       if (!chunk.sequence.compare_exchange_strong(sequence, ChunkHeader::being_written(slot),
                                                   std::memory_order_seq_cst)) {
         continue;
@@ -255,10 +260,11 @@ Result<std::uint64_t> TopicRing::claim_sequence(std::uint32_t slot, Deadline dea
       }
     }
     // Named before it is claimed: whoever finds this process dead abandons it. Cleared
-    // when the claim fails, so that a live slot names only what it may yet commit.
-    publisher.claiming.store(next, std::memory_order_seq_cst);
+    // when the claim fails, so that a live slot names only what it may yet commit. No
+    // fence of its own: the CAS of head publishes it to whoever reads head past `next`.
+    publisher.claiming.store(next, std::memory_order_relaxed);
     if (header.head.compare_exchange_weak(next, next + 1, std::memory_order_seq_cst)) return next;
-    publisher.claiming.store(0, std::memory_order_seq_cst);
+    publisher.claiming.store(0, std::memory_order_relaxed);
   }
 }
 
@@ -287,7 +293,8 @@ Result<std::uint64_t> TopicRing::commit(std::uint32_t slot, std::uint32_t index,
   PublisherSlot& publisher = record_.publishers[slot];
   publisher.claiming.store(0, std::memory_order_release);
   publisher.chunk.store(topic_no_chunk, std::memory_order_release);
-  publisher.published.fetch_add(1, std::memory_order_relaxed);
+  // Only this publisher writes its count: no locked instruction needed.
+  publisher.published.store(publisher.published.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   // Dekker with a sleeping subscriber: the entry above, then the word (seq_cst both).
   announce(record_.header->published);
   return sequence;
@@ -422,9 +429,7 @@ void TopicRing::advance(std::uint32_t slot, std::uint64_t cursor, std::uint64_t 
     while (gate > cursor && !record_.header->gate.compare_exchange_weak(gate, cursor, std::memory_order_acq_rel)) {
     }
   }
-  if (record_.overflow != TopicOverflow::block) return;
-  const std::uint32_t seen = record_.header->consumed.load(std::memory_order_seq_cst);
-  if ((seen & EventWord::sleeping) != 0) announce(record_.header->consumed);
+  if (record_.overflow == TopicOverflow::block) announce(record_.header->consumed);
 }
 
 Result<void> TopicRing::wait_for_commit(std::uint32_t seen, std::uint64_t sequence, Deadline deadline) {
