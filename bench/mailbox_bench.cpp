@@ -249,6 +249,13 @@ struct Throughput {
   double receiver_cpu_ns_per_message;
 };
 
+// `count` messages of `size` bytes in `elapsed_ns`, the sender having used `sender_cpu_us`.
+Throughput rates_of(std::int64_t elapsed_ns, std::size_t count, std::size_t size, std::int64_t sender_cpu_us) {
+  const double seconds = static_cast<double>(elapsed_ns) / 1e9;
+  return {static_cast<double>(count) / seconds, static_cast<double>(count * size) / seconds,
+          static_cast<double>(sender_cpu_us) * 1000.0 / static_cast<double>(count), 0};
+}
+
 Throughput shmbox_throughput(shmbox::WaitPolicy policy, std::size_t size, std::size_t count, bool zero_copy) {
   const std::string name = unique("stream");
   const std::uint32_t capacity = size <= 1024 ? 1024 : 64;
@@ -299,9 +306,7 @@ Throughput shmbox_throughput(shmbox::WaitPolicy policy, std::size_t size, std::s
         return 0;
       });
   (void)shmbox::Mailbox::remove(name);
-  const double seconds = static_cast<double>(result) / 1e9;
-  return {static_cast<double>(count) / seconds, static_cast<double>(count * size) / seconds,
-          static_cast<double>(parent_cpu) * 1000.0 / static_cast<double>(count), 0};
+  return rates_of(result, count, size, parent_cpu);
 }
 
 // The copy floor: a single-producer single-consumer ring between the two processes,
@@ -349,8 +354,7 @@ Throughput raw_ring_throughput(std::size_t size, std::size_t count) {
         return 0;
       });
   (void)shmbox::Segment::remove(name);
-  const double seconds = static_cast<double>(result) / 1e9;
-  return {static_cast<double>(count) / seconds, static_cast<double>(count * size) / seconds, 0, 0};
+  return rates_of(result, count, size, 0);
 }
 
 // Bytes per second of memcpy of `size`-byte blocks within one process.
@@ -612,9 +616,7 @@ Throughput topic_throughput(std::size_t size, std::size_t count, bool in_place) 
         return 0;
       });
   (void)shmbox::Topic::remove(name);
-  const double seconds = static_cast<double>(result) / 1e9;
-  return {static_cast<double>(count) / seconds, static_cast<double>(count * size) / seconds,
-          static_cast<double>(parent_cpu) * 1000.0 / static_cast<double>(count), 0};
+  return rates_of(result, count, size, parent_cpu);
 }
 
 // Ping on one topic, pong on another: each side publishes on one and subscribes to the other.
