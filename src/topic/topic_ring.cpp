@@ -61,15 +61,43 @@ std::optional<platform::MonotonicTime> nap_until(Deadline deadline) {
   return std::min(deadline.until(), cap);
 }
 
-// Whether a waiter that started at `started` should still spin (WaitPolicy), or sleep.
-bool still_spinning(const WaitPolicy& wait, Deadline::clock::time_point started) noexcept {
-  switch (wait.mode) {
-    case WaitMode::busy_poll: return true;
-    case WaitMode::sleep: return false;
-    case WaitMode::adaptive: return Deadline::clock::now() - started < wait.spin;
+// A waiter's spinning before it sleeps, as its WaitPolicy says. The clock is read on the
+// first round and every 64th after only: a read costs as much as passing a message, and
+// a call that finds what it wants at once reads it never.
+class Spin {
+ public:
+  explicit Spin(const WaitPolicy& wait) noexcept : wait_(wait) {}
+
+  // The rounds on which to read the clock (deadlines, recovery) besides the spin budget:
+  // every one once the waiter sleeps between them.
+  bool looking_around() const noexcept { return spent_ || wait_.mode == WaitMode::sleep || rounds_ % 64 == 0; }
+
+  // Counts a round: whether to spin once more (after a pause) or to sleep now.
+  bool again() noexcept {
+    const bool look = looking_around();
+    ++rounds_;
+    switch (wait_.mode) {
+      case WaitMode::busy_poll: break;
+      case WaitMode::sleep: return false;
+      case WaitMode::adaptive:
+        if (look) {
+          const auto now = Deadline::clock::now();
+          if (rounds_ == 1) started_ = now;
+          else if (now - started_ >= wait_.spin) spent_ = true;
+        }
+        if (spent_) return false;
+        break;
+    }
+    platform::cpu_relax();
+    return true;
   }
-  return false;
-}
+
+ private:
+  const WaitPolicy& wait_;
+  std::uint64_t rounds_ = 0;
+  Deadline::clock::time_point started_{};
+  bool spent_ = false;
+};
 
 }  // namespace
 
@@ -213,7 +241,7 @@ Result<std::uint64_t> TopicRing::claim_sequence(std::uint32_t slot, Deadline dea
   TopicHeader& header = *record_.header;
   PublisherSlot& publisher = record_.publishers[slot];
   const std::uint64_t capacity = record_.geometry.capacity;
-  const auto started = Deadline::clock::now();
+  Spin spin{wait_};
   for (;;) {
     std::uint64_t next = header.head.load(std::memory_order_acquire);
     // A blocking topic hands out `next` only once every live subscriber has read the
@@ -230,10 +258,10 @@ Result<std::uint64_t> TopicRing::claim_sequence(std::uint32_t slot, Deadline dea
         if (deadline.is_none()) {
           return std::unexpected(Error{Errc::would_block, object_, "is full: a subscriber has not read the oldest message"});
         }
-        if (deadline.expired()) {
+        if (spin.looking_around() && deadline.expired()) {
           return std::unexpected(Error{Errc::timeout, object_, "timed out waiting for a subscriber to read"});
         }
-        if (recovery_due()) {
+        if (spin.looking_around() && recovery_due()) {
           // The dead (subscribers, and publishers the slowest may wait on) are recovered;
           // the slowest that is stopped is passed over until it reads again.
           (void)recover_dead();
@@ -245,12 +273,10 @@ Result<std::uint64_t> TopicRing::claim_sequence(std::uint32_t slot, Deadline dea
               subscriber.evicted.store(1, std::memory_order_seq_cst);
             }
           }
+          (void)spin.again();
           continue;
         }
-        if (still_spinning(wait_, started)) {
-          platform::cpu_relax();
-          continue;
-        }
+        if (spin.again()) continue;
         // Dekker with advance(): we set the sleeping bit, then read the cursors; a
         // subscriber stores its cursor, then reads the bit.
         if (!mark_sleeping(header.consumed, seen)) continue;
@@ -456,7 +482,7 @@ template <class Take>
 Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadline, Take&& take) {
   std::uint64_t cursor = record_.subscribers[slot].cursor.load(std::memory_order_relaxed);
   std::uint64_t lost = 0;
-  const auto started = Deadline::clock::now();
+  Spin spin{wait_};
   for (;;) {
     const std::uint32_t seen = record_.header->published.load(std::memory_order_seq_cst);
     const Look found = look(cursor);
@@ -489,11 +515,11 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
       case Found::not_yet: break;
     }
     // A publisher that claimed this number and died never commits it.
-    if (record_.header->head.load(std::memory_order_acquire) > cursor && recovery_due() && recover_dead() > 0) continue;
-    if (!deadline.is_none() && still_spinning(wait_, started)) {
-      platform::cpu_relax();
+    if (spin.looking_around() && record_.header->head.load(std::memory_order_acquire) > cursor && recovery_due() &&
+        recover_dead() > 0) {
       continue;
     }
+    if (!deadline.is_none() && spin.again()) continue;
     if (auto waited = wait_for_commit(seen, cursor, deadline); !waited) return std::unexpected(waited.error());
   }
 }
