@@ -2,7 +2,7 @@
 // between processes pinned to CPU 0 and CPU 1, against baselines measured in the same run
 // (a pipe, two processes ping-ponging one cache line: the latency floor, and a raw
 // single-producer single-consumer ring: the throughput floor). Topics also: what a publish
-// costs with 1, 4, 16 and 64 subscribers.
+// costs with 1, 4, 16 and 64 subscribers; and a service's call (request/response).
 //
 //   mailbox_bench [--quick] [--repeat N] [--only latency|throughput|many|kills|idle|topics]
 //
@@ -30,6 +30,7 @@
 #include "shmbox/endpoint.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/segment.hpp"
+#include "shmbox/service.hpp"
 #include "shmbox/topic.hpp"
 
 namespace {
@@ -659,6 +660,40 @@ Percentiles topic_round_trip(const Config& config, std::size_t size) {
   return result;
 }
 
+// A call to a service (request and answer, 64 B each) against a server in the other process.
+Percentiles service_round_trip(const Config& config, std::size_t size) {
+  const std::string name = unique("service");
+  (void)shmbox::Server::join(name).value();
+  const std::size_t total = config.round_trips + config.round_trips / 10;
+  auto result = run_pair(
+      [&](Control& control) {
+        auto client = shmbox::Client::connect(name).value();
+        wait_ready(control, 1);
+        std::vector<std::byte> request(size, std::byte{1});
+        std::vector<double> samples;
+        samples.reserve(config.round_trips);
+        for (std::size_t i = 0; i < total; ++i) {
+          const auto start = Clock::now();
+          if (!client.call(request)) control.failures.fetch_add(1);
+          if (i >= total - config.round_trips) {
+            samples.push_back(std::chrono::duration<double, std::nano>(Clock::now() - start).count());
+          }
+        }
+        return percentiles(std::move(samples));
+      },
+      [&](Control& control) {
+        auto server = shmbox::Server::join(name).value();
+        control.ready.fetch_add(1);
+        for (std::size_t i = 0; i < total; ++i) {
+          auto request = server.next();
+          if (!request || !request->answer(request->data())) return 1;
+        }
+        return 0;
+      });
+  (void)shmbox::Server::remove(name);
+  return result;
+}
+
 // What one publish() costs the publisher with `subscribers` subscriber processes (unpinned,
 // on both CPUs), at a pace they keep up with (one message every 20 us): ns per call.
 Percentiles publish_cost(const Config& config, int subscribers) {
@@ -877,6 +912,7 @@ int main(int argc, char** argv) {
     print_latency("cache line (floor)", config, floor, floor);
     print_latency("mailbox adaptive", config, floor, [&] { return shmbox_round_trip(config, adaptive, 64, false); });
     print_latency("topic adaptive", config, floor, [&] { return topic_round_trip(config, 64); });
+    print_latency("service call (request and answer)", config, floor, [&] { return service_round_trip(config, 64); });
     fmt::print("\n| {:<34} | {:>17} | {:>7} | {:>7} | {:>8} | {:>18} |\n", "publish() call, 64 B (ns)", "median",
                "p99", "p99.9", "max", "/ 1 subscriber");
     fmt::print("|{:-<36}|{:-<19}|{:-<9}|{:-<9}|{:-<10}|{:-<20}|\n", "", "", "", "", "", "");
