@@ -69,7 +69,9 @@ std::optional<std::uint64_t> process_start_time(pid_t pid) noexcept {
   return fields.start_time;
 }
 
-ProcessIdentity current_process() noexcept {
+namespace {
+
+ProcessIdentity read_current_process() noexcept {
   const pid_t pid = ::getpid();
   // Our own stat is always there; retry a transient failure rather than record a start
   // time of 0, which would make us look dead to everyone.
@@ -77,6 +79,28 @@ ProcessIdentity current_process() noexcept {
     if (const auto start = process_start_time(pid)) return {pid, *start};
   }
   return {pid, 0};
+}
+
+}  // namespace
+
+// Read once per process (a fork's child reads its own): a read of /proc costs more than
+// passing a message, and calls that stamp what they send with their process make it often.
+ProcessIdentity current_process() noexcept {
+  static std::atomic<std::uint64_t> cached_generation{~std::uint64_t{0}};
+  static std::atomic<pid_t> cached_pid{0};
+  static std::atomic<std::uint64_t> cached_start{0};
+  const std::uint64_t generation = fork_generation();
+  if (cached_generation.load(std::memory_order_acquire) == generation) {
+    return {cached_pid.load(std::memory_order_relaxed), cached_start.load(std::memory_order_relaxed)};
+  }
+  const ProcessIdentity identity = read_current_process();
+  if (identity.start_time != 0) {
+    // Threads that race here store the same values.
+    cached_pid.store(identity.pid, std::memory_order_relaxed);
+    cached_start.store(identity.start_time, std::memory_order_relaxed);
+    cached_generation.store(generation, std::memory_order_release);
+  }
+  return identity;
 }
 
 std::uint64_t fork_generation() noexcept {

@@ -19,8 +19,26 @@ struct ServerState {
   std::uint32_t attempts;
   // The clients' answer mailboxes, opened once: a client sends many requests.
   std::map<std::string, std::shared_ptr<Mailbox>, std::less<>> answer_boxes;
+  // When each client was last seen alive: a look costs a read of /proc, more than a call.
+  std::map<std::uint64_t, std::chrono::steady_clock::time_point> clients_alive;
 
   static constexpr std::size_t answer_boxes_kept = 64;
+  static constexpr auto liveness_interval = std::chrono::milliseconds{100};
+
+  // Whether the client `identity` is dead, looked at no more than once per liveness interval.
+  bool client_dead(std::uint64_t identity) {
+    const auto now = std::chrono::steady_clock::now();
+    if (auto found = clients_alive.find(identity); found != clients_alive.end() && now - found->second < liveness_interval) {
+      return false;
+    }
+    if (platform::liveness(identity) == platform::Liveness::dead) {
+      clients_alive.erase(identity);
+      return true;
+    }
+    if (clients_alive.size() >= answer_boxes_kept) clients_alive.clear();
+    clients_alive[identity] = now;
+    return false;
+  }
 
   Result<std::shared_ptr<Mailbox>> answer_box(std::string_view answers_name) {
     if (auto found = answer_boxes.find(answers_name); found != answer_boxes.end()) return found->second;
@@ -193,7 +211,7 @@ Result<Request> Server::next(Deadline deadline) {
     const std::uint32_t takes = std::min(parsed->header.takes, detail::max_service_attempts) + 1;
     std::memcpy(message->writable_data().data() + offsetof(detail::RequestHeader, takes), &takes, sizeof takes);
     parsed->header.takes = takes;
-    if (platform::liveness(parsed->header.client) == platform::Liveness::dead) continue;
+    if (state_->client_dead(parsed->header.client)) continue;
     if (parsed->header.deadline_ns != 0 && now_ns() >= parsed->header.deadline_ns) continue;
     auto answers = state_->answer_box(parsed->answers_name);
     if (!answers) continue;  // the client has gone (or its mailbox is not one we may use)
