@@ -167,8 +167,10 @@ TEST_F(ServiceTest, ARequestWhoseServersAllDieFailsAfterItsAttempts) {
   auto client = Client::connect(name).value();
   auto call = client.send(as_bytes("poison")).value();
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto dying = ChildProcess::spawn([this] {
+    auto dying = ChildProcess::spawn([this, attempt] {
       auto request = Server::join(name).value().next(30s);
+      // The first sends a part of its answer: the failure that ends the call comes after it.
+      if (request && attempt == 0) (void)request->answer_part(as_bytes("half"));
       ::_exit(request ? 9 : 1);  // dies holding it
       return 0;
     });
@@ -220,8 +222,28 @@ TEST_F(ServiceTest, ADeadClientsRequestIsDroppedAndItsMailboxReclaimed) {
   auto call = client.send(as_bytes("alive")).value();
   EXPECT_TRUE(server.wait().exited_with(0));
   (void)collect_garbage();
-  const std::string dead_answers = name + ".answers-" + std::to_string(doomed.pid()) + "-0";
-  EXPECT_EQ(Mailbox::stat(dead_answers).error().errc(), Errc::not_found);
+  // Only the live client's answer mailbox is left.
+  int answer_boxes = 0;
+  for (const auto& mailbox : Mailbox::list()) answer_boxes += mailbox.starts_with(name + ".answers-") ? 1 : 0;
+  EXPECT_EQ(answer_boxes, 1);
+}
+
+// Removing a service fails the calls waiting on it, within about 100 ms, instead of leaving
+// them waiting for answers that no server will send.
+TEST_F(ServiceTest, RemovingTheServiceFailsTheCallsWaitingOnIt) {
+  auto client = Client::connect(name).value();
+  auto remover = ChildProcess::spawn([this] {
+    std::this_thread::sleep_for(100ms);
+    return Server::remove(name) ? 0 : 1;
+  });
+  auto call = client.call(as_bytes("anyone?"), 10s);
+  ASSERT_FALSE(call);
+  EXPECT_EQ(call.error().errc(), Errc::closed);
+  EXPECT_EQ(call.error().message(), "service '" + name + "': was removed; request 1 has no answer");
+  EXPECT_TRUE(remover.wait().exited_with(0));
+  auto gone = Server::open(name);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().message(), "service '" + name + "': does not exist (no server has joined it)");
 }
 
 TEST_F(ServiceTest, RefusalsAreNamedExactly) {
@@ -257,6 +279,16 @@ TEST_F(ServiceTest, RefusalsAreNamedExactly) {
   auto full = Server::join(name, {.attempts = 0});
   ASSERT_FALSE(full);
   EXPECT_EQ(full.error().message(), "service '" + name + "': attempts must be 1 to 100, not 0");
+  // No more calls open than answers the client's mailbox holds.
+  auto few = Client::connect(name, {.capacity = 2}).value();
+  auto first = few.send(as_bytes("a"), no_wait);
+  auto second = few.send(as_bytes("b"), no_wait);
+  ASSERT_TRUE(first && second);
+  auto third = few.send(as_bytes("c"), no_wait);
+  ASSERT_FALSE(third);
+  EXPECT_EQ(third.error().message(), "service '" + name +
+                                         "': 2 calls of this client are open, as many as its answer mailbox holds: "
+                                         "take their answers first");
 }
 
 }  // namespace

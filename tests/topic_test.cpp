@@ -346,5 +346,26 @@ TEST_F(TopicTest, ErrorsNameTheTopicAndTheCause) {
   EXPECT_EQ(publisher.publish(number(1)).error(), Errc::closed);
 }
 
+// A subscriber that busy-polls still honours its deadline and learns of the topic's removal.
+TEST(TopicWaiting, ABusyPollingSubscriberHonoursItsDeadlineAndTheRemoval) {
+  const std::string name = test::unique_name("topic-busy");
+  auto topic = Topic::create(name, {.wait = {.mode = WaitMode::busy_poll}}).value();
+  auto subscriber = topic.subscribe().value();
+  std::vector<std::byte> message;
+  const auto started = std::chrono::steady_clock::now();
+  auto late = subscriber.receive(message, 100ms);
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().errc(), Errc::timeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  auto remover = ChildProcess::spawn([&] {
+    std::this_thread::sleep_for(100ms);
+    return Topic::remove(name) ? 0 : 1;
+  });
+  auto removed = subscriber.receive(message, 10s);
+  ASSERT_FALSE(removed);
+  EXPECT_EQ(removed.error().errc(), Errc::closed);
+  EXPECT_TRUE(remover.wait().exited_with(0));
+}
+
 }  // namespace
 }  // namespace shmbox

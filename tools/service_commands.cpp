@@ -43,11 +43,16 @@ struct ServiceArgs {
 };
 
 // One server process's life: answer requests with the command until the service goes.
-[[noreturn]] void run_server(const std::string& name, const ServiceOptions& options, const TaskFunction& answer) {
+// It only opens the service (`serve` made it): one removed while a server was restarted
+// stays removed.
+[[noreturn]] void run_server(const std::string& name, const ServiceOptions& options, const TaskFunction& answer,
+                             pid_t parent) {
   ::prctl(PR_SET_NAME, server_process_name);
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a `serve` that is killed takes its servers along
-  auto server = Server::join(name, options);
+  if (::getppid() != parent) ::_exit(EX_OK);  // it died before the line above
+  auto server = Server::open(name, options);
   if (!server) {
+    if (server.error() == Errc::not_found) ::_exit(EX_OK);
     ::_exit(fail(server.error()));
   }
   for (;;) {
@@ -64,9 +69,6 @@ struct ServiceArgs {
   }
 }
 
-// Whether serving goes on: SIGINT and SIGTERM end it (the servers are told to stop too).
-volatile sig_atomic_t stop_requested = 0;
-extern "C" void on_stop(int) { stop_requested = 1; }
 
 int serve(const ServiceArgs& args) {
   if (args.command.empty()) return fail(Error{Errc::invalid_argument, "usage", "serve needs a command: serve NAME -- COMMAND"});
@@ -88,22 +90,26 @@ int serve(const ServiceArgs& args) {
   const std::optional<char> delimiter =
       args.persistent ? std::optional{args.null ? '\0' : '\n'} : std::nullopt;
   const TaskFunction answer = command_task(args.command, args.persistent, delimiter, *max_size);
-  struct sigaction action {};
-  action.sa_handler = on_stop;
-  ::sigaction(SIGINT, &action, nullptr);
-  ::sigaction(SIGTERM, &action, nullptr);
+  // SIGINT and SIGTERM end serving (the servers are told to stop too), and SIGCHLD says a
+  // server ended: all three are taken with sigtimedwait, never lost between two looks.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (const int signal : {SIGINT, SIGTERM, SIGCHLD}) sigaddset(&signals, signal);
+  sigset_t before;
+  ::sigprocmask(SIG_BLOCK, &signals, &before);
+  const pid_t me = ::getpid();
   std::map<pid_t, int> servers;  // pid -> its number, for the messages
   const auto start = [&](int number) -> bool {
     const pid_t pid = ::fork();
     if (pid < 0) return false;
     if (pid == 0) {
-      ::signal(SIGINT, SIG_DFL);
-      ::signal(SIGTERM, SIG_DFL);
-      run_server(args.name, options, answer);
+      ::sigprocmask(SIG_SETMASK, &before, nullptr);
+      run_server(args.name, options, answer, me);
     }
     servers[pid] = number;
     return true;
   };
+  bool stop_requested = false;
   for (std::uint64_t n = 0; n < workers; ++n) {
     if (!start(static_cast<int>(n))) {
       for (const auto& [pid, number] : servers) ::kill(pid, SIGTERM);
@@ -113,10 +119,13 @@ int serve(const ServiceArgs& args) {
   int status_out = EX_OK;
   while (!servers.empty()) {
     int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, 0);
-    if (pid < 0) {
-      if (errno != EINTR) break;
-      if (stop_requested) {
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) {
+      if (pid < 0 && errno != EINTR) break;
+      const timespec nap{0, 100'000'000};
+      const int signal = ::sigtimedwait(&signals, nullptr, &nap);
+      if ((signal == SIGINT || signal == SIGTERM) && !stop_requested) {
+        stop_requested = true;
         for (const auto& [server, number] : servers) ::kill(server, SIGTERM);
       }
       continue;

@@ -69,7 +69,7 @@ struct ServiceOptions {
 
 struct ClientOptions {
   std::uint32_t max_answer_size = 65536;  // bytes of one answer (or part of a stream)
-  std::uint32_t capacity = 16;            // answers queued for this client at most
+  std::uint32_t capacity = 16;            // answers queued for this client at most; calls open at most
   WaitPolicy wait{};
 };
 
@@ -113,7 +113,12 @@ class Server {
  public:
   // Joins the service `name` as one of its servers, making its mailbox if there is none.
   [[nodiscard]] static Result<Server> join(std::string_view name, const ServiceOptions& options = {});
-  // Removes the service: waiting servers and clients fail with Errc::closed.
+  // Joins the service `name` only if it exists (Errc::not_found otherwise): for a server
+  // that must not bring back a service that was removed. Of `options`, attempts and wait
+  // count (the rest were fixed when the service was made).
+  [[nodiscard]] static Result<Server> open(std::string_view name, const ServiceOptions& options = {});
+  // Removes the service: waiting servers fail with Errc::closed, and so do clients waiting
+  // for an answer (within 100 ms).
   [[nodiscard]] static Result<void> remove(std::string_view name);
 
   Server(Server&&) noexcept;
@@ -165,11 +170,14 @@ class Client {
   Client& operator=(Client&&) noexcept;
   ~Client();
 
-  // Sends `request` and waits for its whole answer, until `deadline`.
+  // Sends `request` and waits for its whole answer, until `deadline` (no_wait: only an
+  // answer there at once, which is rarely so).
   [[nodiscard]] Result<std::vector<std::byte>> call(std::span<const std::byte> request, Deadline deadline = forever);
-  // Sends `request` (waiting for room until `deadline`; no_wait: only if there is room
-  // now) and returns at once; servers do not take it up after `deadline`, and the Call
-  // waits for answers until then at most.
+  // Sends `request` (waiting for room until `deadline`) and returns at once; servers do
+  // not take it up after `deadline`, and the Call waits for answers until then at most.
+  // no_wait: sent only if there is room now, and then with no deadline. At most
+  // ClientOptions::capacity calls may be open at once (Errc::invalid_argument): their
+  // answers share one mailbox.
   [[nodiscard]] Result<Call> send(std::span<const std::byte> request, Deadline deadline = forever);
 
   const std::string& name() const noexcept;

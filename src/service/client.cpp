@@ -25,22 +25,29 @@ struct StashedAnswer {
 
 struct ClientState {
   ClientState(std::string service, Mailbox service_box, Mailbox answer_box, std::string answer_box_name,
-              std::uint32_t answer_size)
+              const ClientOptions& options, std::uint64_t me)
       : name(std::move(service)),
         requests(std::move(service_box)),
         answers(std::move(answer_box)),
         answers_name(std::move(answer_box_name)),
-        max_answer_size(answer_size) {}
+        max_answer_size(options.max_answer_size),
+        capacity(options.capacity),
+        identity(me) {}
   ClientState(const ClientState&) = delete;
   ClientState& operator=(const ClientState&) = delete;
-  // Its answer mailbox goes with it (and with its process, however it ends).
-  ~ClientState() { (void)Mailbox::remove(answers_name); }
+  // Its answer mailbox goes with it (and with its process, however it ends); a forked
+  // child's copy leaves its parent's alone.
+  ~ClientState() {
+    if (platform::current_process().packed() == identity) (void)Mailbox::remove(answers_name);
+  }
 
   std::string name;
   Mailbox requests;
   Mailbox answers;
   std::string answers_name;
   std::uint32_t max_answer_size;
+  std::uint32_t capacity;  // answers its mailbox holds: at most this many calls open
+  std::uint64_t identity;  // ProcessIdentity::packed() of the process that made it
   std::uint64_t next_id = 1;
   std::set<std::uint64_t> open;
   std::map<std::uint64_t, std::deque<StashedAnswer>> stash;
@@ -56,9 +63,13 @@ using Clock = std::chrono::steady_clock;
 
 // A failure's text always fits, whatever the client's maximum answer size.
 constexpr std::uint32_t failure_room = 1024;
+// How often a waiting call looks whether the service was removed.
+constexpr auto service_check_interval = std::chrono::milliseconds{100};
 
 std::atomic<std::uint64_t> clients_made{0};
 
+// A request's deadline for its servers: none for forever, and for no_wait (which says
+// only that the send does not wait for room).
 std::int64_t deadline_ns(Deadline deadline) {
   if (deadline.is_forever() || deadline.is_none()) return 0;
   return std::max<std::int64_t>(
@@ -82,21 +93,17 @@ Client::~Client() = default;
 
 Result<Client> Client::connect(std::string_view name, const ClientOptions& options) {
   if (auto valid = detail::check_service_name(name); !valid) return std::unexpected(valid.error());
-  auto requests = Mailbox::open(name, options.wait);
-  if (!requests) {
-    if (requests.error() == Errc::not_found) {
-      return std::unexpected(
-          Error{Errc::not_found, detail::service_object(name), "does not exist (no server has joined it)"});
-    }
-    return std::unexpected(requests.error());
-  }
+  auto requests = detail::open_service(name, options.wait);
+  if (!requests) return std::unexpected(requests.error());
   if (requests->max_message_size() <= detail::request_message_size(0)) {
     return std::unexpected(Error{Errc::invalid_argument, detail::service_object(name),
                                  "is a mailbox too small to be a service's (messages of at most " +
                                      std::to_string(requests->max_message_size()) + " bytes)"});
   }
-  // Named after the service and this client, and owned by this process: it goes with it.
-  const std::string answers_name = std::string{name} + ".answers-" + std::to_string(::getpid()) + "-" +
+  // Named after the service and this process's identity (pid and start time: a pid used
+  // again makes other names), and owned by this process: it goes with it.
+  const std::uint64_t me = platform::current_process().packed();
+  const std::string answers_name = detail::answers_name_prefix(name, me) +
                                    std::to_string(clients_made.fetch_add(1, std::memory_order_relaxed));
   auto answers = Mailbox::create(
       answers_name,
@@ -108,7 +115,7 @@ Result<Client> Client::connect(std::string_view name, const ClientOptions& optio
   if (!answers) return std::unexpected(answers.error());
   Client client;
   client.state_ = std::make_shared<detail::ClientState>(std::string{name}, std::move(*requests), std::move(*answers),
-                                                        answers_name, options.max_answer_size);
+                                                        answers_name, options, me);
   return client;
 }
 
@@ -129,11 +136,19 @@ Result<Call> Client::send(std::span<const std::byte> request, Deadline deadline)
                                  "a request of " + std::to_string(request.size()) + " bytes is over its maximum of " +
                                      std::to_string(max_request_size())});
   }
+  // More open calls than answers the mailbox holds could leave servers waiting for room
+  // in it while this client waits for room among the requests.
+  if (state.open.size() >= state.capacity) {
+    return std::unexpected(Error{Errc::invalid_argument, detail::service_object(state.name),
+                                 std::to_string(state.open.size()) +
+                                     " calls of this client are open, as many as its answer mailbox holds: take "
+                                     "their answers first"});
+  }
   const std::uint64_t id = state.next_id++;
   const detail::RequestHeader header{.magic = detail::request_magic,
                                      .takes = 0,
                                      .id = id,
-                                     .client = platform::current_process().packed(),
+                                     .client = state.identity,
                                      .deadline_ns = deadline_ns(deadline),
                                      .max_answer_size = state.max_answer_size,
                                      .answers_name_size = static_cast<std::uint32_t>(state.answers_name.size())};
@@ -210,8 +225,18 @@ Result<std::optional<std::vector<std::byte>>> Call::next_part(Deadline deadline)
       stashed.pop_front();
     } else {
       state.stash.erase(id_);
-      auto got = state.answers.receive(state.received, until);
+      // In slices, to see the service removed meanwhile: no answer would come then.
+      const Deadline slice = earlier(until, Deadline{Clock::now() + service_check_interval});
+      auto got = state.answers.receive(state.received, slice);
       if (!got) {
+        const bool slice_over = got.error() == Errc::timeout && (until.is_forever() || !until.expired());
+        if (slice_over) {
+          if (state.requests.closed()) {
+            return std::unexpected(Error{Errc::closed, detail::service_object(state.name),
+                                         "was removed; request " + std::to_string(id_) + " has no answer"});
+          }
+          continue;
+        }
         if (got.error() == Errc::timeout || got.error() == Errc::would_block) {
           return std::unexpected(Error{got.error().errc(), detail::service_object(state.name),
                                        "no answer to request " + std::to_string(id_) + " in time"});
@@ -228,8 +253,10 @@ Result<std::optional<std::vector<std::byte>>> Call::next_part(Deadline deadline)
         continue;
       }
     }
-    // Sent already by a server that died before it let the request go: dropped.
-    if (answer.part < next_part_) continue;
+    // A part sent already by a server that died before it let the request go: dropped.
+    // The end and a failure are taken whatever their index: a server that takes the request
+    // over numbers afresh, and may end sooner (or fail it: its attempts are spent).
+    if (answer.kind == detail::AnswerKind::part && answer.part < next_part_) continue;
     next_part_ = answer.part + 1;
     switch (answer.kind) {
       case detail::AnswerKind::part: return std::optional{std::move(answer.bytes)};

@@ -19,7 +19,7 @@ inline constexpr std::uint32_t request_magic = 0x51524253;  // "SBRQ" little-end
 inline constexpr std::uint32_t answer_magic = 0x4e414253;   // "SBAN"
 // A client's answer mailbox is named after the service and the client: room for that.
 inline constexpr std::size_t max_answers_name_length = 255;
-inline constexpr std::size_t max_service_name_length = 200;
+inline constexpr std::size_t max_service_name_length = 200;  // with ".answers-", 20 digits, "-", n: <= 255
 inline constexpr std::uint32_t max_service_attempts = 100;
 
 // A request: this header, the name of the client's answer mailbox, the request's bytes.
@@ -56,6 +56,21 @@ inline Result<void> check_service_name(std::string_view name) {
   return std::unexpected(Error{Errc::invalid_name, service_object(name),
                                "name is " + std::to_string(name.size()) + " characters long, the limit is " +
                                    std::to_string(max_service_name_length)});
+}
+
+// The service's mailbox of requests, which must exist.
+inline Result<Mailbox> open_service(std::string_view name, const WaitPolicy& wait) {
+  auto requests = Mailbox::open(name, wait);
+  if (!requests && requests.error() == Errc::not_found) {
+    return std::unexpected(Error{Errc::not_found, service_object(name), "does not exist (no server has joined it)"});
+  }
+  return requests;
+}
+
+// A client's answer mailboxes are named "<service>.answers-<its packed identity>-<n>": a
+// server answers only into a mailbox so named for the client the request says it is from.
+inline std::string answers_name_prefix(std::string_view service, std::uint64_t client) {
+  return std::string{service} + ".answers-" + std::to_string(client) + "-";
 }
 
 // A request message read: its parts, pointing into the message.

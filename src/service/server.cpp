@@ -164,17 +164,27 @@ Result<void> Request::fail(std::string_view why) {
 
 // ---- Server ----
 
-Server::Server(Server&&) noexcept = default;
-Server& Server::operator=(Server&&) noexcept = default;
-Server::~Server() = default;
+namespace {
 
-Result<Server> Server::join(std::string_view name, const ServiceOptions& options) {
-  if (auto valid = detail::check_service_name(name); !valid) return std::unexpected(valid.error());
+// The name, and the options a server's own handle uses.
+Result<void> check_attempts(std::string_view name, const ServiceOptions& options) {
+  if (auto valid = detail::check_service_name(name); !valid) return valid;
   if (options.attempts == 0 || options.attempts > detail::max_service_attempts) {
     return std::unexpected(Error{Errc::invalid_argument, detail::service_object(name),
                                  "attempts must be 1 to " + std::to_string(detail::max_service_attempts) + ", not " +
                                      std::to_string(options.attempts)});
   }
+  return {};
+}
+
+}  // namespace
+
+Server::Server(Server&&) noexcept = default;
+Server& Server::operator=(Server&&) noexcept = default;
+Server::~Server() = default;
+
+Result<Server> Server::join(std::string_view name, const ServiceOptions& options) {
+  if (auto valid = check_attempts(name, options); !valid) return std::unexpected(valid.error());
   auto requests = Mailbox::open(name, options.wait);
   for (int tries = 0; !requests && requests.error() == Errc::not_found && tries < 2; ++tries) {
     // The first server makes it; the system owns it, so that it outlives every server.
@@ -190,6 +200,16 @@ Result<Server> Server::join(std::string_view name, const ServiceOptions& options
   Server server;
   server.state_ = std::make_shared<detail::ServerState>(
       detail::ServerState{.name = std::string{name}, .requests = std::move(*requests), .attempts = options.attempts});
+  return server;
+}
+
+Result<Server> Server::open(std::string_view name, const ServiceOptions& options) {
+  if (auto valid = check_attempts(name, options); !valid) return std::unexpected(valid.error());
+  auto requests = detail::open_service(name, options.wait);
+  if (!requests) return std::unexpected(requests.error());
+  Server server;
+  server.state_ = std::make_shared<detail::ServerState>(detail::ServerState{
+      .name = std::string{name}, .requests = std::move(*requests), .attempts = options.attempts});
   return server;
 }
 
@@ -213,8 +233,14 @@ Result<Request> Server::next(Deadline deadline) {
     parsed->header.takes = takes;
     if (state_->client_dead(parsed->header.client)) continue;
     if (parsed->header.deadline_ns != 0 && now_ns() >= parsed->header.deadline_ns) continue;
+    // Only into the mailbox of the client the request says it is from.
+    if (!parsed->answers_name.starts_with(detail::answers_name_prefix(state_->name, parsed->header.client))) continue;
     auto answers = state_->answer_box(parsed->answers_name);
-    if (!answers) continue;  // the client has gone (or its mailbox is not one we may use)
+    if (!answers) {
+      if (answers.error() == Errc::not_found || answers.error() == Errc::closed) continue;  // the client has gone
+      message->requeue();  // for another try (its take counted): nothing is lost
+      return std::unexpected(answers.error());
+    }
     Request request;
     request.held_ = std::make_unique<Request::Held>(Request::Held{.server = state_,
                                                                   .message = std::move(*message),

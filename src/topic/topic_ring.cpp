@@ -120,8 +120,10 @@ std::optional<std::uint32_t> TopicRing::take_slot(std::uint32_t count, OwnerOf&&
   const std::uint64_t me = this_process();
   const auto started = Deadline::clock::now();
   std::vector<std::uint64_t> seen(count, 0);
+  // Once a slot was seen dead or changing hands, look again until the liveness interval:
+  // a recovery may hold a slot under its own identity for more than a round.
+  bool changing = false;
   for (int round = 0;; ++round) {
-    bool changing = false;
     for (std::uint32_t i = 0; i < count; ++i) {
       std::atomic<std::uint64_t>& owner_word = owner_of(i);
       std::uint64_t owner = owner_word.load(std::memory_order_acquire);
@@ -514,10 +516,14 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
         continue;
       case Found::not_yet: break;
     }
-    // A publisher that claimed this number and died never commits it.
-    if (spin.looking_around() && record_.header->head.load(std::memory_order_acquire) > cursor && recovery_due() &&
-        recover_dead() > 0) {
-      continue;
+    if (!deadline.is_none() && spin.looking_around()) {
+      // While spinning too (busy_poll spins for ever): the topic removed, the deadline.
+      if (removed()) return std::unexpected(removed_error());
+      if (deadline.expired()) return std::unexpected(Error{Errc::timeout, object_, "timed out"});
+      // A publisher that claimed this number and died never commits it.
+      if (record_.header->head.load(std::memory_order_acquire) > cursor && recovery_due() && recover_dead() > 0) {
+        continue;
+      }
     }
     if (!deadline.is_none() && spin.again()) continue;
     if (auto waited = wait_for_commit(seen, cursor, deadline); !waited) return std::unexpected(waited.error());
