@@ -50,6 +50,16 @@ TEST_F(ServiceCliTest, AServerKilledMidRequestIsReplacedAndTheCallStillAnswered)
   EXPECT_NE(run.err.find(" was killed by signal 9; starting another\n"), std::string::npos) << run.err;
 }
 
+// A command that answers without reading its request closes the pipe under the server's
+// write: that is the command's business, and its answer still counts.
+TEST_F(ServiceCliTest, ACommandThatDoesNotReadItsRequestStillAnswers) {
+  auto run = shell(serving("--workers 1 --max-size 1MiB -- sh -c 'echo answered'") +
+                   "head -c 300000 /dev/zero > request; $SHMBOX call " + name + " --file request; echo \"call $?\"; "
+                   "rm -f request; $SHMBOX rm " + name + "; wait $serve");
+  EXPECT_EQ(run.out, "answered\ncall 0\n");
+  EXPECT_EQ(run.err, "");
+}
+
 TEST_F(ServiceCliTest, FailuresAndTimeoutsAreOneLineWithTheirExitCode) {
   auto missing = shmbox_cli({"call", name, "x"});
   EXPECT_TRUE(missing.status.exited_with(EX_NOINPUT));

@@ -201,6 +201,9 @@ class Coprocess {
 
 TaskFunction command_task(const std::vector<std::string>& command, bool persistent, std::optional<char> delimiter,
                           std::size_t max_size) {
+  // A command that exits before reading its whole task closes the pipe under our write:
+  // that is EPIPE to handle, not a SIGPIPE that kills the worker.
+  std::signal(SIGPIPE, SIG_IGN);
   if (persistent) {
     // One per worker process: each fork gets its own copy, started on its first task.
     auto coprocess = std::make_shared<Coprocess>(command, delimiter.value_or('\n'), max_size);
