@@ -53,6 +53,11 @@ namespace shmbox {
 
 namespace detail {
 struct TopicState;
+class TopicBackend;
+class PublisherBackend;
+class SubscriberBackend;
+class LocalPublisher;
+class LocalSubscriber;
 }
 
 enum class Overflow : std::uint8_t {
@@ -101,7 +106,7 @@ class TopicMessage {
   void release() noexcept;
 
  private:
-  friend class Subscriber;
+  friend class detail::LocalSubscriber;
   std::shared_ptr<detail::TopicState> state_;
   std::uint32_t slot_ = 0;
   std::uint32_t chunk_ = 0;
@@ -124,7 +129,7 @@ class TopicLoan {
   std::span<std::byte> data() const noexcept { return data_; }
 
  private:
-  friend class Publisher;
+  friend class detail::LocalPublisher;
   void give_back() noexcept;
   std::shared_ptr<detail::TopicState> state_;
   std::uint32_t slot_ = 0;
@@ -133,10 +138,12 @@ class TopicLoan {
   std::uint64_t fork_generation_ = 0;
 };
 
+// Publishes into its topic (every subscriber gets every message). A moved-from one refuses
+// every call (Errc::invalid_argument).
 class Publisher {
  public:
-  Publisher() = default;
-  Publisher(Publisher&& other) noexcept = default;
+  Publisher() noexcept;
+  Publisher(Publisher&& other) noexcept;
   Publisher& operator=(Publisher&& other) noexcept;
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
@@ -145,7 +152,8 @@ class Publisher {
   // Copies `message` in and publishes it; its sequence number. A blocking topic waits
   // (until `deadline`) while a live subscriber has not read the oldest message it keeps.
   [[nodiscard]] Result<std::uint64_t> publish(std::span<const std::byte> message, Deadline deadline = forever);
-  // Room for `size` bytes in the topic's memory (one loan at a time per publisher).
+  // Room for `size` bytes in the topic's memory (one loan at a time per publisher; local
+  // topics only: a nats:// topic refuses with Errc::invalid_argument).
   [[nodiscard]] Result<TopicLoan> loan(std::size_t size);
   // Publishes what was written into `loan`; its sequence number. A loan it refuses
   // (timed out, would block) is given back.
@@ -153,16 +161,13 @@ class Publisher {
 
  private:
   friend class Topic;
-  void leave() noexcept;
-  std::shared_ptr<detail::TopicState> state_;
-  std::uint32_t slot_ = 0;
-  std::uint64_t fork_generation_ = 0;
+  std::unique_ptr<detail::PublisherBackend> backend_;
 };
 
 class Subscriber {
  public:
-  Subscriber() = default;
-  Subscriber(Subscriber&& other) noexcept = default;
+  Subscriber() noexcept;
+  Subscriber(Subscriber&& other) noexcept;
   Subscriber& operator=(Subscriber&& other) noexcept;
   Subscriber(const Subscriber&) = delete;
   Subscriber& operator=(const Subscriber&) = delete;
@@ -170,7 +175,8 @@ class Subscriber {
 
   // The next message, copied into `message`.
   [[nodiscard]] Result<Delivered> receive(std::vector<std::byte>& message, Deadline deadline = forever);
-  // The next message, in place: no copy. At most held_per_subscriber at once.
+  // The next message, in place: no copy. At most held_per_subscriber at once. Local
+  // topics only: a nats:// topic refuses with Errc::invalid_argument.
   [[nodiscard]] Result<TopicMessage> receive_in_place(Deadline deadline = forever);
   // Messages this subscriber lost in all.
   std::uint64_t lost() const noexcept;
@@ -178,10 +184,7 @@ class Subscriber {
  private:
   friend class Topic;
   friend class Selector;  // watches the subscriber's slot
-  void leave() noexcept;
-  std::shared_ptr<detail::TopicState> state_;
-  std::uint32_t slot_ = 0;
-  std::uint64_t fork_generation_ = 0;
+  std::unique_ptr<detail::SubscriberBackend> backend_;
 };
 
 // A subscriber as stat sees it. lag: messages published that it has not read yet.
@@ -240,7 +243,7 @@ class Topic {
   std::size_t max_message_size() const noexcept;
 
  private:
-  std::shared_ptr<detail::TopicState> state_;
+  std::shared_ptr<detail::TopicBackend> backend_;
 };
 
 }  // namespace shmbox

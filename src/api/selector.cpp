@@ -7,8 +7,8 @@
 #include "local/mapped_mailbox.hpp"
 #include "local/ring.hpp"
 #include "local/wait_any.hpp"
-#include "platform/process.hpp"
 #include "topic/local_topic.hpp"
+#include "topic/topic_backend.hpp"
 
 namespace shmbox {
 
@@ -51,15 +51,13 @@ Result<std::size_t> Selector::add(Mailbox& mailbox, Interest interest) {
 }
 
 Result<std::size_t> Selector::add(Subscriber& subscriber) {
-  if (!subscriber.state_) {
+  if (!subscriber.backend_) {
     return std::unexpected(Error{Errc::invalid_argument, "selector", "a moved-from subscriber cannot be watched"});
   }
-  if (subscriber.fork_generation_ != platform::fork_generation()) {
-    return std::unexpected(Error{Errc::invalid_argument, "selector",
-                                 "this subscriber was made by the parent process; make another in this one"});
-  }
+  auto watch = subscriber.backend_->watch();
+  if (!watch) return std::unexpected(watch.error());
   if (auto room = room_for_one_more(); !room) return std::unexpected(room.error());
-  watched_.push_back({.topic = subscriber.state_, .slot = subscriber.slot_});
+  watched_.push_back({.topic = std::move(watch->topic), .slot = watch->slot});
   return watched_.size() - 1;
 }
 

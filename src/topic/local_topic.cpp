@@ -9,6 +9,7 @@
 #include "platform/futex.hpp"
 #include "platform/process.hpp"
 #include "segment/owned_file.hpp"
+#include "topic/local_handles.hpp"
 
 namespace shmbox::detail {
 namespace {
@@ -99,7 +100,7 @@ Result<std::shared_ptr<TopicState>> handle_on(FileNames names, Segment mapping, 
   auto record = validate(mapping, names.object);
   if (!record) return std::unexpected(record.error());
   if (record->header->removed.load(std::memory_order_acquire) != 0) {
-    return std::unexpected(Error{Errc::closed, names.object, "was removed"});
+    return std::unexpected(topic_removed(names.object));
   }
   if (auto exited = topic_file(names.file_name, names.object).retire_if_owner_exited(mapping, record->owner)) {
     return std::unexpected(*exited);
@@ -120,7 +121,7 @@ void TopicState::release_subscriber_use(std::uint32_t slot, bool subscriber_gone
   }
 }
 
-Result<std::shared_ptr<TopicState>> LocalTopics::create(std::string_view name, const TopicOptions& options) {
+Result<std::shared_ptr<TopicBackend>> LocalTopics::create(std::string_view name, const TopicOptions& options) {
   auto names = topic_names(name);
   if (!names) return std::unexpected(names.error());
   const auto invalid = [&](std::string detail) {
@@ -199,17 +200,19 @@ Result<std::shared_ptr<TopicState>> LocalTopics::create(std::string_view name, c
     run_at_exit(state->names.file_name, owner,
                 [file = topic_file(state->names.file_name, state->names.object), state] { (void)file.retire(state->mapping); });
   }
-  return state;
+  return std::make_shared<LocalTopic>(std::move(state));
 }
 
-Result<std::shared_ptr<TopicState>> LocalTopics::open(std::string_view name, const WaitPolicy& wait) {
+Result<std::shared_ptr<TopicBackend>> LocalTopics::open(std::string_view name, const WaitPolicy& wait) {
   auto names = topic_names(name);
   if (!names) return std::unexpected(names.error());
   // Named only once sized (SegmentFactory::create): an empty one is garbage.
   auto mapping = SegmentFactory::open(names->file_name, names->object, Access::read_write, OwnerCheck::trusted_owner,
                                       Unsized::garbage_after_grace);
   if (!mapping) return std::unexpected(mapping.error());
-  return handle_on(std::move(*names), std::move(*mapping), wait);
+  auto state = handle_on(std::move(*names), std::move(*mapping), wait);
+  if (!state) return std::unexpected(state.error());
+  return std::make_shared<LocalTopic>(std::move(*state));
 }
 
 Result<void> LocalTopics::remove(std::string_view name) {

@@ -13,6 +13,7 @@
 #include "segment/garbage.hpp"
 #include "segment/segment_factory.hpp"
 #include "shmbox/topic.hpp"
+#include "topic/topic_backend.hpp"
 #include "topic/topic_ring.hpp"
 
 namespace shmbox::detail {
@@ -43,9 +44,10 @@ struct TopicState {
 // and says why. nullopt if it is not, or this process cannot tell or may not remove it.
 std::optional<Garbage> remove_topic_if_garbage(const std::string& name);
 
+// This machine's topics, as a topic transport (api/topic.cpp lists it).
 struct LocalTopics {
-  static Result<std::shared_ptr<TopicState>> create(std::string_view name, const TopicOptions& options);
-  static Result<std::shared_ptr<TopicState>> open(std::string_view name, const WaitPolicy& wait);
+  static Result<std::shared_ptr<TopicBackend>> create(std::string_view name, const TopicOptions& options);
+  static Result<std::shared_ptr<TopicBackend>> open(std::string_view name, const WaitPolicy& wait);
   static Result<void> remove(std::string_view name);
   static Result<TopicStatus> stat(std::string_view name);
 };
