@@ -12,6 +12,7 @@
 
 #include "shmbox/topic.hpp"
 #include "support/cli.hpp"
+#include "support/nats_test.hpp"
 #include "support/process.hpp"
 
 namespace shmbox {
@@ -210,6 +211,53 @@ TEST_F(TopicCliTest, StatAndLsShowPublishersAndEachSubscribersLagAndLosses) {
   auto missing = shmbox_cli({"stat", "--topic", name + "-missing"});
   EXPECT_TRUE(missing.status.exited_with(EX_NOINPUT));
   EXPECT_EQ(missing.err, "shmbox: topic '" + name + "-missing': cannot open: does not exist (No such file or directory)\n");
+}
+
+TEST(TopicCliRemoteTest, TheSameCommandsWorkOnANatsTopic) {
+  std::optional<test::NatsServer> server;
+  test::start_nats_or_skip(server);
+  if (!server) return;
+  const std::string name = test::remote_name(*server, "clitopic");
+  const std::string object = "topic '" + name + "'";
+  auto with_mode = shmbox_cli({"topic", "create", name, "--mode", "644"});
+  EXPECT_TRUE(with_mode.status.exited_with(EX_USAGE));
+  EXPECT_EQ(with_mode.err,
+            "shmbox: --mode: a nats:// topic has no permission bits: the server's accounts decide who may use it\n");
+  auto with_publishers = shmbox_cli({"topic", "create", name, "--max-publishers", "2"});
+  EXPECT_TRUE(with_publishers.status.exited_with(EX_USAGE));
+  EXPECT_EQ(with_publishers.err, "shmbox: --max-publishers: a nats:// topic takes any number of publishers\n");
+  auto blocking = shmbox_cli({"topic", "create", name, "--overflow", "block"});
+  EXPECT_TRUE(blocking.status.exited_with(EX_USAGE));
+  EXPECT_EQ(blocking.err, "shmbox: " + object +
+                              ": a nats:// topic overwrites (its server does not wait for subscribers): create it "
+                              "with Overflow::overwrite\n");
+  EXPECT_TRUE(shmbox_cli({"topic", "pub", name, "x"}).status.exited_with(EX_NOINPUT));
+
+  ASSERT_TRUE(shmbox_cli({"topic", "create", name, "--capacity", "4", "--history", "2"}).status.exited_with(EX_OK));
+  EXPECT_TRUE(shmbox_cli({"topic", "pub", name}, "one\ntwo\nthree\n").status.exited_with(EX_OK));
+  auto history = shmbox_cli({"topic", "sub", name, "--history", "all", "--count", "2", "--json"});
+  EXPECT_TRUE(history.status.exited_with(EX_OK)) << history.err;
+  std::istringstream lines{history.out};
+  std::string line;
+  std::vector<nlohmann::json> got;
+  while (std::getline(lines, line)) got.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0]["sequence"], 2);
+  EXPECT_EQ(got[1]["sequence"], 3);
+  auto live = shell("$SHMBOX topic sub " + name + " --count 3 > live & sub=$!; sleep 0.5; "
+                    "$SHMBOX topic pub " + name + " 4 5 6; wait $sub; echo \"sub $?\"; cat live; rm -f live");
+  EXPECT_EQ(live.out, "sub 0\n4\n5\n6\n") << live.err;
+  auto stat = nlohmann::json::parse(shmbox_cli({"stat", "--topic", name, "--json"}).out);
+  EXPECT_EQ(stat["kind"], "topic");
+  EXPECT_EQ(stat["transport"], "nats");
+  EXPECT_EQ(stat["overflow"], "overwrite");
+  EXPECT_EQ(stat["published"], 6);
+  EXPECT_TRUE(stat["mode"].is_null());
+  EXPECT_TRUE(stat["publishers"].is_null());
+  EXPECT_TRUE(shmbox_cli({"topic", "rm", name}).status.exited_with(EX_OK));
+  auto gone = shmbox_cli({"topic", "sub", name});
+  EXPECT_TRUE(gone.status.exited_with(EX_NOINPUT));
+  EXPECT_EQ(gone.err, "shmbox: " + object + ": does not exist on " + server->url() + "\n");
 }
 
 }  // namespace

@@ -25,27 +25,12 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::ChildProcess;
+using test::failed;
+using test::fails_with;
 using test::Pipe;
 using test::text_of;
 
 constexpr BoardOptions system_owned{.max_size = 64, .ownership = Ownership::system};
-
-// True if `result` failed with `errc` and exactly `message`; else says what it got.
-template <class T>
-bool fails_with(const Result<T>& result, Errc errc, const std::string& message) {
-  if (result) {
-    std::fprintf(stderr, "succeeded; expected: %s\n", message.c_str());
-    return false;
-  }
-  if (result.error().errc() == errc && result.error().message() == message) return true;
-  std::fprintf(stderr, "got:      %s\nexpected: %s\n", result.error().message().c_str(), message.c_str());
-  return false;
-}
-
-int failed(int code, const Error& error) {
-  std::fprintf(stderr, "%s\n", error.message().c_str());
-  return code;
-}
 
 // The NATS client used directly, as another program on the server would: a connection
 // and JetStream context for `body`, which returns the child's exit code.

@@ -253,29 +253,31 @@ constexpr const char* schema_keys[] = {
 const char* overflow_name(Overflow overflow) { return overflow == Overflow::block ? "block" : "overwrite"; }
 
 nlohmann::json to_json(const TopicStatus& status) {
+  const nlohmann::json null;
+  const bool local = status.server.empty();
   nlohmann::json subscribers = nlohmann::json::array();
   for (const auto& one : status.subscribers) {
-    subscribers.push_back({{"pid", one.pid},
+    subscribers.push_back({{"pid", local ? nlohmann::json(one.pid) : null},
                            {"alive", one.alive},
                            {"passed_over", one.passed_over},
                            {"lag", one.lag},
                            {"received", one.received},
-                           {"lost", one.lost}});
+                           {"lost", local ? nlohmann::json(one.lost) : null}});
   }
-  nlohmann::json publishers = nlohmann::json::array();
+  nlohmann::json publishers = local ? nlohmann::json::array() : null;
   for (const auto& one : status.publishers) {
     publishers.push_back({{"pid", one.pid}, {"alive", one.alive}, {"published", one.published}});
   }
   return {{"kind", "topic"},
           {"name", status.name},
-          {"transport", "local"},
-          {"owner", status.ownership == Ownership::system ? nlohmann::json()
+          {"transport", local ? "local" : "nats"},
+          {"owner", status.ownership == Ownership::system ? null
                                                           : owner_json(status.owner_pid, status.owner_alive, "")},
           {"capacity", status.capacity},
           {"max_message_size", status.max_message_size},
           {"closed", false},
-          {"mode", fmt::format("{:04o}", status.mode)},
-          {"uid", status.owner_uid},
+          {"mode", local ? nlohmann::json(fmt::format("{:04o}", status.mode)) : null},
+          {"uid", local ? nlohmann::json(status.owner_uid) : null},
           {"memory_bytes", status.memory_bytes},
           {"overflow", overflow_name(status.overflow)},
           {"history", status.history},
@@ -295,6 +297,10 @@ nlohmann::json with_every_key(nlohmann::json object) {
 std::string subscribers_text(const TopicStatus& status) {
   std::string text;
   for (const auto& one : status.subscribers) {
+    if (!status.server.empty()) {  // a server's consumer: no pid, and its losses its own
+      text += fmt::format("    remote   lag {}, received {}\n", one.lag, one.received);
+      continue;
+    }
     text += fmt::format("    {:<8} lag {}, received {}, lost {}{}\n", one.pid, one.lag, one.received, one.lost,
                         !one.alive          ? " (dead, not yet recovered)"
                         : one.passed_over ? " (stopped: publishers do not wait for it)"
@@ -313,15 +319,22 @@ std::string publishers_text(const TopicStatus& status) {
 }
 
 std::string text_of(const TopicStatus& status) {
-  return fmt::format(
+  std::string text = fmt::format(
       "topic {}\n  owner         {}\n  overflow      {}\n  capacity      {} (history {})\n  max size      {} bytes\n"
-      "  published     {}\n  mode          {:04o}\n  owner uid     {}\n  memory        {} bytes\n"
-      "  publishers    {} of at most {}{}\n  subscribers   {} of at most {}\n{}",
+      "  published     {}\n",
       status.name,
       status.ownership == Ownership::system ? "system" : owner_text(status.owner_pid, status.owner_alive, "alive"),
-      overflow_name(status.overflow), status.capacity, status.history, status.max_message_size, status.published,
-      status.mode, status.owner_uid, status.memory_bytes, status.publishers.size(), status.max_publishers,
-      publishers_text(status), status.subscribers.size(), status.max_subscribers, subscribers_text(status));
+      overflow_name(status.overflow), status.capacity, status.history, status.max_message_size, status.published);
+  if (!status.server.empty()) {
+    return text + fmt::format("  server        {}\n  stored        {} bytes\n  subscribers   {} of at most {}\n{}",
+                              status.server, status.memory_bytes, status.subscribers.size(), status.max_subscribers,
+                              subscribers_text(status));
+  }
+  return text + fmt::format(
+                    "  mode          {:04o}\n  owner uid     {}\n  memory        {} bytes\n"
+                    "  publishers    {} of at most {}{}\n  subscribers   {} of at most {}\n{}",
+                    status.mode, status.owner_uid, status.memory_bytes, status.publishers.size(), status.max_publishers,
+                    publishers_text(status), status.subscribers.size(), status.max_subscribers, subscribers_text(status));
 }
 
 std::uint64_t largest_lag(const TopicStatus& status) {

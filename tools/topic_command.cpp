@@ -23,11 +23,11 @@ struct TopicArgs {
   // create
   std::string capacity = "64";
   std::string history_kept = "0";
-  std::string overflow = "block";
+  std::optional<std::string> overflow;  // block locally, overwrite on nats://
   std::string max_size = "4KiB";
   std::string max_subscribers = "16";
-  std::string max_publishers = "8";
-  std::string mode = "600";
+  std::optional<std::string> max_publishers;
+  std::optional<std::string> mode;
   // pub
   std::vector<std::string> messages;
   std::string file;
@@ -69,20 +69,30 @@ int create(const TopicArgs& args) {
   if (!max_size) return fail(max_size.error());
   auto subscribers = parse_u32("--max-subscribers", args.max_subscribers, 1, max_topic_subscribers);
   if (!subscribers) return fail(subscribers.error());
-  auto publishers = parse_u32("--max-publishers", args.max_publishers, 1, max_topic_publishers);
-  if (!publishers) return fail(publishers.error());
-  auto mode = parse_mode("--mode", args.mode);
-  if (!mode) return fail(mode.error());
-  if (args.overflow != "block" && args.overflow != "overwrite") {
-    return fail(bad_value("--overflow", args.overflow, "block or overwrite"));
+  const bool remote = is_remote(args.name);
+  const std::string overflow = args.overflow.value_or(remote ? "overwrite" : "block");
+  if (overflow != "block" && overflow != "overwrite") return fail(bad_value("--overflow", overflow, "block or overwrite"));
+  if (remote) {
+    if (args.mode) {
+      return fail(Error{Errc::invalid_argument, "--mode",
+                        "a nats:// topic has no permission bits: the server's accounts decide who may use it"});
+    }
+    if (args.max_publishers) {
+      return fail(Error{Errc::invalid_argument, "--max-publishers", "a nats:// topic takes any number of publishers"});
+    }
+  } else {
+    auto publishers = parse_u32("--max-publishers", args.max_publishers.value_or("8"), 1, max_topic_publishers);
+    if (!publishers) return fail(publishers.error());
+    auto mode = parse_mode("--mode", args.mode.value_or("600"));
+    if (!mode) return fail(mode.error());
+    options.max_publishers = *publishers;
+    options.mode = *mode;
   }
   options.capacity = *capacity;
   options.history = *history;
   options.max_message_size = static_cast<std::uint32_t>(*max_size);
   options.max_subscribers = *subscribers;
-  options.max_publishers = *publishers;
-  options.mode = *mode;
-  options.overflow = args.overflow == "block" ? Overflow::block : Overflow::overwrite;
+  options.overflow = overflow == "block" ? Overflow::block : Overflow::overwrite;
   auto topic = Topic::create(args.name, options);
   return topic ? EX_OK : fail(topic.error());
 }
@@ -179,22 +189,22 @@ void add_topic_command(CLI::App& app, int& exit_status) {
 
   auto* create_cmd = topic_cmd->add_subcommand(
       "create", "Create a topic (mode 0600 unless --mode; owned by the system, until topic rm)");
-  create_cmd->add_option("name", args->name, "Topic name")->required();
+  create_cmd->add_option("name", args->name, "Topic name, or nats://host:port/NAME")->required();
   create_cmd->add_option("--capacity", args->capacity, "Messages the topic keeps, 1 to 16384 (default 64)");
   create_cmd->add_option("--history", args->history_kept,
                          "The most a late subscriber may ask for, up to the capacity (default 0)");
   create_cmd->add_option("--overflow", args->overflow,
                          "block: publishers wait for the slowest live subscriber (default); overwrite: slow "
-                         "subscribers lose the oldest messages and are told");
+                         "subscribers lose the oldest messages and are told (the default and only choice on nats://)");
   create_cmd->add_option("--max-size", args->max_size, "Largest message: 4096, 64KiB, 1MiB (default 4KiB)");
   create_cmd->add_option("--max-subscribers", args->max_subscribers, "Subscribers at once, 1 to 128 (default 16)");
-  create_cmd->add_option("--max-publishers", args->max_publishers, "Publishers at once, 1 to 256 (default 8)");
-  create_cmd->add_option("--mode", args->mode, "Permission bits in octal");
+  create_cmd->add_option("--max-publishers", args->max_publishers, "Publishers at once, 1 to 256 (default 8; local only)");
+  create_cmd->add_option("--mode", args->mode, "Permission bits in octal (default 600; local only)");
   create_cmd->callback([args, &exit_status] { exit_status = create(*args); });
 
   auto* pub_cmd = topic_cmd->add_subcommand(
       "pub", "Publish each MESSAGE, or the --file, or each line (--null: NUL-ended record) of stdin");
-  pub_cmd->add_option("name", args->name, "Topic name")->required();
+  pub_cmd->add_option("name", args->name, "Topic name, or nats://host:port/NAME")->required();
   pub_cmd->add_option("message", args->messages, "Messages to publish");
   pub_cmd->add_option("--file", args->file, "Publish this file's bytes as one message");
   pub_cmd->add_flag("--null", args->null, "Split stdin on NUL bytes instead of newlines");
@@ -205,7 +215,7 @@ void add_topic_command(CLI::App& app, int& exit_status) {
 
   auto* sub_cmd = topic_cmd->add_subcommand(
       "sub", "Print each message published from now on, each on its own line (losses, if any, on stderr)");
-  sub_cmd->add_option("name", args->name, "Topic name")->required();
+  sub_cmd->add_option("name", args->name, "Topic name, or nats://host:port/NAME")->required();
   sub_cmd->add_option("--history", args->history,
                       "Also the last H messages the topic keeps (bare: all it lets a late subscriber have)")
       ->expected(0, 1)
@@ -221,7 +231,7 @@ void add_topic_command(CLI::App& app, int& exit_status) {
   sub_cmd->callback([args, &exit_status] { exit_status = subscribe(*args); });
 
   auto* rm_cmd = topic_cmd->add_subcommand("rm", "Remove a topic: its subscribers stop (exit 69, closed)");
-  rm_cmd->add_option("name", args->name, "Topic name")->required();
+  rm_cmd->add_option("name", args->name, "Topic name, or nats://host:port/NAME")->required();
   rm_cmd->callback([args, &exit_status] { exit_status = remove(*args); });
 }
 

@@ -29,6 +29,10 @@
 //   - A publisher or subscriber killed at any instruction leaves the topic working: what
 //     it claimed is recovered by the next process that waits on it (within 100 ms).
 //
+// A name "nats://host:port/NAME" is a topic held by that NATS server (JetStream), reachable
+// from any machine: the same calls, with overflow always overwrite, copies only (no loans,
+// no messages in place, no selector) and system ownership (docs/design.md, "Topics on NATS").
+//
 // Thread contract: a Publisher or Subscriber is used by one thread at a time; a Topic
 // handle may make publishers and subscribers from several threads. A Publisher or
 // Subscriber belongs to the process that made it: a forked child's copy refuses to work
@@ -187,7 +191,8 @@ class Subscriber {
   std::unique_ptr<detail::SubscriberBackend> backend_;
 };
 
-// A subscriber as stat sees it. lag: messages published that it has not read yet.
+// A subscriber as stat sees it. lag: messages published that it has not read yet. A
+// nats:// topic's subscribers have no pid (0) here; their losses are their own to count.
 struct TopicSubscriberStatus {
   pid_t pid = 0;
   bool alive = false;        // false: dead, its slot not yet recovered
@@ -205,15 +210,16 @@ struct TopicPublisherStatus {
 
 struct TopicStatus {
   std::string name;
+  std::string server;  // a nats:// topic's server ("nats://host:port"); empty for a local one
   Overflow overflow = Overflow::block;
   std::uint32_t capacity = 0;
   std::uint32_t history = 0;
   std::size_t max_message_size = 0;
   std::uint64_t published = 0;  // messages published since it was made (the last sequence number)
   std::uint32_t max_subscribers = 0;
-  std::uint32_t max_publishers = 0;
+  std::uint32_t max_publishers = 0;  // 0 on nats://: any number
   std::vector<TopicSubscriberStatus> subscribers;
-  std::vector<TopicPublisherStatus> publishers;
+  std::vector<TopicPublisherStatus> publishers;  // local only: a server does not know its publishers
   Ownership ownership = Ownership::system;
   pid_t owner_pid = 0;       // process-owned only
   bool owner_alive = false;  // process-owned only

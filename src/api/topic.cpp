@@ -6,6 +6,7 @@
 
 #include "platform/process.hpp"
 #include "platform/shm.hpp"
+#include "remote/nats_topic.hpp"
 #include "remote/remote_name.hpp"
 #include "topic/local_topic.hpp"
 #include "topic/topic_backend.hpp"
@@ -20,11 +21,10 @@ constexpr TopicTransport topic_transport_of() noexcept {
 }
 
 constexpr TopicTransport local_topics = topic_transport_of<LocalTopics>();
+constexpr TopicTransport nats_topics = topic_transport_of<NatsTopics>();
 
-// Every transport, one line each.
 const TopicTransport& topic_transport_for(std::string_view name) noexcept {
-  (void)is_remote_name(name);
-  return local_topics;
+  return is_remote_name(name) ? nats_topics : local_topics;
 }
 
 }  // namespace

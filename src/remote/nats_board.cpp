@@ -19,11 +19,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <random>
 #include <string>
 #include <vector>
 
-#include "base/name.hpp"
 #include "remote/nats_handles.hpp"
 #include "remote/nats_streams.hpp"
 #include "remote/remote_name.hpp"
@@ -48,9 +46,8 @@ struct BoardPlace {
 };
 
 Result<BoardPlace> place_of(std::string_view text) {
-  auto parsed = parse_remote_name(text);
-  if (!parsed) return std::unexpected(Error{parsed.error().errc(), describe("board", text), parsed.error().detail()});
-  parsed->object = describe("board", text);
+  auto parsed = parse_remote_name(text, "board");
+  if (!parsed) return std::unexpected(parsed.error());
   std::string bucket = "SHMBOX_BOARD_" + parsed->name;
   std::string stream = "KV_" + bucket;
   std::string subject = "$KV." + bucket + "." + value_key;
@@ -64,23 +61,6 @@ Error removed_error(const BoardPlace& place) { return Error{Errc::closed, place.
 
 Error corrupt(const BoardPlace& place, std::string detail) {
   return Error{Errc::corrupt, place.name.object, std::move(detail)};
-}
-
-// A request that failed: the server out of reach (said as when connecting) or its refusal.
-// Callers tell a missing bucket apart first.
-Error request_failed(const BoardPlace& place, const std::string& doing, natsStatus status, jsErrCode code) {
-  if (transient(status, code)) {
-    return nats_error(Errc::unreachable, place.name, "cannot reach the NATS server " + place.name.server, status);
-  }
-  return nats_error(Errc::system, place.name, doing, status);
-}
-
-// The server's word that the bucket is gone (not hearing back is no such word).
-bool bucket_gone(jsCtx* jetstream, const BoardPlace& place) {
-  OwnedStreamInfo info;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus status = js_GetStreamInfo(out(info), jetstream, place.stream.c_str(), nullptr, &code);
-  return status != NATS_OK && stream_removed(status, code, jetstream, place.stream);
 }
 
 // A value from the server into `bytes`, if it fits the board.
@@ -108,7 +88,7 @@ Result<std::uint64_t> read_latest(jsCtx* jetstream, const BoardPlace& place, std
       return 0;
     }
     if (stream_removed(status, code, jetstream, place.stream)) return std::unexpected(removed_error(place));
-    return std::unexpected(request_failed(place, "cannot read its value", status, code));
+    return std::unexpected(request_failed(place.name, "cannot read its value", status, code));
   }
   // Only a deletion carries an operation: remove()'s, or another client's.
   const char* operation = nullptr;
@@ -129,7 +109,7 @@ Result<std::size_t> max_size_of(jsCtx* jetstream, const BoardPlace& place) {
   const natsStatus status = js_GetStreamInfo(out(info), jetstream, place.stream.c_str(), nullptr, &code);
   if (status != NATS_OK) {
     if (missing(status, code)) return std::unexpected(not_found_error(place.name));
-    return std::unexpected(request_failed(place, "cannot read its bucket", status, code));
+    return std::unexpected(request_failed(place.name, "cannot read its bucket", status, code));
   }
   const std::int64_t limit = info->Config->MaxMsgSize;
   if (limit <= header_allowance) {
@@ -194,8 +174,8 @@ class NatsBoard final : public BoardBackend {
       return std::unexpected(Error{Errc::too_large, object(), "the server refused the value as too large"});
     }
     // Nobody listens on a deleted bucket's subject.
-    if (status == NATS_NO_RESPONDERS && bucket_gone(jetstream(), place_)) return std::unexpected(removed_error(place_));
-    return std::unexpected(request_failed(place_, "cannot put a value", status, code));
+    if (status == NATS_NO_RESPONDERS && stream_gone(jetstream(), place_.stream)) return std::unexpected(removed_error(place_));
+    return std::unexpected(request_failed(place_.name, "cannot put a value", status, code));
   }
 
   Result<std::uint64_t> get(std::vector<std::byte>& bytes) override {
@@ -238,7 +218,7 @@ class NatsBoard final : public BoardBackend {
                                      "timed out waiting for a version after " + std::to_string(after_version)});
       }
       if (now >= next_removal_check) {
-        if (bucket_gone(jetstream(), place_)) return std::unexpected(removed_error(place_));
+        if (stream_gone(jetstream(), place_.stream)) return std::unexpected(removed_error(place_));
         next_removal_check = now + removal_check_interval;
       }
       const auto wake_at = deadline.is_forever() ? next_removal_check : std::min(next_removal_check, deadline.until());
@@ -272,8 +252,8 @@ class NatsBoard final : public BoardBackend {
 
   // A watch that breaks while the board is being removed is the removal's news.
   Error watch_failed(natsStatus status) const {
-    if (bucket_gone(jetstream(), place_)) return removed_error(place_);
-    return request_failed(place_, "cannot watch its value", status, static_cast<jsErrCode>(0));
+    if (stream_gone(jetstream(), place_.stream)) return removed_error(place_);
+    return request_failed(place_.name, "cannot watch its value", status, static_cast<jsErrCode>(0));
   }
 
   static BoardValue newer(BoardValue value, std::uint64_t version, std::uint64_t after_version) {
@@ -286,13 +266,6 @@ class NatsBoard final : public BoardBackend {
   std::unique_ptr<NatsConnection> connection_;
   OwnedKeyValue store_;  // declared after the connection: destroyed before it
 };
-
-// A description no other create writes: a create of a bucket that exists with the same
-// configuration succeeds, so two creators racing must not write the same one.
-std::string unique_description() {
-  std::random_device random;
-  return "shmbox board #" + std::to_string((std::uint64_t{random()} << 32) ^ random());
-}
 
 // A board's place and a connection to its server.
 struct Reached {
@@ -332,20 +305,14 @@ Result<std::unique_ptr<BoardBackend>> NatsBoards::create(std::string_view name, 
     return std::unexpected(Error{Errc::invalid_argument, object,
                                  "replicas must be 1, 3 or 5, not " + std::to_string(options.replicas)});
   }
-  if (options.ownership == Ownership::process) {
-    return std::unexpected(Error{Errc::invalid_argument, object,
-                                 "a nats:// board is system-owned (the server cannot tell that a process has "
-                                 "gone): create it with Ownership::system"});
+  if (auto owned = system_owned_only(place->name, "board", options.ownership); !owned) {
+    return std::unexpected(owned.error());
   }
   auto connection = NatsConnection::open(place->name);
   if (!connection) return std::unexpected(connection.error());
   jsCtx* jetstream = (*connection)->jetstream.get();
-  const std::int64_t max_payload = natsConnection_GetMaxPayload((*connection)->connection.get());
-  if (options.max_size > static_cast<std::size_t>(std::max<std::int64_t>(max_payload - header_allowance, 0))) {
-    return std::unexpected(Error{Errc::too_large, object,
-                                 "max_size " + std::to_string(options.max_size) +
-                                     " (and its headers) is over the server's maximum payload of " +
-                                     std::to_string(max_payload) + " bytes"});
+  if (auto fits = fits_payload(**connection, place->name, "max_size", options.max_size); !fits) {
+    return std::unexpected(fits.error());
   }
   const auto exists = [&] {
     OwnedStreamInfo info;
@@ -353,7 +320,7 @@ Result<std::unique_ptr<BoardBackend>> NatsBoards::create(std::string_view name, 
   };
   const Error already_exists{Errc::already_exists, object, "already exists on " + place->name.server};
   if (exists()) return std::unexpected(already_exists);
-  const std::string description = unique_description();
+  const std::string description = unique_description("shmbox board");
   kvConfig config;
   kvConfig_Init(&config);
   config.Bucket = place->bucket.c_str();
@@ -366,7 +333,7 @@ Result<std::unique_ptr<BoardBackend>> NatsBoards::create(std::string_view name, 
   const natsStatus status = js_CreateKeyValue(out(store), jetstream, &config);
   if (status != NATS_OK) {
     if (exists()) return std::unexpected(already_exists);
-    return std::unexpected(request_failed(*place, "cannot create its bucket", status, static_cast<jsErrCode>(0)));
+    return std::unexpected(request_failed(place->name, "cannot create its bucket", status, static_cast<jsErrCode>(0)));
   }
   return std::make_unique<NatsBoard>(std::move(*place), std::move(*connection), std::move(store), options.max_size);
 }
@@ -379,7 +346,7 @@ Result<std::unique_ptr<BoardBackend>> NatsBoards::open(std::string_view name) {
   OwnedKeyValue store;
   if (const natsStatus status = js_KeyValue(out(store), jetstream, place.bucket.c_str()); status != NATS_OK) {
     if (status == NATS_NOT_FOUND) return std::unexpected(not_found_error(place.name));  // removed meanwhile
-    return std::unexpected(request_failed(place, "cannot open its bucket", status, static_cast<jsErrCode>(0)));
+    return std::unexpected(request_failed(place.name, "cannot open its bucket", status, static_cast<jsErrCode>(0)));
   }
   return std::make_unique<NatsBoard>(std::move(place), std::move(connection), std::move(store), max_size);
 }
@@ -393,11 +360,7 @@ Result<void> NatsBoards::remove(std::string_view name) {
   // them only when they next ask.
   OwnedKeyValue store;
   if (js_KeyValue(out(store), jetstream, place.bucket.c_str()) == NATS_OK) (void)kvStore_Delete(store.get(), value_key);
-  jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus status = js_DeleteStream(jetstream, place.stream.c_str(), nullptr, &code);
-  if (status == NATS_OK) return {};
-  if (missing(status, code)) return std::unexpected(not_found_error(place.name));
-  return std::unexpected(request_failed(place, "cannot remove its bucket", status, code));
+  return delete_stream(jetstream, place.name, place.stream, "its bucket");
 }
 
 Result<BoardStatus> NatsBoards::stat(std::string_view name) {

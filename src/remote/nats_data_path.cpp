@@ -16,21 +16,9 @@
 namespace shmbox::detail {
 namespace {
 
-// A non-blocking receive still asks the server: one round trip, at most this long
-// (cnats refuses a fetch without any wait).
-constexpr std::int64_t no_wait_fetch_ms = 10;
-
 constexpr std::int64_t forever_ms = std::int64_t{24} * 3600 * 1000;
 // A rendezvous receiver's answer when it could not take the message (an empty one: taken).
 constexpr std::string_view refused_reply = "refused";
-
-// Milliseconds left until `deadline`, at least 1 (cnats takes no zero wait).
-std::int64_t wait_ms(Deadline deadline, std::int64_t longest) {
-  if (deadline.is_none()) return no_wait_fetch_ms;
-  if (deadline.is_forever()) return longest;
-  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline.until() - Deadline::clock::now()).count();
-  return std::clamp<std::int64_t>(left, 1, longest);
-}
 
 // What names a stored message for good: its mailbox, that stream's creation (a later
 // mailbox of the same name starts its sequence again) and its place in the stream.

@@ -1,6 +1,7 @@
 #include "remote/nats_streams.hpp"
 
 #include <algorithm>
+#include <random>
 
 namespace shmbox::detail {
 
@@ -16,6 +17,44 @@ bool stream_removed(natsStatus status, jsErrCode code, jsCtx* jetstream, const s
   if (!missing(status, code)) return false;
   const auto names = stream_names(jetstream, options);
   return names && std::find(names->begin(), names->end(), stream) == names->end();
+}
+
+Result<void> delete_stream(jsCtx* jetstream, const RemoteName& name, const std::string& stream, const char* what) {
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus status = js_DeleteStream(jetstream, stream.c_str(), nullptr, &code);
+  if (status == NATS_OK) return {};
+  if (missing(status, code)) return std::unexpected(not_found_error(name));
+  return std::unexpected(request_failed(name, std::string{"cannot remove "} + what, status, code));
+}
+
+bool stream_gone(jsCtx* jetstream, const std::string& stream) {
+  OwnedStreamInfo info;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus status = js_GetStreamInfo(out(info), jetstream, stream.c_str(), nullptr, &code);
+  return status != NATS_OK && stream_removed(status, code, jetstream, stream);
+}
+
+std::string unique_description(std::string_view kind) {
+  std::random_device random;
+  return std::string{kind} + " #" + std::to_string((std::uint64_t{random()} << 32) ^ random());
+}
+
+Result<void> system_owned_only(const RemoteName& name, std::string_view kind, Ownership ownership) {
+  if (ownership == Ownership::system) return {};
+  return std::unexpected(Error{Errc::invalid_argument, name.object,
+                               "a nats:// " + std::string{kind} +
+                                   " is system-owned (the server cannot tell that a process has gone): create it with "
+                                   "Ownership::system"});
+}
+
+Result<void> fits_payload(const NatsConnection& connection, const RemoteName& name, std::string_view option,
+                          std::size_t size) {
+  const std::int64_t max_payload = natsConnection_GetMaxPayload(connection.connection.get());
+  if (size <= static_cast<std::size_t>(std::max<std::int64_t>(max_payload - header_allowance, 0))) return {};
+  return std::unexpected(Error{Errc::too_large, name.object,
+                               std::string{option} + " " + std::to_string(size) +
+                                   " (and its headers) is over the server's maximum payload of " +
+                                   std::to_string(max_payload) + " bytes"});
 }
 
 NatsConnection::~NatsConnection() {

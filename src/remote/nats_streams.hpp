@@ -5,6 +5,8 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <expected>
 #include <memory>
@@ -15,6 +17,8 @@
 #include "remote/nats_handles.hpp"
 #include "remote/remote_name.hpp"
 #include "shmbox/error.hpp"
+#include "shmbox/mailbox_types.hpp"
+#include "shmbox/wait.hpp"
 
 namespace shmbox::detail {
 
@@ -45,9 +49,25 @@ inline bool marked(const char* description, std::string_view mark) {
   return description != nullptr && std::string_view{description}.find(mark) != std::string_view::npos;
 }
 
+// A non-blocking receive still asks the server: one round trip, at most this long
+// (cnats refuses a fetch without any wait).
+inline constexpr std::int64_t no_wait_fetch_ms = 10;
+
+// Milliseconds left until `deadline`, 1 to `longest` (cnats takes no zero wait).
+inline std::int64_t wait_ms(Deadline deadline, std::int64_t longest) {
+  if (deadline.is_none()) return no_wait_fetch_ms;
+  if (deadline.is_forever()) return longest;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline.until() - Deadline::clock::now()).count();
+  return std::clamp<std::int64_t>(left, 1, longest);
+}
+
 inline Error nats_error(Errc errc, const RemoteName& name, const std::string& doing, natsStatus status) {
   return Error{errc, name.object, doing + ": " + natsStatus_GetText(status)};
 }
+
+// `kind` and a number no other create writes: a create of a stream (or bucket) that exists
+// with the same configuration succeeds, so two creators racing must not write the same.
+std::string unique_description(std::string_view kind);
 
 // A server's word that the stream (or the receivers' consumer) does not exist; not
 // hearing back is no such word. In a cluster it is not final either: while a stream
@@ -70,6 +90,20 @@ inline bool transient(natsStatus status, jsErrCode code) {
   return status == NATS_TIMEOUT || status == NATS_NO_RESPONDERS || status == NATS_CONNECTION_DISCONNECTED ||
          status == NATS_STALE_CONNECTION || missing(status, code) || code == JSClusterNotAvailErr;
 }
+// A request that failed: the server out of reach (said as when connecting) or its refusal.
+// Callers tell a missing stream apart first.
+inline Error request_failed(const RemoteName& name, const std::string& doing, natsStatus status, jsErrCode code) {
+  if (transient(status, code)) {
+    return nats_error(Errc::unreachable, name, "cannot reach the NATS server " + name.server, status);
+  }
+  return nats_error(Errc::system, name, doing, status);
+}
+// Deletes `stream`, which holds the object `name` (a missing one is not_found); `what` names
+// the stream in errors ("its bucket").
+Result<void> delete_stream(jsCtx* jetstream, const RemoteName& name, const std::string& stream, const char* what);
+// The server's word that `stream` is gone (not hearing back is no such word).
+bool stream_gone(jsCtx* jetstream, const std::string& stream);
+
 inline Error not_found_error(const RemoteName& name) {
   return Error{Errc::not_found, name.object, "does not exist on " + name.server};
 }
@@ -91,5 +125,12 @@ struct NatsConnection {
   // Unreachable, naming the server, if none of `name`'s servers answers within 2 s.
   static Result<std::unique_ptr<NatsConnection>> open(const RemoteName& name);
 };
+
+// What a create on a server refuses alike for boards and topics: process ownership (the
+// server cannot tell that a process has gone), and a `size` option that, with its headers,
+// is over the server's maximum payload.
+Result<void> system_owned_only(const RemoteName& name, std::string_view kind, Ownership ownership);
+Result<void> fits_payload(const NatsConnection& connection, const RemoteName& name, std::string_view option,
+                          std::size_t size);
 
 }  // namespace shmbox::detail

@@ -9,8 +9,8 @@ namespace shmbox::detail {
 
 constexpr std::size_t max_remote_name = 200;
 
-Result<RemoteName> parse_remote_name(std::string_view text) {
-  const std::string object = describe("mailbox", text);
+Result<RemoteName> parse_remote_name(std::string_view text, std::string_view kind) {
+  const std::string object = describe(kind, text);
   auto invalid = [&](const std::string& detail) {
     return std::unexpected(Error{Errc::invalid_name, object, detail});
   };
@@ -20,12 +20,13 @@ Result<RemoteName> parse_remote_name(std::string_view text) {
   if (slash == std::string_view::npos || slash == 0) return invalid("a remote name is nats://host[:port]/NAME");
   const std::string_view host = rest.substr(0, slash), name = rest.substr(slash + 1);
   if (name.empty() || name.size() > max_remote_name) {
-    return invalid("the mailbox name after the server must be 1 to " + std::to_string(max_remote_name) + " characters");
+    return invalid("the " + std::string{kind} + " name after the server must be 1 to " + std::to_string(max_remote_name) +
+                   " characters");
   }
   for (const char c : name) {
     // Stream names and subject tokens both hold these; '.', '*', '>' and spaces they do not.
     const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    if (!allowed) return invalid("a remote mailbox name may contain only letters, digits, '_' and '-'");
+    if (!allowed) return invalid("a remote " + std::string{kind} + " name may contain only letters, digits, '_' and '-'");
   }
   RemoteName parsed{std::string{remote_scheme} + std::string{host}, {}, std::string{name}, object};
   for (std::size_t start = 0; start <= host.size();) {

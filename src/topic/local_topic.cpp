@@ -124,26 +124,10 @@ void TopicState::release_subscriber_use(std::uint32_t slot, bool subscriber_gone
 Result<std::shared_ptr<TopicBackend>> LocalTopics::create(std::string_view name, const TopicOptions& options) {
   auto names = topic_names(name);
   if (!names) return std::unexpected(names.error());
+  if (auto checked = check_topic_options(names->object, options); !checked) return std::unexpected(checked.error());
   const auto invalid = [&](std::string detail) {
     return std::unexpected(Error{Errc::invalid_argument, names->object, std::move(detail)});
   };
-  if (options.capacity == 0 || options.capacity > max_topic_capacity) {
-    return invalid("capacity must be 1 to " + std::to_string(max_topic_capacity) + ", not " +
-                   std::to_string(options.capacity));
-  }
-  if (options.history > options.capacity) {
-    return invalid("history " + std::to_string(options.history) + " is over its capacity of " +
-                   std::to_string(options.capacity));
-  }
-  if (options.max_message_size > max_topic_message_size) {
-    return std::unexpected(Error{Errc::too_large, names->object,
-                                 "max_message_size " + std::to_string(options.max_message_size) +
-                                     " is over the limit of " + std::to_string(max_topic_message_size) + " bytes"});
-  }
-  if (options.max_subscribers == 0 || options.max_subscribers > max_topic_subscribers) {
-    return invalid("max_subscribers must be 1 to " + std::to_string(max_topic_subscribers) + ", not " +
-                   std::to_string(options.max_subscribers));
-  }
   if (options.max_publishers == 0 || options.max_publishers > max_topic_publishers) {
     return invalid("max_publishers must be 1 to " + std::to_string(max_topic_publishers) + ", not " +
                    std::to_string(options.max_publishers));

@@ -26,6 +26,10 @@ inline Error topic_too_large(const std::string& object, std::size_t size, std::s
 }
 inline Error topic_removed(const std::string& object) { return Error{Errc::closed, object, "was removed"}; }
 
+// The options every transport checks alike: capacity, history, max_message_size and
+// max_subscribers in their ranges.
+Result<void> check_topic_options(const std::string& object, const TopicOptions& options);
+
 class PublisherBackend {
  public:
   virtual ~PublisherBackend() = default;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <optional>
 #include <string>
@@ -77,6 +78,25 @@ inline std::optional<ReplicatedMailbox> create_replicated_mailbox(const std::vec
   }).wait(std::chrono::seconds{60});
   if (!created.exited_with(0)) return std::nullopt;
   return made;
+}
+
+// For checks in a child process, where a gtest assertion would not reach the test: true if
+// `result` failed with `errc` and exactly `message`; else says on stderr what it got.
+template <class T>
+bool fails_with(const Result<T>& result, Errc errc, const std::string& message) {
+  if (result) {
+    std::fprintf(stderr, "succeeded; expected: %s\n", message.c_str());
+    return false;
+  }
+  if (result.error().errc() == errc && result.error().message() == message) return true;
+  std::fprintf(stderr, "got:      %s\nexpected: %s\n", result.error().message().c_str(), message.c_str());
+  return false;
+}
+
+// A child's exit `code`, with `error` said on stderr.
+inline int failed(int code, const Error& error) {
+  std::fprintf(stderr, "%s\n", error.message().c_str());
+  return code;
 }
 
 }  // namespace shmbox::test
