@@ -43,7 +43,7 @@ TEST_F(ServiceCliTest, PersistentServersAnswerEachRequestAsALine) {
 TEST_F(ServiceCliTest, AServerKilledMidRequestIsReplacedAndTheCallStillAnswered) {
   auto run = shell(serving("--workers 1 -- sh -c 'exec 2> /dev/null; if [ ! -e mark ]; then : > mark; sleep 60; fi; cat'") +
                    "$SHMBOX call " + name + " survived --timeout 30s > out & call=$!; "
-                   "until [ -e mark ]; do sleep 0.02; done; pkill -9 -x 'shmbox server'; "
+                   "until [ -e mark ]; do sleep 0.02; done; pkill -9 -P $serve -x 'shmbox server'; "
                    "wait $call; echo \"call $?\"; cat out; rm -f mark out; $SHMBOX rm " + name + "; wait $serve");
   EXPECT_EQ(run.out, "call 0\nsurvived");
   EXPECT_NE(run.err.find("shmbox: " + object() + ": server "), std::string::npos) << run.err;
