@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 #include <sysexits.h>
 
+#include <optional>
+#include <string>
+
 #include "shmbox/service.hpp"
 #include "support/cli.hpp"
+#include "support/nats_test.hpp"
 #include "support/process.hpp"
 
 namespace shmbox {
@@ -79,6 +83,28 @@ TEST_F(ServiceCliTest, FailuresAndTimeoutsAreOneLineWithTheirExitCode) {
   auto usage = shmbox_cli({"serve", name});
   EXPECT_TRUE(usage.status.exited_with(EX_USAGE));
   EXPECT_EQ(usage.err, "shmbox: usage: serve needs a command: serve NAME -- COMMAND\n");
+}
+
+// The same commands on a nats:// service: servers started by serve answer calls, and
+// rm --service ends serve.
+TEST(RemoteServiceCli, ServeAndCallWorkOnANatsService) {
+  std::optional<test::NatsServer> server;
+  test::start_nats_or_skip(server);
+  if (!server) return;
+  const std::string name = test::remote_name(*server, "cliservice");
+  const std::string object = "service '" + name + "'";
+  auto missing = shmbox_cli({"call", name, "x"});
+  EXPECT_TRUE(missing.status.exited_with(EX_NOINPUT));
+  EXPECT_EQ(missing.err, "shmbox: " + object + ": does not exist (no server has joined it)\n");
+  auto run = shell("$SHMBOX serve " + name + " --workers 2 -- tr a-z A-Z & serve=$!; "
+                   "until $SHMBOX call " + name + " ready --timeout 1s > /dev/null 2>&1; do sleep 0.05; done; "
+                   "$SHMBOX call " + name + " hello; echo; printf 'two\\nlines\\n' | $SHMBOX call " + name + "; "
+                   "$SHMBOX rm --service " + name + "; wait $serve; echo \"serve $?\"");
+  EXPECT_EQ(run.out, "HELLO\nTWO\nLINES\nserve 0\n") << run.err;
+  EXPECT_EQ(run.err, "");
+  auto gone = shmbox_cli({"rm", "--service", name});
+  EXPECT_TRUE(gone.status.exited_with(EX_NOINPUT));
+  EXPECT_EQ(gone.err, "shmbox: " + object + ": does not exist (no server has joined it)\n");
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "output.hpp"
 #include "shmbox/cleanup.hpp"
 #include "shmbox/endpoint.hpp"
+#include "shmbox/service.hpp"
 #include "shmbox/mailbox.hpp"
 
 namespace shmbox::cli {
@@ -33,6 +34,7 @@ struct LifeArgs {
   std::optional<std::string> timeout;
   bool json = false;
   bool endpoint = false;
+  bool service = false;
 };
 
 Result<MailboxOptions> options_of(const LifeArgs& args) {
@@ -96,7 +98,12 @@ int wait(const LifeArgs& args) {
 }
 
 int remove(const LifeArgs& args) {
-  auto removed = args.endpoint ? Endpoint::remove(args.name) : Mailbox::remove(args.name);
+  if (args.endpoint && args.service) {
+    return fail(Error{Errc::invalid_argument, "usage", "rm takes one of --endpoint and --service"});
+  }
+  auto removed = args.endpoint  ? Endpoint::remove(args.name)
+                 : args.service ? Server::remove(args.name)
+                                : Mailbox::remove(args.name);
   return removed ? EX_OK : fail(removed.error());
 }
 
@@ -159,6 +166,9 @@ void add_mailbox_commands(CLI::App& app, int& exit_status) {
   rm_cmd->add_option("name", args->name, "Mailbox name (or endpoint name, with --endpoint)")->required();
   rm_cmd->add_flag("--endpoint", args->endpoint,
                    "NAME is an endpoint: removed with its lanes once its process has gone (75 while it lives)");
+  rm_cmd->add_flag("--service", args->service,
+                   "NAME is a service (local or nats://): its servers and waiting calls end (a local one is also a "
+                   "mailbox)");
   rm_cmd->callback([args, &exit_status] { exit_status = remove(*args); });
 
   auto* gc_cmd = app.add_subcommand("gc", "Remove what processes that exited left behind, and say what");

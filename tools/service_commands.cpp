@@ -69,6 +69,24 @@ struct ServiceArgs {
   }
 }
 
+// Joins the service once, making it if need be; its exit code. A nats:// service is joined
+// in a child process: the NATS client does not survive the forks that start the servers.
+int join_first(const std::string& name, const ServiceOptions& options) {
+  if (!is_remote(name)) {
+    auto joined = Server::join(name, options);
+    return joined ? EX_OK : fail(joined.error());
+  }
+  const pid_t child = ::fork();
+  if (child < 0) return fail(Error{Errc::system, "serve", fmt::format("cannot fork: {}", std::strerror(errno))});
+  if (child == 0) {
+    auto joined = Server::join(name, options);
+    ::_exit(joined ? EX_OK : fail(joined.error()));
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE;
+}
 
 int serve(const ServiceArgs& args) {
   if (args.command.empty()) return fail(Error{Errc::invalid_argument, "usage", "serve needs a command: serve NAME -- COMMAND"});
@@ -85,7 +103,7 @@ int serve(const ServiceArgs& args) {
   const ServiceOptions options{.max_request_size = static_cast<std::uint32_t>(*max_size),
                                .attempts = static_cast<std::uint32_t>(*attempts)};
   // Joined here first: a refusal (a bad name, a mailbox of another kind) is one error, not N.
-  if (auto joined = Server::join(args.name, options); !joined) return fail(joined.error());
+  if (const int joined = join_first(args.name, options); joined != EX_OK) return joined;
   // A request is given exactly; a --persistent command reads records, so each is ended.
   const std::optional<char> delimiter =
       args.persistent ? std::optional{args.null ? '\0' : '\n'} : std::nullopt;
@@ -199,7 +217,7 @@ void add_service_commands(CLI::App& app, int& exit_status) {
 
   auto* serve_cmd = app.add_subcommand(
       "serve", "Answer each request to the service NAME with COMMAND's output (the request on its stdin)");
-  serve_cmd->add_option("name", args->name, "The service's name")->required();
+  serve_cmd->add_option("name", args->name, "The service's name, or nats://host:port/NAME")->required();
   serve_cmd->add_option("command", args->command, "The command and its arguments, after --");
   serve_cmd->add_option("--workers", args->workers, "Server processes (default: one per CPU)");
   serve_cmd->add_option("--max-size", args->max_size,
@@ -218,7 +236,7 @@ void add_service_commands(CLI::App& app, int& exit_status) {
 
   auto* call_cmd = app.add_subcommand(
       "call", "Send MESSAGE (or the --file, or all of stdin) to the service NAME and print its answer exactly");
-  call_cmd->add_option("name", args->name, "The service's name")->required();
+  call_cmd->add_option("name", args->name, "The service's name, or nats://host:port/NAME")->required();
   call_cmd->add_option("message", args->command, "The request (its bytes exactly)");
   call_cmd->add_option("--file", args->file, "Send this file's bytes as the request");
   call_cmd->add_option("--timeout", args->timeout, "Wait at most this long for the answer (exit 75)");

@@ -32,6 +32,11 @@
 //     resources behind: its answer mailbox goes with its process (or with gc).
 //   - The client waits at most until its deadline: Errc::timeout then, naming the request.
 //
+// A name "nats://host:port/NAME" is a service on that NATS server, reached from any
+// machine over NATS request/reply: the same calls and guarantees, a server's death told
+// by its silence (no `working` for a second) rather than by its process (docs/design.md,
+// "Services on NATS").
+//
 // Thread contract: a Server and the Requests it took are used by one thread at a time, as
 // are a Client and its Calls. Handles belong to the process that made them (a forked
 // child makes its own).
@@ -55,8 +60,9 @@
 namespace shmbox {
 
 namespace detail {
-struct ServerState;
-struct ClientState;
+class ServerBackend;
+class RequestBackend;
+class ClientBackend;
 }  // namespace detail
 
 struct ServiceOptions {
@@ -103,10 +109,9 @@ class Request {
 
  private:
   friend class Server;
-  Request() = default;
+  Request() noexcept;
   [[nodiscard]] Result<void> send_answer(int kind, std::span<const std::byte> bytes, const char* what);
-  struct Held;
-  std::unique_ptr<Held> held_;
+  std::unique_ptr<detail::RequestBackend> backend_;
 };
 
 class Server {
@@ -132,8 +137,8 @@ class Server {
   const std::string& name() const noexcept;
 
  private:
-  Server() = default;
-  std::shared_ptr<detail::ServerState> state_;
+  Server() noexcept;
+  std::shared_ptr<detail::ServerBackend> backend_;
 };
 
 // A request sent, its answers to come.
@@ -153,8 +158,8 @@ class Call {
 
  private:
   friend class Client;
-  Call() = default;
-  std::shared_ptr<detail::ClientState> state_;
+  Call() noexcept;
+  std::shared_ptr<detail::ClientBackend> client_;
   std::uint64_t id_ = 0;
   std::uint64_t next_part_ = 0;  // the index of the part it waits for
   bool ended_ = false;
@@ -184,8 +189,8 @@ class Client {
   std::size_t max_request_size() const noexcept;
 
  private:
-  Client() = default;
-  std::shared_ptr<detail::ClientState> state_;
+  Client() noexcept;
+  std::shared_ptr<detail::ClientBackend> backend_;
 };
 
 }  // namespace shmbox

@@ -126,6 +126,23 @@ struct NatsConnection {
   static Result<std::unique_ptr<NatsConnection>> open(const RemoteName& name);
 };
 
+// A place on a server, as a transport's `place_of` reads it from a name, and a connection
+// to that server.
+template <class Place>
+struct Reached {
+  Place place;
+  std::unique_ptr<NatsConnection> connection;
+};
+
+template <class Place>
+Result<Reached<Place>> reach(std::string_view name, Result<Place> (*place_of)(std::string_view)) {
+  auto place = place_of(name);
+  if (!place) return std::unexpected(place.error());
+  auto connection = NatsConnection::open(place->name);
+  if (!connection) return std::unexpected(connection.error());
+  return Reached<Place>{std::move(*place), std::move(*connection)};
+}
+
 // What a create on a server refuses alike for boards and topics: process ownership (the
 // server cannot tell that a process has gone), and a `size` option that, with its headers,
 // is over the server's maximum payload.

@@ -321,19 +321,6 @@ class NatsTopic final : public TopicBackend {
   std::uint32_t history_;
 };
 
-// A topic's place and a connection to its server.
-struct Reached {
-  TopicPlace place;
-  std::shared_ptr<NatsConnection> connection;
-};
-
-Result<Reached> reach(std::string_view name) {
-  auto place = place_of(name);
-  if (!place) return std::unexpected(place.error());
-  auto connection = NatsConnection::open(place->name);
-  if (!connection) return std::unexpected(connection.error());
-  return Reached{std::move(*place), std::move(*connection)};
-}
 
 }  // namespace
 
@@ -385,7 +372,7 @@ Result<std::shared_ptr<TopicBackend>> NatsTopics::create(std::string_view name, 
 }
 
 Result<std::shared_ptr<TopicBackend>> NatsTopics::open(std::string_view name, const WaitPolicy&) {
-  auto reached = reach(name);
+  auto reached = reach(name, place_of);
   if (!reached) return std::unexpected(reached.error());
   auto facts = read_facts(reached->connection->jetstream.get(), reached->place);
   if (!facts) return std::unexpected(facts.error());
@@ -393,7 +380,7 @@ Result<std::shared_ptr<TopicBackend>> NatsTopics::open(std::string_view name, co
 }
 
 Result<void> NatsTopics::remove(std::string_view name) {
-  auto reached = reach(name);
+  auto reached = reach(name, place_of);
   if (!reached) return std::unexpected(reached.error());
   const TopicPlace& place = reached->place;
   jsCtx* jetstream = reached->connection->jetstream.get();
@@ -403,7 +390,7 @@ Result<void> NatsTopics::remove(std::string_view name) {
 }
 
 Result<TopicStatus> NatsTopics::stat(std::string_view name) {
-  auto reached = reach(name);
+  auto reached = reach(name, place_of);
   if (!reached) return std::unexpected(reached.error());
   const TopicPlace& place = reached->place;
   jsCtx* jetstream = reached->connection->jetstream.get();

@@ -1,8 +1,9 @@
 // What clients and servers of a service say to each other: a request in the service's
-// mailbox, answers in the client's. docs/design.md ("Request/response") has the protocol.
+// mailbox, answers in the client's (over NATS, the same answers on the client's subject). docs/design.md ("Request/response") has the protocol.
 // Everything read from a message is untrusted: a message that does not parse is dropped.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "service/service_backend.hpp"
 #include "shmbox/mailbox.hpp"
 
 namespace shmbox::detail {
@@ -21,6 +23,17 @@ inline constexpr std::uint32_t answer_magic = 0x4e414253;   // "SBAN"
 inline constexpr std::size_t max_answers_name_length = 255;
 inline constexpr std::size_t max_service_name_length = 200;  // with ".answers-", 20 digits, "-", n: <= 255
 inline constexpr std::uint32_t max_service_attempts = 100;
+// A failure's text, whatever the client's maximum answer size: at most this long.
+inline constexpr std::uint32_t max_failure_text = 1024;
+// How often a waiting call (or server) looks whether the service was removed.
+inline constexpr std::chrono::milliseconds service_check_interval{100};
+
+// The earlier of two deadlines (no_wait counts as the earliest).
+inline Deadline earlier(Deadline one, Deadline other) {
+  if (one.is_none() || other.is_forever()) return one;
+  if (other.is_none() || one.is_forever()) return other;
+  return one.until() < other.until() ? one : other;
+}
 
 // A request: this header, the name of the client's answer mailbox, the request's bytes.
 struct RequestHeader {
@@ -33,12 +46,6 @@ struct RequestHeader {
   std::uint32_t answers_name_size;
 };
 
-enum class AnswerKind : std::uint32_t {
-  part = 0,    // one answer of a stream, more to come
-  last = 1,    // the last answer (the whole answer of a plain call); may be empty
-  failed = 2,  // the request failed: the text says why
-};
-
 // An answer: this header and its bytes. part: its index in the stream, so that a client
 // drops what a server that died had sent already when another answers afresh.
 struct AnswerHeader {
@@ -49,6 +56,11 @@ struct AnswerHeader {
 };
 
 inline std::string service_object(std::string_view name) { return "service '" + std::string{name} + "'"; }
+
+// Why a request failed whose servers died holding it, each of its `attempts`.
+inline std::string servers_died(std::uint32_t attempts) {
+  return "its server died during each of its " + std::to_string(attempts) + " attempts";
+}
 
 // Room is kept for the answer mailboxes' names, which add to the service's.
 inline Result<void> check_service_name(std::string_view name) {
@@ -106,7 +118,8 @@ inline std::optional<ParsedAnswer> parse_answer(std::span<const std::byte> messa
   std::memcpy(&parsed.header, message.data(), sizeof parsed.header);
   const AnswerKind kind = parsed.header.kind;
   if (parsed.header.magic != answer_magic ||
-      (kind != AnswerKind::part && kind != AnswerKind::last && kind != AnswerKind::failed)) {
+      (kind != AnswerKind::part && kind != AnswerKind::last && kind != AnswerKind::failed &&
+       kind != AnswerKind::working)) {
     return std::nullopt;
   }
   parsed.bytes = message.subspan(sizeof parsed.header);

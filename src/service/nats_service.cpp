@@ -1,0 +1,519 @@
+// Services on NATS. The service NAME on a server is:
+//   - a record that it exists: the JetStream stream "SHMBOXSVC_NAME" (which listing
+//     mailboxes passes over), holding no message; its description carries the largest
+//     request, "shmbox service; max request N #NONCE". The first server to join makes it;
+//     Server::remove deletes it.
+//   - requests on the subject "shmbox.svc.NAME", which the servers take in the queue group
+//     "servers" (each request to one of them), each a NatsRequestHeader and the request's
+//     bytes, with the reply subject "<client's inbox>.<id>";
+//   - answers published to that reply subject, framed as local answers are (AnswerHeader);
+//     while a server holds a request it publishes `working` every 250 ms.
+// The client keeps a lease on each open call: heard from (sent, or `working`, or an answer)
+// in the last second, or it sends the request again: as it was, if no server took it (none
+// was listening), or with one more take if its server went quiet (died, or lost its
+// connection). A server fails a request whose takes are over its attempts. Parts carry
+// their index, so a client takes each once whatever server sent it. Deadlines travel as
+// wall-clock time (servers on other machines read their own clocks). Everything read from
+// the server is checked before use.
+#include "service/nats_service.hpp"
+
+#include <nats/nats.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+
+#include "remote/nats_handles.hpp"
+#include "remote/nats_streams.hpp"
+#include "service/protocol.hpp"
+
+namespace shmbox::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using OwnedInbox = NatsOwned<natsInbox, natsInbox_Destroy>;
+
+constexpr std::string_view max_request_mark = "shmbox service; max request ";
+constexpr const char* server_group = "servers";
+constexpr std::uint32_t nats_request_magic = 0x4e524253;  // "SBRN"
+// A server says it holds a request this often; its client sends the request again when it
+// has heard nothing of it for lease_time.
+constexpr auto heartbeat_interval = std::chrono::milliseconds{250};
+constexpr auto lease_time = std::chrono::seconds{1};
+// How often a waiting server or client asks whether the service is still there.
+constexpr auto removal_check_interval = std::chrono::seconds{1};
+
+struct NatsRequestHeader {
+  std::uint32_t magic;
+  std::uint32_t takes;  // servers that took it before and went quiet (counted by the client)
+  std::uint64_t id;     // the client's number for it
+  std::int64_t deadline_ms;  // wall clock, ms since the epoch; 0: none
+  std::uint32_t max_answer_size;
+  std::uint32_t client_pid;
+};
+
+std::int64_t wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A steady-clock deadline as wall-clock milliseconds for servers elsewhere (0: none).
+std::int64_t wall_deadline_ms(Deadline deadline) {
+  if (deadline.is_forever() || deadline.is_none()) return 0;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline.until() - Clock::now()).count();
+  return std::max<std::int64_t>(1, wall_clock_ms() + left);
+}
+
+// Where a service lies on its server.
+struct ServicePlace {
+  RemoteName name;
+  std::string stream;
+  std::string subject;
+};
+
+Result<ServicePlace> place_of(std::string_view text) {
+  auto parsed = parse_remote_name(text, "service");
+  if (!parsed) return std::unexpected(parsed.error());
+  std::string stream = "SHMBOXSVC_" + parsed->name;
+  std::string subject = "shmbox.svc." + parsed->name;
+  return ServicePlace{std::move(*parsed), std::move(stream), std::move(subject)};
+}
+
+Error does_not_exist(const ServicePlace& place) {
+  return Error{Errc::not_found, place.name.object, "does not exist (no server has joined it)"};
+}
+
+// The service's largest request, from its record: not_found if there is none.
+Result<std::uint32_t> read_record(jsCtx* jetstream, const ServicePlace& place) {
+  OwnedStreamInfo info;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus status = js_GetStreamInfo(out(info), jetstream, place.stream.c_str(), nullptr, &code);
+  if (status != NATS_OK) {
+    if (stream_removed(status, code, jetstream, place.stream)) return std::unexpected(does_not_exist(place));
+    return std::unexpected(request_failed(place.name, "cannot read its record", status, code));
+  }
+  const char* description = info->Config != nullptr ? info->Config->Description : nullptr;
+  const std::string_view text = description != nullptr ? description : "";
+  std::uint32_t max_request = 0;
+  const std::string_view number = text.starts_with(max_request_mark) ? text.substr(max_request_mark.size()) : "";
+  const auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), max_request);
+  if (number.empty() || error != std::errc{} || (end != number.data() + number.size() && *end != ' ')) {
+    return std::unexpected(Error{Errc::corrupt, place.name.object,
+                                 "its record is not a service's (its description is '" + std::string{text} + "')"});
+  }
+  return max_request;
+}
+
+// The server's word that the service was removed, as an error for request `id` (0: none).
+Error removed(const ServicePlace& place, std::uint64_t id) {
+  if (id == 0) return Error{Errc::closed, place.name.object, "was removed"};
+  return Error{Errc::closed, place.name.object, "was removed; request " + std::to_string(id) + " has no answer"};
+}
+
+Result<void> publish(natsConnection* connection, const std::string& subject, const char* reply,
+                     std::span<const std::byte> bytes, const ServicePlace& place) {
+  const natsStatus status =
+      reply != nullptr
+          ? natsConnection_PublishRequest(connection, subject.c_str(), reply, bytes.data(), static_cast<int>(bytes.size()))
+          : natsConnection_Publish(connection, subject.c_str(), bytes.data(), static_cast<int>(bytes.size()));
+  if (status == NATS_OK) return {};
+  if (status == NATS_MAX_PAYLOAD) {
+    return std::unexpected(Error{Errc::too_large, place.name.object,
+                                 "a message of " + std::to_string(bytes.size()) +
+                                     " bytes is over the server's maximum payload"});
+  }
+  return std::unexpected(nats_error(Errc::unreachable, place.name, "cannot reach the NATS server " + place.name.server,
+                                    status));
+}
+
+std::vector<std::byte> answer_frame(AnswerKind kind, std::uint64_t id, std::uint64_t part,
+                                    std::span<const std::byte> bytes) {
+  const AnswerHeader header{.magic = answer_magic, .kind = kind, .id = id, .part = part};
+  std::vector<std::byte> frame(sizeof header + bytes.size());
+  std::memcpy(frame.data(), &header, sizeof header);
+  if (!bytes.empty()) std::memcpy(frame.data() + sizeof header, bytes.data(), bytes.size());
+  return frame;
+}
+
+// ---- servers ----
+
+// What a server's handle and the requests it took share: its connection, and the requests
+// held now, which a thread of its own says are being worked on.
+class ServerHeart {
+ public:
+  ServerHeart(ServicePlace place, std::unique_ptr<NatsConnection> connection)
+      : place_(std::move(place)), connection_(std::move(connection)) {
+    thread_ = std::jthread{[this](std::stop_token stop) { beat(stop); }};
+  }
+  ~ServerHeart() {
+    thread_.request_stop();
+    wake_.notify_all();
+  }
+
+  const ServicePlace& place() const noexcept { return place_; }
+  natsConnection* connection() const noexcept { return connection_->connection.get(); }
+  jsCtx* jetstream() const noexcept { return connection_->jetstream.get(); }
+
+  void hold(const std::string& reply, std::uint64_t id) {
+    const std::scoped_lock guard{mutex_};
+    held_[reply] = id;
+  }
+  void let_go(const std::string& reply) {
+    const std::scoped_lock guard{mutex_};
+    held_.erase(reply);
+  }
+
+ private:
+  void beat(const std::stop_token& stop) {
+    std::unique_lock lock{mutex_};
+    while (!stop.stop_requested()) {
+      for (const auto& [reply, id] : held_) {
+        (void)publish(connection(), reply, nullptr, answer_frame(AnswerKind::working, id, 0, {}), place_);
+      }
+      wake_.wait_for(lock, stop, heartbeat_interval, [] { return false; });
+    }
+  }
+
+  ServicePlace place_;
+  std::unique_ptr<NatsConnection> connection_;
+  std::mutex mutex_;
+  std::condition_variable_any wake_;
+  std::map<std::string, std::uint64_t> held_;  // reply subject -> request id
+  std::jthread thread_;  // declared last: stopped and joined first
+};
+
+class NatsRequest final : public RequestBackend {
+ public:
+  NatsRequest(std::shared_ptr<ServerHeart> heart, OwnedMsg message, const NatsRequestHeader& header)
+      : heart_(std::move(heart)), message_(std::move(message)), header_(header), reply_(natsMsg_GetReply(message_.get())) {
+    heart_->hold(reply_, header_.id);
+  }
+  ~NatsRequest() override { heart_->let_go(reply_); }
+
+  std::span<const std::byte> data() const noexcept override {
+    const auto* first = reinterpret_cast<const std::byte*>(natsMsg_GetData(message_.get()));
+    const auto length = static_cast<std::size_t>(natsMsg_GetDataLength(message_.get()));
+    return std::span<const std::byte>{first, length}.subspan(sizeof header_);
+  }
+  std::uint64_t id() const noexcept override { return header_.id; }
+  pid_t client_pid() const noexcept override { return static_cast<pid_t>(header_.client_pid); }
+  std::uint32_t takes() const noexcept override { return header_.takes; }
+  std::uint32_t max_answer_size() const noexcept override { return header_.max_answer_size; }
+  bool done() const noexcept override { return done_; }
+
+  Result<void> send(AnswerKind kind, std::span<const std::byte> bytes) override {
+    auto sent = publish(heart_->connection(), reply_, nullptr, answer_frame(kind, header_.id, next_part_, bytes),
+                        heart_->place());
+    if (sent) ++next_part_;
+    if (kind != AnswerKind::part || !sent) {
+      // The end is out before the request is let go: a server that exits now loses nothing.
+      (void)natsConnection_FlushTimeout(heart_->connection(), 1000);
+      done_ = true;
+      heart_->let_go(reply_);
+    }
+    return sent;
+  }
+
+ private:
+  std::shared_ptr<ServerHeart> heart_;
+  OwnedMsg message_;
+  NatsRequestHeader header_;
+  std::string reply_;
+  std::uint64_t next_part_ = 0;
+  bool done_ = false;
+};
+
+class NatsServer final : public ServerBackend {
+ public:
+  NatsServer(std::shared_ptr<ServerHeart> heart, OwnedSubscription requests, std::uint32_t max_request,
+             std::uint32_t attempts)
+      : heart_(std::move(heart)),
+        name_(heart_->place().name.server + "/" + heart_->place().name.name),
+        requests_(std::move(requests)),
+        max_request_(max_request),
+        attempts_(attempts) {}
+  ~NatsServer() override {
+    // Others of the group take what comes from now on.
+    if (requests_ != nullptr) (void)natsSubscription_Unsubscribe(requests_.get());
+  }
+
+  const std::string& name() const noexcept override { return name_; }
+
+  Result<std::unique_ptr<RequestBackend>> next(Deadline deadline) override {
+    const ServicePlace& place = heart_->place();
+    auto next_check = Clock::now() + removal_check_interval;
+    for (;;) {
+      OwnedMsg message;
+      const natsStatus status = natsSubscription_NextMsg(out(message), requests_.get(), wait_ms(deadline, 1000));
+      if (status == NATS_OK) {
+        if (auto request = take(std::move(message))) return request;
+        continue;
+      }
+      if (status != NATS_TIMEOUT && status != NATS_SLOW_CONSUMER) {
+        return std::unexpected(nats_error(Errc::system, place.name, "cannot take a request", status));
+      }
+      if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+      if (deadline.expired()) return std::unexpected(Error{Errc::timeout, place.name.object, "no request in time"});
+      if (const auto now = Clock::now(); now >= next_check) {
+        if (stream_gone(heart_->jetstream(), place.stream)) return std::unexpected(removed(place, 0));
+        next_check = now + removal_check_interval;
+      }
+    }
+  }
+
+ private:
+  // A request to answer, or nothing: not a request, past its deadline, or failed here
+  // because the servers before died holding it.
+  std::unique_ptr<RequestBackend> take(OwnedMsg message) {
+    NatsRequestHeader header{};
+    const int length = natsMsg_GetDataLength(message.get());
+    const char* reply = natsMsg_GetReply(message.get());
+    if (length < static_cast<int>(sizeof header) || reply == nullptr || *reply == '\0') return nullptr;
+    std::memcpy(&header, natsMsg_GetData(message.get()), sizeof header);
+    if (header.magic != nats_request_magic || static_cast<std::size_t>(length) - sizeof header > max_request_) {
+      return nullptr;
+    }
+    if (header.deadline_ms != 0 && wall_clock_ms() >= header.deadline_ms) return nullptr;
+    header.takes = std::min(header.takes, max_service_attempts) + 1;
+    auto request = std::make_unique<NatsRequest>(heart_, std::move(message), header);
+    // Said at once: the client's lease runs from here.
+    (void)publish(heart_->connection(), reply, nullptr, answer_frame(AnswerKind::working, header.id, 0, {}),
+                  heart_->place());
+    if (header.takes > attempts_) {
+      (void)request->send(AnswerKind::failed, as_bytes(servers_died(header.takes - 1)));
+      return nullptr;
+    }
+    return request;
+  }
+
+  std::shared_ptr<ServerHeart> heart_;
+  std::string name_;
+  OwnedSubscription requests_;
+  std::uint32_t max_request_;
+  std::uint32_t attempts_;
+};
+
+// ---- clients ----
+
+class NatsClient final : public ClientBackend {
+ public:
+  NatsClient(ServicePlace place, std::unique_ptr<NatsConnection> connection, OwnedInbox inbox,
+             OwnedSubscription answers, std::uint32_t max_request, const ClientOptions& options)
+      : place_(std::move(place)),
+        name_(place_.name.server + "/" + place_.name.name),
+        connection_(std::move(connection)),
+        inbox_(std::move(inbox)),
+        answers_(std::move(answers)),
+        max_request_(max_request),
+        max_answer_size_(options.max_answer_size) {}
+  ~NatsClient() override {
+    if (answers_ != nullptr) (void)natsSubscription_Unsubscribe(answers_.get());
+  }
+
+  const std::string& name() const noexcept override { return name_; }
+  std::size_t max_request_size() const noexcept override { return max_request_; }
+
+  Result<std::uint64_t> send(std::span<const std::byte> request, Deadline deadline) override {
+    const std::uint64_t id = next_id_++;
+    const NatsRequestHeader header{.magic = nats_request_magic,
+                                   .takes = 0,
+                                   .id = id,
+                                   .deadline_ms = wall_deadline_ms(deadline),
+                                   .max_answer_size = max_answer_size_,
+                                   .client_pid = static_cast<std::uint32_t>(::getpid())};
+    OpenCall call{.frame = std::vector<std::byte>(sizeof header + request.size()), .heard = Clock::now()};
+    std::memcpy(call.frame.data(), &header, sizeof header);
+    if (!request.empty()) std::memcpy(call.frame.data() + sizeof header, request.data(), request.size());
+    if (auto sent = send_frame(id, call.frame); !sent) return std::unexpected(sent.error());
+    open_.emplace(id, std::move(call));
+    return id;
+  }
+
+  Result<Answer> next_answer(std::uint64_t id, Deadline until) override {
+    auto next_check = Clock::now() + removal_check_interval;
+    for (;;) {
+      if (auto stashed = stash_.take(id)) return std::move(*stashed);
+      const std::int64_t slice_ms =
+          std::min<std::int64_t>(wait_ms(until, 1000), std::chrono::milliseconds{service_check_interval}.count());
+      OwnedMsg message;
+      const natsStatus status = natsSubscription_NextMsg(out(message), answers_.get(), slice_ms);
+      if (status == NATS_OK) {
+        auto answer = take(message.get());
+        if (answer && answer->first == id) return std::move(answer->second);
+        if (answer && open_.contains(answer->first)) stash_.keep(answer->first, std::move(answer->second));
+      } else if (status != NATS_TIMEOUT && status != NATS_SLOW_CONSUMER && status != NATS_NO_RESPONDERS) {
+        // No responders: no server took a request; its lease sends it again.
+        return std::unexpected(nats_error(Errc::system, place_.name, "cannot receive an answer", status));
+      }
+      if (auto renewed = renew_leases(); !renewed) return std::unexpected(renewed.error());
+      if (status == NATS_OK) continue;
+      if (until.is_none() || until.expired()) {
+        return std::unexpected(Error{until.is_none() ? Errc::would_block : Errc::timeout, place_.name.object,
+                                     "no answer to request " + std::to_string(id) + " in time"});
+      }
+      if (const auto now = Clock::now(); now >= next_check) {
+        if (stream_gone(connection_->jetstream.get(), place_.stream)) return std::unexpected(removed(place_, id));
+        next_check = now + removal_check_interval;
+      }
+    }
+  }
+
+  void forget(std::uint64_t id) noexcept override {
+    open_.erase(id);
+    stash_.drop(id);
+  }
+
+ private:
+  struct OpenCall {
+    std::vector<std::byte> frame;  // the request as sent, its takes counted in place
+    Clock::time_point heard;       // sent, or heard of from a server
+    bool taken = false;            // a server said it holds it
+  };
+
+  Result<void> send_frame(std::uint64_t id, std::span<const std::byte> frame) {
+    const std::string reply = std::string{inbox_.get()} + "." + std::to_string(id);
+    return publish(connection_->connection.get(), place_.subject, reply.c_str(), frame, place_);
+  }
+
+  // An answer from a server, for the call it names, with its lease renewed; nullopt for
+  // what is not an answer to an open call (dropped).
+  std::optional<std::pair<std::uint64_t, Answer>> take(natsMsg* message) {
+    const auto* first = reinterpret_cast<const std::byte*>(natsMsg_GetData(message));
+    const int length = natsMsg_GetDataLength(message);
+    if (first == nullptr || length <= 0) return std::nullopt;  // a status (no responders)
+    auto parsed = parse_answer({first, static_cast<std::size_t>(length)});
+    if (!parsed) return std::nullopt;
+    auto call = open_.find(parsed->header.id);
+    if (call == open_.end()) return std::nullopt;
+    call->second.heard = Clock::now();
+    call->second.taken = true;
+    if (parsed->header.kind == AnswerKind::working) return std::nullopt;
+    return std::pair{parsed->header.id,
+                     Answer{parsed->header.kind, parsed->header.part, {parsed->bytes.begin(), parsed->bytes.end()}}};
+  }
+
+  // Sends again each open request nothing was heard of for lease_time: as it was if no
+  // server had taken it, with one more take if its server went quiet.
+  Result<void> renew_leases() {
+    const auto now = Clock::now();
+    for (auto& [id, call] : open_) {
+      if (now - call.heard < lease_time) continue;
+      if (call.taken) {
+        NatsRequestHeader header{};
+        std::memcpy(&header, call.frame.data(), sizeof header);
+        header.takes = std::min(header.takes, max_service_attempts) + 1;
+        std::memcpy(call.frame.data(), &header, sizeof header);
+      }
+      call.taken = false;
+      call.heard = now;
+      if (auto sent = send_frame(id, call.frame); !sent) return sent;
+    }
+    return {};
+  }
+
+  ServicePlace place_;
+  std::string name_;
+  std::unique_ptr<NatsConnection> connection_;
+  OwnedInbox inbox_;
+  OwnedSubscription answers_;  // declared after the connection: destroyed before it
+  std::uint32_t max_request_;
+  std::uint32_t max_answer_size_;
+  std::uint64_t next_id_ = 1;
+  std::map<std::uint64_t, OpenCall> open_;
+  AnswerStash stash_;
+};
+
+// A server's handle on a service whose record exists.
+Result<std::shared_ptr<ServerBackend>> server_on(ServicePlace place, std::unique_ptr<NatsConnection> connection,
+                                                 std::uint32_t max_request, const ServiceOptions& options) {
+  OwnedSubscription requests;
+  const natsStatus status = natsConnection_QueueSubscribeSync(out(requests), connection->connection.get(),
+                                                              place.subject.c_str(), server_group);
+  if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, place.name, "cannot take requests", status));
+  auto heart = std::make_shared<ServerHeart>(std::move(place), std::move(connection));
+  return std::make_shared<NatsServer>(std::move(heart), std::move(requests), max_request, options.attempts);
+}
+
+
+}  // namespace
+
+Result<std::shared_ptr<ServerBackend>> NatsServices::join(std::string_view name, const ServiceOptions& options) {
+  auto reached = reach(name, place_of);
+  if (!reached) return std::unexpected(reached.error());
+  auto& [place, connection] = *reached;
+  jsCtx* jetstream = connection->jetstream.get();
+  auto max_request = read_record(jetstream, place);
+  if (!max_request && max_request.error() == Errc::not_found) {
+    if (auto fits = fits_payload(*connection, place.name, "max_request_size",
+                                 options.max_request_size + sizeof(NatsRequestHeader));
+        !fits) {
+      return std::unexpected(fits.error());
+    }
+    // The first server makes the record; one racing it may make it first (same result).
+    const std::string description =
+        unique_description(std::string{max_request_mark} + std::to_string(options.max_request_size));
+    const std::string record_subject = "shmbox.svcrecord." + place.name.name;
+    const char* subjects[] = {record_subject.c_str()};
+    jsStreamConfig config;
+    jsStreamConfig_Init(&config);
+    config.Name = place.stream.c_str();
+    config.Description = description.c_str();
+    config.Subjects = subjects;
+    config.SubjectsLen = 1;
+    config.Storage = js_FileStorage;  // system-owned: it outlives a server restart
+    OwnedStreamInfo info;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const natsStatus status = js_AddStream(out(info), jetstream, &config, nullptr, &code);
+    if (status != NATS_OK && code != JSStreamNameExistErr) {
+      return std::unexpected(request_failed(place.name, "cannot make its record", status, code));
+    }
+    max_request = read_record(jetstream, place);
+  }
+  if (!max_request) return std::unexpected(max_request.error());
+  return server_on(std::move(place), std::move(connection), *max_request, options);
+}
+
+Result<std::shared_ptr<ServerBackend>> NatsServices::open(std::string_view name, const ServiceOptions& options) {
+  auto reached = reach(name, place_of);
+  if (!reached) return std::unexpected(reached.error());
+  auto max_request = read_record(reached->connection->jetstream.get(), reached->place);
+  if (!max_request) return std::unexpected(max_request.error());
+  return server_on(std::move(reached->place), std::move(reached->connection), *max_request, options);
+}
+
+Result<void> NatsServices::remove(std::string_view name) {
+  auto reached = reach(name, place_of);
+  if (!reached) return std::unexpected(reached.error());
+  jsCtx* jetstream = reached->connection->jetstream.get();
+  if (auto record = read_record(jetstream, reached->place); !record) return std::unexpected(record.error());
+  auto deleted = delete_stream(jetstream, reached->place.name, reached->place.stream, "its record");
+  if (!deleted && deleted.error() == Errc::not_found) return std::unexpected(does_not_exist(reached->place));
+  return deleted;
+}
+
+Result<std::shared_ptr<ClientBackend>> NatsServices::connect(std::string_view name, const ClientOptions& options) {
+  auto reached = reach(name, place_of);
+  if (!reached) return std::unexpected(reached.error());
+  auto& [place, connection] = *reached;
+  auto max_request = read_record(connection->jetstream.get(), place);
+  if (!max_request) return std::unexpected(max_request.error());
+  OwnedInbox inbox;
+  natsStatus status = natsInbox_Create(out(inbox));
+  OwnedSubscription answers;
+  if (status == NATS_OK) {
+    const std::string all = std::string{inbox.get()} + ".*";
+    status = natsConnection_SubscribeSync(out(answers), connection->connection.get(), all.c_str());
+  }
+  if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, place.name, "cannot take answers", status));
+  return std::make_shared<NatsClient>(std::move(place), std::move(connection), std::move(inbox), std::move(answers),
+                                      *max_request, options);
+}
+
+}  // namespace shmbox::detail
