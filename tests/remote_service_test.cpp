@@ -180,6 +180,40 @@ TEST_F(RemoteService, AServerKilledHoldingARequestLeavesItToAnotherAndEachPartAr
   EXPECT_TRUE(second.wait(30s).exited_with(0));
 }
 
+// A request queued behind a long one at a busy server is that server's (it says `working`
+// for it from its arrival): its client does not send it again, and it is run once.
+TEST_F(RemoteService, ARequestQueuedBehindALongOneIsRunOnce) {
+  Pipe counted;
+  auto slow = ChildProcess::spawn([&] {
+    auto joined = Server::join(name);
+    if (!joined) return failed(1, joined.error());
+    int taken = 0;
+    for (;;) {
+      auto request = joined->next(4s);
+      if (!request) break;
+      ++taken;
+      std::this_thread::sleep_for(1500ms);  // longer than a client's lease
+      if (!request->answer(request->data())) return 2;
+    }
+    counted.send(std::to_string(taken));
+    return 0;
+  });
+  wait_for_service();
+  in_child([&] {
+    auto client = Client::connect(name);
+    if (!client) return failed(1, client.error());
+    auto first = client->send(as_bytes("first"), 30s);
+    auto second = client->send(as_bytes("second"), 30s);
+    if (!first || !second) return 2;
+    auto one = first->answer();
+    auto two = second->answer();
+    if (!one || !two) return failed(3, !one ? one.error() : two.error());
+    return text_of(*one) == "first" && text_of(*two) == "second" ? 0 : 4;
+  });
+  EXPECT_EQ(counted.receive(30s), "2");
+  EXPECT_TRUE(slow.wait(30s).exited_with(0));
+}
+
 TEST_F(RemoteService, ARequestWhoseServersAllDieFailsAfterItsAttempts) {
   // Each server dies as it takes the request; the supervisor starts another.
   std::atomic<bool> done{false};
@@ -245,6 +279,7 @@ TEST_F(RemoteService, RefusalsTimeoutsAndRemovalSayWhy) {
   // A server holding a request and waiting for the next, and the request's client: the
   // removal reaches both.
   Pipe serving_pipe;
+  Pipe released;
   auto serving = ChildProcess::spawn([&] {
     auto joined = Server::open(name);
     if (!joined) return failed(1, joined.error());
@@ -252,7 +287,9 @@ TEST_F(RemoteService, RefusalsTimeoutsAndRemovalSayWhy) {
     auto held = joined->next(30s);
     if (!held) return failed(2, held.error());
     serving_pipe.send("holding");
-    return fails_with(joined->next(), Errc::closed, object() + ": was removed") ? 0 : 3;
+    if (!fails_with(joined->next(), Errc::closed, object() + ": was removed")) return 3;
+    // Holds the request until its client has seen the removal: dropped, it would fail the call.
+    return released.receive(30s) ? 0 : 4;
   });
   ASSERT_TRUE(serving_pipe.receive(30s));
   auto client = ChildProcess::spawn([&] {
@@ -268,6 +305,7 @@ TEST_F(RemoteService, RefusalsTimeoutsAndRemovalSayWhy) {
     return removed ? 0 : failed(1, removed.error());
   });
   EXPECT_TRUE(client.wait(30s).exited_with(0));
+  released.send("released");
   EXPECT_TRUE(serving.wait(30s).exited_with(0));
 }
 

@@ -1,5 +1,5 @@
-// A shmbox mailbox per direction as a Link: the local mailboxes' transports and the
-// remote ones' (nats://) share it, so that the two differ only in where the mailbox is.
+// shmbox's Links that local and remote (nats://) transports share, so that the two differ
+// only in where the objects are: a mailbox per direction, and a service's client or server.
 #pragma once
 
 #include <memory>
@@ -19,5 +19,10 @@ std::vector<std::string> mailbox_names(const Shape& shape, const std::string& pr
 // std::runtime_error when one cannot be opened.
 std::unique_ptr<Link> open_mailboxes(const Shape& shape, Role role, const std::vector<std::string>& names,
                                      const shmbox::WaitPolicy& policy = {}, bool zero_copy = false);
+
+// A service's end: ping its client (each send a call, whose answer the next receive takes),
+// pong one of its servers (each echo answers a request with its own bytes). The service
+// must exist.
+std::unique_ptr<Link> service_link(const std::string& name, std::size_t size, Role role);
 
 }  // namespace bench

@@ -22,7 +22,18 @@ void put_sequence(std::span<std::byte> message, std::uint64_t sequence) {
   std::memcpy(message.data(), &sequence, sizeof sequence);
 }
 
-constexpr std::uint64_t sender_shift = 48;  // stream messages: sender index << 48 | its count
+constexpr std::uint64_t sender_shift = 48;
+
+// A stream's rates: `messages` of `size` bytes between two instants, and what sending cost.
+Stream rates_of(std::int64_t start_ns, std::int64_t end_ns, std::size_t messages, std::size_t size,
+                std::int64_t sender_cpu_ns) {
+  Stream result;
+  const double seconds = static_cast<double>(end_ns - start_ns) / 1e9;
+  result.messages_per_second = static_cast<double>(messages) / seconds;
+  result.bytes_per_second = result.messages_per_second * static_cast<double>(size);
+  result.sender_cpu_ns = static_cast<double>(sender_cpu_ns) / static_cast<double>(messages);
+  return result;
+}  // stream messages: sender index << 48 | its count
 
 }  // namespace
 
@@ -32,8 +43,9 @@ std::size_t capacity_for(std::size_t size) {
   return 8;
 }
 
-RoundTrip measure_round_trip(Transport& transport, std::size_t size, std::size_t iterations, const std::string& tag) {
-  const Shape shape{.pattern = Pattern::ping_pong, .size = size, .capacity = capacity_for(size), .tag = tag};
+RoundTrip measure_round_trip(Transport& transport, std::size_t size, std::size_t iterations, const std::string& tag,
+                             Pattern pattern) {
+  const Shape shape{.pattern = pattern, .size = size, .capacity = capacity_for(size), .tag = tag};
   const std::size_t warm_up = std::max<std::size_t>(iterations / 10, 10);
   struct Shared {
     std::atomic<int> ready;
@@ -169,14 +181,77 @@ Stream measure_stream(Transport& transport, std::size_t size, std::size_t count,
   } else if (!failure.empty()) {
     result.failure = fmt::format("{} ({} of {} messages received)", failure, control->received.load(), total);
   } else {
-    const double seconds = static_cast<double>(control->end_ns.load() - control->start_ns.load()) / 1e9;
-    result.messages_per_second = static_cast<double>(total) / seconds;
-    result.bytes_per_second = result.messages_per_second * static_cast<double>(size);
-    result.sender_cpu_ns = static_cast<double>(control->sender_cpu_ns.load()) / static_cast<double>(total);
+    result = rates_of(control->start_ns.load(), control->end_ns.load(), total, size, control->sender_cpu_ns.load());
     // Receivers killed while blocked could not add theirs: only one receiver's is known.
     if (receivers == 1) {
       result.receiver_cpu_ns = static_cast<double>(control->receiver_cpu_ns.load()) / static_cast<double>(total);
     }
+  }
+  return result;
+}
+
+Stream measure_fanout(Transport& transport, std::size_t size, std::size_t count, int receivers, const std::string& tag,
+                      std::chrono::seconds limit) {
+  const Shape shape{.pattern = Pattern::fanout,
+                    .size = size,
+                    .capacity = capacity_for(size),
+                    .receivers = receivers,
+                    .tag = tag};
+  struct Shared {
+    std::atomic<int> ready;
+    std::atomic<std::int64_t> start_ns, end_ns;
+    std::atomic<int> done;  // receivers that have every message
+    std::atomic<std::int64_t> sender_cpu_ns;
+    std::atomic<int> errors;
+  };
+  SharedMemory shared{sizeof(Shared)};
+  auto* control = new (shared.as<Shared>()) Shared{};
+  const int processes = 1 + receivers;
+  auto now_ns = [] { return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(); };
+  std::vector<std::function<int()>> bodies;
+  for (int r = 0; r < receivers; ++r) {
+    bodies.push_back([&, r] {
+      auto link = transport.connect(shape, Role::receiver, r);
+      std::vector<std::byte> scratch(size);
+      arrive_and_wait(control->ready, processes);
+      for (std::uint64_t i = 0; i < count; ++i) {
+        if (link->receive_sequence(scratch) != i) {
+          control->errors.fetch_add(1);
+          return 0;
+        }
+      }
+      if (control->done.fetch_add(1) + 1 == receivers) control->end_ns.store(now_ns());
+      return 0;
+    });
+  }
+  bodies.push_back([&] {
+    // Subscribers first: what is published before a subscription stands goes to nobody.
+    while (control->ready.load(std::memory_order_acquire) < receivers) std::this_thread::yield();
+    auto link = transport.connect(shape, Role::sender, 0);
+    std::vector<std::byte> message(size, std::byte{0x5a});
+    arrive_and_wait(control->ready, processes);
+    control->start_ns.store(now_ns());
+    const std::int64_t cpu_before = cpu_time_ns();
+    for (std::uint64_t i = 0; i < count; ++i) {
+      put_sequence(message, i);
+      link->send(message);
+    }
+    control->sender_cpu_ns.fetch_add(cpu_time_ns() - cpu_before);
+    while (control->done.load() < receivers && control->errors.load() == 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds{200});
+    }
+    return 0;
+  });
+  transport.setup(shape);
+  const std::string failure = run_processes(bodies, false, limit, [&] { return control->errors.load() != 0; });
+  transport.teardown(shape);
+  Stream result;
+  if (control->errors.load() != 0) {
+    result.failure = "a subscriber missed a message or got one out of order";
+  } else if (!failure.empty()) {
+    result.failure = fmt::format("{} ({} of {} subscribers got everything)", failure, control->done.load(), receivers);
+  } else {
+    result = rates_of(control->start_ns.load(), control->end_ns.load(), count, size, control->sender_cpu_ns.load());
   }
   return result;
 }

@@ -29,8 +29,10 @@ struct Stream {
 // Queue capacity for messages of `size` bytes, the same for every transport.
 std::size_t capacity_for(std::size_t size);
 
-// `iterations` timed round trips (after a tenth as many to warm up).
-RoundTrip measure_round_trip(Transport& transport, std::size_t size, std::size_t iterations, const std::string& tag);
+// `iterations` timed round trips (after a tenth as many to warm up): a message and its
+// echo (ping_pong), or a request and its answer (request).
+RoundTrip measure_round_trip(Transport& transport, std::size_t size, std::size_t iterations, const std::string& tag,
+                             Pattern pattern = Pattern::ping_pong);
 
 // `count` messages from `senders` processes to `receivers` processes. With one of each
 // the receiver requires sequence numbers 0, 1, 2, ... exactly; with several, each
@@ -38,6 +40,12 @@ RoundTrip measure_round_trip(Transport& transport, std::size_t size, std::size_t
 // every message once. A transport that loses a message is reported after `limit`.
 Stream measure_stream(Transport& transport, std::size_t size, std::size_t count, int senders, int receivers,
                       const std::string& tag, std::chrono::seconds limit);
+
+// `count` messages from one sender to each of `receivers` processes, each of which must
+// get every one, in order (publish/subscribe). The rate is messages per second that each
+// receiver gets, from the first send until the last receiver has all.
+Stream measure_fanout(Transport& transport, std::size_t size, std::size_t count, int receivers, const std::string& tag,
+                      std::chrono::seconds limit);
 
 // The floors: two processes bouncing one cache line; memcpy within one process.
 Percentiles cache_line_round_trip(std::size_t iterations);

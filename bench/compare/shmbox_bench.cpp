@@ -69,14 +69,40 @@ struct Figure {
   bool empty() const { return medians.empty() && rates.empty(); }
 };
 
-enum class Kind { round_trip, stream, competing };
+enum class Kind { round_trip, stream, competing, fanout, request };
+
+// Publish/subscribe is measured at these numbers of subscribers.
+const std::vector<int> subscriber_counts{1, 2, 4};
 
 struct Key {
   Kind kind;
   std::size_t size;
   std::string transport;
+  int subscribers = 1;  // fanout only
   auto operator<=>(const Key&) const = default;
 };
+
+Pattern pattern_of(Kind kind) {
+  switch (kind) {
+    case Kind::round_trip: return Pattern::ping_pong;
+    case Kind::stream:
+    case Kind::competing: return Pattern::stream;
+    case Kind::fanout: return Pattern::fanout;
+    case Kind::request: return Pattern::request;
+  }
+  return Pattern::ping_pong;
+}
+
+const char* kind_label(Kind kind) {
+  switch (kind) {
+    case Kind::round_trip: return "round trip";
+    case Kind::stream: return "throughput";
+    case Kind::competing: return "4x4";
+    case Kind::fanout: return "publish/subscribe";
+    case Kind::request: return "request/response";
+  }
+  return "?";
+}
 
 class Progress {
  public:
@@ -111,31 +137,33 @@ bool selected(const Options& options, const std::string& name) {
 bool is_shmbox(const std::string& name) { return name.starts_with("shmbox"); }
 // Remote mailboxes cross a server: they are shown beside the local figures, not raced
 // against local peers.
-bool is_remote(const std::string& name) { return name.starts_with("shmbox nats"); }
+bool is_remote(const std::string& name) { return name.starts_with("shmbox nats") || name.starts_with("NATS"); }
+
+bool is_round_trip(Kind kind) { return kind == Kind::round_trip || kind == Kind::request; }
 
 // The median of the repetitions' medians (round trip) or rates (stream).
 std::optional<double> headline(const Figure& figure, Kind kind) {
   if (figure.empty()) return std::nullopt;
-  return summarise(kind == Kind::round_trip ? figure.medians : figure.rates).median;
+  return summarise(is_round_trip(kind) ? figure.medians : figure.rates).median;
 }
 
 // How much better shmbox's best is than the best peer's: > 1 means shmbox is ahead.
-std::string versus(const std::map<Key, Figure>& figures, Kind kind, std::size_t size) {
+std::string versus(const std::map<Key, Figure>& figures, Kind kind, std::size_t size, int subscribers = 1) {
   std::optional<double> ours, theirs;
   std::string best_peer;
   for (const auto& [key, figure] : figures) {
-    if (key.kind != kind || key.size != size || is_remote(key.transport)) continue;
+    if (key.kind != kind || key.size != size || key.subscribers != subscribers || is_remote(key.transport)) continue;
     const auto value = headline(figure, kind);
     if (!value) continue;
     auto& best = is_shmbox(key.transport) ? ours : theirs;
-    const bool better = !best || (kind == Kind::round_trip ? *value < *best : *value > *best);
+    const bool better = !best || (is_round_trip(kind) ? *value < *best : *value > *best);
     if (better) {
       best = value;
       if (!is_shmbox(key.transport)) best_peer = key.transport;
     }
   }
   if (!ours || !theirs) return "-";
-  const double ratio = kind == Kind::round_trip ? *theirs / *ours : *ours / *theirs;
+  const double ratio = is_round_trip(kind) ? *theirs / *ours : *ours / *theirs;
   return fmt::format("{:.2f}x {}", ratio, best_peer);
 }
 
@@ -170,9 +198,9 @@ void print_table(const std::string& title, const std::vector<std::string>& trans
     fmt::print("| {:<28} |", transport);
     for (const auto size : columns) {
       const auto found = figures.find({kind, size, transport});
-      const std::string cell = found == figures.end() ? "-"
-                               : kind == Kind::round_trip ? cell_round_trip(found->second)
-                                                          : cell_stream(found->second, size);
+      const std::string cell = found == figures.end()   ? "-"
+                               : is_round_trip(kind) ? cell_round_trip(found->second)
+                                                     : cell_stream(found->second, size);
       fmt::print(" {:>22} |", cell);
     }
     fmt::print("\n");
@@ -194,9 +222,12 @@ nlohmann::json to_json(const std::map<Key, Figure>& figures, const std::string& 
   for (const auto& [key, figure] : figures) {
     nlohmann::json row{{"figure", key.kind == Kind::round_trip ? "round_trip"
                                   : key.kind == Kind::stream   ? "throughput"
+                                  : key.kind == Kind::fanout   ? "publish_subscribe"
+                                  : key.kind == Kind::request  ? "request_response"
                                                                : "competing_4x4"},
                        {"transport", key.transport},
                        {"size", key.size}};
+    if (key.kind == Kind::fanout) row["subscribers"] = key.subscribers;
     if (!figure.skipped.empty()) row["skipped"] = figure.skipped;
     if (!figure.medians.empty()) {
       row["round_trip_ns"] = {{"median", summarise(figure.medians).median},
@@ -260,6 +291,56 @@ std::string write_plot(const std::string& file, const std::vector<std::string>& 
   return {};
 }
 
+// Publish/subscribe (messages/s each subscriber gets, at 1, 2 and 4 subscribers) and
+// request/response (round trip), 64 B.
+void print_patterns(const Options& options, const std::vector<std::string>& names,
+                    const std::map<Key, Figure>& figures) {
+  const auto has = [&](Kind kind, const std::string& name) {
+    return std::ranges::any_of(figures, [&](const auto& entry) {
+      return entry.first.kind == kind && entry.first.transport == name;
+    });
+  };
+  bool header = false;
+  for (const auto& name : names) {
+    if (!has(Kind::fanout, name)) continue;
+    if (!header) {
+      fmt::print("\nPublish/subscribe, 64 B: messages/s each subscriber gets, lossless (median of {} runs)\n\n",
+                 options.repeat);
+      fmt::print("| {:<28} |", "transport");
+      for (const int count : subscriber_counts) fmt::print(" {:>22} |", fmt::format("{} subscriber{}", count, count == 1 ? "" : "s"));
+      fmt::print("\n|{:-<30}|", "");
+      for (std::size_t i = 0; i < subscriber_counts.size(); ++i) fmt::print("{:-<24}|", "");
+      fmt::print("\n");
+      header = true;
+    }
+    fmt::print("| {:<28} |", name);
+    for (const int count : subscriber_counts) {
+      const auto found = figures.find({Kind::fanout, 64, name, count});
+      fmt::print(" {:>22} |", found == figures.end() ? "-" : cell_stream(found->second, 64));
+    }
+    fmt::print("\n");
+  }
+  if (header) {
+    fmt::print("| {:<28} |", "shmbox vs best peer");
+    for (const int count : subscriber_counts) fmt::print(" {:>22} |", versus(figures, Kind::fanout, 64, count));
+    fmt::print("\n");
+  }
+  std::vector<std::string> requesting;
+  for (const auto& name : names) {
+    if (has(Kind::request, name)) requesting.push_back(name);
+  }
+  if (requesting.empty()) return;
+  print_table(fmt::format("Request/response, 64 B round trip (us: median [p99]; median of {} runs)", options.repeat),
+              requesting, figures, Kind::request, {64}, {});
+  // Across a server, against NATS's own request/reply.
+  const auto ours = figures.find({Kind::request, 64, "shmbox nats service"});
+  const auto theirs = figures.find({Kind::request, 64, "NATS request/reply"});
+  if (ours != figures.end() && theirs != figures.end()) {
+    const auto mine = headline(ours->second, Kind::request), peer = headline(theirs->second, Kind::request);
+    if (mine && peer) fmt::print("| {:<28} | {:>22} |\n", "shmbox nats vs NATS", fmt::format("{:.2f}x", *peer / *mine));
+  }
+}
+
 }  // namespace
 }  // namespace bench
 
@@ -290,17 +371,30 @@ int main(int argc, char** argv) {
     Kind kind;
     std::size_t size;
     Transport* transport;
+    int subscribers = 1;
   };
   std::vector<Job> jobs;
+  const auto wanted = [&](const Transport& transport, Kind kind) {
+    return selected(options, transport.name()) && transport.offers(pattern_of(kind));
+  };
   for (const auto kind : {Kind::round_trip, Kind::stream}) {
     for (const auto size : sizes) {
       for (const auto& transport : transports) {
-        if (selected(options, transport->name())) jobs.push_back({kind, size, transport.get()});
+        if (wanted(*transport, kind)) jobs.push_back({kind, size, transport.get()});
       }
     }
   }
   for (const auto& transport : transports) {
-    if (selected(options, transport->name())) jobs.push_back({Kind::competing, 64, transport.get()});
+    if (wanted(*transport, Kind::competing)) jobs.push_back({Kind::competing, 64, transport.get()});
+  }
+  // Publish/subscribe and request/response: 64 B, the patterns' own transports.
+  for (const int subscribers : subscriber_counts) {
+    for (const auto& transport : transports) {
+      if (wanted(*transport, Kind::fanout)) jobs.push_back({Kind::fanout, 64, transport.get(), subscribers});
+    }
+  }
+  for (const auto& transport : transports) {
+    if (wanted(*transport, Kind::request)) jobs.push_back({Kind::request, 64, transport.get()});
   }
 
   std::map<Key, Figure> figures;
@@ -312,24 +406,26 @@ int main(int argc, char** argv) {
   for (int round = 0; round < options.repeat; ++round) {
     for (const auto& job : jobs) {
       const std::string name = job.transport->name();
-      Figure& figure = figures[{job.kind, job.size, name}];
-      const char* what = job.kind == Kind::round_trip ? "round trip" : job.kind == Kind::stream ? "throughput" : "4x4";
-      progress.step(fmt::format("{} {}: {}", what, size_label(job.size), name));
+      Figure& figure = figures[{job.kind, job.size, name, job.subscribers}];
+      progress.step(fmt::format("{} {}: {}", kind_label(job.kind), size_label(job.size), name));
       if (!figure.skipped.empty()) continue;
-      const Shape shape{.pattern = job.kind == Kind::round_trip ? Pattern::ping_pong : Pattern::stream,
+      const Shape shape{.pattern = pattern_of(job.kind),
                         .size = job.size,
                         .capacity = capacity_for(job.size),
                         .senders = job.kind == Kind::competing ? sharing : 1,
-                        .receivers = job.kind == Kind::competing ? sharing : 1};
+                        .receivers = job.kind == Kind::competing ? sharing
+                                     : job.kind == Kind::fanout  ? job.subscribers
+                                                                 : 1};
       if (const std::string why = job.transport->unavailable(shape); !why.empty()) {
         figure.skipped = why;
         continue;
       }
       const std::string tag = fmt::format("shmbox-bench-{}-{}", ::getpid(), ++serial);
       try {
-        if (job.kind == Kind::round_trip) {
-          const RoundTrip result = measure_round_trip(*job.transport, job.size,
-                                                      round_trips_for(job.size, options.quick, job.transport->remote()), tag);
+        if (is_round_trip(job.kind)) {
+          const RoundTrip result =
+              measure_round_trip(*job.transport, job.size, round_trips_for(job.size, options.quick, job.transport->remote()),
+                                 tag, shape.pattern);
           if (!result.failure.empty()) {
             figure.fail(result.failure);
             continue;
@@ -339,6 +435,15 @@ int main(int argc, char** argv) {
           figure.p999s.push_back(result.ns.p999);
           figure.maxes.push_back(result.ns.max);
           figure.cpu_send.push_back(result.cpu_ns);
+        } else if (job.kind == Kind::fanout) {
+          const Stream result = measure_fanout(*job.transport, job.size, messages_for(job.size, options.quick) / 4,
+                                               job.subscribers, tag, std::chrono::seconds{options.quick ? 20 : 120});
+          if (!result.failure.empty()) {
+            figure.fail(result.failure);
+            continue;
+          }
+          figure.rates.push_back(result.messages_per_second);
+          figure.cpu_send.push_back(result.sender_cpu_ns);
         } else {
           const int processes = job.kind == Kind::competing ? sharing : 1;
           const Stream result = measure_stream(*job.transport, job.size,
@@ -379,6 +484,8 @@ int main(int argc, char** argv) {
   print_table(fmt::format("{} senders and {} receivers on one queue, 64 B (messages/s)", sharing, sharing), names,
               figures, Kind::competing, {64}, {});
 
+  print_patterns(options, names, figures);
+
   fmt::print("\nCPU per message, 64 B throughput (ns: sender / receiver)\n\n");
   for (const auto& name : names) {
     const auto found = figures.find({Kind::stream, 64, name});
@@ -391,8 +498,8 @@ int main(int argc, char** argv) {
     if (figure.skipped.empty()) continue;
     if (!any_skipped) fmt::print("\nNot measured\n\n");
     any_skipped = true;
-    const char* what = key.kind == Kind::round_trip ? "round trip" : key.kind == Kind::stream ? "throughput" : "4x4";
-    fmt::print("- {}, {} {}: {}\n", key.transport, what, size_label(key.size), figure.skipped);
+    const std::string who = key.kind == Kind::fanout ? fmt::format(", {} subscribers", key.subscribers) : "";
+    fmt::print("- {}, {} {}{}: {}\n", key.transport, kind_label(key.kind), size_label(key.size), who, figure.skipped);
   }
   if (elsewhere > 0.05) {
     fmt::print("\nWarning: other processes kept {:.0f}% of the CPUs busy during the run; figures may be low.\n",

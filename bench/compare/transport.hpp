@@ -13,8 +13,11 @@
 
 namespace bench {
 
-// The pattern being measured and this process's place in it.
-enum class Pattern { ping_pong, stream };
+// The pattern being measured and this process's place in it. ping_pong: a message and
+// its echo; stream: one way, each message to one receiver; fanout: one way, each message
+// to every receiver (publish/subscribe); request: ping asks, pong answers
+// (request/response: ping is the client, pong a server).
+enum class Pattern { ping_pong, stream, fanout, request };
 enum class Role { ping, pong, sender, receiver };
 
 struct Shape {
@@ -57,6 +60,9 @@ class Transport {
   // Its messages go through a server over TCP (a remote mailbox), a millisecond or so
   // each: it is measured on fewer of them.
   virtual bool remote() const { return false; }
+  // The patterns it has: queues give ping_pong and stream; publish/subscribe gives fanout;
+  // request/response gives request.
+  virtual bool offers(Pattern pattern) const { return pattern == Pattern::ping_pong || pattern == Pattern::stream; }
   // Why this transport cannot run `shape` here ("" if it can): a size over a system
   // limit, a pattern it has no equivalent for.
   virtual std::string unavailable(const Shape& shape) const = 0;

@@ -101,8 +101,9 @@ class IceoryxTransport final : public Transport {
  public:
   ~IceoryxTransport() override { stop_roudi(); }
   std::string name() const override { return "iceoryx"; }
+  bool offers(Pattern pattern) const override { return pattern != Pattern::request; }
   std::string unavailable(const Shape& shape) const override {
-    if (shape.senders != 1 || shape.receivers != 1) {
+    if (shape.senders != 1 || (shape.receivers != 1 && shape.pattern != Pattern::fanout)) {
       return "publish/subscribe: every subscriber gets every message, no competing consumers";
     }
     if (shape.capacity > iox::MAX_SUBSCRIBER_QUEUE_CAPACITY) return "capacity over its subscriber queue's maximum";
@@ -122,6 +123,9 @@ class IceoryxTransport final : public Transport {
       case Role::receiver: link = std::make_unique<IceoryxLink>(shape, nullptr, "ab"); break;
     }
     link->wait_until_connected();
+    // RouDi connects subscribers to a new publisher in its discovery loop: the rest of
+    // them, after the first, within a turn of it, before anything is published.
+    if (shape.pattern == Pattern::fanout && role == Role::sender) std::this_thread::sleep_for(std::chrono::milliseconds{200});
     return link;
   }
   void teardown(const Shape&) override {}

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <nats/nats.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -21,14 +22,18 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
+#include <functional>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "harness.hpp"
 #include "mailbox_link.hpp"
 #include "shmbox/mailbox.hpp"
+#include "shmbox/service.hpp"
 #include "transports.hpp"
 
 namespace bench {
@@ -100,11 +105,12 @@ std::string last_line(const std::filesystem::path& file) {
   return last;
 }
 
-class NatsTransport final : public Transport {
+// A transport through a nats-server of its own per measurement: started by setup(),
+// stopped (with all it holds) by teardown().
+class NatsServerTransport : public Transport {
  public:
-  NatsTransport(std::string label, shmbox::Buffering buffering, std::string server)
-      : label_(std::move(label)), buffering_(buffering), server_(std::move(server)) {}
-  ~NatsTransport() override { stop(); }
+  NatsServerTransport(std::string label, std::string server) : label_(std::move(label)), server_(std::move(server)) {}
+  ~NatsServerTransport() override { stop(); }
 
   std::string name() const override { return label_; }
   bool remote() const override { return true; }
@@ -113,23 +119,42 @@ class NatsTransport final : public Transport {
     if (shape.size >= max_payload) {
       return "over the server's default max_payload of 1 MiB (a message also carries its id in a header)";
     }
-    if (buffering_ == shmbox::Buffering::zero && shape.pattern == Pattern::stream) {
-      return "zero capacity: each send waits for its receiver, a round trip; measured as round trip only";
-    }
     return {};
   }
-  void setup(const Shape& shape) override {
-    start_server();
-    start_owner(shape);
-  }
-  std::unique_ptr<Link> connect(const Shape& shape, Role role, int) override {
-    return open_mailboxes(shape, role, mailbox_names(shape, prefix()));
-  }
-  // The streams go with the server (memory storage, in its own directory).
   void teardown(const Shape&) override { stop(); }
 
- private:
+ protected:
   std::string prefix() const { return fmt::format("nats://127.0.0.1:{}/", port_); }
+  int port() const { return port_; }
+  // Runs `body` in a child process (this one never uses the NATS client), which says
+  // through a pipe that it is done with its setup and then stays until stop() when `stay`.
+  void start_helper(const std::function<bool()>& body, bool stay, const char* what) {
+    int ready[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("cannot make a pipe");
+    std::fflush(nullptr);
+    const pid_t helper = ::fork();
+    if (helper == 0) {
+      ::close(ready[0]);
+      if (!body()) ::_exit(1);
+      const char done = 1;
+      if (::write(ready[1], &done, 1) != 1) ::_exit(1);
+      if (!stay) ::_exit(0);
+      for (;;) ::pause();
+    }
+    ::close(ready[1]);
+    char done = 0;
+    const bool ok = helper > 0 && ::read(ready[0], &done, 1) == 1;  // end of file: it failed
+    ::close(ready[0]);
+    if (stay) {
+      owner_ = helper;
+    } else if (helper > 0) {
+      ::waitpid(helper, nullptr, 0);
+    }
+    if (!ok) {
+      stop();
+      throw std::runtime_error(what);
+    }
+  }
 
   // Ports found free may be taken by another process before the server listens on them:
   // a server that exits at start is started again on other ports.
@@ -174,42 +199,6 @@ class NatsTransport final : public Transport {
       }
     }
   }
-  // The mailboxes' owner: a process that creates them, says so through a pipe, and holds
-  // them until teardown, so that they are process-owned (memory storage) with their owner
-  // alive throughout, as a user's would be.
-  void start_owner(const Shape& shape) {
-    const shmbox::MailboxOptions options{.buffering = buffering_,
-                                         .capacity = static_cast<std::uint32_t>(shape.capacity),
-                                         .max_message_size = static_cast<std::uint32_t>(shape.size),
-                                         .ownership = shmbox::Ownership::process};
-    int ready[2];
-    if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("cannot make a pipe");
-    std::fflush(nullptr);
-    owner_ = ::fork();
-    if (owner_ == 0) {
-      ::close(ready[0]);
-      std::vector<shmbox::Mailbox> held;
-      for (const auto& name : mailbox_names(shape, prefix())) {
-        auto made = shmbox::Mailbox::create(name, options);
-        if (!made) {
-          std::fprintf(stderr, "  %s\n", made.error().message().c_str());
-          ::_exit(1);
-        }
-        held.push_back(std::move(*made));
-      }
-      const char created = 1;
-      if (::write(ready[1], &created, 1) != 1) ::_exit(1);
-      for (;;) ::pause();
-    }
-    ::close(ready[1]);
-    char created = 0;
-    const bool ok = owner_ > 0 && ::read(ready[0], &created, 1) == 1;  // end of file: it failed
-    ::close(ready[0]);
-    if (!ok) {
-      stop();
-      throw std::runtime_error("cannot create the remote mailboxes");
-    }
-  }
   // SIGKILL for both: the store is thrown away, so there is nothing to shut down cleanly.
   void stop() {
     for (pid_t* pid : {&owner_, &server_pid_}) {
@@ -223,11 +212,143 @@ class NatsTransport final : public Transport {
   }
 
   std::string label_;
-  shmbox::Buffering buffering_;
   std::string server_;  // nats-server's path, "" if not installed
   pid_t server_pid_ = -1, owner_ = -1;
   int port_ = 0;
   std::filesystem::path store_;
+};
+
+// Remote shmbox mailboxes.
+class NatsTransport final : public NatsServerTransport {
+ public:
+  NatsTransport(std::string label, shmbox::Buffering buffering, std::string server)
+      : NatsServerTransport(std::move(label), std::move(server)), buffering_(buffering) {}
+
+  std::string unavailable(const Shape& shape) const override {
+    if (auto why = NatsServerTransport::unavailable(shape); !why.empty()) return why;
+    if (buffering_ == shmbox::Buffering::zero && shape.pattern == Pattern::stream) {
+      return "zero capacity: each send waits for its receiver, a round trip; measured as round trip only";
+    }
+    return {};
+  }
+  // The mailboxes' owner: a process that creates them and holds them until teardown, so
+  // that they are process-owned (memory storage) with their owner alive throughout, as a
+  // user's would be.
+  void setup(const Shape& shape) override {
+    start_server();
+    const shmbox::MailboxOptions options{.buffering = buffering_,
+                                         .capacity = static_cast<std::uint32_t>(shape.capacity),
+                                         .max_message_size = static_cast<std::uint32_t>(shape.size),
+                                         .ownership = shmbox::Ownership::process};
+    start_helper(
+        [&] {
+          static std::vector<shmbox::Mailbox> held;  // the helper's, until it is killed
+          for (const auto& name : mailbox_names(shape, prefix())) {
+            auto made = shmbox::Mailbox::create(name, options);
+            if (!made) {
+              std::fprintf(stderr, "  %s\n", made.error().message().c_str());
+              return false;
+            }
+            held.push_back(std::move(*made));
+          }
+          return true;
+        },
+        true, "cannot create the remote mailboxes");
+  }
+  std::unique_ptr<Link> connect(const Shape& shape, Role role, int) override {
+    return open_mailboxes(shape, role, mailbox_names(shape, prefix()));
+  }
+
+ private:
+  shmbox::Buffering buffering_;
+};
+
+// A remote shmbox service: requests over NATS request/reply to a server process.
+class NatsServiceTransport final : public NatsServerTransport {
+ public:
+  explicit NatsServiceTransport(std::string server) : NatsServerTransport("shmbox nats service", std::move(server)) {}
+  bool offers(Pattern pattern) const override { return pattern == Pattern::request; }
+  void setup(const Shape& shape) override {
+    start_server();
+    start_helper(
+        [&] {
+          auto joined = shmbox::Server::join(prefix() + shape.tag,
+                                             {.max_request_size = static_cast<std::uint32_t>(shape.size)});
+          if (!joined) std::fprintf(stderr, "  %s\n", joined.error().message().c_str());
+          return joined.has_value();
+        },
+        false, "cannot make the remote service");
+  }
+  std::unique_ptr<Link> connect(const Shape& shape, Role role, int) override {
+    return service_link(prefix() + shape.tag, shape.size, role);
+  }
+};
+
+// NATS itself, without shmbox: core request/reply (natsConnection_Request) to a
+// subscriber that publishes each request back to its reply subject.
+class RawNatsLink final : public Link {
+ public:
+  RawNatsLink(const std::string& url, const std::string& subject, bool server) : subject_(subject) {
+    // Each write at once, as shmbox's connections do (the client otherwise holds a publish
+    // up to a millisecond for company).
+    natsOptions* options = nullptr;
+    natsStatus status = natsOptions_Create(&options);
+    if (status == NATS_OK) status = natsOptions_SetURL(options, url.c_str());
+    if (status == NATS_OK) status = natsOptions_SetSendAsap(options, true);
+    if (status == NATS_OK) status = natsConnection_Connect(&connection_, options);
+    natsOptions_Destroy(options);
+    if (status != NATS_OK) throw_error("cannot connect to nats-server");
+    if (server) {
+      if (natsConnection_SubscribeSync(&subscription_, connection_, subject.c_str()) != NATS_OK ||
+          natsConnection_Flush(connection_) != NATS_OK) {
+        throw_error("cannot subscribe");
+      }
+    }
+  }
+  ~RawNatsLink() override {
+    natsMsg_Destroy(reply_);
+    natsSubscription_Destroy(subscription_);
+    natsConnection_Destroy(connection_);
+  }
+  void send(std::span<const std::byte> message) override {
+    natsMsg_Destroy(std::exchange(reply_, nullptr));
+    if (natsConnection_Request(&reply_, connection_, subject_.c_str(), message.data(), static_cast<int>(message.size()),
+                               10'000) != NATS_OK) {
+      throw_error("NATS request failed");
+    }
+  }
+  std::size_t receive(std::span<std::byte> buffer) override {
+    if (reply_ == nullptr) throw_error("a reply received before its request was sent");
+    const auto size = static_cast<std::size_t>(natsMsg_GetDataLength(reply_));
+    if (size > buffer.size()) throw_error("reply larger than the buffer");
+    std::memcpy(buffer.data(), natsMsg_GetData(reply_), size);
+    return size;
+  }
+  void echo(std::span<std::byte>) override {
+    natsMsg* request = nullptr;
+    if (natsSubscription_NextMsg(&request, subscription_, 10'000) != NATS_OK) throw_error("no NATS request");
+    const natsStatus status = natsConnection_Publish(connection_, natsMsg_GetReply(request), natsMsg_GetData(request),
+                                                     natsMsg_GetDataLength(request));
+    natsMsg_Destroy(request);
+    if (status != NATS_OK) throw_error("NATS reply failed");
+  }
+
+ private:
+  std::string subject_;
+  natsConnection* connection_ = nullptr;
+  natsSubscription* subscription_ = nullptr;
+  natsMsg* reply_ = nullptr;
+};
+
+class RawNatsTransport final : public NatsServerTransport {
+ public:
+  explicit RawNatsTransport(std::string server) : NatsServerTransport("NATS request/reply", std::move(server)) {}
+  bool offers(Pattern pattern) const override { return pattern == Pattern::request; }
+  void setup(const Shape&) override { start_server(); }
+  std::unique_ptr<Link> connect(const Shape& shape, Role role, int) override {
+    return std::make_unique<RawNatsLink>(fmt::format("nats://127.0.0.1:{}", port()), "bench." + shape.tag,
+                                         role == Role::pong);
+  }
 };
 
 }  // namespace
@@ -236,6 +357,8 @@ void add_nats_transports(std::vector<std::unique_ptr<Transport>>& transports) {
   const std::string server = find_server();
   transports.push_back(std::make_unique<NatsTransport>("shmbox nats bounded", shmbox::Buffering::bounded, server));
   transports.push_back(std::make_unique<NatsTransport>("shmbox nats zero-capacity", shmbox::Buffering::zero, server));
+  transports.push_back(std::make_unique<NatsServiceTransport>(server));
+  transports.push_back(std::make_unique<RawNatsTransport>(server));
 }
 
 }  // namespace bench

@@ -19,6 +19,7 @@
 #include <nats/nats.h>
 
 #include <charconv>
+#include <climits>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -144,26 +145,33 @@ Result<OwnedSubscription> subscribe_from(jsCtx* jetstream, const TopicPlace& pla
     return std::unexpected(request_failed(place.name, "cannot subscribe", status, code));
   }
   const std::int64_t most = std::int64_t{facts.capacity};
-  (void)natsSubscription_SetPendingLimits(
-      subscription.get(), static_cast<int>(most),
-      static_cast<int>(most * (static_cast<std::int64_t>(facts.max_message_size) + header_allowance)));
+  const std::int64_t bytes = most * (static_cast<std::int64_t>(facts.max_message_size) + header_allowance);
+  (void)natsSubscription_SetPendingLimits(subscription.get(), static_cast<int>(most),
+                                          static_cast<int>(std::min<std::int64_t>(bytes, INT_MAX)));
   return subscription;
 }
 
 class NatsPublisher final : public PublisherBackend {
  public:
   NatsPublisher(std::shared_ptr<NatsConnection> connection, const TopicPlace& place, std::size_t max_message_size)
-      : connection_(std::move(connection)), place_(place), max_message_size_(max_message_size) {}
+      : connection_(std::move(connection)),
+        place_(place),
+        max_message_size_(max_message_size),
+        id_prefix_(unique_description("p") + "-") {}
 
   Result<std::uint64_t> publish(std::span<const std::byte> message, Deadline deadline) override {
     if (message.size() > max_message_size_) {
       return std::unexpected(topic_too_large(place_.name.object, message.size(), max_message_size_));
     }
     jsCtx* jetstream = connection_->jetstream.get();
+    // One id per message, kept across retries: one stored whose acknowledgement was lost is
+    // not stored again (the stream's duplicate window), and the retry learns its number.
+    const std::string id = id_prefix_ + std::to_string(++published_);
     auto backoff = std::chrono::milliseconds{1};
     for (;;) {
       jsPubOptions options;
       jsPubOptions_Init(&options);
+      options.MsgId = id.c_str();
       options.ExpectStream = place_.stream.c_str();  // a stream of another kind on the subject refuses
       options.MaxWait = wait_ms(deadline.is_none() ? forever : deadline, request_wait_ms);
       OwnedPubAck ack;
@@ -200,6 +208,8 @@ class NatsPublisher final : public PublisherBackend {
   std::shared_ptr<NatsConnection> connection_;
   TopicPlace place_;
   std::size_t max_message_size_;
+  std::string id_prefix_;  // unique to this publisher
+  std::uint64_t published_ = 0;
 };
 
 class NatsSubscriber final : public SubscriberBackend {
@@ -220,20 +230,32 @@ class NatsSubscriber final : public SubscriberBackend {
   Result<Delivered> receive(std::vector<std::byte>& message, Deadline deadline) override {
     auto next_check = Deadline::clock::now() + removal_check_interval;
     for (;;) {
-      OwnedMsg got;
-      const natsStatus status = natsSubscription_NextMsg(out(got), subscription_.get(), wait_ms(deadline, 1000));
-      if (status == NATS_OK) return take(got.get(), message);
-      if (status == NATS_SLOW_CONSUMER) {
-        // The client dropped messages it could not hold: start again after the last one
-        // taken, from what the stream still keeps.
-        (void)natsSubscription_Unsubscribe(subscription_.get());
+      natsStatus status = NATS_TIMEOUT;
+      if (subscription_ != nullptr) {
+        OwnedMsg got;
+        status = natsSubscription_NextMsg(out(got), subscription_.get(), wait_ms(deadline, 1000));
+        if (status == NATS_OK) {
+          // A message before the one expected came twice (a consumer made again): passed over.
+          if (auto taken = take(got.get(), message); !taken || taken->sequence != 0) return taken;
+          continue;
+        }
+      }
+      if (status == NATS_SLOW_CONSUMER || subscription_ == nullptr) {
+        // The client dropped messages it could not hold (or a subscription made again
+        // failed): start again after the last one taken, from what the stream still keeps.
+        if (subscription_ != nullptr) (void)natsSubscription_Unsubscribe(subscription_.get());
         subscription_.reset();
         auto again = subscribe_from(connection_->jetstream.get(), place_, facts_, expected_);
-        if (!again) return std::unexpected(again.error());
-        subscription_ = std::move(*again);
-        continue;
+        if (again) {
+          subscription_ = std::move(*again);
+        } else if (again.error().errc() != Errc::unreachable) {
+          return std::unexpected(again.error());
+        } else if (!deadline.is_none()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds{50});  // the server away: tried again
+        }
+      } else if (status != NATS_TIMEOUT) {
+        return std::unexpected(nats_error(Errc::system, place_.name, "cannot receive", status));
       }
-      if (status != NATS_TIMEOUT) return std::unexpected(nats_error(Errc::system, place_.name, "cannot receive", status));
       if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
       if (deadline.expired()) return std::unexpected(Error{Errc::timeout, place_.name.object, "timed out"});
       if (const auto now = Deadline::clock::now(); now >= next_check) {
@@ -264,7 +286,8 @@ class NatsSubscriber final : public SubscriberBackend {
       return std::unexpected(corrupt(place_, "delivered a message without its sequence number"));
     }
     const std::uint64_t sequence = meta->Sequence.Stream;
-    const std::uint64_t lost = sequence > expected_ ? sequence - expected_ : 0;
+    if (sequence < expected_) return Delivered{};  // had already: the caller passes it over
+    const std::uint64_t lost = sequence - expected_;
     expected_ = sequence + 1;
     lost_ += lost;
     const int length = natsMsg_GetDataLength(got);

@@ -20,11 +20,14 @@
 #include <nats/nats.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <array>
 #include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <stop_token>
@@ -144,8 +147,10 @@ std::vector<std::byte> answer_frame(AnswerKind kind, std::uint64_t id, std::uint
 
 // ---- servers ----
 
-// What a server's handle and the requests it took share: its connection, and the requests
-// held now, which a thread of its own says are being worked on.
+// What a server's handle and the requests it took share: its connection, the requests
+// delivered to it and not yet taken by next(), and those held now. Every request is said
+// `working` from the moment it reaches this server (a thread of its own repeats it), so
+// that a request queued behind a long one is not sent again to the same server.
 class ServerHeart {
  public:
   ServerHeart(ServicePlace place, std::unique_ptr<NatsConnection> connection)
@@ -161,16 +166,47 @@ class ServerHeart {
   natsConnection* connection() const noexcept { return connection_->connection.get(); }
   jsCtx* jetstream() const noexcept { return connection_->jetstream.get(); }
 
-  void hold(const std::string& reply, std::uint64_t id) {
-    const std::scoped_lock guard{mutex_};
-    held_[reply] = id;
+  // A request delivered (on the client library's thread): queued and said `working`, unless
+  // this server has it already, or had it lately (a copy its client sent again), or its
+  // queue is full (its client sends it again, maybe to another server).
+  void arrived(OwnedMsg message) {
+    const char* reply = natsMsg_GetReply(message.get());
+    NatsRequestHeader header{};
+    if (reply == nullptr || *reply == '\0' || natsMsg_GetDataLength(message.get()) < static_cast<int>(sizeof header)) {
+      return;
+    }
+    std::memcpy(&header, natsMsg_GetData(message.get()), sizeof header);
+    {
+      const std::scoped_lock guard{mutex_};
+      if (held_.contains(reply) || queue_.size() >= max_queued) return;
+      if (std::find(finished_.begin(), finished_.end(), reply) != finished_.end()) return;
+      held_.emplace(reply, header.id);
+      queue_.push_back(std::move(message));
+    }
+    (void)publish(connection(), reply, nullptr, answer_frame(AnswerKind::working, header.id, 0, {}), place_);
+    arrived_.notify_one();
   }
+
+  // The next request delivered, until `until` (nullptr then).
+  OwnedMsg next_delivered(Clock::time_point until) {
+    std::unique_lock lock{mutex_};
+    arrived_.wait_until(lock, until, [&] { return !queue_.empty(); });
+    if (queue_.empty()) return nullptr;
+    OwnedMsg message = std::move(queue_.front());
+    queue_.pop_front();
+    return message;
+  }
+
   void let_go(const std::string& reply) {
     const std::scoped_lock guard{mutex_};
-    held_.erase(reply);
+    if (held_.erase(reply) == 0) return;
+    finished_[next_finished_] = reply;
+    next_finished_ = (next_finished_ + 1) % finished_.size();
   }
 
  private:
+  static constexpr std::size_t max_queued = 1024;
+
   void beat(const std::stop_token& stop) {
     std::unique_lock lock{mutex_};
     while (!stop.stop_requested()) {
@@ -185,16 +221,18 @@ class ServerHeart {
   std::unique_ptr<NatsConnection> connection_;
   std::mutex mutex_;
   std::condition_variable_any wake_;
-  std::map<std::string, std::uint64_t> held_;  // reply subject -> request id
+  std::condition_variable arrived_;
+  std::deque<OwnedMsg> queue_;
+  std::map<std::string, std::uint64_t> held_;  // reply subject -> request id: queued or taken
+  std::array<std::string, 256> finished_;      // reply subjects let go lately
+  std::size_t next_finished_ = 0;
   std::jthread thread_;  // declared last: stopped and joined first
 };
 
 class NatsRequest final : public RequestBackend {
  public:
   NatsRequest(std::shared_ptr<ServerHeart> heart, OwnedMsg message, const NatsRequestHeader& header)
-      : heart_(std::move(heart)), message_(std::move(message)), header_(header), reply_(natsMsg_GetReply(message_.get())) {
-    heart_->hold(reply_, header_.id);
-  }
+      : heart_(std::move(heart)), message_(std::move(message)), header_(header), reply_(natsMsg_GetReply(message_.get())) {}
   ~NatsRequest() override { heart_->let_go(reply_); }
 
   std::span<const std::byte> data() const noexcept override {
@@ -211,7 +249,14 @@ class NatsRequest final : public RequestBackend {
   Result<void> send(AnswerKind kind, std::span<const std::byte> bytes) override {
     auto sent = publish(heart_->connection(), reply_, nullptr, answer_frame(kind, header_.id, next_part_, bytes),
                         heart_->place());
-    if (sent) ++next_part_;
+    if (sent) {
+      ++next_part_;
+    } else if (kind != AnswerKind::failed) {
+      // The client is told, rather than left to take the silence for a death.
+      const std::string why = "its answer could not be sent: " + sent.error().detail();
+      (void)publish(heart_->connection(), reply_, nullptr, answer_frame(AnswerKind::failed, header_.id, next_part_, as_bytes(why)),
+                    heart_->place());
+    }
     if (kind != AnswerKind::part || !sent) {
       // The end is out before the request is let go: a server that exits now loses nothing.
       (void)natsConnection_FlushTimeout(heart_->connection(), 1000);
@@ -232,16 +277,30 @@ class NatsRequest final : public RequestBackend {
 
 class NatsServer final : public ServerBackend {
  public:
-  NatsServer(std::shared_ptr<ServerHeart> heart, OwnedSubscription requests, std::uint32_t max_request,
-             std::uint32_t attempts)
+  NatsServer(std::shared_ptr<ServerHeart> heart, std::uint32_t max_request, std::uint32_t attempts)
       : heart_(std::move(heart)),
         name_(heart_->place().name.server + "/" + heart_->place().name.name),
-        requests_(std::move(requests)),
         max_request_(max_request),
         attempts_(attempts) {}
   ~NatsServer() override {
-    // Others of the group take what comes from now on.
-    if (requests_ != nullptr) (void)natsSubscription_Unsubscribe(requests_.get());
+    if (requests_ == nullptr) return;
+    // Others of the group take what comes from now on; the handler is done with the heart
+    // once the subscription's last message has been handed to it.
+    std::promise<void> drained;
+    auto done = drained.get_future();
+    if (natsSubscription_SetOnCompleteCB(requests_.get(), on_complete, &drained) == NATS_OK &&
+        natsSubscription_Unsubscribe(requests_.get()) == NATS_OK) {
+      (void)done.wait_for(std::chrono::seconds{2});
+    }
+  }
+
+  // Subscribes this server to the service's requests, in the servers' queue group.
+  Result<void> subscribe() {
+    const ServicePlace& place = heart_->place();
+    const natsStatus status = natsConnection_QueueSubscribe(out(requests_), heart_->connection(), place.subject.c_str(),
+                                                            server_group, on_request, heart_.get());
+    if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, place.name, "cannot take requests", status));
+    return {};
   }
 
   const std::string& name() const noexcept override { return name_; }
@@ -250,42 +309,37 @@ class NatsServer final : public ServerBackend {
     const ServicePlace& place = heart_->place();
     auto next_check = Clock::now() + removal_check_interval;
     for (;;) {
-      OwnedMsg message;
-      const natsStatus status = natsSubscription_NextMsg(out(message), requests_.get(), wait_ms(deadline, 1000));
-      if (status == NATS_OK) {
+      const auto now = Clock::now();
+      const auto until = deadline.is_none() ? now : std::min(next_check, deadline.is_forever() ? next_check : deadline.until());
+      if (OwnedMsg message = heart_->next_delivered(until)) {
         if (auto request = take(std::move(message))) return request;
         continue;
       }
-      if (status != NATS_TIMEOUT && status != NATS_SLOW_CONSUMER) {
-        return std::unexpected(nats_error(Errc::system, place.name, "cannot take a request", status));
-      }
       if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
       if (deadline.expired()) return std::unexpected(Error{Errc::timeout, place.name.object, "no request in time"});
-      if (const auto now = Clock::now(); now >= next_check) {
+      if (Clock::now() >= next_check) {
         if (stream_gone(heart_->jetstream(), place.stream)) return std::unexpected(removed(place, 0));
-        next_check = now + removal_check_interval;
+        next_check = Clock::now() + removal_check_interval;
       }
     }
   }
 
  private:
+  static void on_request(natsConnection*, natsSubscription*, natsMsg* message, void* closure) {
+    static_cast<ServerHeart*>(closure)->arrived(OwnedMsg{message});
+  }
+  static void on_complete(void* closure) { static_cast<std::promise<void>*>(closure)->set_value(); }
+
   // A request to answer, or nothing: not a request, past its deadline, or failed here
   // because the servers before died holding it.
   std::unique_ptr<RequestBackend> take(OwnedMsg message) {
     NatsRequestHeader header{};
-    const int length = natsMsg_GetDataLength(message.get());
-    const char* reply = natsMsg_GetReply(message.get());
-    if (length < static_cast<int>(sizeof header) || reply == nullptr || *reply == '\0') return nullptr;
-    std::memcpy(&header, natsMsg_GetData(message.get()), sizeof header);
-    if (header.magic != nats_request_magic || static_cast<std::size_t>(length) - sizeof header > max_request_) {
-      return nullptr;
-    }
-    if (header.deadline_ms != 0 && wall_clock_ms() >= header.deadline_ms) return nullptr;
+    std::memcpy(&header, natsMsg_GetData(message.get()), sizeof header);  // arrived() checked the length
+    const std::size_t length = static_cast<std::size_t>(natsMsg_GetDataLength(message.get()));
     header.takes = std::min(header.takes, max_service_attempts) + 1;
-    auto request = std::make_unique<NatsRequest>(heart_, std::move(message), header);
-    // Said at once: the client's lease runs from here.
-    (void)publish(heart_->connection(), reply, nullptr, answer_frame(AnswerKind::working, header.id, 0, {}),
-                  heart_->place());
+    auto request = std::make_unique<NatsRequest>(heart_, std::move(message), header);  // lets it go when dropped
+    if (header.magic != nats_request_magic || length - sizeof header > max_request_) return nullptr;
+    if (header.deadline_ms != 0 && wall_clock_ms() >= header.deadline_ms) return nullptr;
     if (header.takes > attempts_) {
       (void)request->send(AnswerKind::failed, as_bytes(servers_died(header.takes - 1)));
       return nullptr;
@@ -295,9 +349,9 @@ class NatsServer final : public ServerBackend {
 
   std::shared_ptr<ServerHeart> heart_;
   std::string name_;
-  OwnedSubscription requests_;
   std::uint32_t max_request_;
   std::uint32_t attempts_;
+  OwnedSubscription requests_;  // declared last: unsubscribed (in the destructor) first
 };
 
 // ---- clients ----
@@ -352,8 +406,12 @@ class NatsClient final : public ClientBackend {
         // No responders: no server took a request; its lease sends it again.
         return std::unexpected(nats_error(Errc::system, place_.name, "cannot receive an answer", status));
       }
-      if (auto renewed = renew_leases(); !renewed) return std::unexpected(renewed.error());
-      if (status == NATS_OK) continue;
+      // Leases are judged on what has arrived: only once every message waiting was read.
+      int waiting = 0;
+      if (natsSubscription_GetPending(answers_.get(), &waiting, nullptr) == NATS_OK && waiting == 0) {
+        if (auto renewed = renew_leases(); !renewed) return std::unexpected(renewed.error());
+      }
+      if (until.is_none() && status == NATS_OK && waiting > 0) continue;  // no_wait: what is here already
       if (until.is_none() || until.expired()) {
         return std::unexpected(Error{until.is_none() ? Errc::would_block : Errc::timeout, place_.name.object,
                                      "no answer to request " + std::to_string(id) + " in time"});
@@ -433,14 +491,11 @@ class NatsClient final : public ClientBackend {
 // A server's handle on a service whose record exists.
 Result<std::shared_ptr<ServerBackend>> server_on(ServicePlace place, std::unique_ptr<NatsConnection> connection,
                                                  std::uint32_t max_request, const ServiceOptions& options) {
-  OwnedSubscription requests;
-  const natsStatus status = natsConnection_QueueSubscribeSync(out(requests), connection->connection.get(),
-                                                              place.subject.c_str(), server_group);
-  if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, place.name, "cannot take requests", status));
   auto heart = std::make_shared<ServerHeart>(std::move(place), std::move(connection));
-  return std::make_shared<NatsServer>(std::move(heart), std::move(requests), max_request, options.attempts);
+  auto server = std::make_shared<NatsServer>(std::move(heart), max_request, options.attempts);
+  if (auto subscribed = server->subscribe(); !subscribed) return std::unexpected(subscribed.error());
+  return server;
 }
-
 
 }  // namespace
 
@@ -504,6 +559,11 @@ Result<std::shared_ptr<ClientBackend>> NatsServices::connect(std::string_view na
   auto& [place, connection] = *reached;
   auto max_request = read_record(connection->jetstream.get(), place);
   if (!max_request) return std::unexpected(max_request.error());
+  if (auto fits = fits_payload(*connection, place.name, "max_answer_size",
+                               std::size_t{options.max_answer_size} + sizeof(AnswerHeader));
+      !fits) {
+    return std::unexpected(fits.error());
+  }
   OwnedInbox inbox;
   natsStatus status = natsInbox_Create(out(inbox));
   OwnedSubscription answers;
