@@ -195,7 +195,7 @@ TEST(Selector, LimitsAndEmptiness) {
   auto nothing = empty.wait(no_wait);
   ASSERT_FALSE(nothing);
   EXPECT_EQ(nothing.error().errc(), Errc::invalid_argument);
-  EXPECT_EQ(nothing.error().message(), "selector: watches no mailbox or subscriber");
+  EXPECT_EQ(nothing.error().message(), "selector: watches no mailbox, subscriber or endpoint");
   const std::string name = test::unique_name("select-many");
   auto box = Mailbox::create(name).value();
   Selector full;
@@ -203,7 +203,7 @@ TEST(Selector, LimitsAndEmptiness) {
   auto over = full.add(box);
   ASSERT_FALSE(over);
   EXPECT_EQ(over.error().errc(), Errc::invalid_argument);
-  EXPECT_EQ(over.error().message(), "selector: watches 128 mailboxes and subscribers already, its limit");
+  EXPECT_EQ(over.error().message(), "selector: watches 128 mailboxes, subscribers and endpoints already, its limit");
   (void)Mailbox::remove(name);
 }
 
@@ -226,6 +226,40 @@ TEST_F(SelectorTest, AMessageBehindAnAbandonedLoanIsReported) {
   std::vector<std::byte> message;
   EXPECT_TRUE(big.receive(message, no_wait));
   (void)Mailbox::remove(names[0] + "-wide");
+}
+
+// An endpoint is watched with its lanes: ready when any sender's message waits, senders
+// that join after the selector started waiting included; and beside a mailbox.
+TEST_F(SelectorTest, WakesForAnEndpointThatASenderJoiningLaterSendsTo) {
+  const std::string name = test::unique_name("selected"), sender_name = test::unique_name("sender");
+  auto endpoint = Endpoint::join(name);
+  ASSERT_TRUE(endpoint) << endpoint.error().message();
+  Selector selector{{.mode = WaitMode::sleep}};
+  ASSERT_EQ(selector.add(boxes[0]).value(), 0u);
+  ASSERT_EQ(selector.add(*endpoint).value(), 1u);
+  EXPECT_EQ(selector.wait(no_wait).error().errc(), Errc::would_block);
+  auto sender = ChildProcess::spawn([&] {
+    std::this_thread::sleep_for(200ms);  // the selector is asleep by now
+    auto me = Endpoint::join(sender_name);
+    return me && me->send(name, as_bytes("to the endpoint")) ? 0 : 1;
+  });
+  auto ready = selector.wait(10s);
+  ASSERT_TRUE(ready) << ready.error().message();
+  EXPECT_EQ(*ready, 1u);
+  std::vector<std::byte> message;
+  auto from = endpoint->receive(message, no_wait);
+  ASSERT_TRUE(from) << from.error().message();
+  EXPECT_EQ(*from, sender_name);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(message.data()), message.size()), "to the endpoint");
+  EXPECT_TRUE(sender.wait().exited_with(0));
+  // Taken: not ready any more; the mailbox is, once something waits in it.
+  EXPECT_EQ(selector.wait(50ms).error().errc(), Errc::timeout);
+  ASSERT_TRUE(boxes[0].send(as_bytes("x")));
+  EXPECT_EQ(selector.wait(no_wait).value(), 0u);
+  Endpoint moved = std::move(*endpoint);
+  auto refused = selector.add(*endpoint);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message(), "selector: a moved-from endpoint cannot be watched");
 }
 
 }  // namespace

@@ -134,6 +134,7 @@ class Endpoint {
   [[nodiscard]] Result<std::string> receive(std::vector<std::byte>& message, Deadline deadline = forever);
 
  private:
+  friend class Selector;  // watches its lanes
   explicit Endpoint(std::unique_ptr<detail::JoinedEndpoint> joined) noexcept;
   static Error moved_from();
   std::unique_ptr<detail::JoinedEndpoint> joined_;

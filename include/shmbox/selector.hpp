@@ -1,5 +1,5 @@
-// Waiting on several mailboxes and topic subscribers at once, so that one process serves
-// many links.
+// Waiting on several mailboxes, topic subscribers and endpoints at once, so that one
+// process serves many links.
 //
 //   shmbox::Selector selector;
 //   const auto orders = selector.add(orders_box);                        // receive interest
@@ -13,7 +13,8 @@
 // A mailbox is ready to receive from when a message is waiting at its head or it is
 // closed (a receive then says Closed), and ready to send to when a slot is free or it
 // is closed. A subscriber is ready when a message (or news of lost ones) waits for it,
-// or its topic was removed. Readiness is a hint: another process may take the message first, so
+// or its topic was removed. An endpoint is ready when a message waits in one of its lanes
+// (from any sender; senders that join later count too). Readiness is a hint: another process may take the message first, so
 // follow a wait with a non-blocking call. wait() checks from the mailbox after the
 // one it reported last, so that a busy mailbox cannot starve the others.
 //
@@ -31,6 +32,7 @@
 #include <memory>
 #include <vector>
 
+#include "shmbox/endpoint.hpp"
 #include "shmbox/error.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/topic.hpp"
@@ -41,6 +43,7 @@ namespace shmbox {
 namespace detail {
 struct MappedMailbox;
 struct TopicState;
+struct JoinedEndpoint;
 }
 
 enum class Interest : std::uint8_t { receive, send };
@@ -64,6 +67,9 @@ class Selector {
   // Watches `subscriber` for messages to receive. Errc::invalid_argument past
   // max_mailboxes, or for a moved-from subscriber or one made by the parent process.
   [[nodiscard]] Result<std::size_t> add(Subscriber& subscriber);
+  // Watches `endpoint` for messages to receive (Endpoint::receive then takes one).
+  // Errc::invalid_argument past max_mailboxes, or for a moved-from endpoint.
+  [[nodiscard]] Result<std::size_t> add(Endpoint& endpoint);
 
   // The index of a ready mailbox. Errc::would_block (no_wait) or Errc::timeout when
   // none became ready; Errc::invalid_argument when nothing is watched.
@@ -72,12 +78,13 @@ class Selector {
   std::size_t size() const noexcept { return watched_.size(); }
 
  private:
-  // A mailbox's mapping, or a subscriber's topic and slot.
+  // A mailbox's mapping, a subscriber's topic and slot, or an endpoint's lanes.
   struct Watched {
     detail::MappedMailbox* mailbox = nullptr;
     Interest interest = Interest::receive;
     std::shared_ptr<detail::TopicState> topic;
     std::uint32_t slot = 0;
+    detail::JoinedEndpoint* endpoint = nullptr;
   };
   bool ready(const Watched& watched) const noexcept;
   Result<void> room_for_one_more() const;

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "api/mailbox_access.hpp"
+#include "endpoint/lanes.hpp"
 #include "local/mapped_mailbox.hpp"
 #include "local/ring.hpp"
 #include "local/wait_any.hpp"
@@ -14,6 +15,7 @@ namespace shmbox {
 
 bool Selector::ready(const Watched& watched) const noexcept {
   if (watched.topic) return watched.topic->ring.ready_to_receive(watched.slot);
+  if (watched.endpoint != nullptr) return watched.endpoint->may_receive();
   return watched.interest == Interest::receive ? detail::ready_to_receive(*watched.mailbox)
                                                : detail::ready_to_send(*watched.mailbox);
 }
@@ -21,7 +23,8 @@ bool Selector::ready(const Watched& watched) const noexcept {
 Result<void> Selector::room_for_one_more() const {
   if (watched_.size() < max_mailboxes) return {};
   return std::unexpected(Error{Errc::invalid_argument, "selector",
-                               "watches " + std::to_string(max_mailboxes) + " mailboxes and subscribers already, its limit"});
+                               "watches " + std::to_string(max_mailboxes) +
+                                   " mailboxes, subscribers and endpoints already, its limit"});
 }
 
 Selector::Selector(Selector&& other) noexcept
@@ -61,6 +64,15 @@ Result<std::size_t> Selector::add(Subscriber& subscriber) {
   return watched_.size() - 1;
 }
 
+Result<std::size_t> Selector::add(Endpoint& endpoint) {
+  if (!endpoint.joined_) {
+    return std::unexpected(Error{Errc::invalid_argument, "selector", "a moved-from endpoint cannot be watched"});
+  }
+  if (auto room = room_for_one_more(); !room) return std::unexpected(room.error());
+  watched_.push_back({.endpoint = endpoint.joined_.get()});
+  return watched_.size() - 1;
+}
+
 std::size_t Selector::first_ready() const noexcept {
   for (std::size_t i = 0; i < watched_.size(); ++i) {
     const std::size_t index = (next_ + i) % watched_.size();
@@ -71,32 +83,51 @@ std::size_t Selector::first_ready() const noexcept {
 
 Result<std::size_t> Selector::wait(Deadline deadline) {
   if (watched_.empty()) {
-    return std::unexpected(Error{Errc::invalid_argument, "selector", "watches no mailbox or subscriber"});
+    return std::unexpected(Error{Errc::invalid_argument, "selector", "watches no mailbox, subscriber or endpoint"});
   }
-  // Registering as a selector makes wakers wake everyone on the word, so that no
-  // wake-up meant for us goes to a lone receiver.
-  std::array<detail::WatchedWord, max_mailboxes> words{};
-  for (std::size_t i = 0; i < watched_.size(); ++i) {
-    if (watched_[i].topic) {
-      words[i] = {&watched_[i].topic->ring.published_word(), nullptr, nullptr, detail::EventWord::sleeping};
-      continue;
+  bool endpoints = false;
+  for (;;) {
+    // Registering as a selector makes wakers wake everyone on the word, so that no
+    // wake-up meant for us goes to a lone receiver.
+    std::vector<detail::WatchedWord> words;
+    words.reserve(watched_.size() + 1);
+    for (const Watched& watched : watched_) {
+      if (watched.topic) {
+        words.push_back({&watched.topic->ring.published_word(), nullptr, nullptr, detail::EventWord::sleeping});
+      } else if (watched.endpoint != nullptr) {
+        endpoints = true;
+        watched.endpoint->add_words(words);
+      } else {
+        detail::MappedMailbox& mapped = *watched.mailbox;
+        detail::Header& header = *mapped.header;
+        words.push_back(watched.interest == Interest::receive
+                            ? detail::WatchedWord{&header.data_epoch, &header.receive_selectors_sleeping, &mapped}
+                            : detail::WatchedWord{&header.space_epoch, &header.send_selectors_sleeping, &mapped});
+      }
     }
-    detail::MappedMailbox& mapped = *watched_[i].mailbox;
-    detail::Header& header = *mapped.header;
-    words[i] = watched_[i].interest == Interest::receive
-                   ? detail::WatchedWord{&header.data_epoch, &header.receive_selectors_sleeping, &mapped}
-                   : detail::WatchedWord{&header.space_epoch, &header.send_selectors_sleeping, &mapped};
-  }
-  const auto index = detail::wait_any(wait_, deadline, std::span{words.data(), watched_.size()}, [&] {
-    const std::size_t ready = first_ready();
-    return ready < watched_.size() ? std::optional{ready} : std::nullopt;
-  });
-  if (!index) {
+    // An endpoint's lanes come and go, and a dead sender's lane is closed by a sweep: the
+    // words are looked at again at least every second. More words than futex_waitv takes
+    // are watched in part, looked at every 10 ms.
+    Deadline until = deadline;
+    const bool partial = words.size() > detail::max_watched_words;
+    if (partial) words.resize(detail::max_watched_words);
+    if (endpoints || partial) {
+      const Deadline nap{Deadline::clock::now() + (partial ? std::chrono::milliseconds{10} : std::chrono::milliseconds{1000})};
+      if (!deadline.is_none() && (deadline.is_forever() || nap.until() < deadline.until())) until = nap;
+    }
+    const auto index = detail::wait_any(wait_, until, std::span{words}, [&] {
+      const std::size_t ready = first_ready();
+      return ready < watched_.size() ? std::optional{ready} : std::nullopt;
+    });
+    if (index) {
+      next_ = (*index + 1) % watched_.size();
+      return *index;
+    }
     if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
-    return std::unexpected(Error{Errc::timeout, "selector", "nothing it watches became ready in time"});
+    if (!deadline.is_forever() && deadline.expired()) {
+      return std::unexpected(Error{Errc::timeout, "selector", "nothing it watches became ready in time"});
+    }
   }
-  next_ = (*index + 1) % watched_.size();
-  return *index;
 }
 
 }  // namespace shmbox

@@ -89,6 +89,24 @@ void JoinedEndpoint::refresh(bool force) {
   }
 }
 
+bool JoinedEndpoint::may_receive() noexcept {
+  try {
+    sweep();
+    refresh(false);
+  } catch (...) {
+    return true;  // the receive meets the failure, and says what it is
+  }
+  return std::any_of(lanes.begin(), lanes.end(), [](const Lane& lane) { return ready_to_receive(lane.box->mapped()); });
+}
+
+void JoinedEndpoint::add_words(std::vector<WatchedWord>& words) {
+  for (const Lane& lane : lanes) {
+    Header& header = *lane.box->mapped().header;
+    words.push_back({&header.data_epoch, &header.receive_selectors_sleeping, nullptr});
+  }
+  words.push_back({&self.header->doorbell, &self.header->doorbell_sleepers, nullptr});
+}
+
 void JoinedEndpoint::sweep() {
   const auto now = std::chrono::steady_clock::now();
   // A sender waiting for a lane asked: sweep now, but at most every 10 ms.

@@ -68,6 +68,12 @@ struct JoinedEndpoint {
   void retire_lane(std::size_t position);
   void give_back(std::uint32_t index, std::uint64_t sender);
 
+  // For a selector: the lanes brought up to date (and swept); true if a receive may find
+  // something now: a message, a lane to retire, or a failure to tell.
+  bool may_receive() noexcept;
+  // The words a selector sleeps on for this endpoint: each lane's and the doorbell.
+  void add_words(std::vector<WatchedWord>& words);
+
   Result<Link*> link_to(std::string_view to);
   Result<Link*> make_lane(EndpointView peer, std::uint32_t index);
 
