@@ -183,6 +183,8 @@ class ServerHeart {
       held_.emplace(reply, header.id);
       queue_.push_back(std::move(message));
     }
+    // Said at once, not at the next beat: a server that dies before it (a request that kills
+    // each server as it is taken) must still count as a take.
     (void)publish(connection(), reply, nullptr, answer_frame(AnswerKind::working, header.id, 0, {}), place_);
     arrived_.notify_one();
   }
@@ -258,8 +260,8 @@ class NatsRequest final : public RequestBackend {
                     heart_->place());
     }
     if (kind != AnswerKind::part || !sent) {
-      // The end is out before the request is let go: a server that exits now loses nothing.
-      (void)natsConnection_FlushTimeout(heart_->connection(), 1000);
+      // Written to the socket at once (SendAsap), not flushed through a round trip: an end
+      // lost with its server is no loss, as the client's lease sends the request again.
       done_ = true;
       heart_->let_go(reply_);
     }
