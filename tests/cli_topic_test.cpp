@@ -254,7 +254,12 @@ TEST(TopicCliRemoteTest, TheSameCommandsWorkOnANatsTopic) {
   EXPECT_EQ(stat["published"], 6);
   EXPECT_TRUE(stat["mode"].is_null());
   EXPECT_TRUE(stat["publishers"].is_null());
+  auto listed = nlohmann::json::parse(shmbox_cli({"ls", server->url(), "--json"}).out);
+  ASSERT_EQ(listed.size(), 1u) << listed.dump();
+  EXPECT_EQ(listed[0]["kind"], "topic");
+  EXPECT_EQ(listed[0]["name"], name);
   EXPECT_TRUE(shmbox_cli({"topic", "rm", name}).status.exited_with(EX_OK));
+  EXPECT_EQ(shmbox_cli({"ls", server->url(), "--json"}).out, "[]\n");
   auto gone = shmbox_cli({"topic", "sub", name});
   EXPECT_TRUE(gone.status.exited_with(EX_NOINPUT));
   EXPECT_EQ(gone.err, "shmbox: " + object + ": does not exist on " + server->url() + "\n");

@@ -478,10 +478,13 @@ class Listing {
 
 int list(const StatusArgs& args) {
   Listing listing{args.json};
-  if (!args.name.empty()) {  // ls nats://host:port: the mailboxes that server holds
+  if (!args.name.empty()) {  // ls nats://host:port: the mailboxes and topics that server holds
     auto names = Mailbox::list(args.name);
     if (!names) return fail(names.error());
+    auto topics = Topic::list(args.name);
+    if (!topics) return fail(topics.error());
     for (const auto& name : *names) listing.add("mailbox", name, Mailbox::stat(name));
+    for (const auto& name : *topics) listing.add("topic", name, Topic::stat(name));
     return listing.print();
   }
   for (const auto& name : Mailbox::list()) listing.add("mailbox", name, Mailbox::stat(name));
@@ -498,7 +501,7 @@ void add_status_commands(CLI::App& app, int& exit_status) {
   auto args = std::make_shared<StatusArgs>();
 
   auto* ls_cmd = app.add_subcommand("ls", "List local mailboxes, endpoints, locks, boards and topics, or a NATS server's mailboxes");
-  ls_cmd->add_option("server", args->name, "List the mailboxes of this server instead, e.g. nats://host:4222");
+  ls_cmd->add_option("server", args->name, "List the mailboxes and topics of this server instead, e.g. nats://host:4222");
   ls_cmd->add_flag("--json", args->json, "Print one JSON array (schema: docs/cli.md)");
   ls_cmd->callback([args, &exit_status] { exit_status = list(*args); });
 

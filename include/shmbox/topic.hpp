@@ -239,6 +239,8 @@ class Topic {
   [[nodiscard]] static Result<TopicStatus> stat(std::string_view name);
   // The names of this machine's topics.
   [[nodiscard]] static std::vector<std::string> list();
+  // The full names of the topics a NATS server holds ("nats://host:port").
+  [[nodiscard]] static Result<std::vector<std::string>> list(std::string_view server);
 
   [[nodiscard]] Result<Publisher> publisher() const;
   // Messages published from now on, and the last `history` ones the topic still keeps

@@ -60,6 +60,8 @@ Result<TopicStatus> Topic::stat(std::string_view name) { return detail::topic_tr
 
 std::vector<std::string> Topic::list() { return platform::list_shm_names(detail::topic_file_prefix); }
 
+Result<std::vector<std::string>> Topic::list(std::string_view server) { return detail::NatsTopics::list(server); }
+
 Result<Publisher> Topic::publisher() const {
   if (!backend_) return std::unexpected(moved_from("topic"));
   auto backend = backend_->publisher();

@@ -49,32 +49,16 @@ Result<MailboxStatus> NatsMailbox::stat(const RemoteName& name) {
   return status;
 }
 
-namespace {
-
-// The full names of the mailboxes on the server `connection` reaches.
-Result<std::vector<std::string>> mailbox_names(NatsConnection& connection, const RemoteName& server) {
-  const auto streams = stream_names(connection.jetstream.get());
-  if (!streams) return std::unexpected(nats_error(Errc::system, server, "cannot list its streams", streams.error()));
-  std::vector<std::string> names;
-  for (const std::string_view stream : *streams) {
-    if (stream.starts_with(stream_prefix)) names.push_back(server.server + "/" + std::string{stream.substr(stream_prefix.size())});
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-}  // namespace
-
 Result<std::vector<std::string>> NatsMailbox::list(const RemoteName& server) {
   auto connection = NatsConnection::open(server);
   if (!connection) return std::unexpected(connection.error());
-  return mailbox_names(**connection, server);
+  return names_on(**connection, server, stream_prefix);
 }
 
 Result<std::vector<RemovedObject>> NatsMailbox::collect_garbage(const RemoteName& server) {
   auto connection = NatsConnection::open(server);
   if (!connection) return std::unexpected(connection.error());
-  auto names = mailbox_names(**connection, server);
+  auto names = names_on(**connection, server, stream_prefix);
   if (!names) return std::unexpected(names.error());
   // One look at every lease, then, if any has lapsed, one wait and a second look
   // (lease.hpp: one empty look is no proof).

@@ -13,6 +13,17 @@ std::expected<std::vector<std::string>, natsStatus> stream_names(jsCtx* jetstrea
   return std::vector<std::string>(streams->List, streams->List + streams->Count);
 }
 
+Result<std::vector<std::string>> names_on(NatsConnection& connection, const RemoteName& server, std::string_view prefix) {
+  const auto streams = stream_names(connection.jetstream.get());
+  if (!streams) return std::unexpected(nats_error(Errc::system, server, "cannot list its streams", streams.error()));
+  std::vector<std::string> names;
+  for (const std::string_view stream : *streams) {
+    if (stream.starts_with(prefix)) names.push_back(server.server + "/" + std::string{stream.substr(prefix.size())});
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 bool stream_removed(natsStatus status, jsErrCode code, jsCtx* jetstream, const std::string& stream, jsOptions* options) {
   if (!missing(status, code)) return false;
   const auto names = stream_names(jetstream, options);

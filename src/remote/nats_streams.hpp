@@ -143,6 +143,10 @@ Result<Reached<Place>> reach(std::string_view name, Result<Place> (*place_of)(st
   return Reached<Place>{std::move(*place), std::move(*connection)};
 }
 
+// The full names ("nats://host:port/NAME") of the objects whose streams are `prefix` + NAME
+// on the server `connection` reaches, sorted.
+Result<std::vector<std::string>> names_on(NatsConnection& connection, const RemoteName& server, std::string_view prefix);
+
 // What a create on a server refuses alike for boards and topics: process ownership (the
 // server cannot tell that a process has gone), and a `size` option that, with its headers,
 // is over the server's maximum payload.

@@ -36,6 +36,7 @@ namespace {
 using OwnedConsumerInfoList = NatsOwned<jsConsumerInfoList, jsConsumerInfoList_Destroy>;
 
 constexpr std::string_view history_mark = "shmbox topic; history ";
+constexpr std::string_view topic_stream_prefix = "SHMBOXTOPIC_";
 // How often a waiting subscriber asks whether its topic is still there.
 constexpr std::chrono::seconds removal_check_interval{1};
 // The longest one JetStream request waits for its answer.
@@ -51,7 +52,7 @@ struct TopicPlace {
 Result<TopicPlace> place_of(std::string_view text) {
   auto parsed = parse_remote_name(text, "topic");
   if (!parsed) return std::unexpected(parsed.error());
-  std::string stream = "SHMBOXTOPIC_" + parsed->name;
+  std::string stream = std::string{topic_stream_prefix} + parsed->name;
   std::string subject = "shmbox.topic." + parsed->name;
   return TopicPlace{std::move(*parsed), std::move(stream), std::move(subject)};
 }
@@ -444,6 +445,14 @@ Result<TopicStatus> NatsTopics::stat(std::string_view name) {
                                                        .received = consumer->Delivered.Consumer});
   }
   return status;
+}
+
+Result<std::vector<std::string>> NatsTopics::list(std::string_view server) {
+  auto remote = parse_remote_server(server);
+  if (!remote) return std::unexpected(remote.error());
+  auto connection = NatsConnection::open(*remote);
+  if (!connection) return std::unexpected(connection.error());
+  return names_on(**connection, *remote, topic_stream_prefix);
 }
 
 }  // namespace shmbox::detail

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "topic/topic_backend.hpp"
 
@@ -16,6 +18,8 @@ struct NatsTopics {
   static Result<std::shared_ptr<TopicBackend>> open(std::string_view name, const WaitPolicy& wait);
   static Result<void> remove(std::string_view name);
   static Result<TopicStatus> stat(std::string_view name);
+  // The full names of the topics on `server` ("nats://host:port").
+  static Result<std::vector<std::string>> list(std::string_view server);
 };
 
 }  // namespace shmbox::detail
