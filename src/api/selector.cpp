@@ -91,11 +91,17 @@ Result<std::size_t> Selector::wait(Deadline deadline) {
     // wake-up meant for us goes to a lone receiver.
     std::vector<detail::WatchedWord> words;
     words.reserve(watched_.size() + 1);
-    for (const Watched& watched : watched_) {
+    for (std::size_t i = 0; i < watched_.size(); ++i) {
+      const Watched& watched = watched_[i];
       if (watched.topic) {
         words.push_back({&watched.topic->ring.published_word(), nullptr, nullptr, detail::EventWord::sleeping});
       } else if (watched.endpoint != nullptr) {
+        // Lanes come and go here, outside the wait: inside it they are only read.
         endpoints = true;
+        if (!watched.endpoint->prepare_for_selector()) {
+          next_ = (i + 1) % watched_.size();
+          return i;
+        }
         watched.endpoint->add_words(words);
       } else {
         detail::MappedMailbox& mapped = *watched.mailbox;

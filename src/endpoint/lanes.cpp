@@ -89,13 +89,18 @@ void JoinedEndpoint::refresh(bool force) {
   }
 }
 
-bool JoinedEndpoint::may_receive() noexcept {
+bool JoinedEndpoint::prepare_for_selector() noexcept {
   try {
     sweep();
     refresh(false);
+    return true;
   } catch (...) {
-    return true;  // the receive meets the failure, and says what it is
+    return false;
   }
+}
+
+bool JoinedEndpoint::may_receive() const noexcept {
+  if (self.header->doorbell.load(std::memory_order_acquire) != seen_doorbell) return true;
   return std::any_of(lanes.begin(), lanes.end(), [](const Lane& lane) { return ready_to_receive(lane.box->mapped()); });
 }
 

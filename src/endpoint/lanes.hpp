@@ -68,9 +68,13 @@ struct JoinedEndpoint {
   void retire_lane(std::size_t position);
   void give_back(std::uint32_t index, std::uint64_t sender);
 
-  // For a selector: the lanes brought up to date (and swept); true if a receive may find
-  // something now: a message, a lane to retire, or a failure to tell.
-  bool may_receive() noexcept;
+  // For a selector, before it waits: the lanes brought up to date (and swept). False if
+  // that failed: a receive meets the failure, and says what it is.
+  bool prepare_for_selector() noexcept;
+  // For a selector while it waits, reading only (a lane is never unmapped under it): true
+  // if a receive may find something now (a message, a lane to retire) or the doorbell
+  // moved since prepare_for_selector() (a lane came or went: the receive looks).
+  bool may_receive() const noexcept;
   // The words a selector sleeps on for this endpoint: each lane's and the doorbell.
   void add_words(std::vector<WatchedWord>& words);
 
