@@ -1,5 +1,6 @@
 #include "shmbox/selector.hpp"
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -121,10 +122,16 @@ Result<std::size_t> Selector::wait(Deadline deadline) {
       const Deadline nap{Deadline::clock::now() + (partial ? std::chrono::milliseconds{10} : std::chrono::milliseconds{1000})};
       if (!deadline.is_none() && (deadline.is_forever() || nap.until() < deadline.until())) until = nap;
     }
-    const auto index = detail::wait_any(wait_, until, std::span{words}, [&] {
+    // An endpoint whose doorbell moved has lanes to bring up to date: out of the wait first
+    // (reported as size(), which no watched index is), then the words are made again.
+    const auto index = detail::wait_any(wait_, until, std::span{words}, [&]() -> std::optional<std::size_t> {
       const std::size_t ready = first_ready();
-      return ready < watched_.size() ? std::optional{ready} : std::nullopt;
+      if (ready < watched_.size()) return ready;
+      const bool moved = std::ranges::any_of(
+          watched_, [](const Watched& one) { return one.endpoint != nullptr && one.endpoint->doorbell_moved(); });
+      return moved ? std::optional{watched_.size()} : std::nullopt;
     });
+    if (index && *index == watched_.size()) continue;
     if (index) {
       next_ = (*index + 1) % watched_.size();
       return *index;

@@ -99,8 +99,11 @@ bool JoinedEndpoint::prepare_for_selector() noexcept {
   }
 }
 
+bool JoinedEndpoint::doorbell_moved() const noexcept {
+  return self.header->doorbell.load(std::memory_order_acquire) != seen_doorbell;
+}
+
 bool JoinedEndpoint::may_receive() const noexcept {
-  if (self.header->doorbell.load(std::memory_order_acquire) != seen_doorbell) return true;
   return std::any_of(lanes.begin(), lanes.end(), [](const Lane& lane) { return ready_to_receive(lane.box->mapped()); });
 }
 

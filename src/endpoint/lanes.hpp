@@ -72,9 +72,10 @@ struct JoinedEndpoint {
   // that failed: a receive meets the failure, and says what it is.
   bool prepare_for_selector() noexcept;
   // For a selector while it waits, reading only (a lane is never unmapped under it): true
-  // if a receive may find something now (a message, a lane to retire) or the doorbell
-  // moved since prepare_for_selector() (a lane came or went: the receive looks).
+  // if a receive may find something now (a message, a lane to retire).
   bool may_receive() const noexcept;
+  // True if the doorbell moved since prepare_for_selector(): a lane came or went.
+  bool doorbell_moved() const noexcept;
   // The words a selector sleeps on for this endpoint: each lane's and the doorbell.
   void add_words(std::vector<WatchedWord>& words);
 
