@@ -19,6 +19,8 @@
 #include <nats/nats.h>
 
 #include <charconv>
+#include <cstdio>
+#include <random>
 #include <climits>
 #include <chrono>
 #include <cstdint>
@@ -37,7 +39,9 @@ using OwnedConsumerInfoList = NatsOwned<jsConsumerInfoList, jsConsumerInfoList_D
 
 constexpr std::string_view history_mark = "shmbox topic; history ";
 constexpr std::string_view topic_stream_prefix = "SHMBOXTOPIC_";
-// How often a waiting subscriber asks whether its topic is still there.
+constexpr std::chrono::seconds duplicate_window{30};
+// How often a waiting subscriber asks whether its topic is still there (and how often one
+// whose subscription failed tries again).
 constexpr std::chrono::seconds removal_check_interval{1};
 // The longest one JetStream request waits for its answer.
 constexpr std::int64_t request_wait_ms = 2000;
@@ -152,13 +156,21 @@ Result<OwnedSubscription> subscribe_from(jsCtx* jetstream, const TopicPlace& pla
   return subscription;
 }
 
+// 16 hex digits no other publisher has, and a dash: what each message id starts with.
+std::string publisher_nonce() {
+  std::random_device random;
+  char text[18];
+  std::snprintf(text, sizeof text, "%08x%08x-", random(), random());
+  return text;
+}
+
 class NatsPublisher final : public PublisherBackend {
  public:
   NatsPublisher(std::shared_ptr<NatsConnection> connection, const TopicPlace& place, std::size_t max_message_size)
       : connection_(std::move(connection)),
         place_(place),
         max_message_size_(max_message_size),
-        id_prefix_(unique_description("p") + "-") {}
+        id_prefix_(publisher_nonce()) {}
 
   Result<std::uint64_t> publish(std::span<const std::byte> message, Deadline deadline) override {
     if (message.size() > max_message_size_) {
@@ -172,8 +184,7 @@ class NatsPublisher final : public PublisherBackend {
     for (;;) {
       jsPubOptions options;
       jsPubOptions_Init(&options);
-      options.MsgId = id.c_str();
-      options.ExpectStream = place_.stream.c_str();  // a stream of another kind on the subject refuses
+      options.MsgId = id.c_str();  // its header and this id stay well within header_allowance
       options.MaxWait = wait_ms(deadline.is_none() ? forever : deadline, request_wait_ms);
       OwnedPubAck ack;
       jsErrCode code = static_cast<jsErrCode>(0);
@@ -241,20 +252,25 @@ class NatsSubscriber final : public SubscriberBackend {
           continue;
         }
       }
-      if (status == NATS_SLOW_CONSUMER || subscription_ == nullptr) {
-        // The client dropped messages it could not hold (or a subscription made again
-        // failed): start again after the last one taken, from what the stream still keeps.
-        if (subscription_ != nullptr) (void)natsSubscription_Unsubscribe(subscription_.get());
+      if (status == NATS_SLOW_CONSUMER) {
+        // The client dropped messages it could not hold: start again after the last one
+        // taken, from what the stream still keeps.
+        (void)natsSubscription_Unsubscribe(subscription_.get());
         subscription_.reset();
+        next_subscribe_ = {};
+      }
+      if (subscription_ == nullptr && Deadline::clock::now() >= next_subscribe_) {
         auto again = subscribe_from(connection_->jetstream.get(), place_, facts_, expected_);
         if (again) {
           subscription_ = std::move(*again);
-        } else if (again.error().errc() != Errc::unreachable) {
-          return std::unexpected(again.error());
-        } else if (!deadline.is_none()) {
-          std::this_thread::sleep_for(std::chrono::milliseconds{50});  // the server away: tried again
+          continue;
         }
-      } else if (status != NATS_TIMEOUT) {
+        if (again.error().errc() != Errc::unreachable) return std::unexpected(again.error());
+        next_subscribe_ = Deadline::clock::now() + removal_check_interval;  // the server away: later
+      }
+      if (subscription_ == nullptr && !deadline.is_none()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds{50});
+      } else if (status != NATS_TIMEOUT && status != NATS_SLOW_CONSUMER) {
         return std::unexpected(nats_error(Errc::system, place_.name, "cannot receive", status));
       }
       if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
@@ -308,6 +324,7 @@ class NatsSubscriber final : public SubscriberBackend {
   TopicFacts facts_;  // as it was when subscribed: capacity and sizes do not change
   OwnedSubscription subscription_;
   std::uint64_t expected_;  // the sequence number of the next message, if none is lost
+  Deadline::clock::time_point next_subscribe_{};  // a failed subscription is tried again from then
   std::uint64_t lost_ = 0;
 };
 
@@ -380,6 +397,9 @@ Result<std::shared_ptr<TopicBackend>> NatsTopics::create(std::string_view name, 
   config.MaxMsgs = options.capacity;
   config.MaxMsgSize = static_cast<std::int32_t>(options.max_message_size) + header_allowance;
   config.MaxConsumers = options.max_subscribers;
+  // Message ids are remembered this long: a publish retried within it is not stored twice,
+  // and the server keeps no more than a few seconds' worth of ids.
+  config.Duplicates = std::chrono::duration_cast<std::chrono::nanoseconds>(duplicate_window).count();
   config.Storage = js_FileStorage;  // system-owned: it outlives a server restart
   OwnedStreamInfo info;
   jsErrCode code = static_cast<jsErrCode>(0);

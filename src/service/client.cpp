@@ -87,7 +87,8 @@ Result<std::optional<std::vector<std::byte>>> Call::next_part(Deadline deadline)
   for (;;) {
     auto answer = client_->next_answer(id_, until);
     if (!answer) return std::unexpected(answer.error());
-    if (answer->kind == detail::AnswerKind::working) continue;  // a lease's renewal, not an answer
+    // A lease's renewal, not an answer.
+    if (answer->kind == detail::AnswerKind::working || answer->kind == detail::AnswerKind::queued) continue;
     // A part sent already by a server that died before it let the request go: dropped.
     // The end and a failure are taken whatever their index: a server that takes the request
     // over numbers afresh, and may end sooner (or fail it: its attempts are spent).
@@ -100,7 +101,8 @@ Result<std::optional<std::vector<std::byte>>> Call::next_part(Deadline deadline)
         client_->forget(id_);
         if (answer->bytes.empty()) return std::nullopt;
         return std::optional{std::move(answer->bytes)};
-      case detail::AnswerKind::working: continue;
+      case detail::AnswerKind::working:
+      case detail::AnswerKind::queued: continue;
       case detail::AnswerKind::failed: {
         ended_ = true;
         client_->forget(id_);

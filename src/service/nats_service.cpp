@@ -27,7 +27,6 @@
 #include <cstring>
 #include <array>
 #include <deque>
-#include <future>
 #include <map>
 #include <mutex>
 #include <stop_token>
@@ -148,9 +147,10 @@ std::vector<std::byte> answer_frame(AnswerKind kind, std::uint64_t id, std::uint
 // ---- servers ----
 
 // What a server's handle and the requests it took share: its connection, the requests
-// delivered to it and not yet taken by next(), and those held now. Every request is said
-// `working` from the moment it reaches this server (a thread of its own repeats it), so
-// that a request queued behind a long one is not sent again to the same server.
+// delivered to it and not yet taken by next(), and those held now. A request is said
+// `queued` from the moment it reaches this server and `working` once taken (a thread of its
+// own repeats it): a request waiting behind a long one is not sent again to the same
+// server, and only one that was taken counts a take when the server dies.
 class ServerHeart {
  public:
   ServerHeart(ServicePlace place, std::unique_ptr<NatsConnection> connection)
@@ -166,26 +166,35 @@ class ServerHeart {
   natsConnection* connection() const noexcept { return connection_->connection.get(); }
   jsCtx* jetstream() const noexcept { return connection_->jetstream.get(); }
 
-  // A request delivered (on the client library's thread): queued and said `working`, unless
-  // this server has it already, or had it lately (a copy its client sent again), or its
-  // queue is full (its client sends it again, maybe to another server).
+  // A request delivered (on the client library's thread): queued and said `queued`, unless
+  // this server has it already, or its queue is full (its client sends it again, maybe to
+  // another server). One it answered lately is a copy sent again because the answer was
+  // lost on its way: the client is told so.
   void arrived(OwnedMsg message) {
-    const char* reply = natsMsg_GetReply(message.get());
+    const char* reply_text = natsMsg_GetReply(message.get());
     NatsRequestHeader header{};
-    if (reply == nullptr || *reply == '\0' || natsMsg_GetDataLength(message.get()) < static_cast<int>(sizeof header)) {
+    if (reply_text == nullptr || *reply_text == '\0' ||
+        natsMsg_GetDataLength(message.get()) < static_cast<int>(sizeof header)) {
       return;
     }
+    const std::string reply{reply_text};  // the message may be gone once queued
     std::memcpy(&header, natsMsg_GetData(message.get()), sizeof header);
+    bool answered_lately = false;
     {
       const std::scoped_lock guard{mutex_};
-      if (held_.contains(reply) || queue_.size() >= max_queued) return;
-      if (std::find(finished_.begin(), finished_.end(), reply) != finished_.end()) return;
-      held_.emplace(reply, header.id);
-      queue_.push_back(std::move(message));
+      if (closed_ || held_.contains(reply) || queue_.size() >= max_queued) return;
+      answered_lately = std::find(finished_.begin(), finished_.end(), reply) != finished_.end();
+      if (!answered_lately) {
+        held_.emplace(reply, Held{header.id, false});
+        queue_.push_back(std::move(message));
+      }
     }
-    // Said at once, not at the next beat: a server that dies before it (a request that kills
-    // each server as it is taken) must still count as a take.
-    (void)publish(connection(), reply, nullptr, answer_frame(AnswerKind::working, header.id, 0, {}), place_);
+    if (answered_lately) {
+      const std::string why = "it was answered, and the answer was lost on its way";
+      (void)publish(connection(), reply, nullptr, answer_frame(AnswerKind::failed, header.id, 0, as_bytes(why)), place_);
+      return;
+    }
+    (void)publish(connection(), reply, nullptr, answer_frame(AnswerKind::queued, header.id, 0, {}), place_);
     arrived_.notify_one();
   }
 
@@ -199,6 +208,16 @@ class ServerHeart {
     return message;
   }
 
+  // The request is this server's now: said `working` at once, before the caller runs
+  // anything (a request that kills each server as it is taken must count its takes).
+  void taken(const std::string& reply, std::uint64_t id) {
+    {
+      const std::scoped_lock guard{mutex_};
+      if (auto found = held_.find(reply); found != held_.end()) found->second.taken = true;
+    }
+    (void)publish(connection(), reply, nullptr, answer_frame(AnswerKind::working, id, 0, {}), place_);
+  }
+
   void let_go(const std::string& reply) {
     const std::scoped_lock guard{mutex_};
     if (held_.erase(reply) == 0) return;
@@ -206,14 +225,28 @@ class ServerHeart {
     next_finished_ = (next_finished_ + 1) % finished_.size();
   }
 
+  // The server's handle went: requests still queued are no longer said to wait (their
+  // clients send them again); taken ones stay until their Requests go.
+  void close() {
+    const std::scoped_lock guard{mutex_};
+    closed_ = true;
+    for (const OwnedMsg& message : queue_) held_.erase(natsMsg_GetReply(message.get()));
+    queue_.clear();
+  }
+
  private:
   static constexpr std::size_t max_queued = 1024;
+  struct Held {
+    std::uint64_t id;
+    bool taken;
+  };
 
   void beat(const std::stop_token& stop) {
     std::unique_lock lock{mutex_};
     while (!stop.stop_requested()) {
-      for (const auto& [reply, id] : held_) {
-        (void)publish(connection(), reply, nullptr, answer_frame(AnswerKind::working, id, 0, {}), place_);
+      for (const auto& [reply, held] : held_) {
+        const AnswerKind kind = held.taken ? AnswerKind::working : AnswerKind::queued;
+        (void)publish(connection(), reply, nullptr, answer_frame(kind, held.id, 0, {}), place_);
       }
       wake_.wait_for(lock, stop, heartbeat_interval, [] { return false; });
     }
@@ -225,9 +258,10 @@ class ServerHeart {
   std::condition_variable_any wake_;
   std::condition_variable arrived_;
   std::deque<OwnedMsg> queue_;
-  std::map<std::string, std::uint64_t> held_;  // reply subject -> request id: queued or taken
-  std::array<std::string, 256> finished_;      // reply subjects let go lately
+  std::map<std::string, Held> held_;       // reply subject -> request: queued or taken
+  std::array<std::string, 256> finished_;  // reply subjects let go lately
   std::size_t next_finished_ = 0;
+  bool closed_ = false;
   std::jthread thread_;  // declared last: stopped and joined first
 };
 
@@ -247,6 +281,7 @@ class NatsRequest final : public RequestBackend {
   std::uint32_t takes() const noexcept override { return header_.takes; }
   std::uint32_t max_answer_size() const noexcept override { return header_.max_answer_size; }
   bool done() const noexcept override { return done_; }
+  const std::string& reply() const noexcept { return reply_; }
 
   Result<void> send(AnswerKind kind, std::span<const std::byte> bytes) override {
     auto sent = publish(heart_->connection(), reply_, nullptr, answer_frame(kind, header_.id, next_part_, bytes),
@@ -286,21 +321,25 @@ class NatsServer final : public ServerBackend {
         attempts_(attempts) {}
   ~NatsServer() override {
     if (requests_ == nullptr) return;
-    // Others of the group take what comes from now on; the handler is done with the heart
-    // once the subscription's last message has been handed to it.
-    std::promise<void> drained;
-    auto done = drained.get_future();
-    if (natsSubscription_SetOnCompleteCB(requests_.get(), on_complete, &drained) == NATS_OK &&
-        natsSubscription_Unsubscribe(requests_.get()) == NATS_OK) {
-      (void)done.wait_for(std::chrono::seconds{2});
-    }
+    // Others of the group take what comes from now on. The subscription keeps the heart
+    // alive (its own reference, dropped by on_complete) while the handler may still run.
+    (void)natsSubscription_Unsubscribe(requests_.get());
+    heart_->close();
   }
 
   // Subscribes this server to the service's requests, in the servers' queue group.
   Result<void> subscribe() {
     const ServicePlace& place = heart_->place();
-    const natsStatus status = natsConnection_QueueSubscribe(out(requests_), heart_->connection(), place.subject.c_str(),
-                                                            server_group, on_request, heart_.get());
+    auto* kept = new std::shared_ptr<ServerHeart>(heart_);
+    natsStatus status = natsConnection_QueueSubscribe(out(requests_), heart_->connection(), place.subject.c_str(),
+                                                      server_group, on_request, kept);
+    if (status != NATS_OK) {
+      delete kept;
+      return std::unexpected(nats_error(Errc::system, place.name, "cannot take requests", status));
+    }
+    // Registered before any unsubscribe can happen; should it fail, the reference is left
+    // to leak rather than freed under a handler that may run.
+    status = natsSubscription_SetOnCompleteCB(requests_.get(), on_complete, kept);
     if (status != NATS_OK) return std::unexpected(nats_error(Errc::system, place.name, "cannot take requests", status));
     return {};
   }
@@ -328,9 +367,9 @@ class NatsServer final : public ServerBackend {
 
  private:
   static void on_request(natsConnection*, natsSubscription*, natsMsg* message, void* closure) {
-    static_cast<ServerHeart*>(closure)->arrived(OwnedMsg{message});
+    (*static_cast<std::shared_ptr<ServerHeart>*>(closure))->arrived(OwnedMsg{message});
   }
-  static void on_complete(void* closure) { static_cast<std::promise<void>*>(closure)->set_value(); }
+  static void on_complete(void* closure) { delete static_cast<std::shared_ptr<ServerHeart>*>(closure); }
 
   // A request to answer, or nothing: not a request, past its deadline, or failed here
   // because the servers before died holding it.
@@ -346,6 +385,7 @@ class NatsServer final : public ServerBackend {
       (void)request->send(AnswerKind::failed, as_bytes(servers_died(header.takes - 1)));
       return nullptr;
     }
+    heart_->taken(request->reply(), header.id);
     return request;
   }
 
@@ -408,12 +448,14 @@ class NatsClient final : public ClientBackend {
         // No responders: no server took a request; its lease sends it again.
         return std::unexpected(nats_error(Errc::system, place_.name, "cannot receive an answer", status));
       }
-      // Leases are judged on what has arrived: only once every message waiting was read.
+      // Leases are judged on what had arrived by the last time every message waiting was
+      // read: a backlog is not a server's silence.
       int waiting = 0;
       if (natsSubscription_GetPending(answers_.get(), &waiting, nullptr) == NATS_OK && waiting == 0) {
-        if (auto renewed = renew_leases(); !renewed) return std::unexpected(renewed.error());
+        caught_up_at_ = Clock::now();
       }
-      if (until.is_none() && status == NATS_OK && waiting > 0) continue;  // no_wait: what is here already
+      if (auto renewed = renew_leases(); !renewed) return std::unexpected(renewed.error());
+      if (status == NATS_OK && waiting > 0) continue;  // what is here already, before any verdict
       if (until.is_none() || until.expired()) {
         return std::unexpected(Error{until.is_none() ? Errc::would_block : Errc::timeout, place_.name.object,
                                      "no answer to request " + std::to_string(id) + " in time"});
@@ -453,6 +495,7 @@ class NatsClient final : public ClientBackend {
     auto call = open_.find(parsed->header.id);
     if (call == open_.end()) return std::nullopt;
     call->second.heard = Clock::now();
+    if (parsed->header.kind == AnswerKind::queued) return std::nullopt;  // waits at a server: no take yet
     call->second.taken = true;
     if (parsed->header.kind == AnswerKind::working) return std::nullopt;
     return std::pair{parsed->header.id,
@@ -464,7 +507,7 @@ class NatsClient final : public ClientBackend {
   Result<void> renew_leases() {
     const auto now = Clock::now();
     for (auto& [id, call] : open_) {
-      if (now - call.heard < lease_time) continue;
+      if (caught_up_at_ < call.heard || caught_up_at_ - call.heard < lease_time) continue;
       if (call.taken) {
         NatsRequestHeader header{};
         std::memcpy(&header, call.frame.data(), sizeof header);
@@ -488,6 +531,7 @@ class NatsClient final : public ClientBackend {
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, OpenCall> open_;
   AnswerStash stash_;
+  Clock::time_point caught_up_at_ = Clock::now();  // when no answer last waited unread
 };
 
 // A server's handle on a service whose record exists.

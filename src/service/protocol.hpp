@@ -119,7 +119,7 @@ inline std::optional<ParsedAnswer> parse_answer(std::span<const std::byte> messa
   const AnswerKind kind = parsed.header.kind;
   if (parsed.header.magic != answer_magic ||
       (kind != AnswerKind::part && kind != AnswerKind::last && kind != AnswerKind::failed &&
-       kind != AnswerKind::working)) {
+       kind != AnswerKind::working && kind != AnswerKind::queued)) {
     return std::nullopt;
   }
   parsed.bytes = message.subspan(sizeof parsed.header);

@@ -26,7 +26,8 @@ enum class AnswerKind : std::uint32_t {
   part = 0,    // one answer of a stream, more to come
   last = 1,    // the last answer (the whole answer of a plain call); may be empty
   failed = 2,  // the request failed: the text says why
-  working = 3,  // nats:// only: a server holds the request and is alive (its client's lease)
+  working = 3,  // nats:// only: a server took the request and is alive (its client's lease)
+  queued = 4,   // nats:// only: the request waits at a live server (the lease, not a take)
 };
 
 class RequestBackend {
