@@ -131,11 +131,11 @@ Result<std::size_t> Selector::wait(Deadline deadline) {
           watched_, [](const Watched& one) { return one.endpoint != nullptr && one.endpoint->doorbell_moved(); });
       return moved ? std::optional{watched_.size()} : std::nullopt;
     });
-    if (index && *index == watched_.size()) continue;
-    if (index) {
+    if (index && *index < watched_.size()) {
       next_ = (*index + 1) % watched_.size();
       return *index;
     }
+    // Nothing ready, or a doorbell moved: another round while the deadline allows.
     if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
     if (!deadline.is_forever() && deadline.expired()) {
       return std::unexpected(Error{Errc::timeout, "selector", "nothing it watches became ready in time"});

@@ -194,6 +194,12 @@ class NatsPublisher final : public PublisherBackend {
         if (ack == nullptr || ack->Sequence == 0) {
           return std::unexpected(corrupt(place_, "acknowledged a message without its sequence number"));
         }
+        // Another stream on the subject (the topic's being gone) took it: not this topic's.
+        if (ack->Stream == nullptr || place_.stream != ack->Stream) {
+          if (stream_gone(jetstream, place_.stream)) return std::unexpected(topic_removed(place_.name.object));
+          return std::unexpected(corrupt(place_, "a message published to it was stored by the stream '" +
+                                                     std::string{ack->Stream != nullptr ? ack->Stream : ""} + "'"));
+        }
         return ack->Sequence;
       }
       // Nobody listens on the subject: the stream is gone, or its server is away for now.
@@ -259,7 +265,8 @@ class NatsSubscriber final : public SubscriberBackend {
         subscription_.reset();
         next_subscribe_ = {};
       }
-      if (subscription_ == nullptr && Deadline::clock::now() >= next_subscribe_) {
+      // A non-blocking receive does not wait for a subscription's request to the server.
+      if (subscription_ == nullptr && !deadline.is_none() && Deadline::clock::now() >= next_subscribe_) {
         auto again = subscribe_from(connection_->jetstream.get(), place_, facts_, expected_);
         if (again) {
           subscription_ = std::move(*again);

@@ -218,9 +218,11 @@ class ServerHeart {
     (void)publish(connection(), reply, nullptr, answer_frame(AnswerKind::working, id, 0, {}), place_);
   }
 
-  void let_go(const std::string& reply) {
+  // A request let go; `answered` if its end (or failure) was sent: a copy of it that comes
+  // later means that the answer was lost. One dropped unanswered is forgotten.
+  void let_go(const std::string& reply, bool answered) {
     const std::scoped_lock guard{mutex_};
-    if (held_.erase(reply) == 0) return;
+    if (held_.erase(reply) == 0 || !answered) return;
     finished_[next_finished_] = reply;
     next_finished_ = (next_finished_ + 1) % finished_.size();
   }
@@ -269,7 +271,7 @@ class NatsRequest final : public RequestBackend {
  public:
   NatsRequest(std::shared_ptr<ServerHeart> heart, OwnedMsg message, const NatsRequestHeader& header)
       : heart_(std::move(heart)), message_(std::move(message)), header_(header), reply_(natsMsg_GetReply(message_.get())) {}
-  ~NatsRequest() override { heart_->let_go(reply_); }
+  ~NatsRequest() override { heart_->let_go(reply_, done_); }
 
   std::span<const std::byte> data() const noexcept override {
     const auto* first = reinterpret_cast<const std::byte*>(natsMsg_GetData(message_.get()));
@@ -298,7 +300,7 @@ class NatsRequest final : public RequestBackend {
       // Written to the socket at once (SendAsap), not flushed through a round trip: an end
       // lost with its server is no loss, as the client's lease sends the request again.
       done_ = true;
-      heart_->let_go(reply_);
+      heart_->let_go(reply_, true);
     }
     return sent;
   }
@@ -448,11 +450,19 @@ class NatsClient final : public ClientBackend {
         // No responders: no server took a request; its lease sends it again.
         return std::unexpected(nats_error(Errc::system, place_.name, "cannot receive an answer", status));
       }
-      // Leases are judged on what had arrived by the last time every message waiting was
-      // read: a backlog is not a server's silence.
+      // Leases are judged on what had arrived by a time whose messages have all been read
+      // since: a backlog is not a server's silence. With none waiting, that is now; else
+      // the time of a count of those waiting, once as many have been read.
       int waiting = 0;
-      if (natsSubscription_GetPending(answers_.get(), &waiting, nullptr) == NATS_OK && waiting == 0) {
-        caught_up_at_ = Clock::now();
+      if (status == NATS_OK) ++read_since_;
+      if (natsSubscription_GetPending(answers_.get(), &waiting, nullptr) == NATS_OK) {
+        const auto now = Clock::now();
+        if (waiting == 0 || read_since_ >= waiting_then_) {
+          caught_up_at_ = waiting == 0 ? now : counted_at_;
+          counted_at_ = now;
+          waiting_then_ = waiting;
+          read_since_ = 0;
+        }
       }
       if (auto renewed = renew_leases(); !renewed) return std::unexpected(renewed.error());
       if (status == NATS_OK && waiting > 0) continue;  // what is here already, before any verdict
@@ -531,7 +541,10 @@ class NatsClient final : public ClientBackend {
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, OpenCall> open_;
   AnswerStash stash_;
-  Clock::time_point caught_up_at_ = Clock::now();  // when no answer last waited unread
+  Clock::time_point caught_up_at_ = Clock::now();  // everything that had arrived by then was read
+  Clock::time_point counted_at_ = Clock::now();    // when waiting_then_ answers waited
+  int waiting_then_ = 0;
+  int read_since_ = 0;
 };
 
 // A server's handle on a service whose record exists.
