@@ -38,6 +38,18 @@ Result<void> delete_stream(jsCtx* jetstream, const RemoteName& name, const std::
   return std::unexpected(request_failed(name, std::string{"cannot remove "} + what, status, code));
 }
 
+Result<OwnedStreamInfo> read_stream(jsCtx* jetstream, const RemoteName& name, const std::string& stream,
+                                    const std::string& doing, const Error& gone) {
+  for (int attempt = 1;; ++attempt) {
+    OwnedStreamInfo info;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const natsStatus status = js_GetStreamInfo(out(info), jetstream, stream.c_str(), nullptr, &code);
+    if (status == NATS_OK) return info;
+    if (stream_removed(status, code, jetstream, stream)) return std::unexpected(gone);
+    if (!missing(status, code) || attempt == 3) return std::unexpected(request_failed(name, doing, status, code));
+  }
+}
+
 bool stream_gone(jsCtx* jetstream, const std::string& stream) {
   OwnedStreamInfo info;
   jsErrCode code = static_cast<jsErrCode>(0);

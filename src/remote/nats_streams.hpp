@@ -101,6 +101,11 @@ inline Error request_failed(const RemoteName& name, const std::string& doing, na
 // Deletes `stream`, which holds the object `name` (a missing one is not_found); `what` names
 // the stream in errors ("its bucket").
 Result<void> delete_stream(jsCtx* jetstream, const RemoteName& name, const std::string& stream, const char* what);
+// What the server says of `stream`, which holds the object `name`: `gone` if it is not
+// there (the meta leader agrees), else request_failed(doing). A "not found" that the leader
+// contradicts (the stream was made between the two questions) is asked again.
+Result<OwnedStreamInfo> read_stream(jsCtx* jetstream, const RemoteName& name, const std::string& stream,
+                                    const std::string& doing, const Error& gone);
 // The server's word that `stream` is gone (not hearing back is no such word).
 bool stream_gone(jsCtx* jetstream, const std::string& stream);
 

@@ -116,14 +116,9 @@ Result<TopicFacts> facts_of(const TopicPlace& place, const jsStreamInfo& info) {
 
 // The topic's stream as its server describes it now.
 Result<TopicFacts> read_facts(jsCtx* jetstream, const TopicPlace& place) {
-  OwnedStreamInfo info;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus status = js_GetStreamInfo(out(info), jetstream, place.stream.c_str(), nullptr, &code);
-  if (status != NATS_OK) {
-    if (stream_removed(status, code, jetstream, place.stream)) return std::unexpected(not_found_error(place.name));
-    return std::unexpected(request_failed(place.name, "cannot read its stream", status, code));
-  }
-  return facts_of(place, *info);
+  auto info = read_stream(jetstream, place.name, place.stream, "cannot read its stream", not_found_error(place.name));
+  if (!info) return std::unexpected(info.error());
+  return facts_of(place, **info);
 }
 
 // An ordered consumer of the topic's stream from message `start` on. A subscriber holds at

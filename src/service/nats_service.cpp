@@ -94,14 +94,9 @@ Error does_not_exist(const ServicePlace& place) {
 
 // The service's largest request, from its record: not_found if there is none.
 Result<std::uint32_t> read_record(jsCtx* jetstream, const ServicePlace& place) {
-  OwnedStreamInfo info;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus status = js_GetStreamInfo(out(info), jetstream, place.stream.c_str(), nullptr, &code);
-  if (status != NATS_OK) {
-    if (stream_removed(status, code, jetstream, place.stream)) return std::unexpected(does_not_exist(place));
-    return std::unexpected(request_failed(place.name, "cannot read its record", status, code));
-  }
-  const char* description = info->Config != nullptr ? info->Config->Description : nullptr;
+  auto info = read_stream(jetstream, place.name, place.stream, "cannot read its record", does_not_exist(place));
+  if (!info) return std::unexpected(info.error());
+  const char* description = (*info)->Config != nullptr ? (*info)->Config->Description : nullptr;
   const std::string_view text = description != nullptr ? description : "";
   std::uint32_t max_request = 0;
   const std::string_view number = text.starts_with(max_request_mark) ? text.substr(max_request_mark.size()) : "";
