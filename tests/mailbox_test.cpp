@@ -356,6 +356,34 @@ TEST_F(MailboxTest, IdleBlockedReceiverUsesNoCpuAfterItsSpinBudget) {
   EXPECT_TRUE(receiver.wait().exited_with(0));
 }
 
+// The spin budget grows with the size of the messages passing, and stays bounded: after a
+// 1 MiB message a receiver with nothing to read still sleeps within a millisecond.
+TEST_F(MailboxTest, SpinBudgetScalesWithTheMessageSizeAndAnIdleReceiverStillSleeps) {
+  constexpr WaitPolicy policy{};
+  static_assert(policy.spin_for(0) == 20us);
+  static_assert(policy.spin_for(64 * 1024) == 20us + 16384ns);
+  static_assert(policy.spin_for(1024 * 1024) == 20us + 262144ns);
+  Mailbox box = make({.capacity = 2, .max_message_size = 1024 * 1024});
+  ASSERT_TRUE(box.send(std::vector<std::byte>(1024 * 1024, std::byte{7})));
+  auto receiver = ChildProcess::spawn([&] {
+    auto inbox = Mailbox::open(name);
+    if (!inbox) return 1;
+    std::vector<std::byte> message;
+    if (!inbox->receive(message) || message.size() != 1024 * 1024) return 2;
+    rusage before{};
+    ::getrusage(RUSAGE_SELF, &before);
+    if (inbox->receive(message, 1s).error().errc() != Errc::timeout) return 3;
+    rusage after{};
+    ::getrusage(RUSAGE_SELF, &after);
+    const auto cpu_us = [](const rusage& usage) {
+      return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000L + usage.ru_utime.tv_usec +
+             usage.ru_stime.tv_usec;
+    };
+    return cpu_us(after) - cpu_us(before) < 100'000 ? 0 : 4;  // 1 s asleep but for 282 us
+  });
+  EXPECT_TRUE(receiver.wait().exited_with(0));
+}
+
 TEST_F(MailboxTest, DefaultModeIs0600) {
   Mailbox box = make();
   EXPECT_EQ(Mailbox::stat(name)->local()->mode, 0600u);

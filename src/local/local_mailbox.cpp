@@ -51,8 +51,9 @@ Error wait_error(MappedMailbox& mailbox, detail::Waited waited, Deadline deadlin
   return deadline.is_none() ? detail::would_block_error() : detail::timeout_error(mailbox);
 }
 
-// Claims a position to send at, waiting as the deadline allows.
-detail::Waited claim_for_send(MappedMailbox& mailbox, Deadline deadline, detail::SendClaim& claim) {
+// Claims a position to send a message of `size` bytes at, waiting as the deadline allows.
+detail::Waited claim_for_send(MappedMailbox& mailbox, std::size_t size, Deadline deadline, detail::SendClaim& claim) {
+  mailbox.recent_message_size = static_cast<std::uint32_t>(size);
   // A sender that never waits would never look at the owner: look every 1024 sends,
   // so that sends into a mailbox whose owner has gone start failing.
   if (--mailbox.sends_until_check == 0) {
@@ -93,7 +94,7 @@ Result<void> detail::LocalMailbox::send(std::span<const std::byte> message, Dead
     return std::unexpected(detail::would_block_error());
   }
   detail::SendClaim claim{};
-  const detail::Waited waited = claim_for_send(mailbox, deadline, claim);
+  const detail::Waited waited = claim_for_send(mailbox, message.size(), deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));
   if (!message.empty()) std::memcpy(mailbox.payload(*claim.slot), message.data(), message.size());
   detail::publish(mailbox, claim, static_cast<std::uint32_t>(message.size()));
@@ -118,8 +119,10 @@ detail::Waited claim_for_receive(MappedMailbox& mailbox, std::size_t size_limit,
     }
   }
   mailbox.record_role(detail::role_receiver);
-  return detail::wait_for(mailbox, detail::Side::receive, deadline,
-                          [&] { return detail::try_claim_receive(mailbox, size_limit, claim); });
+  const detail::Waited waited = detail::wait_for(mailbox, detail::Side::receive, deadline,
+                                                 [&] { return detail::try_claim_receive(mailbox, size_limit, claim); });
+  if (waited == detail::Waited::done) mailbox.recent_message_size = claim.size;
+  return waited;
 }
 
 }  // namespace
@@ -151,7 +154,7 @@ Result<detail::Lent> detail::LocalMailbox::loan(std::size_t size, Deadline deadl
   MappedMailbox& mailbox = mapped_;
   if (size > mailbox.geometry.max_message_size) return std::unexpected(too_large(size));
   detail::SendClaim claim{};
-  const detail::Waited waited = claim_for_send(mailbox, deadline, claim);
+  const detail::Waited waited = claim_for_send(mailbox, size, deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));
   return Lent{claim.position, {mailbox.payload(*claim.slot), size}};
 }

@@ -67,6 +67,9 @@ struct MappedMailbox {
   // Set by a waiter that has waited a while: its next attempt that cannot proceed
   // looks for handles of dead processes holding what it waits for (recovery.hpp).
   bool recovery_requested = false;
+  // The size of the last message this handle sent or received: what its waits expect
+  // the peer to be copying (WaitPolicy::spin_for).
+  std::uint32_t recent_message_size = 0;
   // A receiver that never has to wait still looks for dead receivers' messages now
   // and then: every 1024 receives, if a second has passed since it last did.
   std::uint32_t receives_until_check = 1024;

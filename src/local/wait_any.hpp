@@ -25,7 +25,7 @@ std::optional<std::size_t> wait_any(const WaitPolicy& policy, Deadline deadline,
     return word.mailbox != nullptr && word.mailbox->owner != 0;
   });
   return wait_until_done(
-      policy, deadline, words, owned, find_ready, [] { return true; },
+      policy, 0, deadline, words, owned, find_ready, [] { return true; },
       [&](Deadline::clock::time_point now) {
         for (const WatchedWord& word : words) {
           if (word.mailbox != nullptr) watch_owner(*word.mailbox, now);

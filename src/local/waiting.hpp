@@ -95,13 +95,14 @@ inline constexpr std::size_t max_watched_words = 128;  // futex_waitv's limit
 // we count ourselves on every word, issue the heavy barrier, read every epoch, and only
 // then attempt once more before sleeping (design.md, Waiting and waking). `tick(now)` runs
 // every 16 spins and after every sleep (owner checks, recovery requests). Empty once the
-// deadline passed (at once for no_wait).
+// deadline passed (at once for no_wait). `message_size` scales the spin (WaitPolicy::spin_for).
 template <class AttemptFn, class HintFn, class TickFn>
-auto wait_until_done(const WaitPolicy& policy, Deadline deadline, std::span<const WatchedWord> words, bool owned,
-                     AttemptFn&& attempt, HintFn&& may_be_ready, TickFn&& tick) -> decltype(attempt()) {
+auto wait_until_done(const WaitPolicy& policy, std::size_t message_size, Deadline deadline,
+                     std::span<const WatchedWord> words, bool owned, AttemptFn&& attempt, HintFn&& may_be_ready,
+                     TickFn&& tick) -> decltype(attempt()) {
   using Clock = Deadline::clock;
   if (policy.mode != WaitMode::sleep) {
-    const auto spin_until = Clock::now() + policy.spin;
+    const auto spin_until = Clock::now() + policy.spin_for(message_size);
     for (std::uint32_t round = 1;; ++round) {
       platform::cpu_relax();
       if (round % 64 == 0 || may_be_ready()) {
@@ -177,7 +178,7 @@ Waited wait_for(MappedMailbox& mailbox, Side side, Deadline deadline, AttemptFn&
   const WaitWords sides = wait_words(mailbox, side);
   const WatchedWord word{&sides.epoch, &sides.sleeping, &mailbox};
   const auto outcome = wait_until_done(
-      mailbox.wait, deadline, std::span{&word, 1}, mailbox.owner != 0,
+      mailbox.wait, mailbox.recent_message_size, deadline, std::span{&word, 1}, mailbox.owner != 0,
       [&]() -> std::optional<Waited> {
         const Attempt result = attempt();
         if (result == Attempt::not_yet) return std::nullopt;

@@ -66,7 +66,8 @@ std::optional<platform::MonotonicTime> nap_until(Deadline deadline) {
 // a call that finds what it wants at once reads it never.
 class Spin {
  public:
-  explicit Spin(const WaitPolicy& wait) noexcept : wait_(wait) {}
+  Spin(const WaitPolicy& wait, std::size_t message_size) noexcept
+      : wait_(wait), budget_(wait.spin_for(message_size)) {}
 
   // The rounds on which to read the clock (deadlines, recovery) besides the spin budget:
   // every one once the waiter sleeps between them.
@@ -83,7 +84,7 @@ class Spin {
         if (look) {
           const auto now = Deadline::clock::now();
           if (rounds_ == 1) started_ = now;
-          else if (now - started_ >= wait_.spin) spent_ = true;
+          else if (now - started_ >= budget_) spent_ = true;
         }
         if (spent_) return false;
         break;
@@ -94,6 +95,7 @@ class Spin {
 
  private:
   const WaitPolicy& wait_;
+  std::chrono::nanoseconds budget_;
   std::uint64_t rounds_ = 0;
   Deadline::clock::time_point started_{};
   bool spent_ = false;
@@ -243,7 +245,7 @@ Result<std::uint64_t> TopicRing::claim_sequence(std::uint32_t slot, Deadline dea
   TopicHeader& header = *record_.header;
   PublisherSlot& publisher = record_.publishers[slot];
   const std::uint64_t capacity = record_.geometry.capacity;
-  Spin spin{wait_};
+  Spin spin{wait_, recent_message_size_.load(std::memory_order_relaxed)};
   for (;;) {
     std::uint64_t next = header.head.load(std::memory_order_acquire);
     // A blocking topic hands out `next` only once every live subscriber has read the
@@ -298,6 +300,7 @@ Result<std::uint64_t> TopicRing::claim_sequence(std::uint32_t slot, Deadline dea
 
 Result<std::uint64_t> TopicRing::commit(std::uint32_t slot, std::uint32_t index, std::size_t size, Deadline deadline) {
   if (removed()) return std::unexpected(removed_error());
+  recent_message_size_.store(size, std::memory_order_relaxed);
   auto claimed = claim_sequence(slot, deadline);
   if (!claimed) return claimed;
   const std::uint64_t sequence = *claimed;
@@ -484,7 +487,7 @@ template <class Take>
 Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadline, Take&& take) {
   std::uint64_t cursor = record_.subscribers[slot].cursor.load(std::memory_order_relaxed);
   std::uint64_t lost = 0;
-  Spin spin{wait_};
+  Spin spin{wait_, recent_message_size_.load(std::memory_order_relaxed)};
   for (;;) {
     const std::uint32_t seen = record_.header->published.load(std::memory_order_seq_cst);
     const Look found = look(cursor);
@@ -506,6 +509,7 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
         std::atomic<std::uint64_t>& received = record_.subscribers[slot].received;
         received.store(received.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         advance(slot, cursor + 1, lost);
+        recent_message_size_.store(**taken, std::memory_order_relaxed);
         return TopicDelivery{.sequence = cursor, .lost = lost, .chunk = index, .size = **taken};
       }
       case Found::abandoned:

@@ -123,6 +123,9 @@ class TopicRing {
   TopicRecord record_;
   std::string object_;
   WaitPolicy wait_;
+  // The last message size published or received through this ring: what its waits expect
+  // the peer to be copying (WaitPolicy::spin_for). Relaxed: a hint shared by the handles.
+  std::atomic<std::size_t> recent_message_size_{0};
   std::atomic<std::int64_t> last_recovery_{0};
 };
 
