@@ -257,7 +257,16 @@ Throughput rates_of(std::int64_t elapsed_ns, std::size_t count, std::size_t size
           static_cast<double>(sender_cpu_us) * 1000.0 / static_cast<double>(count), 0};
 }
 
-Throughput shmbox_throughput(shmbox::WaitPolicy policy, std::size_t size, std::size_t count, bool zero_copy) {
+// How the stream's messages go: one call each (copied or zero-copy), or in batches
+// (send_many and receive_many, copied).
+struct StreamCalls {
+  bool zero_copy = false;
+  std::size_t batch = 1;
+};
+
+Throughput shmbox_throughput(shmbox::WaitPolicy policy, std::size_t size, std::size_t count, StreamCalls calls) {
+  const bool zero_copy = calls.zero_copy;
+  const std::size_t batch = calls.batch;
   const std::string name = unique("stream");
   const std::uint32_t capacity = size <= 1024 ? 1024 : 64;
   auto box = shmbox::Mailbox::create(name, {.capacity = capacity, .max_message_size = static_cast<std::uint32_t>(size)},
@@ -268,9 +277,23 @@ Throughput shmbox_throughput(shmbox::WaitPolicy policy, std::size_t size, std::s
       [&](Control& control) {
         wait_ready(control, 1);
         std::vector<std::byte> message(size, std::byte{7});
+        std::vector<std::byte> batch_bytes(batch * size, std::byte{7});
+        std::vector<std::span<const std::byte>> batch_messages(batch);
+        for (std::size_t k = 0; k < batch; ++k) batch_messages[k] = std::span{batch_bytes}.subspan(k * size, size);
         const std::int64_t cpu_before = cpu_us();
         const std::int64_t start = now_ns();
-        for (std::uint64_t i = 0; i < count; ++i) {
+        for (std::uint64_t i = 0; i < count;) {
+          if (batch > 1) {
+            const std::size_t n = std::min<std::size_t>(batch, count - i);
+            for (std::size_t k = 0; k < n; ++k) {
+              const std::uint64_t sequence = i + k;
+              std::memcpy(batch_bytes.data() + k * size, &sequence, sizeof sequence);
+            }
+            std::size_t sent = 0;
+            while (sent < n) sent += box.send_many(std::span{batch_messages}.subspan(sent, n - sent)).value();
+            i += n;
+            continue;
+          }
           if (zero_copy) {
             auto loan = box.loan(size).value();
             std::memcpy(loan.data().data(), message.data(), size);
@@ -280,6 +303,7 @@ Throughput shmbox_throughput(shmbox::WaitPolicy policy, std::size_t size, std::s
             std::memcpy(message.data(), &i, sizeof i);
             (void)box.send(message);
           }
+          ++i;
         }
         parent_cpu = cpu_us() - cpu_before;
         while (control.end_ns.load(std::memory_order_acquire) == 0) std::this_thread::yield();
@@ -288,8 +312,19 @@ Throughput shmbox_throughput(shmbox::WaitPolicy policy, std::size_t size, std::s
       [&](Control& control) {
         auto inbox = shmbox::Mailbox::open(name, policy).value();
         std::vector<std::byte> message(size);
+        std::vector<std::byte> batch_bytes(batch * size);
+        std::vector<std::size_t> sizes(batch);
         control.ready.fetch_add(1);
-        for (std::uint64_t i = 0; i < count; ++i) {
+        for (std::uint64_t i = 0; i < count;) {
+          if (batch > 1) {
+            const std::size_t got = inbox.receive_many(batch_bytes, sizes).value();
+            for (std::size_t k = 0; k < got; ++k, ++i) {
+              std::uint64_t sequence = 0;
+              std::memcpy(&sequence, batch_bytes.data() + k * size, sizeof sequence);
+              if (sequence != i || sizes[k] != size) control.failures.fetch_add(1);
+            }
+            continue;
+          }
           std::uint64_t sequence = 0;
           if (zero_copy) {
             // Read in place: the sequence and the last byte, as a consumer that
@@ -302,6 +337,7 @@ Throughput shmbox_throughput(shmbox::WaitPolicy policy, std::size_t size, std::s
             std::memcpy(&sequence, message.data(), sizeof sequence);
           }
           if (sequence != i) control.failures.fetch_add(1);  // dropped, duplicated or reordered
+          ++i;
         }
         control.end_ns.store(now_ns(), std::memory_order_release);
         return 0;
@@ -857,17 +893,19 @@ int main(int argc, char** argv) {
     print_throughput("raw SPSC ring (floor), 64 B", config, small_ring, small_ring);
     for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}, std::pair{"sleep", sleepy}}) {
       print_throughput(fmt::format("shmbox {}, 64 B", label), config, small_ring,
-                       [&] { return shmbox_throughput(policy, 64, config.small_messages, false); });
+                       [&] { return shmbox_throughput(policy, 64, config.small_messages, {}); });
     }
     print_throughput("shmbox adaptive, 64 B, zero-copy", config, small_ring,
-                     [&] { return shmbox_throughput(adaptive, 64, config.small_messages, true); });
+                     [&] { return shmbox_throughput(adaptive, 64, config.small_messages, {.zero_copy = true}); });
+    print_throughput("shmbox adaptive, 64 B, batches of 32", config, small_ring,
+                     [&] { return shmbox_throughput(adaptive, 64, config.small_messages, {.batch = 32}); });
     print_throughput("raw SPSC ring (floor), 64 KiB", config, large_ring, large_ring);
     for (const auto& [label, policy] : {std::pair{"busy_poll", busy}, std::pair{"adaptive", adaptive}}) {
       print_throughput(fmt::format("shmbox {}, 64 KiB", label), config, large_ring,
-                       [&] { return shmbox_throughput(policy, 65536, config.large_messages, false); });
+                       [&] { return shmbox_throughput(policy, 65536, config.large_messages, {}); });
     }
     print_throughput("shmbox adaptive, 64 KiB, zero-copy", config, large_ring,
-                     [&] { return shmbox_throughput(adaptive, 65536, config.large_messages, true); });
+                     [&] { return shmbox_throughput(adaptive, 65536, config.large_messages, {.zero_copy = true}); });
     const auto copy = summarise(repeat<double>(config.repeat, [&] { return memcpy_bandwidth(65536, config.large_messages * 4); }));
     fmt::print("| {:<34} | {:>24} | {:>6.2f} ({:.2f}-{:.2f}) | {:>5} | {:>17} |\n", "memcpy 64 KiB, one process", "-",
                copy.median / 1e9, copy.min / 1e9, copy.max / 1e9, "-", "-");
@@ -900,7 +938,7 @@ int main(int argc, char** argv) {
     const std::function<Throughput()> small_ring = [&] { return raw_ring_throughput(64, config.small_messages); };
     print_throughput("raw SPSC ring (floor), 64 B", config, small_ring, small_ring);
     print_throughput("mailbox adaptive, 64 B", config, small_ring,
-                     [&] { return shmbox_throughput(adaptive, 64, config.small_messages, false); });
+                     [&] { return shmbox_throughput(adaptive, 64, config.small_messages, {}); });
     print_throughput("topic, 64 B, copied", config, small_ring,
                      [&] { return topic_throughput(64, config.small_messages, false); });
     print_throughput("topic, 64 B, in place", config, small_ring,

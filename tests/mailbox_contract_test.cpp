@@ -5,6 +5,7 @@
 // not fork-safe, so the test process itself never starts it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <atomic>
@@ -65,28 +66,62 @@ class MailboxContract : public ContractFixture, public ::testing::TestWithParam<
   void TearDown() override { finish(); }
 };
 
-// Two senders and two receivers: each message is received once, and each receiver sees
-// each sender's messages in the order they were sent.
-TEST_P(MailboxContract, CompetingReceiversTakeEachMessageOnceInEachSendersOrder) {
-  constexpr std::uint32_t per_sender = 200;
-  const std::string ledger_name = test::unique_name("semantics-ledger");
-  auto ledger = Segment::create(ledger_name, 2 * per_sender * sizeof(std::uint32_t));
-  ASSERT_TRUE(ledger);
-  auto* seen = reinterpret_cast<std::atomic<std::uint32_t>*>(ledger->writable_bytes()->data());
-  create({.capacity = 16, .max_message_size = 16});
+// How often each of `count` messages was received, in shared memory that receiver
+// children write: each must end at exactly one.
+class ReceiptLedger {
+ public:
+  explicit ReceiptLedger(std::uint32_t count)
+      : count_(count), segment_(Segment::create(name_, count * sizeof(std::uint32_t)).value()) {}
+  ~ReceiptLedger() { (void)Segment::remove(name_); }
+  ReceiptLedger(const ReceiptLedger&) = delete;
+  ReceiptLedger& operator=(const ReceiptLedger&) = delete;
+  void count(std::uint32_t message) { seen()[message].fetch_add(1); }
+  void expect_each_once() {
+    for (std::uint32_t i = 0; i < count_; ++i) EXPECT_EQ(seen()[i].load(), 1u) << "message " << i;
+  }
+
+ private:
+  std::atomic<std::uint32_t>* seen() {
+    return reinterpret_cast<std::atomic<std::uint32_t>*>(segment_.writable_bytes()->data());
+  }
+  std::string name_ = test::unique_name("receipts");
+  std::uint32_t count_;
+  Segment segment_;
+};
+
+// Two senders and two receivers, a message per call or batches on both sides: each
+// message is received once, and each receiver sees each sender's messages in the order
+// they were sent.
+void expect_competing_receivers_take_each_once(const std::string& name, bool batches) {
+  constexpr std::uint32_t per_sender = 210;
+  const std::uint32_t batch = batches ? 7 : 1;
+  ReceiptLedger ledger{2 * per_sender};
   std::vector<ChildProcess> receivers;
   for (int r = 0; r < 2; ++r) {
     receivers.push_back(ChildProcess::spawn([&] {
       auto box = Mailbox::open(name);
       if (!box) return 1;
       std::int64_t last[2] = {-1, -1};
+      std::array<std::uint32_t, 5> values{};
+      std::array<std::size_t, 5> sizes{};
       for (;;) {
-        auto value = box->receive_value<std::uint32_t>(3s);
-        if (!value) return value.error().errc() == Errc::timeout ? 0 : 2;  // all taken
-        const std::uint32_t sender = *value / per_sender;
-        if (sender > 1 || static_cast<std::int64_t>(*value) <= last[sender]) return 3;
-        last[sender] = *value;
-        seen[*value].fetch_add(1);
+        Result<std::size_t> count = 1;
+        if (batches) {
+          count = box->receive_many(std::as_writable_bytes(std::span{values}), sizes, 3s);
+        } else if (auto value = box->receive_value<std::uint32_t>(3s)) {
+          values[0] = *value;
+          sizes[0] = sizeof *value;
+        } else {
+          count = std::unexpected(value.error());
+        }
+        if (!count) return count.error().errc() == Errc::timeout ? 0 : 2;  // all taken
+        for (std::size_t k = 0; k < *count; ++k) {
+          const std::uint32_t value = values[k];
+          const std::uint32_t sender = value / per_sender;
+          if (sizes[k] != sizeof value || sender > 1 || static_cast<std::int64_t>(value) <= last[sender]) return 3;
+          last[sender] = value;
+          ledger.count(value);
+        }
       }
     }));
   }
@@ -95,16 +130,37 @@ TEST_P(MailboxContract, CompetingReceiversTakeEachMessageOnceInEachSendersOrder)
     senders.push_back(ChildProcess::spawn([&, s] {
       auto box = Mailbox::open(name);
       if (!box) return 1;
-      for (std::uint32_t i = 0; i < per_sender; ++i) {
-        if (!box->send_value(s * per_sender + i, 30s)) return 2;  // waits while 16 are queued
+      std::array<std::uint32_t, 7> values{};
+      std::array<std::span<const std::byte>, 7> messages;
+      for (std::uint32_t k = 0; k < batch; ++k) messages[k] = std::as_bytes(std::span{&values[k], 1});
+      for (std::uint32_t first = 0; first < per_sender; first += batch) {
+        for (std::uint32_t k = 0; k < batch; ++k) values[k] = s * per_sender + first + k;
+        if (!batches) {
+          if (!box->send_value(values[0], 30s)) return 2;  // waits while 16 are queued
+          continue;
+        }
+        for (std::size_t sent = 0; sent < batch;) {
+          auto more = box->send_many(std::span{messages}.subspan(sent, batch - sent), 30s);
+          if (!more) return 2;
+          sent += *more;
+        }
       }
       return 0;
     }));
   }
   for (auto& sender : senders) EXPECT_TRUE(sender.wait(60s).exited_with(0));
   for (auto& receiver : receivers) EXPECT_TRUE(receiver.wait(60s).exited_with(0));
-  for (std::uint32_t i = 0; i < 2 * per_sender; ++i) EXPECT_EQ(seen[i].load(), 1u) << "message " << i;
-  (void)Segment::remove(ledger_name);
+  ledger.expect_each_once();
+}
+
+TEST_P(MailboxContract, CompetingReceiversTakeEachMessageOnceInEachSendersOrder) {
+  create({.capacity = 16, .max_message_size = 16});
+  expect_competing_receivers_take_each_once(name, false);
+}
+
+TEST_P(MailboxContract, CompetingBatchReceiversTakeEachMessageOnceInEachSendersOrder) {
+  create({.capacity = 16, .max_message_size = 16});
+  expect_competing_receivers_take_each_once(name, true);
 }
 
 TEST_P(MailboxContract, AFullBoundedMailboxWouldBlockTimesOutAndBlocksUntilThereIsRoom) {
@@ -507,6 +563,98 @@ TEST_P(MailboxContractByBuffering, MessagesGoThroughInOrderAndStatTellsTheTruth)
     if (empty || empty.error().errc() != Errc::would_block) return 5;
     auto status = Mailbox::stat(name);
     return status && status->queued == 0 && box->queued() == 0 ? 0 : 6;
+  });
+}
+
+// Batches: each message goes as one send would and comes as one receive would; a batch
+// that can only partly go says how much went, and one that cannot go at all fails as a
+// single call would, with nothing sent.
+TEST_P(MailboxContractByBuffering, BatchesGoInOrderAndSayHowManyWent) {
+  create(options());
+  const std::array<std::span<const std::byte>, 6> six{as_bytes("one"),  as_bytes("two"),  as_bytes("three"),
+                                                       as_bytes("four"), as_bytes("five"), as_bytes("six")};
+  const auto texts = [](std::span<const std::byte> buffer, std::span<const std::size_t> sizes) {
+    std::string joined;
+    for (const std::size_t size : sizes) {
+      if (!joined.empty()) joined += ' ';
+      joined += text_of(buffer.first(size));
+      buffer = buffer.subspan(size);
+    }
+    return joined;
+  };
+  if (buffering == Buffering::zero) {
+    // A rendezvous: each message waits for its receiver, who takes them in order.
+    auto receiver = ChildProcess::spawn([&] {
+      auto box = Mailbox::open(name);
+      if (!box) return 1;
+      std::array<std::byte, 64> buffer{};
+      std::array<std::size_t, 4> sizes{};
+      std::string got;
+      while (std::count(got.begin(), got.end(), ' ') < 5) {
+        auto count = box->receive_many(buffer, sizes, 20s);
+        if (!count || *count == 0) return 2;
+        if (!got.empty()) got += ' ';
+        got += texts(buffer, std::span{sizes}.first(*count));
+      }
+      return got == "one two three four five six" ? 0 : 3;
+    });
+    in_child([&] {
+      auto box = Mailbox::open(name);
+      if (!box) return 1;
+      auto sent = box->send_many(six, 20s);
+      return sent && *sent == 6 ? 0 : 2;
+    });
+    EXPECT_TRUE(receiver.wait(30s).exited_with(0));
+    return;
+  }
+  in_child([&] {
+    auto box = Mailbox::open(name);
+    if (!box) return 1;
+    // Bounded (capacity 4): four go, then the deadline passes; unbounded: all six.
+    const std::size_t room = buffering == Buffering::bounded ? 4 : 6;
+    auto sent = box->send_many(six, 100ms);
+    if (!sent || *sent != room) return 2;
+    if (buffering == Buffering::bounded) {
+      auto full = box->send_many(std::span{six}.subspan(4), no_wait);
+      if (full || full.error().errc() != Errc::would_block) return 3;
+    }
+    const std::array<std::span<const std::byte>, 2> oversized{as_bytes("fits"), as_bytes("seventeen bytes!!")};
+    auto refused = box->send_many(oversized, no_wait);
+    if (refused || refused.error().errc() != Errc::too_large ||
+        refused.error().message() != object() + ": message 1 of the batch is 17 bytes, over the mailbox's maximum "
+                                                "of 16; none was sent") {
+      return 4;
+    }
+    if (box->queued() != room) return 5;
+    // Three sizes: three messages, though more are queued; then what fits in 8 bytes.
+    std::array<std::byte, 64> buffer{};
+    std::array<std::size_t, 4> sizes{};
+    auto three = box->receive_many(buffer, std::span{sizes}.first(3), no_wait);
+    if (!three || *three != 3 || texts(buffer, std::span{sizes}.first(3)) != "one two three") return 7;
+    auto fitting = box->receive_many(std::span{buffer}.first(8), sizes, no_wait);
+    const std::string rest = buffering == Buffering::bounded ? "four" : "four five";
+    if (!fitting || texts(buffer, std::span{sizes}.first(*fitting)) != rest) return 8;
+    if (buffering == Buffering::unbounded) {
+      auto last = box->receive_many(buffer, sizes, 10s);
+      if (!last || *last != 1 || texts(buffer, std::span{sizes}.first(1)) != "six") return 9;
+    }
+    auto empty = box->receive_many(buffer, sizes, no_wait);
+    if (empty || empty.error().errc() != Errc::would_block) return 10;
+    // A first message that does not fit a 2-byte buffer stays queued.
+    const std::array<std::span<const std::byte>, 1> seven{as_bytes("seven")};
+    if (auto sent_one = box->send_many(seven, no_wait); !sent_one || *sent_one != 1) return 6;
+    std::array<std::byte, 2> tiny{};
+    auto small = box->receive_many(tiny, sizes, no_wait);
+    if (small || small.error().errc() != Errc::too_large) return 15;
+    auto again = box->receive_many(buffer, sizes, 10s);
+    if (!again || *again != 1 || texts(buffer, std::span{sizes}.first(1)) != "seven") return 16;
+    auto none = box->receive_many(buffer, std::span<std::size_t>{}, no_wait);
+    if (!none || *none != 0) return 11;
+    if (!box->close()) return 12;
+    auto closed = box->send_many(six, no_wait);
+    if (closed || closed.error().message() != object() + ": is closed") return 13;
+    auto drained = box->receive_many(buffer, sizes, 10s);
+    return !drained && drained.error().errc() == Errc::closed ? 0 : 14;
   });
 }
 

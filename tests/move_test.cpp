@@ -64,6 +64,10 @@ std::string check_moved_from(Mailbox& box) {
   if (!refused(box.send(as_bytes("x"), no_wait))) return "moved-from send was not refused";
   if (!refused(box.receive(message, no_wait))) return "moved-from receive (vector) was not refused";
   if (!refused(box.receive(buffer, no_wait))) return "moved-from receive (span) was not refused";
+  const std::array<std::span<const std::byte>, 1> batch{as_bytes("x")};
+  std::array<std::size_t, 2> sizes{};
+  if (!refused(box.send_many(batch, no_wait))) return "moved-from send_many was not refused";
+  if (!refused(box.receive_many(buffer, sizes, no_wait))) return "moved-from receive_many was not refused";
   if (!refused(box.loan(1, no_wait))) return "moved-from loan was not refused";
   if (!refused(box.receive_in_place(no_wait))) return "moved-from receive_in_place was not refused";
   if (!refused(box.receive_with([](auto) -> Result<void> { return {}; }, no_wait))) {

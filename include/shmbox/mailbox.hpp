@@ -198,6 +198,25 @@ class Mailbox {
   // Receives into `message`, resizing it to the message's size.
   [[nodiscard]] Result<void> receive(std::vector<std::byte>& message, Deadline deadline = forever);
 
+  // Batches: many messages in one call, for streams where what a call costs counts (as
+  // sendmmsg/recvmmsg). Each message is sent and received exactly as by one send() or
+  // receive(): same order, same delivery to exactly one receiver.
+  //
+  // Sends `messages` in order, each waiting for room as the deadline allows. Returns how
+  // many were sent: all of them, or the first k when the deadline passed or the mailbox
+  // closed after k were sent (the rest were not: the next call reports why). Fails, sending
+  // nothing, as send() would when not even the first can go; a message over the maximum
+  // refuses the whole batch (Errc::too_large) before any is sent.
+  [[nodiscard]] Result<std::size_t> send_many(std::span<const std::span<const std::byte>> messages,
+                                              Deadline deadline = forever);
+  // Receives up to sizes.size() messages into `buffer`, back to back: waits as the deadline
+  // allows for the first, then takes, without waiting, those queued behind it while they
+  // fit in what is left of the buffer. sizes[i] is the i-th message's size. Returns how
+  // many were received; fails as receive() would when it gets none (Errc::too_large when
+  // the first does not fit the buffer; it stays queued).
+  [[nodiscard]] Result<std::size_t> receive_many(std::span<std::byte> buffer, std::span<std::size_t> sizes,
+                                                 Deadline deadline = forever);
+
   // Zero-copy: a slot of `size` bytes to write in place.
   [[nodiscard]] Result<SendLoan> loan(std::size_t size, Deadline deadline = forever);
   // Zero-copy: the next message, read in place.

@@ -113,6 +113,17 @@ Result<void> Mailbox::send(std::span<const std::byte> message, Deadline deadline
   return backend_->send(message, deadline, id);
 }
 
+Result<std::size_t> Mailbox::send_many(std::span<const std::span<const std::byte>> messages, Deadline deadline) {
+  if (!backend_) [[unlikely]] return std::unexpected(moved_from());
+  return backend_->send_many(messages, deadline);
+}
+
+Result<std::size_t> Mailbox::receive_many(std::span<std::byte> buffer, std::span<std::size_t> sizes,
+                                          Deadline deadline) {
+  if (!backend_) [[unlikely]] return std::unexpected(moved_from());
+  return backend_->receive_many(buffer, sizes, deadline);
+}
+
 Result<std::size_t> Mailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
   if (!backend_) [[unlikely]] return std::unexpected(moved_from());
   return backend_->receive(buffer, deadline);

@@ -150,6 +150,53 @@ Result<void> detail::LocalMailbox::receive(std::vector<std::byte>& message, Dead
   return {};
 }
 
+Result<std::size_t> detail::LocalMailbox::send_many(std::span<const std::span<const std::byte>> messages,
+                                                    Deadline deadline) {
+  MappedMailbox& mailbox = mapped_;
+  // A rendezvous waits for each message's receiver: one send after another.
+  if (mailbox.geometry.buffering == Buffering::zero) return MailboxBackend::send_many(messages, deadline);
+  if (auto refused = oversized(messages)) return std::unexpected(std::move(*refused));
+  std::size_t sent = 0;
+  for (const auto message : messages) {
+    detail::SendClaim claim{};
+    if (const detail::Waited waited = claim_for_send(mailbox, message.size(), deadline, claim);
+        waited != detail::Waited::done) {
+      if (sent == 0) return std::unexpected(wait_error(mailbox, waited, deadline));
+      mailbox.failure.reset();  // the next call meets it again and reports it
+      break;
+    }
+    if (!message.empty()) std::memcpy(mailbox.payload(*claim.slot), message.data(), message.size());
+    detail::publish(mailbox, claim, static_cast<std::uint32_t>(message.size()));
+    ++sent;
+  }
+  return sent;
+}
+
+Result<std::size_t> detail::LocalMailbox::receive_many(std::span<std::byte> buffer, std::span<std::size_t> sizes,
+                                                       Deadline deadline) {
+  if (sizes.empty()) return 0;
+  MappedMailbox& mailbox = mapped_;
+  detail::ReceiveClaim claim{};
+  const detail::Waited waited = claim_for_receive(mailbox, buffer.size(), deadline, claim);
+  if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));
+  std::size_t count = 0;
+  std::size_t used = 0;
+  for (;;) {
+    if (claim.size != 0) std::memcpy(buffer.data() + used, mailbox.payload(*claim.slot), claim.size);
+    detail::release(mailbox, claim);
+    sizes[count++] = claim.size;
+    used += claim.size;
+    if (count == sizes.size()) break;
+    // Whatever stops the batch (nothing queued, a message that does not fit what is left,
+    // close) is for the next call to meet.
+    if (detail::try_claim_receive(mailbox, buffer.size() - used, claim) != detail::Attempt::claimed) {
+      mailbox.failure.reset();
+      break;
+    }
+  }
+  return count;
+}
+
 Result<detail::Lent> detail::LocalMailbox::loan(std::size_t size, Deadline deadline) {
   MappedMailbox& mailbox = mapped_;
   if (size > mailbox.geometry.max_message_size) return std::unexpected(too_large(size));

@@ -20,6 +20,11 @@ class LocalMailbox final : public MailboxBackend {
   // Sending: a position claimed on the ring, written (copied, or in place through a
   // loan), then published; a zero-capacity send then waits for a receiver's claim.
   Result<void> send(std::span<const std::byte> message, Deadline deadline, std::string_view id) override;
+  // Batches: the ring's attempts one after another inside one call, and a receive that
+  // takes what is queued without waiting after its first.
+  Result<std::size_t> send_many(std::span<const std::span<const std::byte>> messages, Deadline deadline) override;
+  Result<std::size_t> receive_many(std::span<std::byte> buffer, std::span<std::size_t> sizes,
+                                   Deadline deadline) override;
   Result<Lent> loan(std::size_t size, Deadline deadline) override;
   Result<void> commit_loan(const Lent& loan, std::size_t size, Deadline deadline) override;
   void abandon_loan(const Lent& loan) noexcept override;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -65,6 +66,13 @@ class MailboxBackend {
   virtual Result<void> send(std::span<const std::byte> message, Deadline deadline, std::string_view id) = 0;
   virtual Result<std::size_t> receive(std::span<std::byte> buffer, Deadline deadline) = 0;
   virtual Result<void> receive(std::vector<std::byte>& message, Deadline deadline) = 0;
+  // Batches (Mailbox::send_many, receive_many): by default one send or receive after
+  // another; a transport overrides them where a batch costs less.
+  virtual Result<std::size_t> send_many(std::span<const std::span<const std::byte>> messages, Deadline deadline);
+  virtual Result<std::size_t> receive_many(std::span<std::byte> buffer, std::span<std::size_t> sizes,
+                                           Deadline deadline);
+  // The first message of `messages` over the maximum, as the error that refuses the batch.
+  std::optional<Error> oversized(std::span<const std::span<const std::byte>> messages) const;
   // The next message goes to `take`, and leaves the mailbox only if `take` succeeds;
   // otherwise (an error or an exception) it is put back, to be received next.
   virtual Result<void> receive_with(const DeliveryTaker& take, Deadline deadline) = 0;
