@@ -177,7 +177,7 @@ TEST_F(MailboxCliTest, WrongLayoutVersionExits65ForEveryVerb) {
                                         {"stat", name}}) {
     auto result = shmbox_cli(args);
     EXPECT_TRUE(result.status.exited_with(EX_DATAERR)) << args[0];
-    EXPECT_EQ(result.err, object() + "has layout version 7; this build reads version 4\n") << args[0];
+    EXPECT_EQ(result.err, object() + "has layout version 7; this build reads version 5\n") << args[0];
   }
   EXPECT_TRUE(shmbox_cli({"rm", name}).status.exited_with(EX_OK));  // it can still be removed
 }

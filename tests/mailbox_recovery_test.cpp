@@ -2,6 +2,10 @@
 // what the dead held, and nothing waits forever on a dead process.
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+
+#include <array>
+#include <csignal>
 #include <cstring>
 #include <thread>
 
@@ -53,6 +57,42 @@ TEST_P(QueueingRecovery, ASenderKilledBetweenClaimAndPublishDoesNotStallReceiver
   ASSERT_TRUE(got) << got.error().message();
   EXPECT_EQ(text_of(message), "after");
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "recovery should take one check interval";
+}
+
+// A sender killed inside a batch, after publishing part of it: what it published is
+// received, the rest of its claim (a run of positions, in a bounded mailbox) is
+// cancelled, and nobody stalls.
+TEST_P(QueueingRecovery, ASenderKilledInsideABatchLeavesWhatItPublishedAndStallsNobody) {
+  Mailbox box = make();
+  auto sender = ChildProcess::spawn([&]() -> int {
+    auto out = Mailbox::open(name);
+    if (!out) return 1;
+    // The third message's bytes cannot be read: its copy faults once two are published,
+    // and the process dies there by SIGKILL, as if killed at that instruction.
+    void* unreadable = ::mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (unreadable == MAP_FAILED) return 2;
+    struct sigaction die {};
+    die.sa_handler = [](int) { ::raise(SIGKILL); };
+    ::sigaction(SIGSEGV, &die, nullptr);
+    const std::array<std::span<const std::byte>, 4> batch{
+        as_bytes("one"), as_bytes("two"), std::span{static_cast<const std::byte*>(unreadable), 8}, as_bytes("four")};
+    (void)out->send_many(batch);
+    return 3;
+  });
+  ASSERT_TRUE(sender.wait(10s).killed_by(SIGKILL));
+  std::vector<std::byte> message;
+  for (const char* sent : {"one", "two"}) {
+    auto got = box.receive(message, 5s);
+    ASSERT_TRUE(got) << got.error().message();
+    EXPECT_EQ(text_of(message), sent);
+  }
+  ASSERT_TRUE(box.send(as_bytes("after"), 5s));
+  const auto start = std::chrono::steady_clock::now();
+  auto got = box.receive(message, 5s);
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(text_of(message), "after");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "recovery should take one check interval";
+  EXPECT_EQ(box.queued(), 0u);
 }
 
 TEST_P(Recovery, AReceiverKilledHoldingAMessageDoesNotSwallowIt) {

@@ -505,18 +505,18 @@ TEST_F(MailboxTest, LayoutVersionMismatchIsItsOwnError) {
   auto opened = Mailbox::open(name);
   ASSERT_FALSE(opened);
   EXPECT_EQ(opened.error().errc(), Errc::version_mismatch);
-  EXPECT_EQ(opened.error().message(), "mailbox '" + name + "': has layout version 99; this build reads version 4");
+  EXPECT_EQ(opened.error().message(), "mailbox '" + name + "': has layout version 99; this build reads version 5");
 }
 
 TEST_F(MailboxTest, LayoutVersionMismatchFromStatAndRemove) {
   Mailbox box = make();
   auto raw = raw_file(name);
-  const std::uint32_t version = 5;
+  const std::uint32_t version = 6;
   std::memcpy(raw.writable_bytes()->data() + 8, &version, sizeof version);
   auto status = Mailbox::stat(name);
   ASSERT_FALSE(status);
   EXPECT_EQ(status.error().errc(), Errc::version_mismatch);
-  EXPECT_EQ(status.error().message(), "mailbox '" + name + "': has layout version 5; this build reads version 4");
+  EXPECT_EQ(status.error().message(), "mailbox '" + name + "': has layout version 6; this build reads version 5");
   EXPECT_TRUE(Mailbox::remove(name));  // removal needs no understanding of the layout
   EXPECT_EQ(Mailbox::open(name).error().errc(), Errc::not_found);
 }

@@ -13,7 +13,7 @@ namespace shmbox::detail {
 inline constexpr std::size_t cache_line = 64;
 
 inline constexpr std::uint64_t mailbox_magic = 0x424d584f424d4853ull;  // "SHMBOXMB" little-endian
-inline constexpr std::uint32_t mailbox_layout_version = 4;
+inline constexpr std::uint32_t mailbox_layout_version = 5;
 
 enum class BufferingCode : std::uint32_t { zero = 0, bounded = 1, unbounded = 2 };
 
@@ -105,8 +105,9 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 // recoverer's identity | attach_recovering_bit (see recovery.cpp). send_intent
 // records, before each claim of a position through tail, the position about to be
 // claimed (+1; 0 = none), so that survivors can tell which unpublished position a
-// sender that died held. (A receiver's claim is on the slot itself, whose state names
-// the reader.)
+// sender that died held; a batch that claims a run of positions also records, in
+// send_intent_end, the position after its run (stored before send_intent). (A
+// receiver's claim is on the slot itself, whose state names the reader.)
 struct alignas(cache_line) AttachEntry {
   std::atomic<std::uint64_t> identity;
   std::atomic<std::uint64_t> send_intent;
@@ -120,6 +121,10 @@ struct alignas(cache_line) AttachEntry {
   // What the holder has done through this handle (role_sender, role_receiver), for
   // status reports only: written once per role per handle, never on the hot path.
   std::atomic<std::uint64_t> roles;
+  // With send_intent p + 1: the run claimed is [p, max(p + 1, send_intent_end)). Only
+  // batches write it, so a value left from an earlier run is below any later p: it then
+  // names a run of one.
+  std::atomic<std::uint64_t> send_intent_end;
 };
 inline constexpr std::uint64_t role_sender = 1;
 inline constexpr std::uint64_t role_receiver = 2;

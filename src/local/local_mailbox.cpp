@@ -51,17 +51,24 @@ Error wait_error(MappedMailbox& mailbox, detail::Waited waited, Deadline deadlin
   return deadline.is_none() ? detail::would_block_error() : detail::timeout_error(mailbox);
 }
 
-// Claims a position to send a message of `size` bytes at, waiting as the deadline allows.
-detail::Waited claim_for_send(MappedMailbox& mailbox, std::size_t size, Deadline deadline, detail::SendClaim& claim) {
+// Claims what `attempt` claims (a position, or a run of them) to send messages of `size`
+// bytes at, waiting as the deadline allows.
+template <class AttemptFn>
+detail::Waited claim_for_send_with(MappedMailbox& mailbox, std::size_t size, Deadline deadline, AttemptFn&& attempt) {
   mailbox.recent_message_size = static_cast<std::uint32_t>(size);
-  // A sender that never waits would never look at the owner: look every 1024 sends,
+  // A sender that never waits would never look at the owner: look every 1024 claims,
   // so that sends into a mailbox whose owner has gone start failing.
   if (--mailbox.sends_until_check == 0) {
     mailbox.sends_until_check = 1024;
     detail::watch_owner(mailbox, std::chrono::steady_clock::now());
   }
   mailbox.record_role(detail::role_sender);
-  return detail::wait_for(mailbox, detail::Side::send, deadline, [&] { return detail::try_claim_send(mailbox, claim); });
+  return detail::wait_for(mailbox, detail::Side::send, deadline, std::forward<AttemptFn>(attempt));
+}
+
+// Claims a position to send a message of `size` bytes at, waiting as the deadline allows.
+detail::Waited claim_for_send(MappedMailbox& mailbox, std::size_t size, Deadline deadline, detail::SendClaim& claim) {
+  return claim_for_send_with(mailbox, size, deadline, [&] { return detail::try_claim_send(mailbox, claim); });
 }
 
 // Zero capacity: after publishing, the send completes only once a receiver has
@@ -156,18 +163,30 @@ Result<std::size_t> detail::LocalMailbox::send_many(std::span<const std::span<co
   // A rendezvous waits for each message's receiver: one send after another.
   if (mailbox.geometry.buffering == Buffering::zero) return MailboxBackend::send_many(messages, deadline);
   if (auto refused = oversized(messages)) return std::unexpected(std::move(*refused));
+  // Bounded: a run of free slots at a time, claimed with one CAS of tail (ring.hpp).
+  // Unbounded: a position at a time (its chunks are backed one by one).
+  const bool runs = !mailbox.unbounded();
   std::size_t sent = 0;
-  for (const auto message : messages) {
-    detail::SendClaim claim{};
-    if (const detail::Waited waited = claim_for_send(mailbox, message.size(), deadline, claim);
-        waited != detail::Waited::done) {
+  while (sent < messages.size()) {
+    detail::SendClaim first{};
+    std::uint64_t count = 1;
+    const detail::Waited waited = claim_for_send_with(mailbox, messages[sent].size(), deadline, [&] {
+      return runs ? detail::try_claim_send_run(mailbox, messages.size() - sent, first, count)
+                  : detail::try_claim_send(mailbox, first);
+    });
+    if (waited != detail::Waited::done) {
       if (sent == 0) return std::unexpected(wait_error(mailbox, waited, deadline));
       mailbox.failure.reset();  // the next call meets it again and reports it
       break;
     }
-    if (!message.empty()) std::memcpy(mailbox.payload(*claim.slot), message.data(), message.size());
-    detail::publish(mailbox, claim, static_cast<std::uint32_t>(message.size()));
-    ++sent;
+    for (std::uint64_t k = 0; k < count; ++k) {
+      const auto message = messages[sent + k];
+      const detail::SendClaim claim{first.position + k, &mailbox.slot(first.position + k)};
+      if (!message.empty()) std::memcpy(mailbox.payload(*claim.slot), message.data(), message.size());
+      detail::make_visible(mailbox, claim, static_cast<std::uint32_t>(message.size()));
+    }
+    detail::end_claim(mailbox, count > 1);
+    sent += count;
   }
   return sent;
 }
@@ -179,21 +198,44 @@ Result<std::size_t> detail::LocalMailbox::receive_many(std::span<std::byte> buff
   detail::ReceiveClaim claim{};
   const detail::Waited waited = claim_for_receive(mailbox, buffer.size(), deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));
-  std::size_t count = 0;
-  std::size_t used = 0;
-  for (;;) {
-    if (claim.size != 0) std::memcpy(buffer.data() + used, mailbox.payload(*claim.slot), claim.size);
-    detail::release(mailbox, claim);
-    sizes[count++] = claim.size;
-    used += claim.size;
-    if (count == sizes.size()) break;
-    // Whatever stops the batch (nothing queued, a message that does not fit what is left,
-    // close) is for the next call to meet.
-    if (detail::try_claim_receive(mailbox, buffer.size() - used, claim) != detail::Attempt::claimed) {
-      mailbox.failure.reset();
-      break;
+  if (claim.size != 0) std::memcpy(buffer.data(), mailbox.payload(*claim.slot), claim.size);
+  detail::release(mailbox, claim);
+  sizes[0] = claim.size;
+  std::size_t count = 1;
+  std::size_t used = claim.size;
+  // Whatever stops the batch (nothing queued, a message that does not fit what is left,
+  // a put-back message, close) is for the next call to meet.
+  if (mailbox.unbounded() || mailbox.geometry.buffering == Buffering::zero) {
+    // A position at a time, each claimed as a receive claims it.
+    for (; count < sizes.size(); ++count) {
+      if (detail::try_claim_receive(mailbox, buffer.size() - used, claim) != detail::Attempt::claimed) {
+        mailbox.failure.reset();
+        break;
+      }
+      if (claim.size != 0) std::memcpy(buffer.data() + used, mailbox.payload(*claim.slot), claim.size);
+      detail::release(mailbox, claim);
+      sizes[count] = claim.size;
+      used += claim.size;
     }
+    return count;
   }
+  // Bounded: the messages that follow ours, each claimed on its slot; head moves past
+  // them once, and only then are their slots freed (a slot freed ahead of head would
+  // look to other receivers like a position that does not fit the ring).
+  const std::uint64_t first = claim.position + 1;
+  std::uint64_t next = first;
+  for (; count < sizes.size(); ++count, ++next) {
+    if (!detail::try_claim_next(mailbox, next, buffer.size() - used, claim)) break;
+    if (claim.size != 0) std::memcpy(buffer.data() + used, mailbox.payload(*claim.slot), claim.size);
+    sizes[count] = claim.size;
+    used += claim.size;
+  }
+  if (next == first) return count;
+  detail::advance_head(mailbox, next);
+  for (std::uint64_t position = first; position < next; ++position) {
+    detail::free_slot(mailbox, detail::ReceiveClaim{position, &mailbox.slot(position), 0});
+  }
+  detail::wake_senders(mailbox, true);
   return count;
 }
 

@@ -155,6 +155,7 @@ Result<void> attach(MappedMailbox& mailbox) {
         mailbox.self = static_cast<std::uint16_t>(i + 1);
         mailbox.entry = &table[i];
         table[i].send_intent.store(0, std::memory_order_relaxed);
+        table[i].send_intent_end.store(0, std::memory_order_relaxed);
         table[i].active.store(0, std::memory_order_relaxed);
         const std::uint64_t generation = table[i].generation.fetch_add(1, std::memory_order_acq_rel) + 1;
         mailbox.chunk_tag = detail::ChunkWord::worker_tag(generation, mailbox.self);

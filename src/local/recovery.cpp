@@ -24,17 +24,27 @@ Orphan* find_orphan(std::vector<Orphan>& orphans, std::uint16_t owner) {
   return found == orphans.end() ? nullptr : &*found;
 }
 
-// Whether a handle other than `owner` may hold the position `intent` names: its intent
-// names it too, and it is attached and not known dead (a dead one's claim would be
-// cancelled all the same). Called after tail was seen past the position: a claimer
-// stores its intent before it moves tail (release), so that intent is visible now, or
-// what it stored after publishing (release stores too: then our CAS finds the slot
-// published). A live claimer's entry is neither free nor held by a recovery.
-bool claimed_elsewhere(const MappedMailbox& mailbox, std::uint16_t owner, std::uint64_t intent,
+// The end (exclusive) of the run of positions an entry whose intent is `intent` (not 0)
+// may hold: a batch's run, or the one position. Read after the intent (acquire), so at
+// least the end stored with it; a later one only widens the run, which makes a recovery
+// wait longer, never cancel a live claim.
+std::uint64_t intent_end(const AttachEntry& entry, std::uint64_t intent) {
+  return std::max(intent, entry.send_intent_end.load(std::memory_order_relaxed));
+}
+
+// Whether a handle other than `owner` may hold `position`: its intent's run covers it,
+// and it is attached and not known dead (a dead one's claim would be cancelled all the
+// same). Called after tail was seen past the position: a claimer stores its intent
+// before it moves tail (release), so that intent is visible now, or what it stored after
+// publishing (release stores too: then our CAS finds the slot published). A live
+// claimer's entry is neither free nor held by a recovery.
+bool claimed_elsewhere(const MappedMailbox& mailbox, std::uint16_t owner, std::uint64_t position,
                        const std::vector<Orphan>& orphans) {
   const AttachEntry* table = mailbox.attach_entries();
   for (std::uint32_t i = 0; i < mailbox.geometry.attach_capacity; ++i) {
-    if (i + 1 == owner || table[i].send_intent.load(std::memory_order_acquire) != intent) continue;
+    if (i + 1 == owner) continue;
+    const std::uint64_t intent = table[i].send_intent.load(std::memory_order_acquire);
+    if (intent == 0 || position < intent - 1 || position >= intent_end(table[i], intent)) continue;
     const std::uint64_t holder = table[i].identity.load(std::memory_order_acquire);
     if (holder == 0 || (holder & attach_recovering_bit) != 0) continue;
     if (std::none_of(orphans.begin(), orphans.end(), [&](const Orphan& o) { return o.was == holder; })) return true;
@@ -43,20 +53,18 @@ bool claimed_elsewhere(const MappedMailbox& mailbox, std::uint16_t owner, std::u
 }
 
 // A dead sender's claimed, unpublished position: cancel it, unless a live sender may
-// be the one that claimed it (its intent names the same position). Returns whether the
-// intent is settled and may be forgotten: the claim never happened, the position was
-// published or cancelled, or we cancelled it now. (Forgetting an unsettled intent would
-// leave its position held for ever.)
-bool cancel_orphaned_claim(MappedMailbox& mailbox, std::uint16_t owner, std::uint64_t intent,
-                           const std::vector<Orphan>& orphans) {
-  const std::uint64_t position = intent - 1;
+// be the one that claimed it (its intent covers the same position). Returns whether the
+// position is settled: the claim never happened, the position was published or
+// cancelled, or we cancelled it now.
+bool cancel_orphaned_position(MappedMailbox& mailbox, std::uint16_t owner, std::uint64_t position,
+                              const std::vector<Orphan>& orphans) {
   const std::uint64_t tail = mailbox.header->tail.load(std::memory_order_acquire) & ~closed_bit;
   // tail <= position: the dead sender's claim never happened, and now never will.
   if (tail <= position) return true;
   // Another handle's intent for the same position: that sender may hold it; look again
   // later. Read only now, after tail: once tail has passed the position nobody can claim
   // it any more. (Intents read before tail could miss a sender that claimed it since.)
-  if (claimed_elsewhere(mailbox, owner, intent, orphans)) return false;
+  if (claimed_elsewhere(mailbox, owner, position, orphans)) return false;
   SlotHeader& slot = mailbox.slot(position);
   const std::uint64_t free_word = mailbox.unbounded() ? 0 : SlotState::pack(position, Phase::free, 0);
   std::optional<ActiveGuard> inside;
@@ -73,6 +81,19 @@ bool cancel_orphaned_claim(MappedMailbox& mailbox, std::uint16_t owner, std::uin
     wake_receivers(mailbox, true);
   }
   return true;  // cancelled now, or it held something else already: published or cancelled
+}
+
+// Every position of a dead sender's intent (its run, or the one position). Returns
+// whether the intent is settled and may be forgotten: every position is. (Forgetting an
+// unsettled intent would leave its position held for ever; a later look at a settled
+// one finds it published or cancelled and changes nothing.)
+bool cancel_orphaned_claim(MappedMailbox& mailbox, std::uint16_t owner, const AttachEntry& entry, std::uint64_t intent,
+                           const std::vector<Orphan>& orphans) {
+  bool settled = true;
+  for (std::uint64_t position = intent - 1, end = intent_end(entry, intent); position < end; ++position) {
+    settled = cancel_orphaned_position(mailbox, owner, position, orphans) && settled;
+  }
+  return settled;
 }
 
 // Positions [first, last) that a dead receiver holds (READING): adopt one; mark each
@@ -172,7 +193,7 @@ bool recover(MappedMailbox& mailbox, ReceiveClaim* adopt) {
       continue;
     }
     if (const std::uint64_t intent = entry.send_intent.load(std::memory_order_acquire); intent != 0) {
-      if (cancel_orphaned_claim(mailbox, orphan.owner, intent, orphans)) {
+      if (cancel_orphaned_claim(mailbox, orphan.owner, entry, intent, orphans)) {
         entry.send_intent.store(0, std::memory_order_release);
       } else {
         orphan.still_held = true;

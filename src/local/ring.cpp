@@ -1,5 +1,6 @@
 #include "local/ring.hpp"
 
+#include <algorithm>
 #include <optional>
 
 #include "local/chunks.hpp"
@@ -179,6 +180,62 @@ Attempt try_claim_send(MappedMailbox& mailbox, SendClaim& claim) {
     // stale, or the slot is corrupt if tail has not moved.
     if (header.tail.load(std::memory_order_acquire) != tail) continue;
     return fail_slot(mailbox, tail, "holds a position that does not fit the ring");
+  }
+}
+
+Attempt try_claim_send_run(MappedMailbox& mailbox, std::uint64_t wanted, SendClaim& first, std::uint64_t& count) {
+  Header& header = *mailbox.header;
+  wanted = std::min<std::uint64_t>(wanted, mailbox.geometry.slot_count);
+  for (;;) {
+    const std::uint64_t tail = header.tail.load(std::memory_order_acquire);
+    if ((tail & closed_bit) != 0) return fail_closed(mailbox);
+    // Acquire, as a single claim's: the previous lap's reads of each slot are done.
+    std::uint64_t free = 0;
+    while (free < wanted && mailbox.slot(tail + free).state.load(std::memory_order_acquire) ==
+                                SlotState::pack(tail + free, Phase::free, 0)) {
+      ++free;
+    }
+    // One slot or none: the single claim, which also tells a full ring from a corrupt one.
+    if (free <= 1) {
+      count = 1;
+      return try_claim_send(mailbox, first);
+    }
+    // Visible with the intent (claim_tail's release store), so that a recovery that reads
+    // the intent knows the whole run.
+    mailbox.entry->send_intent_end.store(tail + free, std::memory_order_relaxed);
+    if (claim_tail(mailbox, tail, free)) {
+      first = SendClaim{tail, &mailbox.slot(tail)};
+      count = free;
+      return Attempt::claimed;
+    }
+  }
+}
+
+bool try_claim_next(MappedMailbox& mailbox, std::uint64_t position, std::size_t size_limit,
+                    ReceiveClaim& claim) noexcept {
+  // A message put back comes before what is at head: the next receive takes it.
+  if (mailbox.header->returned.load(std::memory_order_relaxed) != 0) return false;
+  SlotHeader& slot = mailbox.slot(position);
+  // Acquire: pairs with the sender's release store of FULL.
+  std::uint64_t word = slot.state.load(std::memory_order_acquire);
+  const SlotState current = SlotState::unpack(word);
+  if (current.position != (position & position_mask) || current.phase != static_cast<std::uint8_t>(Phase::full)) {
+    return false;
+  }
+  const std::uint32_t size = slot.size.load(std::memory_order_relaxed);
+  if (size > mailbox.geometry.max_message_size || size > size_limit) return false;
+  if (!slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, mailbox.self),
+                                          std::memory_order_acq_rel, std::memory_order_acquire)) {
+    return false;
+  }
+  claim = ReceiveClaim{position, &slot, size};
+  return true;
+}
+
+void advance_head(MappedMailbox& mailbox, std::uint64_t to) noexcept {
+  std::uint64_t head = mailbox.header->head.load(std::memory_order_acquire);
+  while (head < to &&
+         !mailbox.header->head.compare_exchange_weak(head, to, std::memory_order_acq_rel, std::memory_order_acquire)) {
   }
 }
 

@@ -35,6 +35,20 @@ enum class Attempt : std::uint8_t { claimed, not_yet, failed };
 // Fails with: closed, corrupt.
 Attempt try_claim_send(MappedMailbox& mailbox, SendClaim& claim);
 
+// Bounded mailboxes, for batches: claims the run of free slots from tail, up to `wanted`
+// (at most the capacity), with one CAS of tail; `count` gets its length. A run of one is
+// try_claim_send's claim. Publish each with make_visible, then end_claim once.
+Attempt try_claim_send_run(MappedMailbox& mailbox, std::uint64_t wanted, SendClaim& first, std::uint64_t& count);
+
+// Bounded mailboxes, for batches: claims the message at `position`, the one after a
+// message we claimed, if it is published and fits `size_limit`; head is not moved (the
+// batch moves it past its whole run with advance_head before freeing any of it). False
+// for anything else, which the next receive meets at head.
+bool try_claim_next(MappedMailbox& mailbox, std::uint64_t position, std::size_t size_limit, ReceiveClaim& claim) noexcept;
+
+// Moves head to `to` unless it is there already: every position before `to` is claimed.
+void advance_head(MappedMailbox& mailbox, std::uint64_t to) noexcept;
+
 
 // Gives up a claimed, unpublished slot (an abandoned loan): receivers skip it.
 void abandon(MappedMailbox& mailbox, const SendClaim& claim) noexcept;
@@ -189,27 +203,43 @@ inline void close_mailbox(Header& header) noexcept {
   wake(header.space_epoch, header.send_selectors_sleeping, true);
 }
 
-// Makes a claimed slot's first `size` bytes visible to receivers and wakes one.
-inline void publish(MappedMailbox& mailbox, const SendClaim& claim, std::uint32_t size) noexcept {
+// Makes a claimed slot's first `size` bytes visible to receivers.
+inline void make_visible(MappedMailbox& mailbox, const SendClaim& claim, std::uint32_t size) noexcept {
   claim.slot->size.store(size, std::memory_order_relaxed);
   // Release: the size and payload written before are visible to the receiver whose
   // acquire load sees FULL.
   claim.slot->state.store(SlotState::pack(claim.position, Phase::full, mailbox.self), std::memory_order_release);
-  // Release: a recovery that reads the cleared intent must also see FULL (recovery.cpp).
-  mailbox.entry->send_intent.store(0, std::memory_order_release);
-  wake_receivers(mailbox, false);
   // Most likely the next slot we claim: take ownership of it now, while the receiver
   // works, rather than on the critical path of the next send.
   __builtin_prefetch(&mailbox.slot(claim.position + 1), 1, 3);
 }
 
-// Frees a received slot for the next lap and wakes a sender.
-inline void release(MappedMailbox& mailbox, const ReceiveClaim& claim) noexcept {
-  if (mailbox.unbounded()) return release_unbounded(mailbox, claim);
+// After the last message of a claim (one, or a run) is visible: forgets the intent and
+// wakes a receiver (every one for a run).
+inline void end_claim(MappedMailbox& mailbox, bool run) noexcept {
+  // Release: a recovery that reads the cleared intent must also see FULL (recovery.cpp).
+  mailbox.entry->send_intent.store(0, std::memory_order_release);
+  wake_receivers(mailbox, run);
+}
+
+// Makes a claimed slot's first `size` bytes visible to receivers and wakes one.
+inline void publish(MappedMailbox& mailbox, const SendClaim& claim, std::uint32_t size) noexcept {
+  make_visible(mailbox, claim, size);
+  end_claim(mailbox, false);
+}
+
+// Bounded mailboxes: frees a received slot for the next lap, waking nobody (release does).
+inline void free_slot(MappedMailbox& mailbox, const ReceiveClaim& claim) noexcept {
   // Release: our reads of the payload happen before the next lap's sender, whose
   // acquire load sees FREE, overwrites it.
   claim.slot->state.store(SlotState::pack(claim.position + mailbox.geometry.slot_count, Phase::free, 0),
                           std::memory_order_release);
+}
+
+// Frees a received slot for the next lap and wakes a sender.
+inline void release(MappedMailbox& mailbox, const ReceiveClaim& claim) noexcept {
+  if (mailbox.unbounded()) return release_unbounded(mailbox, claim);
+  free_slot(mailbox, claim);
   wake_senders(mailbox, false);
 }
 

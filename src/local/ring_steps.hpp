@@ -88,14 +88,15 @@ inline Attempt send_not_yet(MappedMailbox& mailbox) {
   return Attempt::not_yet;
 }
 
-// A sender's claim of position `tail`: records the intent, then CASes tail (release:
-// the intent is visible before tail moves). False if another sender took the
-// position first, or if close set bit 63. Every intent store is a release, so that a
-// recovery that reads it also sees our earlier publishes (recovery.cpp).
-inline bool claim_tail(MappedMailbox& mailbox, std::uint64_t tail) noexcept {
+// A sender's claim of the `count` positions from `tail`: records the intent, then CASes
+// tail (release: the intent is visible before tail moves; a run's end, stored before the
+// intent, with it). False if another sender took the position first, or if close set bit
+// 63. Every intent store is a release, so that a recovery that reads it also sees our
+// earlier publishes (recovery.cpp).
+inline bool claim_tail(MappedMailbox& mailbox, std::uint64_t tail, std::uint64_t count = 1) noexcept {
   mailbox.entry->send_intent.store(tail + 1, std::memory_order_release);
   std::uint64_t expected = tail;
-  return mailbox.header->tail.compare_exchange_strong(expected, tail + 1, std::memory_order_acq_rel,
+  return mailbox.header->tail.compare_exchange_strong(expected, tail + count, std::memory_order_acq_rel,
                                                     std::memory_order_acquire);
 }
 
