@@ -125,7 +125,7 @@ void JoinedEndpoint::sweep() {
   refresh(true);
   for (Lane& lane : lanes) {
     if (lane.box->closed() || platform::liveness(lane.sender) == platform::Liveness::alive) continue;
-    (void)recover(lane.box->mapped(), nullptr);
+    (void)recover(lane.box->mapped(), nullptr, 0);
     (void)lane.box->close();
   }
 }

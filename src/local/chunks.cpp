@@ -230,14 +230,14 @@ Attempt try_claim_receive_unbounded(MappedMailbox& mailbox, std::size_t size_lim
       }
       const std::uint64_t tail = tail_word & ~closed_bit;
       if (head == tail) {
-        if ((tail_word & closed_bit) != 0) return closed_and_drained(mailbox, claim);
-        return receive_not_yet(mailbox, claim);
+        if ((tail_word & closed_bit) != 0) return closed_and_drained(mailbox, size_limit, claim);
+        return receive_not_yet(mailbox, size_limit, claim);
       }
       if (tail - head > n) {
         if (header.head.load(std::memory_order_acquire) != head) continue;
         return fail_apart(mailbox, head, tail);
       }
-      return receive_not_yet(mailbox, claim);
+      return receive_not_yet(mailbox, size_limit, claim);
     }
     if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
     return fail_slot(mailbox, head, "holds a state that does not fit the ring");

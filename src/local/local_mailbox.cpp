@@ -122,7 +122,7 @@ detail::Waited claim_for_receive(MappedMailbox& mailbox, std::size_t size_limit,
     if (const auto now = std::chrono::steady_clock::now(); now >= mailbox.next_periodic_recovery) {
       mailbox.next_periodic_recovery = now + std::chrono::seconds{1};
       detail::watch_owner(mailbox, now);
-      if (detail::recover(mailbox, &claim)) return detail::Waited::done;
+      if (detail::recover(mailbox, &claim, size_limit)) return detail::Waited::done;
     }
   }
   mailbox.record_role(detail::role_receiver);

@@ -147,7 +147,7 @@ Result<void> attach(MappedMailbox& mailbox) {
   // look again. pid reuse cannot fool the liveness check: the identity carries the
   // process's start time.
   for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1) (void)detail::recover(mailbox, nullptr);
+    if (pass == 1) (void)detail::recover(mailbox, nullptr, 0);
     for (std::uint32_t i = 0; i < mailbox.geometry.attach_capacity; ++i) {
       std::uint64_t holder = table[i].identity.load(std::memory_order_acquire);
       if (holder != 0) continue;

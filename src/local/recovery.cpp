@@ -28,8 +28,12 @@ Orphan* find_orphan(std::vector<Orphan>& orphans, std::uint16_t owner) {
 // may hold: a batch's run, or the one position. Read after the intent (acquire), so at
 // least the end stored with it; a later one only widens the run, which makes a recovery
 // wait longer, never cancel a live claim.
-std::uint64_t intent_end(const AttachEntry& entry, std::uint64_t intent) {
-  return std::max(intent, entry.send_intent_end.load(std::memory_order_relaxed));
+// Only bounded mailboxes claim runs, of at most their capacity: an end past that was
+// scribbled over, and the run is taken as the one position.
+std::uint64_t intent_end(const MappedMailbox& mailbox, const AttachEntry& entry, std::uint64_t intent) {
+  if (mailbox.unbounded()) return intent;
+  const std::uint64_t end = entry.send_intent_end.load(std::memory_order_relaxed);
+  return end > intent && end - intent < mailbox.geometry.slot_count ? end : intent;
 }
 
 // Whether a handle other than `owner` may hold `position`: its intent's run covers it,
@@ -44,7 +48,7 @@ bool claimed_elsewhere(const MappedMailbox& mailbox, std::uint16_t owner, std::u
   for (std::uint32_t i = 0; i < mailbox.geometry.attach_capacity; ++i) {
     if (i + 1 == owner) continue;
     const std::uint64_t intent = table[i].send_intent.load(std::memory_order_acquire);
-    if (intent == 0 || position < intent - 1 || position >= intent_end(table[i], intent)) continue;
+    if (intent == 0 || position < intent - 1 || position >= intent_end(mailbox, table[i], intent)) continue;
     const std::uint64_t holder = table[i].identity.load(std::memory_order_acquire);
     if (holder == 0 || (holder & attach_recovering_bit) != 0) continue;
     if (std::none_of(orphans.begin(), orphans.end(), [&](const Orphan& o) { return o.was == holder; })) return true;
@@ -90,18 +94,26 @@ bool cancel_orphaned_position(MappedMailbox& mailbox, std::uint16_t owner, std::
 bool cancel_orphaned_claim(MappedMailbox& mailbox, std::uint16_t owner, const AttachEntry& entry, std::uint64_t intent,
                            const std::vector<Orphan>& orphans) {
   bool settled = true;
-  for (std::uint64_t position = intent - 1, end = intent_end(entry, intent); position < end; ++position) {
+  for (std::uint64_t position = intent - 1, end = intent_end(mailbox, entry, intent); position < end; ++position) {
     settled = cancel_orphaned_position(mailbox, owner, position, orphans) && settled;
   }
   return settled;
 }
 
-// Positions [first, last) that a dead receiver holds (READING): adopt one; mark each
-// orphan that still names a slot as still held. Cancelled positions a dead handle was
-// freeing (SKIPPING) are taken over into `skipped`, to be freed by the caller.
+// What a recovery may hand its caller: one message, of at most `size_limit` bytes.
+struct Adoption {
+  ReceiveClaim* claim;  // null: adopt nothing
+  std::size_t size_limit;
+  bool adopted = false;
+  bool put_back = false;  // a message is RETURNED that receivers must be told of
+};
+
+// Positions [first, last) that a dead receiver holds (READING): adopt one; one too large
+// for the caller is put back (RETURNED), for a receive with room for it (or a TooLarge);
+// mark each orphan that still names a slot as still held. Cancelled positions a dead
+// handle was freeing (SKIPPING) are taken over into `skipped`, to be freed by the caller.
 void adopt_orphaned_messages(MappedMailbox& mailbox, std::uint64_t first, std::uint64_t last,
-                             std::vector<Orphan>& orphans, ReceiveClaim* adopt, bool& adopted,
-                             std::vector<ReceiveClaim>& skipped) {
+                             std::vector<Orphan>& orphans, Adoption& adoption, std::vector<ReceiveClaim>& skipped) {
   for (std::uint64_t position = first; position < last; ++position) {
     SlotHeader& slot = mailbox.slot(position);
     std::uint64_t word = slot.state.load(std::memory_order_acquire);
@@ -111,11 +123,14 @@ void adopt_orphaned_messages(MappedMailbox& mailbox, std::uint64_t first, std::u
       // Put back by a receiver that may have died before bumping the hint, so that no
       // receiver looks for it: take it here.
       const std::uint32_t size = slot.size.load(std::memory_order_relaxed);
-      if (adopt != nullptr && !adopted && mailbox.self != 0 && size <= mailbox.geometry.max_message_size &&
+      if (adoption.claim != nullptr && !adoption.adopted && mailbox.self != 0 &&
+          size <= std::min<std::size_t>(mailbox.geometry.max_message_size, adoption.size_limit) &&
           slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, mailbox.self),
                                              std::memory_order_acq_rel)) {
-        *adopt = ReceiveClaim{position, &slot, size};
-        adopted = true;
+        *adoption.claim = ReceiveClaim{position, &slot, size};
+        adoption.adopted = true;
+      } else {
+        adoption.put_back = true;
       }
       continue;
     }
@@ -147,23 +162,49 @@ void adopt_orphaned_messages(MappedMailbox& mailbox, std::uint64_t first, std::u
       }
       continue;
     }
-    if (adopt != nullptr && !adopted && mailbox.self != 0 && size <= mailbox.geometry.max_message_size &&
-        slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::reading, mailbox.self),
-                                           std::memory_order_acq_rel)) {
-      *adopt = ReceiveClaim{position, &slot, size};
-      adopted = true;
-      // It may have died before moving head past its claim.
-      std::uint64_t expected = position;
-      mailbox.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
-      continue;
+    if (adoption.claim != nullptr && !adoption.adopted && mailbox.self != 0 &&
+        size <= mailbox.geometry.max_message_size) {
+      // Too large for our caller's buffer: put back, for a receive that has room.
+      const bool fits = size <= adoption.size_limit;
+      const std::uint64_t as = fits ? SlotState::pack(position, Phase::reading, mailbox.self)
+                                    : SlotState::pack(position, Phase::returned, 0);
+      if (slot.state.compare_exchange_strong(word, as, std::memory_order_acq_rel)) {
+        if (fits) {
+          *adoption.claim = ReceiveClaim{position, &slot, size};
+          adoption.adopted = true;
+        } else {
+          adoption.put_back = true;
+        }
+        // It may have died before moving head past its claim.
+        std::uint64_t expected = position;
+        mailbox.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
+        continue;
+      }
     }
     reader->still_held = true;
   }
 }
 
+// A receive batch claims the slots after its first before it moves head past them
+// (local_mailbox.cpp): a dead batch's READING slots ahead of head are still its own.
+// Its entry stays held until receivers have helped head past them and a later recovery,
+// looking behind head, hands them on.
+void mark_held_ahead_of_head(const MappedMailbox& mailbox, std::uint64_t head, std::vector<Orphan>& orphans) {
+  if (mailbox.unbounded()) return;  // its receives claim one position at a time
+  const std::uint64_t tail = mailbox.header->tail.load(std::memory_order_acquire) & ~closed_bit;
+  const std::uint64_t end = std::min(tail, head + mailbox.geometry.slot_count);
+  for (std::uint64_t position = head + 1; position < end; ++position) {
+    const SlotState current = SlotState::unpack(mailbox.slot(position).state.load(std::memory_order_acquire));
+    if (current.position != (position & position_mask) || current.phase != static_cast<std::uint8_t>(Phase::reading)) {
+      continue;
+    }
+    if (Orphan* reader = find_orphan(orphans, current.owner)) reader->still_held = true;
+  }
+}
+
 }  // namespace
 
-bool recover(MappedMailbox& mailbox, ReceiveClaim* adopt) {
+bool recover(MappedMailbox& mailbox, ReceiveClaim* adopt, std::size_t size_limit) {
   if (mailbox.process == 0) return false;  // not attached: we could not hold entries (below)
   AttachEntry* table = mailbox.attach_entries();
   std::vector<Orphan> orphans;
@@ -207,16 +248,23 @@ bool recover(MappedMailbox& mailbox, ReceiveClaim* adopt) {
   if (orphans.empty()) return false;
   if (mailbox.unbounded()) finish_orphaned_chunk_work(mailbox, table);
 
-  // Messages dead receivers claimed and never released lie behind head (or at it).
+  // Messages dead receivers claimed and never released lie behind head (or at it), and
+  // a dead receive batch's ahead of it.
   const std::uint64_t head = mailbox.header->head.load(std::memory_order_acquire);
-  bool adopted = false;
+  Adoption adoption{adopt, size_limit};
   std::vector<ReceiveClaim> skipped;
   for_each_range_behind_head(mailbox, head, [&](std::uint64_t first, std::uint64_t last) {
-    adopt_orphaned_messages(mailbox, first, last, orphans, adopt, adopted, skipped);
+    adopt_orphaned_messages(mailbox, first, last, orphans, adoption, skipped);
     return true;
   });
+  mark_held_ahead_of_head(mailbox, head, orphans);
   // Outside the chunk guard above: the last count of a chunk gives it back.
   for (const ReceiveClaim& claim : skipped) release(mailbox, claim);
+  // After the RETURNED stores (release): a receiver that reads the bump finds them.
+  if (adoption.put_back) {
+    mailbox.header->returned.fetch_add(1, std::memory_order_release);
+    wake_receivers(mailbox, true);
+  }
 
   // A dead entry is freed once nothing names it: its index may then pass to a new
   // process. A CAS from the identity we found dead, so that an entry freed and taken
@@ -226,7 +274,7 @@ bool recover(MappedMailbox& mailbox, ReceiveClaim* adopt) {
     std::uint64_t expected = orphan.was;
     table[orphan.owner - 1].identity.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
   }
-  return adopted;
+  return adoption.adopted;
 }
 
 }  // namespace shmbox::detail

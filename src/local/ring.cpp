@@ -294,14 +294,14 @@ Attempt try_claim_receive(MappedMailbox& mailbox, std::size_t size_limit, Receiv
           const std::uint64_t tail_word = header.tail.load(std::memory_order_acquire);
           const std::uint64_t tail = tail_word & ~closed_bit;
           if (head == tail) {
-            if ((tail_word & closed_bit) != 0) return closed_and_drained(mailbox, claim);
-            return receive_not_yet(mailbox, claim);
+            if ((tail_word & closed_bit) != 0) return closed_and_drained(mailbox, size_limit, claim);
+            return receive_not_yet(mailbox, size_limit, claim);
           }
           if (tail - head > n) {
             if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
             return fail_apart(mailbox, head, tail);
           }
-          return receive_not_yet(mailbox, claim);  // claimed by a sender that is still writing it
+          return receive_not_yet(mailbox, size_limit, claim);  // claimed by a sender that is still writing it
         }
       }
       return fail_slot(mailbox, head, "has an invalid phase");
@@ -315,8 +315,8 @@ Attempt try_claim_receive(MappedMailbox& mailbox, std::size_t size_limit, Receiv
         if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
         return fail_apart(mailbox, head, tail);
       }
-      if (tail == head && (tail_word & closed_bit) != 0) return closed_and_drained(mailbox, claim);
-      return receive_not_yet(mailbox, claim);
+      if (tail == head && (tail_word & closed_bit) != 0) return closed_and_drained(mailbox, size_limit, claim);
+      return receive_not_yet(mailbox, size_limit, claim);
     }
     if (header.head.load(std::memory_order_acquire) != head) continue;  // stale head
     return fail_slot(mailbox, head, "holds a position that does not fit the ring");

@@ -67,23 +67,25 @@ inline bool claim_for_receive(MappedMailbox& mailbox, SlotHeader& slot, std::uin
 // An attempt that cannot proceed. If its waiter has waited a while, it first looks for
 // a dead process holding what it waits for (recovery.hpp); a receiver may come back
 // with a message a dead receiver held.
-inline Attempt receive_not_yet(MappedMailbox& mailbox, ReceiveClaim& claim) {
+inline Attempt receive_not_yet(MappedMailbox& mailbox, std::size_t size_limit, ReceiveClaim& claim) {
   if (!mailbox.recovery_requested) return Attempt::not_yet;
   mailbox.recovery_requested = false;
-  return recover(mailbox, &claim) ? Attempt::claimed : Attempt::not_yet;
+  return recover(mailbox, &claim, size_limit) ? Attempt::claimed : Attempt::not_yet;
 }
 
 // Closed and nothing at head: but a message a dead receiver held is queued too, and
 // receivers drain everything queued before they get Closed.
-inline Attempt closed_and_drained(MappedMailbox& mailbox, ReceiveClaim& claim) {
-  if (recover(mailbox, &claim)) return Attempt::claimed;
+inline Attempt closed_and_drained(MappedMailbox& mailbox, std::size_t size_limit, ReceiveClaim& claim) {
+  if (recover(mailbox, &claim, size_limit)) return Attempt::claimed;
+  // It put back one too large for us: the next attempt meets it (TooLarge), not Closed.
+  if (mailbox.header->returned.load(std::memory_order_acquire) != 0) return Attempt::not_yet;
   return fail_closed(mailbox);
 }
 
 inline Attempt send_not_yet(MappedMailbox& mailbox) {
   if (mailbox.recovery_requested) {
     mailbox.recovery_requested = false;
-    (void)recover(mailbox, nullptr);
+    (void)recover(mailbox, nullptr, 0);
   }
   return Attempt::not_yet;
 }
@@ -96,8 +98,14 @@ inline Attempt send_not_yet(MappedMailbox& mailbox) {
 inline bool claim_tail(MappedMailbox& mailbox, std::uint64_t tail, std::uint64_t count = 1) noexcept {
   mailbox.entry->send_intent.store(tail + 1, std::memory_order_release);
   std::uint64_t expected = tail;
-  return mailbox.header->tail.compare_exchange_strong(expected, tail + count, std::memory_order_acq_rel,
-                                                    std::memory_order_acquire);
+  if (mailbox.header->tail.compare_exchange_strong(expected, tail + count, std::memory_order_acq_rel,
+                                                   std::memory_order_acquire)) {
+    return true;
+  }
+  // Not ours: an intent left standing would make recoveries wait for whoever did claim
+  // those positions, for as long as we wait (a full ring) if that claimer died.
+  mailbox.entry->send_intent.store(0, std::memory_order_release);
+  return false;
 }
 
 // A receiver found `head` published (FULL) in `slot`: checks the size, then claims it.

@@ -63,8 +63,19 @@ NatsServer::NatsServer(NatsServer&& other) noexcept
     : port_(other.port_), monitor_port_(other.monitor_port_), name_(std::move(other.name_)),
       extra_(std::move(other.extra_)), store_(std::move(other.store_)), pid_(std::exchange(other.pid_, -1)) {}
 
+// Ports are free when chosen, but another test's server may take one before ours binds it:
+// a server that exits at once is started again on fresh ports, up to three times.
+constexpr int launch_attempts = 3;
+
 std::optional<std::vector<NatsServer>> NatsServer::start_cluster(int size) {
   if (!installed()) return std::nullopt;
+  for (int attempt = 0; attempt < launch_attempts; ++attempt) {
+    if (auto cluster = try_cluster(size)) return cluster;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::vector<NatsServer>> NatsServer::try_cluster(int size) {
   std::vector<int> cluster_ports;
   for (int i = 0; i < size; ++i) cluster_ports.push_back(free_port());
   std::string routes;
@@ -96,9 +107,11 @@ bool NatsServer::installed() { return std::filesystem::exists(server_path); }
 
 std::optional<NatsServer> NatsServer::start() {
   if (!installed()) return std::nullopt;
-  NatsServer server{free_port(), free_port(), std::make_unique<TemporaryDirectory>()};
-  if (!server.launch()) return std::nullopt;
-  return server;
+  for (int attempt = 0; attempt < launch_attempts; ++attempt) {
+    NatsServer server{free_port(), free_port(), std::make_unique<TemporaryDirectory>()};
+    if (server.launch()) return server;
+  }
+  return std::nullopt;
 }
 
 bool NatsServer::launch(bool wait_until_ready) {
@@ -126,6 +139,11 @@ bool NatsServer::wait_until_healthy() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
   while (std::chrono::steady_clock::now() < deadline) {
     if (healthy(monitor_port_)) return true;
+    // Gone already: it could not bind its ports (or start at all).
+    if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds{20});
   }
   return false;

@@ -33,8 +33,9 @@ class NatsServer {
  private:
   NatsServer(int port, int monitor_port, std::unique_ptr<TemporaryDirectory> store, std::string name = "n0",
              std::vector<std::string> extra = {});
+  static std::optional<std::vector<NatsServer>> try_cluster(int size);  // one attempt of start_cluster
   bool launch(bool wait_until_ready = true);
-  bool wait_until_healthy();
+  bool wait_until_healthy();  // false if it exits first
   int port_, monitor_port_;
   std::string name_;
   std::vector<std::string> extra_;  // cluster options
