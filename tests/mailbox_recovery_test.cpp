@@ -43,6 +43,16 @@ class Recovery : public ::testing::TestWithParam<Buffering> {
     sender.kill();
     ASSERT_TRUE(sender.wait().killed_by(SIGKILL));
   }
+  // A receiver that takes the next message in place, reports it through `progress` and
+  // never releases it: to be killed holding it.
+  ChildProcess start_holder(test::Pipe& progress) {
+    return ChildProcess::spawn([&]() -> int {
+      auto in = Mailbox::open(name);
+      auto held = in->receive_in_place(10s);  // claimed, never released
+      progress.send(held ? text_of(held->data()) : "failed");
+      for (;;) ::pause();
+    });
+  }
   std::string name = test::unique_name("recovery");
 };
 
@@ -101,12 +111,7 @@ TEST_P(QueueingRecovery, ASenderKilledInsideABatchLeavesWhatItPublishedAndStalls
 TEST_P(Recovery, AReceiverKilledHoldingAMessageDoesNotSwallowIt) {
   Mailbox box = make();
   test::Pipe progress;
-  auto receiver = ChildProcess::spawn([&]() -> int {
-    auto in = Mailbox::open(name);
-    auto held = in->receive_in_place(10s);  // claimed, never released
-    progress.send(held ? text_of(held->data()) : "failed");
-    for (;;) ::pause();
-  });
+  auto receiver = start_holder(progress);
   if (GetParam() == Buffering::zero) {
     ASSERT_TRUE(box.send(as_bytes("precious"), 10s));  // returns once the receiver claimed it
   } else {
@@ -127,12 +132,7 @@ TEST_P(Recovery, AReceiverKilledHoldingAMessageDoesNotSwallowIt) {
 TEST_P(QueueingRecovery, AMessageADeadReceiverHeldIsNotAdoptedIntoABufferTooSmallForIt) {
   Mailbox box = make();
   test::Pipe progress;
-  auto receiver = ChildProcess::spawn([&]() -> int {
-    auto in = Mailbox::open(name);
-    auto held = in->receive_in_place(10s);  // claimed, never released
-    progress.send(held ? text_of(held->data()) : "failed");
-    for (;;) ::pause();
-  });
+  auto receiver = start_holder(progress);
   ASSERT_TRUE(box.send(as_bytes("a message of 31 bytes, or more.")));
   ASSERT_EQ(progress.receive(), "a message of 31 bytes, or more.");
   receiver.kill();
