@@ -121,9 +121,10 @@ struct alignas(cache_line) AttachEntry {
   // What the holder has done through this handle (role_sender, role_receiver), for
   // status reports only: written once per role per handle, never on the hot path.
   std::atomic<std::uint64_t> roles;
-  // With send_intent p + 1: the run claimed is [p, max(p + 1, send_intent_end)). Only
-  // batches write it, so a value left from an earlier run is below any later p: it then
-  // names a run of one.
+  // With send_intent p + 1: the run claimed is [p, send_intent_end) when that lies past p
+  // by less than the capacity, else the one position. Written by batches before their
+  // intent; cleared with the intent when the claim fails. Recovery may read a run wider
+  // than the claim (an end left from an earlier run): safe, see design.md, Batches.
   std::atomic<std::uint64_t> send_intent_end;
 };
 inline constexpr std::uint64_t role_sender = 1;

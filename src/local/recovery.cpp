@@ -129,6 +129,8 @@ void adopt_orphaned_messages(MappedMailbox& mailbox, std::uint64_t first, std::u
                                              std::memory_order_acq_rel)) {
         *adoption.claim = ReceiveClaim{position, &slot, size};
         adoption.adopted = true;
+        std::uint64_t expected = position;  // put back at head by a recovery not yet past it
+        mailbox.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
       } else {
         adoption.put_back = true;
       }
@@ -166,18 +168,22 @@ void adopt_orphaned_messages(MappedMailbox& mailbox, std::uint64_t first, std::u
         size <= mailbox.geometry.max_message_size) {
       // Too large for our caller's buffer: put back, for a receive that has room.
       const bool fits = size <= adoption.size_limit;
+      // It may have died before moving head past its claim. A slot put back must be past
+      // head before it is RETURNED: taken and freed at head, it would read as corrupt. (A
+      // READING slot at head may be passed by anyone; one we adopt is ours.)
+      std::uint64_t expected = position;
+      if (!fits) mailbox.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
       const std::uint64_t as = fits ? SlotState::pack(position, Phase::reading, mailbox.self)
                                     : SlotState::pack(position, Phase::returned, 0);
       if (slot.state.compare_exchange_strong(word, as, std::memory_order_acq_rel)) {
         if (fits) {
           *adoption.claim = ReceiveClaim{position, &slot, size};
           adoption.adopted = true;
+          expected = position;
+          mailbox.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
         } else {
           adoption.put_back = true;
         }
-        // It may have died before moving head past its claim.
-        std::uint64_t expected = position;
-        mailbox.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
         continue;
       }
     }

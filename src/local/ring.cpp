@@ -7,13 +7,8 @@
 #include "local/ring_steps.hpp"
 
 namespace shmbox::detail {
-namespace {
 
-// Claims a message put back (RETURNED) behind head, the oldest first. nullopt when there
-// is none; the hint is then cleared, unless a put-back bumped it since we read it (its
-// RETURNED store came before its bump, so a scan after reading the bump sees it).
-[[gnu::noinline]] std::optional<Attempt> take_returned(MappedMailbox& mailbox, std::size_t size_limit,
-                                                      ReceiveClaim& claim) {
+std::optional<Attempt> take_returned(MappedMailbox& mailbox, std::size_t size_limit, ReceiveClaim& claim) {
   Header& header = *mailbox.header;
   // Acquire: pairs with the put-back's release bump, so the scan sees its RETURNED store.
   std::uint32_t hint = header.returned.load(std::memory_order_acquire);
@@ -33,6 +28,9 @@ namespace {
                                                     std::memory_order_acq_rel, std::memory_order_acquire)) {
         claim = ReceiveClaim{position, &slot, size};
         taken = Attempt::claimed;
+        // Head is past it, but for a slot put back at head by a recovery that has not
+        // moved head yet: our release must not free a slot at head.
+        help_head(header, position);
       }
     }
     return !taken;
@@ -40,8 +38,6 @@ namespace {
   if (!taken) header.returned.compare_exchange_strong(hint, 0, std::memory_order_relaxed);
   return taken;
 }
-
-}  // namespace
 
 void put_back(MappedMailbox& mailbox, const ReceiveClaim& claim) noexcept {
   // The slot is ours alone (READING names us): a plain store hands it back. Release:

@@ -37,6 +37,12 @@ namespace shmbox::detail {
                     Attempt::failed);
 }
 
+// Claims a message put back (RETURNED) behind head (or at it), the oldest first. nullopt
+// when there is none; the hint is then cleared, unless a put-back bumped it since we read
+// it (its RETURNED store came before its bump, so a scan after reading the bump sees it).
+[[gnu::noinline]] std::optional<Attempt> take_returned(MappedMailbox& mailbox, std::size_t size_limit,
+                                                      ReceiveClaim& claim);
+
 inline bool zero_capacity(const MappedMailbox& mailbox) noexcept { return mailbox.geometry.buffering == Buffering::zero; }
 
 // Moves head past `head` if nobody has yet; the claim was made on the slot.
@@ -77,8 +83,10 @@ inline Attempt receive_not_yet(MappedMailbox& mailbox, std::size_t size_limit, R
 // receivers drain everything queued before they get Closed.
 inline Attempt closed_and_drained(MappedMailbox& mailbox, std::size_t size_limit, ReceiveClaim& claim) {
   if (recover(mailbox, &claim, size_limit)) return Attempt::claimed;
-  // It put back one too large for us: the next attempt meets it (TooLarge), not Closed.
-  if (mailbox.header->returned.load(std::memory_order_acquire) != 0) return Attempt::not_yet;
+  // It may have put back one too large for us: that is TooLarge, not Closed.
+  if (mailbox.header->returned.load(std::memory_order_acquire) != 0) {
+    if (const auto taken = take_returned(mailbox, size_limit, claim)) return *taken;
+  }
   return fail_closed(mailbox);
 }
 
@@ -105,6 +113,7 @@ inline bool claim_tail(MappedMailbox& mailbox, std::uint64_t tail, std::uint64_t
   // Not ours: an intent left standing would make recoveries wait for whoever did claim
   // those positions, for as long as we wait (a full ring) if that claimer died.
   mailbox.entry->send_intent.store(0, std::memory_order_release);
+  mailbox.entry->send_intent_end.store(0, std::memory_order_relaxed);
   return false;
 }
 
