@@ -124,7 +124,8 @@ struct alignas(cache_line) AttachEntry {
   // With send_intent p + 1: the run claimed is [p, send_intent_end) when that lies past p
   // by less than the capacity, else the one position. Written by batches before their
   // intent; cleared with the intent when the claim fails. Recovery may read a run wider
-  // than the claim (an end left from an earlier run): safe, see design.md, Batches.
+  // than the claim (a later run's end, or one left by a finished run): safe, see
+  // design.md, Batches.
   std::atomic<std::uint64_t> send_intent_end;
 };
 inline constexpr std::uint64_t role_sender = 1;
