@@ -375,6 +375,18 @@ bool TopicRing::recovery_due() noexcept {
   return now - last >= interval && last_recovery_.compare_exchange_strong(last, now, std::memory_order_relaxed);
 }
 
+bool TopicRing::recovery_may_be_due() const noexcept {
+  const std::int64_t now = Deadline::clock::now().time_since_epoch().count();
+  const std::int64_t interval = std::chrono::duration_cast<Deadline::clock::duration>(liveness_interval).count();
+  return now - last_recovery_.load(std::memory_order_relaxed) >= interval;
+}
+
+bool TopicRing::dead_publisher_may_hold(std::uint64_t cursor) noexcept {
+  // head first only once a look is due: head's line is the publishers', and a subscriber
+  // that read it on every wait would pull it away from them on every message.
+  return recovery_may_be_due() && record_.header->head.load(std::memory_order_acquire) > cursor && recovery_due();
+}
+
 // ---- subscribers ----
 
 void TopicRing::clear_holder_bit(std::uint32_t slot) noexcept {
@@ -525,9 +537,7 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
       if (removed()) return std::unexpected(removed_error());
       if (deadline.expired()) return std::unexpected(Error{Errc::timeout, object_, "timed out"});
       // A publisher that claimed this number and died never commits it.
-      if (record_.header->head.load(std::memory_order_acquire) > cursor && recovery_due() && recover_dead() > 0) {
-        continue;
-      }
+      if (dead_publisher_may_hold(cursor) && recover_dead() > 0) continue;
     }
     if (!deadline.is_none() && spin.again()) continue;
     if (auto waited = wait_for_commit(seen, cursor, deadline); !waited) return std::unexpected(waited.error());
@@ -538,9 +548,7 @@ bool TopicRing::ready_to_receive(std::uint32_t slot) noexcept {
   if (removed()) return true;
   const std::uint64_t cursor = record_.subscribers[slot].cursor.load(std::memory_order_relaxed);
   if (look(cursor).found != Found::not_yet) return true;
-  if (record_.header->head.load(std::memory_order_acquire) > cursor && recovery_due() && recover_dead() > 0) {
-    return look(cursor).found != Found::not_yet;
-  }
+  if (dead_publisher_may_hold(cursor) && recover_dead() > 0) return look(cursor).found != Found::not_yet;
   return false;
 }
 

@@ -116,6 +116,10 @@ class TopicRing {
   // Whether this process should look for the dead now: at most once per liveness interval,
   // counted across calls (a caller that never waits long still gets there).
   bool recovery_due() noexcept;
+  bool recovery_may_be_due() const noexcept;  // recovery_due without taking the turn
+  // Whether a subscriber waiting at `cursor` should look for a dead publisher now: a look
+  // is due and a publisher has claimed the number (recovery_due: takes the turn).
+  bool dead_publisher_may_hold(std::uint64_t cursor) noexcept;
   bool recover_subscriber(std::uint32_t slot, std::uint64_t dead_owner);
   void clear_holder_bit(std::uint32_t slot) noexcept;
   Error removed_error() const { return Error{Errc::closed, object_, "was removed"}; }
