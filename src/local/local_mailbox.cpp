@@ -132,6 +132,12 @@ detail::Waited claim_for_receive(MappedMailbox& mailbox, std::size_t size_limit,
   return waited;
 }
 
+// Copies a claimed message to `destination` and frees its slot.
+void copy_out_and_release(MappedMailbox& mailbox, const detail::ReceiveClaim& claim, std::byte* destination) noexcept {
+  if (claim.size != 0) std::memcpy(destination, mailbox.payload(*claim.slot), claim.size);
+  detail::release(mailbox, claim);
+}
+
 }  // namespace
 
 Result<std::size_t> detail::LocalMailbox::receive(std::span<std::byte> buffer, Deadline deadline) {
@@ -139,8 +145,7 @@ Result<std::size_t> detail::LocalMailbox::receive(std::span<std::byte> buffer, D
   detail::ReceiveClaim claim{};
   const detail::Waited waited = claim_for_receive(mailbox, buffer.size(), deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));
-  if (claim.size != 0) std::memcpy(buffer.data(), mailbox.payload(*claim.slot), claim.size);
-  detail::release(mailbox, claim);
+  copy_out_and_release(mailbox, claim, buffer.data());
   return claim.size;
 }
 
@@ -152,8 +157,7 @@ Result<void> detail::LocalMailbox::receive(std::vector<std::byte>& message, Dead
   const detail::Waited waited = claim_for_receive(mailbox, mailbox.geometry.max_message_size, deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));
   message.resize(claim.size);  // within the capacity reserved: cannot throw
-  if (claim.size != 0) std::memcpy(message.data(), mailbox.payload(*claim.slot), claim.size);
-  detail::release(mailbox, claim);
+  copy_out_and_release(mailbox, claim, message.data());
   return {};
 }
 
@@ -198,8 +202,7 @@ Result<std::size_t> detail::LocalMailbox::receive_many(std::span<std::byte> buff
   detail::ReceiveClaim claim{};
   const detail::Waited waited = claim_for_receive(mailbox, buffer.size(), deadline, claim);
   if (waited != detail::Waited::done) return std::unexpected(wait_error(mailbox, waited, deadline));
-  if (claim.size != 0) std::memcpy(buffer.data(), mailbox.payload(*claim.slot), claim.size);
-  detail::release(mailbox, claim);
+  copy_out_and_release(mailbox, claim, buffer.data());
   sizes[0] = claim.size;
   std::size_t count = 1;
   std::size_t used = claim.size;
@@ -212,8 +215,7 @@ Result<std::size_t> detail::LocalMailbox::receive_many(std::span<std::byte> buff
         mailbox.failure.reset();
         break;
       }
-      if (claim.size != 0) std::memcpy(buffer.data() + used, mailbox.payload(*claim.slot), claim.size);
-      detail::release(mailbox, claim);
+      copy_out_and_release(mailbox, claim, buffer.data() + used);
       sizes[count] = claim.size;
       used += claim.size;
     }
