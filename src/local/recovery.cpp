@@ -129,8 +129,7 @@ void adopt_orphaned_messages(MappedMailbox& mailbox, std::uint64_t first, std::u
                                              std::memory_order_acq_rel)) {
         *adoption.claim = ReceiveClaim{position, &slot, size};
         adoption.adopted = true;
-        std::uint64_t expected = position;  // put back at head by a recovery not yet past it
-        mailbox.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
+        help_head(*mailbox.header, position);  // put back at head by a recovery not yet past it
       } else {
         adoption.put_back = true;
       }
@@ -156,8 +155,7 @@ void adopt_orphaned_messages(MappedMailbox& mailbox, std::uint64_t first, std::u
       if (mailbox.self != 0 &&
           slot.state.compare_exchange_strong(word, SlotState::pack(position, Phase::skipping, mailbox.self),
                                              std::memory_order_acq_rel)) {
-        std::uint64_t expected = position;  // it may have died before moving head past it
-        mailbox.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
+        help_head(*mailbox.header, position);  // it may have died before moving head past it
         skipped.push_back(ReceiveClaim{position, &slot, 0});
       } else {
         reader->still_held = true;
@@ -171,16 +169,14 @@ void adopt_orphaned_messages(MappedMailbox& mailbox, std::uint64_t first, std::u
       // It may have died before moving head past its claim. A slot put back must be past
       // head before it is RETURNED: taken and freed at head, it would read as corrupt. (A
       // READING slot at head may be passed by anyone; one we adopt is ours.)
-      std::uint64_t expected = position;
-      if (!fits) mailbox.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
+      if (!fits) help_head(*mailbox.header, position);
       const std::uint64_t as = fits ? SlotState::pack(position, Phase::reading, mailbox.self)
                                     : SlotState::pack(position, Phase::returned, 0);
       if (slot.state.compare_exchange_strong(word, as, std::memory_order_acq_rel)) {
         if (fits) {
           *adoption.claim = ReceiveClaim{position, &slot, size};
           adoption.adopted = true;
-          expected = position;
-          mailbox.header->head.compare_exchange_strong(expected, position + 1, std::memory_order_acq_rel);
+          help_head(*mailbox.header, position);
         } else {
           adoption.put_back = true;
         }

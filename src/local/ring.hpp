@@ -49,6 +49,13 @@ bool try_claim_next(MappedMailbox& mailbox, std::uint64_t position, std::size_t 
 // Moves head to `to` unless it is there already: every position before `to` is claimed.
 void advance_head(MappedMailbox& mailbox, std::uint64_t to) noexcept;
 
+// Moves head past `head` if nobody has yet: its slot is claimed (or put back, or being
+// freed), so anyone may.
+inline void help_head(Header& header, std::uint64_t head) noexcept {
+  std::uint64_t expected = head;
+  header.head.compare_exchange_strong(expected, head + 1, std::memory_order_acq_rel, std::memory_order_acquire);
+}
+
 
 // Gives up a claimed, unpublished slot (an abandoned loan): receivers skip it.
 void abandon(MappedMailbox& mailbox, const SendClaim& claim) noexcept;

@@ -45,12 +45,6 @@ namespace shmbox::detail {
 
 inline bool zero_capacity(const MappedMailbox& mailbox) noexcept { return mailbox.geometry.buffering == Buffering::zero; }
 
-// Moves head past `head` if nobody has yet; the claim was made on the slot.
-inline void help_head(Header& header, std::uint64_t head) noexcept {
-  std::uint64_t expected = head;
-  header.head.compare_exchange_strong(expected, head + 1, std::memory_order_acq_rel, std::memory_order_acquire);
-}
-
 // Claims `position` for a receiver: moves its slot FULL -> READING with one CAS, then
 // advances head (anyone who finds READING at head advances it too). Claiming on the
 // slot's own word fetches its line exclusively once: the copy reads it and the release
