@@ -613,10 +613,12 @@ void print_kill_costs(const Config& config) {
 // ---- topics ------------------------------------------------------------------------------
 
 // One publisher (parent) and one subscriber (child), each message checked by its sequence.
-Throughput topic_throughput(std::size_t size, std::size_t count, bool in_place) {
+// `publishers`: the topic's publisher slots (1: the sole publisher's path).
+Throughput topic_throughput(std::size_t size, std::size_t count, bool in_place, std::uint32_t publishers) {
   const std::string name = unique("topic-stream");
   auto topic = shmbox::Topic::create(name, {.capacity = size <= 1024 ? 1024u : 64u,
-                                            .max_message_size = static_cast<std::uint32_t>(size)})
+                                            .max_message_size = static_cast<std::uint32_t>(size),
+                                            .max_publishers = publishers})
                    .value();
   std::int64_t parent_cpu = 0;
   auto result = run_pair(
@@ -657,9 +659,10 @@ Throughput topic_throughput(std::size_t size, std::size_t count, bool in_place) 
 }
 
 // Ping on one topic, pong on another: each side publishes on one and subscribes to the other.
-Percentiles topic_round_trip(const Config& config, std::size_t size) {
+Percentiles topic_round_trip(const Config& config, std::size_t size, std::uint32_t publishers) {
   const std::string ping = unique("topic-ping"), pong = unique("topic-pong");
-  const shmbox::TopicOptions options{.capacity = 64, .max_message_size = static_cast<std::uint32_t>(size)};
+  const shmbox::TopicOptions options{
+      .capacity = 64, .max_message_size = static_cast<std::uint32_t>(size), .max_publishers = publishers};
   auto ping_topic = shmbox::Topic::create(ping, options).value();
   auto pong_topic = shmbox::Topic::create(pong, options).value();
   const std::size_t total = config.round_trips + config.round_trips / 10;
@@ -943,16 +946,22 @@ int main(int argc, char** argv) {
     print_throughput("mailbox adaptive, 64 B", config, small_ring,
                      [&] { return shmbox_throughput(adaptive, 64, config.small_messages, {}); });
     print_throughput("topic, 64 B, copied", config, small_ring,
-                     [&] { return topic_throughput(64, config.small_messages, false); });
+                     [&] { return topic_throughput(64, config.small_messages, false, 8); });
     print_throughput("topic, 64 B, in place", config, small_ring,
-                     [&] { return topic_throughput(64, config.small_messages, true); });
+                     [&] { return topic_throughput(64, config.small_messages, true, 8); });
+    print_throughput("topic, 1 publisher slot, copied", config, small_ring,
+                     [&] { return topic_throughput(64, config.small_messages, false, 1); });
+    print_throughput("topic, 1 publisher slot, in place", config, small_ring,
+                     [&] { return topic_throughput(64, config.small_messages, true, 1); });
     fmt::print("\n| {:<34} | {:>17} | {:>7} | {:>7} | {:>8} | {:>18} |\n", "round trip, 64 B (ns)", "median", "p99",
                "p99.9", "max", "/ floor");
     fmt::print("|{:-<36}|{:-<19}|{:-<9}|{:-<9}|{:-<10}|{:-<20}|\n", "", "", "", "", "", "");
     const std::function<Percentiles()> floor = [&] { return cache_line_round_trip(config); };
     print_latency("cache line (floor)", config, floor, floor);
     print_latency("mailbox adaptive", config, floor, [&] { return shmbox_round_trip(config, adaptive, 64, false); });
-    print_latency("topic adaptive", config, floor, [&] { return topic_round_trip(config, 64); });
+    print_latency("topic adaptive", config, floor, [&] { return topic_round_trip(config, 64, 8); });
+    print_latency("topic adaptive, 1 publisher slot", config, floor,
+                  [&] { return topic_round_trip(config, 64, 1); });
     print_latency("service call (request and answer)", config, floor, [&] { return service_round_trip(config, 64); });
     fmt::print("\n| {:<34} | {:>17} | {:>7} | {:>7} | {:>8} | {:>18} |\n", "publish() call, 64 B (ns)", "median",
                "p99", "p99.9", "max", "/ 1 subscriber");

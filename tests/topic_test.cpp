@@ -40,11 +40,22 @@ class TopicTest : public ::testing::Test {
   std::string name = test::unique_name("topic");
 };
 
+// The same behaviour whatever the publisher slots: with one, its publisher takes the path
+// of a sole writer (stores and hints instead of compare-and-swap; design.md, "One
+// publisher slot"). The parameter is the topic's max_publishers.
+class EveryTopic : public TopicTest, public ::testing::WithParamInterface<std::uint32_t> {
+ protected:
+  TopicOptions with_slots(TopicOptions options) const {
+    options.max_publishers = GetParam();
+    return options;
+  }
+};
+
 // Subscribers in processes of their own, each told to start before the first publish;
 // each checks that it got 0..count-1 in order with nothing lost.
-TEST_F(TopicTest, EverySubscriberGetsEveryMessageInOrder) {
+TEST_P(EveryTopic, EverySubscriberGetsEveryMessageInOrder) {
   constexpr std::uint64_t count = 20'000;
-  auto topic = Topic::create(name, {.capacity = 16, .ownership = Ownership::system});
+  auto topic = Topic::create(name, with_slots({.capacity = 16, .ownership = Ownership::system}));
   ASSERT_TRUE(topic.has_value()) << topic.error().message();
   Pipe ready;
   std::vector<ChildProcess> subscribers;
@@ -116,8 +127,9 @@ TEST_F(TopicTest, EachPublishersMessagesComeInItsOrder) {
   for (ChildProcess& publisher : publishers) EXPECT_TRUE(publisher.wait().exited_with(0));
 }
 
-TEST_F(TopicTest, AnOverwritingTopicTellsASlowSubscriberWhatItLost) {
-  auto topic = Topic::create(name, {.capacity = 8, .overflow = Overflow::overwrite, .ownership = Ownership::system});
+TEST_P(EveryTopic, AnOverwritingTopicTellsASlowSubscriberWhatItLost) {
+  auto topic =
+      Topic::create(name, with_slots({.capacity = 8, .overflow = Overflow::overwrite, .ownership = Ownership::system}));
   ASSERT_TRUE(topic.has_value()) << topic.error().message();
   auto subscriber = topic->subscribe().value();
   ChildProcess publisher = ChildProcess::spawn([&]() -> int {
@@ -145,8 +157,8 @@ TEST_F(TopicTest, AnOverwritingTopicTellsASlowSubscriberWhatItLost) {
   EXPECT_EQ(none.error(), Errc::would_block);
 }
 
-TEST_F(TopicTest, ALateSubscriberGetsTheHistoryItAsksFor) {
-  auto topic = Topic::create(name, {.capacity = 8, .history = 5, .ownership = Ownership::system});
+TEST_P(EveryTopic, ALateSubscriberGetsTheHistoryItAsksFor) {
+  auto topic = Topic::create(name, with_slots({.capacity = 8, .history = 5, .ownership = Ownership::system}));
   ASSERT_TRUE(topic.has_value()) << topic.error().message();
   auto publisher = topic->publisher().value();
   for (std::uint64_t n = 0; n < 10; ++n) ASSERT_TRUE(publisher.publish(number(n), no_wait).has_value());
@@ -169,12 +181,12 @@ TEST_F(TopicTest, ALateSubscriberGetsTheHistoryItAsksFor) {
 }
 
 // A message held in place stays as it was while the ring is overwritten many times over.
-TEST_F(TopicTest, AMessageHeldInPlaceStaysWhilePublishersOverwrite) {
-  auto topic = Topic::create(name, {.capacity = 4, .overflow = Overflow::overwrite, .ownership = Ownership::system});
+TEST_P(EveryTopic, AMessageHeldInPlaceStaysWhilePublishersOverwrite) {
+  auto topic =
+      Topic::create(name, with_slots({.capacity = 4, .overflow = Overflow::overwrite, .ownership = Ownership::system}));
   ASSERT_TRUE(topic.has_value()) << topic.error().message();
   auto subscriber = topic->subscribe().value();
-  auto publisher = topic->publisher().value();
-  ASSERT_TRUE(publisher.publish(number(7)).has_value());
+  ASSERT_TRUE(topic->publisher().value().publish(number(7)).has_value());  // and gone: the slot is free
   auto held = subscriber.receive_in_place(1s);
   ASSERT_TRUE(held.has_value()) << held.error().message();
   ChildProcess overwriter = ChildProcess::spawn([&]() -> int {
@@ -196,8 +208,8 @@ TEST_F(TopicTest, AMessageHeldInPlaceStaysWhilePublishersOverwrite) {
 
 // A blocking topic's publisher waits for a live subscriber, but not for a dead one (its
 // slot is recovered) nor a stopped one (passed over, and told what it lost once it runs).
-TEST_F(TopicTest, ABlockedPublisherWaitsForTheLiveButNotTheDeadOrStopped) {
-  auto topic = Topic::create(name, {.capacity = 4, .ownership = Ownership::system});
+TEST_P(EveryTopic, ABlockedPublisherWaitsForTheLiveButNotTheDeadOrStopped) {
+  auto topic = Topic::create(name, with_slots({.capacity = 4, .ownership = Ownership::system}));
   ASSERT_TRUE(topic.has_value()) << topic.error().message();
   auto publisher = topic->publisher().value();
   Pipe ready;
@@ -280,8 +292,8 @@ TEST_F(TopicTest, AKilledOwnersTopicIsRemovedByGc) {
 // A loan is written in place and published; one dropped unpublished is given back and the
 // publisher goes on. A forked child's copies of a publisher and a subscriber refuse to work
 // (the slots are the parent's), and the parent's keep working.
-TEST_F(TopicTest, LoansAndForkedCopies) {
-  auto topic = Topic::create(name, {.capacity = 4, .ownership = Ownership::system});
+TEST_P(EveryTopic, LoansAndForkedCopies) {
+  auto topic = Topic::create(name, with_slots({.capacity = 4, .ownership = Ownership::system}));
   ASSERT_TRUE(topic.has_value()) << topic.error().message();
   auto subscriber = topic->subscribe().value();
   auto publisher = topic->publisher().value();
@@ -344,6 +356,53 @@ TEST_F(TopicTest, ErrorsNameTheTopicAndTheCause) {
   ASSERT_FALSE(removed.has_value());
   EXPECT_EQ(removed.error(), Errc::closed);
   EXPECT_EQ(publisher.publish(number(1)).error(), Errc::closed);
+}
+
+INSTANTIATE_TEST_SUITE_P(PublisherSlots, EveryTopic, ::testing::Values(8u, 1u));
+
+// One publisher slot, held in turn by publishers in processes of their own: the next goes
+// on from the last one's number. One of them drops a loan, breaking the promise its last
+// message made to subscribers of the chunk for the next one. A copying subscriber and one
+// that reads in place (in another process) get every message once, in order.
+TEST_F(TopicTest, ATopicWithOnePublisherSlotPassesItOnAndLosesNothing) {
+  constexpr std::uint64_t per_publisher = 2'000;
+  auto topic = Topic::create(name, {.capacity = 16, .max_publishers = 1, .ownership = Ownership::system});
+  ASSERT_TRUE(topic.has_value()) << topic.error().message();
+  auto subscriber = topic->subscribe().value();
+  Pipe ready;
+  ChildProcess reader = ChildProcess::spawn([&]() -> int {
+    auto in_place = Topic::open(name).value().subscribe().value();
+    ready.send("subscribed");
+    for (std::uint64_t n = 0; n < 3 * per_publisher; ++n) {
+      auto message = in_place.receive_in_place(10s);
+      if (!message || number_in(message->data()) != n || message->info().sequence != n + 1) return 10;
+    }
+    return 0;
+  });
+  ASSERT_EQ(ready.receive(), "subscribed");
+  for (std::uint64_t p = 0; p < 3; ++p) {
+    ChildProcess publisher = ChildProcess::spawn([&, p]() -> int {
+      auto publishing = Topic::open(name).value().publisher().value();
+      for (std::uint64_t n = p * per_publisher; n < (p + 1) * per_publisher; ++n) {
+        if (p == 1 && n % 100 == 0) {
+          auto dropped = publishing.loan(8);  // given back unpublished
+          if (!dropped) return 11;
+        }
+        if (!publishing.publish(number(n), 10s)) return 10;
+      }
+      return 0;
+    });
+    std::vector<std::byte> bytes;
+    for (std::uint64_t n = p * per_publisher; n < (p + 1) * per_publisher; ++n) {
+      auto received = subscriber.receive(bytes, 10s);
+      ASSERT_TRUE(received.has_value()) << received.error().message();
+      ASSERT_EQ(number_in(bytes), n);
+      ASSERT_EQ(received->sequence, n + 1);
+      ASSERT_EQ(received->lost, 0u);
+    }
+    EXPECT_TRUE(publisher.wait().exited_with(0));
+  }
+  EXPECT_TRUE(reader.wait().exited_with(0));
 }
 
 // A subscriber that busy-polls still honours its deadline and learns of the topic's removal.

@@ -13,7 +13,7 @@ namespace shmbox::detail {
 inline constexpr std::string_view topic_file_prefix = "shmbox.tp.";
 
 inline constexpr std::uint64_t topic_magic = 0x5054504f54424d53ull;  // "SMBTOPTP" little-endian
-inline constexpr std::uint32_t topic_layout_version = 1;
+inline constexpr std::uint32_t topic_layout_version = 2;
 inline constexpr std::size_t topic_line = 64;
 // A chunk's holders are bits in two words: a subscriber slot each.
 inline constexpr std::uint32_t topic_holder_words = 2;
@@ -83,7 +83,10 @@ struct RingEntry {
 // free (never used, or given back), or being_written(slot) while the publisher of that slot
 // owns it (bit 63, which no sequence number reaches, and the slot: whoever recovers a dead
 // publisher's slot frees exactly its chunk). holders: a bit per subscriber slot that reads
-// it in place.
+// it in place. next (a topic with one publisher slot): the chunk its publisher will fill
+// with the next message, or topic_no_chunk; a hint its subscribers follow instead of
+// reading the ring entry. A chunk numbered past every committed message is published
+// already in such a topic: recovery puts it in the ring if its publisher died first.
 struct alignas(topic_line) ChunkHeader {
   static constexpr std::uint64_t being_written_bit = std::uint64_t{1} << 63;
   static constexpr std::uint64_t being_written(std::uint32_t publisher_slot) noexcept {
@@ -93,6 +96,7 @@ struct alignas(topic_line) ChunkHeader {
   std::atomic<std::uint64_t> sequence;
   std::atomic<std::uint64_t> size;
   std::atomic<std::uint64_t> holders[topic_holder_words];
+  std::atomic<std::uint32_t> next;
 };
 static_assert(sizeof(ChunkHeader) == topic_line);
 

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "base/seqlock_copy.hpp"
+#include "platform/barrier.hpp"
 #include "platform/futex.hpp"
 #include "platform/process.hpp"
 
@@ -21,6 +22,20 @@ constexpr auto liveness_interval = 100ms;
 // How long a reader waits for a publisher that has a chunk it pinned marked as being
 // written (a publisher that saw the pin puts the mark back at once).
 constexpr int being_written_spins = 1 << 16;
+// How long a subscriber sleeps at most when it could not issue a heavy barrier: a sole
+// publisher that checks for sleepers without a fence may miss it (wait_for_commit).
+constexpr auto unbarriered_nap = 2ms;
+
+// The sole publisher marks a run of chunks, then reads their pins once: one full fence for
+// the run (Dekker with receive_pinned) where the shared path makes a CAS per chunk.
+// ThreadSanitizer models no fences: there each mark is a seq_cst store instead.
+#if defined(__SANITIZE_THREAD__)
+constexpr std::memory_order run_mark_order = std::memory_order_seq_cst;
+void fence_after_run_marks() noexcept {}
+#else
+constexpr std::memory_order run_mark_order = std::memory_order_relaxed;
+void fence_after_run_marks() noexcept { std::atomic_thread_fence(std::memory_order_seq_cst); }
+#endif
 
 // Where `entry_sequence` (48 bits) stands against `sequence`: -1 older, 0 the same, 1 newer.
 int compare_sequence(std::uint64_t entry_sequence, std::uint64_t sequence) noexcept {
@@ -55,8 +70,9 @@ bool mark_sleeping(std::atomic<std::uint32_t>& word, std::uint32_t seen) noexcep
   return word.compare_exchange_strong(seen, seen | EventWord::sleeping, std::memory_order_seq_cst);
 }
 
-std::optional<platform::MonotonicTime> nap_until(Deadline deadline) {
-  const auto cap = Deadline::clock::now() + liveness_interval;
+std::optional<platform::MonotonicTime> nap_until(Deadline deadline,
+                                                 std::chrono::nanoseconds longest = liveness_interval) {
+  const auto cap = Deadline::clock::now() + longest;
   if (deadline.is_forever()) return cap;
   return std::min(deadline.until(), cap);
 }
@@ -157,17 +173,23 @@ Result<std::uint32_t> TopicRing::join_publisher() {
   slot.claiming.store(0, std::memory_order_relaxed);
   slot.chunk.store(topic_no_chunk, std::memory_order_relaxed);
   slot.published.store(0, std::memory_order_relaxed);
+  if (sole()) {
+    run_ = {};
+    light_announce_ = platform::register_for_heavy_barriers();
+  }
   return *taken;
 }
 
 void TopicRing::leave_publisher(std::uint32_t slot) noexcept {
   PublisherSlot& publisher = record_.publishers[slot];
+  if (sole()) free_run(slot);
   publisher.claiming.store(0, std::memory_order_relaxed);
   publisher.chunk.store(topic_no_chunk, std::memory_order_relaxed);
   publisher.owner.store(0, std::memory_order_release);
 }
 
 Result<std::uint32_t> TopicRing::take_chunk(std::uint32_t slot) {
+  if (sole()) return take_from_run(slot);
   PublisherSlot& publisher = record_.publishers[slot];
   const std::uint32_t count = record_.geometry.chunk_count;
   std::uint64_t last_head = 0;
@@ -217,9 +239,82 @@ Result<std::uint32_t> TopicRing::take_chunk(std::uint32_t slot) {
     }
     publisher.chunk.store(topic_no_chunk, std::memory_order_relaxed);
   }
-  return std::unexpected(Error{Errc::corrupt, object_,
-                               "has no free chunk among " + std::to_string(count) +
-                                   ", which its live publishers and subscribers cannot all hold"});
+  return std::unexpected(no_free_chunk());
+}
+
+Error TopicRing::no_free_chunk() const {
+  return Error{Errc::corrupt, object_,
+               "has no free chunk among " + std::to_string(record_.geometry.chunk_count) +
+                   ", which its live publishers and subscribers cannot all hold"};
+}
+
+Result<std::uint32_t> TopicRing::take_from_run(std::uint32_t slot) {
+  for (int looks = 0; run_.next == run_.count; ++looks) {
+    // As in take_chunk: there are chunks for every message the ring holds, every pin and
+    // the publisher; only the dead can hold the rest. A pin let go shows on the next look.
+    if (looks > 3 && recover_dead() == 0) return std::unexpected(no_free_chunk());
+    if (looks > 0) platform::yield_cpu();
+    mark_run(slot);
+  }
+  const std::uint32_t index = run_.chunks[run_.next++];
+  record_.publishers[slot].chunk.store(index, std::memory_order_relaxed);
+  return index;
+}
+
+void TopicRing::mark_run(std::uint32_t slot) {
+  TopicHeader& header = *record_.header;
+  const std::uint32_t count = record_.geometry.chunk_count;
+  // Ours while we hold the slot; the acquire sees what the slot's last holder left.
+  const std::uint64_t head = header.head.load(std::memory_order_acquire);
+  const std::uint64_t window_start = head > record_.geometry.capacity ? head - record_.geometry.capacity : 0;
+  const std::uint32_t start = header.next_chunk.load(std::memory_order_relaxed) % count;
+  std::array<std::uint64_t, topic_run> before{};
+  run_ = {};
+  std::uint32_t looked = 0;
+  // Free as take_chunk judges, and stays so: the window only moves on.
+  for (; looked < count && run_.count < topic_run; ++looked) {
+    const std::uint32_t index = (start + looked) % count;
+    ChunkHeader& chunk = record_.chunk(index);
+    const std::uint64_t sequence = chunk.sequence.load(std::memory_order_acquire);
+    if (ChunkHeader::is_being_written(sequence) || (sequence != 0 && sequence >= window_start)) continue;
+    if ((chunk.holders[0].load(std::memory_order_relaxed) | chunk.holders[1].load(std::memory_order_relaxed)) != 0) {
+      continue;
+    }
+    chunk.sequence.store(ChunkHeader::being_written(slot), run_mark_order);
+    before[run_.count] = sequence;
+    run_.chunks[run_.count++] = index;
+  }
+  header.next_chunk.store((start + looked) % count, std::memory_order_relaxed);
+  // Dekker with a reader's pin (receive_pinned), once for the run: the marks, then the
+  // bits. A pinned chunk is put back as it was.
+  fence_after_run_marks();
+  std::uint32_t kept = 0;
+  for (std::uint32_t i = 0; i < run_.count; ++i) {
+    ChunkHeader& chunk = record_.chunk(run_.chunks[i]);
+    if ((chunk.holders[0].load(std::memory_order_seq_cst) | chunk.holders[1].load(std::memory_order_seq_cst)) != 0) {
+      chunk.sequence.store(before[i], std::memory_order_seq_cst);
+      continue;
+    }
+    run_.chunks[kept++] = run_.chunks[i];
+  }
+  run_.count = kept;
+  // The seqlock writer's fence: no byte written into these chunks is seen before the marks.
+  fence_before_copy_in();
+}
+
+void TopicRing::free_run(std::uint32_t slot) noexcept {
+  for (std::uint32_t i = run_.next; i < run_.count; ++i) {
+    std::uint64_t ours = ChunkHeader::being_written(slot);
+    (void)record_.chunk(run_.chunks[i]).sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
+  }
+  run_ = {};
+}
+
+void TopicRing::free_marked_chunks(std::uint32_t slot) noexcept {
+  for (std::uint32_t i = 0; i < record_.geometry.chunk_count; ++i) {
+    std::uint64_t ours = ChunkHeader::being_written(slot);
+    (void)record_.chunk(i).sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
+  }
 }
 
 void TopicRing::give_back(std::uint32_t slot, std::uint32_t chunk) noexcept {
@@ -241,54 +336,62 @@ std::uint64_t TopicRing::lowest_cursor() noexcept {
   return lowest;
 }
 
+template <class Spinner>
+Result<bool> TopicRing::room_for(std::uint64_t next, Spinner& spin, Deadline deadline) {
+  TopicHeader& header = *record_.header;
+  const std::uint64_t capacity = record_.geometry.capacity;
+  // A blocking topic hands out `next` only once every live subscriber has read the
+  // message it replaces in the ring (next - capacity).
+  if (record_.overflow != TopicOverflow::block || next <= capacity ||
+      next - capacity < header.gate.load(std::memory_order_acquire)) {
+    return true;
+  }
+  const std::uint32_t seen = header.consumed.load(std::memory_order_seq_cst);
+  std::uint64_t lowest = lowest_cursor();
+  std::uint64_t gate = header.gate.load(std::memory_order_relaxed);
+  while (gate < lowest && !header.gate.compare_exchange_weak(gate, lowest, std::memory_order_acq_rel)) {
+  }
+  if (next - capacity < lowest) return true;
+  if (removed()) return std::unexpected(removed_error());
+  if (deadline.is_none()) {
+    return std::unexpected(Error{Errc::would_block, object_, "is full: a subscriber has not read the oldest message"});
+  }
+  if (spin.looking_around() && deadline.expired()) {
+    return std::unexpected(Error{Errc::timeout, object_, "timed out waiting for a subscriber to read"});
+  }
+  if (spin.looking_around() && recovery_due()) {
+    // The dead (subscribers, and publishers the slowest may wait on) are recovered;
+    // the slowest that is stopped is passed over until it reads again.
+    (void)recover_dead();
+    for (std::uint32_t i = 0; i < record_.geometry.subscriber_slots; ++i) {
+      SubscriberSlot& subscriber = record_.subscribers[i];
+      const std::uint64_t owner = subscriber.owner.load(std::memory_order_acquire);
+      if (owner == 0 || subscriber.cursor.load(std::memory_order_acquire) != lowest) continue;
+      if (platform::stopped(owner) && subscriber.owner.load(std::memory_order_acquire) == owner) {
+        subscriber.evicted.store(1, std::memory_order_seq_cst);
+      }
+    }
+    (void)spin.again();
+    return false;
+  }
+  if (spin.again()) return false;
+  // Dekker with advance(): we set the sleeping bit, then read the cursors; a
+  // subscriber stores its cursor, then reads the bit.
+  if (!mark_sleeping(header.consumed, seen)) return false;
+  if (next - capacity < lowest_cursor()) return false;
+  (void)platform::futex_wait(header.consumed, seen | EventWord::sleeping, nap_until(deadline));
+  return false;
+}
+
 Result<std::uint64_t> TopicRing::claim_sequence(std::uint32_t slot, Deadline deadline) {
   TopicHeader& header = *record_.header;
   PublisherSlot& publisher = record_.publishers[slot];
-  const std::uint64_t capacity = record_.geometry.capacity;
   Spin spin{wait_, recent_message_size_.load(std::memory_order_relaxed)};
   for (;;) {
     std::uint64_t next = header.head.load(std::memory_order_acquire);
-    // A blocking topic hands out `next` only once every live subscriber has read the
-    // message it replaces in the ring (next - capacity).
-    if (record_.overflow == TopicOverflow::block && next > capacity &&
-        next - capacity >= header.gate.load(std::memory_order_acquire)) {
-      const std::uint32_t seen = header.consumed.load(std::memory_order_seq_cst);
-      std::uint64_t lowest = lowest_cursor();
-      std::uint64_t gate = header.gate.load(std::memory_order_relaxed);
-      while (gate < lowest && !header.gate.compare_exchange_weak(gate, lowest, std::memory_order_acq_rel)) {
-      }
-      if (next - capacity >= lowest) {
-        if (removed()) return std::unexpected(removed_error());
-        if (deadline.is_none()) {
-          return std::unexpected(Error{Errc::would_block, object_, "is full: a subscriber has not read the oldest message"});
-        }
-        if (spin.looking_around() && deadline.expired()) {
-          return std::unexpected(Error{Errc::timeout, object_, "timed out waiting for a subscriber to read"});
-        }
-        if (spin.looking_around() && recovery_due()) {
-          // The dead (subscribers, and publishers the slowest may wait on) are recovered;
-          // the slowest that is stopped is passed over until it reads again.
-          (void)recover_dead();
-          for (std::uint32_t i = 0; i < record_.geometry.subscriber_slots; ++i) {
-            SubscriberSlot& subscriber = record_.subscribers[i];
-            const std::uint64_t owner = subscriber.owner.load(std::memory_order_acquire);
-            if (owner == 0 || subscriber.cursor.load(std::memory_order_acquire) != lowest) continue;
-            if (platform::stopped(owner) && subscriber.owner.load(std::memory_order_acquire) == owner) {
-              subscriber.evicted.store(1, std::memory_order_seq_cst);
-            }
-          }
-          (void)spin.again();
-          continue;
-        }
-        if (spin.again()) continue;
-        // Dekker with advance(): we set the sleeping bit, then read the cursors; a
-        // subscriber stores its cursor, then reads the bit.
-        if (!mark_sleeping(header.consumed, seen)) continue;
-        if (next - capacity < lowest_cursor()) continue;
-        (void)platform::futex_wait(header.consumed, seen | EventWord::sleeping, nap_until(deadline));
-        continue;
-      }
-    }
+    const auto room = room_for(next, spin, deadline);
+    if (!room) return std::unexpected(room.error());
+    if (!*room) continue;
     // Named before it is claimed: whoever finds this process dead abandons it. Cleared
     // when the claim fails, so that a live slot names only what it may yet commit. No
     // fence of its own: the CAS of head publishes it to whoever reads head past `next`.
@@ -298,14 +401,59 @@ Result<std::uint64_t> TopicRing::claim_sequence(std::uint32_t slot, Deadline dea
   }
 }
 
+// The sole publisher commits with stores: nobody else writes head, the entries or its
+// chunks while it lives. In the order a reader and a recoverer need: the chunk's number
+// (with its bytes), then the entry, then head (design.md, "One publisher slot").
+Result<std::uint64_t> TopicRing::commit_sole(std::uint32_t slot, std::uint32_t index, std::size_t size,
+                                             Deadline deadline) {
+  TopicHeader& header = *record_.header;
+  const std::uint64_t sequence = header.head.load(std::memory_order_relaxed);
+  Spin spin{wait_, size};
+  for (;;) {
+    const auto room = room_for(sequence, spin, deadline);
+    if (!room) return std::unexpected(room.error());
+    if (*room) break;
+  }
+  // The chunk the next message goes in, for subscribers to watch (its loan pops it).
+  if (run_.next == run_.count) mark_run(slot);
+  ChunkHeader& chunk = record_.chunk(index);
+  chunk.size.store(size, length_store_order);
+  chunk.next.store(run_.next < run_.count ? run_.chunks[run_.next] : topic_no_chunk, std::memory_order_relaxed);
+  // From here the message is published: a subscriber following the last hint may take it
+  // now, and recovery finishes the steps below if this process dies.
+  chunk.sequence.store(sequence, std::memory_order_release);
+  // Release: a subscriber that reads the entry finds the chunk numbered and filled.
+  // Without heavy barriers, seq_cst: the Dekker with a sleeping subscriber (below).
+  // (Two stores, not one with a chosen order: a compiler makes any order not known at
+  // compile time seq_cst.)
+  std::atomic<std::uint64_t>& entry = record_.entries[sequence % record_.geometry.capacity];
+  if (light_announce_) {
+    entry.store(RingEntry::make(sequence, index), std::memory_order_release);
+  } else {
+    entry.store(RingEntry::make(sequence, index), std::memory_order_seq_cst);
+  }
+  header.head.store(sequence + 1, std::memory_order_release);
+  PublisherSlot& publisher = record_.publishers[slot];
+  publisher.chunk.store(topic_no_chunk, std::memory_order_relaxed);
+  publisher.published.store(publisher.published.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  // Dekker with a sleeping subscriber: the entry, then the word. With heavy barriers the
+  // subscriber issues one between its bit and its look at the entry, and this side only
+  // keeps the compiler from reordering (wait_for_commit).
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  announce(header.published);
+  return sequence;
+}
+
 Result<std::uint64_t> TopicRing::commit(std::uint32_t slot, std::uint32_t index, std::size_t size, Deadline deadline) {
   if (removed()) return std::unexpected(removed_error());
   recent_message_size_.store(size, std::memory_order_relaxed);
+  if (sole()) return commit_sole(slot, index, size, deadline);
   auto claimed = claim_sequence(slot, deadline);
   if (!claimed) return claimed;
   const std::uint64_t sequence = *claimed;
   ChunkHeader& chunk = record_.chunk(index);
   chunk.size.store(size, length_store_order);
+  chunk.next.store(topic_no_chunk, std::memory_order_relaxed);
   // Pairs with a reader's acquire of the sequence number: the bytes come with it.
   chunk.sequence.store(sequence, std::memory_order_release);
   std::atomic<std::uint64_t>& entry = record_.entries[sequence % record_.geometry.capacity];
@@ -357,15 +505,34 @@ bool TopicRing::recover_publisher(std::uint32_t slot, std::uint64_t dead_owner) 
     }
     announce(record_.header->published);
   }
-  // The chunk it was writing: marked with its slot, so exactly that one.
-  for (std::uint32_t i = 0; i < record_.geometry.chunk_count; ++i) {
-    std::uint64_t ours = ChunkHeader::being_written(slot);
-    (void)record_.chunk(i).sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
-  }
+  if (sole()) recover_sole_commit();
+  // The chunks it was writing or had marked: marked with its slot, so exactly those.
+  free_marked_chunks(slot);
   publisher.claiming.store(0, std::memory_order_relaxed);
   publisher.chunk.store(topic_no_chunk, std::memory_order_relaxed);
   publisher.owner.store(0, std::memory_order_release);
   return true;
+}
+
+void TopicRing::recover_sole_commit() noexcept {
+  TopicHeader& header = *record_.header;
+  std::uint64_t head = header.head.load(std::memory_order_seq_cst);
+  std::atomic<std::uint64_t>& entry = record_.entries[head % record_.geometry.capacity];
+  std::uint64_t current = entry.load(std::memory_order_seq_cst);
+  // Its last message, if it got as far as numbering its chunk, is published: a subscriber
+  // following its hint may have read it. Put in the ring if it is not, head moved past it
+  // (else the next publisher would number another message the same).
+  bool published = compare_sequence(RingEntry::sequence(current), head) == 0;
+  for (std::uint32_t i = 0; i < record_.geometry.chunk_count && !published; ++i) {
+    if (record_.chunk(i).sequence.load(std::memory_order_acquire) != head) continue;
+    while (compare_sequence(RingEntry::sequence(current), head) < 0 &&
+           !entry.compare_exchange_weak(current, RingEntry::make(head, i), std::memory_order_seq_cst)) {
+    }
+    published = true;
+  }
+  if (!published) return;
+  header.head.compare_exchange_strong(head, head + 1, std::memory_order_seq_cst);
+  announce(header.published);
 }
 
 bool TopicRing::recovery_due() noexcept {
@@ -411,6 +578,7 @@ Result<std::uint32_t> TopicRing::join_subscriber(std::uint32_t history) {
   slot.lost.store(0, std::memory_order_relaxed);
   slot.received.store(0, std::memory_order_relaxed);
   slot.evicted.store(0, std::memory_order_relaxed);
+  hints_[*taken] = topic_no_chunk;
   TopicHeader& header = *record_.header;
   const std::uint64_t head = header.head.load(std::memory_order_seq_cst);
   const std::uint64_t wanted = std::min(history, record_.history);
@@ -481,8 +649,12 @@ Result<void> TopicRing::wait_for_commit(std::uint32_t seen, std::uint64_t sequen
   if (deadline.expired()) return std::unexpected(Error{Errc::timeout, object_, "timed out"});
   // Dekker with commit(): the sleeping bit, then the entry; it does the entry, then the word.
   if (!mark_sleeping(record_.header->published, seen)) return {};
+  // A sole publisher reads the word with no fence after its entry store (commit_sole): a
+  // heavy barrier orders the two for it, or the nap stays short.
+  const bool ordered = !sole() || platform::heavy_barrier();
   if (look(sequence).found != Found::not_yet) return {};
-  (void)platform::futex_wait(record_.header->published, seen | EventWord::sleeping, nap_until(deadline));
+  (void)platform::futex_wait(record_.header->published, seen | EventWord::sleeping,
+                             nap_until(deadline, ordered ? liveness_interval : unbarriered_nap));
   return {};
 }
 
@@ -492,17 +664,31 @@ Error TopicRing::too_large(std::uint64_t sequence, std::uint64_t size) const {
                    " bytes, over its maximum of " + std::to_string(record_.max_message_size)};
 }
 
+TopicRing::Look TopicRing::look_for(std::uint32_t slot, std::uint64_t cursor, std::uint64_t round) const noexcept {
+  const std::uint32_t hint = sole() ? hints_[slot] : topic_no_chunk;
+  if (hint >= record_.geometry.chunk_count) return look(cursor);
+  // In a topic with one publisher slot a chunk numbered `cursor` holds that message,
+  // entry or not (topic_layout.hpp, ChunkHeader).
+  const std::uint64_t at_hint = record_.chunk(hint).sequence.load(std::memory_order_acquire);
+  if (at_hint == cursor) return {Found::message, RingEntry::make(cursor, hint)};
+  // Still marked: the publisher has not got there yet. Anything else breaks the promise
+  // (the publisher gave the chunk back, left or died): the entry is the authority, and it
+  // is read now and then anyway in case a new publisher marked the chunk again.
+  if (ChunkHeader::is_being_written(at_hint) && round % 64 != 0) return {Found::not_yet, 0};
+  return look(cursor);
+}
+
 // The loop both receives share: what is at the cursor, and waiting for it. `take` gets a
-// message's chunk and sequence number and answers its size, nullopt when it found the
-// message overwritten meanwhile, or an error.
+// message's chunk and sequence number and answers its size and the chunk it names for the
+// next message, nullopt when it found the message overwritten meanwhile, or an error.
 template <class Take>
 Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadline, Take&& take) {
   std::uint64_t cursor = record_.subscribers[slot].cursor.load(std::memory_order_relaxed);
   std::uint64_t lost = 0;
   Spin spin{wait_, recent_message_size_.load(std::memory_order_relaxed)};
-  for (;;) {
+  for (std::uint64_t round = 0;; ++round) {
     const std::uint32_t seen = record_.header->published.load(std::memory_order_seq_cst);
-    const Look found = look(cursor);
+    const Look found = look_for(slot, cursor, round);
     switch (found.found) {
       case Found::message: {
         const std::uint32_t index = RingEntry::chunk(found.entry);
@@ -511,23 +697,27 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
                                        "has a ring entry naming chunk " + std::to_string(index) + " of " +
                                            std::to_string(record_.geometry.chunk_count)});
         }
-        Result<std::optional<std::size_t>> taken = take(index, cursor);
+        Result<std::optional<Taken>> taken = take(index, cursor);
         if (!taken) return std::unexpected(taken.error());
         if (!*taken) {
+          hints_[slot] = topic_no_chunk;
           lost += skip_overwritten(cursor);
           continue;
         }
+        hints_[slot] = (*taken)->next;
         // Only this subscriber writes its count: no locked instruction needed.
         std::atomic<std::uint64_t>& received = record_.subscribers[slot].received;
         received.store(received.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         advance(slot, cursor + 1, lost);
-        recent_message_size_.store(**taken, std::memory_order_relaxed);
-        return TopicDelivery{.sequence = cursor, .lost = lost, .chunk = index, .size = **taken};
+        recent_message_size_.store((*taken)->size, std::memory_order_relaxed);
+        return TopicDelivery{.sequence = cursor, .lost = lost, .chunk = index, .size = (*taken)->size};
       }
       case Found::abandoned:
+        hints_[slot] = topic_no_chunk;
         advance(slot, ++cursor, 0);
         continue;
       case Found::overwritten:
+        hints_[slot] = topic_no_chunk;
         lost += skip_overwritten(cursor);
         continue;
       case Found::not_yet: break;
@@ -553,29 +743,33 @@ bool TopicRing::ready_to_receive(std::uint32_t slot) noexcept {
 }
 
 Result<TopicDelivery> TopicRing::receive_copy(std::uint32_t slot, std::vector<std::byte>& bytes, Deadline deadline) {
-  return receive_with(slot, deadline, [&](std::uint32_t index, std::uint64_t sequence) -> Result<std::optional<std::size_t>> {
+  return receive_with(slot, deadline, [&](std::uint32_t index, std::uint64_t sequence) -> Result<std::optional<Taken>> {
     const ChunkHeader& chunk = record_.chunk(index);
     // Seqlock read: the sequence number before and after the copy.
     if (chunk.sequence.load(std::memory_order_acquire) != sequence) return std::nullopt;
     const std::uint64_t size = chunk.size.load(length_load_order);
+    const std::uint32_t next = chunk.next.load(length_load_order);
     const std::size_t copied = static_cast<std::size_t>(std::min<std::uint64_t>(size, record_.max_message_size));
     bytes.resize(copied);
     copy_out(record_.chunk_bytes(index), bytes.data(), copied);
     fence_after_copy_out();
     if (chunk.sequence.load(std::memory_order_relaxed) != sequence) return std::nullopt;
     if (size > record_.max_message_size) return std::unexpected(too_large(sequence, size));
-    return copied;
+    return Taken{copied, next};
   });
 }
 
 Result<TopicDelivery> TopicRing::receive_pinned(std::uint32_t slot, Deadline deadline) {
   const std::uint64_t bit = holder_bit(slot);
-  return receive_with(slot, deadline, [&](std::uint32_t index, std::uint64_t sequence) -> Result<std::optional<std::size_t>> {
+  return receive_with(slot, deadline, [&](std::uint32_t index, std::uint64_t sequence) -> Result<std::optional<Taken>> {
     ChunkHeader& chunk = record_.chunk(index);
     // Dekker with take_chunk(): the pin, then the sequence number.
     chunk.holders[slot / 64].fetch_or(bit, std::memory_order_seq_cst);
     std::uint64_t found = chunk.sequence.load(std::memory_order_seq_cst);
     for (int spin = 0; ChunkHeader::is_being_written(found) && spin < being_written_spins; ++spin) {
+      // A sole publisher's run keeps its marks until it uses them: the message has left
+      // the ring then, which the entry shows.
+      if (spin % 64 == 63 && look(sequence).found == Found::overwritten) break;
       platform::cpu_relax();
       found = chunk.sequence.load(std::memory_order_seq_cst);
     }
@@ -585,7 +779,7 @@ Result<TopicDelivery> TopicRing::receive_pinned(std::uint32_t slot, Deadline dea
       if (found != sequence) return std::nullopt;
       return std::unexpected(too_large(sequence, size));
     }
-    return static_cast<std::size_t>(size);
+    return Taken{static_cast<std::size_t>(size), chunk.next.load(std::memory_order_relaxed)};
   });
 }
 

@@ -5,6 +5,7 @@
 // ("Topics") has the protocol, its memory orders and what a kill at each step leaves.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -51,10 +52,13 @@ struct TopicDelivery {
   std::size_t size = 0;
 };
 
+// How many chunks the publisher of a topic with one publisher slot marks at once.
+inline constexpr std::uint32_t topic_run = 16;
+
 class TopicRing {
  public:
-  TopicRing(const TopicRecord& record, std::string object, const WaitPolicy& wait) noexcept
-      : record_(record), object_(std::move(object)), wait_(wait) {}
+  TopicRing(const TopicRecord& record, std::string object, const WaitPolicy& wait)
+      : record_(record), object_(std::move(object)), wait_(wait), hints_(record.geometry.subscriber_slots, topic_no_chunk) {}
 
   const TopicRecord& record() const noexcept { return record_; }
   const std::string& object() const noexcept { return object_; }
@@ -93,6 +97,11 @@ class TopicRing {
 
   bool removed() const noexcept { return record_.header->removed.load(std::memory_order_acquire) != 0; }
 
+  // A topic with one publisher slot has one writer of head, the ring entries and the chunks
+  // it marks while its publisher lives: it stores where others compare and swap
+  // (design.md, "One publisher slot").
+  bool sole() const noexcept { return record_.geometry.publisher_slots == 1; }
+
  private:
   enum class Found { message, not_yet, overwritten, abandoned };
   struct Look {
@@ -105,12 +114,35 @@ class TopicRing {
   void advance(std::uint32_t slot, std::uint64_t cursor, std::uint64_t lost) noexcept;
   // Waits for the next commit after `seen` (an event word value), or until the deadline.
   Result<void> wait_for_commit(std::uint32_t seen, std::uint64_t sequence, Deadline deadline);
+  // What a receive took from a chunk: its size, and the chunk named for the next message.
+  struct Taken {
+    std::size_t size;
+    std::uint32_t next;
+  };
   template <class Take>
   Result<TopicDelivery> receive_with(std::uint32_t slot, Deadline deadline, Take&& take);
+  // Where the subscriber at `cursor` finds its next message: by its hint (sole()), else by
+  // the ring entry. `round` counts the looks of one wait: every 64th reads the entry.
+  Look look_for(std::uint32_t slot, std::uint64_t cursor, std::uint64_t round) const noexcept;
   Error too_large(std::uint64_t sequence, std::uint64_t size) const;
+  Error no_free_chunk() const;
   template <class OwnerOf, class Recover>
   std::optional<std::uint32_t> take_slot(std::uint32_t count, OwnerOf&& owner_of, Recover&& recover);
   Result<std::uint64_t> claim_sequence(std::uint32_t slot, Deadline deadline);
+  // Whether a blocking topic has room for message `next`: true at once, or false after
+  // waiting a round (the caller reads head again).
+  template <class Spinner>
+  Result<bool> room_for(std::uint64_t next, Spinner& spin, Deadline deadline);
+  // The sole publisher's steps (sole()).
+  Result<std::uint32_t> take_from_run(std::uint32_t slot);
+  void mark_run(std::uint32_t slot);
+  void free_run(std::uint32_t slot) noexcept;
+  Result<std::uint64_t> commit_sole(std::uint32_t slot, std::uint32_t chunk, std::size_t size, Deadline deadline);
+  // Gives back every chunk marked as being written by `slot`: its publisher has gone.
+  void free_marked_chunks(std::uint32_t slot) noexcept;
+  // After the sole publisher's death: its last message rolled forward (head past it) if it
+  // reached the ring, else the chunk it numbered given back.
+  void recover_sole_commit() noexcept;
   std::uint64_t lowest_cursor() noexcept;
   bool recover_publisher(std::uint32_t slot, std::uint64_t dead_owner);
   // Whether this process should look for the dead now: at most once per liveness interval,
@@ -131,6 +163,21 @@ class TopicRing {
   // the peer to be copying (WaitPolicy::spin_for). Relaxed: a hint shared by the handles.
   std::atomic<std::size_t> recent_message_size_{0};
   std::atomic<std::int64_t> last_recovery_{0};
+  // The sole publisher's marked chunks not used yet, in the order it takes them. Only the
+  // holder of the one slot touches it, one thread at a time (the Publisher contract).
+  struct Run {
+    std::array<std::uint32_t, topic_run> chunks{};
+    std::uint32_t next = 0;
+    std::uint32_t count = 0;
+  };
+  Run run_;
+  // The sole publisher's process takes part in heavy barriers (platform/barrier.hpp): a
+  // subscriber about to sleep issues one, so that the publisher's check for sleepers needs
+  // no fence of its own.
+  bool light_announce_ = false;
+  // Each subscriber slot's hint (sole()): the chunk its last message named for the next,
+  // or topic_no_chunk. Process-local; each element used by its slot's subscriber only.
+  std::vector<std::uint32_t> hints_;
 };
 
 }  // namespace shmbox::detail
