@@ -50,8 +50,14 @@ std::uint64_t checksum_of(const Stamp& stamp, std::span<const std::byte> payload
   return hash;
 }
 
+// Each sequence number's message, as the first subscriber to get it saw it: (sequence <<
+// 24) | the low 24 bits of its checksum, at sequence % this. Every other subscriber must
+// see the same message under that number.
+constexpr std::size_t numbers_kept = 1 << 16;
+
 struct Ledger {
   std::atomic<bool> stop;
+  std::atomic<std::uint64_t> by_number[numbers_kept];
   test::Violations violations;
   std::atomic<std::uint64_t> published;
   std::atomic<std::uint64_t> received;
@@ -94,15 +100,38 @@ int run_publisher(Topic& topic, Ledger& ledger, int index) {
   return 0;
 }
 
-// Checks each message, and that each publisher's counts come in order with no gap.
-int run_subscriber(Topic& topic, Ledger& ledger, bool in_place) {
+// Whether the message under `sequence` is the one every other subscriber got under it.
+bool same_message_everywhere(Ledger& ledger, std::uint64_t sequence, std::uint64_t checksum) {
+  const std::uint64_t seen = sequence << 24 | (checksum & 0xffffff);
+  std::atomic<std::uint64_t>& kept = ledger.by_number[sequence % numbers_kept];
+  std::uint64_t current = kept.load();
+  for (;;) {
+    if (current >> 24 == sequence) return current == seen;
+    if (current >> 24 > sequence) return true;  // far behind the others: no longer kept
+    if (kept.compare_exchange_weak(current, seen)) return true;
+  }
+}
+
+// Checks each message, that each publisher's counts come in order with no gap, that each
+// number is one message for every subscriber, and (one publisher: nothing is abandoned,
+// as a dead publisher's last message is rolled forward) that numbers have no gap.
+int run_subscriber(Topic& topic, Ledger& ledger, bool in_place, bool sole) {
   auto subscriber = topic.subscribe();
   if (!subscriber) return ledger.violations.record("subscribe() failed: " + subscriber.error().message()), 2;
   std::optional<std::uint64_t> last[max_publishers];
+  std::optional<std::uint64_t> last_sequence;
   const auto seen = [&](std::span<const std::byte> bytes, const Delivered& delivered) {
     Stamp stamp{};
     if (auto fault = fault_in(bytes, stamp)) return ledger.violations.record(*fault);
     if (delivered.lost != 0) ledger.violations.record("a blocking topic lost " + std::to_string(delivered.lost));
+    if (!same_message_everywhere(ledger, delivered.sequence, stamp.checksum)) {
+      ledger.violations.record("two messages were numbered " + std::to_string(delivered.sequence));
+    }
+    if (sole && last_sequence && delivered.sequence != *last_sequence + 1) {
+      ledger.violations.record("numbers went from " + std::to_string(*last_sequence) + " to " +
+                               std::to_string(delivered.sequence));
+    }
+    last_sequence = delivered.sequence;
     std::optional<std::uint64_t>& previous = last[stamp.publisher];
     if (previous && stamp.count != *previous && stamp.count != *previous + 1) {
       ledger.violations.record("publisher " + std::to_string(stamp.publisher) + "'s count went from " +
@@ -139,7 +168,7 @@ int run_worker(const std::string& name, Ledger& ledger, int publishers, int work
   auto topic = Topic::open(name);
   if (!topic) return ledger.violations.record("open failed: " + topic.error().message()), 1;
   if (worker < publishers) return run_publisher(*topic, ledger, worker);
-  return run_subscriber(*topic, ledger, worker >= publishers + copiers);
+  return run_subscriber(*topic, ledger, worker >= publishers + copiers, publishers == 1);
 }
 
 // The parameter: how many publishers; the topic has a spare slot beside several.

@@ -62,7 +62,7 @@ class SolePublisherRecovery : public ::testing::Test {
     auto created = Topic::create(name, {.capacity = capacity,
                                         .history = capacity,
                                         .max_message_size = 16,
-                                        .max_subscribers = 2,
+                                        .max_subscribers = 3,
                                         .max_publishers = 1,
                                         .held_per_subscriber = 1,
                                         .ownership = Ownership::system});
@@ -118,8 +118,9 @@ class SolePublisherRecovery : public ::testing::Test {
 class CommitCutShort : public SolePublisherRecovery, public ::testing::WithParamInterface<bool> {};
 
 // Numbered (and maybe in the ring), head not moved: message 4 is the dead publisher's for
-// every subscriber, the one that took it at once by its hint and the one that comes later
-// by the ring, and the next publisher's first message is 5.
+// every subscriber: the one that took it at once by its hint, one with no hint that waits
+// (it recovers the dead publisher itself, with no publisher to come), and one that reads
+// the ring later; and the next publisher's first message is 5.
 TEST_P(CommitCutShort, TheDeadPublishersLastMessageKeepsItsNumber) {
   RawTopic raw{name};
   std::uint32_t loaned = 0;
@@ -128,6 +129,12 @@ TEST_P(CommitCutShort, TheDeadPublishersLastMessageKeepsItsNumber) {
   auto early = follower.receive(message, no_wait);  // before any recovery: by its hint
   ASSERT_TRUE(early.has_value()) << early.error().message();
   EXPECT_EQ(early->sequence, 4u);
+  EXPECT_EQ(text_of(message), "dead");
+  auto hintless = topic->subscribe();  // at head, 4: no message has named a chunk to it
+  ASSERT_TRUE(hintless.has_value()) << hintless.error().message();
+  auto waited = hintless->receive(message, 5s);
+  ASSERT_TRUE(waited.has_value()) << waited.error().message();
+  EXPECT_EQ(waited->sequence, 4u);
   EXPECT_EQ(text_of(message), "dead");
 
   auto publisher = topic->publisher();  // takes the dead publisher's slot, recovering it
@@ -146,22 +153,30 @@ TEST_P(CommitCutShort, TheDeadPublishersLastMessageKeepsItsNumber) {
     EXPECT_EQ(text_of(message), text);
     EXPECT_EQ(got->lost, 0u);
   }
-  auto got = follower.receive(message, 5s);
-  ASSERT_TRUE(got.has_value()) << got.error().message();
-  EXPECT_EQ(got->sequence, 5u);
-  EXPECT_EQ(text_of(message), "next");
-  EXPECT_EQ(follower.receive(message, no_wait).error(), Errc::would_block);
+  for (Subscriber* subscriber : {&follower, &*hintless}) {
+    auto got = subscriber->receive(message, 5s);
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    EXPECT_EQ(got->sequence, 5u);
+    EXPECT_EQ(text_of(message), "next");
+    EXPECT_EQ(subscriber->receive(message, no_wait).error(), Errc::would_block);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(NumberedOrInTheRing, CommitCutShort, ::testing::Bool());
 
 // Killed with chunks marked ahead and one loaned, nothing numbered: every chunk it marked
-// is given back (the topic has 12, and its publisher marked them all), the subscriber
-// watching the loaned one learns that the promise broke, and 4 is the next publisher's.
+// is given back (the topic has 13, and its publisher marked them all), the subscriber
+// watching the loaned one learns that the promise broke (the next publisher's first chunk
+// is that one, but it drops a loan of it first), and 4 is the next publisher's.
 TEST_F(SolePublisherRecovery, ChunksMarkedByTheDeadAreGivenBack) {
   auto publisher = topic->publisher();
   ASSERT_TRUE(publisher.has_value()) << publisher.error().message();
   std::vector<std::byte> message;
+  EXPECT_EQ(follower.receive(message, no_wait).error(), Errc::would_block);
+  {
+    auto dropped = publisher->loan(8);
+    ASSERT_TRUE(dropped.has_value()) << dropped.error().message();
+  }
   for (std::uint64_t n = 4; n < 4 + 5 * capacity; ++n) {
     auto published = publisher->publish(as_bytes(std::to_string(n)), 5s);
     ASSERT_TRUE(published.has_value()) << published.error().message();

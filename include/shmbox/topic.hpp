@@ -120,7 +120,9 @@ class TopicMessage {
 };
 
 // Room for a message in the topic's memory, filled in place and then published. Given back
-// unpublished if destroyed. Publish or destroy it before its Publisher goes.
+// unpublished if destroyed. Publish or destroy it before its Publisher goes: one that
+// outlives it was given back then, its bytes are no longer its to write, and destroying it
+// does nothing more.
 class TopicLoan {
  public:
   TopicLoan() = default;
@@ -140,6 +142,7 @@ class TopicLoan {
   std::uint32_t chunk_ = 0;
   std::span<std::byte> data_;
   std::uint64_t fork_generation_ = 0;
+  std::uint64_t term_ = 0;  // its publisher's (a loan that outlives it gives nothing back)
 };
 
 // Publishes into its topic (every subscriber gets every message). A moved-from one refuses

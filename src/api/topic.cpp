@@ -138,12 +138,13 @@ TopicLoan& TopicLoan::operator=(TopicLoan&& other) noexcept {
     chunk_ = other.chunk_;
     data_ = other.data_;
     fork_generation_ = other.fork_generation_;
+    term_ = other.term_;
   }
   return *this;
 }
 
 void TopicLoan::give_back() noexcept {
-  if (state_ && fork_generation_ == platform::fork_generation()) state_->ring.give_back(slot_, chunk_);
+  if (state_ && fork_generation_ == platform::fork_generation()) state_->ring.give_back(slot_, chunk_, term_);
   state_.reset();
 }
 

@@ -46,15 +46,21 @@ LocalPublisher::~LocalPublisher() {
   if (hold_.ours()) hold_.state->ring.leave_publisher(hold_.slot);
 }
 
+// A copying publish takes and commits a chunk without a TopicLoan: a loan holds the
+// topic's state (a shared_ptr), whose count's locked add and subtract would each wait for
+// the last message's stores to leave this core.
 Result<std::uint64_t> LocalPublisher::publish(std::span<const std::byte> message, Deadline deadline) {
-  auto loaned = loan(message.size());
-  if (!loaned) return std::unexpected(loaned.error());
+  auto chunk = take_chunk(message.size());
+  if (!chunk) return std::unexpected(chunk.error());
+  TopicRing& ring = hold_.state->ring;
   // As a board's writer copies: a reader may be copying the chunk's last message still.
-  copy_in(message, loaned->data().data());
-  return publish(std::move(*loaned), deadline);
+  copy_in(message, ring.record().chunk_bytes(*chunk));
+  auto committed = ring.commit(hold_.slot, *chunk, message.size(), deadline);
+  if (!committed) ring.give_back(hold_.slot, *chunk, ring.publisher_term(hold_.slot));
+  return committed;
 }
 
-Result<TopicLoan> LocalPublisher::loan(std::size_t size) {
+Result<std::uint32_t> LocalPublisher::take_chunk(std::size_t size) {
   TopicRing& ring = hold_.state->ring;
   if (ring.removed()) return std::unexpected(topic_removed(ring.object()));
   if (size > ring.record().max_message_size) {
@@ -64,19 +70,25 @@ Result<TopicLoan> LocalPublisher::loan(std::size_t size) {
   if (ring.record().publishers[hold_.slot].chunk.load(std::memory_order_relaxed) != topic_no_chunk) {
     return std::unexpected(Error{Errc::invalid_argument, ring.object(), "this publisher holds a loan already"});
   }
-  auto chunk = ring.take_chunk(hold_.slot);
+  return ring.take_chunk(hold_.slot);
+}
+
+Result<TopicLoan> LocalPublisher::loan(std::size_t size) {
+  auto chunk = take_chunk(size);
   if (!chunk) return std::unexpected(chunk.error());
+  TopicRing& ring = hold_.state->ring;
   TopicLoan loan;
   loan.state_ = hold_.state;
   loan.slot_ = hold_.slot;
   loan.chunk_ = *chunk;
   loan.data_ = {ring.record().chunk_bytes(*chunk), size};
   loan.fork_generation_ = hold_.fork_generation;
+  loan.term_ = ring.publisher_term(hold_.slot);
   return loan;
 }
 
 Result<std::uint64_t> LocalPublisher::publish(TopicLoan&& loan, Deadline deadline) {
-  if (loan.state_ != hold_.state || loan.slot_ != hold_.slot) {
+  if (loan.state_ != hold_.state || loan.slot_ != hold_.slot || loan.term_ != hold_.state->ring.publisher_term(hold_.slot)) {
     return std::unexpected(Error{Errc::invalid_argument, hold_.state->ring.object(), "the loan is not this publisher's"});
   }
   if (auto ours = hold_.check_ours("publisher"); !ours) return std::unexpected(ours.error());

@@ -39,6 +39,8 @@ class LocalPublisher final : public PublisherBackend {
   Result<std::uint64_t> publish(TopicLoan&& loan, Deadline deadline) override;
 
  private:
+  // A chunk for `size` bytes, after the checks a loan makes.
+  Result<std::uint32_t> take_chunk(std::size_t size);
   SlotHold hold_;
 };
 

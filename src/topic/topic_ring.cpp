@@ -183,6 +183,12 @@ Result<std::uint32_t> TopicRing::join_publisher() {
 void TopicRing::leave_publisher(std::uint32_t slot) noexcept {
   PublisherSlot& publisher = record_.publishers[slot];
   if (sole()) free_run(slot);
+  // A loan still out is given back now; the term tells it so (give_back).
+  if (const std::uint32_t loaned = publisher.chunk.load(std::memory_order_relaxed); loaned < record_.geometry.chunk_count) {
+    std::uint64_t ours = ChunkHeader::being_written(slot);
+    (void)record_.chunk(loaned).sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
+  }
+  publisher_terms_[slot].fetch_add(1, std::memory_order_acq_rel);
   publisher.claiming.store(0, std::memory_order_relaxed);
   publisher.chunk.store(topic_no_chunk, std::memory_order_relaxed);
   publisher.owner.store(0, std::memory_order_release);
@@ -281,6 +287,7 @@ void TopicRing::mark_run(std::uint32_t slot) {
       continue;
     }
     chunk.sequence.store(ChunkHeader::being_written(slot), run_mark_order);
+    __builtin_prefetch(record_.chunk_bytes(index), 1);
     before[run_.count] = sequence;
     run_.chunks[run_.count++] = index;
   }
@@ -317,7 +324,8 @@ void TopicRing::free_marked_chunks(std::uint32_t slot) noexcept {
   }
 }
 
-void TopicRing::give_back(std::uint32_t slot, std::uint32_t chunk) noexcept {
+void TopicRing::give_back(std::uint32_t slot, std::uint32_t chunk, std::uint64_t term) noexcept {
+  if (term != publisher_term(slot)) return;
   std::uint64_t ours = ChunkHeader::being_written(slot);
   record_.chunk(chunk).sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
   // Unless its publisher has left meanwhile and the slot is another's.
@@ -550,8 +558,14 @@ bool TopicRing::recovery_may_be_due() const noexcept {
 
 bool TopicRing::dead_publisher_may_hold(std::uint64_t cursor) noexcept {
   // head first only once a look is due: head's line is the publishers', and a subscriber
-  // that read it on every wait would pull it away from them on every message.
-  return recovery_may_be_due() && record_.header->head.load(std::memory_order_acquire) > cursor && recovery_due();
+  // that read it on every wait would pull it away from them on every message. A sole
+  // publisher claims nothing: its message at head may be numbered in a chunk (published,
+  // read by subscribers that follow its hint) with head not moved, so its death is what
+  // to look for.
+  if (!recovery_may_be_due()) return false;
+  const bool waits_on_the_dead = record_.header->head.load(std::memory_order_acquire) > cursor ||
+                                 (sole() && is_dead(record_.publishers[0].owner.load(std::memory_order_acquire)));
+  return waits_on_the_dead && recovery_due();
 }
 
 // ---- subscribers ----
@@ -643,19 +657,19 @@ void TopicRing::advance(std::uint32_t slot, std::uint64_t cursor, std::uint64_t 
   if (record_.overflow == TopicOverflow::block) announce(record_.header->consumed);
 }
 
-Result<void> TopicRing::wait_for_commit(std::uint32_t seen, std::uint64_t sequence, Deadline deadline) {
+Result<bool> TopicRing::wait_for_commit(std::uint32_t seen, std::uint64_t sequence, Deadline deadline) {
   if (removed()) return std::unexpected(removed_error());
   if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
   if (deadline.expired()) return std::unexpected(Error{Errc::timeout, object_, "timed out"});
   // Dekker with commit(): the sleeping bit, then the entry; it does the entry, then the word.
-  if (!mark_sleeping(record_.header->published, seen)) return {};
+  if (!mark_sleeping(record_.header->published, seen)) return true;  // a commit came meanwhile
   // A sole publisher reads the word with no fence after its entry store (commit_sole): a
   // heavy barrier orders the two for it, or the nap stays short.
   const bool ordered = !sole() || platform::heavy_barrier();
-  if (look(sequence).found != Found::not_yet) return {};
+  if (look(sequence).found != Found::not_yet) return true;
   (void)platform::futex_wait(record_.header->published, seen | EventWord::sleeping,
                              nap_until(deadline, ordered ? liveness_interval : unbarriered_nap));
-  return {};
+  return false;
 }
 
 Error TopicRing::too_large(std::uint64_t sequence, std::uint64_t size) const {
@@ -664,7 +678,7 @@ Error TopicRing::too_large(std::uint64_t sequence, std::uint64_t size) const {
                    " bytes, over its maximum of " + std::to_string(record_.max_message_size)};
 }
 
-TopicRing::Look TopicRing::look_for(std::uint32_t slot, std::uint64_t cursor, std::uint64_t round) const noexcept {
+TopicRing::Look TopicRing::look_for(std::uint32_t slot, std::uint64_t cursor, bool entry_due) const noexcept {
   const std::uint32_t hint = sole() ? hints_[slot] : topic_no_chunk;
   if (hint >= record_.geometry.chunk_count) return look(cursor);
   // In a topic with one publisher slot a chunk numbered `cursor` holds that message,
@@ -674,7 +688,7 @@ TopicRing::Look TopicRing::look_for(std::uint32_t slot, std::uint64_t cursor, st
   // Still marked: the publisher has not got there yet. Anything else breaks the promise
   // (the publisher gave the chunk back, left or died): the entry is the authority, and it
   // is read now and then anyway in case a new publisher marked the chunk again.
-  if (ChunkHeader::is_being_written(at_hint) && round % 64 != 0) return {Found::not_yet, 0};
+  if (ChunkHeader::is_being_written(at_hint) && !entry_due) return {Found::not_yet, 0};
   return look(cursor);
 }
 
@@ -686,9 +700,14 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
   std::uint64_t cursor = record_.subscribers[slot].cursor.load(std::memory_order_relaxed);
   std::uint64_t lost = 0;
   Spin spin{wait_, recent_message_size_.load(std::memory_order_relaxed)};
-  for (std::uint64_t round = 0;; ++round) {
+  // The entry is read every 64th round of a wait, and after a wait that found it written:
+  // a hint to a chunk marked again by a new publisher, or one whose message went to another
+  // chunk, would else keep the subscriber waiting for the 64th.
+  bool entry_due = false;
+  for (std::uint64_t round = 1;; ++round) {
     const std::uint32_t seen = record_.header->published.load(std::memory_order_seq_cst);
-    const Look found = look_for(slot, cursor, round);
+    const Look found = look_for(slot, cursor, entry_due || round % 64 == 0);
+    entry_due = false;
     switch (found.found) {
       case Found::message: {
         const std::uint32_t index = RingEntry::chunk(found.entry);
@@ -730,7 +749,9 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
       if (dead_publisher_may_hold(cursor) && recover_dead() > 0) continue;
     }
     if (!deadline.is_none() && spin.again()) continue;
-    if (auto waited = wait_for_commit(seen, cursor, deadline); !waited) return std::unexpected(waited.error());
+    auto waited = wait_for_commit(seen, cursor, deadline);
+    if (!waited) return std::unexpected(waited.error());
+    entry_due = *waited;
   }
 }
 

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -58,7 +59,11 @@ inline constexpr std::uint32_t topic_run = 16;
 class TopicRing {
  public:
   TopicRing(const TopicRecord& record, std::string object, const WaitPolicy& wait)
-      : record_(record), object_(std::move(object)), wait_(wait), hints_(record.geometry.subscriber_slots, topic_no_chunk) {}
+      : record_(record),
+        object_(std::move(object)),
+        wait_(wait),
+        hints_(record.geometry.subscriber_slots, topic_no_chunk),
+        publisher_terms_(std::make_unique<std::atomic<std::uint64_t>[]>(record.geometry.publisher_slots)) {}
 
   const TopicRecord& record() const noexcept { return record_; }
   const std::string& object() const noexcept { return object_; }
@@ -68,8 +73,15 @@ class TopicRing {
   void leave_publisher(std::uint32_t slot) noexcept;
   // A chunk nobody reads or writes, now the slot's to fill.
   Result<std::uint32_t> take_chunk(std::uint32_t slot);
-  // Gives back a chunk taken and not committed.
-  void give_back(std::uint32_t slot, std::uint32_t chunk) noexcept;
+  // Gives back a chunk taken and not committed, unless the publisher that took it (in
+  // `term`) has left meanwhile: leaving gave it back.
+  void give_back(std::uint32_t slot, std::uint32_t chunk, std::uint64_t term) noexcept;
+  // The slot's publisher term in this process: moved on each time its publisher leaves,
+  // so that a loan that outlives its publisher gives nothing back (another publisher may
+  // hold the slot, and chunks marked with it, by then).
+  std::uint64_t publisher_term(std::uint32_t slot) const noexcept {
+    return publisher_terms_[slot].load(std::memory_order_acquire);
+  }
   // Commits the slot's chunk holding `size` bytes as the next message; its sequence
   // number. A blocking topic waits while the ring is full of messages a live subscriber
   // has not read.
@@ -112,8 +124,9 @@ class TopicRing {
   // Moves the subscriber past what was overwritten; how many it skipped.
   std::uint64_t skip_overwritten(std::uint64_t& cursor) const noexcept;
   void advance(std::uint32_t slot, std::uint64_t cursor, std::uint64_t lost) noexcept;
-  // Waits for the next commit after `seen` (an event word value), or until the deadline.
-  Result<void> wait_for_commit(std::uint32_t seen, std::uint64_t sequence, Deadline deadline);
+  // Waits for the next commit after `seen` (an event word value), or until the deadline;
+  // true if it did not sleep because a commit came first (look at the entry, not a hint).
+  Result<bool> wait_for_commit(std::uint32_t seen, std::uint64_t sequence, Deadline deadline);
   // What a receive took from a chunk: its size, and the chunk named for the next message.
   struct Taken {
     std::size_t size;
@@ -122,8 +135,8 @@ class TopicRing {
   template <class Take>
   Result<TopicDelivery> receive_with(std::uint32_t slot, Deadline deadline, Take&& take);
   // Where the subscriber at `cursor` finds its next message: by its hint (sole()), else by
-  // the ring entry. `round` counts the looks of one wait: every 64th reads the entry.
-  Look look_for(std::uint32_t slot, std::uint64_t cursor, std::uint64_t round) const noexcept;
+  // the ring entry, which it reads anyway when `entry_due` or the hint is no longer marked.
+  Look look_for(std::uint32_t slot, std::uint64_t cursor, bool entry_due) const noexcept;
   Error too_large(std::uint64_t sequence, std::uint64_t size) const;
   Error no_free_chunk() const;
   template <class OwnerOf, class Recover>
@@ -178,6 +191,7 @@ class TopicRing {
   // Each subscriber slot's hint (sole()): the chunk its last message named for the next,
   // or topic_no_chunk. Process-local; each element used by its slot's subscriber only.
   std::vector<std::uint32_t> hints_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> publisher_terms_;
 };
 
 }  // namespace shmbox::detail
