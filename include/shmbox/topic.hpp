@@ -79,6 +79,9 @@ struct TopicOptions {
   std::uint32_t history = 0;          // the most a late subscriber may ask for (at most capacity)
   std::uint32_t max_message_size = 4096;
   std::uint32_t max_subscribers = 16;
+  // Publishers at once. With 1, the publisher is the topic's only writer and publishes with
+  // plain stores, naming the chunk of its next message to subscribers: the fastest topic
+  // (docs/benchmarks.md); a second publisher is refused while the first lives.
   std::uint32_t max_publishers = 8;
   std::uint32_t held_per_subscriber = 4;  // messages one subscriber may hold in place at once
   Overflow overflow = Overflow::block;

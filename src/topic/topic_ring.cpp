@@ -77,9 +77,10 @@ std::optional<platform::MonotonicTime> nap_until(Deadline deadline,
   return std::min(deadline.until(), cap);
 }
 
-// A waiter's spinning before it sleeps, as its WaitPolicy says. The clock is read on the
-// first round and every 64th after only: a read costs as much as passing a message, and
-// a call that finds what it wants at once reads it never.
+// A waiter's spinning before it sleeps, as its WaitPolicy says. The clock is read every
+// 64th round only, from the 64th: a read costs as much as passing a message, and a wait
+// that ends within a few rounds (a subscriber that keeps up with its publisher, on every
+// message) reads it never. The budget counts from the first read.
 class Spin {
  public:
   Spin(const WaitPolicy& wait, std::size_t message_size) noexcept
@@ -87,7 +88,7 @@ class Spin {
 
   // The rounds on which to read the clock (deadlines, recovery) besides the spin budget:
   // every one once the waiter sleeps between them.
-  bool looking_around() const noexcept { return spent_ || wait_.mode == WaitMode::sleep || rounds_ % 64 == 0; }
+  bool looking_around() const noexcept { return spent_ || wait_.mode == WaitMode::sleep || rounds_ % 64 == 63; }
 
   // Counts a round: whether to spin once more (after a pause) or to sleep now.
   bool again() noexcept {
@@ -99,7 +100,7 @@ class Spin {
       case WaitMode::adaptive:
         if (look) {
           const auto now = Deadline::clock::now();
-          if (rounds_ == 1) started_ = now;
+          if (rounds_ == 64) started_ = now;
           else if (now - started_ >= budget_) spent_ = true;
         }
         if (spent_) return false;
