@@ -128,6 +128,8 @@ class TopicTransport final : public Transport {
     (void)value_of(shmbox::Topic::create(shape.tag, {.capacity = static_cast<std::uint32_t>(shape.capacity),
                                                      .max_message_size = static_cast<std::uint32_t>(shape.size),
                                                      .max_subscribers = static_cast<std::uint32_t>(shape.receivers),
+                                                     // One publisher, as each peer's topic here has one.
+                                                     .max_publishers = 1,
                                                      .ownership = shmbox::Ownership::system}));
   }
   std::unique_ptr<Link> connect(const Shape& shape, Role role, int) override {

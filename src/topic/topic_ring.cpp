@@ -349,12 +349,7 @@ template <class Spinner>
 Result<bool> TopicRing::room_for(std::uint64_t next, Spinner& spin, Deadline deadline) {
   TopicHeader& header = *record_.header;
   const std::uint64_t capacity = record_.geometry.capacity;
-  // A blocking topic hands out `next` only once every live subscriber has read the
-  // message it replaces in the ring (next - capacity).
-  if (record_.overflow != TopicOverflow::block || next <= capacity ||
-      next - capacity < header.gate.load(std::memory_order_acquire)) {
-    return true;
-  }
+  if (room_at_a_glance(next)) return true;
   const std::uint32_t seen = header.consumed.load(std::memory_order_seq_cst);
   std::uint64_t lowest = lowest_cursor();
   std::uint64_t gate = header.gate.load(std::memory_order_relaxed);
@@ -384,11 +379,14 @@ Result<bool> TopicRing::room_for(std::uint64_t next, Spinner& spin, Deadline dea
     return false;
   }
   if (spin.again()) return false;
-  // Dekker with advance(): we set the sleeping bit, then read the cursors; a
-  // subscriber stores its cursor, then reads the bit.
+  // Dekker with advance(): we set the sleeping bit, then read the cursors; a subscriber
+  // stores its cursor, then reads the bit, with only a compiler barrier between when its
+  // process takes part in heavy barriers: ours makes up for it, or the nap stays short.
   if (!mark_sleeping(header.consumed, seen)) return false;
+  const bool ordered = platform::heavy_barrier();
   if (next - capacity < lowest_cursor()) return false;
-  (void)platform::futex_wait(header.consumed, seen | EventWord::sleeping, nap_until(deadline));
+  (void)platform::futex_wait(header.consumed, seen | EventWord::sleeping,
+                             nap_until(deadline, ordered ? liveness_interval : unbarriered_nap));
   return false;
 }
 
@@ -417,11 +415,13 @@ Result<std::uint64_t> TopicRing::commit_sole(std::uint32_t slot, std::uint32_t i
                                              Deadline deadline) {
   TopicHeader& header = *record_.header;
   const std::uint64_t sequence = header.head.load(std::memory_order_relaxed);
-  Spin spin{wait_, size};
-  for (;;) {
-    const auto room = room_for(sequence, spin, deadline);
-    if (!room) return std::unexpected(room.error());
-    if (*room) break;
+  if (!room_at_a_glance(sequence)) {
+    Spin spin{wait_, size};
+    for (;;) {
+      const auto room = room_for(sequence, spin, deadline);
+      if (!room) return std::unexpected(room.error());
+      if (*room) break;
+    }
   }
   // The chunk the next message goes in, for subscribers to watch (its loan pops it).
   if (run_.next == run_.count) mark_run(slot);
@@ -589,6 +589,7 @@ Result<std::uint32_t> TopicRing::join_subscriber(std::uint32_t history) {
                                      std::to_string(record_.geometry.subscriber_slots) + " are held by live processes"});
   }
   SubscriberSlot& slot = record_.subscribers[*taken];
+  light_cursor_ = platform::register_for_heavy_barriers();
   clear_holder_bit(*taken);  // none should be left; a slot is never trusted to be clean
   slot.lost.store(0, std::memory_order_relaxed);
   slot.received.store(0, std::memory_order_relaxed);
@@ -646,8 +647,16 @@ std::uint64_t TopicRing::skip_overwritten(std::uint64_t& cursor) const noexcept 
 void TopicRing::advance(std::uint32_t slot, std::uint64_t cursor, std::uint64_t lost) noexcept {
   SubscriberSlot& subscriber = record_.subscribers[slot];
   if (lost != 0) subscriber.lost.fetch_add(lost, std::memory_order_relaxed);
-  // Dekker with a publisher waiting for room (claim_sequence): the cursor, then the bit.
-  subscriber.cursor.store(cursor, std::memory_order_seq_cst);
+  // Dekker with a publisher waiting for room (room_for): the cursor, then the bit. The
+  // publisher issues a heavy barrier before it reads the cursors, so a process that takes
+  // part in them needs no fence here, only the compiler's order (a seq_cst store is a
+  // locked instruction on every message).
+  if (light_cursor_) {
+    subscriber.cursor.store(cursor, std::memory_order_release);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  } else {
+    subscriber.cursor.store(cursor, std::memory_order_seq_cst);
+  }
   if (subscriber.evicted.load(std::memory_order_relaxed) != 0) {
     // Running again: publishers wait for it from here on (the gate comes down to it).
     subscriber.evicted.store(0, std::memory_order_seq_cst);

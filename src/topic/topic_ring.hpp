@@ -142,6 +142,13 @@ class TopicRing {
   template <class OwnerOf, class Recover>
   std::optional<std::uint32_t> take_slot(std::uint32_t count, OwnerOf&& owner_of, Recover&& recover);
   Result<std::uint64_t> claim_sequence(std::uint32_t slot, Deadline deadline);
+  // A blocking topic hands out `next` only once every live subscriber has read the message
+  // it replaces in the ring (next - capacity): whether the gate (a lower bound of their
+  // cursors) says so without looking at them.
+  bool room_at_a_glance(std::uint64_t next) const noexcept {
+    return record_.overflow != TopicOverflow::block || next <= record_.geometry.capacity ||
+           next - record_.geometry.capacity < record_.header->gate.load(std::memory_order_acquire);
+  }
   // Whether a blocking topic has room for message `next`: true at once, or false after
   // waiting a round (the caller reads head again).
   template <class Spinner>
@@ -188,6 +195,9 @@ class TopicRing {
   // subscriber about to sleep issues one, so that the publisher's check for sleepers needs
   // no fence of its own.
   bool light_announce_ = false;
+  // This process's subscribers take part in heavy barriers: a publisher waiting for room
+  // issues one, so that a subscriber's cursor store needs no fence (advance()).
+  std::atomic<bool> light_cursor_{false};
   // Each subscriber slot's hint (sole()): the chunk its last message named for the next,
   // or topic_no_chunk. Process-local; each element used by its slot's subscriber only.
   std::vector<std::uint32_t> hints_;
