@@ -288,7 +288,6 @@ void TopicRing::mark_run(std::uint32_t slot) {
       continue;
     }
     chunk.sequence.store(ChunkHeader::being_written(slot), run_mark_order);
-    __builtin_prefetch(record_.chunk_bytes(index), 1);
     before[run_.count] = sequence;
     run_.chunks[run_.count++] = index;
   }
