@@ -401,6 +401,29 @@ TEST_P(EveryTopic, ALoanThatOutlivesItsPublisherGivesNothingBack) {
   EXPECT_TRUE(next.wait().exited_with(0));
 }
 
+// A subscriber of a one-slot topic watches the chunk its last message named; here that
+// chunk is given back (a dropped loan), marked again for a later message, and the message
+// the subscriber wants went elsewhere (and was overwritten since). A receive that may not
+// wait still reads the ring before it says there is nothing.
+TEST_F(TopicTest, ANonblockingReceiveReadsTheRingWhenTheChunkItWatchesBrokeItsPromise) {
+  auto topic = Topic::create(name, {.capacity = 1, .max_subscribers = 1, .max_publishers = 1,
+                                    .held_per_subscriber = 1, .overflow = Overflow::overwrite,
+                                    .ownership = Ownership::system});
+  ASSERT_TRUE(topic.has_value()) << topic.error().message();
+  auto subscriber = topic->subscribe().value();
+  auto publisher = topic->publisher().value();
+  std::vector<std::byte> bytes;
+  ASSERT_TRUE(publisher.publish(number(1)).has_value());
+  ASSERT_TRUE(subscriber.receive(bytes, no_wait).has_value());  // now watching the next chunk
+  { ASSERT_TRUE(publisher.loan(8).has_value()); }                 // that chunk, given back
+  ASSERT_TRUE(publisher.publish(number(2)).has_value());
+  ASSERT_TRUE(publisher.publish(number(3)).has_value());  // overwrites 2; its run marks that chunk again
+  auto received = subscriber.receive(bytes, no_wait);
+  ASSERT_TRUE(received.has_value()) << received.error().message();
+  EXPECT_EQ(number_in(bytes), 3u);
+  EXPECT_EQ(received->lost, 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(PublisherSlots, EveryTopic, ::testing::Values(8u, 1u));
 
 // One publisher slot, held in turn by publishers in processes of their own: the next goes

@@ -668,8 +668,12 @@ void TopicRing::advance(std::uint32_t slot, std::uint64_t cursor, std::uint64_t 
 
 Result<bool> TopicRing::wait_for_commit(std::uint32_t seen, std::uint64_t sequence, Deadline deadline) {
   if (removed()) return std::unexpected(removed_error());
-  if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
-  if (deadline.expired()) return std::unexpected(Error{Errc::timeout, object_, "timed out"});
+  if (deadline.is_none() || deadline.expired()) {
+    // The entry, before failing: the caller's look may have been by a hint only.
+    if (look(sequence).found != Found::not_yet) return true;
+    if (deadline.is_none()) return std::unexpected(Error{Errc::would_block, {}, {}});
+    return std::unexpected(Error{Errc::timeout, object_, "timed out"});
+  }
   // Dekker with commit(): the sleeping bit, then the entry; it does the entry, then the word.
   if (!mark_sleeping(record_.header->published, seen)) return true;  // a commit came meanwhile
   // A sole publisher reads the word with no fence after its entry store (commit_sole): a
@@ -753,7 +757,11 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
     if (!deadline.is_none() && spin.looking_around()) {
       // While spinning too (busy_poll spins for ever): the topic removed, the deadline.
       if (removed()) return std::unexpected(removed_error());
-      if (deadline.expired()) return std::unexpected(Error{Errc::timeout, object_, "timed out"});
+      if (deadline.expired()) {
+        if (look(cursor).found == Found::not_yet) return std::unexpected(Error{Errc::timeout, object_, "timed out"});
+        entry_due = true;  // the caller's look may have been by a hint only
+        continue;
+      }
       // A publisher that claimed this number and died never commits it.
       if (dead_publisher_may_hold(cursor) && recover_dead() > 0) continue;
     }
