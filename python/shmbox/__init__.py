@@ -1,0 +1,20 @@
+"""shmbox: shared memory and message passing between processes, from Python.
+
+The same mailboxes, segments and (to come) endpoints, topics and boards as the C++ library,
+shared with C++ processes by name::
+
+    import shmbox
+    with shmbox.Mailbox.create("orders", capacity=128) as box:
+        box.send(b"hello")
+    # in another process
+    box = shmbox.Mailbox.open("orders")
+    message = box.receive(timeout=1.0)   # bytes; shmbox.Timeout after a second
+
+Every error is a shmbox.Error, of the class for its cause (shmbox.errors).
+"""
+
+from . import errors
+from ._shmbox import Mailbox, Segment
+from .errors import *  # noqa: F401,F403 (the exception classes, at the top level)
+
+__all__ = ["Mailbox", "Segment", "errors"] + errors.__all__

@@ -1,0 +1,70 @@
+// What the parts of the _shmbox extension share: raising shmbox errors as the package's
+// exceptions, and waiting without the GIL.
+#pragma once
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "shmbox/error.hpp"
+#include "shmbox/wait.hpp"
+
+namespace shmbox::python {
+
+namespace py = pybind11;
+
+// Raises `error` as the exception class of shmbox.errors for its cause (shmbox.Timeout,
+// shmbox.NotFound, ...), with its one-line message and its object and detail as attributes.
+[[noreturn]] void raise(const Error& error);
+
+template <class T>
+T value_or_raise(Result<T>&& result) {
+  if (!result) raise(result.error());
+  if constexpr (!std::is_void_v<T>) return std::move(*result);
+}
+
+// As value_or_raise, naming `object` in an error that names none (a call that found
+// nothing at once says only "would block").
+template <class T>
+T value_or_raise(Result<T>&& result, const std::string& object) {
+  if (!result && result.error().object().empty()) {
+    raise(Error{result.error().errc(), object, result.error().detail(), result.error().system_errno()});
+  }
+  return value_or_raise(std::move(result));
+}
+
+// A Python timeout: None waits for ever, 0 (or less) not at all (WouldBlock), else seconds.
+using Timeout = std::optional<double>;
+
+Deadline deadline_of(Timeout timeout);
+
+// Runs `attempt` (a call taking a Deadline, answering a Result) with the GIL released, in
+// slices of at most 100 ms, looking for signals between them: Ctrl-C interrupts a wait
+// within 100 ms with KeyboardInterrupt. A slice either completes (what it took is
+// returned, so nothing is lost) or times out having taken nothing.
+template <class Attempt>
+auto wait_without_gil(Timeout timeout, Attempt&& attempt) -> decltype(attempt(Deadline::forever())) {
+  constexpr auto slice = std::chrono::milliseconds{100};
+  const Deadline whole = deadline_of(timeout);
+  for (;;) {
+    const bool last = whole.is_none() || (!whole.is_forever() && whole.until() <= Deadline::clock::now() + slice);
+    const Deadline this_slice = last ? whole : Deadline{Deadline::clock::now() + slice};
+    auto result = [&] {
+      const py::gil_scoped_release unlocked;
+      return attempt(this_slice);
+    }();
+    if (result || result.error().errc() != Errc::timeout || last) return result;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+}
+
+void bind_errors(py::module_& module);
+void bind_segment(py::module_& module);
+void bind_mailbox(py::module_& module);
+
+}  // namespace shmbox::python

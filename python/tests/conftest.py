@@ -1,0 +1,37 @@
+"""Fixtures the tests share: unique names (removed afterwards) and the shmbox tool."""
+
+import itertools
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import shmbox
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def name(request):
+    """A name no other test uses; whatever was made under it is removed afterwards."""
+    made = f"py-{os.getpid()}-{next(_counter)}"
+    yield made
+    for remove in (shmbox.Mailbox.remove, shmbox.Segment.remove):
+        try:
+            remove(made)
+        except shmbox.Error:
+            pass
+
+
+@pytest.fixture
+def cli():
+    """Runs the shmbox tool (the C++ side of the interop tests): its CompletedProcess."""
+    path = os.environ.get("SHMBOX_CLI") or shutil.which("shmbox")
+    if path is None:
+        pytest.fail("the shmbox tool is needed: set SHMBOX_CLI (ctest does)")
+
+    def run(*args, input=None, check=True):
+        return subprocess.run([path, *args], input=input, capture_output=True, check=check, timeout=60)
+
+    return run
