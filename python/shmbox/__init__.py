@@ -14,7 +14,7 @@ Every error is a shmbox.Error, of the class for its cause (shmbox.errors).
 """
 
 from . import errors
-from ._shmbox import Mailbox, Segment
+from ._shmbox import Mailbox, ReceivedMessage, Segment, SendLoan
 from .errors import *  # noqa: F401,F403 (the exception classes, at the top level)
 
-__all__ = ["Mailbox", "Segment", "errors"] + errors.__all__
+__all__ = ["Mailbox", "ReceivedMessage", "Segment", "SendLoan", "errors"] + errors.__all__

@@ -1,6 +1,9 @@
 // shmbox.Mailbox: named message queues, every waiting form, the GIL released while waiting.
+#include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "binding.hpp"
@@ -31,7 +34,9 @@ Ownership ownership_of(const std::string& name) {
   raise(Error{Errc::invalid_argument, "ownership '" + name + "'", "is not one of process, system"});
 }
 
-// A Mailbox handle that detach() (or leaving a `with`) lets go of; the mailbox stays.
+// A Mailbox handle that detach() (or leaving a `with`) lets go of; the mailbox stays. It
+// counts the loans and messages in place it lent (they use its connection to the mailbox),
+// and refuses to let go while any is held.
 class PyMailbox {
  public:
   explicit PyMailbox(Mailbox mailbox) : mailbox_(std::move(mailbox)), name_(mailbox_->name()) {}
@@ -40,7 +45,15 @@ class PyMailbox {
     if (!mailbox_) raise(Error{Errc::closed, "mailbox '" + name_ + "'", "this handle was detached"});
     return *mailbox_;
   }
-  void detach() noexcept { mailbox_.reset(); }
+  void detach() {
+    if (lent_ != 0) {
+      raise(Error{Errc::invalid_argument, object(),
+                  std::to_string(lent_) + " loans or messages in place of this handle are still held"});
+    }
+    mailbox_.reset();
+  }
+  void lend() noexcept { ++lent_; }
+  void take_back() noexcept { --lent_; }
   const std::string& name() const noexcept { return name_; }
   std::string object() const { return "mailbox '" + name_ + "'"; }
 
@@ -66,11 +79,178 @@ class PyMailbox {
   std::optional<Mailbox> mailbox_;
   std::string name_;
   std::vector<std::byte> buffer_;  // reused by each receive
+  std::size_t lent_ = 0;
 };
+
+// What the memoryview of a loan or a message in place exports. Only its lender holds it,
+// and gives the lent bytes back only once that view (and every view taken of it, numpy's
+// among them) has been released: memoryview.release() refuses while views of it live.
+// It holds the mailbox handle too: a view may outlive the Python object that lent it, and
+// the lent bytes go back through the handle.
+template <class Lent>
+struct LentMemory {
+  LentMemory(py::object mailbox, Lent lent_bytes, bool writable_bytes)
+      : owner(std::move(mailbox)), lent(std::move(lent_bytes)), writable(writable_bytes) {
+    owner.cast<PyMailbox&>().lend();
+  }
+  LentMemory(LentMemory&& other) noexcept
+      : owner(std::move(other.owner)), lent(std::exchange(other.lent, std::nullopt)), writable(other.writable) {}
+  LentMemory(const LentMemory&) = delete;
+  LentMemory& operator=(const LentMemory&) = delete;
+  LentMemory& operator=(LentMemory&&) = delete;
+  ~LentMemory() { finish(); }
+  // The bytes are back (committed, abandoned, released): destroying the C++ object gives
+  // back what was not.
+  void finish() noexcept {
+    if (!lent) return;
+    lent.reset();
+    owner.cast<PyMailbox&>().take_back();
+  }
+
+  py::object owner;
+  std::optional<Lent> lent;
+  bool writable = false;
+  int exports = 0;  // buffers given out and not released: views (and views of views) alive
+};
+
+// A loan (`Lent` = SendLoan) or a message in place (ReceivedMessage), with its mailbox
+// handle kept alive, its bytes as `data`, and a context manager that ends it: a loan is
+// committed (abandoned if the block raised), a message released.
+template <class Lent>
+class PyLent {
+ public:
+  PyLent(py::object mailbox, Lent lent, bool writable) : mailbox_(mailbox) {
+    memory_object_ = py::cast(LentMemory<Lent>{std::move(mailbox), std::move(lent), writable});
+    memory_ = &memory_object_.cast<LentMemory<Lent>&>();
+  }
+  PyLent(const PyLent&) = delete;
+  PyLent& operator=(const PyLent&) = delete;
+  ~PyLent() = default;  // the exporter gives the bytes back once no view holds it
+
+  py::object data() {
+    if (ended()) raise(Error{Errc::invalid_argument, owner().object(), ended_what()});
+    if (view_.is_none()) view_ = py::memoryview(memory_object_);
+    return view_;
+  }
+  Lent& lent() const {
+    if (ended()) raise(Error{Errc::invalid_argument, owner().object(), ended_what()});
+    return *memory_->lent;
+  }
+  // Releases the view (BufferError while views of it live), then hands the bytes back.
+  template <class HandBack>
+  void end(HandBack&& hand_back) {
+    (void)lent();
+    if (!view_.is_none()) view_.attr("release")();
+    view_ = py::none();
+    if (memory_->exports != 0) {
+      PyErr_SetString(PyExc_BufferError, "views of the bytes are still alive (slices, copies of the view): "
+                                         "release them or let them go first");
+      throw py::error_already_set();
+    }
+    hand_back(*memory_->lent);
+    memory_->finish();
+  }
+  PyMailbox& owner() const { return mailbox_.cast<PyMailbox&>(); }
+
+ private:
+  bool ended() const noexcept { return !memory_->lent.has_value(); }
+  static std::string ended_what() {
+    return std::is_same_v<Lent, SendLoan> ? "this loan was committed or abandoned" : "this message was released";
+  }
+  py::object mailbox_;
+  py::object memory_object_;  // the exporter, held apart: a released view lets go of it
+  LentMemory<Lent>* memory_ = nullptr;
+  py::object view_ = py::none();  // the view handed out; every other derives from it
+};
+
+using PyLoan = PyLent<SendLoan>;
+using PyMessage = PyLent<ReceivedMessage>;
+
+// The buffer protocol by hand, to count the buffers given out: each memoryview made of
+// the exporter holds one until it and every view derived from it are released.
+template <class Lent>
+int get_lent_buffer(PyObject* exporter, Py_buffer* view, int flags) {
+  auto& memory = py::handle(exporter).cast<LentMemory<Lent>&>();
+  if (!memory.lent) {
+    PyErr_SetString(PyExc_BufferError, "the bytes were given back");
+    return -1;
+  }
+  const std::span<std::byte> bytes = [&] {
+    if constexpr (std::is_same_v<Lent, SendLoan>) return memory.lent->data();
+    else return memory.lent->writable_data();
+  }();
+  if (PyBuffer_FillInfo(view, exporter, bytes.data(), static_cast<Py_ssize_t>(bytes.size()), memory.writable ? 0 : 1,
+                        flags) != 0) {
+    return -1;
+  }
+  ++memory.exports;
+  return 0;
+}
+
+template <class Lent>
+void release_lent_buffer(PyObject* exporter, Py_buffer*) {
+  --py::handle(exporter).cast<LentMemory<Lent>&>().exports;
+}
+
+template <class Lent>
+void bind_lent_memory(py::module_& module, const char* name) {
+  const py::class_<LentMemory<Lent>> memory(module, name, py::buffer_protocol());
+  auto* type = reinterpret_cast<PyHeapTypeObject*>(memory.ptr());
+  type->as_buffer.bf_getbuffer = &get_lent_buffer<Lent>;
+  type->as_buffer.bf_releasebuffer = &release_lent_buffer<Lent>;
+}
 
 }  // namespace
 
 void bind_mailbox(py::module_& module) {
+  bind_lent_memory<SendLoan>(module, "_LoanMemory");
+  bind_lent_memory<ReceivedMessage>(module, "_MessageMemory");
+  py::class_<PyLoan>(module, "SendLoan",
+                     "Room for a message in the mailbox, written in place through `data` (a writable\n"
+                     "memoryview), then committed. As a context manager it gives `data` and commits all of\n"
+                     "it at the end of the block (abandons it if the block raised).")
+      .def_property_readonly("data", &PyLoan::data)
+      .def(
+          "commit",
+          [](PyLoan& self, std::optional<std::size_t> size, Timeout timeout) {
+            const std::string object = self.owner().object();
+            self.end([&](SendLoan& loan) {
+              const std::size_t length = size.value_or(loan.data().size());
+              value_or_raise(wait_without_gil(timeout, [&](Deadline deadline) { return loan.commit(length, deadline); }),
+                             object);
+            });
+          },
+          py::arg("size") = py::none(), py::arg("timeout") = py::none(),
+          "Sends the first `size` bytes (all by default). Every view of `data` must be released\n"
+          "first (BufferError otherwise). A zero-capacity mailbox waits for a receiver.")
+      .def("abandon", [](PyLoan& self) { self.end([](SendLoan& loan) { loan.abandon(); }); },
+           "Gives the room back unsent.")
+      .def("__enter__", &PyLoan::data)
+      .def("__exit__",
+           [](PyLoan& self, const py::object& type, const py::object&, const py::object&) {
+             if (type.is_none()) {
+               self.end([&](SendLoan& loan) { value_or_raise(loan.commit(), self.owner().object()); });
+             } else {
+               self.end([](SendLoan& loan) { loan.abandon(); });
+             }
+           });
+  py::class_<PyMessage>(module, "ReceivedMessage",
+                        "A message read in place: `data` is a read-only memoryview of it in the mailbox,\n"
+                        "valid until release(). As a context manager it gives `data` and releases it at the\n"
+                        "end of the block. A receiver that dies holding one loses nothing: the message goes\n"
+                        "to another.")
+      .def_property_readonly("data", &PyMessage::data)
+      .def_property_readonly("sequence", [](const PyMessage& self) { return self.lent().sequence(); })
+      .def("release", [](PyMessage& self) { self.end([](ReceivedMessage& message) { message.release(); }); },
+           "Takes the message out of the mailbox for good. Every view of `data` must be released\n"
+           "first (BufferError otherwise).")
+      .def("requeue", [](PyMessage& self) { self.end([](ReceivedMessage& message) { message.requeue(); }); },
+           "Puts the message back, first in line.")
+      .def("__enter__", &PyMessage::data)
+      .def("__exit__", [](PyMessage& self, const py::args&) {
+        self.end([](ReceivedMessage& message) { message.release(); });
+      });
+
   py::class_<PyMailbox>(module, "Mailbox",
                         "A named message queue: each message goes to exactly one receiver, in each sender's\n"
                         "order. Waits take `timeout`: None for ever, 0 not at all (WouldBlock), else seconds\n"
@@ -111,6 +291,34 @@ void bind_mailbox(py::module_& module) {
            "Sends `message` (bytes, bytearray, memoryview, a numpy array: any contiguous buffer).")
       .def("receive", &PyMailbox::receive, py::arg("timeout") = py::none(),
            "The next message, as bytes. Closed once the mailbox is closed and drained.")
+      .def(
+          "loan",
+          [](py::object self, std::size_t size, Timeout timeout) {
+            PyMailbox& box = self.cast<PyMailbox&>();
+            Mailbox& mailbox = box.mailbox();
+            auto loan = value_or_raise(
+                wait_without_gil(timeout, [&](Deadline deadline) { return mailbox.loan(size, deadline); }),
+                box.object());
+            return std::make_unique<PyLoan>(std::move(self), std::move(loan), true);
+          },
+          py::arg("size"), py::arg("timeout") = py::none(),
+          "Room for a message of up to `size` bytes, to write in place (zero-copy):\n"
+          "    with box.loan(64) as room:\n"
+          "        room[:5] = b'hello'   # committed (all 64 bytes) at the end of the block")
+      .def(
+          "receive_in_place",
+          [](py::object self, Timeout timeout) {
+            PyMailbox& box = self.cast<PyMailbox&>();
+            Mailbox& mailbox = box.mailbox();
+            auto message = value_or_raise(
+                wait_without_gil(timeout, [&](Deadline deadline) { return mailbox.receive_in_place(deadline); }),
+                box.object());
+            return std::make_unique<PyMessage>(std::move(self), std::move(message), false);
+          },
+          py::arg("timeout") = py::none(),
+          "The next message, read in place (zero-copy) until released:\n"
+          "    with box.receive_in_place() as message:\n"
+          "        total = numpy.frombuffer(message, dtype=numpy.int64).sum()")
       .def(
           "close", [](PyMailbox& self) { value_or_raise(self.mailbox().close()); },
           "Closes the mailbox for everyone: sends fail, receivers drain what is queued, then Closed.")

@@ -1,0 +1,98 @@
+"""Loans and messages in place: bytes written and read where they lie in the mailbox, views
+that cannot outlive what they show, and nothing lost when a holder is killed."""
+
+import gc
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import shmbox
+
+
+def test_a_loan_is_written_in_place_and_committed_at_the_end_of_the_block(name, cli):
+    box = shmbox.Mailbox.create(name, max_message_size=64, ownership="system")
+    with box.loan(5) as room:
+        room[:] = b"hello"
+    assert box.queued == 1
+    assert cli("recv", name, "--count", "1").stdout == b"hello\n"  # the C++ tool reads it
+    loan = box.loan(64)
+    np.frombuffer(loan.data, dtype=np.uint8)[:3] = [1, 2, 3]  # numpy writes in place
+    loan.commit(3)
+    assert box.receive(timeout=0) == b"\x01\x02\x03"
+
+
+def test_a_block_that_raises_abandons_its_loan(name):
+    box = shmbox.Mailbox.create(name)
+    with pytest.raises(RuntimeError):
+        with box.loan(8) as room:
+            room[:2] = b"no"
+            raise RuntimeError("changed my mind")
+    assert box.queued == 0
+    with pytest.raises(shmbox.WouldBlock):
+        box.receive(timeout=0)
+
+
+def test_no_view_outlives_the_bytes_it_shows(name):
+    box = shmbox.Mailbox.create(name)
+    loan = box.loan(8)
+    part = loan.data[2:4]  # a view of the loan's view
+    with pytest.raises(BufferError):
+        loan.commit()  # it still shows the room: nothing sent
+    assert box.queued == 0
+    del part
+    room = loan.data
+    loan.commit()
+    with pytest.raises(ValueError):
+        room[0]  # released with the commit: the room is the receiver's now
+    with pytest.raises(shmbox.InvalidArgument, match=f"^mailbox '{name}': this loan was committed or abandoned$"):
+        loan.data
+    message = box.receive_in_place(timeout=0)
+    view = message.data[:]
+    assert view.readonly and len(view) == 8
+    with pytest.raises(shmbox.InvalidArgument, match="loans or messages in place of this handle are still held"):
+        box.detach()
+    del message
+    gc.collect()
+    assert len(view) == 8  # the view keeps the message: still readable, not yet given back
+    del view
+    gc.collect()
+    box.detach()
+
+
+def test_a_message_in_place_is_read_by_numpy_and_released_at_the_end_of_the_block(name):
+    box = shmbox.Mailbox.create(name)
+    box.send(np.arange(8, dtype=np.int64))
+    with box.receive_in_place(timeout=0) as message:
+        assert np.frombuffer(message, dtype=np.int64).sum() == 28
+    assert box.queued == 0
+
+
+def test_a_message_put_back_comes_first_with_its_sequence(name):
+    box = shmbox.Mailbox.create(name)
+    box.send(b"first")
+    box.send(b"second")
+    message = box.receive_in_place(timeout=0)
+    sequence = message.sequence
+    message.requeue()
+    again = box.receive_in_place(timeout=0)
+    assert (bytes(again.data), again.sequence) == (b"first", sequence)
+    again.release()
+
+
+def test_a_receiver_killed_holding_a_message_in_place_loses_nothing(name):
+    box = shmbox.Mailbox.create(name, ownership="system")
+    box.send(b"precious")
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys, time, shmbox
+        message = shmbox.Mailbox.open(sys.argv[1]).receive_in_place(timeout=10)
+        print(bytes(message.data).decode(), flush=True)
+        time.sleep(60)
+    """), name], stdout=subprocess.PIPE)
+    assert holder.stdout.readline() == b"precious\n"
+    assert box.queued == 0 or box.queued == 1
+    holder.kill()
+    holder.wait()
+    assert box.receive(timeout=10) == b"precious"  # recovered from the dead holder
