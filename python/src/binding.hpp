@@ -44,9 +44,20 @@ using Timeout = std::optional<double>;
 Deadline deadline_of(Timeout timeout);
 
 // Runs `attempt` (a call taking a Deadline, answering a Result) with the GIL released, in
+// one piece: for calls that a slice's timeout would change (a zero-capacity send or commit
+// takes its message back and would queue it again behind others; a commit cannot be
+// retried at all).
+template <class Attempt>
+auto wait_whole_without_gil(Timeout timeout, Attempt&& attempt) -> decltype(attempt(Deadline::forever())) {
+  const Deadline whole = deadline_of(timeout);
+  const py::gil_scoped_release unlocked;
+  return attempt(whole);
+}
+
+// Runs `attempt` (a call taking a Deadline, answering a Result) with the GIL released, in
 // slices of at most 100 ms, looking for signals between them: Ctrl-C interrupts a wait
 // within 100 ms with KeyboardInterrupt. A slice either completes (what it took is
-// returned, so nothing is lost) or times out having taken nothing.
+// returned) or times out having taken nothing.
 template <class Attempt>
 auto wait_without_gil(Timeout timeout, Attempt&& attempt) -> decltype(attempt(Deadline::forever())) {
   constexpr auto slice = std::chrono::milliseconds{100};

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <string>
 
 #include "binding.hpp"
@@ -44,6 +45,7 @@ void raise(const Error& error) {
 
 Deadline deadline_of(Timeout timeout) {
   if (!timeout) return Deadline::forever();
+  if (std::isnan(*timeout)) raise(Error{Errc::invalid_argument, "timeout", "must be a number of seconds, not NaN"});
   if (*timeout <= 0) return Deadline::none();
   return Deadline{std::chrono::duration<double>{*timeout}};
 }

@@ -12,6 +12,28 @@
 namespace shmbox::python {
 namespace {
 
+// A message's bytes, borrowed from any object with the buffer protocol that holds them in
+// one C-contiguous run (bytes, bytearray, memoryview, numpy arrays); others are refused,
+// as a strided view's pointer and length do not describe its bytes.
+class ContiguousBytes {
+ public:
+  ContiguousBytes(const py::object& source, const std::string& object) {
+    if (PyObject_GetBuffer(source.ptr(), &buffer_, PyBUF_C_CONTIGUOUS) != 0) {
+      PyErr_Clear();
+      raise(Error{Errc::invalid_argument, object, "a message must be bytes in one contiguous run (a buffer)"});
+    }
+  }
+  ContiguousBytes(const ContiguousBytes&) = delete;
+  ContiguousBytes& operator=(const ContiguousBytes&) = delete;
+  ~ContiguousBytes() { PyBuffer_Release(&buffer_); }  // the GIL is held again by then
+  std::span<const std::byte> view() const noexcept {
+    return {static_cast<const std::byte*>(buffer_.buf), static_cast<std::size_t>(buffer_.len)};
+  }
+
+ private:
+  Py_buffer buffer_{};
+};
+
 Buffering buffering_of(const std::string& name) {
   if (name == "bounded") return Buffering::bounded;
   if (name == "zero") return Buffering::zero;
@@ -50,36 +72,61 @@ class PyMailbox {
       raise(Error{Errc::invalid_argument, object(),
                   std::to_string(lent_) + " loans or messages in place of this handle are still held"});
     }
+    if (busy_) raise(in_use_by_another_thread());
     mailbox_.reset();
   }
+  // Marks the handle in use for a call that releases the GIL: a handle is one thread's at a
+  // time (as in C++), and another thread's call, or detach, is refused meanwhile.
+  class Busy {
+   public:
+    explicit Busy(PyMailbox& handle) : handle_(handle) {
+      if (handle_.busy_) raise(handle_.in_use_by_another_thread());
+      handle_.busy_ = true;
+    }
+    Busy(const Busy&) = delete;
+    Busy& operator=(const Busy&) = delete;
+    ~Busy() { handle_.busy_ = false; }
+
+   private:
+    PyMailbox& handle_;
+  };
   void lend() noexcept { ++lent_; }
   void take_back() noexcept { --lent_; }
   const std::string& name() const noexcept { return name_; }
   std::string object() const { return "mailbox '" + name_ + "'"; }
 
-  void send(const py::buffer& message, Timeout timeout) {
+  void send(const py::object& message, Timeout timeout) {
     Mailbox& box = mailbox();
-    const py::buffer_info bytes = message.request();
-    if (bytes.ndim > 1 && bytes.strides.back() != bytes.itemsize) {
-      raise(Error{Errc::invalid_argument, "mailbox '" + name_ + "'", "a message must be contiguous bytes"});
-    }
-    const std::span<const std::byte> view{static_cast<const std::byte*>(bytes.ptr),
-                                          static_cast<std::size_t>(bytes.size * bytes.itemsize)};
-    value_or_raise(wait_without_gil(timeout, [&](Deadline deadline) { return box.send(view, deadline); }), object());
+    const ContiguousBytes bytes{message, object()};
+    const Busy busy{*this};
+    const auto send_by = [&](Deadline deadline) { return box.send(bytes.view(), deadline); };
+    // A zero-capacity send takes its message back when a slice ends: it waits in one piece.
+    value_or_raise(box.buffering() == Buffering::zero ? wait_whole_without_gil(timeout, send_by)
+                                                      : wait_without_gil(timeout, send_by),
+                   object());
   }
 
-  py::bytes receive(Timeout timeout) {
+  // The next message, as bytes; a Closed error once the mailbox is closed and drained.
+  Result<py::bytes> receive(Timeout timeout) {
     Mailbox& box = mailbox();
-    value_or_raise(wait_without_gil(timeout, [&](Deadline deadline) { return box.receive(buffer_, deadline); }),
-                   object());
-    return {reinterpret_cast<const char*>(buffer_.data()), buffer_.size()};
+    std::vector<std::byte> message;
+    Result<void> received = [&] {
+      const Busy busy{*this};
+      return wait_without_gil(timeout, [&](Deadline deadline) { return box.receive(message, deadline); });
+    }();
+    if (!received) return std::unexpected(received.error());
+    return py::bytes(reinterpret_cast<const char*>(message.data()), message.size());
   }
 
  private:
+  Error in_use_by_another_thread() const {
+    return Error{Errc::invalid_argument, object(), "this handle is in use by another thread: give each thread its own"};
+  }
+
   std::optional<Mailbox> mailbox_;
   std::string name_;
-  std::vector<std::byte> buffer_;  // reused by each receive
   std::size_t lent_ = 0;
+  bool busy_ = false;  // read and written with the GIL held
 };
 
 // What the memoryview of a loan or a message in place exports. Only its lender holds it,
@@ -136,7 +183,9 @@ class PyLent {
     if (ended()) raise(Error{Errc::invalid_argument, owner().object(), ended_what()});
     return *memory_->lent;
   }
-  // Releases the view (BufferError while views of it live), then hands the bytes back.
+  // Releases the view (BufferError while views of it live), then hands the bytes back
+  // (`hand_back` answers a Result). A failed commit used the loan up too (the mailbox took
+  // the message back), except one too large, which the caller may commit shorter.
   template <class HandBack>
   void end(HandBack&& hand_back) {
     (void)lent();
@@ -147,8 +196,19 @@ class PyLent {
                                          "release them or let them go first");
       throw py::error_already_set();
     }
-    hand_back(*memory_->lent);
-    memory_->finish();
+    Result<void> handed = hand_back(*memory_->lent);
+    if (handed || handed.error() != Errc::too_large) memory_->finish();
+    value_or_raise(std::move(handed), owner().object());
+  }
+  // The end of a `with` block that raised: hands the bytes back if nothing else shows them,
+  // else leaves that to the last view's going; never raises over the block's exception.
+  template <class HandBack>
+  void end_quietly(HandBack&& hand_back) {
+    if (ended()) return;
+    try {
+      end(hand_back);
+    } catch (const py::error_already_set&) {
+    }
   }
   PyMailbox& owner() const { return mailbox_.cast<PyMailbox&>(); }
 
@@ -166,11 +226,31 @@ class PyLent {
 using PyLoan = PyLent<SendLoan>;
 using PyMessage = PyLent<ReceivedMessage>;
 
+Result<void> abandon_loan(SendLoan& loan) {
+  loan.abandon();
+  return {};
+}
+Result<void> release_message(ReceivedMessage& message) {
+  message.release();
+  return {};
+}
+Result<void> requeue_message(ReceivedMessage& message) {
+  message.requeue();
+  return {};
+}
+
 // The buffer protocol by hand, to count the buffers given out: each memoryview made of
 // the exporter holds one until it and every view derived from it are released.
 template <class Lent>
 int get_lent_buffer(PyObject* exporter, Py_buffer* view, int flags) {
-  auto& memory = py::handle(exporter).cast<LentMemory<Lent>&>();
+  LentMemory<Lent>* found = nullptr;
+  try {
+    found = &py::handle(exporter).cast<LentMemory<Lent>&>();
+  } catch (const py::cast_error&) {
+    PyErr_SetString(PyExc_BufferError, "not lent bytes");
+    return -1;
+  }
+  LentMemory<Lent>& memory = *found;
   if (!memory.lent) {
     PyErr_SetString(PyExc_BufferError, "the bytes were given back");
     return -1;
@@ -189,7 +269,10 @@ int get_lent_buffer(PyObject* exporter, Py_buffer* view, int flags) {
 
 template <class Lent>
 void release_lent_buffer(PyObject* exporter, Py_buffer*) {
-  --py::handle(exporter).cast<LentMemory<Lent>&>().exports;
+  try {
+    --py::handle(exporter).cast<LentMemory<Lent>&>().exports;
+  } catch (const py::cast_error&) {  // get_lent_buffer gave it no buffer: nothing to count
+  }
 }
 
 template <class Lent>
@@ -213,26 +296,23 @@ void bind_mailbox(py::module_& module) {
       .def(
           "commit",
           [](PyLoan& self, std::optional<std::size_t> size, Timeout timeout) {
-            const std::string object = self.owner().object();
             self.end([&](SendLoan& loan) {
               const std::size_t length = size.value_or(loan.data().size());
-              value_or_raise(wait_without_gil(timeout, [&](Deadline deadline) { return loan.commit(length, deadline); }),
-                             object);
+              return wait_whole_without_gil(timeout, [&](Deadline deadline) { return loan.commit(length, deadline); });
             });
           },
           py::arg("size") = py::none(), py::arg("timeout") = py::none(),
           "Sends the first `size` bytes (all by default). Every view of `data` must be released\n"
-          "first (BufferError otherwise). A zero-capacity mailbox waits for a receiver.")
-      .def("abandon", [](PyLoan& self) { self.end([](SendLoan& loan) { loan.abandon(); }); },
-           "Gives the room back unsent.")
+          "first (BufferError otherwise). A zero-capacity mailbox waits for a receiver (in one\n"
+          "piece: Ctrl-C is seen once it ends).")
+      .def("abandon", [](PyLoan& self) { self.end(abandon_loan); }, "Gives the room back unsent.")
       .def("__enter__", &PyLoan::data)
       .def("__exit__",
            [](PyLoan& self, const py::object& type, const py::object&, const py::object&) {
-             if (type.is_none()) {
-               self.end([&](SendLoan& loan) { value_or_raise(loan.commit(), self.owner().object()); });
-             } else {
-               self.end([](SendLoan& loan) { loan.abandon(); });
-             }
+             if (!type.is_none()) return self.end_quietly(abandon_loan);
+             self.end([](SendLoan& loan) {
+               return wait_whole_without_gil(std::nullopt, [&](Deadline deadline) { return loan.commit(loan.data().size(), deadline); });
+             });
            });
   py::class_<PyMessage>(module, "ReceivedMessage",
                         "A message read in place: `data` is a read-only memoryview of it in the mailbox,\n"
@@ -241,14 +321,15 @@ void bind_mailbox(py::module_& module) {
                         "to another.")
       .def_property_readonly("data", &PyMessage::data)
       .def_property_readonly("sequence", [](const PyMessage& self) { return self.lent().sequence(); })
-      .def("release", [](PyMessage& self) { self.end([](ReceivedMessage& message) { message.release(); }); },
+      .def("release", [](PyMessage& self) { self.end(release_message); },
            "Takes the message out of the mailbox for good. Every view of `data` must be released\n"
            "first (BufferError otherwise).")
-      .def("requeue", [](PyMessage& self) { self.end([](ReceivedMessage& message) { message.requeue(); }); },
-           "Puts the message back, first in line.")
+      .def("requeue", [](PyMessage& self) { self.end(requeue_message); }, "Puts the message back, first in line.")
       .def("__enter__", &PyMessage::data)
-      .def("__exit__", [](PyMessage& self, const py::args&) {
-        self.end([](ReceivedMessage& message) { message.release(); });
+      .def("__exit__", [](PyMessage& self, const py::object& type, const py::object&, const py::object&) {
+        // A block that raised did not finish with the message: it goes back, first in line.
+        if (!type.is_none()) return self.end_quietly(requeue_message);
+        self.end(release_message);
       });
 
   py::class_<PyMailbox>(module, "Mailbox",
@@ -289,7 +370,9 @@ void bind_mailbox(py::module_& module) {
       .def_property_readonly("closed", [](PyMailbox& self) { return self.mailbox().closed(); })
       .def("send", &PyMailbox::send, py::arg("message"), py::arg("timeout") = py::none(),
            "Sends `message` (bytes, bytearray, memoryview, a numpy array: any contiguous buffer).")
-      .def("receive", &PyMailbox::receive, py::arg("timeout") = py::none(),
+      .def(
+          "receive", [](PyMailbox& self, Timeout timeout) { return value_or_raise(self.receive(timeout), self.object()); },
+          py::arg("timeout") = py::none(),
            "The next message, as bytes. Closed once the mailbox is closed and drained.")
       .def(
           "loan",
@@ -297,7 +380,10 @@ void bind_mailbox(py::module_& module) {
             PyMailbox& box = self.cast<PyMailbox&>();
             Mailbox& mailbox = box.mailbox();
             auto loan = value_or_raise(
-                wait_without_gil(timeout, [&](Deadline deadline) { return mailbox.loan(size, deadline); }),
+                [&] {
+                  const PyMailbox::Busy busy{box};
+                  return wait_without_gil(timeout, [&](Deadline deadline) { return mailbox.loan(size, deadline); });
+                }(),
                 box.object());
             return std::make_unique<PyLoan>(std::move(self), std::move(loan), true);
           },
@@ -311,7 +397,10 @@ void bind_mailbox(py::module_& module) {
             PyMailbox& box = self.cast<PyMailbox&>();
             Mailbox& mailbox = box.mailbox();
             auto message = value_or_raise(
-                wait_without_gil(timeout, [&](Deadline deadline) { return mailbox.receive_in_place(deadline); }),
+                [&] {
+                  const PyMailbox::Busy busy{box};
+                  return wait_without_gil(timeout, [&](Deadline deadline) { return mailbox.receive_in_place(deadline); });
+                }(),
                 box.object());
             return std::make_unique<PyMessage>(std::move(self), std::move(message), false);
           },
@@ -328,12 +417,9 @@ void bind_mailbox(py::module_& module) {
       .def("__iter__", [](py::object self) { return self; })
       .def("__next__",
            [](PyMailbox& self) {
-             Mailbox& box = self.mailbox();
-             std::vector<std::byte> message;
-             auto received = wait_without_gil(std::nullopt, [&](Deadline deadline) { return box.receive(message, deadline); });
+             auto received = self.receive(std::nullopt);
              if (!received && received.error() == Errc::closed) throw py::stop_iteration();
-             value_or_raise(std::move(received), self.object());
-             return py::bytes(reinterpret_cast<const char*>(message.data()), message.size());
+             return value_or_raise(std::move(received), self.object());
            })
       .def("__repr__", [](const PyMailbox& self) { return "<shmbox.Mailbox '" + self.name() + "'>"; });
 }

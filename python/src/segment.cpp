@@ -18,7 +18,9 @@ struct SegmentMemory {
 
 class PySegment {
  public:
-  explicit PySegment(Segment segment) : segment_(std::make_shared<Segment>(std::move(segment))) {}
+  explicit PySegment(Segment segment)
+      : segment_(std::make_shared<Segment>(std::move(segment))), name_(segment_->name()) {}
+  const std::string& name() const noexcept { return name_; }
 
   const Segment& segment() const {
     if (!segment_) raise(Error{Errc::closed, "segment '" + name_ + "'", "this handle was closed"});
@@ -28,10 +30,7 @@ class PySegment {
     (void)segment();
     return segment_;
   }
-  void close() noexcept {
-    if (segment_) name_ = segment_->name();
-    segment_.reset();
-  }
+  void close() noexcept { segment_.reset(); }
 
  private:
   std::shared_ptr<Segment> segment_;
@@ -85,9 +84,7 @@ void bind_segment(py::module_& module) {
       .def("close", &PySegment::close, "Lets go of the mapping (views of it keep it until they go).")
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](PySegment& self, py::args) { self.close(); })
-      .def("__repr__", [](const PySegment& self) {
-        return "<shmbox.Segment '" + self.segment().name() + "', " + std::to_string(self.segment().size()) + " bytes>";
-      });
+      .def("__repr__", [](const PySegment& self) { return "<shmbox.Segment '" + self.name() + "'>"; });
 }
 
 }  // namespace shmbox::python

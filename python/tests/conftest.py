@@ -31,7 +31,15 @@ def cli():
     if path is None:
         pytest.fail("the shmbox tool is needed: set SHMBOX_CLI (ctest does)")
 
+    # Under a sanitizer the interpreter runs with its runtime preloaded and leak checks off
+    # (python/CMakeLists.txt); the tool is built with the runtime and checks its own leaks.
+    environment = dict(os.environ)
+    environment.pop("LD_PRELOAD", None)
+    if "ASAN_OPTIONS" in environment:
+        environment["ASAN_OPTIONS"] += ":detect_leaks=1"
+
     def run(*args, input=None, check=True):
-        return subprocess.run([path, *args], input=input, capture_output=True, check=check, timeout=60)
+        return subprocess.run([path, *args], input=input, capture_output=True, check=check, timeout=60,
+                              env=environment)
 
     return run

@@ -127,3 +127,48 @@ def test_a_receiver_killed_while_it_waits_takes_nothing_with_it(name):
     box.send(b"for the survivor")
     out, err = receivers[1].communicate(timeout=30)
     assert out == b"for the survivor\n", err
+
+
+def test_a_handle_is_one_threads_at_a_time(name):
+    import threading
+    box = shmbox.Mailbox.create(name)
+
+    def wait():
+        try:
+            box.receive(timeout=2.0)
+        except shmbox.Timeout:
+            pass
+
+    waiting = threading.Thread(target=wait)
+    waiting.start()
+    time.sleep(0.3)  # inside its receive, the GIL released
+    for call in (lambda: box.send(b"x"), box.detach):
+        with pytest.raises(shmbox.InvalidArgument, match="in use by another thread: give each thread its own"):
+            call()
+    other = shmbox.Mailbox.open(name)  # a handle of its own works
+    other.send(b"for the waiter")
+    waiting.join()
+
+
+def test_a_zero_capacity_loan_waits_in_one_piece_for_a_late_receiver(name):
+    box = shmbox.Mailbox.create(name, buffering="zero")
+    receiver = spawn("""
+        import sys, time, shmbox
+        box = shmbox.Mailbox.open(sys.argv[1])
+        time.sleep(0.5)  # several of the 100 ms a sliced wait would take
+        print(box.receive(timeout=10).decode(), flush=True)
+    """, name)
+    with box.loan(4) as room:
+        room[:] = b"late"
+    out, err = receiver.communicate(timeout=60)
+    assert out == b"late\n", err
+
+
+def test_a_block_that_raises_puts_its_message_back(name):
+    box = shmbox.Mailbox.create(name)
+    box.send(b"again")
+    with pytest.raises(RuntimeError):
+        with box.receive_in_place(timeout=0) as message:
+            assert bytes(message) == b"again"
+            raise RuntimeError("could not handle it")
+    assert box.receive(timeout=0) == b"again"
