@@ -1,6 +1,6 @@
 """shmbox: shared memory and message passing between processes, from Python.
 
-The same mailboxes, segments and (to come) endpoints, topics and boards as the C++ library,
+The same mailboxes, segments, topics and (to come) endpoints and boards as the C++ library,
 shared with C++ processes by name::
 
     import shmbox
@@ -14,7 +14,8 @@ Every error is a shmbox.Error, of the class for its cause (shmbox.errors).
 """
 
 from . import errors
-from ._shmbox import Mailbox, ReceivedMessage, Segment, SendLoan
+from ._shmbox import Delivered, Mailbox, Publisher, ReceivedMessage, Segment, SendLoan, Subscriber, Topic
 from .errors import *  # noqa: F401,F403 (the exception classes, at the top level)
 
-__all__ = ["Mailbox", "ReceivedMessage", "Segment", "SendLoan", "errors"] + errors.__all__
+__all__ = ["Delivered", "Mailbox", "Publisher", "ReceivedMessage", "Segment", "SendLoan", "Subscriber", "Topic",
+           "errors"] + errors.__all__

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -74,7 +75,57 @@ auto wait_without_gil(Timeout timeout, Attempt&& attempt) -> decltype(attempt(De
   }
 }
 
+// A handle that a thread uses while others run (its waits release the GIL) is one thread's
+// at a time, as in C++: a call from another thread meanwhile is refused with a clear error
+// instead of racing. Read and written with the GIL held.
+class OneThreadAtATime {
+ public:
+  class Use {
+   public:
+    Use(OneThreadAtATime& handle, const std::string& object) : handle_(handle) {
+      if (handle_.in_use_) raise(in_use_error(object));
+      handle_.in_use_ = true;
+    }
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    ~Use() { handle_.in_use_ = false; }
+
+   private:
+    OneThreadAtATime& handle_;
+  };
+  bool in_use() const noexcept { return in_use_; }
+  static Error in_use_error(const std::string& object) {
+    return Error{Errc::invalid_argument, object, "this handle is in use by another thread: give each thread its own"};
+  }
+
+ private:
+  bool in_use_ = false;
+};
+
+// A message's bytes, borrowed from any object with the buffer protocol that holds them in
+// one C-contiguous run (bytes, bytearray, memoryview, numpy arrays); others are refused,
+// as a strided view's pointer and length do not describe its bytes.
+class ContiguousBytes {
+ public:
+  ContiguousBytes(const py::object& source, const std::string& object) {
+    if (PyObject_GetBuffer(source.ptr(), &buffer_, PyBUF_C_CONTIGUOUS) != 0) {
+      PyErr_Clear();
+      raise(Error{Errc::invalid_argument, object, "a message must be bytes in one contiguous run (a buffer)"});
+    }
+  }
+  ContiguousBytes(const ContiguousBytes&) = delete;
+  ContiguousBytes& operator=(const ContiguousBytes&) = delete;
+  ~ContiguousBytes() { PyBuffer_Release(&buffer_); }  // the GIL is held again by then
+  std::span<const std::byte> view() const noexcept {
+    return {static_cast<const std::byte*>(buffer_.buf), static_cast<std::size_t>(buffer_.len)};
+  }
+
+ private:
+  Py_buffer buffer_{};
+};
+
 void bind_errors(py::module_& module);
+void bind_topic(py::module_& module);
 void bind_segment(py::module_& module);
 void bind_mailbox(py::module_& module);
 

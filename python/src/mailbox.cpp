@@ -12,28 +12,6 @@
 namespace shmbox::python {
 namespace {
 
-// A message's bytes, borrowed from any object with the buffer protocol that holds them in
-// one C-contiguous run (bytes, bytearray, memoryview, numpy arrays); others are refused,
-// as a strided view's pointer and length do not describe its bytes.
-class ContiguousBytes {
- public:
-  ContiguousBytes(const py::object& source, const std::string& object) {
-    if (PyObject_GetBuffer(source.ptr(), &buffer_, PyBUF_C_CONTIGUOUS) != 0) {
-      PyErr_Clear();
-      raise(Error{Errc::invalid_argument, object, "a message must be bytes in one contiguous run (a buffer)"});
-    }
-  }
-  ContiguousBytes(const ContiguousBytes&) = delete;
-  ContiguousBytes& operator=(const ContiguousBytes&) = delete;
-  ~ContiguousBytes() { PyBuffer_Release(&buffer_); }  // the GIL is held again by then
-  std::span<const std::byte> view() const noexcept {
-    return {static_cast<const std::byte*>(buffer_.buf), static_cast<std::size_t>(buffer_.len)};
-  }
-
- private:
-  Py_buffer buffer_{};
-};
-
 Buffering buffering_of(const std::string& name) {
   if (name == "bounded") return Buffering::bounded;
   if (name == "zero") return Buffering::zero;
@@ -72,24 +50,11 @@ class PyMailbox {
       raise(Error{Errc::invalid_argument, object(),
                   std::to_string(lent_) + " loans or messages in place of this handle are still held"});
     }
-    if (busy_) raise(in_use_by_another_thread());
+    if (use_.in_use()) raise(OneThreadAtATime::in_use_error(object()));
     mailbox_.reset();
   }
-  // Marks the handle in use for a call that releases the GIL: a handle is one thread's at a
-  // time (as in C++), and another thread's call, or detach, is refused meanwhile.
-  class Busy {
-   public:
-    explicit Busy(PyMailbox& handle) : handle_(handle) {
-      if (handle_.busy_) raise(handle_.in_use_by_another_thread());
-      handle_.busy_ = true;
-    }
-    Busy(const Busy&) = delete;
-    Busy& operator=(const Busy&) = delete;
-    ~Busy() { handle_.busy_ = false; }
-
-   private:
-    PyMailbox& handle_;
-  };
+  // For a call that releases the GIL (OneThreadAtATime).
+  OneThreadAtATime::Use use() { return OneThreadAtATime::Use{use_, object()}; }
   void lend() noexcept { ++lent_; }
   void take_back() noexcept { --lent_; }
   const std::string& name() const noexcept { return name_; }
@@ -98,7 +63,7 @@ class PyMailbox {
   void send(const py::object& message, Timeout timeout) {
     Mailbox& box = mailbox();
     const ContiguousBytes bytes{message, object()};
-    const Busy busy{*this};
+    const auto in_use = use();
     const auto send_by = [&](Deadline deadline) { return box.send(bytes.view(), deadline); };
     // A zero-capacity send takes its message back when a slice ends: it waits in one piece.
     value_or_raise(box.buffering() == Buffering::zero ? wait_whole_without_gil(timeout, send_by)
@@ -111,7 +76,7 @@ class PyMailbox {
     Mailbox& box = mailbox();
     std::vector<std::byte> message;
     Result<void> received = [&] {
-      const Busy busy{*this};
+      const auto in_use = use();
       return wait_without_gil(timeout, [&](Deadline deadline) { return box.receive(message, deadline); });
     }();
     if (!received) return std::unexpected(received.error());
@@ -119,14 +84,10 @@ class PyMailbox {
   }
 
  private:
-  Error in_use_by_another_thread() const {
-    return Error{Errc::invalid_argument, object(), "this handle is in use by another thread: give each thread its own"};
-  }
-
   std::optional<Mailbox> mailbox_;
   std::string name_;
   std::size_t lent_ = 0;
-  bool busy_ = false;  // read and written with the GIL held
+  OneThreadAtATime use_;
 };
 
 // What the memoryview of a loan or a message in place exports. Only its lender holds it,
@@ -381,7 +342,7 @@ void bind_mailbox(py::module_& module) {
             Mailbox& mailbox = box.mailbox();
             auto loan = value_or_raise(
                 [&] {
-                  const PyMailbox::Busy busy{box};
+                  const auto in_use = box.use();
                   return wait_without_gil(timeout, [&](Deadline deadline) { return mailbox.loan(size, deadline); });
                 }(),
                 box.object());
@@ -398,7 +359,7 @@ void bind_mailbox(py::module_& module) {
             Mailbox& mailbox = box.mailbox();
             auto message = value_or_raise(
                 [&] {
-                  const PyMailbox::Busy busy{box};
+                  const auto in_use = box.use();
                   return wait_without_gil(timeout, [&](Deadline deadline) { return mailbox.receive_in_place(deadline); });
                 }(),
                 box.object());

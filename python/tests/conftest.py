@@ -17,7 +17,7 @@ def name(request):
     """A name no other test uses; whatever was made under it is removed afterwards."""
     made = f"py-{os.getpid()}-{next(_counter)}"
     yield made
-    for remove in (shmbox.Mailbox.remove, shmbox.Segment.remove):
+    for remove in (shmbox.Mailbox.remove, shmbox.Segment.remove, shmbox.Topic.remove):
         try:
             remove(made)
         except shmbox.Error:

@@ -1,0 +1,141 @@
+// shmbox.Topic: every subscriber gets every message; its waits release the GIL.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "binding.hpp"
+#include "shmbox/topic.hpp"
+
+namespace shmbox::python {
+namespace {
+
+Overflow overflow_of(const std::string& name) {
+  if (name == "block") return Overflow::block;
+  if (name == "overwrite") return Overflow::overwrite;
+  raise(Error{Errc::invalid_argument, "overflow '" + name + "'", "is not one of block, overwrite"});
+}
+
+// What a subscriber received: the bytes, the topic's number for the message, and how many
+// messages it lost just before it (overwritten before it read them).
+struct PyDelivered {
+  py::bytes data;
+  std::uint64_t sequence = 0;
+  std::uint64_t lost = 0;
+};
+
+// A Publisher or Subscriber with its topic's name, one thread's at a time.
+template <class Handle>
+struct PyTopicHandle {
+  Handle handle;
+  std::string object;
+  OneThreadAtATime use;
+};
+using PyPublisher = PyTopicHandle<Publisher>;
+using PySubscriber = PyTopicHandle<Subscriber>;
+
+std::string object_of(const std::string& name) { return "topic '" + name + "'"; }
+
+// A message published, or an error naming the topic.
+std::uint64_t publish(PyPublisher& self, const py::object& message, Timeout timeout) {
+  const ContiguousBytes bytes{message, self.object};
+  const OneThreadAtATime::Use in_use{self.use, self.object};
+  return value_or_raise(
+      wait_without_gil(timeout, [&](Deadline deadline) { return self.handle.publish(bytes.view(), deadline); }),
+      self.object);
+}
+
+Result<PyDelivered> receive(PySubscriber& self, Timeout timeout) {
+  std::vector<std::byte> message;
+  Result<Delivered> delivered = [&] {
+    const OneThreadAtATime::Use in_use{self.use, self.object};
+    return wait_without_gil(timeout, [&](Deadline deadline) { return self.handle.receive(message, deadline); });
+  }();
+  if (!delivered) return std::unexpected(delivered.error());
+  return PyDelivered{py::bytes(reinterpret_cast<const char*>(message.data()), message.size()), delivered->sequence,
+                     delivered->lost};
+}
+
+}  // namespace
+
+void bind_topic(py::module_& module) {
+  py::class_<PyDelivered>(module, "Delivered", "A message a subscriber received.")
+      .def_readonly("data", &PyDelivered::data, "its bytes")
+      .def_readonly("sequence", &PyDelivered::sequence, "the topic's number for it, from 1")
+      .def_readonly("lost", &PyDelivered::lost, "messages lost just before it (overwritten before they were read)")
+      .def("__repr__", [](const PyDelivered& self) {
+        return "<shmbox.Delivered sequence=" + std::to_string(self.sequence) + " lost=" + std::to_string(self.lost) +
+               " " + std::to_string(py::len(self.data)) + " bytes>";
+      });
+
+  py::class_<PyPublisher>(module, "Publisher", "Publishes into its topic: every subscriber gets every message.")
+      .def("publish", &publish, py::arg("message"), py::arg("timeout") = py::none(),
+           "Publishes `message` (any contiguous buffer); its sequence number. A blocking topic waits\n"
+           "while a live subscriber has not read the oldest message it keeps (WouldBlock with\n"
+           "timeout=0, Timeout after `timeout` seconds).");
+
+  py::class_<PySubscriber>(module, "Subscriber", "Receives every message published into its topic after it subscribed.")
+      .def(
+          "receive",
+          [](PySubscriber& self, Timeout timeout) { return value_or_raise(receive(self, timeout), self.object); },
+          py::arg("timeout") = py::none(), "The next message, a Delivered (data, sequence, lost).")
+      .def_property_readonly("lost", [](const PySubscriber& self) { return self.handle.lost(); },
+                             "Messages lost so far (overwritten before they were read).")
+      .def("__iter__", [](py::object self) { return self; })
+      .def("__next__", [](PySubscriber& self) {
+        auto delivered = receive(self, std::nullopt);
+        if (!delivered && delivered.error() == Errc::closed) throw py::stop_iteration();  // the topic was removed
+        return value_or_raise(std::move(delivered), self.object);
+      });
+
+  py::class_<Topic>(module, "Topic",
+                    "A named topic: publishers write each message once into shared memory, and every\n"
+                    "subscriber reads it. Timeouts as for Mailbox.")
+      .def_static(
+          "create",
+          [](const std::string& name, std::uint32_t capacity, std::uint32_t history, std::uint32_t max_message_size,
+             std::uint32_t max_subscribers, std::uint32_t max_publishers, const std::string& overflow,
+             const std::string& ownership, unsigned mode) {
+            if (ownership != "process" && ownership != "system") {
+              raise(Error{Errc::invalid_argument, "ownership '" + ownership + "'", "is not one of process, system"});
+            }
+            const TopicOptions options{.capacity = capacity,
+                                       .history = history,
+                                       .max_message_size = max_message_size,
+                                       .max_subscribers = max_subscribers,
+                                       .max_publishers = max_publishers,
+                                       .overflow = overflow_of(overflow),
+                                       .ownership = ownership == "system" ? Ownership::system : Ownership::process,
+                                       .mode = mode};
+            return value_or_raise(Topic::create(name, options));
+          },
+          py::arg("name"), py::kw_only(), py::arg("capacity") = 64, py::arg("history") = 0,
+          py::arg("max_message_size") = 4096, py::arg("max_subscribers") = 16, py::arg("max_publishers") = 8,
+          py::arg("overflow") = "block", py::arg("ownership") = "process", py::arg("mode") = 0600,
+          "Creates topic `name`, keeping the last `capacity` messages, of which a late subscriber may\n"
+          "ask for `history`. overflow: 'block' (publishers wait for the slowest live subscriber) or\n"
+          "'overwrite' (slow subscribers lose the oldest, and are told). max_publishers=1 is the\n"
+          "fastest topic (its publisher is its only writer).")
+      .def_static(
+          "open", [](const std::string& name) { return value_or_raise(Topic::open(name)); }, py::arg("name"),
+          "Opens topic `name`.")
+      .def_static(
+          "remove", [](const std::string& name) { value_or_raise(Topic::remove(name)); }, py::arg("name"),
+          "Removes topic `name`: its subscribers get Closed (and their iteration ends).")
+      .def_static("list", py::overload_cast<>(&Topic::list), "The names of this machine's topics.")
+      .def_property_readonly("name", &Topic::name)
+      .def("publisher",
+           [](const Topic& self) {
+             return PyPublisher{value_or_raise(self.publisher(), object_of(self.name())), object_of(self.name()), {}};
+           },
+           "A publisher of this topic (one of its publisher slots).")
+      .def(
+          "subscribe",
+          [](const Topic& self, std::uint32_t history) {
+            return PySubscriber{value_or_raise(self.subscribe(history), object_of(self.name())), object_of(self.name()),
+                                {}};
+          },
+          py::arg("history") = 0, "A subscriber, that first gets up to `history` messages published before.")
+      .def("__repr__", [](const Topic& self) { return "<shmbox.Topic '" + self.name() + "'>"; });
+}
+
+}  // namespace shmbox::python
