@@ -176,7 +176,7 @@ Result<std::uint32_t> TopicRing::join_publisher() {
   slot.published.store(0, std::memory_order_relaxed);
   if (sole()) {
     run_ = {};
-    light_announce_ = platform::register_for_heavy_barriers();
+    in_heavy_barriers_ = platform::register_for_heavy_barriers();
   }
   return *taken;
 }
@@ -186,8 +186,7 @@ void TopicRing::leave_publisher(std::uint32_t slot) noexcept {
   if (sole()) free_run(slot);
   // A loan still out is given back now; the term tells it so (give_back).
   if (const std::uint32_t loaned = publisher.chunk.load(std::memory_order_relaxed); loaned < record_.geometry.chunk_count) {
-    std::uint64_t ours = ChunkHeader::being_written(slot);
-    (void)record_.chunk(loaned).sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
+    unmark(slot, loaned);
   }
   publisher_terms_[slot].fetch_add(1, std::memory_order_acq_rel);
   publisher.claiming.store(0, std::memory_order_relaxed);
@@ -309,25 +308,23 @@ void TopicRing::mark_run(std::uint32_t slot) {
   fence_before_copy_in();
 }
 
+void TopicRing::unmark(std::uint32_t slot, std::uint32_t chunk) noexcept {
+  std::uint64_t ours = ChunkHeader::being_written(slot);
+  (void)record_.chunk(chunk).sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
+}
+
 void TopicRing::free_run(std::uint32_t slot) noexcept {
-  for (std::uint32_t i = run_.next; i < run_.count; ++i) {
-    std::uint64_t ours = ChunkHeader::being_written(slot);
-    (void)record_.chunk(run_.chunks[i]).sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
-  }
+  for (std::uint32_t i = run_.next; i < run_.count; ++i) unmark(slot, run_.chunks[i]);
   run_ = {};
 }
 
 void TopicRing::free_marked_chunks(std::uint32_t slot) noexcept {
-  for (std::uint32_t i = 0; i < record_.geometry.chunk_count; ++i) {
-    std::uint64_t ours = ChunkHeader::being_written(slot);
-    (void)record_.chunk(i).sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
-  }
+  for (std::uint32_t i = 0; i < record_.geometry.chunk_count; ++i) unmark(slot, i);
 }
 
 void TopicRing::give_back(std::uint32_t slot, std::uint32_t chunk, std::uint64_t term) noexcept {
   if (term != publisher_term(slot)) return;
-  std::uint64_t ours = ChunkHeader::being_written(slot);
-  record_.chunk(chunk).sequence.compare_exchange_strong(ours, 0, std::memory_order_acq_rel);
+  unmark(slot, chunk);
   // Unless its publisher has left meanwhile and the slot is another's.
   std::uint32_t named = chunk;
   record_.publishers[slot].chunk.compare_exchange_strong(named, topic_no_chunk, std::memory_order_acq_rel);
@@ -435,7 +432,7 @@ Result<std::uint64_t> TopicRing::commit_sole(std::uint32_t slot, std::uint32_t i
   // (Two stores, not one with a chosen order: a compiler makes any order not known at
   // compile time seq_cst.)
   std::atomic<std::uint64_t>& entry = record_.entries[sequence % record_.geometry.capacity];
-  if (light_announce_) {
+  if (in_heavy_barriers_) {
     entry.store(RingEntry::make(sequence, index), std::memory_order_release);
   } else {
     entry.store(RingEntry::make(sequence, index), std::memory_order_seq_cst);
@@ -588,7 +585,7 @@ Result<std::uint32_t> TopicRing::join_subscriber(std::uint32_t history) {
                                      std::to_string(record_.geometry.subscriber_slots) + " are held by live processes"});
   }
   SubscriberSlot& slot = record_.subscribers[*taken];
-  light_cursor_ = platform::register_for_heavy_barriers();
+  in_heavy_barriers_ = platform::register_for_heavy_barriers();
   clear_holder_bit(*taken);  // none should be left; a slot is never trusted to be clean
   slot.lost.store(0, std::memory_order_relaxed);
   slot.received.store(0, std::memory_order_relaxed);
@@ -650,7 +647,7 @@ void TopicRing::advance(std::uint32_t slot, std::uint64_t cursor, std::uint64_t 
   // publisher issues a heavy barrier before it reads the cursors, so a process that takes
   // part in them needs no fence here, only the compiler's order (a seq_cst store is a
   // locked instruction on every message).
-  if (light_cursor_) {
+  if (in_heavy_barriers_) {
     subscriber.cursor.store(cursor, std::memory_order_release);
     std::atomic_signal_fence(std::memory_order_seq_cst);
   } else {
@@ -758,8 +755,10 @@ Result<TopicDelivery> TopicRing::receive_with(std::uint32_t slot, Deadline deadl
       // While spinning too (busy_poll spins for ever): the topic removed, the deadline.
       if (removed()) return std::unexpected(removed_error());
       if (deadline.expired()) {
-        if (look(cursor).found == Found::not_yet) return std::unexpected(Error{Errc::timeout, object_, "timed out"});
-        entry_due = true;  // the caller's look may have been by a hint only
+        // wait_for_commit looks at the entry (this look may have been by a hint only), then fails.
+        auto waited = wait_for_commit(seen, cursor, deadline);
+        if (!waited) return std::unexpected(waited.error());
+        entry_due = *waited;
         continue;
       }
       // A publisher that claimed this number and died never commits it.

@@ -158,10 +158,13 @@ class TopicRing {
   void mark_run(std::uint32_t slot);
   void free_run(std::uint32_t slot) noexcept;
   Result<std::uint64_t> commit_sole(std::uint32_t slot, std::uint32_t chunk, std::size_t size, Deadline deadline);
+  // Frees `chunk` if it is marked as being written by `slot` (a CAS: a recoverer or a
+  // reader's put-back may have changed it).
+  void unmark(std::uint32_t slot, std::uint32_t chunk) noexcept;
   // Gives back every chunk marked as being written by `slot`: its publisher has gone.
   void free_marked_chunks(std::uint32_t slot) noexcept;
-  // After the sole publisher's death: its last message rolled forward (head past it) if it
-  // reached the ring, else the chunk it numbered given back.
+  // After the sole publisher's death: its last message, if it got as far as numbering its
+  // chunk (or the entry), put in the ring and head moved past it.
   void recover_sole_commit() noexcept;
   std::uint64_t lowest_cursor() noexcept;
   bool recover_publisher(std::uint32_t slot, std::uint64_t dead_owner);
@@ -191,13 +194,11 @@ class TopicRing {
     std::uint32_t count = 0;
   };
   Run run_;
-  // The sole publisher's process takes part in heavy barriers (platform/barrier.hpp): a
-  // subscriber about to sleep issues one, so that the publisher's check for sleepers needs
-  // no fence of its own.
-  bool light_announce_ = false;
-  // This process's subscribers take part in heavy barriers: a publisher waiting for room
-  // issues one, so that a subscriber's cursor store needs no fence (advance()).
-  std::atomic<bool> light_cursor_{false};
+  // This process takes part in heavy barriers (platform/barrier.hpp; registered as each
+  // publisher and subscriber joins): the side that is about to sleep issues one, so that
+  // the frequent side needs no fence of its own (a sole publisher's check for sleepers in
+  // commit_sole, a subscriber's cursor store in advance()).
+  std::atomic<bool> in_heavy_barriers_{false};
   // Each subscriber slot's hint (sole()): the chunk its last message named for the next,
   // or topic_no_chunk. Process-local; each element used by its slot's subscriber only.
   std::vector<std::uint32_t> hints_;
