@@ -29,7 +29,7 @@ struct StressCase {
 };
 
 std::string describe(const StressCase& c) {
-  const std::string kind = test::buffering_name(c.buffering);
+  const std::string kind = shmbox::buffering_name(c.buffering);
   const char* wait = c.wait == WaitMode::sleep ? "_sleep" : c.wait == WaitMode::busy_poll ? "_busy" : "";
   return kind + "_capacity" + std::to_string(c.capacity) + "_" + std::to_string(c.senders) + "x" +
          std::to_string(c.receivers) + wait;

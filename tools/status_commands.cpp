@@ -30,15 +30,6 @@ struct StatusArgs {
   bool json = false;
 };
 
-const char* buffering_name(Buffering buffering) {
-  switch (buffering) {
-    case Buffering::zero: return "zero";
-    case Buffering::bounded: return "bounded";
-    case Buffering::unbounded: return "unbounded";
-  }
-  return "?";
-}
-
 nlohmann::json owner_json(pid_t pid, bool alive, const std::string& name) {
   return {{"pid", pid}, {"name", alive ? nlohmann::json(name) : nlohmann::json()}, {"alive", alive}};
 }

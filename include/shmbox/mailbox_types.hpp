@@ -19,6 +19,16 @@ namespace shmbox {
 
 enum class Buffering : std::uint8_t { zero, bounded, unbounded };
 
+// The name the tool and the Python package show a buffering by ("?" for no valid value).
+constexpr const char* buffering_name(Buffering buffering) noexcept {
+  switch (buffering) {
+    case Buffering::zero: return "zero";
+    case Buffering::bounded: return "bounded";
+    case Buffering::unbounded: return "unbounded";
+  }
+  return "?";
+}
+
 // Who a mailbox belongs to. A process-owned mailbox lives as long as the process that
 // created it: when that process removes it, exits or is killed, the mailbox is closed
 // (blocked calls wake with Errc::closed within 100 ms), later opens fail with

@@ -19,15 +19,6 @@ Buffering buffering_of(const std::string& name) {
   raise(Error{Errc::invalid_argument, "buffering '" + name + "'", "is not one of bounded, zero, unbounded"});
 }
 
-const char* buffering_name(Buffering buffering) {
-  switch (buffering) {
-    case Buffering::zero: return "zero";
-    case Buffering::bounded: return "bounded";
-    case Buffering::unbounded: return "unbounded";
-  }
-  return "bounded";
-}
-
 Ownership ownership_of(const std::string& name) {
   if (name == "process") return Ownership::process;
   if (name == "system") return Ownership::system;

@@ -9,18 +9,9 @@
 
 namespace shmbox::test {
 
-inline std::string buffering_name(Buffering buffering) {
-  switch (buffering) {
-    case Buffering::zero: return "zero";
-    case Buffering::bounded: return "bounded";
-    case Buffering::unbounded: return "unbounded";
-  }
-  return "unknown";
-}
-
 // For INSTANTIATE_TEST_SUITE_P over ::testing::Values of Buffering.
 inline std::string buffering_test_name(const ::testing::TestParamInfo<Buffering>& info) {
-  return buffering_name(info.param);
+  return shmbox::buffering_name(info.param);
 }
 
 inline const auto all_bufferings = ::testing::Values(Buffering::bounded, Buffering::zero, Buffering::unbounded);
