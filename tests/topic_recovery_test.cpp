@@ -11,11 +11,13 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "shmbox/segment.hpp"
 #include "shmbox/topic.hpp"
 #include "support/process.hpp"
+#include "platform/process.hpp"
 #include "support/text.hpp"
 #include "topic/topic_layout.hpp"
 
@@ -187,6 +189,49 @@ TEST_F(SolePublisherRecovery, ChunksMarkedByTheDeadAreGivenBack) {
     EXPECT_EQ(got->lost, 0u);
     EXPECT_EQ(text_of(message), std::to_string(n));
   }
+}
+
+// A process recovering the dead publisher's slot (a subscriber waiting on it, say) holds
+// the slot under its own identity with the recovering bit. A publisher that joins
+// meanwhile waits for the recovery to end; here the recovery gives the slot back to the
+// dead (as one does that finds a live slot naming its claim), and the joiner recovers it
+// and publishes.
+TEST_F(SolePublisherRecovery, APublisherJoiningDuringARecoveryWaitsForIt) {
+  RawTopic raw{name};
+  const std::uint64_t dead = raw.publisher().owner.load();
+  raw.publisher().owner.store(platform::current_process().packed() | platform::ProcessIdentity::recovering_bit);
+  test::Pipe progress;
+  auto joiner = ChildProcess::spawn([&]() -> int {
+    auto opened = Topic::open(name);
+    if (!opened) return 10;
+    progress.send("joining");
+    auto publisher = opened->publisher();
+    if (!publisher) return progress.send(publisher.error().message()), 11;
+    return publisher->publish(as_bytes("joined"), 5s) ? 0 : 12;
+  });
+  ASSERT_EQ(progress.receive(), "joining");
+  std::this_thread::sleep_for(20ms);
+  raw.publisher().owner.store(dead);
+  EXPECT_TRUE(joiner.wait(10s).exited_with(0)) << progress.receive(0ms).value_or("");
+  std::vector<std::byte> message;
+  auto got = follower.receive(message, 5s);
+  ASSERT_TRUE(got.has_value()) << got.error().message();
+  EXPECT_EQ(got->sequence, 4u);
+  EXPECT_EQ(text_of(message), "joined");
+}
+
+// A recovery that does not end within the liveness interval (its process lives on, holding
+// the slot) leaves the topic full, as a live publisher would.
+TEST_F(SolePublisherRecovery, ARecoveryThatDoesNotEndLeavesTheTopicFull) {
+  RawTopic raw{name};
+  const std::uint64_t dead = raw.publisher().owner.load();
+  raw.publisher().owner.store(platform::current_process().packed() | platform::ProcessIdentity::recovering_bit);
+  auto publisher = topic->publisher();
+  ASSERT_FALSE(publisher.has_value());
+  EXPECT_EQ(publisher.error(), Errc::in_use);
+  EXPECT_EQ(publisher.error().message(), "topic '" + name + "': has no publisher slot free: all 1 are held by live processes");
+  raw.publisher().owner.store(dead);
+  EXPECT_TRUE(topic->publisher().has_value());
 }
 
 }  // namespace

@@ -81,7 +81,7 @@ bool worker_gone(const AttachEntry* table, const MappedMailbox& mailbox, ChunkWo
   if (ChunkWord::worker_tag(entry.generation.load(std::memory_order_acquire), index) != word.worker()) return true;
   const std::uint64_t holder = entry.identity.load(std::memory_order_acquire);
   // Held by a recovery: its holder died.
-  return holder == 0 || (holder & attach_recovering_bit) != 0 ||
+  return holder == 0 || (holder & platform::ProcessIdentity::recovering_bit) != 0 ||
          platform::liveness(holder) == platform::Liveness::dead;
 }
 

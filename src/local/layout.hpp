@@ -102,7 +102,7 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 // One per attached handle, a cache line each (handles in different processes
 // write their own entry on every send). identity: ProcessIdentity::packed() of the
 // holder, 0 = free; while a recovery reads and clears a dead holder's intent, the
-// recoverer's identity | attach_recovering_bit (see recovery.cpp). send_intent
+// recoverer's identity | ProcessIdentity::recovering_bit (see recovery.cpp). send_intent
 // records, before each claim of a position through tail, the position about to be
 // claimed (+1; 0 = none), so that survivors can tell which unpublished position a
 // sender that died held; a batch that claims a run of positions also records, in
@@ -131,10 +131,6 @@ struct alignas(cache_line) AttachEntry {
 inline constexpr std::uint64_t role_sender = 1;
 inline constexpr std::uint64_t role_receiver = 2;
 static_assert(sizeof(AttachEntry) == cache_line);
-
-// Set in an entry's identity while a recovery holds it: the rest is the recoverer's
-// packed identity. Bit 31 is the top of the pid field; pids stay below 2^22.
-inline constexpr std::uint64_t attach_recovering_bit = std::uint64_t{1} << 31;
 
 // Unbounded mailboxes: the word of one chunk of slots (design.md, Buffering). The high
 // half is 1 + the lap the chunk is (or was last) backed for; the low half counts its

@@ -50,7 +50,7 @@ bool claimed_elsewhere(const MappedMailbox& mailbox, std::uint16_t owner, std::u
     const std::uint64_t intent = table[i].send_intent.load(std::memory_order_acquire);
     if (intent == 0 || position < intent - 1 || position >= intent_end(mailbox, table[i], intent)) continue;
     const std::uint64_t holder = table[i].identity.load(std::memory_order_acquire);
-    if (holder == 0 || (holder & attach_recovering_bit) != 0) continue;
+    if (holder == 0 || (holder & platform::ProcessIdentity::recovering_bit) != 0) continue;
     if (std::none_of(orphans.begin(), orphans.end(), [&](const Orphan& o) { return o.was == holder; })) return true;
   }
   return false;
@@ -215,7 +215,7 @@ bool recover(MappedMailbox& mailbox, ReceiveClaim* adopt, std::size_t size_limit
     const auto owner = static_cast<std::uint16_t>(i + 1);
     if (holder == 0 || owner == mailbox.self) continue;
     // Held by a recovery (see below) that died too: as dead as its holder.
-    if (platform::liveness(holder & ~attach_recovering_bit) == platform::Liveness::dead) {
+    if (platform::liveness(platform::ProcessIdentity::without_recovering_bit(holder)) == platform::Liveness::dead) {
       orphans.push_back(Orphan{owner, holder});
     }
   }
@@ -224,10 +224,10 @@ bool recover(MappedMailbox& mailbox, ReceiveClaim* adopt, std::size_t size_limit
   // Our list goes stale as soon as another recovery frees an entry and a new process
   // attaches to it: the intent and `active` there are then the new holder's, which
   // must be neither cancelled nor cleared. So each entry is held while we read and
-  // clear them: its identity goes from the dead one's to ours | attach_recovering_bit
-  // and back, a CAS each way. An entry we cannot hold was freed (or is held by another
+  // clear them: its identity goes from the dead one's to ours | the recovering bit and
+  // back, a CAS each way. An entry we cannot hold was freed (or is held by another
   // recovery): we leave it alone.
-  const std::uint64_t mine = mailbox.process | attach_recovering_bit;
+  const std::uint64_t mine = mailbox.process | platform::ProcessIdentity::recovering_bit;
   for (Orphan& orphan : orphans) {
     AttachEntry& entry = table[orphan.owner - 1];
     std::uint64_t expected = orphan.was;

@@ -5,6 +5,7 @@
 
 #include "local/chunks.hpp"
 #include "local/ring_steps.hpp"
+#include "platform/process.hpp"
 
 namespace shmbox::detail {
 
@@ -98,7 +99,8 @@ bool ready_to_send(const MappedMailbox& mailbox) noexcept {
 bool held_by_live_handle(const MappedMailbox& mailbox, std::uint16_t owner) noexcept {
   if (owner == 0 || owner > mailbox.geometry.attach_capacity) return false;
   const std::uint64_t holder = mailbox.attach_entries()[owner - 1].identity.load(std::memory_order_acquire);
-  return holder != 0 && (holder & attach_recovering_bit) == 0 && platform::liveness(holder) == platform::Liveness::alive;
+  return holder != 0 && (holder & platform::ProcessIdentity::recovering_bit) == 0 &&
+         platform::liveness(holder) == platform::Liveness::alive;
 }
 
 std::uint64_t queued(const MappedMailbox& mailbox) noexcept {

@@ -25,6 +25,11 @@ struct ProcessIdentity {
   static ProcessIdentity unpack(std::uint64_t word) noexcept {
     return {static_cast<pid_t>(word & 0xffffffffu), word >> 32};
   }
+  // The top of the pid field (pids stay below 2^22). Owner records set it beside the
+  // identity of a process that recovers a dead holder's record under that identity, so
+  // that others tell a recovery from a holder and wait for it.
+  static constexpr std::uint64_t recovering_bit = std::uint64_t{1} << 31;
+  static constexpr std::uint64_t without_recovering_bit(std::uint64_t word) noexcept { return word & ~recovering_bit; }
 };
 
 // This process (re-read after fork: the child has its own pid and start time).

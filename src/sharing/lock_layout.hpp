@@ -64,15 +64,13 @@ static_assert(offsetof(LockHeader, state) == 64 && offsetof(LockHeader, consiste
 
 // One per handle that has taken part. owner: ProcessIdentity::packed() of its process (0:
 // free); while a reclaim clears a dead owner's traces, the reclaimer's identity |
-// slot_reclaiming_bit. ticket: the queue entry (0: not queued), written only by the owner.
+// ProcessIdentity::recovering_bit. ticket: the queue entry (0: not queued), written only by
+// the owner.
 struct LockSlot {
   std::atomic<std::uint64_t> owner;
   std::atomic<std::uint64_t> ticket;
 };
 static_assert(sizeof(LockSlot) == 16);
-
-// Bit 31 is the top of the pid field; pids stay below 2^22.
-inline constexpr std::uint64_t slot_reclaiming_bit = std::uint64_t{1} << 31;
 
 // A queue entry: ticket number << 3 | flags. A slot is "choosing" between announcing
 // itself and publishing its number (Lamport's bakery): others wait for it to finish.

@@ -25,7 +25,7 @@ LockMode mode_of(std::uint64_t ticket) noexcept {
 }
 
 pid_t pid_of(std::uint64_t owner) noexcept {
-  return platform::ProcessIdentity::unpack(owner & ~slot_reclaiming_bit).pid;
+  return platform::ProcessIdentity::unpack(platform::ProcessIdentity::without_recovering_bit(owner)).pid;
 }
 
 }  // namespace
@@ -334,8 +334,8 @@ void RobustLock::reclaim_if_dead(std::uint32_t dead) noexcept {
   LockSlot& entry = slots_[dead];
   std::uint64_t owner = entry.owner.load(order);
   // A free slot holds nothing, unless garbage was written into it: cleared the same way.
-  if (owner != 0 && platform::liveness(owner & ~slot_reclaiming_bit) == platform::Liveness::alive) return;
-  const std::uint64_t me = platform::current_process().packed() | slot_reclaiming_bit;
+  if (owner != 0 && platform::liveness(platform::ProcessIdentity::without_recovering_bit(owner)) == platform::Liveness::alive) return;
+  const std::uint64_t me = platform::current_process().packed() | platform::ProcessIdentity::recovering_bit;
   if (!entry.owner.compare_exchange_strong(owner, me, order)) return;
   const auto died = static_cast<std::uint32_t>(pid_of(owner));
   // A taker that was told of a death and died repairing: the next is told in its turn.
@@ -383,7 +383,7 @@ RobustLock::Snapshot RobustLock::snapshot() const {
     const std::uint64_t owner = slots_[j].owner.load(order);
     return LockParticipant{.pid = pid_of(owner),
                            .mode = mode,
-                           .alive = owner != 0 && (owner & slot_reclaiming_bit) == 0 &&
+                           .alive = owner != 0 && (owner & platform::ProcessIdentity::recovering_bit) == 0 &&
                                     platform::liveness(owner) == platform::Liveness::alive};
   };
   std::vector<std::pair<std::uint64_t, LockParticipant>> queued;

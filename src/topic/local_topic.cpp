@@ -235,8 +235,9 @@ Result<TopicStatus> LocalTopics::stat(std::string_view name) {
     const std::uint64_t owner = slot.owner.load(std::memory_order_acquire);
     if (owner == 0) continue;
     const std::uint64_t cursor = slot.cursor.load(std::memory_order_acquire);
-    status.subscribers.push_back({.pid = platform::ProcessIdentity::unpack(owner).pid,
-                                  .alive = platform::liveness(owner) == platform::Liveness::alive,
+    const std::uint64_t holder = platform::ProcessIdentity::without_recovering_bit(owner);
+    status.subscribers.push_back({.pid = platform::ProcessIdentity::unpack(holder).pid,
+                                  .alive = platform::liveness(holder) == platform::Liveness::alive,
                                   .passed_over = slot.evicted.load(std::memory_order_relaxed) != 0,
                                   .lag = head > cursor ? head - cursor : 0,
                                   .received = slot.received.load(std::memory_order_relaxed),
@@ -246,8 +247,9 @@ Result<TopicStatus> LocalTopics::stat(std::string_view name) {
     const PublisherSlot& slot = record.publishers[i];
     const std::uint64_t owner = slot.owner.load(std::memory_order_acquire);
     if (owner == 0) continue;
-    status.publishers.push_back({.pid = platform::ProcessIdentity::unpack(owner).pid,
-                                 .alive = platform::liveness(owner) == platform::Liveness::alive,
+    const std::uint64_t holder = platform::ProcessIdentity::without_recovering_bit(owner);
+    status.publishers.push_back({.pid = platform::ProcessIdentity::unpack(holder).pid,
+                                 .alive = platform::liveness(holder) == platform::Liveness::alive,
                                  .published = slot.published.load(std::memory_order_relaxed)});
   }
   return status;

@@ -13,7 +13,7 @@ namespace shmbox::detail {
 inline constexpr std::string_view topic_file_prefix = "shmbox.tp.";
 
 inline constexpr std::uint64_t topic_magic = 0x5054504f54424d53ull;  // "SMBTOPTP" little-endian
-inline constexpr std::uint32_t topic_layout_version = 2;
+inline constexpr std::uint32_t topic_layout_version = 3;
 inline constexpr std::size_t topic_line = 64;
 // A chunk's holders are bits in two words: a subscriber slot each.
 inline constexpr std::uint32_t topic_holder_words = 2;
@@ -100,7 +100,8 @@ struct alignas(topic_line) ChunkHeader {
 };
 static_assert(sizeof(ChunkHeader) == topic_line);
 
-// One line per subscriber. owner: ProcessIdentity::packed() (0: free). cursor: the next
+// One line per subscriber. owner: ProcessIdentity::packed() (0: free; with
+// ProcessIdentity::recovering_bit: being recovered). cursor: the next
 // sequence number it reads. lost: messages it was told it lost. evicted: 1 while a
 // blocking topic's publishers pass it over (its process was stopped).
 struct alignas(topic_line) SubscriberSlot {

@@ -44,10 +44,12 @@ int compare_sequence(std::uint64_t entry_sequence, std::uint64_t sequence) noexc
   return difference <= (topic_sequence_mask >> 1) ? 1 : -1;
 }
 
+using platform::ProcessIdentity;
+
 std::uint64_t this_process() noexcept { return platform::current_process().packed(); }
 
 bool is_dead(std::uint64_t owner) noexcept {
-  return owner != 0 && platform::liveness(owner) == platform::Liveness::dead;
+  return owner != 0 && platform::liveness(ProcessIdentity::without_recovering_bit(owner)) == platform::Liveness::dead;
 }
 
 std::uint64_t holder_bit(std::uint32_t slot) noexcept { return std::uint64_t{1} << (slot % 64); }
@@ -132,21 +134,22 @@ TopicRing::Look TopicRing::look(std::uint64_t sequence) const noexcept {
 
 // Takes a slot among `count` for this process: a free one, else one whose holder is dead
 // (`recover(i, owner)` frees it). While the slots change hands it looks again, for at most
-// the liveness interval: a process recovering a slot holds it under its own identity for a
-// moment, and a dead publisher's claim waits for a live one that names it too.
+// the liveness interval: a process recovering a slot holds it under its own identity
+// (with ProcessIdentity::recovering_bit), and a dead publisher's claim waits for a live
+// one that names it too.
 template <class OwnerOf, class Recover>
 std::optional<std::uint32_t> TopicRing::take_slot(std::uint32_t count, OwnerOf&& owner_of, Recover&& recover) {
   const std::uint64_t me = this_process();
   const auto started = Deadline::clock::now();
   std::vector<std::uint64_t> seen(count, 0);
-  // Once a slot was seen dead or changing hands, look again until the liveness interval:
-  // a recovery may hold a slot under its own identity for more than a round.
+  // Once a slot was seen dead, changing hands or being recovered, look again until the
+  // liveness interval: a recovery may hold a slot for more than a round.
   bool changing = false;
   for (int round = 0;; ++round) {
     for (std::uint32_t i = 0; i < count; ++i) {
       std::atomic<std::uint64_t>& owner_word = owner_of(i);
       std::uint64_t owner = owner_word.load(std::memory_order_acquire);
-      if (round > 0 && owner != seen[i]) changing = true;
+      if ((round > 0 && owner != seen[i]) || (owner & ProcessIdentity::recovering_bit) != 0) changing = true;
       if (round > 0 && is_dead(owner)) {
         if (recover(i, owner)) owner = 0;
         else changing = true;
@@ -367,7 +370,8 @@ Result<bool> TopicRing::room_for(std::uint64_t next, Spinner& spin, Deadline dea
       SubscriberSlot& subscriber = record_.subscribers[i];
       const std::uint64_t owner = subscriber.owner.load(std::memory_order_acquire);
       if (owner == 0 || subscriber.cursor.load(std::memory_order_acquire) != lowest) continue;
-      if (platform::stopped(owner) && subscriber.owner.load(std::memory_order_acquire) == owner) {
+      if (platform::stopped(ProcessIdentity::without_recovering_bit(owner)) &&
+          subscriber.owner.load(std::memory_order_acquire) == owner) {
         subscriber.evicted.store(1, std::memory_order_seq_cst);
       }
     }
@@ -486,9 +490,10 @@ Result<std::uint64_t> TopicRing::commit(std::uint32_t slot, std::uint32_t index,
 
 bool TopicRing::recover_publisher(std::uint32_t slot, std::uint64_t dead_owner) {
   PublisherSlot& publisher = record_.publishers[slot];
-  // Ours while we recover it: if we die too, our identity is dead and the next one redoes
-  // it; and no new publisher takes the slot (and its chunk mark) meanwhile.
-  const std::uint64_t me = this_process();
+  // Ours while we recover it, marked as a recovery: if we die too, our identity is dead and
+  // the next one redoes it; no new publisher takes the slot (and its chunk mark)
+  // meanwhile, and one looking for a slot waits for it.
+  const std::uint64_t me = this_process() | ProcessIdentity::recovering_bit;
   if (!publisher.owner.compare_exchange_strong(dead_owner, me, std::memory_order_acq_rel)) return false;
   const std::uint64_t claiming = publisher.claiming.load(std::memory_order_acquire);
   // A sequence number it claimed and never committed: nobody will, so readers pass it.
@@ -613,7 +618,10 @@ void TopicRing::leave_subscriber(std::uint32_t slot) noexcept {
 
 bool TopicRing::recover_subscriber(std::uint32_t slot, std::uint64_t dead_owner) {
   SubscriberSlot& subscriber = record_.subscribers[slot];
-  if (!subscriber.owner.compare_exchange_strong(dead_owner, this_process(), std::memory_order_acq_rel)) return false;
+  if (!subscriber.owner.compare_exchange_strong(dead_owner, this_process() | ProcessIdentity::recovering_bit,
+                                               std::memory_order_acq_rel)) {
+    return false;
+  }
   leave_subscriber(slot);
   return true;
 }
