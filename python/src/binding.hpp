@@ -128,5 +128,6 @@ void bind_errors(py::module_& module);
 void bind_topic(py::module_& module);
 void bind_segment(py::module_& module);
 void bind_mailbox(py::module_& module);
+void bind_pool(py::module_& module);
 
 }  // namespace shmbox::python
