@@ -14,9 +14,9 @@ Every error is a shmbox.Error, of the class for its cause (shmbox.errors).
 """
 
 from . import errors
-from ._shmbox import Delivered, Mailbox, Publisher, ReceivedMessage, Segment, SendLoan, Subscriber, Topic
+from ._shmbox import Board, BoardValue, Delivered, Mailbox, Publisher, ReceivedMessage, Segment, SendLoan, Subscriber, Topic
 from .errors import *  # noqa: F401,F403 (the exception classes, at the top level)
 from .pool import Pool
 
-__all__ = ["Delivered", "Mailbox", "Pool", "Publisher", "ReceivedMessage", "Segment", "SendLoan", "Subscriber", "Topic",
+__all__ = ["Board", "BoardValue", "Delivered", "Mailbox", "Pool", "Publisher", "ReceivedMessage", "Segment", "SendLoan", "Subscriber", "Topic",
            "errors"] + errors.__all__

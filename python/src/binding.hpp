@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "shmbox/error.hpp"
+#include "shmbox/mailbox_types.hpp"
 #include "shmbox/wait.hpp"
 
 namespace shmbox::python {
@@ -38,6 +39,10 @@ T value_or_raise(Result<T>&& result, const std::string& object) {
   }
   return value_or_raise(std::move(result));
 }
+
+// The names Python gives these options, as the C++ library's enumerators; others are refused.
+Buffering buffering_of(const std::string& name);
+Ownership ownership_of(const std::string& name);
 
 // A Python timeout: None waits for ever, 0 (or less) not at all (WouldBlock), else seconds.
 using Timeout = std::optional<double>;
@@ -128,6 +133,7 @@ void bind_errors(py::module_& module);
 void bind_topic(py::module_& module);
 void bind_segment(py::module_& module);
 void bind_mailbox(py::module_& module);
+void bind_board(py::module_& module);
 void bind_pool(py::module_& module);
 
 }  // namespace shmbox::python

@@ -50,6 +50,19 @@ Deadline deadline_of(Timeout timeout) {
   return Deadline{std::chrono::duration<double>{*timeout}};
 }
 
+Buffering buffering_of(const std::string& name) {
+  if (name == "bounded") return Buffering::bounded;
+  if (name == "zero") return Buffering::zero;
+  if (name == "unbounded") return Buffering::unbounded;
+  raise(Error{Errc::invalid_argument, "buffering '" + name + "'", "is not one of bounded, zero, unbounded"});
+}
+
+Ownership ownership_of(const std::string& name) {
+  if (name == "process") return Ownership::process;
+  if (name == "system") return Ownership::system;
+  raise(Error{Errc::invalid_argument, "ownership '" + name + "'", "is not one of process, system"});
+}
+
 void bind_errors(py::module_& module) {
   module.def(
       "_raise_for_test",

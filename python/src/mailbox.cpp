@@ -12,19 +12,6 @@
 namespace shmbox::python {
 namespace {
 
-Buffering buffering_of(const std::string& name) {
-  if (name == "bounded") return Buffering::bounded;
-  if (name == "zero") return Buffering::zero;
-  if (name == "unbounded") return Buffering::unbounded;
-  raise(Error{Errc::invalid_argument, "buffering '" + name + "'", "is not one of bounded, zero, unbounded"});
-}
-
-Ownership ownership_of(const std::string& name) {
-  if (name == "process") return Ownership::process;
-  if (name == "system") return Ownership::system;
-  raise(Error{Errc::invalid_argument, "ownership '" + name + "'", "is not one of process, system"});
-}
-
 // A Mailbox handle that detach() (or leaving a `with`) lets go of; the mailbox stays. It
 // counts the loans and messages in place it lent (they use its connection to the mailbox),
 // and refuses to let go while any is held.

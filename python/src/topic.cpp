@@ -95,16 +95,13 @@ void bind_topic(py::module_& module) {
           [](const std::string& name, std::uint32_t capacity, std::uint32_t history, std::uint32_t max_message_size,
              std::uint32_t max_subscribers, std::uint32_t max_publishers, const std::string& overflow,
              const std::string& ownership, unsigned mode) {
-            if (ownership != "process" && ownership != "system") {
-              raise(Error{Errc::invalid_argument, "ownership '" + ownership + "'", "is not one of process, system"});
-            }
             const TopicOptions options{.capacity = capacity,
                                        .history = history,
                                        .max_message_size = max_message_size,
                                        .max_subscribers = max_subscribers,
                                        .max_publishers = max_publishers,
                                        .overflow = overflow_of(overflow),
-                                       .ownership = ownership == "system" ? Ownership::system : Ownership::process,
+                                       .ownership = ownership_of(ownership),
                                        .mode = mode};
             return value_or_raise(Topic::create(name, options));
           },

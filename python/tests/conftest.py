@@ -4,6 +4,8 @@ import itertools
 import os
 import shutil
 import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -17,7 +19,7 @@ def name(request):
     """A name no other test uses; whatever was made under it is removed afterwards."""
     made = f"py-{os.getpid()}-{next(_counter)}"
     yield made
-    for remove in (shmbox.Mailbox.remove, shmbox.Segment.remove, shmbox.Topic.remove):
+    for remove in (shmbox.Mailbox.remove, shmbox.Segment.remove, shmbox.Topic.remove, shmbox.Board.remove):
         try:
             remove(made)
         except shmbox.Error:
@@ -43,3 +45,14 @@ def cli():
                               env=environment)
 
     return run
+
+
+@pytest.fixture
+def spawn():
+    """Starts a Python process of its own running `code` (with shmbox importable) with
+    `args`: its Popen, stdout and stderr piped."""
+    def start(code, *args):
+        return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    return start

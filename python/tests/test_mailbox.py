@@ -1,22 +1,12 @@
 """Mailboxes from Python: every waiting form, across real processes, with the C++ tool as
 the other side, and nothing lost when a receiver is interrupted or killed while it waits."""
 
-import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
 
 import shmbox
-
-
-def spawn(code, *args):
-    """A Python process of its own running `code` (with shmbox importable)."""
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def test_send_and_receive_any_buffer(name):
@@ -46,7 +36,7 @@ def test_waiting_forms(name):
     assert box.receive(timeout=0) == b"one"
 
 
-def test_a_python_receiver_in_another_process(name):
+def test_a_python_receiver_in_another_process(name, spawn):
     box = shmbox.Mailbox.create(name, capacity=8)
     receiver = spawn("""
         import sys, shmbox
@@ -63,7 +53,7 @@ def test_a_python_receiver_in_another_process(name):
         box.send(b"late")
 
 
-def test_zero_buffering_is_a_rendezvous(name):
+def test_zero_buffering_is_a_rendezvous(name, spawn):
     box = shmbox.Mailbox.create(name, buffering="zero")
     sender = spawn("""
         import sys, time, shmbox
@@ -89,7 +79,7 @@ def test_the_cpp_tool_and_python_exchange_messages(name, cli):
     assert cli("recv", name, "--count", "1").stdout == b"from python\n"
 
 
-def test_ctrl_c_interrupts_a_wait_and_loses_nothing(name):
+def test_ctrl_c_interrupts_a_wait_and_loses_nothing(name, spawn):
     box = shmbox.Mailbox.create(name, ownership="system")
     receiver = spawn("""
         import sys, shmbox
@@ -111,7 +101,7 @@ def test_ctrl_c_interrupts_a_wait_and_loses_nothing(name):
     assert box.receive(timeout=0) == b"after"
 
 
-def test_a_receiver_killed_while_it_waits_takes_nothing_with_it(name):
+def test_a_receiver_killed_while_it_waits_takes_nothing_with_it(name, spawn):
     box = shmbox.Mailbox.create(name, ownership="system")
     receivers = [spawn("""
         import sys, shmbox
@@ -150,7 +140,7 @@ def test_a_handle_is_one_threads_at_a_time(name):
     waiting.join()
 
 
-def test_a_zero_capacity_loan_waits_in_one_piece_for_a_late_receiver(name):
+def test_a_zero_capacity_loan_waits_in_one_piece_for_a_late_receiver(name, spawn):
     box = shmbox.Mailbox.create(name, buffering="zero")
     receiver = spawn("""
         import sys, time, shmbox
