@@ -134,6 +134,7 @@ void bind_topic(py::module_& module);
 void bind_segment(py::module_& module);
 void bind_mailbox(py::module_& module);
 void bind_board(py::module_& module);
+void bind_endpoint(py::module_& module);
 void bind_pool(py::module_& module);
 
 }  // namespace shmbox::python

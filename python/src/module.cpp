@@ -8,6 +8,7 @@ PYBIND11_MODULE(_shmbox, module) {
   shmbox::python::bind_segment(module);
   shmbox::python::bind_mailbox(module);
   shmbox::python::bind_topic(module);
+  shmbox::python::bind_endpoint(module);
   shmbox::python::bind_board(module);
   shmbox::python::bind_pool(module);
 }

@@ -3,8 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "binding.hpp"
-#include "shmbox/topic.hpp"
+#include "handles.hpp"
 
 namespace shmbox::python {
 namespace {
@@ -22,16 +21,6 @@ struct PyDelivered {
   std::uint64_t sequence = 0;
   std::uint64_t lost = 0;
 };
-
-// A Publisher or Subscriber with its topic's name, one thread's at a time.
-template <class Handle>
-struct PyTopicHandle {
-  Handle handle;
-  std::string object;
-  OneThreadAtATime use;
-};
-using PyPublisher = PyTopicHandle<Publisher>;
-using PySubscriber = PyTopicHandle<Subscriber>;
 
 std::string object_of(const std::string& name) { return "topic '" + name + "'"; }
 

@@ -1,0 +1,126 @@
+// The Python handles that more than one part of the extension uses: the selector watches
+// mailboxes, subscribers and endpoints.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "binding.hpp"
+#include "shmbox/endpoint.hpp"
+#include "shmbox/mailbox.hpp"
+#include "shmbox/topic.hpp"
+
+namespace shmbox::python {
+
+// How many selectors watch a handle: one that is watched cannot let go of what they watch.
+class WatchCount {
+ public:
+  void add() noexcept { ++count_; }
+  void remove() noexcept { --count_; }
+  bool watched() const noexcept { return count_ != 0; }
+  static Error watched_error(const std::string& object) {
+    return Error{Errc::invalid_argument, object, "a selector watches this handle: close the selector first"};
+  }
+
+ private:
+  int count_ = 0;
+};
+
+// A Mailbox handle that detach() (or leaving a `with`) lets go of; the mailbox stays. It
+// counts the loans and messages in place it lent (they use its connection to the mailbox),
+// and refuses to let go while any is held.
+class PyMailbox {
+ public:
+  explicit PyMailbox(Mailbox mailbox) : mailbox_(std::move(mailbox)), name_(mailbox_->name()) {}
+
+  Mailbox& mailbox() {
+    if (!mailbox_) raise(Error{Errc::closed, "mailbox '" + name_ + "'", "this handle was detached"});
+    return *mailbox_;
+  }
+  void detach() {
+    if (lent_ != 0) {
+      raise(Error{Errc::invalid_argument, object(),
+                  std::to_string(lent_) + " loans or messages in place of this handle are still held"});
+    }
+    if (watched_.watched()) raise(watched_.watched_error(object()));
+    if (use_.in_use()) raise(OneThreadAtATime::in_use_error(object()));
+    mailbox_.reset();
+  }
+  // For a call that releases the GIL (OneThreadAtATime).
+  OneThreadAtATime::Use use() { return OneThreadAtATime::Use{use_, object()}; }
+  WatchCount& watchers() noexcept { return watched_; }
+  void lend() noexcept { ++lent_; }
+  void take_back() noexcept { --lent_; }
+  const std::string& name() const noexcept { return name_; }
+  std::string object() const { return "mailbox '" + name_ + "'"; }
+
+  void send(const py::object& message, Timeout timeout) {
+    Mailbox& box = mailbox();
+    const ContiguousBytes bytes{message, object()};
+    const auto in_use = use();
+    const auto send_by = [&](Deadline deadline) { return box.send(bytes.view(), deadline); };
+    // A zero-capacity send takes its message back when a slice ends: it waits in one piece.
+    value_or_raise(box.buffering() == Buffering::zero ? wait_whole_without_gil(timeout, send_by)
+                                                      : wait_without_gil(timeout, send_by),
+                   object());
+  }
+
+  // The next message, as bytes; a Closed error once the mailbox is closed and drained.
+  Result<py::bytes> receive(Timeout timeout) {
+    Mailbox& box = mailbox();
+    std::vector<std::byte> message;
+    Result<void> received = [&] {
+      const auto in_use = use();
+      return wait_without_gil(timeout, [&](Deadline deadline) { return box.receive(message, deadline); });
+    }();
+    if (!received) return std::unexpected(received.error());
+    return py::bytes(reinterpret_cast<const char*>(message.data()), message.size());
+  }
+
+ private:
+  std::optional<Mailbox> mailbox_;
+  std::string name_;
+  std::size_t lent_ = 0;
+  OneThreadAtATime use_;
+  WatchCount watched_;
+};
+
+// A Publisher or Subscriber with its topic's name, one thread's at a time.
+template <class Handle>
+struct PyTopicHandle {
+  Handle handle;
+  std::string object;
+  OneThreadAtATime use;
+};
+using PyPublisher = PyTopicHandle<Publisher>;
+using PySubscriber = PyTopicHandle<Subscriber>;
+
+// An Endpoint that leave() (or the end of a `with`) gives up: its name is free again.
+class PyEndpoint {
+ public:
+  explicit PyEndpoint(Endpoint endpoint) : endpoint_(std::move(endpoint)), name_(endpoint_->name()) {}
+
+  Endpoint& endpoint() {
+    if (!endpoint_) raise(Error{Errc::closed, object(), "this handle left the endpoint"});
+    return *endpoint_;
+  }
+  void leave() {
+    if (watched_.watched()) raise(watched_.watched_error(object()));
+    if (use_.in_use()) raise(OneThreadAtATime::in_use_error(object()));
+    endpoint_.reset();
+  }
+  OneThreadAtATime::Use use() { return OneThreadAtATime::Use{use_, object()}; }
+  const std::string& name() const noexcept { return name_; }
+  std::string object() const { return "endpoint '" + name_ + "'"; }
+  WatchCount& watchers() noexcept { return watched_; }
+
+ private:
+  std::optional<Endpoint> endpoint_;
+  std::string name_;
+  OneThreadAtATime use_;
+  WatchCount watched_;
+};
+
+}  // namespace shmbox::python
