@@ -54,6 +54,13 @@ class Deadline {
 inline constexpr Deadline forever = Deadline::forever();
 inline constexpr Deadline no_wait = Deadline::none();
 
+// The earlier of two deadlines (no_wait counts as the earliest).
+[[nodiscard]] constexpr Deadline earlier(Deadline one, Deadline other) noexcept {
+  if (one.is_none() || other.is_forever()) return one;
+  if (other.is_none() || one.is_forever()) return other;
+  return one.until() < other.until() ? one : other;
+}
+
 // A kernel wake-up costs tens of microseconds; a waiter that expects its peer to
 // answer sooner than that does better to spin first.
 enum class WaitMode : std::uint8_t {

@@ -1,6 +1,7 @@
 """shmbox: shared memory and message passing between processes, from Python.
 
-The same mailboxes, endpoints, segments, topics, boards and pools as the C++ library,
+The same mailboxes, endpoints, segments, topics, boards, locks, services and pools as the C++
+library,
 shared with C++ processes by name::
 
     import shmbox
@@ -14,10 +15,11 @@ Every error is a shmbox.Error, of the class for its cause (shmbox.errors).
 """
 
 from . import errors
-from ._shmbox import (Board, BoardValue, Delivered, Endpoint, Mailbox, Publisher, ReceivedMessage, Segment, Selector,
-                      SendLoan, Subscriber, Topic)
+from ._shmbox import (Board, BoardValue, Call, Client, Delivered, Endpoint, HeldLock, Lock, Mailbox, Publisher,
+                      ReceivedMessage, Request, Segment, Selector, SendLoan, Server, Subscriber, Topic)
 from .errors import *  # noqa: F401,F403 (the exception classes, at the top level)
 from .pool import Pool
 
-__all__ = ["Board", "BoardValue", "Delivered", "Endpoint", "Mailbox", "Pool", "Publisher", "ReceivedMessage",
-           "Segment", "Selector", "SendLoan", "Subscriber", "Topic", "errors"] + errors.__all__
+__all__ = ["Board", "BoardValue", "Call", "Client", "Delivered", "Endpoint", "HeldLock", "Lock", "Mailbox", "Pool",
+           "Publisher", "ReceivedMessage", "Request", "Segment", "Selector", "SendLoan", "Server", "Subscriber", "Topic",
+           "errors"] + errors.__all__

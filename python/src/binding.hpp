@@ -61,16 +61,15 @@ auto wait_whole_without_gil(Timeout timeout, Attempt&& attempt) -> decltype(atte
 }
 
 // Runs `attempt` (a call taking a Deadline, answering a Result) with the GIL released, in
-// slices of at most 100 ms, looking for signals between them: Ctrl-C interrupts a wait
-// within 100 ms with KeyboardInterrupt. A slice either completes (what it took is
-// returned) or times out having taken nothing.
+// slices of at most 100 ms until `whole`, looking for signals between them: Ctrl-C
+// interrupts a wait within 100 ms with KeyboardInterrupt. A slice either completes (what
+// it took is returned) or times out having taken nothing.
 template <class Attempt>
-auto wait_without_gil(Timeout timeout, Attempt&& attempt) -> decltype(attempt(Deadline::forever())) {
+auto wait_without_gil(Deadline whole, Attempt&& attempt) -> decltype(attempt(Deadline::forever())) {
   constexpr auto slice = std::chrono::milliseconds{100};
-  const Deadline whole = deadline_of(timeout);
   for (;;) {
-    const bool last = whole.is_none() || (!whole.is_forever() && whole.until() <= Deadline::clock::now() + slice);
-    const Deadline this_slice = last ? whole : Deadline{Deadline::clock::now() + slice};
+    const Deadline this_slice = earlier(whole, Deadline{Deadline::clock::now() + slice});
+    const bool last = this_slice.is_none() || (!whole.is_forever() && this_slice.until() == whole.until());
     auto result = [&] {
       const py::gil_scoped_release unlocked;
       return attempt(this_slice);
@@ -78,6 +77,11 @@ auto wait_without_gil(Timeout timeout, Attempt&& attempt) -> decltype(attempt(De
     if (result || result.error().errc() != Errc::timeout || last) return result;
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
   }
+}
+
+template <class Attempt>
+auto wait_without_gil(Timeout timeout, Attempt&& attempt) -> decltype(attempt(Deadline::forever())) {
+  return wait_without_gil(deadline_of(timeout), std::forward<Attempt>(attempt));
 }
 
 // A handle that a thread uses while others run (its waits release the GIL) is one thread's
@@ -134,6 +138,8 @@ void bind_topic(py::module_& module);
 void bind_segment(py::module_& module);
 void bind_mailbox(py::module_& module);
 void bind_board(py::module_& module);
+void bind_lock(py::module_& module);
+void bind_service(py::module_& module);
 void bind_endpoint(py::module_& module);
 void bind_pool(py::module_& module);
 

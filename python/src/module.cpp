@@ -10,5 +10,7 @@ PYBIND11_MODULE(_shmbox, module) {
   shmbox::python::bind_topic(module);
   shmbox::python::bind_endpoint(module);
   shmbox::python::bind_board(module);
+  shmbox::python::bind_lock(module);
+  shmbox::python::bind_service(module);
   shmbox::python::bind_pool(module);
 }

@@ -19,7 +19,8 @@ def name(request):
     """A name no other test uses; whatever was made under it is removed afterwards."""
     made = f"py-{os.getpid()}-{next(_counter)}"
     yield made
-    for remove in (shmbox.Mailbox.remove, shmbox.Segment.remove, shmbox.Topic.remove, shmbox.Board.remove):
+    for remove in (shmbox.Mailbox.remove, shmbox.Segment.remove, shmbox.Topic.remove, shmbox.Board.remove,
+                   shmbox.Lock.remove, shmbox.Server.remove):
         try:
             remove(made)
         except shmbox.Error:
@@ -44,6 +45,11 @@ def cli():
         return subprocess.run([path, *args], input=input, capture_output=True, check=check, timeout=60,
                               env=environment)
 
+    def start(*args):
+        """The tool started, not waited for: its Popen, stdout and stderr piped."""
+        return subprocess.Popen([path, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
+
+    run.start = start
     return run
 
 

@@ -207,12 +207,6 @@ struct PoolState {
     }
   }
 
-  static Deadline earlier(const Deadline& a, const Deadline& b) {
-    if (a.is_none() || b.is_forever()) return a;
-    if (b.is_none() || a.is_forever()) return b;
-    return a.until() < b.until() ? a : b;
-  }
-
   Result<void> take_report() {
     ResultHeader header{};
     if (buffer.size() < sizeof header) {

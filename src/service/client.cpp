@@ -83,7 +83,7 @@ std::uint64_t Call::id() const noexcept { return id_; }
 Result<std::optional<std::vector<std::byte>>> Call::next_part(Deadline deadline) {
   if (!client_) return std::unexpected(Error{Errc::invalid_argument, "call", "is empty (moved from)"});
   if (ended_) return std::nullopt;
-  const Deadline until = detail::earlier(deadline, deadline_);
+  const Deadline until = earlier(deadline, deadline_);
   for (;;) {
     auto answer = client_->next_answer(id_, until);
     if (!answer) return std::unexpected(answer.error());

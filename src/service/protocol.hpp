@@ -28,13 +28,6 @@ inline constexpr std::uint32_t max_failure_text = 1024;
 // How often a waiting call (or server) looks whether the service was removed.
 inline constexpr std::chrono::milliseconds service_check_interval{100};
 
-// The earlier of two deadlines (no_wait counts as the earliest).
-inline Deadline earlier(Deadline one, Deadline other) {
-  if (one.is_none() || other.is_forever()) return one;
-  if (other.is_none() || one.is_forever()) return other;
-  return one.until() < other.until() ? one : other;
-}
-
 // A request: this header, the name of the client's answer mailbox, the request's bytes.
 struct RequestHeader {
   std::uint32_t magic;
