@@ -139,9 +139,11 @@ class Pool:
     def __repr__(self) -> str:
         return f"<shmbox.Pool '{self.name}' workers={self._workers}>"
 
-    # Chunks in flight at once: enough to keep every worker busy while results come back.
+    # Chunks submitted ahead of the result awaited: past the pool's queue (4 per worker) and
+    # the workers' hands, so that no worker waits while results come back; submit() itself
+    # waits while the queue is full.
     def _window(self) -> int:
-        return 2 * self._workers
+        return 8 * self._workers
 
     def _check_open(self) -> None:
         if self._closed:
