@@ -16,10 +16,11 @@ Every error is a shmbox.Error, of the class for its cause (shmbox.errors).
 
 from . import errors
 from ._shmbox import (Board, BoardValue, Call, Client, Delivered, Endpoint, HeldLock, Lock, Mailbox, Publisher,
-                      ReceivedMessage, Request, Segment, Selector, SendLoan, Server, Subscriber, Topic)
+                      ReceivedMessage, Request, Segment, Selector, SendLoan, Server, Subscriber, Topic, TopicLoan,
+                      TopicMessage)
 from .errors import *  # noqa: F401,F403 (the exception classes, at the top level)
 from .pool import Pool
 
 __all__ = ["Board", "BoardValue", "Call", "Client", "Delivered", "Endpoint", "HeldLock", "Lock", "Mailbox", "Pool",
            "Publisher", "ReceivedMessage", "Request", "Segment", "Selector", "SendLoan", "Server", "Subscriber", "Topic",
-           "errors"] + errors.__all__
+           "TopicLoan", "TopicMessage", "errors"] + errors.__all__

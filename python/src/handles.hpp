@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "binding.hpp"
+#include "lent.hpp"
 #include "shmbox/endpoint.hpp"
 #include "shmbox/mailbox.hpp"
 #include "shmbox/topic.hpp"
@@ -40,9 +41,9 @@ class PyMailbox {
     return *mailbox_;
   }
   void detach() {
-    if (lent_ != 0) {
+    if (lent_.held() != 0) {
       raise(Error{Errc::invalid_argument, object(),
-                  std::to_string(lent_) + " loans or messages in place of this handle are still held"});
+                  std::to_string(lent_.held()) + " loans or messages in place of this handle are still held"});
     }
     if (watched_.watched()) raise(watched_.watched_error(object()));
     if (use_.in_use()) raise(OneThreadAtATime::in_use_error(object()));
@@ -51,8 +52,7 @@ class PyMailbox {
   // For a call that releases the GIL (OneThreadAtATime).
   OneThreadAtATime::Use use() { return OneThreadAtATime::Use{use_, object()}; }
   WatchCount& watchers() noexcept { return watched_; }
-  void lend() noexcept { ++lent_; }
-  void take_back() noexcept { --lent_; }
+  LentCount& lent() noexcept { return lent_; }
   const std::string& name() const noexcept { return name_; }
   std::string object() const { return "mailbox '" + name_ + "'"; }
 
@@ -82,12 +82,13 @@ class PyMailbox {
  private:
   std::optional<Mailbox> mailbox_;
   std::string name_;
-  std::size_t lent_ = 0;
+  LentCount lent_;
   OneThreadAtATime use_;
   WatchCount watched_;
 };
 
-// A Publisher or Subscriber with its topic's name, one thread's at a time.
+// A Publisher or Subscriber with its topic's name, one thread's at a time. A loan or a
+// message in place keeps its handle alive while it is held.
 template <class Handle>
 struct PyTopicHandle {
   Handle handle;

@@ -7,103 +7,10 @@
 #include <vector>
 
 #include "handles.hpp"
+#include "lent.hpp"
 
 namespace shmbox::python {
 namespace {
-
-// What the memoryview of a loan or a message in place exports. Only its lender holds it,
-// and gives the lent bytes back only once that view (and every view taken of it, numpy's
-// among them) has been released: memoryview.release() refuses while views of it live.
-// It holds the mailbox handle too: a view may outlive the Python object that lent it, and
-// the lent bytes go back through the handle.
-template <class Lent>
-struct LentMemory {
-  LentMemory(py::object mailbox, Lent lent_bytes, bool writable_bytes)
-      : owner(std::move(mailbox)), lent(std::move(lent_bytes)), writable(writable_bytes) {
-    owner.cast<PyMailbox&>().lend();
-  }
-  LentMemory(LentMemory&& other) noexcept
-      : owner(std::move(other.owner)), lent(std::exchange(other.lent, std::nullopt)), writable(other.writable) {}
-  LentMemory(const LentMemory&) = delete;
-  LentMemory& operator=(const LentMemory&) = delete;
-  LentMemory& operator=(LentMemory&&) = delete;
-  ~LentMemory() { finish(); }
-  // The bytes are back (committed, abandoned, released): destroying the C++ object gives
-  // back what was not.
-  void finish() noexcept {
-    if (!lent) return;
-    lent.reset();
-    owner.cast<PyMailbox&>().take_back();
-  }
-
-  py::object owner;
-  std::optional<Lent> lent;
-  bool writable = false;
-  int exports = 0;  // buffers given out and not released: views (and views of views) alive
-};
-
-// A loan (`Lent` = SendLoan) or a message in place (ReceivedMessage), with its mailbox
-// handle kept alive, its bytes as `data`, and a context manager that ends it: a loan is
-// committed (abandoned if the block raised), a message released.
-template <class Lent>
-class PyLent {
- public:
-  PyLent(py::object mailbox, Lent lent, bool writable) : mailbox_(mailbox) {
-    memory_object_ = py::cast(LentMemory<Lent>{std::move(mailbox), std::move(lent), writable});
-    memory_ = &memory_object_.cast<LentMemory<Lent>&>();
-  }
-  PyLent(const PyLent&) = delete;
-  PyLent& operator=(const PyLent&) = delete;
-  ~PyLent() = default;  // the exporter gives the bytes back once no view holds it
-
-  py::object data() {
-    if (ended()) raise(Error{Errc::invalid_argument, owner().object(), ended_what()});
-    if (view_.is_none()) view_ = py::memoryview(memory_object_);
-    return view_;
-  }
-  Lent& lent() const {
-    if (ended()) raise(Error{Errc::invalid_argument, owner().object(), ended_what()});
-    return *memory_->lent;
-  }
-  // Releases the view (BufferError while views of it live), then hands the bytes back
-  // (`hand_back` answers a Result). A failed commit used the loan up too (the mailbox took
-  // the message back), except one too large, which the caller may commit shorter.
-  template <class HandBack>
-  void end(HandBack&& hand_back) {
-    (void)lent();
-    if (!view_.is_none()) view_.attr("release")();
-    view_ = py::none();
-    if (memory_->exports != 0) {
-      PyErr_SetString(PyExc_BufferError, "views of the bytes are still alive (slices, copies of the view): "
-                                         "release them or let them go first");
-      throw py::error_already_set();
-    }
-    Result<void> handed = hand_back(*memory_->lent);
-    if (handed || handed.error() != Errc::too_large) memory_->finish();
-    value_or_raise(std::move(handed), owner().object());
-  }
-  // The end of a `with` block that raised: hands the bytes back if nothing else shows them,
-  // else leaves that to the last view's going; never raises over the block's exception.
-  template <class HandBack>
-  void end_quietly(HandBack&& hand_back) {
-    if (ended()) return;
-    try {
-      end(hand_back);
-    } catch (const py::error_already_set&) {
-    }
-  }
-  PyMailbox& owner() const { return mailbox_.cast<PyMailbox&>(); }
-
- private:
-  bool ended() const noexcept { return !memory_->lent.has_value(); }
-  static std::string ended_what() {
-    return std::is_same_v<Lent, SendLoan> ? "this loan was committed or abandoned" : "this message was released";
-  }
-  py::object mailbox_;
-  py::object memory_object_;  // the exporter, held apart: a released view lets go of it
-  LentMemory<Lent>* memory_ = nullptr;
-  py::object view_ = py::none();  // the view handed out; every other derives from it
-};
 
 using PyLoan = PyLent<SendLoan>;
 using PyMessage = PyLent<ReceivedMessage>;
@@ -119,50 +26,6 @@ Result<void> release_message(ReceivedMessage& message) {
 Result<void> requeue_message(ReceivedMessage& message) {
   message.requeue();
   return {};
-}
-
-// The buffer protocol by hand, to count the buffers given out: each memoryview made of
-// the exporter holds one until it and every view derived from it are released.
-template <class Lent>
-int get_lent_buffer(PyObject* exporter, Py_buffer* view, int flags) {
-  LentMemory<Lent>* found = nullptr;
-  try {
-    found = &py::handle(exporter).cast<LentMemory<Lent>&>();
-  } catch (const py::cast_error&) {
-    PyErr_SetString(PyExc_BufferError, "not lent bytes");
-    return -1;
-  }
-  LentMemory<Lent>& memory = *found;
-  if (!memory.lent) {
-    PyErr_SetString(PyExc_BufferError, "the bytes were given back");
-    return -1;
-  }
-  const std::span<std::byte> bytes = [&] {
-    if constexpr (std::is_same_v<Lent, SendLoan>) return memory.lent->data();
-    else return memory.lent->writable_data();
-  }();
-  if (PyBuffer_FillInfo(view, exporter, bytes.data(), static_cast<Py_ssize_t>(bytes.size()), memory.writable ? 0 : 1,
-                        flags) != 0) {
-    return -1;
-  }
-  ++memory.exports;
-  return 0;
-}
-
-template <class Lent>
-void release_lent_buffer(PyObject* exporter, Py_buffer*) {
-  try {
-    --py::handle(exporter).cast<LentMemory<Lent>&>().exports;
-  } catch (const py::cast_error&) {  // get_lent_buffer gave it no buffer: nothing to count
-  }
-}
-
-template <class Lent>
-void bind_lent_memory(py::module_& module, const char* name) {
-  const py::class_<LentMemory<Lent>> memory(module, name, py::buffer_protocol());
-  auto* type = reinterpret_cast<PyHeapTypeObject*>(memory.ptr());
-  type->as_buffer.bf_getbuffer = &get_lent_buffer<Lent>;
-  type->as_buffer.bf_releasebuffer = &release_lent_buffer<Lent>;
 }
 
 }  // namespace
@@ -267,7 +130,7 @@ void bind_mailbox(py::module_& module) {
                   return wait_without_gil(timeout, [&](Deadline deadline) { return mailbox.loan(size, deadline); });
                 }(),
                 box.object());
-            return std::make_unique<PyLoan>(std::move(self), std::move(loan), true);
+            return std::make_unique<PyLoan>(self, &box.lent(), box.object(), std::move(loan), true);
           },
           py::arg("size"), py::arg("timeout") = py::none(),
           "Room for a message of up to `size` bytes, to write in place (zero-copy):\n"
@@ -284,7 +147,7 @@ void bind_mailbox(py::module_& module) {
                   return wait_without_gil(timeout, [&](Deadline deadline) { return mailbox.receive_in_place(deadline); });
                 }(),
                 box.object());
-            return std::make_unique<PyMessage>(std::move(self), std::move(message), false);
+            return std::make_unique<PyMessage>(self, &box.lent(), box.object(), std::move(message), false);
           },
           py::arg("timeout") = py::none(),
           "The next message, read in place (zero-copy) until released:\n"

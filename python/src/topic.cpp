@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "handles.hpp"
+#include "lent.hpp"
 
 namespace shmbox::python {
 namespace {
@@ -44,9 +45,78 @@ Result<PyDelivered> receive(PySubscriber& self, Timeout timeout) {
                      delivered->lost};
 }
 
+using PyTopicLoan = PyLent<TopicLoan>;
+using PyTopicMessage = PyLent<TopicMessage>;
+
+Result<void> give_back(TopicLoan& loan) {
+  loan = TopicLoan{};
+  return {};
+}
+Result<void> release(TopicMessage& message) {
+  message.release();
+  return {};
+}
+
+// Publishes a loan: its sequence number. In one piece: a publish that gives up gives the
+// loan back, so a slice's end would lose it.
+std::uint64_t publish_loan(PyTopicLoan& self, PyPublisher& publisher, Timeout timeout) {
+  const OneThreadAtATime::Use in_use{publisher.use, publisher.object};
+  return self.end([&](TopicLoan& loan) {
+    return wait_whole_without_gil(timeout,
+                                  [&](Deadline deadline) { return publisher.handle.publish(std::move(loan), deadline); });
+  });
+}
+
+// A loan with its publisher, which publishes it.
+struct PyTopicLoanOf {
+  PyTopicLoanOf(const py::object& lender, const std::string& object, TopicLoan lent)
+      : loan(lender, nullptr, object, std::move(lent), true), publisher(lender) {}
+  PyTopicLoan loan;
+  py::object publisher;
+};
+
 }  // namespace
 
 void bind_topic(py::module_& module) {
+  bind_lent_memory<TopicLoan>(module, "_TopicLoanMemory");
+  bind_lent_memory<TopicMessage>(module, "_TopicMessageMemory");
+  py::class_<PyTopicLoanOf>(module, "TopicLoan",
+                            "Room for a message in the topic's memory, written in place through `data` (a\n"
+                            "writable memoryview), then published. As a context manager it gives `data` and\n"
+                            "publishes it at the end of the block (gives it back if the block raised).")
+      .def_property_readonly("data", [](PyTopicLoanOf& self) { return self.loan.data(); })
+      .def(
+          "publish",
+          [](PyTopicLoanOf& self, Timeout timeout) {
+            return publish_loan(self.loan, self.publisher.cast<PyPublisher&>(), timeout);
+          },
+          py::arg("timeout") = py::none(),
+          "Publishes what was written; its sequence number. Every view of `data` must be released\n"
+          "first (BufferError otherwise). Refused (WouldBlock, Timeout), the room is given back.")
+      .def("abandon", [](PyTopicLoanOf& self) { self.loan.end(give_back); }, "Gives the room back unpublished.")
+      .def("__enter__", [](PyTopicLoanOf& self) { return self.loan.data(); })
+      .def("__exit__", [](PyTopicLoanOf& self, const py::object& type, const py::object&, const py::object&) {
+        if (!type.is_none()) return self.loan.end_quietly(give_back);
+        (void)publish_loan(self.loan, self.publisher.cast<PyPublisher&>(), std::nullopt);
+      });
+  py::class_<PyTopicMessage>(module, "TopicMessage",
+                             "A message read in place in the topic's memory: `data` is a read-only\n"
+                             "memoryview, valid until release() (or the end of a `with` block). A\n"
+                             "subscriber holds a few at once at most (the topic's held_per_subscriber).")
+      .def_property_readonly("data", &PyTopicMessage::data)
+      .def_property_readonly("sequence", [](const PyTopicMessage& self) { return self.lent().info().sequence; })
+      .def_property_readonly("lost", [](const PyTopicMessage& self) { return self.lent().info().lost; },
+                             "messages lost just before it")
+      .def("release", [](PyTopicMessage& self) { self.end(release); },
+           "Lets go of the message. Every view of `data` must be released first (BufferError\n"
+           "otherwise).")
+      .def("__enter__", &PyTopicMessage::data)
+      .def("__exit__", [](PyTopicMessage& self, const py::object& type, const py::object&, const py::object&) {
+        // Every subscriber has its own copy of the news: a block that raised lets go too.
+        if (!type.is_none()) return self.end_quietly(release);
+        self.end(release);
+      });
+
   py::class_<PyDelivered>(module, "Delivered", "A message a subscriber received.")
       .def_readonly("data", &PyDelivered::data, "its bytes")
       .def_readonly("sequence", &PyDelivered::sequence, "the topic's number for it, from 1")
@@ -57,6 +127,22 @@ void bind_topic(py::module_& module) {
       });
 
   py::class_<PyPublisher>(module, "Publisher", "Publishes into its topic: every subscriber gets every message.")
+      .def(
+          "loan",
+          [](py::object self, std::size_t size) {
+            PyPublisher& publisher = self.cast<PyPublisher&>();
+            auto loan = [&] {
+              const OneThreadAtATime::Use in_use{publisher.use, publisher.object};
+              return publisher.handle.loan(size);
+            }();
+            return std::make_unique<PyTopicLoanOf>(self, publisher.object,
+                                                   value_or_raise(std::move(loan), publisher.object));
+          },
+          py::arg("size"),
+          "Room for a message of `size` bytes in the topic's memory, to write in place (zero-copy;\n"
+          "one loan at a time):\n"
+          "    with publisher.loan(64) as room:\n"
+          "        room[:5] = b'hello'   # published (all 64 bytes) at the end of the block")
       .def("publish", &publish, py::arg("message"), py::arg("timeout") = py::none(),
            "Publishes `message` (any contiguous buffer); its sequence number. A blocking topic waits\n"
            "while a live subscriber has not read the oldest message it keeps (WouldBlock with\n"
@@ -67,6 +153,22 @@ void bind_topic(py::module_& module) {
           "receive",
           [](PySubscriber& self, Timeout timeout) { return value_or_raise(receive(self, timeout), self.object); },
           py::arg("timeout") = py::none(), "The next message, a Delivered (data, sequence, lost).")
+      .def(
+          "receive_in_place",
+          [](py::object self, Timeout timeout) {
+            PySubscriber& subscriber = self.cast<PySubscriber&>();
+            auto message = [&] {
+              const OneThreadAtATime::Use in_use{subscriber.use, subscriber.object};
+              return wait_without_gil(timeout,
+                                      [&](Deadline deadline) { return subscriber.handle.receive_in_place(deadline); });
+            }();
+            return std::make_unique<PyTopicMessage>(self, nullptr, subscriber.object,
+                                                    value_or_raise(std::move(message), subscriber.object), false);
+          },
+          py::arg("timeout") = py::none(),
+          "The next message, read in place (zero-copy) until released:\n"
+          "    with subscriber.receive_in_place() as data:\n"
+          "        total = numpy.frombuffer(data, dtype=numpy.int64).sum()")
       .def_property_readonly("lost", [](const PySubscriber& self) { return self.handle.lost(); },
                              "Messages lost so far (overwritten before they were read).")
       .def("__iter__", [](py::object self) { return self; })
@@ -82,13 +184,14 @@ void bind_topic(py::module_& module) {
       .def_static(
           "create",
           [](const std::string& name, std::uint32_t capacity, std::uint32_t history, std::uint32_t max_message_size,
-             std::uint32_t max_subscribers, std::uint32_t max_publishers, const std::string& overflow,
-             const std::string& ownership, unsigned mode) {
+             std::uint32_t max_subscribers, std::uint32_t max_publishers, std::uint32_t held_per_subscriber,
+             const std::string& overflow, const std::string& ownership, unsigned mode) {
             const TopicOptions options{.capacity = capacity,
                                        .history = history,
                                        .max_message_size = max_message_size,
                                        .max_subscribers = max_subscribers,
                                        .max_publishers = max_publishers,
+                                       .held_per_subscriber = held_per_subscriber,
                                        .overflow = overflow_of(overflow),
                                        .ownership = ownership_of(ownership),
                                        .mode = mode};
@@ -96,11 +199,12 @@ void bind_topic(py::module_& module) {
           },
           py::arg("name"), py::kw_only(), py::arg("capacity") = 64, py::arg("history") = 0,
           py::arg("max_message_size") = 4096, py::arg("max_subscribers") = 16, py::arg("max_publishers") = 8,
-          py::arg("overflow") = "block", py::arg("ownership") = "process", py::arg("mode") = 0600,
+          py::arg("held_per_subscriber") = TopicOptions{}.held_per_subscriber, py::arg("overflow") = "block", py::arg("ownership") = "process", py::arg("mode") = 0600,
           "Creates topic `name`, keeping the last `capacity` messages, of which a late subscriber may\n"
           "ask for `history`. overflow: 'block' (publishers wait for the slowest live subscriber) or\n"
           "'overwrite' (slow subscribers lose the oldest, and are told). max_publishers=1 is the\n"
-          "fastest topic (its publisher is its only writer).")
+          "fastest topic (its publisher is its only writer). held_per_subscriber: messages a\n"
+          "subscriber may hold in place at once.")
       .def_static(
           "open", [](const std::string& name) { return value_or_raise(Topic::open(name)); }, py::arg("name"),
           "Opens topic `name`.")

@@ -1,7 +1,9 @@
 """Loans and messages in place: bytes written and read where they lie in the mailbox, views
 that cannot outlive what they show, and nothing lost when a holder is killed."""
 
+import base64
 import gc
+import json
 import subprocess
 import sys
 import textwrap
@@ -96,3 +98,39 @@ def test_a_receiver_killed_holding_a_message_in_place_loses_nothing(name):
     holder.kill()
     holder.wait()
     assert box.receive(timeout=10) == b"precious"  # recovered from the dead holder
+
+
+def test_a_topic_loan_written_by_numpy_reaches_the_cpp_tool(name, cli):
+    topic = shmbox.Topic.create(name, history=8, max_message_size=64, max_publishers=1)
+    publisher = topic.publisher()
+    with publisher.loan(3) as room:
+        np.frombuffer(room, dtype=np.uint8)[:] = [1, 2, 3]
+    with pytest.raises(RuntimeError):
+        with publisher.loan(8) as room:
+            room[:2] = b"no"
+            raise RuntimeError("given back, not published")
+    loan = publisher.loan(4)
+    loan.data[:] = b"last"
+    assert loan.publish(timeout=5) == 2
+    out = cli("topic", "sub", name, "--history", "--count", "2", "--nonblock", "--json").stdout
+    assert [base64.b64decode(json.loads(line)["data"]) for line in out.splitlines()] == [b"\x01\x02\x03", b"last"]
+
+
+def test_a_subscriber_reads_in_place_what_the_cpp_tool_published(name, cli):
+    topic = shmbox.Topic.create(name, held_per_subscriber=2)
+    subscriber = topic.subscribe()
+    cli("topic", "pub", name, "one", "two", "three")
+    with subscriber.receive_in_place(timeout=5) as data:
+        assert bytes(data) == b"one" and data.readonly
+    first = subscriber.receive_in_place(timeout=5)
+    second = subscriber.receive_in_place(timeout=5)
+    assert (bytes(first.data), first.sequence, first.lost) == (b"two", 2, 0)
+    assert bytes(second.data) == b"three"
+    view = first.data[:1]
+    with pytest.raises(BufferError):
+        first.release()  # a view derived from it is alive
+    view.release()
+    first.release()
+    with pytest.raises(shmbox.InvalidArgument, match=f"^topic '{name}': this message was released$"):
+        first.data
+    second.release()
