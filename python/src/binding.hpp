@@ -6,11 +6,13 @@
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "shmbox/error.hpp"
 #include "shmbox/mailbox_types.hpp"
@@ -97,7 +99,10 @@ class OneThreadAtATime {
     }
     Use(const Use&) = delete;
     Use& operator=(const Use&) = delete;
-    ~Use() { handle_.in_use_ = false; }
+    ~Use() {
+      handle_.in_use_ = false;
+      for (auto deferred = std::exchange(handle_.deferred_, {}); auto& work : deferred) work();
+    }
 
    private:
     OneThreadAtATime& handle_;
@@ -106,9 +111,17 @@ class OneThreadAtATime {
   static Error in_use_error(const std::string& object) {
     return Error{Errc::invalid_argument, object, "this handle is in use by another thread: give each thread its own"};
   }
+  // Runs `work` (which uses the handle and cannot fail) now, or, while another thread uses
+  // the handle, once that thread's call returns: for what Python's collector does on any
+  // thread, as giving back a message in place whose last view went.
+  void run_or_defer(std::function<void()> work) {
+    if (in_use_) deferred_.push_back(std::move(work));
+    else work();
+  }
 
  private:
   bool in_use_ = false;
+  std::vector<std::function<void()>> deferred_;
 };
 
 // A message's bytes, borrowed from any object with the buffer protocol that holds them in

@@ -51,6 +51,7 @@ class PyMailbox {
   }
   // For a call that releases the GIL (OneThreadAtATime).
   OneThreadAtATime::Use use() { return OneThreadAtATime::Use{use_, object()}; }
+  OneThreadAtATime& one_thread() noexcept { return use_; }
   WatchCount& watchers() noexcept { return watched_; }
   LentCount& lent() noexcept { return lent_; }
   const std::string& name() const noexcept { return name_; }

@@ -2,6 +2,7 @@
 // that may not outlive them (docs/python.md, "Views of lent bytes").
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -45,31 +46,53 @@ inline std::span<std::byte> lent_bytes(TopicMessage& message) {
 // outlive the Python object that lent it, and the lent bytes go back through the handle.
 template <class Lent>
 struct LentMemory {
-  LentMemory(py::object lender, LentCount* lender_count, Lent lent_bytes, bool writable_bytes)
-      : owner(std::move(lender)), count(lender_count), lent(std::move(lent_bytes)), writable(writable_bytes) {
+  LentMemory(py::object lender, OneThreadAtATime& lender_use, LentCount* lender_count, std::string lender_object,
+             Lent lent_bytes, bool writable_bytes)
+      : owner(std::move(lender)),
+        use(&lender_use),
+        count(lender_count),
+        object(std::move(lender_object)),
+        lent(std::move(lent_bytes)),
+        writable(writable_bytes) {
     if (count != nullptr) count->lend();
   }
   LentMemory(LentMemory&& other) noexcept
       : owner(std::move(other.owner)),
+        use(other.use),
         count(other.count),
+        object(std::move(other.object)),
         lent(std::exchange(other.lent, std::nullopt)),
-        writable(other.writable) {}
+        writable(other.writable),
+        put_back(other.put_back) {}
   LentMemory(const LentMemory&) = delete;
   LentMemory& operator=(const LentMemory&) = delete;
   LentMemory& operator=(LentMemory&&) = delete;
   ~LentMemory() { finish(); }
-  // The bytes are back (committed, abandoned, released): destroying the C++ object gives
-  // back what was not.
+  // The bytes are back (committed, abandoned, released), or given back now as the lent
+  // object's destructor does (a message put back first, if its block raised): through the
+  // lender's handle, so after the call of another thread that uses it, if one does.
   void finish() noexcept {
     if (!lent) return;
+    auto last = std::make_shared<Lent>(std::move(*lent));
     lent.reset();
     if (count != nullptr) count->take_back();
+    use->run_or_defer([last, put_back = put_back]() mutable {
+      if constexpr (std::is_same_v<Lent, ReceivedMessage>) {
+        if (put_back) last->requeue();
+      }
+      last.reset();  // its destructor gives back what is left
+    });
   }
+  bool given_back() const noexcept { return !lent || ending; }
 
   py::object owner;
-  LentCount* count = nullptr;  // the lender's, which `owner` keeps alive; none: not counted
+  OneThreadAtATime* use = nullptr;  // the lender's, which `owner` keeps alive
+  LentCount* count = nullptr;       // the lender's too; none: not counted
+  std::string object;               // the lender's name, for errors
   std::optional<Lent> lent;
   bool writable = false;
+  bool ending = false;    // being handed back by a call that waits without the GIL
+  bool put_back = false;  // a message whose block raised while views of it lived: requeued at the end
   int exports = 0;  // buffers given out and not released: views (and views of views) alive
 };
 
@@ -80,9 +103,10 @@ struct LentMemory {
 template <class Lent>
 class PyLent {
  public:
-  PyLent(const py::object& lender, LentCount* count, std::string object, Lent lent, bool writable)
-      : object_(std::move(object)) {
-    memory_object_ = py::cast(LentMemory<Lent>{lender, count, std::move(lent), writable});
+  PyLent(const py::object& lender, OneThreadAtATime& use, LentCount* count, std::string object, Lent lent,
+         bool writable)
+      : object_(object) {
+    memory_object_ = py::cast(LentMemory<Lent>{lender, use, count, std::move(object), std::move(lent), writable});
     memory_ = &memory_object_.cast<LentMemory<Lent>&>();
   }
   PyLent(const PyLent&) = delete;
@@ -99,37 +123,47 @@ class PyLent {
     return *memory_->lent;
   }
   // Releases the view (BufferError while views of it live), then hands the bytes back
-  // (`hand_back` answers a Result, whose value it returns). A failed commit used the loan
-  // up too (the mailbox took the message back, a topic gave the room back), except one too
-  // large, which the caller may commit shorter.
+  // (`hand_back` answers a Result, whose value it returns) as the lender's one user
+  // meanwhile. A failed commit used the loan up too (the mailbox took the message back, a
+  // topic gave the room back), except one too large, which the caller may commit shorter.
   template <class HandBack>
   auto end(HandBack&& hand_back) {
     (void)lent();
     if (!view_.is_none()) view_.attr("release")();
     view_ = py::none();
     if (memory_->exports != 0) {
-      PyErr_SetString(PyExc_BufferError, "views of the bytes are still alive (slices, copies of the view): "
-                                         "release them or let them go first");
+      PyErr_SetString(PyExc_BufferError, (object_ + ": views of the bytes are still alive (slices, copies of the "
+                                                    "view): release them or let them go first").c_str());
       throw py::error_already_set();
     }
-    auto handed = hand_back(*memory_->lent);
+    const OneThreadAtATime::Use in_use{*memory_->use, object_};
+    auto handed = [&] {
+      memory_->ending = true;  // no new view while the call waits without the GIL
+      const struct Ended {
+        LentMemory<Lent>& memory;
+        ~Ended() { memory.ending = false; }
+      } ended{*memory_};
+      return hand_back(*memory_->lent);
+    }();
     if (handed || handed.error() != Errc::too_large) memory_->finish();
     return value_or_raise(std::move(handed), object_);
   }
   // The end of a `with` block that raised: hands the bytes back if nothing else shows them,
-  // else leaves that to the last view's going; never raises over the block's exception.
+  // else leaves that to the last view's going (`put_back`: a message goes back first in
+  // line then); never raises over the block's exception.
   template <class HandBack>
-  void end_quietly(HandBack&& hand_back) {
+  void end_quietly(HandBack&& hand_back, bool put_back = false) {
     if (ended()) return;
     try {
       (void)end(hand_back);
     } catch (const py::error_already_set&) {
+      memory_->put_back = put_back;
     }
   }
   const std::string& object() const noexcept { return object_; }
 
  private:
-  bool ended() const noexcept { return !memory_->lent.has_value(); }
+  bool ended() const noexcept { return memory_->given_back(); }
   static std::string ended_what() {
     return is_loan<Lent> ? "this loan was committed or abandoned" : "this message was released";
   }
@@ -147,12 +181,12 @@ int get_lent_buffer(PyObject* exporter, Py_buffer* view, int flags) {
   try {
     found = &py::handle(exporter).cast<LentMemory<Lent>&>();
   } catch (const py::cast_error&) {
-    PyErr_SetString(PyExc_BufferError, "not lent bytes");
+    PyErr_SetString(PyExc_BufferError, "shmbox: not lent bytes");
     return -1;
   }
   LentMemory<Lent>& memory = *found;
-  if (!memory.lent) {
-    PyErr_SetString(PyExc_BufferError, "the bytes were given back");
+  if (memory.given_back()) {
+    PyErr_SetString(PyExc_BufferError, (memory.object + ": the bytes were given back").c_str());
     return -1;
   }
   const std::span<std::byte> bytes = lent_bytes(*memory.lent);

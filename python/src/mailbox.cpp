@@ -73,7 +73,7 @@ void bind_mailbox(py::module_& module) {
       .def("__enter__", &PyMessage::data)
       .def("__exit__", [](PyMessage& self, const py::object& type, const py::object&, const py::object&) {
         // A block that raised did not finish with the message: it goes back, first in line.
-        if (!type.is_none()) return self.end_quietly(requeue_message);
+        if (!type.is_none()) return self.end_quietly(requeue_message, true);
         self.end(release_message);
       });
 
@@ -130,7 +130,7 @@ void bind_mailbox(py::module_& module) {
                   return wait_without_gil(timeout, [&](Deadline deadline) { return mailbox.loan(size, deadline); });
                 }(),
                 box.object());
-            return std::make_unique<PyLoan>(self, &box.lent(), box.object(), std::move(loan), true);
+            return std::make_unique<PyLoan>(self, box.one_thread(), &box.lent(), box.object(), std::move(loan), true);
           },
           py::arg("size"), py::arg("timeout") = py::none(),
           "Room for a message of up to `size` bytes, to write in place (zero-copy):\n"
@@ -147,7 +147,8 @@ void bind_mailbox(py::module_& module) {
                   return wait_without_gil(timeout, [&](Deadline deadline) { return mailbox.receive_in_place(deadline); });
                 }(),
                 box.object());
-            return std::make_unique<PyMessage>(self, &box.lent(), box.object(), std::move(message), false);
+            return std::make_unique<PyMessage>(self, box.one_thread(), &box.lent(), box.object(), std::move(message),
+                                               false);
           },
           py::arg("timeout") = py::none(),
           "The next message, read in place (zero-copy) until released:\n"

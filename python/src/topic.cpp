@@ -60,7 +60,6 @@ Result<void> release(TopicMessage& message) {
 // Publishes a loan: its sequence number. In one piece: a publish that gives up gives the
 // loan back, so a slice's end would lose it.
 std::uint64_t publish_loan(PyTopicLoan& self, PyPublisher& publisher, Timeout timeout) {
-  const OneThreadAtATime::Use in_use{publisher.use, publisher.object};
   return self.end([&](TopicLoan& loan) {
     return wait_whole_without_gil(timeout,
                                   [&](Deadline deadline) { return publisher.handle.publish(std::move(loan), deadline); });
@@ -70,7 +69,7 @@ std::uint64_t publish_loan(PyTopicLoan& self, PyPublisher& publisher, Timeout ti
 // A loan with its publisher, which publishes it.
 struct PyTopicLoanOf {
   PyTopicLoanOf(const py::object& lender, const std::string& object, TopicLoan lent)
-      : loan(lender, nullptr, object, std::move(lent), true), publisher(lender) {}
+      : loan(lender, lender.cast<PyPublisher&>().use, nullptr, object, std::move(lent), true), publisher(lender) {}
   PyTopicLoan loan;
   py::object publisher;
 };
@@ -162,7 +161,7 @@ void bind_topic(py::module_& module) {
               return wait_without_gil(timeout,
                                       [&](Deadline deadline) { return subscriber.handle.receive_in_place(deadline); });
             }();
-            return std::make_unique<PyTopicMessage>(self, nullptr, subscriber.object,
+            return std::make_unique<PyTopicMessage>(self, subscriber.use, nullptr, subscriber.object,
                                                     value_or_raise(std::move(message), subscriber.object), false);
           },
           py::arg("timeout") = py::none(),
