@@ -2,30 +2,46 @@
 
 import base64
 import pickle
+import signal
 import sys
 import traceback
-from multiprocessing import spawn
+from multiprocessing import process, spawn
 
 from . import _shmbox
+from .errors import TooLarge
 
 
-def main(preparation: str) -> None:
+def main(preparation: str, max_result_size: int) -> None:
+    # Ctrl-C in the terminal reaches the workers too: it is the pool's process's to handle.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The pool's sys.path, working directory and main module (as __mp_main__), so that its
-    # functions unpickle here.
-    spawn.prepare(pickle.loads(base64.b64decode(preparation)))
+    # functions unpickle here; marked as multiprocessing marks its children meanwhile, so
+    # that a script that makes a pool outside `if __name__ == "__main__":` fails here with
+    # multiprocessing's explanation instead of starting workers of its own.
+    process.current_process()._inheriting = True
+    try:
+        spawn.prepare(pickle.loads(base64.b64decode(preparation)))
+    finally:
+        del process.current_process()._inheriting
     name = _shmbox.pool_to_serve()
     if name is None:
         sys.exit("shmbox: this program serves the pools that shmbox.Pool starts")
-    _shmbox.serve_pool(name, run)
+    _shmbox.serve_pool(name, lambda task: run(task, name, max_result_size))
 
 
-def run(task: bytes) -> bytes:
-    """One chunk: (True, its results) or (False, the exception, its traceback)."""
-    func, items, star = pickle.loads(task)
+def run(task: bytes, name: str, max_result_size: int) -> bytes:
+    """One chunk: (True, its results) or (False, the exception, its traceback). An exception
+    is the caller's to see once, not a reason to try again; a worker's death is."""
     try:
-        results = [func(*item) if star else func(item) for item in items]
-        return pickle.dumps((True, results), pickle.HIGHEST_PROTOCOL)
-    except BaseException as error:  # noqa: B036 (raised again in the pool's process)
+        func, items, star = pickle.loads(task)
+        results = pickle.dumps((True, [func(*item) if star else func(item) for item in items]),
+                               pickle.HIGHEST_PROTOCOL)
+        if len(results) > max_result_size:
+            raise TooLarge(f"pool '{name}': a result of {len(results)} bytes is over its max_result_size of "
+                           f"{max_result_size}", f"pool '{name}'",
+                           f"a result of {len(results)} bytes is over its max_result_size of {max_result_size}")
+        return results
+    except Exception as error:
         trace = traceback.format_exc()
         try:
             return pickle.dumps((False, error, trace), pickle.HIGHEST_PROTOCOL)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import multiprocessing
 import os
 import pickle
 import sys
@@ -36,7 +37,7 @@ __all__ = ["Pool", "RemoteTraceback"]
 
 # What a worker runs: finds this package where the pool's process found it, then serves.
 _WORKER_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
-                "from shmbox._pool_worker import main; main(sys.argv[2])")
+                "from shmbox._pool_worker import main; main(sys.argv[2], int(sys.argv[3]))")
 
 
 class RemoteTraceback(Exception):
@@ -57,18 +58,18 @@ class Pool:
     def __init__(self, processes: int | None = None, *, name: str = "", attempts: int = 3,
                  max_task_size: int = 1 << 20, max_result_size: int = 1 << 20) -> None:
         if processes is not None and processes < 1:
-            raise ValueError("processes must be at least 1")
+            raise ValueError(f"pool '{name}': processes must be at least 1")
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        # What multiprocessing's spawn gives its children, but its key (for its own
-        # connections, which the workers do not use; it refuses to be pickled).
-        preparation_data = spawn.get_preparation_data("shmbox-pool-worker")
-        preparation_data.pop("authkey", None)
-        preparation = base64.b64encode(pickle.dumps(preparation_data)).decode()
-        self._pool = _shmbox._Pool.exec([sys.executable, "-c", _WORKER_BOOT, package_parent, preparation],
-                                        name=name, workers=processes or 0, attempts=attempts,
-                                        max_task_size=max_task_size, max_result_size=max_result_size)
+        self._pool = _shmbox._Pool.exec(
+            [sys.executable, "-c", _WORKER_BOOT, package_parent, _preparation(), str(max_result_size)],
+            name=name, workers=processes or 0, attempts=attempts, max_task_size=max_task_size,
+            max_result_size=max_result_size)
         self._workers = len(self._pool.worker_pids)
         self._closed = False
+        # Outcomes that next_finished() gave for a task of another call (by id), and the tasks
+        # whose call went away (an iteration left, an exception) and whose outcomes go unclaimed.
+        self._finished: dict[int, bytes | BaseException] = {}
+        self._abandoned: set[int] = set()
 
     @property
     def name(self) -> str:
@@ -89,40 +90,37 @@ class Pool:
         """func(*args, **kwds) in a worker."""
         self._check_open()
         task = self._pool.submit(pickle.dumps((_Call(func, kwds or {}), [tuple(args)], True), pickle.HIGHEST_PROTOCOL))
-        return _unpack(self._pool.result(task))[0]
+        return _unpack(self._result(task))[0]
 
     def map(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None) -> list[Any]:
         """[func(x) for x in iterable], computed by the workers, in input order."""
-        return list(self._ordered(func, iterable, chunksize, star=False))
+        self._check_open()
+        return list(self._ordered(self._tasks(func, iterable, chunksize, star=False)))
 
     def starmap(self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]],
                 chunksize: int | None = None) -> list[Any]:
         """[func(*args) for args in iterable], in input order."""
-        return list(self._ordered(func, iterable, chunksize, star=True))
+        self._check_open()
+        return list(self._ordered(self._tasks(func, iterable, chunksize, star=True)))
 
     def imap(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
-        """func(x) for each x, lazily, in input order."""
-        return self._ordered(func, iterable, chunksize, star=False)
+        """func(x) for each x, lazily, in input order. The first exception of func ends it."""
+        self._check_open()
+        return self._ordered(self._tasks(func, iterable, chunksize, star=False))
 
     def imap_unordered(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
         """func(x) for each x, lazily, in the order they finish."""
         self._check_open()
-        out = 0
-        for task in self._tasks(func, iterable, chunksize, star=False):
-            self._pool.submit(task)
-            out += 1
-            while out >= self._window():
-                out -= 1
-                yield from _unpack(self._pool.next_finished()[1])
-        for _ in range(out):
-            yield from _unpack(self._pool.next_finished()[1])
+        return self._unordered(self._tasks(func, iterable, chunksize, star=False))
 
     def close(self) -> None:
-        """No more tasks; join() then waits for nothing (every call waits for its results)."""
+        """No more tasks (every call has its results by the time it returns, but iterations)."""
         self._closed = True
 
     def join(self) -> None:
-        """Stops the workers (after close(): every result was already handed out)."""
+        """Stops the workers, once close() or terminate() was called."""
+        if not self._closed:
+            raise ValueError(f"pool '{self.name}': is still running: close() or terminate() it first")
         self._pool.cancel()
 
     def terminate(self) -> None:
@@ -156,9 +154,13 @@ class Pool:
                 iterable = list(iterable)
             # As multiprocessing does: about four chunks per worker.
             chunksize, extra = divmod(len(iterable), self._workers * 4)  # type: ignore[arg-type]
-            chunksize += 1 if extra else 0
+            chunksize = max(chunksize + (1 if extra else 0), 1)
         if chunksize < 1:
-            chunksize = 1
+            raise ValueError(f"pool '{self.name}': chunksize must be at least 1")
+        return self._chunks(func, iterable, chunksize, star)
+
+    @staticmethod
+    def _chunks(func: Callable[..., Any], iterable: Iterable[Any], chunksize: int, star: bool) -> Iterator[bytes]:
         chunk: list[Any] = []
         for item in iterable:
             chunk.append(tuple(item) if star else item)
@@ -168,16 +170,67 @@ class Pool:
         if chunk:
             yield pickle.dumps((func, chunk, star), pickle.HIGHEST_PROTOCOL)
 
-    def _ordered(self, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int | None,
-                 star: bool) -> Iterator[Any]:
-        self._check_open()
+    def _result(self, task: int) -> bytes | BaseException:
+        """Task `task`'s outcome, which another call's next_finished() may have taken."""
+        if task in self._finished:
+            return self._finished.pop(task)
+        return self._pool.result(task)
+
+    def _next_of(self, mine: set[int]) -> bytes | BaseException:
+        """The outcome of one of the tasks `mine` (taken out of it), whichever comes first."""
+        for task in mine & self._finished.keys():
+            mine.discard(task)
+            return self._finished.pop(task)
+        while True:
+            task, outcome = self._pool.next_finished()
+            if task in mine:
+                mine.discard(task)
+                return outcome
+            if task in self._abandoned:
+                self._abandoned.discard(task)
+            else:
+                self._finished[task] = outcome
+
+    def _abandon(self, tasks: Iterable[int]) -> None:
+        for task in tasks:
+            if self._finished.pop(task, None) is None:
+                self._abandoned.add(task)
+
+    def _ordered(self, tasks: Iterator[bytes]) -> Iterator[Any]:
         pending: collections.deque[int] = collections.deque()
-        for task in self._tasks(func, iterable, chunksize, star):
-            pending.append(self._pool.submit(task))
-            while len(pending) >= self._window():
-                yield from _unpack(self._pool.result(pending.popleft()))
-        while pending:
-            yield from _unpack(self._pool.result(pending.popleft()))
+        try:
+            for task in tasks:
+                pending.append(self._pool.submit(task))
+                while len(pending) >= self._window():
+                    yield from _unpack(self._result(pending.popleft()))
+            while pending:
+                yield from _unpack(self._result(pending.popleft()))
+        finally:
+            self._abandon(pending)
+
+    def _unordered(self, tasks: Iterator[bytes]) -> Iterator[Any]:
+        mine: set[int] = set()
+        try:
+            for task in tasks:
+                mine.add(self._pool.submit(task))
+                while len(mine) >= self._window():
+                    yield from _unpack(self._next_of(mine))
+            while mine:
+                yield from _unpack(self._next_of(mine))
+        finally:
+            self._abandon(mine)
+
+
+def _preparation() -> str:
+    """What multiprocessing's spawn gives its children, encoded for a worker's command line."""
+    method_was_chosen = multiprocessing.get_start_method(allow_none=True) is not None
+    data = spawn.get_preparation_data("shmbox-pool-worker")
+    if not method_was_chosen:  # get_preparation_data chose the default: leave the choice to the program
+        multiprocessing.context._default_context._actual_context = None  # type: ignore[attr-defined]
+    # Not its key: for multiprocessing's own connections, which the workers do not use, and
+    # it refuses to be pickled.
+    data.pop("authkey", None)
+    return base64.b64encode(pickle.dumps(data)).decode()
 
 
 class _Call:
@@ -191,8 +244,11 @@ class _Call:
         return self.func(*args, **self.kwds)
 
 
-def _unpack(result: bytes) -> list[Any]:
-    """A chunk's results, or the exception its function raised, raised again here."""
+def _unpack(result: bytes | BaseException) -> list[Any]:
+    """A chunk's results, or the exception its function raised (or the pool's TaskFailed),
+    raised again here."""
+    if isinstance(result, BaseException):
+        raise result
     outcome = pickle.loads(result)
     if outcome[0]:
         return outcome[1]

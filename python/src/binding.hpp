@@ -56,10 +56,14 @@ Deadline deadline_of(Timeout timeout);
 // takes its message back and would queue it again behind others; a commit cannot be
 // retried at all).
 template <class Attempt>
-auto wait_whole_without_gil(Timeout timeout, Attempt&& attempt) -> decltype(attempt(Deadline::forever())) {
-  const Deadline whole = deadline_of(timeout);
+auto wait_whole_without_gil(Deadline whole, Attempt&& attempt) -> decltype(attempt(Deadline::forever())) {
   const py::gil_scoped_release unlocked;
   return attempt(whole);
+}
+
+template <class Attempt>
+auto wait_whole_without_gil(Timeout timeout, Attempt&& attempt) -> decltype(attempt(Deadline::forever())) {
+  return wait_whole_without_gil(deadline_of(timeout), std::forward<Attempt>(attempt));
 }
 
 // Runs `attempt` (a call taking a Deadline, answering a Result) with the GIL released, in

@@ -91,21 +91,24 @@ void bind_board(py::module_& module) {
           "put",
           [](PyBoard& self, const py::object& value, Timeout timeout) {
             const ContiguousBytes bytes{value, self.object};
-            return value_or_raise(
-                wait_without_gil(timeout, [&](Deadline deadline) { return self.board.put(bytes.view(), deadline); }),
-                self.object);
+            // In one piece: a wait for the writers' lock given up and begun again would lose
+            // its place in line.
+            return value_or_raise(wait_whole_without_gil(
+                                      timeout, [&](Deadline deadline) { return self.board.put(bytes.view(), deadline); }),
+                                  self.object);
           },
           py::arg("value"), py::arg("timeout") = py::none(),
           "Publishes `value` (any contiguous buffer) as the next version; that version. Waits for\n"
-          "another writer only (never for readers).")
+          "another writer only (never for readers), in one piece: Ctrl-C is seen when it ends.")
       .def(
           "put_if",
           [](PyBoard& self, std::uint64_t expected_version, const py::object& value, Timeout timeout) {
             const ContiguousBytes bytes{value, self.object};
-            return value_or_raise(wait_without_gil(timeout,
-                                                   [&](Deadline deadline) {
-                                                     return self.board.put_if(expected_version, bytes.view(), deadline);
-                                                   }),
+            return value_or_raise(wait_whole_without_gil(timeout,
+                                                         [&](Deadline deadline) {
+                                                           return self.board.put_if(expected_version, bytes.view(),
+                                                                                    deadline);
+                                                         }),
                                   self.object);
           },
           py::arg("expected_version"), py::arg("value"), py::arg("timeout") = py::none(),

@@ -21,7 +21,7 @@ class PySelector {
   PySelector() = default;
   PySelector(const PySelector&) = delete;
   PySelector& operator=(const PySelector&) = delete;
-  ~PySelector() { close(); }
+  ~PySelector() { stop_watching(); }
 
   void add(const py::object& handle, const std::string& interest) {
     if (interest != "receive" && interest != "send") {
@@ -65,6 +65,13 @@ class PySelector {
   // Lets go of every handle (with the GIL held, as Python objects are touched).
   void close() {
     if (use_.in_use()) raise(OneThreadAtATime::in_use_error("selector"));
+    stop_watching();
+  }
+
+  std::size_t size() const noexcept { return watched_.size(); }
+
+ private:
+  void stop_watching() noexcept {
     for (const py::object& handle : watched_) {
       if (py::isinstance<PyMailbox>(handle)) handle.cast<PyMailbox&>().watchers().remove();
       if (py::isinstance<PyEndpoint>(handle)) handle.cast<PyEndpoint&>().watchers().remove();
@@ -73,9 +80,6 @@ class PySelector {
     selector_ = Selector{};
   }
 
-  std::size_t size() const noexcept { return watched_.size(); }
-
- private:
   Selector selector_;
   std::vector<py::object> watched_;
   OneThreadAtATime use_;
@@ -113,9 +117,9 @@ void bind_endpoint(py::module_& module) {
       .def(
           "send",
           [](PyEndpoint& self, const std::string& to, const py::object& message, Timeout timeout) {
+            const auto in_use = self.use();
             Endpoint& endpoint = self.endpoint();
             const ContiguousBytes bytes{message, self.object()};
-            const auto in_use = self.use();
             // A zero-capacity lane that takes its message back when a slice ends loses no
             // place: the lane holds this sender's messages only.
             value_or_raise(

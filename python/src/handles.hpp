@@ -58,9 +58,9 @@ class PyMailbox {
   std::string object() const { return "mailbox '" + name_ + "'"; }
 
   void send(const py::object& message, Timeout timeout) {
+    const auto in_use = use();
     Mailbox& box = mailbox();
     const ContiguousBytes bytes{message, object()};
-    const auto in_use = use();
     const auto send_by = [&](Deadline deadline) { return box.send(bytes.view(), deadline); };
     // A zero-capacity send takes its message back when a slice ends: it waits in one piece.
     value_or_raise(box.buffering() == Buffering::zero ? wait_whole_without_gil(timeout, send_by)

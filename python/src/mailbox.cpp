@@ -56,7 +56,8 @@ void bind_mailbox(py::module_& module) {
            [](PyLoan& self, const py::object& type, const py::object&, const py::object&) {
              if (!type.is_none()) return self.end_quietly(abandon_loan);
              self.end([](SendLoan& loan) {
-               return wait_whole_without_gil(std::nullopt, [&](Deadline deadline) { return loan.commit(loan.data().size(), deadline); });
+               return wait_whole_without_gil(
+                   std::nullopt, [&](Deadline deadline) { return loan.commit(loan.data().size(), deadline); });
              });
            });
   py::class_<PyMessage>(module, "ReceivedMessage",

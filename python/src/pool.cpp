@@ -73,11 +73,18 @@ void bind_pool(py::module_& module) {
               return wait_without_gil(timeout, [&](Deadline deadline) { return self.pool.next_finished(deadline); });
             }();
             const TaskOutcome finished = value_or_raise(std::move(outcome), self.object);
-            return py::make_tuple(finished.task, result_of(self, finished));
+            // A failure is returned, not raised: it is the error of whoever submitted that task.
+            try {
+              return py::make_tuple(finished.task, result_of(self, finished));
+            } catch (const py::error_already_set& error) {
+              return py::make_tuple(finished.task, error.value());
+            }
           },
-          py::arg("timeout") = py::none(), "The next task to finish, as (id, result); NotFound when none is out.")
+          py::arg("timeout") = py::none(),
+          "The next task to finish, as (id, its result, or the TaskFailed exception for a task that\n"
+          "failed on every attempt); NotFound when none is out.")
       .def("cancel", [](PyPool& self) {
-        if (self.use.in_use()) raise(OneThreadAtATime::in_use_error(self.object));
+        const OneThreadAtATime::Use in_use{self.use, self.object};
         const py::gil_scoped_release unlocked;  // waits for the workers to go
         self.pool.cancel();
       })
@@ -107,7 +114,9 @@ void bind_pool(py::module_& module) {
             const ContiguousBytes out{result, object};
             return std::vector<std::byte>(out.view().begin(), out.view().end());
           } catch (const py::error_already_set& error) {
-            throw std::runtime_error(error.what());
+            // One line, as every error (pybind11's what() adds the traceback).
+            throw std::runtime_error(std::string{py::str(error.type().attr("__name__"))} + ": " +
+                                     std::string{py::str(error.value())});
           }
         };
         Result<void> served = [&] {

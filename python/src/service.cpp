@@ -23,27 +23,45 @@ struct PyServer {
   OneThreadAtATime use;
 };
 
-// A request a server took. Left unanswered (dropped, or a `with` block that ends without an
-// answer) it fails the client's call; a block that raises fails it with the exception's text.
+// A request a server took, used through its server (one thread at a time, as the server).
+// Left unanswered (dropped, or a `with` block that ends without an answer) it fails the
+// client's call; a block that raises fails it with the exception's text.
 struct PyRequest {
-  std::optional<Request> request;
-  std::string object;
+  PyRequest(py::object taken_by, Request taken)
+      : server(std::move(taken_by)), object(server.cast<PyServer&>().object), request(std::move(taken)) {}
+  PyRequest(const PyRequest&) = delete;
+  PyRequest& operator=(const PyRequest&) = delete;
+  ~PyRequest() { drop(); }
 
   Request& taken() {
     if (!request) raise(Error{Errc::invalid_argument, object, "this request was answered already"});
     return *request;
   }
-  // Sends through `send` (an answer, an end or a failure), which ends the request.
+  // Sends through `send` (an answer part, an answer, an end or a failure). A failure ends
+  // the request in the library (its slot is given back), and so does anything but a part.
   template <class Send>
-  void finish(Send&& send) {
+  void send_through(Send&& send, bool ends) {
     Request& current = taken();
+    const OneThreadAtATime::Use in_use{server.cast<PyServer&>().use, object};
     Result<void> sent = [&] {
       const py::gil_scoped_release unlocked;  // the client's mailbox may be full for a moment
       return send(current);
     }();
-    request.reset();
+    if (ends || !sent) request.reset();
     value_or_raise(std::move(sent), object);
   }
+  // Unanswered: the client is told it was dropped (after another thread's call on the
+  // server, if one is in it).
+  void drop() noexcept {
+    if (!request) return;
+    auto dropped = std::make_shared<Request>(std::move(*request));
+    request.reset();
+    server.cast<PyServer&>().use.run_or_defer([dropped]() mutable { dropped.reset(); });
+  }
+
+  py::object server;
+  std::string object;
+  std::optional<Request> request;
 };
 
 struct PyClient {
@@ -52,23 +70,38 @@ struct PyClient {
   OneThreadAtATime use;  // its calls' too: their answers share its mailbox
 };
 
-// A call's answers to come. What answer() gathered before a timeout stays for the next ask.
+// A call's answers to come, used through its client. What answer() gathered before a
+// timeout stays for the next ask.
 struct PyCall {
-  Call call;
-  py::object client;
-  Deadline sent_with;  // its deadline: no answer comes after it
-  std::vector<std::byte> gathered;
+  PyCall(py::object sent_by, Call sent, Deadline deadline)
+      : client(std::move(sent_by)), call(std::make_shared<Call>(std::move(sent))), sent_with(deadline) {}
+  PyCall(const PyCall&) = delete;
+  PyCall& operator=(const PyCall&) = delete;
+  // The client forgets the call (after another thread's call on it, if one is in it).
+  ~PyCall() {
+    owner().use.run_or_defer([forgotten = std::move(call)]() mutable { forgotten.reset(); });
+  }
 
   PyClient& owner() const { return client.cast<PyClient&>(); }
+  const std::string& object() const { return owner().object; }
 
-  // The next part, waiting at most until the earlier of `timeout` and the call's deadline.
-  Result<std::optional<std::vector<std::byte>>> next_part(Timeout timeout) {
+  // The next part, waiting at most until `until` (and the call's deadline).
+  Result<std::optional<std::vector<std::byte>>> next_part(Deadline until) {
     PyClient& self = owner();
     const OneThreadAtATime::Use in_use{self.use, self.object};
-    return wait_without_gil(earlier(deadline_of(timeout), sent_with),
-                            [&](Deadline deadline) { return call.next_part(deadline); });
+    return wait_without_gil(earlier(until, sent_with), [&](Deadline deadline) { return call->next_part(deadline); });
   }
+
+  py::object client;
+  std::shared_ptr<Call> call;
+  Deadline sent_with;  // its deadline: no answer comes after it
+  std::vector<std::byte> gathered;
 };
+
+Result<Request> next_request(PyServer& server, Timeout timeout) {
+  const OneThreadAtATime::Use in_use{server.use, server.object};
+  return wait_without_gil(timeout, [&](Deadline deadline) { return server.server.next(deadline); });
+}
 
 }  // namespace
 
@@ -86,38 +119,32 @@ void bind_service(py::module_& module) {
           "answer",
           [](PyRequest& self, const py::object& answer) {
             const ContiguousBytes bytes{answer, self.object};
-            self.finish([&](Request& request) { return request.answer(bytes.view()); });
+            self.send_through([&](Request& request) { return request.answer(bytes.view()); }, true);
           },
           py::arg("answer"), "The whole answer; ends the request.")
       .def(
           "answer_part",
           [](PyRequest& self, const py::object& part) {
             const ContiguousBytes bytes{part, self.object};
-            Request& request = self.taken();
-            Result<void> sent = [&] {
-              const py::gil_scoped_release unlocked;
-              return request.answer_part(bytes.view());
-            }();
-            value_or_raise(std::move(sent), self.object);
+            self.send_through([&](Request& request) { return request.answer_part(bytes.view()); }, false);
           },
           py::arg("part"), "One answer of a stream; the client gets them in order.")
-      .def("end", [](PyRequest& self) { self.finish([](Request& request) { return request.end(); }); },
+      .def("end", [](PyRequest& self) { self.send_through([](Request& request) { return request.end(); }, true); },
            "Ends a stream.")
       .def(
           "fail", [](PyRequest& self, const std::string& why) {
-            self.finish([&](Request& request) { return request.fail(why); });
+            self.send_through([&](Request& request) { return request.fail(why); }, true);
           },
           py::arg("why"), "Fails the client's call (TaskFailed) with `why`; ends the request.")
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](PyRequest& self, const py::object& type, const py::object& value, const py::object&) {
         if (!self.request) return;
         if (!type.is_none()) {
-          const std::string why = py::str(value);  // with the GIL, before finish lets go of it
-          self.finish([&](Request& request) { return request.fail(why); });
+          const std::string why = py::str(value);  // with the GIL, before the send lets go of it
+          self.send_through([&](Request& request) { return request.fail(why); }, true);
           return;
         }
-        const py::gil_scoped_release unlocked;
-        self.request.reset();  // unanswered: the client is told it was dropped
+        self.drop();
       });
 
   py::class_<PyServer>(module, "Server",
@@ -150,33 +177,28 @@ void bind_service(py::module_& module) {
       .def_property_readonly("name", [](const PyServer& self) { return self.server.name(); })
       .def(
           "next",
-          [](PyServer& self, Timeout timeout) {
-            auto request = [&] {
-              const OneThreadAtATime::Use in_use{self.use, self.object};
-              return wait_without_gil(timeout, [&](Deadline deadline) { return self.server.next(deadline); });
-            }();
-            return PyRequest{value_or_raise(std::move(request), self.object), self.object};
+          [](const py::object& self, Timeout timeout) {
+            PyServer& server = self.cast<PyServer&>();
+            return std::make_unique<PyRequest>(self, value_or_raise(next_request(server, timeout), server.object));
           },
           py::arg("timeout") = py::none(),
           "The next request to answer (those whose client died or whose deadline passed are\n"
           "dropped on the way). Closed once the service is removed.")
       .def("__iter__", [](py::object self) { return self; })
-      .def("__next__", [](PyServer& self) {
-        auto request = [&] {
-          const OneThreadAtATime::Use in_use{self.use, self.object};
-          return wait_without_gil(std::nullopt, [&](Deadline deadline) { return self.server.next(deadline); });
-        }();
+      .def("__next__", [](const py::object& self) {
+        PyServer& server = self.cast<PyServer&>();
+        auto request = next_request(server, std::nullopt);
         if (!request && request.error() == Errc::closed) throw py::stop_iteration();
-        return PyRequest{value_or_raise(std::move(request), self.object), self.object};
+        return std::make_unique<PyRequest>(self, value_or_raise(std::move(request), server.object));
       });
 
   py::class_<PyCall>(module, "Call", "A request sent, its answers to come.")
-      .def_property_readonly("id", [](const PyCall& self) { return self.call.id(); })
-      .def_property_readonly("ended", [](const PyCall& self) { return self.call.ended(); })
+      .def_property_readonly("id", [](const PyCall& self) { return self.call->id(); })
+      .def_property_readonly("ended", [](const PyCall& self) { return self.call->ended(); })
       .def(
           "next_part",
           [](PyCall& self, Timeout timeout) -> py::object {
-            auto part = value_or_raise(self.next_part(timeout), self.owner().object);
+            auto part = value_or_raise(self.next_part(deadline_of(timeout)), self.object());
             if (!part) return py::none();
             return bytes_of(*part);
           },
@@ -186,10 +208,13 @@ void bind_service(py::module_& module) {
       .def(
           "answer",
           [](PyCall& self, Timeout timeout) {
+            const Deadline whole = deadline_of(timeout);  // for the whole answer, not each part
             for (;;) {
-              auto part = value_or_raise(self.next_part(timeout), self.owner().object);
-              if (!part) break;
-              self.gathered.insert(self.gathered.end(), part->begin(), part->end());
+              auto part = self.next_part(whole);
+              if (!part && part.error() != Errc::timeout) self.gathered.clear();  // the call is over
+              const auto next = value_or_raise(std::move(part), self.object());
+              if (!next) break;
+              self.gathered.insert(self.gathered.end(), next->begin(), next->end());
             }
             return bytes_of(std::exchange(self.gathered, {}));
           },
@@ -198,7 +223,7 @@ void bind_service(py::module_& module) {
           "on from where it stopped.")
       .def("__iter__", [](py::object self) { return self; })
       .def("__next__", [](PyCall& self) {
-        auto part = value_or_raise(self.next_part(std::nullopt), self.owner().object);
+        auto part = value_or_raise(self.next_part(Deadline::forever()), self.object());
         if (!part) throw py::stop_iteration();
         return bytes_of(*part);
       });
@@ -223,9 +248,9 @@ void bind_service(py::module_& module) {
             const OneThreadAtATime::Use in_use{client.use, client.object};
             // Sent once with the whole deadline: the servers read it from the request.
             auto call =
-                wait_whole_without_gil(timeout, [&](Deadline whole) { return client.client.send(bytes.view(), whole); });
-            return PyCall{value_or_raise(std::move(call), client.object), std::move(self),
-                          deadline.is_none() ? Deadline::forever() : deadline, {}};
+                wait_whole_without_gil(deadline, [&](Deadline whole) { return client.client.send(bytes.view(), whole); });
+            return std::make_unique<PyCall>(self, value_or_raise(std::move(call), client.object),
+                                            deadline.is_none() ? Deadline::forever() : deadline);
           },
           py::arg("request"), py::arg("timeout") = py::none(),
           "Sends `request` and returns at once, a Call; servers do not take it up after `timeout`.")

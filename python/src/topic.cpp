@@ -198,7 +198,8 @@ void bind_topic(py::module_& module) {
           },
           py::arg("name"), py::kw_only(), py::arg("capacity") = 64, py::arg("history") = 0,
           py::arg("max_message_size") = 4096, py::arg("max_subscribers") = 16, py::arg("max_publishers") = 8,
-          py::arg("held_per_subscriber") = TopicOptions{}.held_per_subscriber, py::arg("overflow") = "block", py::arg("ownership") = "process", py::arg("mode") = 0600,
+          py::arg("held_per_subscriber") = TopicOptions{}.held_per_subscriber, py::arg("overflow") = "block",
+          py::arg("ownership") = "process", py::arg("mode") = 0600,
           "Creates topic `name`, keeping the last `capacity` messages, of which a late subscriber may\n"
           "ask for `history`. overflow: 'block' (publishers wait for the slowest live subscriber) or\n"
           "'overwrite' (slow subscribers lose the oldest, and are told). max_publishers=1 is the\n"

@@ -46,8 +46,9 @@ def cli():
                               env=environment)
 
     def start(*args):
-        """The tool started, not waited for: its Popen, stdout and stderr piped."""
-        return subprocess.Popen([path, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
+        """The tool started, not waited for: its Popen, stdin, stdout and stderr piped."""
+        return subprocess.Popen([path, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=environment)
 
     run.start = start
     return run
@@ -57,8 +58,16 @@ def cli():
 def spawn():
     """Starts a Python process of its own running `code` (with shmbox importable) with
     `args`: its Popen, stdout and stderr piped."""
-    def start(code, *args):
-        return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    started = []
 
-    return start
+    def start(code, *args):
+        process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:  # a test that failed may leave one waiting
+        if process.poll() is None:
+            process.kill()
+            process.wait()

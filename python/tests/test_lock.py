@@ -10,12 +10,13 @@ import shmbox
 
 
 def test_the_cpp_tool_and_python_exclude_each_other(name, cli):
-    holder = cli.start("lock", name, "--", "sh", "-c", "echo held; sleep 0.3")
+    holder = cli.start("lock", name, "--", "sh", "-c", "echo held; cat >/dev/null")
     assert holder.stdout.readline() == b"held\n"
     lock = shmbox.Lock.open(name)
     with pytest.raises(shmbox.WouldBlock, match=f"^lock '{name}': "):
         lock.acquire(timeout=0)
-    with lock.acquire(timeout=30) as held:  # once the tool's command is done
+    holder.stdin.close()  # the tool's command ends, and the tool lets go
+    with lock.acquire(timeout=30) as held:
         assert not held.owner_died and not held.shared
         assert holder.wait(timeout=30) == 0
         assert cli("lock", "--nonblock", name, "--", "true", check=False).returncode == 75

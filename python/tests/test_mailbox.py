@@ -59,16 +59,16 @@ def test_zero_buffering_is_a_rendezvous(name, spawn):
         import sys, time, shmbox
         box = shmbox.Mailbox.open(sys.argv[1])
         print("sending", flush=True)
-        started = time.monotonic()
         box.send(b"handed over")
-        print(time.monotonic() - started)
+        print("sent", flush=True)
     """, name)
     assert sender.stdout.readline() == b"sending\n"
     time.sleep(0.5)
+    assert sender.poll() is None  # its send waits for a receive
     assert box.receive(timeout=10) == b"handed over"
     out, err = sender.communicate(timeout=60)
     assert sender.returncode == 0, err
-    assert float(out) >= 0.4  # the send waited for the receive
+    assert out == b"sent\n"
 
 
 def test_the_cpp_tool_and_python_exchange_messages(name, cli):
@@ -84,8 +84,8 @@ def test_ctrl_c_interrupts_a_wait_and_loses_nothing(name, spawn):
     receiver = spawn("""
         import sys, shmbox
         box = shmbox.Mailbox.open(sys.argv[1])
-        print("waiting", flush=True)
         try:
+            print("waiting", flush=True)  # a signal from here on is caught below
             box.receive()
         except KeyboardInterrupt:
             print("interrupted", flush=True)
@@ -96,7 +96,7 @@ def test_ctrl_c_interrupts_a_wait_and_loses_nothing(name, spawn):
     started = time.monotonic()
     out, err = receiver.communicate(timeout=10)
     assert out == b"interrupted\n", err
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # the wait saw it (within 100 ms but for a loaded machine)
     box.send(b"after")
     assert box.receive(timeout=0) == b"after"
 
@@ -123,21 +123,24 @@ def test_a_handle_is_one_threads_at_a_time(name):
     import threading
     box = shmbox.Mailbox.create(name)
 
+    got = []
+    entering = threading.Event()
+
     def wait():
-        try:
-            box.receive(timeout=2.0)
-        except shmbox.Timeout:
-            pass
+        entering.set()
+        got.append(box.receive(timeout=30))
 
     waiting = threading.Thread(target=wait)
     waiting.start()
-    time.sleep(0.3)  # inside its receive, the GIL released
+    entering.wait()
+    time.sleep(0.5)  # inside its receive, the GIL released
     for call in (lambda: box.send(b"x"), box.detach):
         with pytest.raises(shmbox.InvalidArgument, match="in use by another thread: give each thread its own"):
             call()
     other = shmbox.Mailbox.open(name)  # a handle of its own works
     other.send(b"for the waiter")
     waiting.join()
+    assert got == [b"for the waiter"]
 
 
 def test_a_zero_capacity_loan_waits_in_one_piece_for_a_late_receiver(name, spawn):

@@ -116,3 +116,14 @@ def test_errors(name):
             request.answer(b"again")
         assert str(answered.value) == f"service '{name}': this request was answered already"
     assert call.answer(timeout=30) == b"x"
+
+    small = shmbox.Client.connect(name, max_answer_size=4)
+    call = small.send(b"big", timeout=30)
+    with server.next(timeout=30) as request:
+        with pytest.raises(shmbox.TooLarge) as too_large:
+            request.answer_part(b"123456789")
+        assert str(too_large.value).endswith(": a part of 9 bytes is over the client's maximum of 4")
+        with pytest.raises(shmbox.InvalidArgument):
+            request.data  # the refused part ended the request: its bytes are no longer ours
+    with pytest.raises(shmbox.TaskFailed, match="a part of 9 bytes is over the client's maximum of 4$"):
+        call.answer(timeout=30)
