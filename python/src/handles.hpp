@@ -2,6 +2,9 @@
 // mailboxes, subscribers and endpoints.
 #pragma once
 
+#include <unistd.h>
+
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -61,7 +64,15 @@ class PyMailbox {
     const auto in_use = use();
     Mailbox& box = mailbox();
     const ContiguousBytes bytes{message, object()};
-    const auto send_by = [&](Deadline deadline) { return box.send(bytes.view(), deadline); };
+    // A remote mailbox is given one id for the message across slices: one a slice stored
+    // but heard no acknowledgement of is not stored again by the next.
+    const std::string id = name_.starts_with("nats://") ? "py-" + std::to_string(::getpid()) + "-" +
+                                                              std::to_string(reinterpret_cast<std::uintptr_t>(this)) +
+                                                              "-" + std::to_string(++sent_)
+                                                        : std::string{};
+    const auto send_by = [&](Deadline deadline) {
+      return id.empty() ? box.send(bytes.view(), deadline) : box.send(bytes.view(), deadline, id);
+    };
     // A zero-capacity send takes its message back when a slice ends: it waits in one piece.
     value_or_raise(box.buffering() == Buffering::zero ? wait_whole_without_gil(timeout, send_by)
                                                       : wait_without_gil(timeout, send_by),
@@ -84,6 +95,7 @@ class PyMailbox {
   std::optional<Mailbox> mailbox_;
   std::string name_;
   LentCount lent_;
+  std::uint64_t sent_ = 0;  // messages sent through this handle (remote ids)
   OneThreadAtATime use_;
   WatchCount watched_;
 };
