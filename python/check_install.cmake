@@ -21,7 +21,11 @@ with shmbox.Mailbox.create(f"install-check-{os.getpid()}") as box:
 print("installed shmbox imports and works")
 ]=])
 # From the work directory: the current directory is first on the path of `python -c`.
-execute_process(COMMAND ${CMAKE_COMMAND} -E env PYTHONPATH=${prefix}/${SITE_DIR} ${PYTHON} -c "${check}" ${prefix}
+set(environment PYTHONPATH=${prefix}/${SITE_DIR})
+if(PRELOAD)
+  list(APPEND environment LD_PRELOAD=${PRELOAD})
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -E env ${environment} ${PYTHON} -c "${check}" ${prefix}
   WORKING_DIRECTORY ${WORK_DIR} RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT status EQUAL 0 OR NOT out MATCHES "installed shmbox imports and works")
   message(FATAL_ERROR "the installed package failed: ${out}\n${err}")
