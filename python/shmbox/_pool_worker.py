@@ -13,7 +13,8 @@ from .errors import TooLarge
 
 def main(preparation: str, max_result_size: int) -> None:
     # Ctrl-C in the terminal reaches the workers too: it is the pool's process's to handle.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A handler that does nothing, not SIG_IGN, which programs a task starts would inherit.
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
     # The pool's sys.path, working directory and main module (as __mp_main__), so that its
     # functions unpickle here; marked as multiprocessing marks its children meanwhile, so
     # that a script that makes a pool outside `if __name__ == "__main__":` fails here with
@@ -44,6 +45,10 @@ def run(task: bytes, name: str, max_result_size: int) -> bytes:
     except Exception as error:
         trace = traceback.format_exc()
         try:
-            return pickle.dumps((False, error, trace), pickle.HIGHEST_PROTOCOL)
+            failure = pickle.dumps((False, error, trace), pickle.HIGHEST_PROTOCOL)
         except Exception:  # an exception that does not pickle travels as its text
-            return pickle.dumps((False, RuntimeError(repr(error)), trace), pickle.HIGHEST_PROTOCOL)
+            failure = pickle.dumps((False, RuntimeError(repr(error)), trace), pickle.HIGHEST_PROTOCOL)
+        if len(failure) > max_result_size:  # cut to fit rather than be taken for a worker's death
+            keep = max(max_result_size // 4, 64)
+            failure = pickle.dumps((False, RuntimeError(repr(error)[:keep]), trace[-keep:]), pickle.HIGHEST_PROTOCOL)
+        return failure

@@ -32,6 +32,7 @@ from multiprocessing import spawn
 from typing import Any, Callable, Iterable, Iterator
 
 from . import _shmbox
+from . import errors as shmbox_errors
 
 __all__ = ["Pool", "RemoteTraceback"]
 
@@ -90,7 +91,12 @@ class Pool:
         """func(*args, **kwds) in a worker."""
         self._check_open()
         task = self._pool.submit(pickle.dumps((_Call(func, kwds or {}), [tuple(args)], True), pickle.HIGHEST_PROTOCOL))
-        return _unpack(self._result(task))[0]
+        try:
+            outcome = self._result(task)
+        except BaseException:  # its wait was interrupted: the outcome is nobody's
+            self._abandon([task])
+            raise
+        return _unpack(outcome)[0]
 
     def map(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None) -> list[Any]:
         """[func(x) for x in iterable], computed by the workers, in input order."""
@@ -146,6 +152,18 @@ class Pool:
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError(f"pool '{self.name}': is closed")
+        self._collect_abandoned()
+
+    def _collect_abandoned(self) -> None:
+        """Takes in the outcomes of abandoned tasks that have come, so that the pool keeps none."""
+        for task in list(self._abandoned):
+            try:
+                self._pool.result(task, timeout=0)
+            except shmbox_errors.WouldBlock:
+                continue  # not yet
+            except shmbox_errors.Error:
+                pass  # failed, or taken already
+            self._abandoned.discard(task)
 
     def _tasks(self, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int | None,
                star: bool) -> Iterator[bytes]:
@@ -202,11 +220,18 @@ class Pool:
             for task in tasks:
                 pending.append(self._pool.submit(task))
                 while len(pending) >= self._window():
-                    yield from _unpack(self._result(pending.popleft()))
+                    yield from self._take_first(pending)
             while pending:
-                yield from _unpack(self._result(pending.popleft()))
+                yield from self._take_first(pending)
         finally:
             self._abandon(pending)
+
+    def _take_first(self, pending: collections.deque[int]) -> list[Any]:
+        """The results of the first task of `pending`, taken out of it once its outcome came
+        (an interrupted wait leaves it there, to be abandoned)."""
+        outcome = self._result(pending[0])
+        pending.popleft()
+        return _unpack(outcome)
 
     def _unordered(self, tasks: Iterator[bytes]) -> Iterator[Any]:
         mine: set[int] = set()

@@ -51,6 +51,62 @@ using Timeout = std::optional<double>;
 
 Deadline deadline_of(Timeout timeout);
 
+// A handle that a thread uses while others run (its waits release the GIL) is one thread's
+// at a time, as in C++: a call from another thread meanwhile is refused with a clear error
+// instead of racing. Read and written with the GIL held.
+class OneThreadAtATime {
+ public:
+  class Use {
+   public:
+    Use(OneThreadAtATime& handle, const std::string& object) : handle_(handle), outer_(in_this_thread) {
+      if (handle_.in_use_) raise(in_use_error(object));
+      handle_.in_use_ = true;
+      in_this_thread = &handle_;
+    }
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    ~Use() {
+      handle_.run_deferred();  // still in use: deferred work may release the GIL
+      handle_.in_use_ = false;
+      in_this_thread = outer_;
+    }
+
+   private:
+    OneThreadAtATime& handle_;
+    OneThreadAtATime* outer_;
+  };
+  bool in_use() const noexcept { return in_use_; }
+  static Error in_use_error(const std::string& object) {
+    return Error{Errc::invalid_argument, object, "this handle is in use by another thread: give each thread its own"};
+  }
+  // Runs `work` (which uses the handle and cannot fail; it may release the GIL) now, or,
+  // while another thread uses the handle, when that thread is between the slices of its
+  // wait or its call returns: for what Python's collector does on any thread, as giving
+  // back a message in place whose last view went (which that call may be waiting for).
+  void run_or_defer(std::function<void()> work) {
+    if (!in_use_) {
+      const Use own{*this, {}};
+      work();
+    } else {
+      deferred_.push_back(std::move(work));
+    }
+  }
+  // The deferred work of the handle this thread uses now, if any: between a wait's slices.
+  static void run_deferred_here() {
+    if (in_this_thread != nullptr) in_this_thread->run_deferred();
+  }
+
+ private:
+  void run_deferred() {
+    while (!deferred_.empty()) {
+      for (auto deferred = std::exchange(deferred_, {}); auto& work : deferred) work();
+    }
+  }
+  static inline thread_local OneThreadAtATime* in_this_thread = nullptr;
+  bool in_use_ = false;
+  std::vector<std::function<void()>> deferred_;
+};
+
 // Runs `attempt` (a call taking a Deadline, answering a Result) with the GIL released, in
 // one piece: for calls that a slice's timeout would change (a zero-capacity send or commit
 // takes its message back and would queue it again behind others; a commit cannot be
@@ -82,6 +138,7 @@ auto wait_without_gil(Deadline whole, Attempt&& attempt) -> decltype(attempt(Dea
     }();
     if (result || result.error().errc() != Errc::timeout || last) return result;
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    OneThreadAtATime::run_deferred_here();
   }
 }
 
@@ -89,44 +146,6 @@ template <class Attempt>
 auto wait_without_gil(Timeout timeout, Attempt&& attempt) -> decltype(attempt(Deadline::forever())) {
   return wait_without_gil(deadline_of(timeout), std::forward<Attempt>(attempt));
 }
-
-// A handle that a thread uses while others run (its waits release the GIL) is one thread's
-// at a time, as in C++: a call from another thread meanwhile is refused with a clear error
-// instead of racing. Read and written with the GIL held.
-class OneThreadAtATime {
- public:
-  class Use {
-   public:
-    Use(OneThreadAtATime& handle, const std::string& object) : handle_(handle) {
-      if (handle_.in_use_) raise(in_use_error(object));
-      handle_.in_use_ = true;
-    }
-    Use(const Use&) = delete;
-    Use& operator=(const Use&) = delete;
-    ~Use() {
-      handle_.in_use_ = false;
-      for (auto deferred = std::exchange(handle_.deferred_, {}); auto& work : deferred) work();
-    }
-
-   private:
-    OneThreadAtATime& handle_;
-  };
-  bool in_use() const noexcept { return in_use_; }
-  static Error in_use_error(const std::string& object) {
-    return Error{Errc::invalid_argument, object, "this handle is in use by another thread: give each thread its own"};
-  }
-  // Runs `work` (which uses the handle and cannot fail) now, or, while another thread uses
-  // the handle, once that thread's call returns: for what Python's collector does on any
-  // thread, as giving back a message in place whose last view went.
-  void run_or_defer(std::function<void()> work) {
-    if (in_use_) deferred_.push_back(std::move(work));
-    else work();
-  }
-
- private:
-  bool in_use_ = false;
-  std::vector<std::function<void()>> deferred_;
-};
 
 // A message's bytes, borrowed from any object with the buffer protocol that holds them in
 // one C-contiguous run (bytes, bytearray, memoryview, numpy arrays); others are refused,

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,10 +68,7 @@ class PyMailbox {
     const ContiguousBytes bytes{message, object()};
     // A remote mailbox is given one id for the message across slices: one a slice stored
     // but heard no acknowledgement of is not stored again by the next.
-    const std::string id = name_.starts_with("nats://") ? "py-" + std::to_string(::getpid()) + "-" +
-                                                              std::to_string(reinterpret_cast<std::uintptr_t>(this)) +
-                                                              "-" + std::to_string(++sent_)
-                                                        : std::string{};
+    const std::string id = name_.starts_with("nats://") ? next_remote_id() : std::string{};
     const auto send_by = [&](Deadline deadline) {
       return id.empty() ? box.send(bytes.view(), deadline) : box.send(bytes.view(), deadline, id);
     };
@@ -94,8 +93,23 @@ class PyMailbox {
  private:
   std::optional<Mailbox> mailbox_;
   std::string name_;
+  // An id no other message sent to the server has within its duplicate window: random
+  // digits of this handle's (drawn again in a forked child), then a count.
+  std::string next_remote_id() {
+    if (id_process_ != ::getpid()) {
+      std::random_device random;
+      char digits[18];
+      std::snprintf(digits, sizeof digits, "%08x%08x-", random(), random());
+      id_prefix_ = digits;
+      id_process_ = ::getpid();
+    }
+    return id_prefix_ + std::to_string(++sent_);
+  }
+
   LentCount lent_;
-  std::uint64_t sent_ = 0;  // messages sent through this handle (remote ids)
+  std::string id_prefix_;
+  pid_t id_process_ = 0;
+  std::uint64_t sent_ = 0;
   OneThreadAtATime use_;
   WatchCount watched_;
 };

@@ -129,6 +129,7 @@ class PyLent {
   template <class HandBack>
   auto end(HandBack&& hand_back) {
     (void)lent();
+    const OneThreadAtATime::Use in_use{*memory_->use, object_};  // before anything changes
     if (!view_.is_none()) view_.attr("release")();
     view_ = py::none();
     if (memory_->exports != 0) {
@@ -136,7 +137,6 @@ class PyLent {
                                                     "view): release them or let them go first").c_str());
       throw py::error_already_set();
     }
-    const OneThreadAtATime::Use in_use{*memory_->use, object_};
     auto handed = [&] {
       memory_->ending = true;  // no new view while the call waits without the GIL
       const struct Ended {

@@ -1,4 +1,5 @@
 // shmbox.Server / Client: request/response between processes; waits release the GIL.
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,8 +32,16 @@ struct PyRequest {
       : server(std::move(taken_by)), object(server.cast<PyServer&>().object), request(std::move(taken)) {}
   PyRequest(const PyRequest&) = delete;
   PyRequest& operator=(const PyRequest&) = delete;
-  ~PyRequest() { drop(); }
+  // Nothing else holds it now: what is left goes at once, or after the call of another
+  // thread that uses the server.
+  ~PyRequest() {
+    if (!request) return;
+    auto dropped = std::make_shared<Request>(std::move(*request));
+    request.reset();
+    use().run_or_defer(let_go(std::move(dropped), std::nullopt));
+  }
 
+  OneThreadAtATime& use() const { return server.cast<PyServer&>().use; }
   Request& taken() {
     if (!request) raise(Error{Errc::invalid_argument, object, "this request was answered already"});
     return *request;
@@ -41,8 +50,8 @@ struct PyRequest {
   // the request in the library (its slot is given back), and so does anything but a part.
   template <class Send>
   void send_through(Send&& send, bool ends) {
+    const OneThreadAtATime::Use in_use{use(), object};
     Request& current = taken();
-    const OneThreadAtATime::Use in_use{server.cast<PyServer&>().use, object};
     Result<void> sent = [&] {
       const py::gil_scoped_release unlocked;  // the client's mailbox may be full for a moment
       return send(current);
@@ -50,13 +59,26 @@ struct PyRequest {
     if (ends || !sent) request.reset();
     value_or_raise(std::move(sent), object);
   }
-  // Unanswered: the client is told it was dropped (after another thread's call on the
-  // server, if one is in it).
-  void drop() noexcept {
-    if (!request) return;
-    auto dropped = std::make_shared<Request>(std::move(*request));
-    request.reset();
-    server.cast<PyServer&>().use.run_or_defer([dropped]() mutable { dropped.reset(); });
+  // The end of a `with` block: an unanswered request fails (`why`: the block's exception)
+  // or is dropped, never raising over the block's own exception; through the server's
+  // guard, after another thread's call on it if one is in it (the request stays the
+  // PyRequest's until then: that call may be using it).
+  static void end_of_block(const py::object& self_object, std::optional<std::string> why) {
+    self_object.cast<PyRequest&>().use().run_or_defer([self_object, why = std::move(why)]() {
+      PyRequest& self = self_object.cast<PyRequest&>();
+      if (!self.request) return;
+      auto ending = std::make_shared<Request>(std::move(*self.request));
+      self.request.reset();
+      let_go(std::move(ending), why)();
+    });
+  }
+  // Fails (or drops) a request with the GIL released: the client's mailbox may be full.
+  static std::function<void()> let_go(std::shared_ptr<Request> request, std::optional<std::string> why) {
+    return [request = std::move(request), why = std::move(why)]() mutable {
+      const py::gil_scoped_release unlocked;
+      if (why) (void)request->fail(*why);  // a client that went needs no answer
+      request.reset();                      // unanswered: the client is told it was dropped
+    };
   }
 
   py::object server;
@@ -110,7 +132,11 @@ void bind_service(py::module_& module) {
                         "A request a server took: answer it once (answer or fail), or as a stream\n"
                         "(answer_part, then end). As a context manager, a block that raises fails it with\n"
                         "the exception's text; one that ends without answering it fails it as dropped.")
-      .def_property_readonly("data", [](PyRequest& self) { return bytes_of(self.taken().data()); })
+      .def_property_readonly("data",
+                             [](PyRequest& self) {
+                               const OneThreadAtATime::Use in_use{self.use(), self.object};
+                               return bytes_of(self.taken().data());
+                             })
       .def_property_readonly("id", [](PyRequest& self) { return self.taken().id(); }, "the client's number for it")
       .def_property_readonly("client_pid", [](PyRequest& self) { return self.taken().client_pid(); })
       .def_property_readonly("takes", [](PyRequest& self) { return self.taken().takes(); },
@@ -137,14 +163,8 @@ void bind_service(py::module_& module) {
           },
           py::arg("why"), "Fails the client's call (TaskFailed) with `why`; ends the request.")
       .def("__enter__", [](py::object self) { return self; })
-      .def("__exit__", [](PyRequest& self, const py::object& type, const py::object& value, const py::object&) {
-        if (!self.request) return;
-        if (!type.is_none()) {
-          const std::string why = py::str(value);  // with the GIL, before the send lets go of it
-          self.send_through([&](Request& request) { return request.fail(why); }, true);
-          return;
-        }
-        self.drop();
+      .def("__exit__", [](const py::object& self, const py::object& type, const py::object& value, const py::object&) {
+        PyRequest::end_of_block(self, type.is_none() ? std::nullopt : std::optional<std::string>{py::str(value)});
       });
 
   py::class_<PyServer>(module, "Server",
@@ -211,7 +231,9 @@ void bind_service(py::module_& module) {
             const Deadline whole = deadline_of(timeout);  // for the whole answer, not each part
             for (;;) {
               auto part = self.next_part(whole);
-              if (!part && part.error() != Errc::timeout) self.gathered.clear();  // the call is over
+              if (!part && part.error() != Errc::timeout && part.error() != Errc::would_block) {
+                self.gathered.clear();  // the call is over: no answer to go on with
+              }
               const auto next = value_or_raise(std::move(part), self.object());
               if (!next) break;
               self.gathered.insert(self.gathered.end(), next->begin(), next->end());

@@ -59,6 +59,15 @@ def test_a_stream_of_answers_and_a_failure(name, spawn):
         request.end()
     assert list(call) == [b"0", b"1", b"2"] and call.ended
 
+    call = client.send(b"polled", timeout=30)
+    request = server.next(timeout=30)
+    request.answer_part(b"a")
+    with pytest.raises(shmbox.WouldBlock):
+        call.answer(timeout=0)  # what came so far is kept for the next ask
+    request.answer_part(b"b")
+    request.end()
+    assert call.answer(timeout=30) == b"ab"
+
     call = client.send(b"bad", timeout=30)
     with pytest.raises(ZeroDivisionError):
         with server.next(timeout=30):

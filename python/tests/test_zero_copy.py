@@ -4,6 +4,7 @@ that cannot outlive what they show, and nothing lost when a holder is killed."""
 import base64
 import gc
 import json
+import time
 import subprocess
 import sys
 import textwrap
@@ -150,3 +151,19 @@ def test_a_subscriber_reads_in_place_what_the_cpp_tool_published(name, cli):
     with pytest.raises(shmbox.InvalidArgument, match=f"^topic '{name}': this message was released$"):
         first.data
     second.release()
+
+
+def test_a_message_let_go_while_another_thread_waits_on_its_handle_is_given_back_meanwhile(name):
+    import threading
+    box = shmbox.Mailbox.create(name, capacity=1)
+    box.send(b"held")
+    held = box.receive_in_place(timeout=0)
+    got = []
+    waiting = threading.Thread(target=lambda: got.append(box.receive(timeout=30)))
+    waiting.start()
+    time.sleep(0.3)  # inside its receive on the same handle
+    del held  # given back between the slices of that wait, not after it
+    gc.collect()
+    shmbox.Mailbox.open(name).send(b"next", timeout=10)  # needs the slot the held message kept
+    waiting.join()
+    assert got == [b"next"]
