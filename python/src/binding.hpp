@@ -147,6 +147,11 @@ auto wait_without_gil(Timeout timeout, Attempt&& attempt) -> decltype(attempt(De
   return wait_without_gil(deadline_of(timeout), std::forward<Attempt>(attempt));
 }
 
+// Bytes copied into a Python bytes object.
+inline py::bytes bytes_of(std::span<const std::byte> bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
 // A message's bytes, borrowed from any object with the buffer protocol that holds them in
 // one C-contiguous run (bytes, bytearray, memoryview, numpy arrays); others are refused,
 // as a strided view's pointer and length do not describe its bytes.

@@ -18,8 +18,7 @@ struct PyBoardValue {
 };
 
 PyBoardValue python_value(const BoardValue& value) {
-  return {py::bytes(reinterpret_cast<const char*>(value.bytes.data()), value.bytes.size()), value.version,
-          value.skipped};
+  return {bytes_of(value.bytes), value.version, value.skipped};
 }
 
 // A Board with its name for errors. Several threads may use one handle at once (the C++
@@ -120,7 +119,7 @@ void bind_board(py::module_& module) {
             // Called without the GIL by the C++ retry loop; a Python error in `change` ends it.
             const auto call_change = [&](std::span<const std::byte> old) {
               const py::gil_scoped_acquire held;
-              const py::object changed = change(py::bytes(reinterpret_cast<const char*>(old.data()), old.size()));
+              const py::object changed = change(bytes_of(old));
               const ContiguousBytes bytes{changed, self.object};
               return std::vector<std::byte>(bytes.view().begin(), bytes.view().end());
             };

@@ -10,10 +10,6 @@
 namespace shmbox::python {
 namespace {
 
-py::bytes bytes_of(const std::vector<std::byte>& message) {
-  return {reinterpret_cast<const char*>(message.data()), message.size()};
-}
-
 // What a Python Selector watches: the C++ selector, and the Python handles in the order of
 // its indexes (kept alive, and kept from letting go of what is watched, until close()).
 class PySelector {

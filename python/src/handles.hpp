@@ -87,7 +87,7 @@ class PyMailbox {
       return wait_without_gil(timeout, [&](Deadline deadline) { return box.receive(message, deadline); });
     }();
     if (!received) return std::unexpected(received.error());
-    return py::bytes(reinterpret_cast<const char*>(message.data()), message.size());
+    return bytes_of(message);
   }
 
  private:

@@ -21,7 +21,7 @@ struct PyPool {
 // An outcome's result, or the pool's error naming the task that failed on every attempt.
 py::bytes result_of(const PyPool& self, const TaskOutcome& outcome) {
   if (!outcome.ok) raise(self.pool.failure(outcome));
-  return {reinterpret_cast<const char*>(outcome.result.data()), outcome.result.size()};
+  return bytes_of(outcome.result);
 }
 
 }  // namespace
@@ -110,7 +110,7 @@ void bind_pool(py::module_& module) {
           const py::gil_scoped_acquire held;
           try {
             const py::object result =
-                function(py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+                function(bytes_of(bytes));
             const ContiguousBytes out{result, object};
             return std::vector<std::byte>(out.view().begin(), out.view().end());
           } catch (const py::error_already_set& error) {

@@ -12,10 +12,6 @@
 namespace shmbox::python {
 namespace {
 
-py::bytes bytes_of(std::span<const std::byte> bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
-
 std::string service_object(const std::string& name) { return "service '" + name + "'"; }
 
 struct PyServer {

@@ -41,8 +41,7 @@ Result<PyDelivered> receive(PySubscriber& self, Timeout timeout) {
     return wait_without_gil(timeout, [&](Deadline deadline) { return self.handle.receive(message, deadline); });
   }();
   if (!delivered) return std::unexpected(delivered.error());
-  return PyDelivered{py::bytes(reinterpret_cast<const char*>(message.data()), message.size()), delivered->sequence,
-                     delivered->lost};
+  return PyDelivered{bytes_of(message), delivered->sequence, delivered->lost};
 }
 
 using PyTopicLoan = PyLent<TopicLoan>;
