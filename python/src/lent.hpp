@@ -104,8 +104,7 @@ template <class Lent>
 class PyLent {
  public:
   PyLent(const py::object& lender, OneThreadAtATime& use, LentCount* count, std::string object, Lent lent,
-         bool writable)
-      : object_(object) {
+         bool writable) {
     memory_object_ = py::cast(LentMemory<Lent>{lender, use, count, std::move(object), std::move(lent), writable});
     memory_ = &memory_object_.cast<LentMemory<Lent>&>();
   }
@@ -114,12 +113,12 @@ class PyLent {
   ~PyLent() = default;  // the exporter gives the bytes back once no view holds it
 
   py::object data() {
-    if (ended()) raise(Error{Errc::invalid_argument, object_, ended_what()});
+    if (ended()) raise(Error{Errc::invalid_argument, object(), ended_what()});
     if (view_.is_none()) view_ = py::memoryview(memory_object_);
     return view_;
   }
   Lent& lent() const {
-    if (ended()) raise(Error{Errc::invalid_argument, object_, ended_what()});
+    if (ended()) raise(Error{Errc::invalid_argument, object(), ended_what()});
     return *memory_->lent;
   }
   // Releases the view (BufferError while views of it live), then hands the bytes back
@@ -129,11 +128,11 @@ class PyLent {
   template <class HandBack>
   auto end(HandBack&& hand_back) {
     (void)lent();
-    const OneThreadAtATime::Use in_use{*memory_->use, object_};  // before anything changes
+    const OneThreadAtATime::Use in_use{*memory_->use, object()};  // before anything changes
     if (!view_.is_none()) view_.attr("release")();
     view_ = py::none();
     if (memory_->exports != 0) {
-      PyErr_SetString(PyExc_BufferError, (object_ + ": views of the bytes are still alive (slices, copies of the "
+      PyErr_SetString(PyExc_BufferError, (object() + ": views of the bytes are still alive (slices, copies of the "
                                                     "view): release them or let them go first").c_str());
       throw py::error_already_set();
     }
@@ -146,7 +145,7 @@ class PyLent {
       return hand_back(*memory_->lent);
     }();
     if (handed || handed.error() != Errc::too_large) memory_->finish();
-    return value_or_raise(std::move(handed), object_);
+    return value_or_raise(std::move(handed), object());
   }
   // The end of a `with` block that raised: hands the bytes back if nothing else shows them,
   // else leaves that to the last view's going (`put_back`: a message goes back first in
@@ -160,14 +159,15 @@ class PyLent {
       memory_->put_back = put_back;
     }
   }
-  const std::string& object() const noexcept { return object_; }
+  const std::string& object() const noexcept { return memory_->object; }
+  // The handle that lent it (a Mailbox, a Publisher, a Subscriber).
+  const py::object& lender() const noexcept { return memory_->owner; }
 
  private:
   bool ended() const noexcept { return memory_->given_back(); }
   static std::string ended_what() {
     return is_loan<Lent> ? "this loan was committed or abandoned" : "this message was released";
   }
-  std::string object_;
   py::object memory_object_;  // the exporter, held apart: a released view lets go of it
   LentMemory<Lent>* memory_ = nullptr;
   py::object view_ = py::none();  // the view handed out; every other derives from it

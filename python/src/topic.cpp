@@ -58,44 +58,32 @@ Result<void> release(TopicMessage& message) {
 
 // Publishes a loan: its sequence number. In one piece: a publish that gives up gives the
 // loan back, so a slice's end would lose it.
-std::uint64_t publish_loan(PyTopicLoan& self, PyPublisher& publisher, Timeout timeout) {
+std::uint64_t publish_loan(PyTopicLoan& self, Timeout timeout) {
+  PyPublisher& publisher = self.lender().cast<PyPublisher&>();
   return self.end([&](TopicLoan& loan) {
     return wait_whole_without_gil(timeout,
                                   [&](Deadline deadline) { return publisher.handle.publish(std::move(loan), deadline); });
   });
 }
 
-// A loan with its publisher, which publishes it.
-struct PyTopicLoanOf {
-  PyTopicLoanOf(const py::object& lender, const std::string& object, TopicLoan lent)
-      : loan(lender, lender.cast<PyPublisher&>().use, nullptr, object, std::move(lent), true), publisher(lender) {}
-  PyTopicLoan loan;
-  py::object publisher;
-};
-
 }  // namespace
 
 void bind_topic(py::module_& module) {
   bind_lent_memory<TopicLoan>(module, "_TopicLoanMemory");
   bind_lent_memory<TopicMessage>(module, "_TopicMessageMemory");
-  py::class_<PyTopicLoanOf>(module, "TopicLoan",
-                            "Room for a message in the topic's memory, written in place through `data` (a\n"
-                            "writable memoryview), then published. As a context manager it gives `data` and\n"
-                            "publishes it at the end of the block (gives it back if the block raised).")
-      .def_property_readonly("data", [](PyTopicLoanOf& self) { return self.loan.data(); })
-      .def(
-          "publish",
-          [](PyTopicLoanOf& self, Timeout timeout) {
-            return publish_loan(self.loan, self.publisher.cast<PyPublisher&>(), timeout);
-          },
-          py::arg("timeout") = py::none(),
-          "Publishes what was written; its sequence number. Every view of `data` must be released\n"
-          "first (BufferError otherwise). Refused (WouldBlock, Timeout), the room is given back.")
-      .def("abandon", [](PyTopicLoanOf& self) { self.loan.end(give_back); }, "Gives the room back unpublished.")
-      .def("__enter__", [](PyTopicLoanOf& self) { return self.loan.data(); })
-      .def("__exit__", [](PyTopicLoanOf& self, const py::object& type, const py::object&, const py::object&) {
-        if (!type.is_none()) return self.loan.end_quietly(give_back);
-        (void)publish_loan(self.loan, self.publisher.cast<PyPublisher&>(), std::nullopt);
+  py::class_<PyTopicLoan>(module, "TopicLoan",
+                          "Room for a message in the topic's memory, written in place through `data` (a\n"
+                          "writable memoryview), then published. As a context manager it gives `data` and\n"
+                          "publishes it at the end of the block (gives it back if the block raised).")
+      .def_property_readonly("data", &PyTopicLoan::data)
+      .def("publish", &publish_loan, py::arg("timeout") = py::none(),
+           "Publishes what was written; its sequence number. Every view of `data` must be released\n"
+           "first (BufferError otherwise). Refused (WouldBlock, Timeout), the room is given back.")
+      .def("abandon", [](PyTopicLoan& self) { self.end(give_back); }, "Gives the room back unpublished.")
+      .def("__enter__", &PyTopicLoan::data)
+      .def("__exit__", [](PyTopicLoan& self, const py::object& type, const py::object&, const py::object&) {
+        if (!type.is_none()) return self.end_quietly(give_back);
+        (void)publish_loan(self, std::nullopt);
       });
   py::class_<PyTopicMessage>(module, "TopicMessage",
                              "A message read in place in the topic's memory: `data` is a read-only\n"
@@ -133,8 +121,8 @@ void bind_topic(py::module_& module) {
               const OneThreadAtATime::Use in_use{publisher.use, publisher.object};
               return publisher.handle.loan(size);
             }();
-            return std::make_unique<PyTopicLoanOf>(self, publisher.object,
-                                                   value_or_raise(std::move(loan), publisher.object));
+            return std::make_unique<PyTopicLoan>(self, publisher.use, nullptr, publisher.object,
+                                                 value_or_raise(std::move(loan), publisher.object), true);
           },
           py::arg("size"),
           "Room for a message of `size` bytes in the topic's memory, to write in place (zero-copy;\n"
