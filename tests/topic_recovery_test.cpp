@@ -229,7 +229,8 @@ TEST_F(SolePublisherRecovery, ARecoveryThatDoesNotEndLeavesTheTopicFull) {
   auto publisher = topic->publisher();
   ASSERT_FALSE(publisher.has_value());
   EXPECT_EQ(publisher.error(), Errc::in_use);
-  EXPECT_EQ(publisher.error().message(), "topic '" + name + "': has no publisher slot free: all 1 are held by live processes");
+  EXPECT_EQ(publisher.error().message(),
+            "topic '" + name + "': has no publisher slot free: all 1 are held by live processes");
   raw.publisher().owner.store(dead);
   EXPECT_TRUE(topic->publisher().has_value());
 }

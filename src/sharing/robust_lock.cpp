@@ -334,7 +334,10 @@ void RobustLock::reclaim_if_dead(std::uint32_t dead) noexcept {
   LockSlot& entry = slots_[dead];
   std::uint64_t owner = entry.owner.load(order);
   // A free slot holds nothing, unless garbage was written into it: cleared the same way.
-  if (owner != 0 && platform::liveness(platform::ProcessIdentity::without_recovering_bit(owner)) == platform::Liveness::alive) return;
+  if (owner != 0 &&
+      platform::liveness(platform::ProcessIdentity::without_recovering_bit(owner)) == platform::Liveness::alive) {
+    return;
+  }
   const std::uint64_t me = platform::current_process().packed() | platform::ProcessIdentity::recovering_bit;
   if (!entry.owner.compare_exchange_strong(owner, me, order)) return;
   const auto died = static_cast<std::uint32_t>(pid_of(owner));
