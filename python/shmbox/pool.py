@@ -89,7 +89,7 @@ class Pool:
 
     def apply(self, func: Callable[..., Any], args: Iterable[Any] = (), kwds: dict[str, Any] | None = None) -> Any:
         """func(*args, **kwds) in a worker."""
-        self._check_open()
+        self._begin_call()
         task = self._pool.submit(pickle.dumps((_Call(func, kwds or {}), [tuple(args)], True), pickle.HIGHEST_PROTOCOL))
         try:
             outcome = self._result(task)
@@ -100,23 +100,23 @@ class Pool:
 
     def map(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None) -> list[Any]:
         """[func(x) for x in iterable], computed by the workers, in input order."""
-        self._check_open()
+        self._begin_call()
         return list(self._ordered(self._tasks(func, iterable, chunksize, star=False)))
 
     def starmap(self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]],
                 chunksize: int | None = None) -> list[Any]:
         """[func(*args) for args in iterable], in input order."""
-        self._check_open()
+        self._begin_call()
         return list(self._ordered(self._tasks(func, iterable, chunksize, star=True)))
 
     def imap(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
         """func(x) for each x, lazily, in input order. The first exception of func ends it."""
-        self._check_open()
+        self._begin_call()
         return self._ordered(self._tasks(func, iterable, chunksize, star=False))
 
     def imap_unordered(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
         """func(x) for each x, lazily, in the order they finish."""
-        self._check_open()
+        self._begin_call()
         return self._unordered(self._tasks(func, iterable, chunksize, star=False))
 
     def close(self) -> None:
@@ -149,7 +149,8 @@ class Pool:
     def _window(self) -> int:
         return 8 * self._workers
 
-    def _check_open(self) -> None:
+    def _begin_call(self) -> None:
+        """Refuses a call on a closed pool; takes in what abandoned calls left."""
         if self._closed:
             raise ValueError(f"pool '{self.name}': is closed")
         self._collect_abandoned()
